@@ -1,0 +1,10 @@
+//! The normalized data model: events, alerts, labels and fingerprints.
+
+mod event;
+mod labels;
+
+pub use event::{
+    ActionEvent, ActionKind, Alert, AlertStatus, ChangeEvent, EVENT_SCHEMA, Event, Image, Link,
+    Severity, Source,
+};
+pub use labels::{Fingerprint, Labels};

@@ -1,0 +1,2 @@
+//! Shared conformance suites every implementation of a seam runs
+//! (enabled with the `testing` feature).
