@@ -23,8 +23,11 @@
 pub mod channel;
 pub mod clock;
 pub mod delivery;
+pub mod duration;
+pub mod engine;
 pub mod error;
 pub mod escalation;
+pub mod incident;
 pub mod memory;
 pub mod model;
 pub mod oncall;

@@ -1,0 +1,110 @@
+//! The [`Notifier`] seam between the engine and delivery, and [`ChannelNotifier`], a
+//! direct, no-retry implementation for tests and simple embedders.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::channel::{Channel, Notification};
+use crate::error::CoreError;
+use crate::scheduler::Job;
+
+/// Hands notifications produced by the engine to delivery.
+///
+/// Contract:
+/// * `notify` is called once per [`Notification`] the engine decides to send, after the
+///   decision was committed to the Store. `Ok` means the notification was accepted:
+///   either delivered, or durably queued for delivery (a retrying implementation
+///   schedules `JobKind::Delivery` jobs and returns `Ok`). `Err` means it was neither;
+///   the engine records `delivery_failed` on the incident timeline.
+/// * `Notification::id` is the idempotency key: the engine may call `notify` again with
+///   the same id after a crash; implementations must not deliver it twice.
+/// * `run_job` runs a `JobKind::Delivery` job the engine's scheduler loop claimed
+///   (retries, timeouts). The default does nothing.
+/// * Implementations never read the wall clock directly; they get time from the
+///   `Clock` they were built with.
+#[async_trait]
+pub trait Notifier: Send + Sync + 'static {
+    /// Accepts one notification for delivery.
+    async fn notify(&self, n: Notification) -> Result<(), CoreError>;
+
+    /// Runs a delivery job (retry/timeout). Default: nothing to do.
+    async fn run_job(&self, job: &Job) -> Result<(), CoreError> {
+        let _ = job;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl<N: Notifier + ?Sized> Notifier for Arc<N> {
+    async fn notify(&self, n: Notification) -> Result<(), CoreError> {
+        (**self).notify(n).await
+    }
+    async fn run_job(&self, job: &Job) -> Result<(), CoreError> {
+        (**self).run_job(job).await
+    }
+}
+
+/// Delivers each notification directly through one registered [`Channel`], with no
+/// retry and no failover.
+///
+/// Lookup: the channel registered under the route target's channel name
+/// ([`channel_name`]), else the one registered under the receiver name.
+#[derive(Clone, Default)]
+pub struct ChannelNotifier {
+    channels: HashMap<String, Arc<dyn Channel>>,
+}
+
+impl ChannelNotifier {
+    /// An empty notifier (every notify fails with `NotFound`).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Registers a channel under a name (route targets say `channel: <name>`).
+    pub fn with(mut self, name: impl Into<String>, channel: Arc<dyn Channel>) -> Self {
+        self.channels.insert(name.into(), channel);
+        self
+    }
+
+    /// Registers a channel under a name.
+    pub fn insert(&mut self, name: impl Into<String>, channel: Arc<dyn Channel>) {
+        self.channels.insert(name.into(), channel);
+    }
+
+    /// The channel for a notification: by [`channel_name`], else by receiver name.
+    fn lookup(&self, n: &Notification) -> Option<&Arc<dyn Channel>> {
+        channel_name(n)
+            .and_then(|c| self.channels.get(c))
+            .or_else(|| self.channels.get(&n.receiver))
+    }
+}
+
+/// The channel name the engine addressed a notification to. The engine builds
+/// notification ids as `<kind>/<channel>/<rest>`; this returns `<channel>`.
+pub fn channel_name(n: &Notification) -> Option<&str> {
+    let mut parts = n.id.splitn(3, '/');
+    let _kind = parts.next()?;
+    let ch = parts.next()?;
+    parts.next()?;
+    Some(ch)
+}
+
+#[async_trait]
+impl Notifier for ChannelNotifier {
+    async fn notify(&self, n: Notification) -> Result<(), CoreError> {
+        let Some(ch) = self.lookup(&n) else {
+            return Err(CoreError::NotFound {
+                kind: "channel",
+                id: channel_name(&n).unwrap_or(&n.receiver).to_string(),
+            });
+        };
+        ch.deliver(&n)
+            .await
+            .map(|_| ())
+            // CoreError has no delivery variant (error.rs is not ours); the field names
+            // the channel so the timeline's delivery_failed entry is readable.
+            .map_err(|e| CoreError::input(format!("delivery via {}", ch.name()), e.to_string()))
+    }
+}

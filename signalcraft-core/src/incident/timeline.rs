@@ -1,0 +1,255 @@
+//! The append-only incident timeline and who did what.
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::model::{AlertStatus, Fingerprint};
+
+/// Who caused something.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Actor {
+    /// A person (user id).
+    User {
+        /// User id.
+        id: String,
+    },
+    /// An inbound integration (alert source, Slack, SMS reply gateway).
+    Integration {
+        /// Integration name.
+        id: String,
+    },
+    /// SignalCraft itself (grouping, escalation, timers).
+    System,
+    /// A remediation plugin.
+    Plugin {
+        /// Plugin name.
+        name: String,
+    },
+}
+
+impl Actor {
+    /// A user actor.
+    pub fn user(id: impl Into<String>) -> Self {
+        Actor::User { id: id.into() }
+    }
+
+    /// An integration actor.
+    pub fn integration(id: impl Into<String>) -> Self {
+        Actor::Integration { id: id.into() }
+    }
+
+    /// The user id when the actor is a user.
+    pub fn user_id(&self) -> Option<&str> {
+        match self {
+            Actor::User { id } => Some(id),
+            _ => None,
+        }
+    }
+
+    /// A short `type:id` form for logs and audit targets.
+    pub fn label(&self) -> String {
+        match self {
+            Actor::User { id } => format!("user:{id}"),
+            Actor::Integration { id } => format!("integration:{id}"),
+            Actor::System => "system".into(),
+            Actor::Plugin { name } => format!("plugin:{name}"),
+        }
+    }
+}
+
+/// One timeline entry. Entries are never changed or removed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TimelineEntry {
+    /// Position in the incident's timeline (0-based, gapless).
+    pub seq: u64,
+    /// When it happened.
+    pub at: Timestamp,
+    /// Who did it.
+    pub actor: Actor,
+    /// What happened.
+    #[serde(flatten)]
+    pub kind: EntryKind,
+}
+
+/// What a timeline entry records. Serialized with a `type` tag in snake_case.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum EntryKind {
+    /// An alert arrived (or changed status).
+    Ingested {
+        /// The alert.
+        fingerprint: Fingerprint,
+        /// Its status.
+        status: AlertStatus,
+        /// Its summary.
+        summary: String,
+    },
+    /// Alerts were grouped into the incident's aggregation group.
+    Grouped {
+        /// Aggregation group key.
+        group_key: String,
+        /// Alerts in the group.
+        alerts: usize,
+    },
+    /// The group was routed.
+    Routed {
+        /// Route id (path in the route tree, e.g. `route.routes[1]`).
+        route: String,
+        /// Receiver name.
+        receiver: String,
+        /// Service id, if the route names one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        service: Option<String>,
+        /// Escalation policy id, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        escalation_policy: Option<String>,
+    },
+    /// A notification was handed to the notifier.
+    Notified {
+        /// Notification id.
+        notification_id: String,
+        /// Channel name.
+        channel: String,
+        /// Target address.
+        target: String,
+        /// Firing or resolved.
+        status: AlertStatus,
+        /// Firing alerts included.
+        firing: usize,
+        /// Resolved alerts included.
+        resolved: usize,
+    },
+    /// A delivery failed.
+    DeliveryFailed {
+        /// Notification id.
+        notification_id: String,
+        /// Channel name.
+        channel: String,
+        /// Redacted reason.
+        reason: String,
+    },
+    /// Someone acknowledged.
+    Acknowledged,
+    /// The escalation policy moved to a level.
+    Escalated {
+        /// Level (1-based).
+        level: u32,
+        /// Who is targeted (user/schedule ids).
+        #[serde(default)]
+        targets: Vec<String>,
+    },
+    /// A person was paged.
+    Paged {
+        /// User id.
+        user: String,
+        /// Contact method / channel used.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        channel: Option<String>,
+        /// Optional message.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
+    },
+    /// Impact over.
+    Mitigated,
+    /// Resolved (by a person, a tool, or all alerts resolving).
+    Resolved,
+    /// Re-opened by a new firing alert.
+    Reopened,
+    /// Closed.
+    Closed,
+    /// A note.
+    Note {
+        /// Text.
+        text: String,
+    },
+    /// A role was assigned.
+    RoleAssigned {
+        /// Role.
+        role: super::Role,
+        /// User id.
+        user: String,
+    },
+    /// Assignment changed (policy or user).
+    Reassigned {
+        /// New escalation policy, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        escalation_policy: Option<String>,
+        /// New assignees.
+        #[serde(default)]
+        assignees: Vec<String>,
+    },
+    /// A postmortem document was created.
+    PostmortemCreated {
+        /// Where it lives.
+        url: String,
+    },
+    /// A remediation plugin ran.
+    RemediationRun {
+        /// Plugin name.
+        plugin: String,
+        /// Outcome (`success`, `failure`, …).
+        status: String,
+        /// Message from the plugin.
+        #[serde(default)]
+        message: String,
+    },
+    /// Anything else (extensions).
+    Custom {
+        /// Name.
+        name: String,
+        /// Payload.
+        #[serde(default)]
+        details: serde_json::Value,
+    },
+}
+
+impl EntryKind {
+    /// The snake_case type tag.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            EntryKind::Ingested { .. } => "ingested",
+            EntryKind::Grouped { .. } => "grouped",
+            EntryKind::Routed { .. } => "routed",
+            EntryKind::Notified { .. } => "notified",
+            EntryKind::DeliveryFailed { .. } => "delivery_failed",
+            EntryKind::Acknowledged => "acknowledged",
+            EntryKind::Escalated { .. } => "escalated",
+            EntryKind::Paged { .. } => "paged",
+            EntryKind::Mitigated => "mitigated",
+            EntryKind::Resolved => "resolved",
+            EntryKind::Reopened => "reopened",
+            EntryKind::Closed => "closed",
+            EntryKind::Note { .. } => "note",
+            EntryKind::RoleAssigned { .. } => "role_assigned",
+            EntryKind::Reassigned { .. } => "reassigned",
+            EntryKind::PostmortemCreated { .. } => "postmortem_created",
+            EntryKind::RemediationRun { .. } => "remediation_run",
+            EntryKind::Custom { .. } => "custom",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entry_json_form_is_flat_and_tagged() {
+        let e = TimelineEntry {
+            seq: 3,
+            at: "2026-01-01T00:00:00Z".parse().unwrap(),
+            actor: Actor::user("ann"),
+            kind: EntryKind::Note { text: "hi".into() },
+        };
+        let v = serde_json::to_value(&e).unwrap();
+        assert_eq!(v["type"], "note");
+        assert_eq!(v["text"], "hi");
+        assert_eq!(v["actor"]["type"], "user");
+        assert_eq!(v["actor"]["id"], "ann");
+        let back: TimelineEntry = serde_json::from_value(v).unwrap();
+        assert_eq!(back, e);
+        assert_eq!(e.kind.type_name(), "note");
+    }
+}
