@@ -82,6 +82,9 @@ pub struct RemediationOutcome {
     /// Wall time.
     #[serde(with = "duration_micros")]
     pub duration: Duration,
+    /// Lines the plugin logged through the `log` host call (bounded by the runner).
+    #[serde(default)]
+    pub logs: Vec<String>,
 }
 
 /// Why a run did not produce an outcome.
@@ -115,6 +118,9 @@ pub enum RemediationError {
     /// Input failed validation against the parameter schema.
     #[error("invalid parameters: {0}")]
     InvalidParams(String),
+    /// The runner has no free capacity right now (every sandbox slot is in use); retry later.
+    #[error("remediation runner busy: {0}")]
+    Busy(String),
 }
 
 /// Runs remediations.
