@@ -1,0 +1,253 @@
+//! The notification log (Alertmanager's nflog idea): one [`DeliveryRecord`] per
+//! attempt, persisted in `Table::NotificationLog`, plus the per-notification
+//! [`DeliveryState`] that makes delivery resumable and idempotent.
+//!
+//! Keys (all in `Table::NotificationLog`):
+//! * `{notification_id}/{attempt:06}` — one record per attempt, updated in place as
+//!   the attempt moves from `sending` to its final status;
+//! * `{notification_id}/state` — where the notification is in its failover chain;
+//! * `~incident/{incident_id}/{notification_id}` — index for the delivery trail;
+//! * `~provider/{provider_message_id}` — index for provider status callbacks.
+
+use std::sync::Arc;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use super::config::ChainStep;
+use crate::channel::Notification;
+use crate::store::{Scan, Store, StoreError, StoreExt, Table, WriteBatch};
+
+/// Status of one attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryStatus {
+    /// Accepted, waiting for its turn (throttled or not yet started).
+    Queued,
+    /// Handed to the channel; outcome unknown (a crash here means "maybe sent").
+    Sending,
+    /// The provider accepted it.
+    Sent,
+    /// The provider confirmed delivery to the person (status callback).
+    Delivered,
+    /// Failed with nothing left to try.
+    Failed,
+    /// Failed transiently; a retry is scheduled.
+    Retrying,
+    /// Failed; the next channel of the chain takes over.
+    FailedOver,
+    /// Not sent on purpose (already delivered, or the target was skipped).
+    Suppressed,
+}
+
+impl DeliveryStatus {
+    /// `sent` or `delivered`.
+    pub fn is_success(self) -> bool {
+        matches!(self, DeliveryStatus::Sent | DeliveryStatus::Delivered)
+    }
+}
+
+/// One attempt in the notification log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeliveryRecord {
+    /// Notification id.
+    pub notification_id: String,
+    /// Attempt number, 1-based, counted across the whole chain.
+    pub attempt: u32,
+    /// Index of the chain step this attempt used (0-based).
+    pub step: u32,
+    /// Channel instance name.
+    pub channel: String,
+    /// Channel kind (`slack`, `email`, `sms`, …).
+    pub channel_kind: String,
+    /// Target address, redacted when it is a URL.
+    pub target: String,
+    /// Incident id, for the delivery trail.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incident_id: Option<String>,
+    /// Current status.
+    pub status: DeliveryStatus,
+    /// When the attempt started.
+    pub started_at: Timestamp,
+    /// When the status last changed.
+    pub updated_at: Timestamp,
+    /// Time the channel took, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_ms: Option<u64>,
+    /// Provider's id for the message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider_message_id: Option<String>,
+    /// Redacted error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// When the next attempt is due (for `retrying` and `queued`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_attempt_at: Option<Timestamp>,
+}
+
+/// Where a notification stands in its chain.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeliveryState {
+    /// The notification being delivered.
+    pub notification: Notification,
+    /// The resolved failover chain.
+    pub steps: Vec<ChainStep>,
+    /// Current step index.
+    pub step: u32,
+    /// Tries made on the current step.
+    pub tries_on_step: u32,
+    /// Last attempt number used (0 before the first).
+    pub attempt: u32,
+    /// The attempt number the next job must carry (stale jobs are ignored).
+    pub next_attempt: u32,
+    /// Set while a sent message waits for delivery confirmation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub awaiting_confirmation: Option<u32>,
+    /// `true` once delivered, sent without confirmation needed, or failed for good.
+    pub finished: bool,
+    /// Sequence number of the last job armed for this notification.
+    #[serde(default)]
+    pub job_seq: u32,
+    /// The one job id the pipeline expects next; any other job is stale.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_job: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct ProviderIndex {
+    notification_id: String,
+    attempt: u32,
+}
+
+/// Typed access to the notification log in a [`Store`].
+#[derive(Clone)]
+pub struct NotificationLog {
+    store: Arc<dyn Store>,
+}
+
+/// Key of the record of one attempt.
+pub fn record_key(notification_id: &str, attempt: u32) -> String {
+    format!("{notification_id}/{attempt:06}")
+}
+
+fn state_key(notification_id: &str) -> String {
+    format!("{notification_id}/state")
+}
+
+impl NotificationLog {
+    /// A log over `store`.
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        NotificationLog { store }
+    }
+
+    /// The delivery state of a notification, if it was ever accepted.
+    pub async fn state(&self, notification_id: &str) -> Result<Option<DeliveryState>, StoreError> {
+        self.store
+            .get_json(Table::NotificationLog, &state_key(notification_id))
+            .await
+    }
+
+    /// Writes the state and any records atomically (plus the trail and provider indexes).
+    pub async fn write(
+        &self,
+        state: &DeliveryState,
+        records: &[&DeliveryRecord],
+    ) -> Result<(), StoreError> {
+        let mut b = WriteBatch::new();
+        b.put(
+            Table::NotificationLog,
+            state_key(&state.notification.id),
+            state,
+        )?;
+        for r in records {
+            b.put(
+                Table::NotificationLog,
+                record_key(&r.notification_id, r.attempt),
+                *r,
+            )?;
+            if r.attempt == 1
+                && r.status == DeliveryStatus::Sending
+                && let Some(inc) = &r.incident_id
+            {
+                b.put_raw(
+                    Table::NotificationLog,
+                    format!("~incident/{inc}/{}", r.notification_id),
+                    b"{}".to_vec(),
+                );
+            }
+            if let Some(pid) = &r.provider_message_id {
+                b.put(
+                    Table::NotificationLog,
+                    format!("~provider/{pid}"),
+                    &ProviderIndex {
+                        notification_id: r.notification_id.clone(),
+                        attempt: r.attempt,
+                    },
+                )?;
+            }
+        }
+        self.store.commit(b).await
+    }
+
+    /// One attempt's record.
+    pub async fn record(
+        &self,
+        notification_id: &str,
+        attempt: u32,
+    ) -> Result<Option<DeliveryRecord>, StoreError> {
+        self.store
+            .get_json(
+                Table::NotificationLog,
+                &record_key(notification_id, attempt),
+            )
+            .await
+    }
+
+    /// Every attempt of one notification, in attempt order.
+    pub async fn records(&self, notification_id: &str) -> Result<Vec<DeliveryRecord>, StoreError> {
+        let rows = self
+            .store
+            .scan(
+                Table::NotificationLog,
+                Scan::prefix(format!("{notification_id}/0")),
+            )
+            .await?;
+        rows.into_iter()
+            .map(|(k, v)| {
+                serde_json::from_slice(&v)
+                    .map_err(|e| StoreError::Codec(format!("notification_log/{k}: {e}")))
+            })
+            .collect()
+    }
+
+    /// The delivery trail of an incident: every attempt of every notification
+    /// about it, ordered by start time then attempt.
+    pub async fn trail(&self, incident_id: &str) -> Result<Vec<DeliveryRecord>, StoreError> {
+        let prefix = format!("~incident/{incident_id}/");
+        let ids = self
+            .store
+            .scan(Table::NotificationLog, Scan::prefix(prefix.clone()))
+            .await?;
+        let mut out = Vec::new();
+        for (k, _) in ids {
+            out.extend(self.records(&k[prefix.len()..]).await?);
+        }
+        out.sort_by(|a, b| (a.started_at, a.attempt).cmp(&(b.started_at, b.attempt)));
+        Ok(out)
+    }
+
+    /// Finds the attempt that produced a provider message id.
+    pub async fn by_provider_id(
+        &self,
+        provider_message_id: &str,
+    ) -> Result<Option<(String, u32)>, StoreError> {
+        let idx: Option<ProviderIndex> = self
+            .store
+            .get_json(
+                Table::NotificationLog,
+                &format!("~provider/{provider_message_id}"),
+            )
+            .await?;
+        Ok(idx.map(|i| (i.notification_id, i.attempt)))
+    }
+}

@@ -1,0 +1,624 @@
+//! [`DeliveryPipeline`]: runs the delivery policy (timeout ⊂ retry ⊂ throttle ⊂
+//! failover) for one notification at a time against the configured channels,
+//! writing every attempt to the notification log and every wait to the scheduler.
+//!
+//! Durability: before a notification's first attempt the pipeline writes its
+//! [`DeliveryState`] and arms a *watchdog* job; every later wait (retry backoff,
+//! throttle slot, confirmation deadline) is a [`JobKind::Delivery`] job. Each job
+//! id is unique (`delivery/{notification_id}/{seq}`) and the state remembers the
+//! one job it expects, so a stale or duplicated job is a no-op and a crash at any
+//! point resumes from the log. A notification id that was already accepted is
+//! never sent again.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::{SignedDuration, Timestamp};
+use serde::{Deserialize, Serialize};
+
+use super::backoff::{Backoff, Jitter, RngJitter};
+use super::config::DeliveryConfig;
+use super::events::{DeliveryEvent, DeliverySink};
+use super::health::HealthTracker;
+use super::log::{DeliveryRecord, DeliveryState, DeliveryStatus, NotificationLog};
+use super::throttle::Throttle;
+use crate::channel::{Channel, DeliveryError, Notification, RetryAction};
+use crate::clock::Clock;
+use crate::error::CoreError;
+use crate::model::Severity;
+use crate::scheduler::{Job, JobKind, Scheduler};
+use crate::store::Store;
+
+/// What `notify` / `run_job` left behind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeliveryOutcome {
+    /// A channel accepted it (and no confirmation is awaited).
+    Sent {
+        /// Channel instance that delivered.
+        channel: String,
+        /// Attempt number.
+        attempt: u32,
+        /// Provider message id.
+        provider_message_id: Option<String>,
+    },
+    /// Waiting: a retry, a throttle slot or a delivery confirmation is scheduled.
+    Pending {
+        /// When the pipeline looks at it again.
+        next_at: Timestamp,
+    },
+    /// Every step of the chain failed.
+    Failed {
+        /// The last (redacted) error.
+        error: String,
+    },
+    /// The notification id was accepted before; nothing was sent again.
+    AlreadyAccepted,
+    /// A stale or foreign job: nothing to do.
+    Ignored,
+}
+
+/// A delivery status reported by a provider callback (e.g. Twilio's `MessageStatus`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProviderStatus {
+    /// Still on its way (queued/sending/sent/ringing/in-progress).
+    InProgress,
+    /// Reached the person (delivered, read, a completed call).
+    Delivered,
+    /// Did not reach the person (undelivered, failed, busy, no-answer, canceled).
+    Failed {
+        /// Provider's reason, e.g. `undelivered (30003)`.
+        reason: String,
+    },
+}
+
+/// The delivery policy, executed.
+pub struct DeliveryPipeline {
+    channels: HashMap<String, Arc<dyn Channel>>,
+    config: DeliveryConfig,
+    backoff: Backoff,
+    log: NotificationLog,
+    scheduler: Arc<dyn Scheduler>,
+    clock: Arc<dyn Clock>,
+    jitter: Arc<dyn Jitter>,
+    health: HealthTracker,
+    throttle: Throttle,
+    sink: Option<Arc<dyn DeliverySink>>,
+}
+
+fn add(t: Timestamp, d: Duration) -> Timestamp {
+    SignedDuration::try_from(d)
+        .ok()
+        .and_then(|d| t.checked_add(d).ok())
+        .unwrap_or(Timestamp::MAX)
+}
+
+fn elapsed(from: Timestamp, to: Timestamp) -> Duration {
+    Duration::try_from(to.duration_since(from)).unwrap_or(Duration::ZERO)
+}
+
+/// Hides URL paths, queries and credentials (webhook URLs carry their secret in
+/// the path); other addresses are kept.
+pub fn redact_address(address: &str) -> String {
+    if let Some((scheme, rest)) = address.split_once("://") {
+        let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+        let host = host.rsplit('@').next().unwrap_or(host);
+        format!("{scheme}://{host}/…")
+    } else {
+        address.to_string()
+    }
+}
+
+fn job_id(notification_id: &str, seq: u32) -> String {
+    format!("delivery/{notification_id}/{seq}")
+}
+
+fn severity_of(n: &Notification) -> Option<Severity> {
+    n.incident
+        .as_ref()
+        .map(|i| i.severity)
+        .or_else(|| n.alerts.iter().map(|a| a.severity).min())
+}
+
+impl DeliveryPipeline {
+    /// Builds a pipeline. Fails with [`CoreError::InvalidConfig`] when the config is
+    /// invalid, two channels share a name, or a chain names an unknown channel.
+    pub fn new(
+        config: DeliveryConfig,
+        channels: Vec<Arc<dyn Channel>>,
+        store: Arc<dyn Store>,
+        scheduler: Arc<dyn Scheduler>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, CoreError> {
+        config.validate()?;
+        let mut map = HashMap::new();
+        for (i, c) in channels.into_iter().enumerate() {
+            let name = c.name().to_string();
+            if map.insert(name.clone(), c).is_some() {
+                return Err(CoreError::config(
+                    format!("channels[{i}].name"),
+                    format!("duplicate channel name `{name}`"),
+                ));
+            }
+        }
+        config.validate_channels(|n| map.contains_key(n))?;
+        Ok(DeliveryPipeline {
+            backoff: Backoff::from_config(&config.retry)?,
+            health: HealthTracker::new(config.health.clone()),
+            throttle: Throttle::new(&config.throttle),
+            channels: map,
+            config,
+            log: NotificationLog::new(store),
+            scheduler,
+            clock,
+            jitter: Arc::new(RngJitter::from_os()),
+            sink: None,
+        })
+    }
+
+    /// Replaces the random source of the backoff jitter (tests inject a fixed one).
+    pub fn with_jitter(mut self, jitter: Arc<dyn Jitter>) -> Self {
+        self.jitter = jitter;
+        self
+    }
+
+    /// Sends typed [`DeliveryEvent`]s to `sink`.
+    pub fn with_sink(mut self, sink: Arc<dyn DeliverySink>) -> Self {
+        self.sink = Some(sink);
+        self
+    }
+
+    /// The notification log.
+    pub fn log(&self) -> &NotificationLog {
+        &self.log
+    }
+
+    /// Delivery health.
+    pub fn health(&self) -> &HealthTracker {
+        &self.health
+    }
+
+    /// The configured channel instance called `name`.
+    pub fn channel(&self, name: &str) -> Option<&Arc<dyn Channel>> {
+        self.channels.get(name)
+    }
+
+    fn emit(&self, e: DeliveryEvent) {
+        if let Some(s) = &self.sink {
+            s.emit(&e);
+        }
+    }
+
+    /// Accepts a notification and runs its chain until it is sent, fails for good,
+    /// or has to wait (the wait is a durable job). Idempotent by `n.id`.
+    ///
+    /// Errors: [`CoreError::InvalidInput`] when `n.receiver` names no channel and no
+    /// chain; [`CoreError::Store`] when the log or the scheduler fails.
+    pub async fn notify(&self, n: Notification) -> Result<DeliveryOutcome, CoreError> {
+        if self.log.state(&n.id).await?.is_some() {
+            return Ok(DeliveryOutcome::AlreadyAccepted);
+        }
+        let steps = self.config.chain_for(&n.receiver, severity_of(&n));
+        if let Some(s) = steps
+            .iter()
+            .find(|s| !self.channels.contains_key(&s.channel))
+        {
+            return Err(CoreError::input(
+                "notification.receiver",
+                format!("no channel or failover chain named `{}`", s.channel),
+            ));
+        }
+        let state = DeliveryState {
+            notification: n,
+            steps,
+            step: 0,
+            tries_on_step: 0,
+            attempt: 0,
+            next_attempt: 1,
+            awaiting_confirmation: None,
+            finished: false,
+            job_seq: 0,
+            pending_job: None,
+        };
+        self.drive(state).await
+    }
+
+    /// Runs a due [`JobKind::Delivery`] job. Other kinds, unknown notifications,
+    /// finished deliveries and stale jobs are ignored, so running a job twice is
+    /// harmless. The caller completes the job afterwards.
+    pub async fn run_job(&self, job: &Job) -> Result<DeliveryOutcome, CoreError> {
+        let JobKind::Delivery {
+            notification_id,
+            attempt,
+        } = &job.kind
+        else {
+            return Ok(DeliveryOutcome::Ignored);
+        };
+        let Some(mut state) = self.log.state(notification_id).await? else {
+            return Ok(DeliveryOutcome::Ignored);
+        };
+        if state.finished || state.pending_job.as_deref() != Some(job.id.as_str()) {
+            return Ok(DeliveryOutcome::Ignored);
+        }
+        state.pending_job = None;
+        if state.awaiting_confirmation == Some(*attempt) {
+            return self.confirmation_deadline(state, *attempt).await;
+        }
+        self.drive(state).await
+    }
+
+    /// Claims and runs every due delivery job (for embedders without the engine's
+    /// job loop, and for tests), completing each. Returns how many ran.
+    pub async fn run_due(&self) -> Result<usize, CoreError> {
+        let now = self.clock.now();
+        let jobs = self
+            .scheduler
+            .claim_due(now, Duration::from_secs(60), 1000)
+            .await?;
+        let mut n = 0;
+        for job in jobs {
+            if matches!(job.kind, JobKind::Delivery { .. }) {
+                self.run_job(&job).await?;
+                n += 1;
+            }
+            self.scheduler.complete(&job.id).await?;
+        }
+        Ok(n)
+    }
+
+    /// Applies a provider's delivery report (e.g. a Twilio status callback) to the
+    /// attempt that produced `provider_message_id`. A failure while the pipeline
+    /// awaits confirmation fails over at once. Returns `false` for unknown ids.
+    pub async fn record_provider_status(
+        &self,
+        provider_message_id: &str,
+        status: ProviderStatus,
+    ) -> Result<bool, CoreError> {
+        let Some((nid, attempt)) = self.log.by_provider_id(provider_message_id).await? else {
+            return Ok(false);
+        };
+        let (Some(mut rec), Some(mut state)) = (
+            self.log.record(&nid, attempt).await?,
+            self.log.state(&nid).await?,
+        ) else {
+            return Ok(false);
+        };
+        let now = self.clock.now();
+        match status {
+            ProviderStatus::InProgress => return Ok(true),
+            ProviderStatus::Delivered => {
+                rec.status = DeliveryStatus::Delivered;
+                rec.updated_at = now;
+                if state.awaiting_confirmation == Some(attempt) {
+                    state.awaiting_confirmation = None;
+                    state.finished = true;
+                    self.cancel_pending(&mut state).await?;
+                }
+                self.log.write(&state, &[&rec]).await?;
+                self.emit_attempt(&rec);
+            }
+            ProviderStatus::Failed { reason } => {
+                rec.error = Some(reason);
+                rec.updated_at = now;
+                if state.awaiting_confirmation == Some(attempt) {
+                    self.cancel_pending(&mut state).await?;
+                    self.log.write(&state, &[&rec]).await?;
+                    self.confirmation_deadline(state, attempt).await?;
+                } else {
+                    if rec.status != DeliveryStatus::Delivered {
+                        rec.status = DeliveryStatus::Failed;
+                    }
+                    self.log.write(&state, &[&rec]).await?;
+                    self.emit_attempt(&rec);
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    /// Runs every channel's health check and records the results.
+    pub async fn run_health_checks(&self) {
+        let timeout = self.config.attempt_timeout();
+        for (name, ch) in &self.channels {
+            let res = match tokio::time::timeout(timeout, ch.health_check()).await {
+                Ok(r) => r,
+                Err(_) => Err(DeliveryError::Retryable {
+                    reason: "health check timed out".into(),
+                    retry_after: None,
+                }),
+            };
+            let now = self.clock.now();
+            let was = self.health.is_healthy(name, super::health::ANY_TARGET, now);
+            self.health
+                .record_check(name, now, res.err().map(|e| e.to_string()));
+            let is = self.health.is_healthy(name, super::health::ANY_TARGET, now);
+            if was != is {
+                self.emit(DeliveryEvent::HealthChanged {
+                    channel: name.clone(),
+                    target: super::health::ANY_TARGET.into(),
+                    healthy: is,
+                });
+            }
+        }
+    }
+
+    async fn confirmation_deadline(
+        &self,
+        mut state: DeliveryState,
+        attempt: u32,
+    ) -> Result<DeliveryOutcome, CoreError> {
+        state.awaiting_confirmation = None;
+        let nid = state.notification.id.clone();
+        let Some(mut rec) = self.log.record(&nid, attempt).await? else {
+            return Ok(DeliveryOutcome::Ignored);
+        };
+        if rec.status == DeliveryStatus::Delivered {
+            state.finished = true;
+            self.log.write(&state, &[]).await?;
+            return Ok(DeliveryOutcome::Sent {
+                channel: rec.channel,
+                attempt,
+                provider_message_id: rec.provider_message_id,
+            });
+        }
+        let reason = rec
+            .error
+            .clone()
+            .unwrap_or_else(|| "delivery not confirmed before the deadline".into());
+        let now = self.clock.now();
+        rec.updated_at = now;
+        rec.error = Some(reason.clone());
+        if (state.step as usize) + 1 < state.steps.len() {
+            rec.status = DeliveryStatus::FailedOver;
+            self.fail_over(&mut state, &reason);
+            self.log.write(&state, &[&rec]).await?;
+            self.emit_attempt(&rec);
+            self.drive(state).await
+        } else {
+            rec.status = DeliveryStatus::Failed;
+            state.finished = true;
+            self.log.write(&state, &[&rec]).await?;
+            self.emit_attempt(&rec);
+            Ok(DeliveryOutcome::Failed { error: reason })
+        }
+    }
+
+    fn fail_over(&self, state: &mut DeliveryState, reason: &str) {
+        let from = state.steps[state.step as usize].channel.clone();
+        state.step += 1;
+        state.tries_on_step = 0;
+        let to = state.steps[state.step as usize].channel.clone();
+        self.emit(DeliveryEvent::FailedOver {
+            notification_id: state.notification.id.clone(),
+            from,
+            to,
+            reason: reason.to_string(),
+        });
+    }
+
+    fn emit_attempt(&self, r: &DeliveryRecord) {
+        self.emit(DeliveryEvent::Attempt {
+            notification_id: r.notification_id.clone(),
+            channel: r.channel.clone(),
+            attempt: r.attempt,
+            status: r.status,
+            error: r.error.clone(),
+        });
+    }
+
+    /// Arms the one job the state expects next (cancelling the previous one).
+    async fn arm(
+        &self,
+        state: &mut DeliveryState,
+        due: Timestamp,
+        attempt: u32,
+    ) -> Result<(), CoreError> {
+        self.cancel_pending(state).await?;
+        state.job_seq += 1;
+        let id = job_id(&state.notification.id, state.job_seq);
+        self.scheduler
+            .schedule(Job {
+                id: id.clone(),
+                due,
+                kind: JobKind::Delivery {
+                    notification_id: state.notification.id.clone(),
+                    attempt,
+                },
+                attempts: 0,
+            })
+            .await?;
+        state.pending_job = Some(id);
+        Ok(())
+    }
+
+    async fn cancel_pending(&self, state: &mut DeliveryState) -> Result<(), CoreError> {
+        if let Some(id) = state.pending_job.take() {
+            self.scheduler.cancel(&id).await?;
+        }
+        Ok(())
+    }
+
+    fn record(
+        &self,
+        state: &DeliveryState,
+        status: DeliveryStatus,
+        now: Timestamp,
+    ) -> DeliveryRecord {
+        let step = &state.steps[state.step as usize];
+        let channel = self.channels.get(&step.channel);
+        let n = &state.notification;
+        DeliveryRecord {
+            notification_id: n.id.clone(),
+            attempt: state.attempt,
+            step: state.step,
+            channel: step.channel.clone(),
+            channel_kind: channel.map(|c| c.kind().to_string()).unwrap_or_default(),
+            target: redact_address(step.target.as_deref().unwrap_or(&n.target.address)),
+            incident_id: n.incident.as_ref().map(|i| i.id.clone()),
+            status,
+            started_at: now,
+            updated_at: now,
+            latency_ms: None,
+            provider_message_id: None,
+            error: None,
+            next_attempt_at: None,
+        }
+    }
+
+    /// The loop: one attempt per iteration until sent, failed for good, or waiting.
+    async fn drive(&self, mut state: DeliveryState) -> Result<DeliveryOutcome, CoreError> {
+        let watchdog = self.config.attempt_timeout() * 2 + Duration::from_secs(5);
+        loop {
+            let now = self.clock.now();
+            let idx = state.step as usize;
+            let step = state.steps[idx].clone();
+            let Some(channel) = self.channels.get(&step.channel).cloned() else {
+                return Err(CoreError::input(
+                    "notification.receiver",
+                    format!("no channel named `{}`", step.channel),
+                ));
+            };
+            let address = step
+                .target
+                .clone()
+                .unwrap_or_else(|| state.notification.target.address.clone());
+            let has_next = idx + 1 < state.steps.len();
+
+            // Unhealthy target: skip straight to the next step (the last step is
+            // always tried — there is nothing better left).
+            if has_next
+                && state.tries_on_step == 0
+                && !self.health.is_healthy(&step.channel, &address, now)
+            {
+                state.attempt += 1;
+                state.next_attempt = state.attempt + 1;
+                let mut rec = self.record(&state, DeliveryStatus::FailedOver, now);
+                rec.error = Some("target unhealthy; skipped".into());
+                self.fail_over(&mut state, "target unhealthy");
+                self.log.write(&state, &[&rec]).await?;
+                self.emit_attempt(&rec);
+                continue;
+            }
+
+            // Throttle: wait for the contact method's next free slot.
+            if let Some(free) = self.throttle.check(channel.kind(), &address, now) {
+                let next = state.next_attempt;
+                self.arm(&mut state, free, next).await?;
+                self.log.write(&state, &[]).await?;
+                return Ok(DeliveryOutcome::Pending { next_at: free });
+            }
+
+            // The attempt itself, guarded by a watchdog job in case we crash mid-send.
+            state.attempt = state.next_attempt;
+            state.next_attempt = state.attempt + 1;
+            state.tries_on_step += 1;
+            let next = state.attempt + 1;
+            self.arm(&mut state, add(now, watchdog), next).await?;
+            let mut rec = self.record(&state, DeliveryStatus::Sending, now);
+            self.log.write(&state, &[&rec]).await?;
+
+            let mut n = state.notification.clone();
+            n.target.address = address.clone();
+            let result = match tokio::time::timeout(
+                self.config.attempt_timeout(),
+                channel.deliver(&n),
+            )
+            .await
+            {
+                Ok(r) => r,
+                Err(_) => Err(DeliveryError::Retryable {
+                    reason: format!("timed out after {} ms", self.config.attempt_timeout_ms),
+                    retry_after: None,
+                }),
+            };
+            let done = self.clock.now();
+            let latency = elapsed(now, done);
+            rec.latency_ms = Some(u64::try_from(latency.as_millis()).unwrap_or(u64::MAX));
+            rec.updated_at = done;
+            let changes = self.health.record(
+                &step.channel,
+                &address,
+                done,
+                result.is_ok(),
+                latency,
+                state.tries_on_step > 1,
+            );
+            for (target, healthy) in changes {
+                self.emit(DeliveryEvent::HealthChanged {
+                    channel: step.channel.clone(),
+                    target,
+                    healthy,
+                });
+            }
+
+            match result {
+                Ok(d) => {
+                    self.throttle.mark_sent(channel.kind(), &address, done);
+                    rec.status = DeliveryStatus::Sent;
+                    rec.provider_message_id = d.provider_message_id.clone();
+                    if let Some(secs) = step.confirm_within_secs {
+                        let due = add(done, Duration::from_secs(secs));
+                        state.awaiting_confirmation = Some(state.attempt);
+                        let this = state.attempt;
+                        self.arm(&mut state, due, this).await?;
+                        self.log.write(&state, &[&rec]).await?;
+                        self.emit_attempt(&rec);
+                        return Ok(DeliveryOutcome::Pending { next_at: due });
+                    }
+                    state.finished = true;
+                    self.cancel_pending(&mut state).await?;
+                    self.log.write(&state, &[&rec]).await?;
+                    self.emit_attempt(&rec);
+                    return Ok(DeliveryOutcome::Sent {
+                        channel: step.channel,
+                        attempt: state.attempt,
+                        provider_message_id: d.provider_message_id,
+                    });
+                }
+                Err(e) => {
+                    let reason = e.to_string();
+                    rec.error = Some(reason.clone());
+                    let retry_after = match &e {
+                        DeliveryError::Retryable { retry_after, .. } => *retry_after,
+                        _ => None,
+                    };
+                    let too_long = retry_after.is_some_and(|ra| {
+                        ra > Duration::from_millis(self.config.retry.max_retry_after_ms)
+                    });
+                    if e.retry_action() == RetryAction::Retry
+                        && state.tries_on_step < self.config.retry.max_attempts
+                        && !too_long
+                    {
+                        let delay = self.backoff.delay(
+                            state.tries_on_step,
+                            self.jitter.as_ref(),
+                            retry_after,
+                        );
+                        let due = add(done, delay);
+                        rec.status = DeliveryStatus::Retrying;
+                        rec.next_attempt_at = Some(due);
+                        let next = state.next_attempt;
+                        self.arm(&mut state, due, next).await?;
+                        self.log.write(&state, &[&rec]).await?;
+                        self.emit_attempt(&rec);
+                        return Ok(DeliveryOutcome::Pending { next_at: due });
+                    }
+                    if has_next {
+                        rec.status = DeliveryStatus::FailedOver;
+                        self.fail_over(&mut state, &reason);
+                        self.log.write(&state, &[&rec]).await?;
+                        self.emit_attempt(&rec);
+                        continue;
+                    }
+                    rec.status = DeliveryStatus::Failed;
+                    state.finished = true;
+                    self.cancel_pending(&mut state).await?;
+                    self.log.write(&state, &[&rec]).await?;
+                    self.emit_attempt(&rec);
+                    return Ok(DeliveryOutcome::Failed { error: reason });
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,491 @@
+//! Policy tests on virtual time with scripted in-process channels.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::{SignedDuration, Timestamp};
+
+use super::*;
+use crate::channel::{Channel, DeliveryError};
+use crate::clock::{Clock, ManualClock};
+use crate::memory::{MemoryScheduler, MemoryStore};
+use crate::scheduler::Scheduler;
+use crate::store::Store;
+use crate::testing::channel::{ScriptedChannel, Step, sample_notification};
+
+struct Rig {
+    clock: ManualClock,
+    store: Arc<MemoryStore>,
+    scheduler: Arc<MemoryScheduler>,
+    sink: Arc<RecordingSink>,
+    pipeline: DeliveryPipeline,
+}
+
+fn t0() -> Timestamp {
+    "2026-01-01T00:00:00Z".parse().unwrap()
+}
+
+fn rig(config: DeliveryConfig, channels: Vec<Arc<ScriptedChannel>>) -> Rig {
+    let clock = ManualClock::new(t0());
+    let store = Arc::new(MemoryStore::new());
+    let scheduler = Arc::new(MemoryScheduler::new());
+    let sink = Arc::new(RecordingSink::new());
+    let chans: Vec<Arc<dyn Channel>> = channels
+        .into_iter()
+        .map(|c| c as Arc<dyn Channel>)
+        .collect();
+    let pipeline = DeliveryPipeline::new(
+        config,
+        chans,
+        store.clone() as Arc<dyn Store>,
+        scheduler.clone() as Arc<dyn Scheduler>,
+        Arc::new(clock.clone()),
+    )
+    .unwrap()
+    .with_jitter(Arc::new(FixedJitter(1.0)))
+    .with_sink(sink.clone());
+    Rig {
+        clock,
+        store,
+        scheduler,
+        sink,
+        pipeline,
+    }
+}
+
+fn retryable(after: Option<u64>) -> Step {
+    Step::Err(DeliveryError::Retryable {
+        reason: "HTTP 503".into(),
+        retry_after: after.map(Duration::from_secs),
+    })
+}
+
+fn permanent() -> Step {
+    Step::Err(DeliveryError::Permanent {
+        reason: "HTTP 404".into(),
+    })
+}
+
+fn statuses(recs: &[DeliveryRecord]) -> Vec<(String, DeliveryStatus)> {
+    recs.iter().map(|r| (r.channel.clone(), r.status)).collect()
+}
+
+fn chain(steps: &[&str]) -> DeliveryConfig {
+    let mut c = DeliveryConfig::default();
+    c.chains.push(FailoverChain {
+        receiver: steps[0].into(),
+        severities: vec![],
+        steps: steps
+            .iter()
+            .map(|s| ChainStep {
+                channel: (*s).into(),
+                target: None,
+                confirm_within_secs: None,
+            })
+            .collect(),
+    });
+    c
+}
+
+#[tokio::test]
+async fn retries_with_exponential_backoff_on_the_manual_clock() {
+    let slack = ScriptedChannel::new("slack", "slack");
+    slack.script([retryable(None), retryable(None), retryable(None)]);
+    let r = rig(DeliveryConfig::default(), vec![slack.clone()]);
+    let n = sample_notification("n1", "slack", "#ops");
+    let out = r.pipeline.notify(n).await.unwrap();
+    // Full jitter with u = 1.0: caps 1 s, 2 s, 4 s.
+    assert_eq!(
+        out,
+        DeliveryOutcome::Pending {
+            next_at: t0() + SignedDuration::from_secs(1)
+        }
+    );
+    assert_eq!(r.pipeline.run_due().await.unwrap(), 0, "not due yet");
+    r.clock.advance(Duration::from_millis(999));
+    assert_eq!(r.pipeline.run_due().await.unwrap(), 0);
+    r.clock.advance(Duration::from_millis(1));
+    assert_eq!(r.pipeline.run_due().await.unwrap(), 1);
+    assert_eq!(slack.call_count(), 2);
+    let recs = r.pipeline.log().records("n1").await.unwrap();
+    assert_eq!(
+        recs[1].next_attempt_at,
+        Some(t0() + SignedDuration::from_secs(3))
+    );
+    r.clock.advance(Duration::from_secs(2));
+    r.pipeline.run_due().await.unwrap();
+    r.clock.advance(Duration::from_secs(4));
+    r.pipeline.run_due().await.unwrap();
+    assert_eq!(slack.call_count(), 4);
+    let recs = r.pipeline.log().records("n1").await.unwrap();
+    use DeliveryStatus::*;
+    assert_eq!(
+        recs.iter().map(|r| r.status).collect::<Vec<_>>(),
+        vec![Retrying, Retrying, Retrying, Sent]
+    );
+    assert_eq!(
+        recs.iter().map(|r| r.attempt).collect::<Vec<_>>(),
+        vec![1, 2, 3, 4]
+    );
+    assert!(r.scheduler.pending().await.unwrap().is_empty());
+    // Running everything again sends nothing more.
+    r.clock.advance(Duration::from_secs(3600));
+    r.pipeline.run_due().await.unwrap();
+    assert_eq!(slack.call_count(), 4);
+}
+
+#[tokio::test]
+async fn retry_after_is_honoured_and_an_excessive_one_fails_over() {
+    let slack = ScriptedChannel::new("slack", "slack");
+    let email = ScriptedChannel::new("email", "email");
+    slack.script([retryable(Some(30)), retryable(Some(3600))]);
+    let r = rig(
+        chain(&["slack", "email"]),
+        vec![slack.clone(), email.clone()],
+    );
+    let out = r
+        .pipeline
+        .notify(sample_notification("n1", "slack", "#ops"))
+        .await
+        .unwrap();
+    assert_eq!(
+        out,
+        DeliveryOutcome::Pending {
+            next_at: t0() + SignedDuration::from_secs(30)
+        }
+    );
+    r.clock.advance(Duration::from_secs(30));
+    r.pipeline.run_due().await.unwrap();
+    // An hour's Retry-After exceeds max_retry_after: fail over to email now.
+    assert_eq!(email.call_count(), 1);
+    let recs = r.pipeline.log().records("n1").await.unwrap();
+    use DeliveryStatus::*;
+    assert_eq!(
+        statuses(&recs),
+        vec![
+            ("slack".into(), Retrying),
+            ("slack".into(), FailedOver),
+            ("email".into(), Sent)
+        ]
+    );
+}
+
+#[tokio::test]
+async fn permanent_failures_fail_over_in_chain_order_including_a_second_sms_provider() {
+    let slack = ScriptedChannel::new("slack", "slack");
+    let sms_a = ScriptedChannel::new("sms", "sms-a");
+    let sms_b = ScriptedChannel::new("sms", "sms-b");
+    let voice = ScriptedChannel::new("voice", "voice");
+    slack.script([permanent()]);
+    sms_a.script([retryable(None), retryable(None)]);
+    let mut c = chain(&["slack", "sms-a", "sms-b", "voice"]);
+    c.retry.max_attempts = 2;
+    let r = rig(
+        c,
+        vec![slack.clone(), sms_a.clone(), sms_b.clone(), voice.clone()],
+    );
+    r.pipeline
+        .notify(sample_notification("n1", "slack", "+15550001"))
+        .await
+        .unwrap();
+    r.clock.advance(Duration::from_secs(1));
+    let _ = r.pipeline.run_due().await.unwrap();
+    assert_eq!(sms_b.call_count(), 1, "second SMS provider took over");
+    assert_eq!(voice.call_count(), 0);
+    let recs = r.pipeline.log().records("n1").await.unwrap();
+    use DeliveryStatus::*;
+    assert_eq!(
+        statuses(&recs),
+        vec![
+            ("slack".into(), FailedOver),
+            ("sms-a".into(), Retrying),
+            ("sms-a".into(), FailedOver),
+            ("sms-b".into(), Sent),
+        ]
+    );
+    let failovers: Vec<_> = r
+        .sink
+        .events()
+        .into_iter()
+        .filter_map(|e| match e {
+            DeliveryEvent::FailedOver { from, to, .. } => Some((from, to)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        failovers,
+        vec![
+            ("slack".into(), "sms-a".into()),
+            ("sms-a".into(), "sms-b".into())
+        ]
+    );
+    // The trail of the incident shows all four attempts.
+    assert_eq!(r.pipeline.log().trail("inc-42").await.unwrap().len(), 4);
+}
+
+#[tokio::test]
+async fn last_step_failure_is_failed_and_nothing_is_left_pending() {
+    let slack = ScriptedChannel::new("slack", "slack");
+    slack.script([permanent()]);
+    let r = rig(DeliveryConfig::default(), vec![slack.clone()]);
+    let out = r
+        .pipeline
+        .notify(sample_notification("n1", "slack", "#ops"))
+        .await
+        .unwrap();
+    assert!(matches!(out, DeliveryOutcome::Failed { .. }), "{out:?}");
+    assert!(r.scheduler.pending().await.unwrap().is_empty());
+    let recs = r.pipeline.log().records("n1").await.unwrap();
+    assert_eq!(recs[0].status, DeliveryStatus::Failed);
+    assert_eq!(recs[0].error.as_deref(), Some("permanent: HTTP 404"));
+}
+
+#[tokio::test]
+async fn same_notification_twice_and_stale_jobs_send_once() {
+    let slack = ScriptedChannel::new("slack", "slack");
+    slack.script([retryable(None)]);
+    let r = rig(DeliveryConfig::default(), vec![slack.clone()]);
+    let n = sample_notification("n1", "slack", "#ops");
+    r.pipeline.notify(n.clone()).await.unwrap();
+    assert_eq!(
+        r.pipeline.notify(n.clone()).await.unwrap(),
+        DeliveryOutcome::AlreadyAccepted
+    );
+    r.clock.advance(Duration::from_secs(1));
+    let jobs = r
+        .scheduler
+        .claim_due(r.clock.now(), Duration::from_secs(60), 10)
+        .await
+        .unwrap();
+    assert_eq!(jobs.len(), 1);
+    // The job runs twice (a worker crashed after sending, before completing).
+    r.pipeline.run_job(&jobs[0]).await.unwrap();
+    assert_eq!(
+        r.pipeline.run_job(&jobs[0]).await.unwrap(),
+        DeliveryOutcome::Ignored
+    );
+    assert_eq!(slack.call_count(), 2, "one failure + one success");
+}
+
+#[tokio::test]
+async fn sms_throttle_delays_the_second_page_to_the_same_phone() {
+    let sms = ScriptedChannel::new("sms", "sms");
+    let r = rig(DeliveryConfig::default(), vec![sms.clone()]);
+    let out1 = r
+        .pipeline
+        .notify(sample_notification("n1", "sms", "+15550001"))
+        .await
+        .unwrap();
+    assert!(matches!(out1, DeliveryOutcome::Sent { .. }));
+    r.clock.advance(Duration::from_secs(5));
+    let out2 = r
+        .pipeline
+        .notify(sample_notification("n2", "sms", "+15550001"))
+        .await
+        .unwrap();
+    assert_eq!(
+        out2,
+        DeliveryOutcome::Pending {
+            next_at: t0() + SignedDuration::from_secs(60)
+        }
+    );
+    // A different phone is not throttled.
+    let out3 = r
+        .pipeline
+        .notify(sample_notification("n3", "sms", "+15550002"))
+        .await
+        .unwrap();
+    assert!(matches!(out3, DeliveryOutcome::Sent { .. }));
+    assert_eq!(sms.call_count(), 2);
+    r.clock.advance(Duration::from_secs(55));
+    r.pipeline.run_due().await.unwrap();
+    assert_eq!(sms.call_count(), 3);
+    assert_eq!(sms.calls()[2].id, "n2");
+}
+
+#[tokio::test]
+async fn unhealthy_targets_are_skipped_straight_to_failover() {
+    let slack = ScriptedChannel::new("slack", "slack");
+    let email = ScriptedChannel::new("email", "email");
+    let mut c = chain(&["slack", "email"]);
+    c.retry.max_attempts = 1;
+    let r = rig(c, vec![slack.clone(), email.clone()]);
+    slack.script([permanent(), permanent(), permanent()]);
+    for i in 0..3 {
+        r.pipeline
+            .notify(sample_notification(&format!("n{i}"), "slack", "#ops"))
+            .await
+            .unwrap();
+    }
+    assert_eq!(slack.call_count(), 3);
+    assert!(
+        !r.pipeline
+            .health()
+            .is_healthy("slack", "#ops", r.clock.now())
+    );
+    assert!(r.sink.events().contains(&DeliveryEvent::HealthChanged {
+        channel: "slack".into(),
+        target: "#ops".into(),
+        healthy: false
+    }));
+    r.pipeline
+        .notify(sample_notification("n9", "slack", "#ops"))
+        .await
+        .unwrap();
+    assert_eq!(slack.call_count(), 3, "unhealthy slack was not tried");
+    assert_eq!(email.call_count(), 4);
+    let recs = r.pipeline.log().records("n9").await.unwrap();
+    assert_eq!(recs[0].status, DeliveryStatus::FailedOver);
+    assert_eq!(recs[0].error.as_deref(), Some("target unhealthy; skipped"));
+    // A failed health check also marks the channel unhealthy.
+    email.set_health(Err(DeliveryError::Retryable {
+        reason: "connect refused".into(),
+        retry_after: None,
+    }));
+    r.pipeline.run_health_checks().await;
+    let snap = r.pipeline.health().snapshot("email", "*", r.clock.now());
+    assert!(!snap.healthy);
+    assert_eq!(
+        snap.check_error.as_deref(),
+        Some("retryable: connect refused")
+    );
+    assert_eq!(snap.attempts, 4);
+}
+
+#[tokio::test]
+async fn unconfirmed_sms_fails_over_after_the_deadline_and_callbacks_confirm() {
+    let sms = ScriptedChannel::new("sms", "sms");
+    let voice = ScriptedChannel::new("voice", "voice");
+    let mut c = chain(&["sms", "voice"]);
+    c.chains[0].steps[0].confirm_within_secs = Some(120);
+    let r = rig(c, vec![sms.clone(), voice.clone()]);
+    sms.script([Step::Ok(Some("SM1".into())), Step::Ok(Some("SM2".into()))]);
+    // n1: confirmed by the provider callback → no failover.
+    r.pipeline
+        .notify(sample_notification("n1", "sms", "+1555"))
+        .await
+        .unwrap();
+    assert!(
+        r.pipeline
+            .record_provider_status("SM1", ProviderStatus::Delivered)
+            .await
+            .unwrap()
+    );
+    // n2: never confirmed → voice after 120 s.
+    r.clock.advance(Duration::from_secs(61));
+    r.pipeline
+        .notify(sample_notification("n2", "sms", "+1666"))
+        .await
+        .unwrap();
+    r.clock.advance(Duration::from_secs(120));
+    r.pipeline.run_due().await.unwrap();
+    assert_eq!(voice.call_count(), 1);
+    assert_eq!(voice.calls()[0].id, "n2");
+    let n1 = r.pipeline.log().records("n1").await.unwrap();
+    assert_eq!(n1[0].status, DeliveryStatus::Delivered);
+    let n2 = r.pipeline.log().records("n2").await.unwrap();
+    assert_eq!(
+        statuses(&n2),
+        vec![
+            ("sms".into(), DeliveryStatus::FailedOver),
+            ("voice".into(), DeliveryStatus::Sent)
+        ]
+    );
+    assert!(
+        !r.pipeline
+            .record_provider_status("SMunknown", ProviderStatus::Delivered)
+            .await
+            .unwrap()
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hanging_channel_times_out_and_a_crash_mid_send_resumes_from_the_watchdog() {
+    let slack = ScriptedChannel::new("slack", "slack");
+    slack.script([Step::Hang]);
+    let mut c = DeliveryConfig::default();
+    c.attempt_timeout_ms = 500;
+    let r = rig(c.clone(), vec![slack.clone()]);
+    let out = r
+        .pipeline
+        .notify(sample_notification("n1", "slack", "#ops"))
+        .await
+        .unwrap();
+    assert!(matches!(out, DeliveryOutcome::Pending { .. }), "{out:?}");
+    let recs = r.pipeline.log().records("n1").await.unwrap();
+    assert_eq!(
+        recs[0].error.as_deref(),
+        Some("retryable: timed out after 500 ms")
+    );
+
+    // Crash mid-send: the notify future is dropped while the channel hangs.
+    slack.script([Step::Hang]);
+    let fut = r
+        .pipeline
+        .notify(sample_notification("n2", "slack", "#ops"));
+    assert!(
+        tokio::time::timeout(Duration::from_millis(100), fut)
+            .await
+            .is_err()
+    );
+    drop(r.pipeline);
+    // A new process over the same store and scheduler picks it up.
+    let slack2 = ScriptedChannel::new("slack", "slack");
+    let p2 = DeliveryPipeline::new(
+        c,
+        vec![slack2.clone() as Arc<dyn Channel>],
+        r.store.clone() as Arc<dyn Store>,
+        r.scheduler.clone() as Arc<dyn Scheduler>,
+        Arc::new(r.clock.clone()),
+    )
+    .unwrap();
+    r.clock.advance(Duration::from_secs(7));
+    p2.run_due().await.unwrap();
+    let sent: Vec<String> = slack2.calls().into_iter().map(|n| n.id).collect();
+    assert!(sent.contains(&"n2".to_string()), "{sent:?}");
+    let n2 = p2.log().records("n2").await.unwrap();
+    assert_eq!(
+        n2.iter().map(|r| r.status).collect::<Vec<_>>(),
+        vec![DeliveryStatus::Sending, DeliveryStatus::Sent],
+        "the interrupted attempt stays visible as `sending`"
+    );
+}
+
+#[tokio::test]
+async fn unknown_receivers_and_bad_chains_are_typed_errors() {
+    let slack = ScriptedChannel::new("slack", "slack");
+    let r = rig(DeliveryConfig::default(), vec![slack.clone()]);
+    let e = r
+        .pipeline
+        .notify(sample_notification("n1", "nope", "#ops"))
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("notification.receiver"), "{e}");
+    let e = DeliveryPipeline::new(
+        chain(&["slack", "ghost"]),
+        vec![slack as Arc<dyn Channel>],
+        Arc::new(MemoryStore::new()),
+        Arc::new(MemoryScheduler::new()),
+        Arc::new(ManualClock::new(t0())),
+    )
+    .err()
+    .unwrap();
+    assert!(
+        e.to_string()
+            .contains("delivery.chains[0].steps[1].channel"),
+        "{e}"
+    );
+}
+
+#[test]
+fn url_targets_are_redacted() {
+    assert_eq!(
+        pipeline::redact_address("https://hooks.slack.com/services/T0/B0/secret"),
+        "https://hooks.slack.com/…"
+    );
+    assert_eq!(
+        pipeline::redact_address("https://user:pw@example.com/x?token=1"),
+        "https://example.com/…"
+    );
+    assert_eq!(pipeline::redact_address("+15550001"), "+15550001");
+}
