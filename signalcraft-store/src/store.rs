@@ -1,0 +1,292 @@
+//! [`RedbStore`]: the durable [`Store`] on one redb file.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use parking_lot::RwLock;
+use redb::{Database, Durability, ReadableDatabase, ReadableTableMetadata};
+use signalcraft_core::store::{Scan, Store, StoreError, Table, WriteBatch, WriteOp};
+
+use crate::error::from_redb;
+use crate::scheduler::{self, RedbScheduler};
+use crate::schema::{self, MIGRATIONS, SCHEMA_VERSION};
+use crate::seal::{self, SealKey};
+use crate::tables;
+use crate::writer::{Op, Writer};
+
+/// Longest key accepted, in bytes.
+pub const MAX_KEY_BYTES: usize = 4096;
+
+/// How a [`RedbStore`] is opened.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// Seals the `secrets` field of [`Table::Integrations`] records at rest
+    /// (see [`crate::seal`]). `None` stores them as given.
+    pub encryption_key: Option<SealKey>,
+    /// Most requests the writer groups into one transaction (≥ 1).
+    pub max_group: usize,
+    /// Largest record accepted, in bytes; a bigger one fails its batch alone.
+    pub max_value_bytes: usize,
+    /// redb page cache size in bytes.
+    pub cache_bytes: usize,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            encryption_key: None,
+            max_group: 1024,
+            max_value_bytes: 16 << 20,
+            cache_bytes: 256 << 20,
+        }
+    }
+}
+
+pub(crate) struct Inner {
+    pub(crate) writer: Writer,
+    pub(crate) db: Arc<RwLock<Database>>,
+    pub(crate) opts: StoreOptions,
+    path: PathBuf,
+    released_claims: usize,
+}
+
+/// A durable [`Store`] (and, through [`RedbStore::scheduler`], a durable
+/// [`Scheduler`](signalcraft_core::scheduler::Scheduler)) in one redb file.
+///
+/// * Writes go through one writer thread that groups concurrent `commit`s into one
+///   fsynced transaction ([`crate::writer`]); `commit` returns once its batch is durable.
+/// * Reads run on the caller's thread against the latest committed snapshot; they
+///   are short (microseconds) so they are not moved to a blocking pool.
+/// * One process at a time: a second open of the same file fails with
+///   [`StoreError::Locked`]. Cloning the handle shares the database; it closes when
+///   the last clone (and every scheduler handle) is dropped.
+#[derive(Clone)]
+pub struct RedbStore {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for RedbStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedbStore")
+            .field("path", &self.inner.path)
+            .field("encrypted", &self.inner.opts.encryption_key.is_some())
+            .finish()
+    }
+}
+
+impl RedbStore {
+    /// Opens (or creates) the store at `path` with default options.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        Self::open_with(path, StoreOptions::default())
+    }
+
+    /// Opens (or creates) the store at `path`.
+    ///
+    /// Creates missing tables, migrates an older schema, refuses a newer one
+    /// ([`StoreError::SchemaTooNew`]), a locked file ([`StoreError::Locked`]) and a
+    /// corrupt one ([`StoreError::Corrupt`]), and releases every scheduler claim left
+    /// by a previous process, all in one durable transaction.
+    pub fn open_with(path: impl AsRef<Path>, opts: StoreOptions) -> Result<Self, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        let db = redb::Builder::new()
+            .set_cache_size(opts.cache_bytes)
+            .create(&path)
+            .map_err(|e| with_path(&path, from_redb(e)))?;
+        let mut txn = db.begin_write().map_err(from_redb)?;
+        txn.set_durability(Durability::Immediate)
+            .map_err(from_redb)?;
+        let prepared = schema::prepare(&txn, MIGRATIONS, SCHEMA_VERSION)
+            .and_then(|_| scheduler::release_all(&txn));
+        let released_claims = match prepared {
+            Ok(n) => n,
+            Err(e) => {
+                let _ = txn.abort();
+                return Err(with_path(&path, e));
+            }
+        };
+        txn.commit().map_err(from_redb)?;
+        let db = Arc::new(RwLock::new(db));
+        let writer = Writer::start(db.clone(), opts.max_group)?;
+        Ok(RedbStore {
+            inner: Arc::new(Inner {
+                writer,
+                db,
+                opts,
+                path,
+                released_claims,
+            }),
+        })
+    }
+
+    /// The durable scheduler stored in the same file.
+    pub fn scheduler(&self) -> RedbScheduler {
+        RedbScheduler::new(self.clone())
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Current size of the database file in bytes.
+    pub fn file_size(&self) -> Result<u64, StoreError> {
+        std::fs::metadata(&self.inner.path)
+            .map(|m| m.len())
+            .map_err(|e| crate::error::io_error(&e))
+    }
+
+    /// How many scheduler claims the open released (jobs that were running when the
+    /// previous process stopped).
+    pub fn released_claims(&self) -> usize {
+        self.inner.released_claims
+    }
+
+    /// Compacts the file (moves pages down and truncates free space at the end).
+    /// Runs on the writer thread between transactions. Returns `Ok(false)` when
+    /// nothing could be compacted or a read was in progress (try again later).
+    pub async fn compact(&self) -> Result<bool, StoreError> {
+        match self.inner.writer.compact().await {
+            Err(StoreError::Io(m)) if m.contains("in progress") => Ok(false),
+            other => other,
+        }
+    }
+
+    /// Checks every page checksum. `Ok(false)` means the file is damaged.
+    pub async fn check_integrity(&self) -> Result<bool, StoreError> {
+        // Needs exclusive access: run it like a compaction, on the writer's turn.
+        let db = self.inner.db.clone();
+        tokio::task::spawn_blocking(move || db.write().check_integrity().map_err(from_redb))
+            .await
+            .map_err(|e| StoreError::Io(format!("integrity check task failed: {e}")))?
+    }
+
+    /// Validates and (for integrations) seals a batch before it is queued, so a bad
+    /// batch fails alone and never reaches a shared transaction.
+    fn prepare(&self, batch: WriteBatch) -> Result<Vec<WriteOp>, StoreError> {
+        let max = self.inner.opts.max_value_bytes;
+        let key = self.inner.opts.encryption_key.as_ref();
+        batch
+            .ops
+            .into_iter()
+            .map(|op| {
+                let (table, k) = match &op {
+                    WriteOp::Put { table, key, .. } | WriteOp::Delete { table, key } => {
+                        (*table, key)
+                    }
+                };
+                if k.len() > MAX_KEY_BYTES {
+                    return Err(StoreError::Codec(format!(
+                        "{}/{}…: key is {} bytes, the limit is {MAX_KEY_BYTES}",
+                        table.name(),
+                        short(k),
+                        k.len()
+                    )));
+                }
+                match op {
+                    WriteOp::Put { table, key: k, value } => {
+                        if value.len() > max {
+                            return Err(StoreError::Codec(format!(
+                                "{}/{}: value is {} bytes, the limit is {max} (store option max_value_bytes)",
+                                table.name(),
+                                short(&k),
+                                value.len()
+                            )));
+                        }
+                        let value = match (table, key) {
+                            (Table::Integrations, Some(sk)) => seal::seal_record(sk, &k, value)?,
+                            _ => value,
+                        };
+                        Ok(WriteOp::Put { table, key: k, value })
+                    }
+                    delete => Ok(delete),
+                }
+            })
+            .collect()
+    }
+
+    pub(crate) fn unseal(
+        &self,
+        table: Table,
+        key: &str,
+        value: Vec<u8>,
+    ) -> Result<Vec<u8>, StoreError> {
+        if table == Table::Integrations {
+            seal::open_record(self.inner.opts.encryption_key.as_ref(), key, value)
+        } else {
+            Ok(value)
+        }
+    }
+
+    pub(crate) fn begin_read(&self) -> Result<redb::ReadTransaction, StoreError> {
+        self.inner.db.read().begin_read().map_err(from_redb)
+    }
+
+    /// Queues already-prepared writes (used by import).
+    pub(crate) async fn commit_prepared(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
+        if ops.is_empty() {
+            return Ok(());
+        }
+        self.inner.writer.submit(Op::Write(ops)).await.map(|_| ())
+    }
+
+    pub(crate) fn prepare_batch(&self, batch: WriteBatch) -> Result<Vec<WriteOp>, StoreError> {
+        self.prepare(batch)
+    }
+}
+
+fn short(k: &str) -> &str {
+    match k.char_indices().nth(64) {
+        Some((i, _)) => &k[..i],
+        None => k,
+    }
+}
+
+fn with_path(path: &Path, e: StoreError) -> StoreError {
+    let p = path.display();
+    match e {
+        StoreError::Corrupt(m) => StoreError::Corrupt(format!("{p}: {m}")),
+        StoreError::Locked(m) => StoreError::Locked(format!("{p}: {m}")),
+        StoreError::Io(m) => StoreError::Io(format!("{p}: {m}")),
+        other => other,
+    }
+}
+
+#[async_trait]
+impl Store for RedbStore {
+    async fn get(&self, table: Table, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let r = self.begin_read()?;
+        let t = r.open_table(tables::data(table)).map_err(from_redb)?;
+        let v = t.get(key).map_err(from_redb)?.map(|g| g.value().to_vec());
+        match v {
+            Some(v) => self.unseal(table, key, v).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    async fn scan(&self, table: Table, scan: Scan) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let r = self.begin_read()?;
+        let t = r.open_table(tables::data(table)).map_err(from_redb)?;
+        let rows = tables::scan_table(&t, &scan)?;
+        if table != Table::Integrations {
+            return Ok(rows);
+        }
+        rows.into_iter()
+            .map(|(k, v)| {
+                let v = self.unseal(table, &k, v)?;
+                Ok((k, v))
+            })
+            .collect()
+    }
+
+    async fn commit(&self, batch: WriteBatch) -> Result<(), StoreError> {
+        let ops = self.prepare(batch)?;
+        self.commit_prepared(ops).await
+    }
+
+    async fn count(&self, table: Table) -> Result<u64, StoreError> {
+        let r = self.begin_read()?;
+        let t = r.open_table(tables::data(table)).map_err(from_redb)?;
+        t.len().map_err(from_redb)
+    }
+}

@@ -1,0 +1,200 @@
+//! Group commit: one writer thread owns every write transaction.
+//!
+//! Callers send a [`Request`] (an operation and a oneshot reply) over a bounded
+//! channel. The writer takes the first waiting request plus every request already
+//! queued (up to `max_group`), applies them all in ONE redb write transaction with
+//! `Durability::Immediate`, commits (fsync), and only then answers each caller. Under
+//! load, many callers therefore share one fsync, so durable throughput grows with the
+//! number of concurrent writers while each caller still returns only once its own
+//! writes are durable.
+//!
+//! Failure isolation: batches are validated by the caller before they are queued. If
+//! applying one request of a group still fails, the whole group transaction is
+//! aborted (nothing was written) and the requests are re-run one transaction each, so
+//! only the faulty request gets the error. If the commit itself fails (I/O), nothing
+//! of the group is acknowledged and every caller gets the error.
+
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+use redb::{Database, Durability, WriteTransaction};
+use signalcraft_core::store::{StoreError, WriteOp};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::error::from_redb;
+use crate::scheduler::SchedOp;
+use crate::tables;
+
+/// A write the writer thread can apply inside a transaction.
+#[derive(Debug)]
+pub(crate) enum Op {
+    /// A validated (and sealed) store batch.
+    Write(Vec<WriteOp>),
+    /// A scheduler operation.
+    Sched(SchedOp),
+}
+
+/// The answer to an [`Op`].
+#[derive(Debug)]
+pub(crate) enum Reply {
+    Unit,
+    Bool(bool),
+    Count(usize),
+    Jobs(Vec<signalcraft_core::scheduler::Job>),
+}
+
+type ReplyTx = oneshot::Sender<Result<Reply, StoreError>>;
+
+/// Messages to the writer thread.
+pub(crate) enum Msg {
+    Req(Op, ReplyTx),
+    /// Run `Database::compact` between transactions.
+    Compact(oneshot::Sender<Result<bool, StoreError>>),
+}
+
+/// The handle callers use to reach the writer thread.
+#[derive(Debug)]
+pub(crate) struct Writer {
+    tx: Option<mpsc::Sender<Msg>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Writer {
+    /// Starts the writer thread over `db`.
+    pub(crate) fn start(db: Arc<RwLock<Database>>, max_group: usize) -> Result<Self, StoreError> {
+        let (tx, rx) = mpsc::channel(max_group.max(1) * 2);
+        let thread = std::thread::Builder::new()
+            .name("signalcraft-store-writer".into())
+            .spawn(move || run(db, rx, max_group.max(1)))
+            .map_err(|e| StoreError::Io(format!("cannot start writer thread: {e}")))?;
+        Ok(Writer {
+            tx: Some(tx),
+            thread: Some(thread),
+        })
+    }
+
+    /// Queues `op` and waits until its transaction is durable.
+    pub(crate) async fn submit(&self, op: Op) -> Result<Reply, StoreError> {
+        let (reply, rx) = oneshot::channel();
+        let tx = self.tx.as_ref().ok_or(StoreError::Closed)?;
+        tx.send(Msg::Req(op, reply))
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Asks the writer to compact the file.
+    pub(crate) async fn compact(&self) -> Result<bool, StoreError> {
+        let (reply, rx) = oneshot::channel();
+        let tx = self.tx.as_ref().ok_or(StoreError::Closed)?;
+        tx.send(Msg::Compact(reply))
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        // Closing the channel ends the thread once the queue is drained.
+        self.tx.take();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn run(db: Arc<RwLock<Database>>, mut rx: mpsc::Receiver<Msg>, max_group: usize) {
+    while let Some(first) = rx.blocking_recv() {
+        let mut group = Vec::new();
+        let mut compactions = Vec::new();
+        let mut push = |m: Msg, group: &mut Vec<(Op, ReplyTx)>| match m {
+            Msg::Req(op, reply) => group.push((op, reply)),
+            Msg::Compact(reply) => compactions.push(reply),
+        };
+        push(first, &mut group);
+        while group.len() < max_group {
+            match rx.try_recv() {
+                Ok(m) => push(m, &mut group),
+                Err(_) => break,
+            }
+        }
+        if !group.is_empty() {
+            run_group(&db, group);
+        }
+        for reply in compactions {
+            let result = db.write().compact().map_err(from_redb);
+            let _ = reply.send(result);
+        }
+    }
+}
+
+enum GroupFailure {
+    /// Applying one op failed; the transaction was aborted, nothing written.
+    Apply(StoreError),
+    /// Beginning or committing failed; nothing of the group is acknowledged.
+    Commit(StoreError),
+}
+
+fn run_group(db: &RwLock<Database>, group: Vec<(Op, ReplyTx)>) {
+    let ops: Vec<&Op> = group.iter().map(|(op, _)| op).collect();
+    match transact(db, &ops) {
+        Ok(replies) => {
+            for ((_, tx), r) in group.into_iter().zip(replies) {
+                let _ = tx.send(Ok(r));
+            }
+        }
+        Err(GroupFailure::Apply(e)) if group.len() == 1 => {
+            for (_, tx) in group {
+                let _ = tx.send(Err(e.clone()));
+            }
+        }
+        Err(GroupFailure::Apply(_)) => {
+            // Isolate the faulty request: one transaction per request.
+            for (op, tx) in group {
+                let result = match transact(db, &[&op]) {
+                    Ok(mut r) => Ok(r.pop().unwrap_or(Reply::Unit)),
+                    Err(GroupFailure::Apply(e) | GroupFailure::Commit(e)) => Err(e),
+                };
+                let _ = tx.send(result);
+            }
+        }
+        Err(GroupFailure::Commit(e)) => {
+            for (_, tx) in group {
+                let _ = tx.send(Err(e.clone()));
+            }
+        }
+    }
+}
+
+fn transact(db: &RwLock<Database>, ops: &[&Op]) -> Result<Vec<Reply>, GroupFailure> {
+    let mut txn = db
+        .read()
+        .begin_write()
+        .map_err(|e| GroupFailure::Commit(from_redb(e)))?;
+    txn.set_durability(Durability::Immediate)
+        .map_err(|e| GroupFailure::Commit(from_redb(e)))?;
+    let mut replies = Vec::with_capacity(ops.len());
+    for op in ops {
+        match apply(&txn, op) {
+            Ok(r) => replies.push(r),
+            Err(e) => {
+                let _ = txn.abort();
+                return Err(GroupFailure::Apply(e));
+            }
+        }
+    }
+    txn.commit()
+        .map_err(|e| GroupFailure::Commit(from_redb(e)))?;
+    Ok(replies)
+}
+
+fn apply(txn: &WriteTransaction, op: &Op) -> Result<Reply, StoreError> {
+    match op {
+        Op::Write(ops) => {
+            tables::apply_writes(txn, ops)?;
+            Ok(Reply::Unit)
+        }
+        Op::Sched(s) => s.apply(txn),
+    }
+}
