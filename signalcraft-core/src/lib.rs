@@ -33,6 +33,7 @@ pub mod model;
 pub mod oncall;
 pub mod provider;
 pub mod remediation;
+pub mod routing;
 pub mod scheduler;
 pub mod store;
 #[cfg(any(test, feature = "testing"))]
