@@ -3,6 +3,7 @@
 //! [`DeliveryState`] that makes delivery resumable and idempotent.
 //!
 //! Keys (all in `Table::NotificationLog`):
+//! Notification ids are percent-encoded (`/` → `%2F`, `%` → `%25`) in keys.
 //! * `{notification_id}/{attempt:06}` — one record per attempt, updated in place as
 //!   the attempt moves from `sending` to its final status;
 //! * `{notification_id}/state` — where the notification is in its failover chain;
@@ -125,13 +126,19 @@ pub struct NotificationLog {
     store: Arc<dyn Store>,
 }
 
+/// A notification id made safe as one key segment: engine ids contain `/`
+/// (`<kind>/<channel>/<rest>`), so `%` and `/` are percent-encoded.
+fn seg(id: &str) -> String {
+    id.replace('%', "%25").replace('/', "%2F")
+}
+
 /// Key of the record of one attempt.
 pub fn record_key(notification_id: &str, attempt: u32) -> String {
-    format!("{notification_id}/{attempt:06}")
+    format!("{}/{attempt:06}", seg(notification_id))
 }
 
 fn state_key(notification_id: &str) -> String {
-    format!("{notification_id}/state")
+    format!("{}/state", seg(notification_id))
 }
 
 impl NotificationLog {
@@ -171,14 +178,14 @@ impl NotificationLog {
             {
                 b.put_raw(
                     Table::NotificationLog,
-                    format!("~incident/{inc}/{}", r.notification_id),
+                    format!("~incident/{}/{}", seg(inc), seg(&r.notification_id)),
                     b"{}".to_vec(),
                 );
             }
             if let Some(pid) = &r.provider_message_id {
                 b.put(
                     Table::NotificationLog,
-                    format!("~provider/{pid}"),
+                    format!("~provider/{}", seg(pid)),
                     &ProviderIndex {
                         notification_id: r.notification_id.clone(),
                         attempt: r.attempt,
@@ -209,7 +216,7 @@ impl NotificationLog {
             .store
             .scan(
                 Table::NotificationLog,
-                Scan::prefix(format!("{notification_id}/0")),
+                Scan::prefix(format!("{}/0", seg(notification_id))),
             )
             .await?;
         rows.into_iter()
@@ -223,14 +230,15 @@ impl NotificationLog {
     /// The delivery trail of an incident: every attempt of every notification
     /// about it, ordered by start time then attempt.
     pub async fn trail(&self, incident_id: &str) -> Result<Vec<DeliveryRecord>, StoreError> {
-        let prefix = format!("~incident/{incident_id}/");
+        let prefix = format!("~incident/{}/", seg(incident_id));
         let ids = self
             .store
             .scan(Table::NotificationLog, Scan::prefix(prefix.clone()))
             .await?;
         let mut out = Vec::new();
         for (k, _) in ids {
-            out.extend(self.records(&k[prefix.len()..]).await?);
+            let nid = k[prefix.len()..].replace("%2F", "/").replace("%25", "%");
+            out.extend(self.records(&nid).await?);
         }
         out.sort_by(|a, b| (a.started_at, a.attempt).cmp(&(b.started_at, b.attempt)));
         Ok(out)
@@ -245,7 +253,7 @@ impl NotificationLog {
             .store
             .get_json(
                 Table::NotificationLog,
-                &format!("~provider/{provider_message_id}"),
+                &format!("~provider/{}", seg(provider_message_id)),
             )
             .await?;
         Ok(idx.map(|i| (i.notification_id, i.attempt)))

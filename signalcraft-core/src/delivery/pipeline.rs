@@ -199,7 +199,16 @@ impl DeliveryPipeline {
         if self.log.state(&n.id).await?.is_some() {
             return Ok(DeliveryOutcome::AlreadyAccepted);
         }
-        let steps = self.config.chain_for(&n.receiver, severity_of(&n));
+        // The engine addresses a channel in the id (`<kind>/<channel>/<rest>`);
+        // otherwise the receiver names the channel or chain.
+        let key = crate::engine::channel_name(&n)
+            .filter(|c| {
+                self.channels.contains_key(*c)
+                    || self.config.chains.iter().any(|ch| ch.receiver == *c)
+            })
+            .unwrap_or(&n.receiver)
+            .to_string();
+        let steps = self.config.chain_for(&key, severity_of(&n));
         if let Some(s) = steps
             .iter()
             .find(|s| !self.channels.contains_key(&s.channel))
@@ -620,5 +629,24 @@ impl DeliveryPipeline {
                 }
             }
         }
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::engine::Notifier for DeliveryPipeline {
+    /// `Ok` when delivered or durably queued (retry, throttle, confirmation
+    /// pending, or already accepted); `Err` when every step failed for good.
+    async fn notify(&self, n: Notification) -> Result<(), CoreError> {
+        let receiver = n.receiver.clone();
+        match DeliveryPipeline::notify(self, n).await? {
+            DeliveryOutcome::Failed { error } => {
+                Err(CoreError::input(format!("delivery via {receiver}"), error))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    async fn run_job(&self, job: &Job) -> Result<(), CoreError> {
+        DeliveryPipeline::run_job(self, job).await.map(|_| ())
     }
 }

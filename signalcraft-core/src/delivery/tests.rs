@@ -489,3 +489,32 @@ fn url_targets_are_redacted() {
     );
     assert_eq!(pipeline::redact_address("+15550001"), "+15550001");
 }
+
+#[tokio::test]
+async fn engine_ids_with_slashes_route_by_channel_name_through_the_notifier_seam() {
+    use crate::engine::Notifier;
+    let slack = ScriptedChannel::new("slack", "ops-slack");
+    let email = ScriptedChannel::new("email", "smtp");
+    slack.script([permanent()]);
+    let mut c = chain(&["ops-slack", "smtp"]);
+    c.chains[0].steps[1].target = Some("oncall@example.com".into());
+    let r = rig(c, vec![slack.clone(), email.clone()]);
+    let n = sample_notification("incident/ops-slack/inc-42/1", "team-receiver", "#ops");
+    Notifier::notify(&r.pipeline, n.clone()).await.unwrap();
+    Notifier::notify(&r.pipeline, n).await.unwrap();
+    assert_eq!(email.call_count(), 1);
+    assert_eq!(email.calls()[0].target.address, "oncall@example.com");
+    let recs = r
+        .pipeline
+        .log()
+        .records("incident/ops-slack/inc-42/1")
+        .await
+        .unwrap();
+    assert_eq!(recs.len(), 2);
+    assert_eq!(r.pipeline.log().trail("inc-42").await.unwrap().len(), 2);
+    // Every step failing is an Err for the engine's timeline.
+    slack.script([permanent()]);
+    email.script([permanent()]);
+    let n2 = sample_notification("incident/ops-slack/inc-42/2", "team-receiver", "#ops");
+    assert!(Notifier::notify(&r.pipeline, n2).await.is_err());
+}
