@@ -45,3 +45,4 @@ pub use scheduler::RedbScheduler;
 pub use schema::SCHEMA_VERSION;
 pub use seal::SealKey;
 pub use store::{RedbStore, StoreOptions};
+pub use writer::WriterStats;

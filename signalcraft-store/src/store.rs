@@ -119,6 +119,11 @@ impl RedbStore {
         })
     }
 
+    /// Counters of the group-commit writer (requests vs transactions shows batching).
+    pub fn writer_stats(&self) -> crate::writer::WriterStats {
+        self.inner.writer.stats()
+    }
+
     /// The durable scheduler stored in the same file.
     pub fn scheduler(&self) -> RedbScheduler {
         RedbScheduler::new(self.clone())

@@ -15,6 +15,7 @@
 //! of the group is acknowledged and every caller gets the error.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::RwLock;
 use redb::{Database, Durability, WriteTransaction};
@@ -52,25 +53,57 @@ pub(crate) enum Msg {
     Compact(oneshot::Sender<Result<bool, StoreError>>),
 }
 
+/// Counters of the writer thread.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    requests: AtomicU64,
+    transactions: AtomicU64,
+    fallbacks: AtomicU64,
+}
+
+/// A snapshot of the writer's counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriterStats {
+    /// Requests (commits and scheduler writes) answered.
+    pub requests: u64,
+    /// Write transactions committed or attempted (fsyncs, roughly).
+    pub transactions: u64,
+    /// Groups that had to be re-run one transaction per request.
+    pub fallbacks: u64,
+}
+
 /// The handle callers use to reach the writer thread.
 #[derive(Debug)]
 pub(crate) struct Writer {
     tx: Option<mpsc::Sender<Msg>>,
     thread: Option<std::thread::JoinHandle<()>>,
+    counters: Arc<Counters>,
 }
 
 impl Writer {
     /// Starts the writer thread over `db`.
     pub(crate) fn start(db: Arc<RwLock<Database>>, max_group: usize) -> Result<Self, StoreError> {
         let (tx, rx) = mpsc::channel(max_group.max(1) * 2);
+        let counters = Arc::new(Counters::default());
+        let c = counters.clone();
         let thread = std::thread::Builder::new()
             .name("signalcraft-store-writer".into())
-            .spawn(move || run(db, rx, max_group.max(1)))
+            .spawn(move || run(db, rx, max_group.max(1), &c))
             .map_err(|e| StoreError::Io(format!("cannot start writer thread: {e}")))?;
         Ok(Writer {
             tx: Some(tx),
             thread: Some(thread),
+            counters,
         })
+    }
+
+    /// The writer's counters so far.
+    pub(crate) fn stats(&self) -> WriterStats {
+        WriterStats {
+            requests: self.counters.requests.load(Ordering::Relaxed),
+            transactions: self.counters.transactions.load(Ordering::Relaxed),
+            fallbacks: self.counters.fallbacks.load(Ordering::Relaxed),
+        }
     }
 
     /// Queues `op` and waits until its transaction is durable.
@@ -104,7 +137,7 @@ impl Drop for Writer {
     }
 }
 
-fn run(db: Arc<RwLock<Database>>, mut rx: mpsc::Receiver<Msg>, max_group: usize) {
+fn run(db: Arc<RwLock<Database>>, mut rx: mpsc::Receiver<Msg>, max_group: usize, c: &Counters) {
     while let Some(first) = rx.blocking_recv() {
         let mut group = Vec::new();
         let mut compactions = Vec::new();
@@ -120,7 +153,8 @@ fn run(db: Arc<RwLock<Database>>, mut rx: mpsc::Receiver<Msg>, max_group: usize)
             }
         }
         if !group.is_empty() {
-            run_group(&db, group);
+            c.requests.fetch_add(group.len() as u64, Ordering::Relaxed);
+            run_group(&db, group, c);
         }
         for reply in compactions {
             let result = db.write().compact().map_err(from_redb);
@@ -136,8 +170,9 @@ enum GroupFailure {
     Commit(StoreError),
 }
 
-fn run_group(db: &RwLock<Database>, group: Vec<(Op, ReplyTx)>) {
+fn run_group(db: &RwLock<Database>, group: Vec<(Op, ReplyTx)>, c: &Counters) {
     let ops: Vec<&Op> = group.iter().map(|(op, _)| op).collect();
+    c.transactions.fetch_add(1, Ordering::Relaxed);
     match transact(db, &ops) {
         Ok(replies) => {
             for ((_, tx), r) in group.into_iter().zip(replies) {
@@ -151,7 +186,9 @@ fn run_group(db: &RwLock<Database>, group: Vec<(Op, ReplyTx)>) {
         }
         Err(GroupFailure::Apply(_)) => {
             // Isolate the faulty request: one transaction per request.
+            c.fallbacks.fetch_add(1, Ordering::Relaxed);
             for (op, tx) in group {
+                c.transactions.fetch_add(1, Ordering::Relaxed);
                 let result = match transact(db, &[&op]) {
                     Ok(mut r) => Ok(r.pop().unwrap_or(Reply::Unit)),
                     Err(GroupFailure::Apply(e) | GroupFailure::Commit(e)) => Err(e),
@@ -196,5 +233,65 @@ fn apply(txn: &WriteTransaction, op: &Op) -> Result<Reply, StoreError> {
             Ok(Reply::Unit)
         }
         Op::Sched(s) => s.apply(txn),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use redb::ReadableDatabase;
+    use signalcraft_core::store::Table;
+
+    use super::*;
+
+    /// A group in which one request fails while being applied: the group
+    /// transaction is dropped and every other request still commits, alone.
+    #[test]
+    fn a_failing_request_does_not_poison_its_group() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = Database::create(dir.path().join("w.redb")).expect("create");
+        let txn = db.begin_write().expect("begin");
+        crate::tables::create_all(&txn).expect("tables");
+        // A job record that cannot be decoded: cancelling it fails inside apply.
+        txn.open_table(crate::tables::JOBS)
+            .expect("jobs")
+            .insert("bad", b"not json".as_slice())
+            .expect("insert");
+        txn.commit().expect("commit");
+        let db = RwLock::new(db);
+        let put = |k: &str| {
+            Op::Write(vec![WriteOp::Put {
+                table: Table::Alerts,
+                key: k.into(),
+                value: b"{}".to_vec(),
+            }])
+        };
+        let mut group = Vec::new();
+        let mut replies = Vec::new();
+        for op in [put("a"), Op::Sched(SchedOp::Cancel("bad".into())), put("b")] {
+            let (tx, rx) = oneshot::channel();
+            group.push((op, tx));
+            replies.push(rx);
+        }
+        let counters = Counters::default();
+        run_group(&db, group, &counters);
+        let results: Vec<_> = replies
+            .into_iter()
+            .map(|mut rx| rx.try_recv().expect("answered"))
+            .collect();
+        assert!(matches!(results[0], Ok(Reply::Unit)), "{:?}", results[0]);
+        assert!(
+            matches!(&results[1], Err(StoreError::Corrupt(m)) if m.contains("scheduler job bad")),
+            "{:?}",
+            results[1]
+        );
+        assert!(matches!(results[2], Ok(Reply::Unit)), "{:?}", results[2]);
+        assert_eq!(counters.fallbacks.load(Ordering::Relaxed), 1);
+        assert_eq!(counters.transactions.load(Ordering::Relaxed), 4);
+        let r = db.read().begin_read().expect("read");
+        let t = r
+            .open_table(crate::tables::data(Table::Alerts))
+            .expect("table");
+        assert!(t.get("a").expect("get").is_some());
+        assert!(t.get("b").expect("get").is_some());
     }
 }

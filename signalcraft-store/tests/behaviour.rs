@@ -1,0 +1,352 @@
+//! RedbStore/RedbScheduler behaviour beyond the shared suites: persistence across
+//! reopen, claims released on open, schema version checks, sealed secrets at rest,
+//! group commit isolation, corrupt and truncated files.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use signalcraft_core::scheduler::{Job, JobKind, Scheduler};
+use signalcraft_core::store::{Scan, Store, StoreError, Table, WriteBatch};
+use signalcraft_store::{RedbStore, SealKey, StoreOptions};
+
+fn t(secs: i64) -> Timestamp {
+    Timestamp::from_second(1_767_225_600 + secs).expect("ts")
+}
+
+fn job(id: &str, secs: i64) -> Job {
+    Job {
+        id: id.into(),
+        due: t(secs),
+        kind: JobKind::Escalate {
+            incident_id: "inc-1".into(),
+            level: 0,
+            repeat: 0,
+        },
+        attempts: 0,
+    }
+}
+
+fn put(table: Table, key: &str, value: &str) -> WriteBatch {
+    let mut b = WriteBatch::new();
+    b.put_raw(table, key, value.as_bytes().to_vec());
+    b
+}
+
+#[tokio::test]
+async fn records_and_jobs_survive_reopen_and_claims_are_released() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("s.redb");
+    {
+        let s = RedbStore::open(&path).expect("open");
+        s.commit(put(Table::Incidents, "inc-1", r#"{"state":"triggered"}"#))
+            .await
+            .expect("commit");
+        let sched = s.scheduler();
+        sched.schedule(job("past", 0)).await.expect("schedule");
+        sched.schedule(job("running", 5)).await.expect("schedule");
+        sched
+            .schedule(job("future", 10_000))
+            .await
+            .expect("schedule");
+        // "running" is claimed (and "past") and the process "crashes" before complete.
+        let got = sched
+            .claim_due(t(5), Duration::from_secs(3600), 10)
+            .await
+            .expect("claim");
+        assert_eq!(got.len(), 2);
+        sched.complete("past").await.expect("complete");
+        assert_eq!(s.released_claims(), 0);
+    }
+    let s = RedbStore::open(&path).expect("reopen");
+    assert_eq!(
+        s.get(Table::Incidents, "inc-1")
+            .await
+            .expect("get")
+            .as_deref(),
+        Some(br#"{"state":"triggered"}"#.as_slice())
+    );
+    assert_eq!(
+        s.released_claims(),
+        1,
+        "the claim of 'running' was released"
+    );
+    let sched = s.scheduler();
+    let pending: Vec<String> = sched
+        .pending()
+        .await
+        .expect("pending")
+        .into_iter()
+        .map(|j| j.id)
+        .collect();
+    assert_eq!(
+        pending,
+        ["running", "future"],
+        "completed job gone, others kept"
+    );
+    assert_eq!(sched.next_due().await.expect("next_due"), Some(t(5)));
+    // Right after restart (well within the old hour-long lease) the crashed job runs
+    // again, late, with its attempt counted; the future one stays armed.
+    let got = sched
+        .claim_due(t(6), Duration::from_secs(30), 10)
+        .await
+        .expect("claim");
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].id, "running");
+    assert_eq!(got[0].attempts, 1);
+    assert_eq!(sched.next_due().await.expect("next_due"), Some(t(36)));
+}
+
+#[tokio::test]
+async fn newer_schema_is_refused_and_left_untouched() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("s.redb");
+    drop(RedbStore::open(&path).expect("create"));
+    {
+        // Stamp a future version, as a newer build would.
+        let db = redb::Database::open(&path).expect("raw open");
+        let txn = db.begin_write().expect("begin");
+        {
+            let def: redb::TableDefinition<&str, u64> = redb::TableDefinition::new("__schema");
+            txn.open_table(def)
+                .expect("table")
+                .insert("version", 99)
+                .expect("insert");
+        }
+        txn.commit().expect("commit");
+    }
+    let e = RedbStore::open(&path).expect_err("too new");
+    assert_eq!(
+        e,
+        StoreError::SchemaTooNew {
+            found: 99,
+            supported: signalcraft_store::SCHEMA_VERSION
+        }
+    );
+    assert!(e.to_string().contains("newer than supported"), "{e}");
+    // Still refused (nothing was rewritten by the failed open).
+    assert!(matches!(
+        RedbStore::open(&path),
+        Err(StoreError::SchemaTooNew { found: 99, .. })
+    ));
+}
+
+#[tokio::test]
+async fn integration_secrets_are_sealed_at_rest() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("s.redb");
+    let key = SealKey::parse(&"5a".repeat(32)).expect("key");
+    let opts = StoreOptions {
+        encryption_key: Some(key.clone()),
+        ..StoreOptions::default()
+    };
+    let secret = "xoxb-very-secret-token-0123456789";
+    {
+        let s = RedbStore::open_with(&path, opts.clone()).expect("open");
+        let rec = format!(r#"{{"kind":"slack","name":"ops","secrets":{{"token":"{secret}"}}}}"#);
+        s.commit(put(Table::Integrations, "slack-ops", &rec))
+            .await
+            .expect("commit");
+        // Reads return the cleartext to the holder of the key.
+        let back = s
+            .get(Table::Integrations, "slack-ops")
+            .await
+            .expect("get")
+            .expect("row");
+        let v: serde_json::Value = serde_json::from_slice(&back).expect("json");
+        assert_eq!(v["secrets"]["token"], secret);
+        let rows = s
+            .scan(Table::Integrations, Scan::all())
+            .await
+            .expect("scan");
+        assert!(String::from_utf8_lossy(&rows[0].1).contains(secret));
+        // The backup keeps it sealed.
+        let mut out = Vec::new();
+        s.export(&mut out).expect("export");
+        let text = String::from_utf8(out).expect("utf8");
+        assert!(!text.contains(secret), "backup holds no cleartext secret");
+        assert!(text.contains("scv1:"));
+    }
+    let raw = std::fs::read(&path).expect("read file");
+    assert!(
+        !raw.windows(secret.len()).any(|w| w == secret.as_bytes()),
+        "the secret is not in the file in clear"
+    );
+    assert!(
+        raw.windows(5).any(|w| w == b"\"ops\""),
+        "non-secret fields stay readable"
+    );
+    // Without the key: a clear error naming the record, not ciphertext.
+    {
+        let s = RedbStore::open(&path).expect("open without key");
+        let e = s
+            .get(Table::Integrations, "slack-ops")
+            .await
+            .expect_err("sealed");
+        assert!(e.to_string().contains("integrations/slack-ops"), "{e}");
+        assert!(e.to_string().contains("no encryption key"), "{e}");
+    }
+    // With the wrong key: an error too.
+    let wrong = StoreOptions {
+        encryption_key: Some(SealKey::from_bytes(&[1u8; 32]).expect("key")),
+        ..StoreOptions::default()
+    };
+    let s = RedbStore::open_with(&path, wrong).expect("open");
+    let e = s
+        .get(Table::Integrations, "slack-ops")
+        .await
+        .expect_err("wrong key");
+    assert!(e.to_string().contains("wrong encryption key"), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_commit_batches_and_isolates_a_bad_batch() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let opts = StoreOptions {
+        max_value_bytes: 1024,
+        ..StoreOptions::default()
+    };
+    let s = Arc::new(RedbStore::open_with(dir.path().join("s.redb"), opts).expect("open"));
+    let before = s.writer_stats();
+    let mut tasks = Vec::new();
+    for w in 0..64 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut results = Vec::new();
+            for i in 0..20 {
+                let mut b = WriteBatch::new();
+                b.put_raw(Table::Alerts, format!("w{w}/{i}"), b"{}".to_vec());
+                // Writer 7's 5th batch is too big: it alone must fail, whole.
+                if w == 7 && i == 5 {
+                    b.put_raw(Table::Alerts, "huge", vec![b'x'; 4096]);
+                }
+                results.push(s.commit(b).await);
+            }
+            results
+        }));
+    }
+    for (w, task) in tasks.into_iter().enumerate() {
+        for (i, r) in task.await.expect("task").into_iter().enumerate() {
+            if w == 7 && i == 5 {
+                let e = r.expect_err("oversized batch fails");
+                assert!(e.to_string().contains("alerts/huge"), "{e}");
+                assert!(e.to_string().contains("max_value_bytes"), "{e}");
+            } else {
+                r.expect("every other batch succeeds");
+            }
+        }
+    }
+    assert_eq!(s.count(Table::Alerts).await.expect("count"), 64 * 20 - 1);
+    assert_eq!(
+        s.get(Table::Alerts, "w7/5").await.expect("get"),
+        None,
+        "no half batch"
+    );
+    assert_eq!(s.get(Table::Alerts, "huge").await.expect("get"), None);
+    let stats = s.writer_stats();
+    let requests = stats.requests - before.requests;
+    let txns = stats.transactions - before.transactions;
+    assert_eq!(requests, 64 * 20 - 1);
+    assert!(
+        txns < requests,
+        "concurrent commits share transactions: {txns} transactions for {requests} requests"
+    );
+}
+
+#[tokio::test]
+async fn garbage_file_is_a_corrupt_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("garbage.redb");
+    std::fs::write(&path, vec![0xA5u8; 64 * 1024]).expect("write");
+    let e = RedbStore::open(&path).expect_err("garbage");
+    assert!(
+        matches!(e, StoreError::Corrupt(_) | StoreError::Io(_)),
+        "unexpected error kind: {e:?}"
+    );
+    assert!(
+        e.to_string().contains("garbage.redb"),
+        "error names the file: {e}"
+    );
+}
+
+#[tokio::test]
+async fn truncated_file_fails_cleanly_or_recovers_to_a_committed_state() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("t.redb");
+    {
+        let s = RedbStore::open(&path).expect("open");
+        for i in 0..200 {
+            let v = format!(r#"{{"i":{i},"pad":"{}"}}"#, "p".repeat(400));
+            s.commit(put(Table::Alerts, &format!("a{i:04}"), &v))
+                .await
+                .expect("commit");
+        }
+    }
+    let len = std::fs::metadata(&path).expect("meta").len();
+    for cut in [len / 2, len / 4, 100, 0] {
+        let p = dir.path().join(format!("cut{cut}.redb"));
+        std::fs::copy(&path, &p).expect("copy");
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&p)
+            .expect("open");
+        f.set_len(cut).expect("truncate");
+        drop(f);
+        match RedbStore::open(&p) {
+            Err(e) => assert!(
+                matches!(e, StoreError::Corrupt(_) | StoreError::Io(_)),
+                "cut at {cut}: unexpected error {e:?}"
+            ),
+            Ok(s) => {
+                // Opening may succeed only if the result is a consistent store:
+                // every record readable and intact.
+                let rows = s.scan(Table::Alerts, Scan::all()).await.expect("scan");
+                for (k, v) in rows {
+                    let v: serde_json::Value = serde_json::from_slice(&v).expect("intact json");
+                    assert_eq!(k, format!("a{:04}", v["i"].as_u64().expect("i")));
+                }
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn second_open_in_the_same_process_is_locked() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("s.redb");
+    let _s = RedbStore::open(&path).expect("open");
+    let e = RedbStore::open(&path).expect_err("already open");
+    assert!(matches!(e, StoreError::Locked(_)), "{e:?}");
+}
+
+#[tokio::test]
+async fn compaction_shrinks_the_file_after_deletes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = RedbStore::open(dir.path().join("c.redb")).expect("open");
+    let mut b = WriteBatch::new();
+    for i in 0..3000 {
+        b.put_raw(Table::Alerts, format!("a{i:05}"), vec![b'7'; 900]);
+    }
+    s.commit(b).await.expect("commit");
+    let mut d = WriteBatch::new();
+    for i in 0..3000 {
+        d.delete(Table::Alerts, format!("a{i:05}"));
+    }
+    s.commit(d).await.expect("delete");
+    let big = s.file_size().expect("size");
+    // A couple of empty commits let redb free the pages of older transactions.
+    for _ in 0..3 {
+        s.commit(put(Table::Meta, "tick", "1")).await.expect("tick");
+    }
+    let mut compacted = false;
+    for _ in 0..5 {
+        compacted |= s.compact().await.expect("compact");
+    }
+    let small = s.file_size().expect("size");
+    assert!(compacted, "compaction ran");
+    assert!(small < big / 2, "file shrank from {big} to {small}");
+    assert_eq!(
+        s.get(Table::Meta, "tick").await.expect("get").as_deref(),
+        Some(b"1".as_slice())
+    );
+}

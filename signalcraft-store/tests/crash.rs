@@ -1,0 +1,488 @@
+//! Crash and bad-environment tests with real child processes:
+//!
+//! * a child ingests (commits alerts + incidents + timeline, schedules and completes
+//!   jobs) and is killed with SIGKILL at random moments, 20 rounds on the same file;
+//!   after each kill the parent reopens and checks that every acknowledged write is
+//!   present and whole, nothing is duplicated, every acknowledged job is still
+//!   pending or was completed;
+//! * a child holds the database open: the parent's open fails with `Locked`;
+//! * a child runs under a file size limit (RLIMIT_FSIZE via `ulimit -f`, SIGXFSZ
+//!   ignored): commits fail with a clear I/O error, no panic, and after reopening
+//!   without the limit every acknowledged batch is there and the failed one is not.
+//!
+//! The child is this same test binary re-executed with `CHILD_ENV` set; the test
+//! `child_process_entry` is its entry point and does nothing in a normal run.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use jiff::Timestamp;
+use rand::Rng;
+use signalcraft_core::scheduler::{Job, JobKind, Scheduler};
+use signalcraft_core::store::{Scan, Store, StoreError, Table, WriteBatch};
+use signalcraft_store::RedbStore;
+
+const CHILD_ENV: &str = "SIGNALCRAFT_STORE_TEST_CHILD";
+const PATH_ENV: &str = "SIGNALCRAFT_STORE_TEST_PATH";
+const ROUND_ENV: &str = "SIGNALCRAFT_STORE_TEST_ROUND";
+
+fn t(secs: i64) -> Timestamp {
+    Timestamp::from_second(1_767_225_600 + secs).expect("ts")
+}
+
+// ---------------------------------------------------------------- child side
+
+/// Entry point of the child process (no-op unless `CHILD_ENV` is set).
+#[test]
+fn child_process_entry() {
+    let Ok(mode) = std::env::var(CHILD_ENV) else {
+        return;
+    };
+    // The test harness has printed "test child_process_entry ... " without a newline.
+    println!();
+    let path = PathBuf::from(std::env::var(PATH_ENV).expect("path env"));
+    let round: u32 = std::env::var(ROUND_ENV)
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(0);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async move {
+        match mode.as_str() {
+            "ingest" => child_ingest(&path, round).await,
+            "hold" => child_hold(&path).await,
+            "fill" => child_fill(&path).await,
+            other => panic!("unknown child mode {other}"),
+        }
+    });
+    std::process::exit(0);
+}
+
+fn say(out: &Mutex<std::io::Stdout>, line: &str) {
+    let out = out.lock().expect("stdout lock");
+    let mut out = out.lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+fn alert_value(key: &str, round: u32, i: u64) -> String {
+    format!(
+        r#"{{"key":"{key}","round":{round},"i":{i},"incident":"inc-{round}-{}","pad":"{}"}}"#,
+        i / 10,
+        "x".repeat(300)
+    )
+}
+
+async fn child_ingest(path: &Path, round: u32) {
+    let store = RedbStore::open(path).expect("child open");
+    let out = Arc::new(Mutex::new(std::io::stdout()));
+    say(&out, "READY");
+    let next = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let (store, out, next) = (store.clone(), out.clone(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            let sched = store.scheduler();
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let key = format!("r{round:02}-{i:06}");
+                let inc = format!("inc-{round}-{}", i / 10);
+                let mut b = WriteBatch::new();
+                b.put_raw(
+                    Table::Alerts,
+                    &key,
+                    alert_value(&key, round, i).into_bytes(),
+                )
+                .put_raw(
+                    Table::Incidents,
+                    &inc,
+                    format!(r#"{{"id":"{inc}","last_alert":"{key}"}}"#).into_bytes(),
+                )
+                .put_raw(
+                    Table::Timeline,
+                    format!("{inc}/{key}"),
+                    format!(r#"{{"alert":"{key}"}}"#).into_bytes(),
+                );
+                store.commit(b).await.expect("commit");
+                say(&out, &format!("ACK {key}"));
+                if i % 3 == 0 {
+                    let id = format!("esc/{key}");
+                    let due = if i % 2 == 0 {
+                        t(i as i64)
+                    } else {
+                        t(1_000_000 + i as i64)
+                    };
+                    sched
+                        .schedule(Job {
+                            id: id.clone(),
+                            due,
+                            kind: JobKind::Escalate {
+                                incident_id: inc.clone(),
+                                level: 0,
+                                repeat: 0,
+                            },
+                            attempts: 0,
+                        })
+                        .await
+                        .expect("schedule");
+                    say(&out, &format!("SCHED {id}"));
+                }
+            }
+        }));
+    }
+    // A worker that runs due jobs, like the engine's timer loop.
+    let sched = store.scheduler();
+    loop {
+        let jobs = sched
+            .claim_due(t(500_000), Duration::from_secs(3600), 4)
+            .await
+            .expect("claim");
+        if jobs.is_empty() {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        for j in jobs {
+            // Said before completing: a kill right after `complete` still leaves a trace.
+            say(&out, &format!("RUN {}", j.id));
+            sched.complete(&j.id).await.expect("complete");
+            say(&out, &format!("DONE {}", j.id));
+        }
+    }
+}
+
+async fn child_hold(path: &Path) {
+    let _store = RedbStore::open(path).expect("child open");
+    println!("READY");
+    let _ = std::io::stdout().flush();
+    tokio::time::sleep(Duration::from_secs(60)).await;
+}
+
+async fn child_fill(path: &Path) {
+    let store = match RedbStore::open(path) {
+        Ok(s) => s,
+        Err(e) => {
+            println!("OPENERR {e}");
+            return;
+        }
+    };
+    for i in 0..100_000u32 {
+        let key = format!("big-{i:06}");
+        let mut b = WriteBatch::new();
+        b.put_raw(
+            Table::Alerts,
+            &key,
+            format!(r#"{{"pad":"{}"}}"#, "y".repeat(8000)).into_bytes(),
+        );
+        b.put_raw(Table::Timeline, format!("{key}/0"), b"{}".to_vec());
+        match store.commit(b).await {
+            Ok(()) => println!("ACK {key}"),
+            Err(e) => {
+                println!("FAIL {key}");
+                println!("ERR {e:?} | {e}");
+                // A further write also fails cleanly (no panic, no hang).
+                let mut b = WriteBatch::new();
+                b.put_raw(Table::Alerts, "after-failure", b"{}".to_vec());
+                match store.commit(b).await {
+                    Ok(()) => println!("ACK after-failure"),
+                    Err(e) => println!("ERR2 {e}"),
+                }
+                let _ = std::io::stdout().flush();
+                return;
+            }
+        }
+    }
+    println!("NOFAIL");
+}
+
+// ---------------------------------------------------------------- parent side
+
+fn child(mode: &str, path: &Path, round: u32) -> Command {
+    let exe = std::env::current_exe().expect("current exe");
+    let mut c = Command::new(exe);
+    c.args([
+        "--exact",
+        "child_process_entry",
+        "--nocapture",
+        "--test-threads=1",
+    ])
+    .env(CHILD_ENV, mode)
+    .env(PATH_ENV, path)
+    .env(ROUND_ENV, round.to_string())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    c
+}
+
+/// Collects the child's complete stdout lines on a thread.
+fn collect(
+    stdout: std::process::ChildStdout,
+) -> (Arc<Mutex<Vec<String>>>, std::thread::JoinHandle<()>) {
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let l = lines.clone();
+    let h = std::thread::spawn(move || {
+        let mut r = BufReader::new(stdout);
+        let mut buf = String::new();
+        loop {
+            buf.clear();
+            match r.read_line(&mut buf) {
+                Ok(0) | Err(_) => break,
+                // A line cut by the kill has no newline: it was never fully said.
+                Ok(_) if buf.ends_with('\n') => {
+                    l.lock().expect("lock").push(buf.trim_end().to_owned())
+                }
+                Ok(_) => break,
+            }
+        }
+    });
+    (lines, h)
+}
+
+fn wait_for(lines: &Mutex<Vec<String>>, what: &str, timeout: Duration) -> bool {
+    let start = std::time::Instant::now();
+    while start.elapsed() < timeout {
+        if lines.lock().expect("lock").iter().any(|l| l == what) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    false
+}
+
+#[test]
+fn sigkill_during_ingest_loses_no_acknowledged_write() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("crash.redb");
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let mut rng = rand::rng();
+    let mut acked: BTreeSet<String> = BTreeSet::new();
+    let mut scheduled: BTreeSet<String> = BTreeSet::new();
+    let mut done: BTreeSet<String> = BTreeSet::new();
+    let mut ran: BTreeSet<String> = BTreeSet::new();
+    let mut total_released = 0;
+    let rounds = 20;
+    for round in 0..rounds {
+        let mut c = child("ingest", &path, round).spawn().expect("spawn child");
+        let (lines, reader) = collect(c.stdout.take().expect("stdout"));
+        // Most rounds kill mid-ingest; a few kill during startup/open.
+        let delay = if round % 7 == 3 {
+            rng.random_range(0..15)
+        } else {
+            rng.random_range(40..220)
+        };
+        std::thread::sleep(Duration::from_millis(delay));
+        c.kill().expect("SIGKILL");
+        let status = c.wait().expect("wait");
+        reader.join().expect("reader");
+        let mut stderr = String::new();
+        if let Some(mut e) = c.stderr.take() {
+            let _ = std::io::Read::read_to_string(&mut e, &mut stderr);
+        }
+        assert!(
+            !stderr.contains("panicked"),
+            "round {round}: child panicked before the kill ({status}):\n{stderr}"
+        );
+        for l in lines.lock().expect("lock").iter() {
+            if let Some(k) = l.strip_prefix("ACK ") {
+                acked.insert(k.to_owned());
+            } else if let Some(k) = l.strip_prefix("SCHED ") {
+                scheduled.insert(k.to_owned());
+            } else if let Some(k) = l.strip_prefix("DONE ") {
+                done.insert(k.to_owned());
+            } else if let Some(k) = l.strip_prefix("RUN ") {
+                ran.insert(k.to_owned());
+            }
+        }
+        // Reopen and verify.
+        rt.block_on(async {
+            let s = RedbStore::open(&path)
+                .unwrap_or_else(|e| panic!("round {round}: reopen after SIGKILL failed: {e}"));
+            total_released += s.released_claims();
+            let alerts: BTreeMap<String, Vec<u8>> = s
+                .scan(Table::Alerts, Scan::all())
+                .await
+                .expect("scan")
+                .into_iter()
+                .collect();
+            for k in &acked {
+                let v = alerts
+                    .get(k)
+                    .unwrap_or_else(|| panic!("round {round}: acknowledged alert {k} is missing"));
+                let v: serde_json::Value = serde_json::from_slice(v).expect("alert json");
+                assert_eq!(v["key"], k.as_str(), "record content matches its key");
+            }
+            // Atomic batches: every alert present has its incident and timeline entry.
+            let incidents = s.count(Table::Incidents).await.expect("count");
+            let mut want_incidents = BTreeSet::new();
+            for (k, v) in &alerts {
+                let v: serde_json::Value = serde_json::from_slice(v).expect("alert json");
+                let inc = v["incident"].as_str().expect("incident").to_owned();
+                assert!(
+                    s.get(Table::Timeline, &format!("{inc}/{k}"))
+                        .await
+                        .expect("get")
+                        .is_some(),
+                    "round {round}: alert {k} without its timeline entry (half a batch)"
+                );
+                want_incidents.insert(inc);
+            }
+            assert_eq!(
+                incidents,
+                want_incidents.len() as u64,
+                "round {round}: incidents are neither lost nor duplicated"
+            );
+            assert_eq!(
+                s.count(Table::Timeline).await.expect("count"),
+                alerts.len() as u64,
+                "one timeline entry per alert"
+            );
+            // Jobs: every acknowledged schedule is still pending or has run (a job
+            // whose `complete` landed just before the kill shows as RUN only).
+            let pending: BTreeSet<String> = s
+                .scheduler()
+                .pending()
+                .await
+                .expect("pending")
+                .into_iter()
+                .map(|j| j.id)
+                .collect();
+            for id in &scheduled {
+                assert!(
+                    pending.contains(id) || ran.contains(id),
+                    "round {round}: acknowledged job {id} vanished"
+                );
+            }
+            for id in &done {
+                assert!(
+                    !pending.contains(id),
+                    "round {round}: completed job {id} came back"
+                );
+            }
+        });
+    }
+    assert!(
+        acked.len() > 200,
+        "the children acknowledged enough writes to make the test meaningful: {}",
+        acked.len()
+    );
+    assert!(!done.is_empty(), "some jobs ran");
+    eprintln!(
+        "{rounds} SIGKILL rounds: {} acknowledged alerts, {} jobs scheduled, {} completed, {total_released} claims released on reopen",
+        acked.len(),
+        scheduled.len(),
+        done.len()
+    );
+    // Finally the file passes a full integrity check.
+    rt.block_on(async {
+        let s = RedbStore::open(&path).expect("open");
+        assert!(
+            s.check_integrity().await.expect("integrity"),
+            "file is consistent"
+        );
+    });
+}
+
+#[test]
+fn a_file_held_by_another_process_is_locked() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("held.redb");
+    let mut c = child("hold", &path, 0).spawn().expect("spawn child");
+    let (lines, reader) = collect(c.stdout.take().expect("stdout"));
+    assert!(
+        wait_for(&lines, "READY", Duration::from_secs(20)),
+        "child opened the store"
+    );
+    let e = RedbStore::open(&path).expect_err("locked by the child");
+    c.kill().expect("kill");
+    c.wait().expect("wait");
+    reader.join().expect("reader");
+    assert!(matches!(e, StoreError::Locked(_)), "{e:?}");
+    assert!(e.to_string().contains("held.redb"), "names the file: {e}");
+    // Once the holder is gone the file opens.
+    RedbStore::open(&path).expect("open after the holder died");
+}
+
+#[test]
+fn a_full_disk_fails_commits_cleanly_and_loses_nothing_acknowledged() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("full.redb");
+    let exe = std::env::current_exe().expect("exe");
+    // 4 MiB limit (ulimit -f counts 1024-byte blocks in bash, 512 in dash: either is small).
+    let script = r#"trap '' XFSZ; ulimit -f 4096 || exit 97; exec "$0" "$@""#;
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .arg(exe)
+        .args([
+            "--exact",
+            "child_process_entry",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD_ENV, "fill")
+        .env(PATH_ENV, &path)
+        .output()
+        .expect("run child under a file size limit");
+    if out.status.code() == Some(97) {
+        eprintln!("SKIPPED: this shell cannot set a file size limit (ulimit -f)");
+        return;
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "child exited cleanly (no panic): {}\n{stdout}\n{stderr}",
+        out.status
+    );
+    assert!(!stdout.contains("NOFAIL"), "the limit was hit");
+    let err_line = stdout
+        .lines()
+        .find(|l| l.starts_with("ERR ") || l.starts_with("OPENERR "))
+        .unwrap_or_else(|| panic!("child reported the failure:\n{stdout}"));
+    assert!(
+        err_line.contains("Io(") && err_line.contains("file size limit"),
+        "a clear, typed I/O error: {err_line}"
+    );
+    let failed: Option<&str> = stdout.lines().find_map(|l| l.strip_prefix("FAIL "));
+    let acked: Vec<&str> = stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("ACK "))
+        .collect();
+    assert!(!acked.is_empty() || stdout.contains("OPENERR"), "{stdout}");
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let s = RedbStore::open(&path).expect("reopen without the limit");
+        for k in &acked {
+            assert!(
+                s.get(Table::Alerts, k).await.expect("get").is_some(),
+                "acknowledged {k} survived the full disk"
+            );
+        }
+        if let Some(f) = failed {
+            assert_eq!(
+                s.get(Table::Alerts, f).await.expect("get"),
+                None,
+                "failed batch absent"
+            );
+            assert_eq!(
+                s.get(Table::Timeline, &format!("{f}/0"))
+                    .await
+                    .expect("get"),
+                None,
+                "no half of the failed batch"
+            );
+        }
+        let n = s.count(Table::Alerts).await.expect("count");
+        let t = s.count(Table::Timeline).await.expect("count");
+        assert_eq!(n, t, "every batch is whole");
+        // And the store works again once there is room.
+        let mut b = WriteBatch::new();
+        b.put_raw(Table::Alerts, "after-reopen", b"{}".to_vec());
+        s.commit(b).await.expect("commit after reopen");
+    });
+}
