@@ -1,5 +1,11 @@
 //! The remediation seam: running an approved action (a WASM plugin in the reference
 //! implementation, `signalcraft-plugins`) against an incident.
+//!
+//! * This file: the [`RemediationRunner`] seam and its request/outcome/error types.
+//! * [`gate`]: approval gating (auto / approval by role), dry runs, and the
+//!   [`gate::RemediationRecord`] every run leaves in the timeline and audit log.
+
+pub mod gate;
 
 use std::time::Duration;
 
@@ -88,7 +94,8 @@ pub struct RemediationOutcome {
 }
 
 /// Why a run did not produce an outcome.
-#[derive(Debug, Clone, Error, PartialEq, Eq)]
+#[derive(Debug, Clone, Error, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "detail", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum RemediationError {
     /// No such plugin.
