@@ -28,6 +28,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use signalcraft_core::remediation::gate::AccessRole;
 
 use crate::error::PluginError;
 
@@ -250,6 +251,12 @@ impl Manifest {
         if self.sha256.len() != 64 || !self.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(bad("sha256", "must be 64 hex digits"));
         }
+        if AccessRole::parse(&self.approval_role).is_none() {
+            return Err(bad(
+                "approval_role",
+                "must be one of viewer, responder, manager, admin",
+            ));
+        }
         if self.limits.memory_bytes < 65_536 {
             return Err(bad(
                 "limits.memory_bytes",
@@ -271,6 +278,11 @@ impl Manifest {
             }
         }
         Ok(())
+    }
+
+    /// The least role that may approve a run (validated at parse time).
+    pub fn approval_role(&self) -> AccessRole {
+        AccessRole::parse(&self.approval_role).unwrap_or(AccessRole::Admin)
     }
 
     /// Validates action parameters against the schema: every required key present,
@@ -372,6 +384,10 @@ type = "integer"
         let bad = GOOD.replace("\"deploy.internal\"", "\"http://x/\"");
         let e = Manifest::from_toml(&bad, Path::new("t.toml")).unwrap_err();
         assert!(e.to_string().contains("allowed_hosts[1]"), "{e}");
+        let bad = GOOD.replace("\"manager\"", "\"root\"");
+        let e = Manifest::from_toml(&bad, Path::new("t.toml")).unwrap_err();
+        assert!(e.to_string().contains("approval_role"), "{e}");
+        assert_eq!(good().approval_role(), AccessRole::Manager);
         let bad = GOOD.replace("version = ", "colour = \"red\"\nversion = ");
         let e = Manifest::from_toml(&bad, Path::new("t.toml")).unwrap_err();
         assert!(e.to_string().contains("colour"), "{e}");

@@ -248,3 +248,85 @@ fn cache_files(dir: &Path) -> Vec<std::path::PathBuf> {
         .filter(|p| p.extension().is_some_and(|e| e == "cwasm"))
         .collect()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approval_gate_keeps_unapproved_runs_away_from_the_deploy_api() {
+    use signalcraft_core::clock::Clock;
+    use signalcraft_core::incident::Actor;
+    use signalcraft_core::remediation::gate::{
+        AccessRole, ActionMode, ActionScope, Approval, GateError, IncidentContext,
+        RemediationAction, RemediationGate, execute,
+    };
+
+    let w = world();
+    let role = w
+        .host
+        .plugin("http-restart")
+        .unwrap()
+        .manifest()
+        .approval_role();
+    assert_eq!(role, AccessRole::Responder);
+    let gate = parking_lot::Mutex::new(
+        RemediationGate::new(vec![RemediationAction {
+            id: "restart-gated".into(),
+            plugin: "http-restart".into(),
+            scope: ActionScope::Service("gated".into()),
+            mode: ActionMode::Approval,
+            params: params("gated"),
+            dry_run: false,
+            approval_role: role,
+        }])
+        .unwrap(),
+    );
+    let clock = ManualClock::new(START.parse().unwrap());
+    let runs = gate
+        .lock()
+        .on_incident_opened("inc-9", Some("gated"), None, clock.now());
+    let [run] = runs.as_slice() else {
+        panic!("{runs:?}")
+    };
+    let hits = || {
+        w.api
+            .seen()
+            .iter()
+            .filter(|s| s.path.contains("/gated/"))
+            .count()
+    };
+
+    let e = execute(&gate, &w.host, &clock, run, IncidentContext::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(e, GateError::WrongState { .. }), "{e}");
+    let e = gate
+        .lock()
+        .approve(run, "viewer-vic", AccessRole::Viewer, clock.now())
+        .unwrap_err();
+    assert!(matches!(e, GateError::Forbidden { .. }), "{e}");
+    assert_eq!(hits(), 0, "nothing reached the deploy API before approval");
+    assert!(
+        gate.lock()
+            .drain_audit()
+            .iter()
+            .any(|a| a.action == "remediation.approve_denied"
+                && a.actor == Actor::user("viewer-vic"))
+    );
+
+    gate.lock()
+        .approve(run, "resp-rita", AccessRole::Responder, clock.now())
+        .unwrap();
+    let rec = execute(&gate, &w.host, &clock, run, IncidentContext::default())
+        .await
+        .unwrap();
+    assert_eq!(hits(), 1);
+    assert_eq!(rec.outcome, "success");
+    assert_eq!(rec.incident_id, "inc-9");
+    assert!(matches!(rec.approved_by, Approval::User { ref id, .. } if id == "resp-rita"));
+    assert!(rec.fuel_used > 0 && rec.memory_peak > 0);
+    let audit = gate.lock().drain_audit();
+    let run_entry = audit
+        .iter()
+        .find(|a| a.action == "remediation.run")
+        .unwrap();
+    assert_eq!(run_entry.target, "incident/inc-9");
+    assert_eq!(run_entry.details["outcome"], "success");
+}
