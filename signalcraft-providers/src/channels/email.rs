@@ -1,0 +1,381 @@
+//! Email over SMTP (lettre, rustls with ring): plain, STARTTLS or implicit TLS,
+//! optional authentication, HTML + plain-text bodies rendered from minijinja
+//! templates, and threading headers so every email about one incident lands in
+//! one thread.
+//!
+//! Threading: each message gets a unique `Message-ID`
+//! `<{notification}.{incident}@{domain}>` and names the incident's root id
+//! `<incident-{incident}@{domain}>` in both `In-Reply-To` and `References`
+//! (`domain` is the sender's domain). The default subject is stable per incident.
+//!
+//! Failure classification: SMTP 4xx replies, timeouts and connection errors retry;
+//! 5xx replies (rejected recipient, auth failure) and invalid addresses are permanent.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use lettre::message::{Mailbox, MultiPart};
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use minijinja::Environment;
+use serde::{Deserialize, Serialize};
+use signalcraft_core::channel::{Channel, Delivered, DeliveryError, Notification};
+use signalcraft_core::model::{AlertStatus, Severity};
+
+use super::error::ChannelError;
+use super::http::install_crypto_provider;
+
+/// How the SMTP connection is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SmtpTls {
+    /// No TLS (local relays and tests only).
+    None,
+    /// Plain connection upgraded with STARTTLS (required).
+    #[default]
+    Starttls,
+    /// Implicit TLS (SMTPS, usually port 465).
+    Tls,
+}
+
+/// Configuration of one SMTP channel.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmailConfig {
+    /// Channel instance name.
+    pub name: String,
+    /// SMTP host.
+    pub host: String,
+    /// Port (default: 25 with `none`, 587 with `starttls`, 465 with `tls`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// Transport security.
+    #[serde(default)]
+    pub tls: SmtpTls,
+    /// SMTP user name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// SMTP password (a secret; required with `username`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+    /// Sender, e.g. `SignalCraft <alerts@example.com>`.
+    pub from: String,
+    /// Subject template (minijinja).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject_template: Option<String>,
+    /// Plain-text body template (minijinja).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text_template: Option<String>,
+    /// HTML body template (minijinja, auto-escaped).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub html_template: Option<String>,
+    /// Per-command timeout in milliseconds (default 10 000).
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+}
+
+fn default_timeout_ms() -> u64 {
+    10_000
+}
+
+/// Default subject: stable per incident so mail clients thread by subject too.
+pub const DEFAULT_SUBJECT: &str = "{% if incident %}[SignalCraft] Incident #{{ incident.number }}: {{ incident.title }}{% else %}[SignalCraft] {{ title }}{% endif %}";
+
+/// Default plain-text body.
+pub const DEFAULT_TEXT: &str = r#"{{ status_word }}: {{ title }}
+Severity: {{ severity }}{% if incident %}
+State: {{ incident.state }}{% endif %}{% if service %}
+Service: {{ service }}{% endif %}
+
+Alerts:
+{% for a in alerts %}- [{{ a.status }}] {{ a.summary }}
+{% endfor %}{% if runbooks %}
+Runbooks:
+{% for r in runbooks %}- {{ r.text or r.href }}: {{ r.href }}
+{% endfor %}{% endif %}{% if changes %}
+Recent changes:
+{% for c in changes %}- {{ c.timestamp }} {{ c.summary }}
+{% endfor %}{% endif %}{% if incident and incident.url %}
+Open the incident: {{ incident.url }}
+{% endif %}"#;
+
+/// Default HTML body.
+pub const DEFAULT_HTML: &str = r#"<!doctype html>
+<html><body style="font-family:sans-serif">
+<h2>{{ status_word }}: {{ title }}</h2>
+<table>
+<tr><th align="left">Severity</th><td>{{ severity }}</td></tr>{% if incident %}
+<tr><th align="left">State</th><td>{{ incident.state }}</td></tr>{% endif %}{% if service %}
+<tr><th align="left">Service</th><td>{{ service }}</td></tr>{% endif %}
+</table>
+<h3>Alerts</h3>
+<ul>{% for a in alerts %}<li><b>{{ a.status }}</b> {{ a.summary }}</li>{% endfor %}</ul>
+{% if runbooks %}<h3>Runbooks</h3>
+<ul>{% for r in runbooks %}<li><a href="{{ r.href }}">{{ r.text or r.href }}</a></li>{% endfor %}</ul>{% endif %}
+{% if changes %}<h3>Recent changes</h3>
+<ul>{% for c in changes %}<li>{{ c.timestamp }} {{ c.summary }}</li>{% endfor %}</ul>{% endif %}
+{% if incident and incident.url %}<p><a href="{{ incident.url }}">Open the incident</a></p>{% endif %}
+</body></html>"#;
+
+/// The SMTP channel.
+pub struct EmailChannel {
+    name: String,
+    host: String,
+    from: Mailbox,
+    domain: String,
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+    env: Environment<'static>,
+}
+
+#[derive(Serialize)]
+struct View<'a> {
+    title: String,
+    status_word: String,
+    severity: &'static str,
+    service: Option<String>,
+    incident: Option<&'a signalcraft_core::channel::IncidentRef>,
+    alerts: &'a [signalcraft_core::model::Alert],
+    runbooks: &'a [signalcraft_core::model::Link],
+    changes: &'a [signalcraft_core::model::ChangeEvent],
+    receiver: &'a str,
+    notification_id: &'a str,
+}
+
+fn view(n: &Notification) -> View<'_> {
+    let severity = n
+        .incident
+        .as_ref()
+        .map(|i| i.severity)
+        .or_else(|| n.alerts.iter().map(|a| a.severity).min())
+        .unwrap_or(Severity::Info);
+    let title = match &n.incident {
+        Some(i) => format!("#{} {}", i.number, i.title),
+        None => n
+            .alerts
+            .first()
+            .map(|a| a.summary.clone())
+            .unwrap_or_else(|| n.group_key.clone()),
+    };
+    View {
+        title,
+        status_word: if n.status == AlertStatus::Resolved {
+            "RESOLVED".into()
+        } else {
+            severity.as_str().to_uppercase()
+        },
+        severity: severity.as_str(),
+        service: n
+            .incident
+            .as_ref()
+            .and_then(|i| i.service.clone())
+            .or_else(|| n.alerts.iter().find_map(|a| a.service.clone())),
+        incident: n.incident.as_ref(),
+        alerts: &n.alerts,
+        runbooks: &n.runbooks,
+        changes: &n.recent_changes,
+        receiver: &n.receiver,
+        notification_id: &n.id,
+    }
+}
+
+/// Characters allowed in our Message-ID local parts.
+fn id_part(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect()
+}
+
+/// `(Message-ID, thread root id)` for a notification from `domain`.
+pub fn threading_ids(n: &Notification, domain: &str) -> (String, String) {
+    let incident = n
+        .incident
+        .as_ref()
+        .map(|i| i.id.clone())
+        .unwrap_or_else(|| n.group_key.clone());
+    let incident = id_part(&incident);
+    (
+        format!("<{}.{incident}@{domain}>", id_part(&n.id)),
+        format!("<incident-{incident}@{domain}>"),
+    )
+}
+
+impl EmailChannel {
+    /// Validates the config (`path` prefixes error paths), compiles the templates
+    /// and builds a pooled transport (no connection is made yet).
+    pub fn new(c: &EmailConfig, path: &str) -> Result<Self, ChannelError> {
+        install_crypto_provider();
+        if c.host.trim().is_empty() {
+            return Err(ChannelError::config(
+                format!("{path}.host"),
+                "must not be empty",
+            ));
+        }
+        let from: Mailbox = c.from.parse().map_err(|e| {
+            ChannelError::config(format!("{path}.from"), format!("not an email address: {e}"))
+        })?;
+        let domain = from.email.domain().to_string();
+        if c.timeout_ms == 0 {
+            return Err(ChannelError::config(
+                format!("{path}.timeout_ms"),
+                "must be greater than 0",
+            ));
+        }
+        let mut builder = match c.tls {
+            SmtpTls::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&c.host)
+                .port(c.port.unwrap_or(25)),
+            SmtpTls::Starttls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&c.host)
+                .map_err(|_| ChannelError::config(format!("{path}.host"), "invalid TLS host name"))?
+                .port(c.port.unwrap_or(587)),
+            SmtpTls::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&c.host)
+                .map_err(|_| ChannelError::config(format!("{path}.host"), "invalid TLS host name"))?
+                .port(c.port.unwrap_or(465)),
+        };
+        builder = builder.timeout(Some(Duration::from_millis(c.timeout_ms)));
+        match (&c.username, &c.password) {
+            (Some(u), Some(p)) if !p.is_empty() => {
+                builder = builder.credentials(Credentials::new(u.clone(), p.clone()));
+            }
+            (Some(_), _) => {
+                return Err(ChannelError::MissingCredential {
+                    path: format!("{path}.password"),
+                });
+            }
+            (None, Some(_)) => {
+                return Err(ChannelError::MissingCredential {
+                    path: format!("{path}.username"),
+                });
+            }
+            (None, None) => {}
+        }
+        let mut env = Environment::new();
+        for (name, field, src, default) in [
+            (
+                "subject.txt",
+                "subject_template",
+                &c.subject_template,
+                DEFAULT_SUBJECT,
+            ),
+            ("body.txt", "text_template", &c.text_template, DEFAULT_TEXT),
+            ("body.html", "html_template", &c.html_template, DEFAULT_HTML),
+        ] {
+            env.add_template_owned(
+                name.to_string(),
+                src.clone().unwrap_or_else(|| default.to_string()),
+            )
+            .map_err(|e| ChannelError::config(format!("{path}.{field}"), e.to_string()))?;
+        }
+        Ok(EmailChannel {
+            name: c.name.clone(),
+            host: c.host.clone(),
+            from,
+            domain,
+            transport: builder.build(),
+            env,
+        })
+    }
+
+    /// Renders `(subject, text, html)`.
+    pub fn render(&self, n: &Notification) -> Result<(String, String, String), DeliveryError> {
+        let ctx = minijinja::Value::from(minijinja::value::Serde(view(n)));
+        let r = |name: &str| {
+            self.env
+                .get_template(name)
+                .and_then(|t| t.render(&ctx))
+                .map_err(|e| DeliveryError::Permanent {
+                    reason: format!("email: template {name}: {e}"),
+                })
+        };
+        let subject = r("subject.txt")?.replace(['\r', '\n'], " ");
+        Ok((subject.trim().to_string(), r("body.txt")?, r("body.html")?))
+    }
+
+    fn classify(&self, e: lettre::transport::smtp::Error) -> DeliveryError {
+        let code = e.status().map(|c| c.to_string());
+        let what = format!("smtp {}", self.host);
+        if e.is_permanent() {
+            DeliveryError::Permanent {
+                reason: format!("{what}: rejected ({})", code.unwrap_or_default()),
+            }
+        } else if e.is_transient() {
+            DeliveryError::Retryable {
+                reason: format!("{what}: temporary failure ({})", code.unwrap_or_default()),
+                retry_after: None,
+            }
+        } else if e.is_timeout() {
+            DeliveryError::Retryable {
+                reason: format!("{what}: timed out"),
+                retry_after: None,
+            }
+        } else if e.is_tls() {
+            DeliveryError::Retryable {
+                reason: format!("{what}: TLS failure"),
+                retry_after: None,
+            }
+        } else {
+            DeliveryError::Retryable {
+                reason: format!("{what}: connection failed"),
+                retry_after: None,
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Channel for EmailChannel {
+    fn kind(&self) -> &str {
+        "email"
+    }
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn deliver(&self, n: &Notification) -> Result<Delivered, DeliveryError> {
+        let to: Mailbox =
+            n.target
+                .address
+                .trim()
+                .parse()
+                .map_err(|_| DeliveryError::Permanent {
+                    reason: "email: target is not an email address".into(),
+                })?;
+        let (subject, text, html) = self.render(n)?;
+        let (message_id, root) = threading_ids(n, &self.domain);
+        let msg = Message::builder()
+            .from(self.from.clone())
+            .to(to)
+            .subject(subject)
+            .message_id(Some(message_id.clone()))
+            .in_reply_to(root.clone())
+            .references(root)
+            .multipart(MultiPart::alternative_plain_html(text, html))
+            .map_err(|e| DeliveryError::Permanent {
+                reason: format!("email: building the message failed: {e}"),
+            })?;
+        self.transport
+            .send(msg)
+            .await
+            .map_err(|e| self.classify(e))?;
+        Ok(Delivered {
+            provider_message_id: Some(message_id),
+        })
+    }
+
+    /// Connects, greets and sends `NOOP`.
+    async fn health_check(&self) -> Result<(), DeliveryError> {
+        match self.transport.test_connection().await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(DeliveryError::Retryable {
+                reason: format!("smtp {}: NOOP failed", self.host),
+                retry_after: None,
+            }),
+            Err(e) => Err(self.classify(e)),
+        }
+    }
+}

@@ -1,0 +1,592 @@
+//! Slack: incoming webhooks, or the Web API (`chat.postMessage`, then
+//! `chat.update` so each incident keeps one current message per Slack channel),
+//! with Block Kit messages (severity, summary, service, runbooks, recent changes,
+//! Acknowledge / Resolve buttons), and verification of the interactivity
+//! callback with the v0 signing secret.
+//!
+//! Failure classification: HTTP 429 (with `Retry-After`) and 5xx retry; other 4xx
+//! are permanent. The Web API answers HTTP 200 with `{"ok": false, "error": …}`:
+//! `ratelimited`, `internal_error`, `fatal_error`, `service_unavailable`,
+//! `request_timeout` retry, every other error is permanent. A 200 whose body is not
+//! the documented JSON is retryable (the message may not have been posted).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use hmac::{Hmac, KeyInit, Mac};
+use jiff::Timestamp;
+use parking_lot::Mutex;
+use reqwest::header::{AUTHORIZATION, HeaderMap};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use sha2::Sha256;
+use signalcraft_core::channel::{Channel, Delivered, DeliveryError, Notification};
+use signalcraft_core::model::{AlertStatus, Severity};
+
+use super::action::{ExternalActor, IncidentAction, IncidentActionRequest, IncidentSelector};
+use super::error::{CallbackError, ChannelError};
+use super::http;
+
+/// Slack's replay window for signed requests.
+pub const REPLAY_WINDOW_SECS: i64 = 300;
+/// `action_id` of the Acknowledge button.
+pub const ACK_ACTION: &str = "signalcraft_ack";
+/// `action_id` of the Resolve button.
+pub const RESOLVE_ACTION: &str = "signalcraft_resolve";
+
+/// Configuration of one Slack channel instance: either `webhook_url` (incoming
+/// webhook) or `token` (bot token for the Web API), not both.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlackConfig {
+    /// Channel instance name.
+    pub name: String,
+    /// Incoming webhook URL (a secret).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_url: Option<String>,
+    /// Bot token (`xoxb-…`) for the Web API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    /// Web API base URL (tests point it at a local fake).
+    #[serde(default = "default_api_url")]
+    pub api_url: String,
+    /// Slack channel id used when a notification's target address is empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_channel: Option<String>,
+    /// Signing secret for verifying interactivity callbacks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signing_secret: Option<String>,
+    /// Per-request timeout in milliseconds (default 10 000).
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+}
+
+fn default_api_url() -> String {
+    "https://slack.com/api".into()
+}
+fn default_timeout_ms() -> u64 {
+    10_000
+}
+
+enum Mode {
+    Webhook(url::Url),
+    Api { base: url::Url, token: String },
+}
+
+/// The Slack channel.
+pub struct SlackChannel {
+    name: String,
+    mode: Mode,
+    shown: String,
+    default_channel: Option<String>,
+    client: reqwest::Client,
+    /// incident id → (Slack channel id, message ts) of the message kept current.
+    messages: Mutex<HashMap<(String, String), (String, String)>>,
+}
+
+fn severity_emoji(s: Severity) -> &'static str {
+    match s {
+        Severity::Critical => ":red_circle:",
+        Severity::Error => ":large_orange_circle:",
+        Severity::Warning => ":large_yellow_circle:",
+        Severity::Info => ":large_blue_circle:",
+    }
+}
+
+/// Escapes `&`, `<`, `>` as Slack's mrkdwn requires.
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+fn trunc(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        s.to_string()
+    } else {
+        let mut t: String = s.chars().take(max.saturating_sub(1)).collect();
+        t.push('…');
+        t
+    }
+}
+
+/// The Block Kit message (`text` fallback + `blocks`) for a notification.
+pub fn render(n: &Notification) -> Value {
+    let severity = n
+        .incident
+        .as_ref()
+        .map(|i| i.severity)
+        .or_else(|| n.alerts.iter().map(|a| a.severity).min())
+        .unwrap_or(Severity::Info);
+    let resolved = n.status == AlertStatus::Resolved
+        || n.incident.as_ref().is_some_and(|i| i.state == "resolved");
+    let title = match &n.incident {
+        Some(i) => format!("#{} {}", i.number, i.title),
+        None => n
+            .alerts
+            .first()
+            .map(|a| a.summary.clone())
+            .unwrap_or_else(|| n.group_key.clone()),
+    };
+    let status_word = if resolved {
+        "RESOLVED".to_string()
+    } else {
+        severity.as_str().to_uppercase()
+    };
+    let header = trunc(&format!("[{status_word}] {title}"), 150);
+    let mut blocks = vec![json!({
+        "type": "header",
+        "text": {"type": "plain_text", "text": header, "emoji": true}
+    })];
+    let service = n
+        .incident
+        .as_ref()
+        .and_then(|i| i.service.clone())
+        .or_else(|| n.alerts.iter().find_map(|a| a.service.clone()))
+        .or_else(|| n.common_labels.get("service").cloned())
+        .unwrap_or_else(|| "—".into());
+    let state = n
+        .incident
+        .as_ref()
+        .map(|i| i.state.clone())
+        .unwrap_or_else(|| format!("{:?}", n.status).to_lowercase());
+    blocks.push(json!({
+        "type": "section",
+        "fields": [
+            {"type": "mrkdwn", "text": format!("*Severity*\n{} {}", severity_emoji(severity), severity.as_str())},
+            {"type": "mrkdwn", "text": format!("*State*\n{}", esc(&state))},
+            {"type": "mrkdwn", "text": format!("*Service*\n{}", esc(&service))},
+            {"type": "mrkdwn", "text": format!("*Alerts*\n{} firing, {} resolved",
+                n.alerts.iter().filter(|a| a.status == AlertStatus::Firing).count(),
+                n.alerts.iter().filter(|a| a.status == AlertStatus::Resolved).count())},
+        ]
+    }));
+    let mut summary: Vec<String> = n
+        .alerts
+        .iter()
+        .take(5)
+        .map(|a| format!("• {}", esc(&a.summary)))
+        .collect();
+    if n.alerts.len() > 5 {
+        summary.push(format!("…and {} more", n.alerts.len() - 5));
+    }
+    if !summary.is_empty() {
+        blocks.push(json!({
+            "type": "section",
+            "text": {"type": "mrkdwn", "text": trunc(&format!("*Summary*\n{}", summary.join("\n")), 2900)}
+        }));
+    }
+    if !n.runbooks.is_empty() {
+        let links: Vec<String> = n
+            .runbooks
+            .iter()
+            .map(|l| format!("<{}|{}>", l.href, esc(l.text.as_deref().unwrap_or(&l.href))))
+            .collect();
+        blocks.push(json!({
+            "type": "section",
+            "text": {"type": "mrkdwn", "text": trunc(&format!("*Runbooks*\n{}", links.join("\n")), 2900)}
+        }));
+    }
+    if !n.recent_changes.is_empty() {
+        let changes: Vec<Value> = n
+            .recent_changes
+            .iter()
+            .take(5)
+            .map(|c| {
+                json!({"type": "mrkdwn", "text": trunc(&format!(":rocket: {} ({})", esc(&c.summary), c.timestamp), 300)})
+            })
+            .collect();
+        blocks.push(json!({"type": "context", "elements": changes}));
+    }
+    if let Some(i) = &n.incident
+        && !resolved
+    {
+        let mut elements = Vec::new();
+        if i.state != "acknowledged" {
+            elements.push(json!({
+                "type": "button", "action_id": ACK_ACTION, "style": "primary",
+                "text": {"type": "plain_text", "text": "Acknowledge"},
+                "value": format!("ack:{}", i.id)
+            }));
+        }
+        elements.push(json!({
+            "type": "button", "action_id": RESOLVE_ACTION, "style": "danger",
+            "text": {"type": "plain_text", "text": "Resolve"},
+            "value": format!("resolve:{}", i.id)
+        }));
+        if let Some(url) = &i.url {
+            elements.push(json!({
+                "type": "button", "action_id": "signalcraft_open",
+                "text": {"type": "plain_text", "text": "Open incident"}, "url": url
+            }));
+        }
+        blocks.push(json!({"type": "actions", "block_id": format!("signalcraft:{}", i.id), "elements": elements}));
+    }
+    json!({"text": header, "blocks": blocks})
+}
+
+fn api_error_is_retryable(code: &str) -> bool {
+    matches!(
+        code,
+        "ratelimited"
+            | "internal_error"
+            | "fatal_error"
+            | "service_unavailable"
+            | "request_timeout"
+    )
+}
+
+impl SlackChannel {
+    /// Validates the config (`path` prefixes error paths) and builds the channel.
+    pub fn new(c: &SlackConfig, path: &str) -> Result<Self, ChannelError> {
+        if c.timeout_ms == 0 {
+            return Err(ChannelError::config(
+                format!("{path}.timeout_ms"),
+                "must be greater than 0",
+            ));
+        }
+        let (mode, shown) = match (&c.webhook_url, &c.token) {
+            (Some(_), Some(_)) => {
+                return Err(ChannelError::config(
+                    path,
+                    "set either webhook_url or token, not both",
+                ));
+            }
+            (None, None) => {
+                return Err(ChannelError::MissingCredential {
+                    path: format!("{path}.token"),
+                });
+            }
+            (Some(w), None) => {
+                let u = http::parse_url(w, &format!("{path}.webhook_url"))?;
+                let shown = http::redact_url(&u);
+                (Mode::Webhook(u), shown)
+            }
+            (None, Some(t)) => {
+                if t.trim().is_empty() {
+                    return Err(ChannelError::MissingCredential {
+                        path: format!("{path}.token"),
+                    });
+                }
+                let mut base = http::parse_url(&c.api_url, &format!("{path}.api_url"))?;
+                if !base.path().ends_with('/') {
+                    let p = format!("{}/", base.path());
+                    base.set_path(&p);
+                }
+                let shown = http::redact_url(&base);
+                (
+                    Mode::Api {
+                        base,
+                        token: t.clone(),
+                    },
+                    shown,
+                )
+            }
+        };
+        if c.signing_secret.as_deref() == Some("") {
+            return Err(ChannelError::MissingCredential {
+                path: format!("{path}.signing_secret"),
+            });
+        }
+        Ok(SlackChannel {
+            name: c.name.clone(),
+            mode,
+            shown,
+            default_channel: c.default_channel.clone(),
+            client: http::client(Duration::from_millis(c.timeout_ms), path)?,
+            messages: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The message kept current for an incident in a Slack channel: `(channel, ts)`.
+    pub fn message_for(&self, incident_id: &str, slack_channel: &str) -> Option<(String, String)> {
+        self.messages
+            .lock()
+            .get(&(incident_id.to_string(), slack_channel.to_string()))
+            .cloned()
+    }
+
+    /// Restores a known message (e.g. from the notification log after a restart),
+    /// so the next notification for the incident updates it.
+    pub fn remember_message(&self, incident_id: &str, slack_channel: &str, ts: &str) {
+        self.messages.lock().insert(
+            (incident_id.to_string(), slack_channel.to_string()),
+            (slack_channel.to_string(), ts.to_string()),
+        );
+    }
+
+    async fn api_call(&self, method: &str, body: &Value) -> Result<Value, DeliveryError> {
+        let Mode::Api { base, token } = &self.mode else {
+            return Err(DeliveryError::Permanent {
+                reason: "slack: Web API call on a webhook channel".into(),
+            });
+        };
+        let what = format!("slack {method}");
+        let url = base.join(method).map_err(|_| DeliveryError::Permanent {
+            reason: format!("{what}: bad API URL"),
+        })?;
+        let resp = self
+            .client
+            .post(url)
+            .header(AUTHORIZATION, format!("Bearer {token}"))
+            .json(body)
+            .send()
+            .await
+            .map_err(|e| http::classify_send_error(e, &what))?;
+        let status = resp.status();
+        let headers: HeaderMap = resp.headers().clone();
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| http::classify_send_error(e, &what))?;
+        let parsed: Option<Value> = serde_json::from_slice(&bytes).ok();
+        let code = parsed
+            .as_ref()
+            .and_then(|v| v.get("error"))
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        if let Some(e) = http::classify_status(status, &headers, &what, code.as_deref()) {
+            return Err(e);
+        }
+        let Some(v) = parsed else {
+            return Err(DeliveryError::Retryable {
+                reason: format!("{what}: malformed JSON response"),
+                retry_after: None,
+            });
+        };
+        if v.get("ok").and_then(Value::as_bool) == Some(true) {
+            return Ok(v);
+        }
+        let code = code.unwrap_or_else(|| "missing ok/error".into());
+        let reason = format!("{what}: {}", trunc(&code, 80));
+        if api_error_is_retryable(&code) {
+            Err(DeliveryError::Retryable {
+                reason,
+                retry_after: http::retry_after(&headers),
+            })
+        } else {
+            Err(DeliveryError::Permanent { reason })
+        }
+    }
+
+    async fn deliver_webhook(
+        &self,
+        url: &url::Url,
+        msg: &Value,
+    ) -> Result<Delivered, DeliveryError> {
+        let what = format!("slack webhook {}", self.shown);
+        let resp = self
+            .client
+            .post(url.clone())
+            .json(msg)
+            .send()
+            .await
+            .map_err(|e| http::classify_send_error(e, &what))?;
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let body = resp.text().await.unwrap_or_default();
+        // Incoming webhooks answer with short plain-text codes ("invalid_payload").
+        let detail: String = body
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .take(60)
+            .collect();
+        if let Some(e) = http::classify_status(status, &headers, &what, Some(&detail)) {
+            return Err(e);
+        }
+        Ok(Delivered::default())
+    }
+}
+
+#[async_trait]
+impl Channel for SlackChannel {
+    fn kind(&self) -> &str {
+        "slack"
+    }
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn deliver(&self, n: &Notification) -> Result<Delivered, DeliveryError> {
+        let mut msg = render(n);
+        match &self.mode {
+            Mode::Webhook(url) => self.deliver_webhook(url, &msg).await,
+            Mode::Api { .. } => {
+                let channel = if n.target.address.trim().is_empty() {
+                    self.default_channel
+                        .clone()
+                        .ok_or_else(|| DeliveryError::Permanent {
+                            reason: "slack: no target channel and no default_channel".into(),
+                        })?
+                } else {
+                    n.target.address.clone()
+                };
+                let incident = n.incident.as_ref().map(|i| i.id.clone());
+                let known = incident
+                    .as_ref()
+                    .and_then(|i| self.message_for(i, &channel));
+                if let Some((ch, ts)) = known {
+                    msg["channel"] = json!(ch);
+                    msg["ts"] = json!(ts);
+                    match self.api_call("chat.update", &msg).await {
+                        Ok(_) => {
+                            return Ok(Delivered {
+                                provider_message_id: Some(format!("{ch}:{ts}")),
+                            });
+                        }
+                        // The message was deleted: post a new one below.
+                        Err(DeliveryError::Permanent { reason })
+                            if reason.contains("message_not_found") => {}
+                        Err(e) => return Err(e),
+                    }
+                    if let Some(obj) = msg.as_object_mut() {
+                        obj.remove("ts");
+                    }
+                }
+                msg["channel"] = json!(channel);
+                let v = self.api_call("chat.postMessage", &msg).await?;
+                let ts = v.get("ts").and_then(Value::as_str).map(str::to_owned);
+                let ch = v
+                    .get("channel")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+                    .unwrap_or(channel.clone());
+                let Some(ts) = ts else {
+                    return Err(DeliveryError::Retryable {
+                        reason: "slack chat.postMessage: response without ts".into(),
+                        retry_after: None,
+                    });
+                };
+                if let Some(i) = incident {
+                    self.messages
+                        .lock()
+                        .insert((i, channel), (ch.clone(), ts.clone()));
+                }
+                Ok(Delivered {
+                    provider_message_id: Some(format!("{ch}:{ts}")),
+                })
+            }
+        }
+    }
+
+    /// Web API: `auth.test`. Incoming webhooks cannot be checked without posting,
+    /// so they always report healthy.
+    async fn health_check(&self) -> Result<(), DeliveryError> {
+        match &self.mode {
+            Mode::Webhook(_) => Ok(()),
+            Mode::Api { .. } => self.api_call("auth.test", &json!({})).await.map(|_| ()),
+        }
+    }
+}
+
+/// `v0=<hex HMAC-SHA256(secret, "v0:<timestamp>:<body>")>`.
+pub fn sign(signing_secret: &[u8], timestamp: &str, body: &[u8]) -> String {
+    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(signing_secret)
+        .unwrap_or_else(|_| unreachable!("HMAC accepts keys of any length"));
+    mac.update(b"v0:");
+    mac.update(timestamp.as_bytes());
+    mac.update(b":");
+    mac.update(body);
+    format!("v0={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// Verifies `X-Slack-Signature` / `X-Slack-Request-Timestamp` over the raw body
+/// (constant-time compare, 5-minute replay window).
+pub fn verify_request(
+    headers: &HeaderMap,
+    body: &[u8],
+    now: Timestamp,
+    signing_secret: &[u8],
+) -> Result<(), CallbackError> {
+    let ts = http::header(headers, "x-slack-request-timestamp")
+        .ok_or(CallbackError::MissingHeader("X-Slack-Request-Timestamp"))?
+        .trim();
+    let sig = http::header(headers, "x-slack-signature")
+        .ok_or(CallbackError::MissingHeader("X-Slack-Signature"))?
+        .trim();
+    let secs: i64 = ts.parse().map_err(|_| {
+        CallbackError::Malformed("X-Slack-Request-Timestamp is not an integer".into())
+    })?;
+    let age = now.as_second() - secs;
+    if age.abs() > REPLAY_WINDOW_SECS {
+        return Err(CallbackError::Stale {
+            age_secs: age,
+            window_secs: REPLAY_WINDOW_SECS,
+        });
+    }
+    let want = sign(signing_secret, ts, body);
+    if subtle::ConstantTimeEq::ct_eq(want.as_bytes(), sig.as_bytes()).into() {
+        Ok(())
+    } else {
+        Err(CallbackError::BadSignature)
+    }
+}
+
+/// Parses a verified `block_actions` interaction (form body `payload=<json>`)
+/// into the incident action of the pressed button, with the Slack user as actor.
+pub fn parse_interaction(body: &[u8]) -> Result<IncidentActionRequest, CallbackError> {
+    let payload = http::form_pairs(body)
+        .into_iter()
+        .find(|(k, _)| k == "payload")
+        .map(|(_, v)| v)
+        .ok_or_else(|| CallbackError::Malformed("no payload field".into()))?;
+    let v: Value = serde_json::from_str(&payload)
+        .map_err(|e| CallbackError::Malformed(format!("payload is not JSON: {e}")))?;
+    let user = v
+        .get("user")
+        .ok_or_else(|| CallbackError::Malformed("payload.user missing".into()))?;
+    let user_id = user
+        .get("id")
+        .and_then(Value::as_str)
+        .ok_or_else(|| CallbackError::Malformed("payload.user.id missing".into()))?;
+    let name = user
+        .get("username")
+        .or_else(|| user.get("name"))
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let action = v
+        .get("actions")
+        .and_then(Value::as_array)
+        .and_then(|a| a.first())
+        .ok_or_else(|| CallbackError::Malformed("payload.actions[0] missing".into()))?;
+    let action_id = action
+        .get("action_id")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let value = action.get("value").and_then(Value::as_str).unwrap_or("");
+    let (verb, incident) = value.split_once(':').ok_or_else(|| {
+        CallbackError::Malformed("actions[0].value is not `verb:incident`".into())
+    })?;
+    let act = match (action_id, verb) {
+        (ACK_ACTION, "ack") => IncidentAction::Acknowledge,
+        (RESOLVE_ACTION, "resolve") => IncidentAction::Resolve,
+        _ => return Err(CallbackError::UnknownCommand(trunc(action_id, 40))),
+    };
+    if incident.is_empty() {
+        return Err(CallbackError::Malformed("empty incident id".into()));
+    }
+    Ok(IncidentActionRequest {
+        incident: IncidentSelector::Id(incident.to_string()),
+        action: act,
+        actor: ExternalActor {
+            channel: "slack".into(),
+            id: user_id.to_string(),
+            name,
+        },
+    })
+}
+
+/// Verifies, then parses, an interactivity callback. A rejected request should be
+/// answered with [`CallbackError::http_status`] (401 for signature failures).
+pub fn handle_interaction(
+    headers: &HeaderMap,
+    body: &[u8],
+    now: Timestamp,
+    signing_secret: &[u8],
+) -> Result<IncidentActionRequest, CallbackError> {
+    verify_request(headers, body, now, signing_secret)
+        .inspect_err(|e| tracing::warn!(error = %e, "slack callback rejected"))?;
+    parse_interaction(body)
+}

@@ -1,0 +1,339 @@
+//! Outbound webhook: POSTs Alertmanager's webhook v4 JSON (so every existing
+//! Alertmanager receiver works unchanged) extended with a `signalcraft` object,
+//! with configurable headers and an optional HMAC-SHA256 signature.
+//!
+//! # Signature scheme (for receivers)
+//!
+//! When `secret` is set, each request carries
+//! * `X-Signalcraft-Timestamp: <unix seconds>`
+//! * `X-Signalcraft-Signature: v1=<hex HMAC-SHA256(secret, "<timestamp>.<raw body>")>`
+//!
+//! A receiver recomputes the HMAC over the timestamp header, a `.` and the exact
+//! body bytes, compares in constant time, and rejects timestamps more than five
+//! minutes from its clock ([`verify_signature`] does exactly this).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use hmac::{Hmac, KeyInit, Mac};
+use jiff::Timestamp;
+use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+use signalcraft_core::channel::{Channel, Delivered, DeliveryError, Notification};
+use signalcraft_core::clock::{Clock, SystemClock};
+use signalcraft_core::model::AlertStatus;
+
+use super::error::{CallbackError, ChannelError};
+use super::http;
+
+/// Header carrying the signing timestamp.
+pub const TIMESTAMP_HEADER: &str = "x-signalcraft-timestamp";
+/// Header carrying the signature.
+pub const SIGNATURE_HEADER: &str = "x-signalcraft-signature";
+/// Replay window receivers should enforce.
+pub const REPLAY_WINDOW_SECS: i64 = 300;
+
+/// Configuration of one webhook channel.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// Channel instance name.
+    pub name: String,
+    /// Endpoint URL (treated as a secret: only its host is ever shown).
+    pub url: String,
+    /// Extra request headers (e.g. `Authorization`); values are never logged.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// HMAC-SHA256 signing secret; no signature headers when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+    /// Per-request timeout in milliseconds (default 10 000).
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+    /// Send at most this many alerts (0 = all); the rest are counted in `truncatedAlerts`.
+    #[serde(default)]
+    pub max_alerts: usize,
+}
+
+fn default_timeout_ms() -> u64 {
+    10_000
+}
+
+/// Alertmanager webhook v4 payload plus the `signalcraft` extension.
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookPayload {
+    /// Always `"4"`.
+    pub version: String,
+    /// Aggregation group key.
+    pub group_key: String,
+    /// Alerts left out because of `max_alerts`.
+    pub truncated_alerts: usize,
+    /// `firing` or `resolved`.
+    pub status: AlertStatus,
+    /// Receiver name.
+    pub receiver: String,
+    /// Group-by labels.
+    pub group_labels: BTreeMap<String, String>,
+    /// Labels shared by every alert.
+    pub common_labels: BTreeMap<String, String>,
+    /// Annotations shared by every alert.
+    pub common_annotations: BTreeMap<String, String>,
+    /// The server's external URL.
+    #[serde(rename = "externalURL")]
+    pub external_url: String,
+    /// The alerts.
+    pub alerts: Vec<WebhookAlert>,
+    /// SignalCraft's extension (ignored by Alertmanager receivers).
+    pub signalcraft: SignalcraftExtension,
+}
+
+/// One alert in Alertmanager's webhook form.
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookAlert {
+    /// `firing` or `resolved`.
+    pub status: AlertStatus,
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+    /// Annotations.
+    pub annotations: BTreeMap<String, String>,
+    /// RFC 3339 start.
+    pub starts_at: String,
+    /// RFC 3339 end, `0001-01-01T00:00:00Z` while firing (Alertmanager's zero time).
+    pub ends_at: String,
+    /// Link to the source.
+    #[serde(rename = "generatorURL")]
+    pub generator_url: String,
+    /// Alertmanager-compatible fingerprint (16 hex digits).
+    pub fingerprint: String,
+}
+
+/// The `signalcraft` object.
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+pub struct SignalcraftExtension {
+    /// Notification id (idempotency key).
+    pub notification_id: String,
+    /// Incident, when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incident: Option<WebhookIncident>,
+    /// Runbook links.
+    pub runbooks: Vec<signalcraft_core::model::Link>,
+}
+
+/// Incident summary in the extension.
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+pub struct WebhookIncident {
+    /// Stable id.
+    pub id: String,
+    /// Short number.
+    pub number: u64,
+    /// State (`open`, `acknowledged`, …).
+    pub state: String,
+    /// Severity.
+    pub severity: String,
+    /// Title.
+    pub title: String,
+    /// Link, if known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+}
+
+const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
+
+/// Builds the payload for a notification.
+pub fn render(n: &Notification, max_alerts: usize) -> WebhookPayload {
+    let take = if max_alerts == 0 {
+        n.alerts.len()
+    } else {
+        max_alerts.min(n.alerts.len())
+    };
+    WebhookPayload {
+        version: "4".into(),
+        group_key: n.group_key.clone(),
+        truncated_alerts: n.alerts.len() - take,
+        status: n.status,
+        receiver: n.receiver.clone(),
+        group_labels: n.group_labels.clone(),
+        common_labels: n.common_labels.clone(),
+        common_annotations: n.common_annotations.clone(),
+        external_url: n.external_url.clone().unwrap_or_default(),
+        alerts: n.alerts[..take]
+            .iter()
+            .map(|a| WebhookAlert {
+                status: a.status,
+                labels: a.labels.clone(),
+                annotations: a.annotations.clone(),
+                starts_at: a.starts_at.unwrap_or(n.created_at).to_string(),
+                ends_at: match (a.status, a.ends_at) {
+                    (AlertStatus::Resolved, Some(t)) => t.to_string(),
+                    (AlertStatus::Resolved, None) => n.created_at.to_string(),
+                    _ => ZERO_TIME.into(),
+                },
+                generator_url: a.links.first().map(|l| l.href.clone()).unwrap_or_default(),
+                fingerprint: a.fingerprint().to_string(),
+            })
+            .collect(),
+        signalcraft: SignalcraftExtension {
+            notification_id: n.id.clone(),
+            incident: n.incident.as_ref().map(|i| WebhookIncident {
+                id: i.id.clone(),
+                number: i.number,
+                state: i.state.clone(),
+                severity: i.severity.as_str().into(),
+                title: i.title.clone(),
+                url: i.url.clone(),
+            }),
+            runbooks: n.runbooks.clone(),
+        },
+    }
+}
+
+/// `v1=<hex>` for `timestamp` and `body`.
+pub fn sign(secret: &[u8], timestamp: i64, body: &[u8]) -> String {
+    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(secret)
+        .unwrap_or_else(|_| unreachable!("HMAC accepts keys of any length"));
+    mac.update(timestamp.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    format!("v1={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// Verifies a SignalCraft webhook signature as a receiver would (constant time,
+/// five-minute replay window).
+pub fn verify_signature(
+    headers: &HeaderMap,
+    body: &[u8],
+    now: Timestamp,
+    secret: &[u8],
+) -> Result<(), CallbackError> {
+    let ts: i64 = http::header(headers, TIMESTAMP_HEADER)
+        .ok_or(CallbackError::MissingHeader("X-Signalcraft-Timestamp"))?
+        .trim()
+        .parse()
+        .map_err(|_| CallbackError::Malformed("timestamp is not an integer".into()))?;
+    let sig = http::header(headers, SIGNATURE_HEADER)
+        .ok_or(CallbackError::MissingHeader("X-Signalcraft-Signature"))?;
+    let age = now.as_second() - ts;
+    if age.abs() > REPLAY_WINDOW_SECS {
+        return Err(CallbackError::Stale {
+            age_secs: age,
+            window_secs: REPLAY_WINDOW_SECS,
+        });
+    }
+    let want = sign(secret, ts, body);
+    if subtle::ConstantTimeEq::ct_eq(want.as_bytes(), sig.trim().as_bytes()).into() {
+        Ok(())
+    } else {
+        Err(CallbackError::BadSignature)
+    }
+}
+
+/// The webhook channel.
+pub struct WebhookChannel {
+    name: String,
+    url: url::Url,
+    shown: String,
+    headers: HeaderMap,
+    secret: Option<Vec<u8>>,
+    max_alerts: usize,
+    client: reqwest::Client,
+    clock: Arc<dyn Clock>,
+}
+
+impl WebhookChannel {
+    /// Validates the config (`path` prefixes error paths) and builds the channel.
+    pub fn new(c: &WebhookConfig, path: &str) -> Result<Self, ChannelError> {
+        let url = http::parse_url(&c.url, &format!("{path}.url"))?;
+        let mut headers = HeaderMap::new();
+        for (k, v) in &c.headers {
+            let name = HeaderName::from_bytes(k.as_bytes()).map_err(|_| {
+                ChannelError::config(format!("{path}.headers.{k}"), "invalid header name")
+            })?;
+            let mut value = HeaderValue::from_str(v).map_err(|_| {
+                ChannelError::config(format!("{path}.headers.{k}"), "invalid header value")
+            })?;
+            value.set_sensitive(true);
+            headers.insert(name, value);
+        }
+        if c.secret.as_deref() == Some("") {
+            return Err(ChannelError::MissingCredential {
+                path: format!("{path}.secret"),
+            });
+        }
+        if c.timeout_ms == 0 {
+            return Err(ChannelError::config(
+                format!("{path}.timeout_ms"),
+                "must be greater than 0",
+            ));
+        }
+        Ok(WebhookChannel {
+            name: c.name.clone(),
+            shown: http::redact_url(&url),
+            url,
+            headers,
+            secret: c.secret.as_ref().map(|s| s.as_bytes().to_vec()),
+            max_alerts: c.max_alerts,
+            client: http::client(Duration::from_millis(c.timeout_ms), path)?,
+            clock: Arc::new(SystemClock),
+        })
+    }
+
+    /// Uses `clock` for signature timestamps.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+}
+
+#[async_trait]
+impl Channel for WebhookChannel {
+    fn kind(&self) -> &str {
+        "webhook"
+    }
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn deliver(&self, n: &Notification) -> Result<Delivered, DeliveryError> {
+        let body = serde_json::to_vec(&render(n, self.max_alerts)).map_err(|e| {
+            DeliveryError::Permanent {
+                reason: format!("webhook: rendering failed: {e}"),
+            }
+        })?;
+        let mut req = self
+            .client
+            .post(self.url.clone())
+            .headers(self.headers.clone())
+            .header(CONTENT_TYPE, "application/json")
+            .header("x-signalcraft-notification-id", n.id.as_str());
+        if let Some(secret) = &self.secret {
+            let ts = self.clock.now().as_second();
+            req = req
+                .header(TIMESTAMP_HEADER, ts.to_string())
+                .header(SIGNATURE_HEADER, sign(secret, ts, &body));
+        }
+        let resp = req
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| http::classify_send_error(e, &format!("webhook {}", self.shown)))?;
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        // Drain the body so the connection goes back to the pool.
+        let _ = resp.bytes().await;
+        if let Some(e) =
+            http::classify_status(status, &headers, &format!("webhook {}", self.shown), None)
+        {
+            tracing::debug!(channel = %self.name, status = status.as_u16(), "webhook rejected");
+            return Err(e);
+        }
+        Ok(Delivered {
+            provider_message_id: None,
+        })
+    }
+}
