@@ -1,0 +1,244 @@
+//! Prometheus Alertmanager webhook receiver (`webhook_configs`, payload version 4).
+//!
+//! One request carries a whole aggregation group: `alerts[]` (firing and resolved
+//! mixed), `groupKey`, `truncatedAlerts` and `externalURL`. Each alert becomes one
+//! [`Event::Alert`] whose identity is its label set (no dedup key), so the fingerprint
+//! equals Alertmanager's own.
+//!
+//! Authentication: Alertmanager cannot sign; configure its `http_config`
+//! (`authorization` / `basic_auth`) and the matching [`TokenAuth`] secret here.
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use serde::Deserialize;
+use signalcraft_core::model::{Alert, AlertStatus, Event, Labels, Link, Severity};
+use signalcraft_core::provider::{InboundRequest, Provider, ProviderError};
+
+use super::decode::{Common, parse_timestamp};
+use super::integration::Integration;
+use super::registry::{SourceType, Verification};
+use super::signature::{TOKEN_AUTH_SECRETS, TokenAuth};
+
+const TYPE: &str = "alertmanager";
+
+/// Options of an `alertmanager` integration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlertmanagerConfig {
+    /// Severity when the alert has no (recognisable) `severity` label. Default `error`.
+    pub default_severity: Severity,
+    /// Labels tried in order for the service hint. Default `["service", "job"]`.
+    pub service_labels: Vec<String>,
+    /// Header carrying the `token` secret, if used. Default `X-Signalcraft-Token`.
+    pub token_header: String,
+}
+
+impl Default for AlertmanagerConfig {
+    fn default() -> Self {
+        AlertmanagerConfig {
+            default_severity: Severity::Error,
+            service_labels: vec!["service".into(), "job".into()],
+            token_header: "X-Signalcraft-Token".into(),
+        }
+    }
+}
+
+/// Alertmanager webhook payload (version 4), as `notify/webhook` sends it.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct AmMessage {
+    pub version: String,
+    #[serde(default)]
+    pub group_key: String,
+    #[serde(default)]
+    pub truncated_alerts: u64,
+    #[serde(default)]
+    pub receiver: String,
+    #[serde(default, rename = "externalURL")]
+    pub external_url: String,
+    #[serde(default)]
+    pub group_labels: BTreeMap<String, String>,
+    pub alerts: Vec<AmAlert>,
+}
+
+/// One alert of the payload (shared with Grafana's superset).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct AmAlert {
+    pub status: AmStatus,
+    pub labels: Labels,
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
+    #[serde(default)]
+    pub starts_at: Option<String>,
+    #[serde(default)]
+    pub ends_at: Option<String>,
+    #[serde(default, rename = "generatorURL")]
+    pub generator_url: Option<String>,
+    #[serde(default)]
+    pub fingerprint: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum AmStatus {
+    Firing,
+    Resolved,
+}
+
+impl From<AmStatus> for AlertStatus {
+    fn from(s: AmStatus) -> Self {
+        match s {
+            AmStatus::Firing => AlertStatus::Firing,
+            AmStatus::Resolved => AlertStatus::Resolved,
+        }
+    }
+}
+
+/// The summary Alertmanager users expect: `summary`, then `description`, then
+/// `message` annotations, then `alertname`.
+pub(crate) fn summary_of(labels: &Labels, annotations: &BTreeMap<String, String>) -> String {
+    ["summary", "description", "message"]
+        .iter()
+        .find_map(|k| annotations.get(*k).filter(|v| !v.is_empty()))
+        .or_else(|| labels.get("alertname"))
+        .map(|s| super::decode::first_line(s, 512))
+        .unwrap_or_else(|| "alert".to_string())
+}
+
+pub(crate) fn ts(s: &Option<String>) -> Option<Timestamp> {
+    s.as_deref().and_then(parse_timestamp)
+}
+
+/// Runbook links from the conventional `runbook_url` annotation.
+pub(crate) fn runbook_link(annotations: &BTreeMap<String, String>, links: &mut Vec<Link>) {
+    if let Some(u) = annotations.get("runbook_url").filter(|u| !u.is_empty()) {
+        links.push(Link {
+            href: u.clone(),
+            text: Some("Runbook".into()),
+        });
+    }
+}
+
+/// An `alertmanager` provider.
+#[derive(Debug)]
+pub struct AlertmanagerProvider {
+    common: Common,
+    config: AlertmanagerConfig,
+    auth: TokenAuth,
+    verification: Verification,
+}
+
+impl Provider for AlertmanagerProvider {
+    fn provider_type(&self) -> &str {
+        TYPE
+    }
+
+    fn verify(&self, req: &InboundRequest, _now: Timestamp) -> Result<(), ProviderError> {
+        match self.verification {
+            Verification::Skip => Ok(()),
+            Verification::Verify => self.auth.verify(TYPE, req),
+        }
+    }
+
+    fn parse(&self, req: &InboundRequest) -> Result<Vec<Event>, ProviderError> {
+        let (msg, raw): (AmMessage, _) = self.common.decode(&req.body)?;
+        if msg.version != "4" {
+            return Err(self.common.malformed(
+                "$.version",
+                format!("unsupported webhook version {:?} (expected \"4\")", msg.version),
+            ));
+        }
+        let details = serde_json::json!({
+            "groupKey": msg.group_key,
+            "receiver": msg.receiver,
+            "truncatedAlerts": msg.truncated_alerts,
+            "groupLabels": msg.group_labels,
+        });
+        let mut out = Vec::with_capacity(msg.alerts.len());
+        for (i, a) in msg.alerts.into_iter().enumerate() {
+            let severity = a
+                .labels
+                .get("severity")
+                .and_then(|s| Severity::parse_lenient(s))
+                .unwrap_or(self.config.default_severity);
+            let service = self
+                .config
+                .service_labels
+                .iter()
+                .find_map(|l| a.labels.get(l).filter(|v| !v.is_empty()).cloned());
+            let mut links = Vec::new();
+            if let Some(g) = a.generator_url.filter(|u| !u.is_empty()) {
+                links.push(Link {
+                    href: g,
+                    text: Some("Source".into()),
+                });
+            }
+            runbook_link(&a.annotations, &mut links);
+            if !msg.external_url.is_empty() {
+                links.push(Link {
+                    href: msg.external_url.clone(),
+                    text: Some("Alertmanager".into()),
+                });
+            }
+            let mut d = details.clone();
+            if let (Some(f), Some(obj)) = (&a.fingerprint, d.as_object_mut()) {
+                obj.insert("fingerprint".into(), f.clone().into());
+            }
+            out.push(Event::Alert(Alert {
+                source: self.common.source.clone(),
+                dedup_key: None,
+                status: a.status.into(),
+                severity,
+                summary: summary_of(&a.labels, &a.annotations),
+                details: d,
+                labels: a.labels,
+                annotations: a.annotations,
+                links,
+                images: Vec::new(),
+                starts_at: ts(&a.starts_at),
+                ends_at: ts(&a.ends_at),
+                service,
+                raw: self.common.raw_at(&raw, &format!("/alerts/{i}")),
+            }));
+        }
+        Ok(out)
+    }
+}
+
+/// The `alertmanager` source type.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AlertmanagerType;
+
+impl SourceType for AlertmanagerType {
+    fn provider_type(&self) -> &str {
+        TYPE
+    }
+
+    fn secret_names(&self) -> (&'static [&'static str], &'static [&'static str]) {
+        (&[], TOKEN_AUTH_SECRETS)
+    }
+
+    fn primary_secret(&self) -> Option<&'static str> {
+        Some("bearer_token")
+    }
+
+    fn build(
+        &self,
+        integration: &Integration,
+        verification: Verification,
+    ) -> Result<Box<dyn Provider>, ProviderError> {
+        let config: AlertmanagerConfig = integration.options_as(TYPE)?;
+        if verification == Verification::Verify {
+            integration.check_secrets(TYPE, &[], TOKEN_AUTH_SECRETS)?;
+        }
+        let auth = TokenAuth::from_integration(TYPE, integration, &config.token_header)?;
+        Ok(Box::new(AlertmanagerProvider {
+            common: Common::new(TYPE, integration),
+            config,
+            auth,
+            verification,
+        }))
+    }
+}

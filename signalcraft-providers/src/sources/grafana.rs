@@ -1,0 +1,258 @@
+//! Grafana unified alerting webhook contact point (Grafana 9–11).
+//!
+//! The payload is Alertmanager's webhook extended by Grafana: per alert `values`,
+//! `valueString`, `fingerprint`, `silenceURL`, `dashboardURL`, `panelURL` and
+//! `imageURL`, plus `orgId`, `title`, `state` and `message` on the group. Each alert
+//! becomes one [`Event::Alert`] identified by its labels.
+//!
+//! Authentication: the contact point's Authorization header / basic auth
+//! ([`TokenAuth`]), or its HMAC signature (secret `hmac_secret`): hex
+//! `HMAC-SHA256(secret, body)` in `X-Grafana-Alerting-Signature`, or
+//! `HMAC-SHA256(secret, timestamp ":" body)` when a timestamp header is configured,
+//! in which case the timestamp must lie within `replay_window_secs` of now.
+
+use std::collections::BTreeMap;
+
+use jiff::{SignedDuration, Timestamp};
+use serde::Deserialize;
+use signalcraft_core::model::{Alert, Event, Image, Labels, Link, Severity};
+use signalcraft_core::provider::{InboundRequest, Provider, ProviderError};
+
+use super::alertmanager::{AmStatus, runbook_link, summary_of, ts};
+use super::decode::Common;
+use super::integration::Integration;
+use super::registry::{SourceType, Verification};
+use super::secret::Secret;
+use super::signature::{TokenAuth, check_replay_window, verify_hex_hmac};
+
+const TYPE: &str = "grafana";
+const SECRETS: &[&str] = &["bearer_token", "basic_auth", "token", "hmac_secret"];
+
+/// Options of a `grafana` integration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GrafanaConfig {
+    /// Severity when the alert has no recognisable `severity` label. Default `error`.
+    pub default_severity: Severity,
+    /// Labels tried in order for the service hint. Default `["service"]`.
+    pub service_labels: Vec<String>,
+    /// Header carrying the `token` secret, if used. Default `X-Signalcraft-Token`.
+    pub token_header: String,
+    /// Header carrying the HMAC signature. Default `X-Grafana-Alerting-Signature`.
+    pub hmac_header: String,
+    /// Header carrying the signed Unix timestamp, if the contact point sets one.
+    pub hmac_timestamp_header: Option<String>,
+    /// Accepted clock distance of the signed timestamp, in seconds. Default 300.
+    pub replay_window_secs: u32,
+}
+
+impl Default for GrafanaConfig {
+    fn default() -> Self {
+        GrafanaConfig {
+            default_severity: Severity::Error,
+            service_labels: vec!["service".into()],
+            token_header: "X-Signalcraft-Token".into(),
+            hmac_header: "X-Grafana-Alerting-Signature".into(),
+            hmac_timestamp_header: None,
+            replay_window_secs: 300,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct GrafanaMessage {
+    #[serde(default)]
+    receiver: String,
+    #[serde(default)]
+    group_key: String,
+    #[serde(default)]
+    truncated_alerts: u64,
+    #[serde(default)]
+    org_id: Option<i64>,
+    #[serde(default)]
+    title: String,
+    #[serde(default)]
+    state: String,
+    #[serde(default, rename = "externalURL")]
+    external_url: String,
+    alerts: Vec<GrafanaAlert>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct GrafanaAlert {
+    status: AmStatus,
+    labels: Labels,
+    #[serde(default)]
+    annotations: BTreeMap<String, String>,
+    #[serde(default)]
+    starts_at: Option<String>,
+    #[serde(default)]
+    ends_at: Option<String>,
+    #[serde(default, rename = "generatorURL")]
+    generator_url: Option<String>,
+    #[serde(default)]
+    fingerprint: Option<String>,
+    #[serde(default, rename = "silenceURL")]
+    silence_url: Option<String>,
+    #[serde(default, rename = "dashboardURL")]
+    dashboard_url: Option<String>,
+    #[serde(default, rename = "panelURL")]
+    panel_url: Option<String>,
+    #[serde(default, rename = "imageURL")]
+    image_url: Option<String>,
+    #[serde(default)]
+    values: Option<BTreeMap<String, serde_json::Value>>,
+    #[serde(default)]
+    value_string: Option<String>,
+}
+
+/// A `grafana` provider.
+#[derive(Debug)]
+pub struct GrafanaProvider {
+    common: Common,
+    config: GrafanaConfig,
+    auth: TokenAuth,
+    hmac: Option<Secret>,
+    verification: Verification,
+}
+
+fn push_link(links: &mut Vec<Link>, url: Option<String>, text: &str) {
+    if let Some(u) = url.filter(|u| !u.is_empty()) {
+        links.push(Link {
+            href: u,
+            text: Some(text.into()),
+        });
+    }
+}
+
+impl Provider for GrafanaProvider {
+    fn provider_type(&self) -> &str {
+        TYPE
+    }
+
+    fn verify(&self, req: &InboundRequest, now: Timestamp) -> Result<(), ProviderError> {
+        if self.verification == Verification::Skip {
+            return Ok(());
+        }
+        if let Some(key) = &self.hmac {
+            let header = &self.config.hmac_header;
+            match &self.config.hmac_timestamp_header {
+                Some(ts_header) => {
+                    let window = SignedDuration::from_secs(i64::from(self.config.replay_window_secs));
+                    let stamp = check_replay_window(TYPE, req, ts_header, now, window)?;
+                    verify_hex_hmac(TYPE, req, header, "", key, &[stamp.as_bytes(), b":", &req.body])?;
+                }
+                None => verify_hex_hmac(TYPE, req, header, "", key, &[&req.body])?,
+            }
+        }
+        self.auth.verify(TYPE, req)
+    }
+
+    fn parse(&self, req: &InboundRequest) -> Result<Vec<Event>, ProviderError> {
+        let (msg, raw): (GrafanaMessage, _) = self.common.decode(&req.body)?;
+        let mut out = Vec::with_capacity(msg.alerts.len());
+        for (i, a) in msg.alerts.into_iter().enumerate() {
+            let severity = a
+                .labels
+                .get("severity")
+                .and_then(|s| Severity::parse_lenient(s))
+                .unwrap_or(self.config.default_severity);
+            let service = self
+                .config
+                .service_labels
+                .iter()
+                .find_map(|l| a.labels.get(l).filter(|v| !v.is_empty()).cloned());
+            let mut links = Vec::new();
+            push_link(&mut links, a.generator_url, "Alert rule");
+            push_link(&mut links, a.dashboard_url.clone(), "Dashboard");
+            push_link(&mut links, a.panel_url.clone(), "Panel");
+            push_link(&mut links, a.silence_url, "Silence");
+            runbook_link(&a.annotations, &mut links);
+            let images = a
+                .image_url
+                .filter(|u| !u.is_empty())
+                .map(|src| Image {
+                    src,
+                    href: a.panel_url.or(a.dashboard_url).filter(|u| !u.is_empty()),
+                    alt: a.labels.get("alertname").cloned(),
+                })
+                .into_iter()
+                .collect();
+            let details = serde_json::json!({
+                "receiver": msg.receiver,
+                "groupKey": msg.group_key,
+                "truncatedAlerts": msg.truncated_alerts,
+                "orgId": msg.org_id,
+                "title": msg.title,
+                "state": msg.state,
+                "externalURL": msg.external_url,
+                "fingerprint": a.fingerprint,
+                "values": a.values,
+                "valueString": a.value_string,
+            });
+            out.push(Event::Alert(Alert {
+                source: self.common.source.clone(),
+                dedup_key: None,
+                status: a.status.into(),
+                severity,
+                summary: summary_of(&a.labels, &a.annotations),
+                details,
+                labels: a.labels,
+                annotations: a.annotations,
+                links,
+                images,
+                starts_at: ts(&a.starts_at),
+                ends_at: ts(&a.ends_at),
+                service,
+                raw: self.common.raw_at(&raw, &format!("/alerts/{i}")),
+            }));
+        }
+        Ok(out)
+    }
+}
+
+/// The `grafana` source type.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct GrafanaType;
+
+impl SourceType for GrafanaType {
+    fn provider_type(&self) -> &str {
+        TYPE
+    }
+
+    fn secret_names(&self) -> (&'static [&'static str], &'static [&'static str]) {
+        (&[], SECRETS)
+    }
+
+    fn primary_secret(&self) -> Option<&'static str> {
+        Some("hmac_secret")
+    }
+
+    fn build(
+        &self,
+        integration: &Integration,
+        verification: Verification,
+    ) -> Result<Box<dyn Provider>, ProviderError> {
+        let config: GrafanaConfig = integration.options_as(TYPE)?;
+        if verification == Verification::Verify {
+            integration.check_secrets(TYPE, &[], SECRETS)?;
+        }
+        if config.replay_window_secs == 0 {
+            return Err(ProviderError::InvalidConfig {
+                provider: TYPE.into(),
+                field: "options.replay_window_secs".into(),
+                message: "must be positive".into(),
+            });
+        }
+        let auth = TokenAuth::from_integration(TYPE, integration, &config.token_header)?;
+        Ok(Box::new(GrafanaProvider {
+            common: Common::new(TYPE, integration),
+            hmac: integration.secret("hmac_secret").cloned(),
+            config,
+            auth,
+            verification,
+        }))
+    }
+}
