@@ -26,10 +26,13 @@ pub trait KvStore: Send + Sync + 'static {
     fn set(&self, plugin: &str, key: &[u8], value: &[u8]) -> Result<(), String>;
 }
 
+/// `(plugin, key)` → value.
+type KvMap = HashMap<(String, Vec<u8>), Vec<u8>>;
+
 /// In-memory [`KvStore`], bounded per plugin.
 #[derive(Debug, Default)]
 pub struct MemoryKv {
-    map: Mutex<HashMap<(String, Vec<u8>), Vec<u8>>>,
+    map: Mutex<KvMap>,
 }
 
 /// Most keys one plugin may hold in a [`MemoryKv`].

@@ -203,6 +203,12 @@ pub struct ParamSpec {
     pub description: String,
 }
 
+/// Lower-case hex SHA-256 of `bytes`, the form the manifest's `sha256` takes.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
 impl Manifest {
     /// Reads and validates a manifest file. The module path is resolved against the
     /// manifest's folder.
