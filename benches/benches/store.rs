@@ -1,0 +1,221 @@
+//! Store benchmarks: durable ingest (fsync on, group commit) with 1, 8 and 64
+//! concurrent writers, one ~500-byte alert per commit, beside the in-memory store;
+//! incident-by-id reads; and per-commit latency percentiles (printed before the
+//! criterion runs, since criterion reports means, not p99).
+//!
+//! Run: `cargo bench -p signalcraft-benches --bench store`
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use criterion::{BenchmarkId, Criterion, Throughput};
+use signalcraft_core::memory::MemoryStore;
+use signalcraft_core::store::{Store, Table, WriteBatch};
+use signalcraft_store::RedbStore;
+
+/// A realistic normalized alert, about 500 bytes of JSON.
+fn alert_json(key: &str) -> Vec<u8> {
+    format!(
+        concat!(
+            r#"{{"fingerprint":"{k}","status":"firing","source":"alertmanager","#,
+            r#""labels":{{"alertname":"HighLatency","severity":"critical","service":"checkout","#,
+            r#""instance":"checkout-7f9c6d5b8-x2x9q:8080","job":"checkout","namespace":"prod","cluster":"eu-west-1"}},"#,
+            r#""annotations":{{"summary":"p99 latency above 2s for 5 minutes","#,
+            r#""description":"The checkout service p99 latency is 2.7s (threshold 2s) on eu-west-1.","#,
+            r#""runbook_url":"https://runbooks.example.invalid/checkout/latency"}},"#,
+            r#""starts_at":"2026-11-27T03:00:00Z","generator_url":"http://prometheus:9090/graph?g0.expr=x"}}"#
+        ),
+        k = key
+    )
+    .into_bytes()
+}
+
+fn batch(key: String) -> WriteBatch {
+    let value = alert_json(&key);
+    let mut b = WriteBatch::new();
+    b.put_raw(Table::Alerts, key, value);
+    b
+}
+
+/// `total` commits spread over `writers` tasks; returns the elapsed time and,
+/// when `latencies` is set, every commit's latency.
+async fn ingest<S: Store>(
+    store: Arc<S>,
+    writers: usize,
+    total: u64,
+    seq: Arc<AtomicU64>,
+    latencies: bool,
+) -> (Duration, Vec<Duration>) {
+    let per = total.div_ceil(writers as u64);
+    let start = Instant::now();
+    let mut tasks = Vec::with_capacity(writers);
+    for _ in 0..writers {
+        let (store, seq) = (store.clone(), seq.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            for _ in 0..per {
+                let key = format!("fp-{:012}", seq.fetch_add(1, Ordering::Relaxed));
+                let t = Instant::now();
+                store.commit(batch(key)).await.expect("commit");
+                if latencies {
+                    lat.push(t.elapsed());
+                }
+            }
+            lat
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.expect("writer task"));
+    }
+    (start.elapsed(), all)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i]
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+/// Prints throughput and latency percentiles of durable ingest per writer count.
+fn latency_report(rt: &tokio::runtime::Runtime) {
+    println!("durable ingest (redb, fsync per group commit), one ~500-byte alert per commit");
+    println!("writers | commits | alerts/s | p50 | p99 | max | transactions");
+    for writers in [1usize, 8, 64] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Arc::new(RedbStore::open(dir.path().join("lat.redb")).expect("open"));
+        let total = match writers {
+            1 => 2_000,
+            8 => 20_000,
+            _ => 100_000,
+        };
+        let seq = Arc::new(AtomicU64::new(0));
+        // Warm up.
+        rt.block_on(ingest(
+            store.clone(),
+            writers,
+            total / 10,
+            seq.clone(),
+            false,
+        ));
+        let before = store.writer_stats();
+        let (elapsed, mut lat) = rt.block_on(ingest(store.clone(), writers, total, seq, true));
+        let txns = store.writer_stats().transactions - before.transactions;
+        lat.sort();
+        println!(
+            "{writers} | {} | {:.0} | {:.2} ms | {:.2} ms | {:.2} ms | {txns}",
+            lat.len(),
+            lat.len() as f64 / elapsed.as_secs_f64(),
+            percentile(&lat, 0.50).as_secs_f64() * 1e3,
+            percentile(&lat, 0.99).as_secs_f64() * 1e3,
+            percentile(&lat, 1.0).as_secs_f64() * 1e3,
+        );
+    }
+}
+
+fn bench_ingest(c: &mut Criterion, rt: &tokio::runtime::Runtime) {
+    let mut g = c.benchmark_group("store_ingest");
+    g.sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(6))
+        .throughput(Throughput::Elements(1));
+    for writers in [1usize, 8, 64] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let redb = Arc::new(RedbStore::open(dir.path().join("ingest.redb")).expect("open"));
+        let seq = Arc::new(AtomicU64::new(0));
+        g.bench_with_input(
+            BenchmarkId::new("redb_durable", writers),
+            &writers,
+            |b, &w| {
+                b.iter_custom(|iters| {
+                    rt.block_on(ingest(redb.clone(), w, iters, seq.clone(), false))
+                        .0
+                })
+            },
+        );
+        let mem = Arc::new(MemoryStore::new());
+        let seq = Arc::new(AtomicU64::new(0));
+        g.bench_with_input(BenchmarkId::new("memory", writers), &writers, |b, &w| {
+            b.iter_custom(|iters| {
+                rt.block_on(ingest(mem.clone(), w, iters, seq.clone(), false))
+                    .0
+            })
+        });
+    }
+    g.finish();
+}
+
+fn bench_reads(c: &mut Criterion, rt: &tokio::runtime::Runtime) {
+    const N: u64 = 100_000;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let redb = Arc::new(RedbStore::open(dir.path().join("reads.redb")).expect("open"));
+    let mem = Arc::new(MemoryStore::new());
+    rt.block_on(async {
+        for chunk in 0..(N / 1000) {
+            let mut b = WriteBatch::new();
+            for i in chunk * 1000..(chunk + 1) * 1000 {
+                let key = format!("inc-{i:08}");
+                let v = alert_json(&key);
+                b.put_raw(Table::Incidents, key, v);
+            }
+            redb.commit(b.clone()).await.expect("commit");
+            mem.commit(b).await.expect("commit");
+        }
+    });
+    let keys: Vec<String> = (0..N)
+        .map(|i| format!("inc-{:08}", (i * 7919) % N))
+        .collect();
+    let mut g = c.benchmark_group("store_get_incident_by_id");
+    g.sample_size(20)
+        .measurement_time(Duration::from_secs(4))
+        .throughput(Throughput::Elements(1));
+    let mut i = 0usize;
+    g.bench_function("redb", |b| {
+        b.iter(|| {
+            i = (i + 1) % keys.len();
+            let v = futures_lite_block(redb.get(Table::Incidents, &keys[i]));
+            assert!(v.expect("get").is_some());
+        })
+    });
+    let mut i = 0usize;
+    g.bench_function("memory", |b| {
+        b.iter(|| {
+            i = (i + 1) % keys.len();
+            let v = futures_lite_block(mem.get(Table::Incidents, &keys[i]));
+            assert!(v.expect("get").is_some());
+        })
+    });
+    g.finish();
+}
+
+/// Polls a future that never waits (store reads complete on the first poll) without
+/// the cost of entering a runtime per call.
+fn futures_lite_block<F: std::future::Future>(f: F) -> F::Output {
+    let mut f = std::pin::pin!(f);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    loop {
+        if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            return v;
+        }
+    }
+}
+
+fn main() {
+    let rt = runtime();
+    let mut c = Criterion::default().configure_from_args();
+    latency_report(&rt);
+    bench_ingest(&mut c, &rt);
+    bench_reads(&mut c, &rt);
+    c.final_summary();
+}
