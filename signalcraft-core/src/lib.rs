@@ -23,11 +23,13 @@
 pub mod channel;
 pub mod clock;
 pub mod delivery;
+pub mod dispatch;
 pub mod duration;
 pub mod engine;
 pub mod error;
 pub mod escalation;
 pub mod incident;
+pub mod inhibit;
 pub mod memory;
 pub mod model;
 pub mod oncall;
@@ -35,6 +37,8 @@ pub mod provider;
 pub mod remediation;
 pub mod routing;
 pub mod scheduler;
+pub mod service;
+pub mod silence;
 pub mod store;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;

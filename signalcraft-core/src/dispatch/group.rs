@@ -1,0 +1,168 @@
+//! Aggregation groups: the alerts a route collects under one set of group-by values.
+
+use std::hash::{BuildHasherDefault, Hasher};
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use super::nflog::NflogEntry;
+use crate::model::{Fingerprint, Labels};
+
+use crate::routing::{GroupBy, Route};
+
+/// An aggregation group. Persisted (without its member list, which is rebuilt from the
+/// alerts' `groups`) in `Table::Groups` under [`AggregationGroup::key`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AggregationGroup {
+    /// Group key: `<route id>:{<group labels>}`.
+    pub key: String,
+    /// Route id (config path).
+    pub route: String,
+    /// Route index at the time of loading (not persisted).
+    #[serde(skip)]
+    pub route_index: usize,
+    /// The group-by labels and values.
+    pub labels: Labels,
+    /// Member alerts (not persisted).
+    #[serde(skip)]
+    pub alerts: Vec<Fingerprint>,
+    /// Created.
+    pub created_at: Timestamp,
+    /// Last flush.
+    #[serde(default)]
+    pub last_flush: Option<Timestamp>,
+    /// The armed flush job's due time.
+    #[serde(default)]
+    pub next_flush: Option<Timestamp>,
+    /// What the receiver was last told.
+    #[serde(default)]
+    pub nflog: Option<NflogEntry>,
+    /// The incident this group feeds.
+    #[serde(default)]
+    pub incident: Option<String>,
+}
+
+impl AggregationGroup {
+    /// The flush job id for a due time (unique per arming, so a stale job is
+    /// recognisable and a re-run is harmless).
+    pub fn job_id(key: &str, due: Timestamp) -> String {
+        format!("flush/{key}@{}", crate::incident::audit::time_key(due))
+    }
+}
+
+/// Formats labels as `{a="b",c="d"}`.
+pub fn format_labels(labels: &Labels) -> String {
+    let mut s = String::from("{");
+    for (i, (k, v)) in labels.iter().enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        s.push_str(k);
+        s.push_str("=\"");
+        s.push_str(&v.replace('\\', "\\\\").replace('"', "\\\""));
+        s.push('"');
+    }
+    s.push('}');
+    s
+}
+
+const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
+
+#[inline]
+fn mix(mut h: u64, bytes: &[u8]) -> u64 {
+    for b in bytes {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(FNV_PRIME);
+    }
+    h ^ 0xff
+}
+
+/// A 64-bit hash of (route, group-by values of `labels`), computed without allocating.
+/// Equal for alerts that belong to the same group; callers confirm with
+/// [`same_group`] to rule out collisions.
+#[inline]
+pub fn group_hash(route: &Route, labels: &Labels) -> u64 {
+    let mut h = 0xcbf2_9ce4_8422_2325u64 ^ (route.index as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    match &route.group_by {
+        GroupBy::All => {
+            for (n, v) in labels {
+                h = mix(h, n.as_bytes());
+                h = mix(h, v.as_bytes());
+            }
+        }
+        GroupBy::Labels(names) => {
+            for n in names {
+                if let Some(v) = labels.get(n) {
+                    h = mix(h, n.as_bytes());
+                    h = mix(h, v.as_bytes());
+                }
+            }
+        }
+    }
+    h
+}
+
+/// The group labels of an alert under a route (labels absent from the alert are omitted).
+pub fn group_labels(route: &Route, labels: &Labels) -> Labels {
+    match &route.group_by {
+        GroupBy::All => labels.clone(),
+        GroupBy::Labels(names) => names
+            .iter()
+            .filter_map(|n| labels.get(n).map(|v| (n.clone(), v.clone())))
+            .collect(),
+    }
+}
+
+/// Whether an alert with `labels` belongs to `group` (same route, same group labels).
+#[inline]
+pub fn same_group(group: &AggregationGroup, route: &Route, labels: &Labels) -> bool {
+    if group.route_index != route.index {
+        return false;
+    }
+    match &route.group_by {
+        GroupBy::All => group.labels == *labels,
+        GroupBy::Labels(names) => names.iter().all(|n| labels.get(n) == group.labels.get(n)),
+    }
+}
+
+/// A pass-through hasher for keys that already are good 64-bit hashes (fingerprints,
+/// group hashes): the hot path must not re-hash them.
+#[derive(Default, Clone, Copy)]
+pub struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        // Only used through write_u64 for our keys; fold anything else FNV-style.
+        for b in bytes {
+            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(FNV_PRIME);
+        }
+    }
+    #[inline]
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
+    }
+}
+
+/// `BuildHasher` for [`IdHasher`].
+pub type IdBuild = BuildHasherDefault<IdHasher>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_formatting_escapes() {
+        let l: Labels = [
+            ("a".to_string(), "x\"y".to_string()),
+            ("b".to_string(), "1".to_string()),
+        ]
+        .into();
+        assert_eq!(format_labels(&l), r#"{a="x\"y",b="1"}"#);
+        assert_eq!(format_labels(&Labels::new()), "{}");
+    }
+}

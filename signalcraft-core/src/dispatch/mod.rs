@@ -1,0 +1,11 @@
+//! Dispatch: aggregation groups and the notification log (Alertmanager's `dispatch/`
+//! and `nflog/`, as pure data and decisions).
+//!
+//! * [`group`]: [`AggregationGroup`], group keys and hashes.
+//! * [`nflog`]: [`NflogEntry`] and [`needs_update`].
+
+pub mod group;
+pub mod nflog;
+
+pub use group::{AggregationGroup, IdBuild, format_labels};
+pub use nflog::{NflogEntry, UpdateReason, needs_update};

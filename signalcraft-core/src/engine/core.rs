@@ -1,0 +1,1703 @@
+//! The pure engine core: all state and every decision, no I/O, no clock.
+//!
+//! Every method takes `now` and appends [`Effect`]s to `out`; the async shell
+//! ([`super::Engine`]) persists, schedules and notifies. The ingest hot path
+//! (fingerprint → dedup → route → group) allocates only for alerts it has not seen.
+//!
+//! Grouping follows Alertmanager: a new group flushes after `group_wait`; after each
+//! flush the group re-arms one flush per `group_interval` ("tick") while it exists,
+//! and a tick notifies only when [`needs_update`] says so. Two SignalCraft rules on top:
+//! when the last firing alert of a notified group resolves, the flush is pulled in to
+//! `now + resolve_wait` (prompt resolves, alertmanager#1510); and repeats of an unchanged
+//! group are sent only while its incident is still `open` (nobody is paged again about
+//! something acknowledged). Silences, inhibition and mute windows apply to firing alerts
+//! at flush time; resolved alerts always pass so incidents can close.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::time::Duration;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use super::config::CompiledConfig;
+use super::effects::{Effect, Record};
+use super::events::EngineEvent;
+use crate::CoreError;
+use crate::channel::{Notification, NotificationKind, Target};
+use crate::dispatch::group::{format_labels, group_hash, group_labels, same_group};
+use crate::dispatch::{AggregationGroup, IdBuild, NflogEntry, UpdateReason, needs_update};
+use crate::duration::add;
+use crate::incident::audit::time_key;
+use crate::incident::{
+    Actor, AuditEntry, EntryKind, Incident, IncidentFilter, IncidentState, Note, Page, Role,
+    TimelineEntry, Urgency,
+};
+use crate::inhibit::Inhibitor;
+use crate::model::{
+    ActionEvent, ActionKind, Alert, AlertStatus, ChangeEvent, Event, Fingerprint, Labels, Link,
+};
+use crate::scheduler::{Job, JobKind};
+use crate::service::Service;
+use crate::silence::{Silence, SilenceSpec, SilenceState, Silences};
+use crate::store::{Table, WriteOp};
+
+/// Most change events kept in memory for "recent changes".
+const MAX_CHANGES_IN_MEMORY: usize = 10_000;
+/// Longest note accepted.
+const MAX_NOTE_LEN: usize = 16 * 1024;
+
+/// An alert the engine knows.
+#[derive(Debug, Clone)]
+pub struct AlertEntry {
+    /// The latest version received.
+    pub alert: Alert,
+    /// Identity.
+    pub fingerprint: Fingerprint,
+    /// First received (this occurrence).
+    pub first_seen: Timestamp,
+    /// Last received.
+    pub last_seen: Timestamp,
+    /// When it resolved.
+    pub resolved_at: Option<Timestamp>,
+    /// Groups it belongs to (in-memory hashes).
+    pub groups: Vec<u64>,
+}
+
+/// The stored form of an alert (`Table::Alerts`, key: fingerprint hex).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertRecord {
+    /// Identity.
+    pub fingerprint: Fingerprint,
+    /// The alert.
+    pub alert: Alert,
+    /// First received.
+    pub first_seen: Timestamp,
+    /// Last received.
+    pub last_seen: Timestamp,
+    /// When it resolved.
+    #[serde(default)]
+    pub resolved_at: Option<Timestamp>,
+    /// Group keys it belongs to (empty once retired).
+    #[serde(default)]
+    pub groups: Vec<String>,
+}
+
+/// An action on an incident.
+#[derive(Debug, Clone, PartialEq)]
+pub enum IncidentAction {
+    /// → acknowledged.
+    Acknowledge,
+    /// → mitigated.
+    Mitigate,
+    /// → resolved.
+    Resolve,
+    /// → closed.
+    Close,
+    /// Change the escalation policy and/or assignees (restarts paging).
+    Reassign {
+        /// New policy (None keeps none).
+        escalation_policy: Option<String>,
+        /// New direct assignees.
+        assignees: Vec<String>,
+    },
+    /// Add a note.
+    Note(String),
+    /// Assign a role.
+    AssignRole(Role, String),
+    /// Page a user now.
+    PageUser {
+        /// User id.
+        user: String,
+        /// Message.
+        message: Option<String>,
+    },
+    /// Record an entry (postmortem created, remediation run, escalation progress …).
+    Record(EntryKind),
+}
+
+/// The engine's in-memory state and decisions.
+pub struct EngineCore {
+    cfg: CompiledConfig,
+    alerts: HashMap<Fingerprint, AlertEntry, IdBuild>,
+    groups: HashMap<u64, AggregationGroup, IdBuild>,
+    /// Firing member count per group hash.
+    firing: HashMap<u64, usize, IdBuild>,
+    group_by_key: HashMap<String, u64>,
+    /// Latest incident per group key (to re-open after the group was retired).
+    incident_by_key: HashMap<String, String>,
+    incidents: BTreeMap<String, Incident>,
+    silences: Silences,
+    inhibitor: Inhibitor,
+    services: BTreeMap<String, Service>,
+    changes: VecDeque<ChangeEvent>,
+    next_incident: u64,
+    seq: u64,
+    route_buf: Vec<usize>,
+}
+
+fn fp_key(fp: Fingerprint) -> String {
+    fp.to_string()
+}
+
+impl EngineCore {
+    /// A core with no state.
+    pub fn new(cfg: CompiledConfig) -> Self {
+        let inhibitor = Inhibitor::new(cfg.inhibit_rules.clone());
+        let services = cfg
+            .services
+            .iter()
+            .map(|s| (s.id.clone(), s.clone()))
+            .collect();
+        EngineCore {
+            cfg,
+            alerts: HashMap::default(),
+            groups: HashMap::default(),
+            firing: HashMap::default(),
+            group_by_key: HashMap::new(),
+            incident_by_key: HashMap::new(),
+            incidents: BTreeMap::new(),
+            silences: Silences::new(),
+            inhibitor,
+            services,
+            changes: VecDeque::new(),
+            next_incident: 1,
+            seq: 0,
+            route_buf: Vec::with_capacity(4),
+        }
+    }
+
+    /// The compiled configuration.
+    pub fn config(&self) -> &CompiledConfig {
+        &self.cfg
+    }
+
+    fn next_id(&mut self, prefix: &str, now: Timestamp) -> String {
+        self.seq += 1;
+        format!("{prefix}-{}-{}", time_key(now), self.seq)
+    }
+
+    // ----- ingest -------------------------------------------------------------------
+
+    /// Handles one normalized event.
+    pub fn ingest(&mut self, ev: Event, now: Timestamp, out: &mut Vec<Effect>) {
+        match ev {
+            Event::Alert(a) => self.ingest_alert(a, now, out),
+            Event::Change(c) => self.ingest_change(c, now, out),
+            Event::Action(a) => self.ingest_action(a, now, out),
+        }
+    }
+
+    /// The alert hot path: fingerprint → dedup → route → group.
+    pub fn ingest_alert(&mut self, alert: Alert, now: Timestamp, out: &mut Vec<Effect>) {
+        let fp = alert.fingerprint();
+        if let Some(e) = self.alerts.get_mut(&fp) {
+            match (e.alert.status, alert.status) {
+                (AlertStatus::Firing, AlertStatus::Firing)
+                | (AlertStatus::Resolved, AlertStatus::Resolved) => {
+                    // Re-send (Prometheus re-sends every evaluation): nothing to notify.
+                    e.last_seen = now;
+                    let changed = e.alert.summary != alert.summary
+                        || e.alert.severity != alert.severity
+                        || e.alert.annotations != alert.annotations
+                        || e.alert.links != alert.links;
+                    if changed {
+                        e.alert = alert;
+                        out.push(Effect::Persist(Record::Alert(fp)));
+                    } else {
+                        out.push(Effect::Event(EngineEvent::AlertDeduplicated {
+                            fingerprint: fp,
+                        }));
+                    }
+                }
+                (AlertStatus::Firing, AlertStatus::Resolved) => {
+                    self.resolve_alert(fp, alert, now, out)
+                }
+                (AlertStatus::Resolved, AlertStatus::Firing) => {
+                    self.refire_alert(fp, alert, now, out)
+                }
+            }
+            return;
+        }
+        out.push(Effect::Event(EngineEvent::AlertReceived {
+            fingerprint: fp,
+        }));
+        if alert.status == AlertStatus::Resolved {
+            // Resolve for an alert we never saw firing (or already retired): nothing to do.
+            return;
+        }
+        self.new_alert(fp, alert, now, out);
+    }
+
+    fn new_alert(&mut self, fp: Fingerprint, alert: Alert, now: Timestamp, out: &mut Vec<Effect>) {
+        if !self.inhibitor.is_empty() {
+            self.inhibitor.observe(fp, &alert.labels, true);
+        }
+        let mut routes = std::mem::take(&mut self.route_buf);
+        self.cfg.routes.match_into(&alert.labels, &mut routes);
+        let mut groups = Vec::with_capacity(routes.len());
+        for &ri in &routes {
+            let h = self.group_for(ri, &alert, now, out);
+            groups.push(h);
+            *self.firing.entry(h).or_insert(0) += 1;
+            if let Some(g) = self.groups.get_mut(&h) {
+                g.alerts.push(fp);
+                if let Some(inc) = g.incident.clone() {
+                    self.timeline_if_active(
+                        &inc,
+                        Actor::integration(&alert.source.integration),
+                        now,
+                        EntryKind::Ingested {
+                            fingerprint: fp,
+                            status: AlertStatus::Firing,
+                            summary: alert.summary.clone(),
+                        },
+                        out,
+                    );
+                }
+            }
+        }
+        self.route_buf = routes;
+        self.alerts.insert(
+            fp,
+            AlertEntry {
+                alert,
+                fingerprint: fp,
+                first_seen: now,
+                last_seen: now,
+                resolved_at: None,
+                groups,
+            },
+        );
+        out.push(Effect::Persist(Record::Alert(fp)));
+    }
+
+    /// Finds or creates the group for an alert under route `ri`; returns its hash.
+    fn group_for(
+        &mut self,
+        ri: usize,
+        alert: &Alert,
+        now: Timestamp,
+        out: &mut Vec<Effect>,
+    ) -> u64 {
+        let Some(route) = self.cfg.routes.get(ri) else {
+            return 0;
+        };
+        let mut h = group_hash(route, &alert.labels);
+        loop {
+            match self.groups.get(&h) {
+                Some(g) if same_group(g, route, &alert.labels) => return h,
+                Some(_) => h = h.wrapping_add(1), // hash collision: probe on
+                None => break,
+            }
+        }
+        let labels = group_labels(route, &alert.labels);
+        let key = format!("{}:{}", route.id, format_labels(&labels));
+        let due = add(now, route.group_wait);
+        let incident = self.incident_by_key.get(&key).cloned();
+        out.push(Effect::Schedule(flush_job(&key, due)));
+        out.push(Effect::Persist(Record::Group(h)));
+        self.group_by_key.insert(key.clone(), h);
+        self.groups.insert(
+            h,
+            AggregationGroup {
+                key,
+                route: route.id.clone(),
+                route_index: ri,
+                labels,
+                alerts: Vec::new(),
+                created_at: now,
+                last_flush: None,
+                next_flush: Some(due),
+                nflog: None,
+                incident,
+            },
+        );
+        h
+    }
+
+    fn resolve_alert(
+        &mut self,
+        fp: Fingerprint,
+        alert: Alert,
+        now: Timestamp,
+        out: &mut Vec<Effect>,
+    ) {
+        let Some(e) = self.alerts.get_mut(&fp) else {
+            return;
+        };
+        let summary = alert.summary.clone();
+        let integration = alert.source.integration.clone();
+        e.alert = alert;
+        e.alert.status = AlertStatus::Resolved;
+        e.resolved_at = Some(now);
+        e.last_seen = now;
+        let groups = e.groups.clone();
+        if !self.inhibitor.is_empty() {
+            self.inhibitor.observe(fp, &e.alert.labels, false);
+        }
+        out.push(Effect::Persist(Record::Alert(fp)));
+        for h in groups {
+            let left = match self.firing.get_mut(&h) {
+                Some(c) => {
+                    *c = c.saturating_sub(1);
+                    *c
+                }
+                None => 0,
+            };
+            let Some(g) = self.groups.get_mut(&h) else {
+                continue;
+            };
+            let inc = g.incident.clone();
+            if left == 0 && g.nflog.as_ref().is_some_and(|n| !n.firing.is_empty()) {
+                let wait = self
+                    .cfg
+                    .routes
+                    .get(g.route_index)
+                    .map(|r| r.resolve_wait)
+                    .unwrap_or_default();
+                let due = add(now, wait);
+                if g.next_flush.is_none_or(|nf| due < nf) {
+                    if let Some(old) = g.next_flush {
+                        out.push(Effect::Cancel(AggregationGroup::job_id(&g.key, old)));
+                    }
+                    g.next_flush = Some(due);
+                    out.push(Effect::Schedule(flush_job(&g.key, due)));
+                    out.push(Effect::Persist(Record::Group(h)));
+                }
+            }
+            if let Some(inc) = inc {
+                self.timeline_if_active(
+                    &inc,
+                    Actor::integration(&integration),
+                    now,
+                    EntryKind::Ingested {
+                        fingerprint: fp,
+                        status: AlertStatus::Resolved,
+                        summary: summary.clone(),
+                    },
+                    out,
+                );
+            }
+        }
+    }
+
+    fn refire_alert(
+        &mut self,
+        fp: Fingerprint,
+        alert: Alert,
+        now: Timestamp,
+        out: &mut Vec<Effect>,
+    ) {
+        let Some(e) = self.alerts.get_mut(&fp) else {
+            return;
+        };
+        let summary = alert.summary.clone();
+        let integration = alert.source.integration.clone();
+        e.alert = alert;
+        e.resolved_at = None;
+        e.last_seen = now;
+        let groups = e.groups.clone();
+        if !self.inhibitor.is_empty() {
+            self.inhibitor.observe(fp, &e.alert.labels, true);
+        }
+        out.push(Effect::Persist(Record::Alert(fp)));
+        for h in groups {
+            *self.firing.entry(h).or_insert(0) += 1;
+            if let Some(inc) = self.groups.get(&h).and_then(|g| g.incident.clone()) {
+                self.timeline_if_active(
+                    &inc,
+                    Actor::integration(&integration),
+                    now,
+                    EntryKind::Ingested {
+                        fingerprint: fp,
+                        status: AlertStatus::Firing,
+                        summary: summary.clone(),
+                    },
+                    out,
+                );
+            }
+        }
+    }
+
+    fn ingest_change(&mut self, c: ChangeEvent, now: Timestamp, out: &mut Vec<Effect>) {
+        let id = self.next_id("chg", now);
+        let key = format!("{}/{id}", time_key(c.timestamp));
+        if let Ok(v) = serde_json::to_vec(&c) {
+            out.push(Effect::Write(WriteOp::Put {
+                table: Table::Changes,
+                key,
+                value: v,
+            }));
+        }
+        self.remember_change(c);
+    }
+
+    /// Adds a change event to the in-memory window (also used by recovery).
+    pub fn remember_change(&mut self, c: ChangeEvent) {
+        let pos = self.changes.partition_point(|x| x.timestamp <= c.timestamp);
+        self.changes.insert(pos, c);
+        while self.changes.len() > MAX_CHANGES_IN_MEMORY {
+            self.changes.pop_front();
+        }
+    }
+
+    fn ingest_action(&mut self, a: ActionEvent, now: Timestamp, out: &mut Vec<Effect>) {
+        let fp = a.fingerprint();
+        let Some(e) = self.alerts.get(&fp) else {
+            return;
+        };
+        match a.action {
+            ActionKind::Resolve => {
+                let mut alert = e.alert.clone();
+                alert.status = AlertStatus::Resolved;
+                self.ingest_alert(alert, now, out);
+            }
+            ActionKind::Acknowledge => {
+                let incidents: Vec<String> = e
+                    .groups
+                    .iter()
+                    .filter_map(|h| self.groups.get(h)?.incident.clone())
+                    .collect();
+                for id in incidents {
+                    // A tool acknowledging twice is not an error worth surfacing.
+                    let _ = self.act(
+                        &id,
+                        IncidentAction::Acknowledge,
+                        Actor::integration(&a.source.integration),
+                        now,
+                        out,
+                    );
+                }
+            }
+        }
+    }
+
+    // ----- flush --------------------------------------------------------------------
+
+    /// Runs a `GroupFlush` job. Stale jobs (the group is gone or was re-armed to another
+    /// time) do nothing, so running a job twice notifies once.
+    pub fn flush_job(
+        &mut self,
+        group_key: &str,
+        due: Timestamp,
+        now: Timestamp,
+        out: &mut Vec<Effect>,
+    ) {
+        let Some(&h) = self.group_by_key.get(group_key) else {
+            return;
+        };
+        if self
+            .groups
+            .get(&h)
+            .is_none_or(|g| g.next_flush != Some(due))
+        {
+            return;
+        }
+        self.flush(h, now, out);
+    }
+
+    /// Flushes a group now.
+    pub fn flush(&mut self, h: u64, now: Timestamp, out: &mut Vec<Effect>) {
+        let Some(g) = self.groups.get(&h) else { return };
+        let Some(route) = self.cfg.routes.get(g.route_index) else {
+            return;
+        };
+        let time_muted = (!route.active_time_intervals.is_empty()
+            && !route
+                .active_time_intervals
+                .iter()
+                .any(|&i| self.cfg.intervals.get(i).is_some_and(|t| t.contains(now))))
+            || route
+                .mute_time_intervals
+                .iter()
+                .any(|&i| self.cfg.intervals.get(i).is_some_and(|t| t.contains(now)));
+        let mut firing = Vec::new();
+        let mut resolved = Vec::new();
+        let mut any_firing = false;
+        for fp in &g.alerts {
+            let Some(e) = self.alerts.get(fp) else {
+                continue;
+            };
+            if e.alert.status == AlertStatus::Resolved {
+                resolved.push(*fp);
+                continue;
+            }
+            any_firing = true;
+            if time_muted {
+                continue;
+            }
+            if self.silences.muted_by(&e.alert.labels, now).is_some() {
+                out.push(Effect::Event(EngineEvent::AlertSilenced {
+                    fingerprint: *fp,
+                }));
+                continue;
+            }
+            if self.inhibitor.is_inhibited(*fp, &e.alert.labels) {
+                out.push(Effect::Event(EngineEvent::AlertInhibited {
+                    fingerprint: *fp,
+                }));
+                continue;
+            }
+            firing.push(*fp);
+        }
+        firing.sort_unstable();
+        resolved.sort_unstable();
+        let mut reason = if firing.is_empty() && resolved.is_empty() {
+            None
+        } else {
+            needs_update(
+                g.nflog.as_ref(),
+                &firing,
+                &resolved,
+                route.repeat_interval,
+                now,
+            )
+        };
+        if reason == Some(UpdateReason::AllResolved) && any_firing {
+            // Everything still firing is muted: only newly resolved alerts are news.
+            let prev = g
+                .nflog
+                .as_ref()
+                .map(|n| n.resolved.as_slice())
+                .unwrap_or(&[]);
+            reason = (!resolved.iter().all(|r| prev.binary_search(r).is_ok()))
+                .then_some(UpdateReason::NewResolved);
+        }
+        if reason == Some(UpdateReason::Repeat)
+            && g.incident
+                .as_ref()
+                .and_then(|i| self.incidents.get(i))
+                .is_some_and(|i| i.state != IncidentState::Open)
+        {
+            reason = None;
+        }
+        let notified = reason.is_some();
+        if let Some(reason) = reason {
+            self.notify_group(h, reason, &firing, &resolved, now, out);
+        }
+        self.retire_resolved(h, &resolved, now, out);
+        let Some(g) = self.groups.get_mut(&h) else {
+            return;
+        };
+        g.last_flush = Some(now);
+        if g.alerts.is_empty() && !notified {
+            let key = g.key.clone();
+            self.groups.remove(&h);
+            self.firing.remove(&h);
+            self.group_by_key.remove(&key);
+            out.push(Effect::Write(WriteOp::Delete {
+                table: Table::Groups,
+                key,
+            }));
+            return;
+        }
+        let interval = self
+            .cfg
+            .routes
+            .get(g.route_index)
+            .map(|r| r.group_interval)
+            .unwrap_or(Duration::from_secs(300));
+        let due = add(now, interval);
+        g.next_flush = Some(due);
+        out.push(Effect::Schedule(flush_job(&g.key, due)));
+        out.push(Effect::Persist(Record::Group(h)));
+    }
+
+    /// Removes resolved alerts from a group after a flush; alerts in no group leave memory.
+    fn retire_resolved(
+        &mut self,
+        h: u64,
+        resolved: &[Fingerprint],
+        _now: Timestamp,
+        out: &mut Vec<Effect>,
+    ) {
+        if resolved.is_empty() {
+            return;
+        }
+        let key = match self.groups.get_mut(&h) {
+            Some(g) => {
+                g.alerts.retain(|fp| resolved.binary_search(fp).is_err());
+                g.key.clone()
+            }
+            None => return,
+        };
+        for fp in resolved {
+            let Some(e) = self.alerts.get_mut(fp) else {
+                continue;
+            };
+            e.groups.retain(|x| *x != h);
+            if e.groups.is_empty() {
+                if let Some(e) = self.alerts.remove(fp) {
+                    let rec = AlertRecord {
+                        fingerprint: *fp,
+                        alert: e.alert,
+                        first_seen: e.first_seen,
+                        last_seen: e.last_seen,
+                        resolved_at: e.resolved_at,
+                        groups: Vec::new(),
+                    };
+                    if let Ok(v) = serde_json::to_vec(&rec) {
+                        out.push(Effect::Write(WriteOp::Put {
+                            table: Table::Alerts,
+                            key: fp_key(*fp),
+                            value: v,
+                        }));
+                    }
+                }
+            } else {
+                out.push(Effect::Persist(Record::Alert(*fp)));
+            }
+        }
+        let _ = key;
+    }
+
+    fn notify_group(
+        &mut self,
+        h: u64,
+        reason: UpdateReason,
+        firing: &[Fingerprint],
+        resolved: &[Fingerprint],
+        now: Timestamp,
+        out: &mut Vec<Effect>,
+    ) {
+        let opens = matches!(reason, UpdateReason::First | UpdateReason::NewFiring);
+        let incident_id = if opens {
+            Some(self.open_or_reopen(h, firing, now, out))
+        } else {
+            self.groups.get(&h).and_then(|g| g.incident.clone())
+        };
+        let Some(g) = self.groups.get_mut(&h) else {
+            return;
+        };
+        g.nflog = Some(NflogEntry {
+            firing: firing.to_vec(),
+            resolved: resolved.to_vec(),
+            at: now,
+        });
+        let Some(g) = self.groups.get(&h) else { return };
+        let Some(route) = self.cfg.routes.get(g.route_index) else {
+            return;
+        };
+        let alerts: Vec<Alert> = firing
+            .iter()
+            .chain(resolved)
+            .filter_map(|fp| self.alerts.get(fp).map(|e| e.alert.clone()))
+            .collect();
+        let status = if firing.is_empty() {
+            AlertStatus::Resolved
+        } else {
+            AlertStatus::Firing
+        };
+        let incident = incident_id.as_ref().and_then(|i| self.incidents.get(i));
+        let service = route.service.as_ref().and_then(|s| self.services.get(s));
+        let mut runbooks = route.runbooks.clone();
+        if let Some(s) = service {
+            for r in &s.runbooks {
+                if !runbooks.contains(r) {
+                    runbooks.push(r.clone());
+                }
+            }
+        }
+        let recent_changes = service
+            .map(|s| self.recent_changes_for(s, now))
+            .unwrap_or_default();
+        let incident_ref = incident.map(|i| {
+            i.to_ref(
+                service.map(|s| s.name.clone()),
+                self.cfg.external_url.as_deref(),
+            )
+        });
+        let (common_labels, common_annotations) = common(&alerts);
+        let mut entries = Vec::new();
+        for (ti, t) in route.notify.iter().enumerate() {
+            let id = format!("incident/{}/{ti}-{h:016x}-{}", t.channel, time_key(now));
+            entries.push((id.clone(), t.channel.clone(), t.target.clone()));
+            out.push(Effect::Notify(Box::new(Notification {
+                id,
+                kind: NotificationKind::Incident,
+                group_key: g.key.clone(),
+                status,
+                incident: incident_ref.clone(),
+                alerts: alerts.clone(),
+                group_labels: g.labels.clone(),
+                common_labels: common_labels.clone(),
+                common_annotations: common_annotations.clone(),
+                runbooks: runbooks.clone(),
+                recent_changes: recent_changes.clone(),
+                receiver: route.receiver.clone(),
+                target: Target {
+                    address: t.target.clone(),
+                    user: None,
+                },
+                external_url: self.cfg.external_url.clone(),
+                created_at: now,
+            })));
+        }
+        out.push(Effect::Persist(Record::Group(h)));
+        if let Some(inc) = incident_id {
+            for (id, channel, target) in entries {
+                self.timeline(
+                    &inc,
+                    Actor::System,
+                    now,
+                    EntryKind::Notified {
+                        notification_id: id,
+                        channel,
+                        target,
+                        status,
+                        firing: firing.len(),
+                        resolved: resolved.len(),
+                    },
+                    out,
+                );
+            }
+            if reason == UpdateReason::AllResolved {
+                let active = self
+                    .incidents
+                    .get(&inc)
+                    .is_some_and(|i| i.state.is_active());
+                if active {
+                    let _ = self.transition(&inc, IncidentState::Resolved, Actor::System, now, out);
+                }
+            }
+        }
+    }
+
+    /// Ensures the group has an open incident: creates one, re-opens a resolved one, or
+    /// replaces a closed one. Returns its id.
+    fn open_or_reopen(
+        &mut self,
+        h: u64,
+        firing: &[Fingerprint],
+        now: Timestamp,
+        out: &mut Vec<Effect>,
+    ) -> String {
+        let existing = self.groups.get(&h).and_then(|g| g.incident.clone());
+        if let Some(id) = existing {
+            let state = self.incidents.get(&id).map(|i| i.state);
+            match state {
+                Some(s) if s.is_active() => {
+                    self.absorb(&id, firing, now, out);
+                    return id;
+                }
+                Some(IncidentState::Resolved) => {
+                    self.absorb(&id, firing, now, out);
+                    let _ = self.transition(&id, IncidentState::Open, Actor::System, now, out);
+                    return id;
+                }
+                _ => {}
+            }
+        }
+        self.create_incident(h, firing, now, out)
+    }
+
+    /// Adds newly notified alerts to an incident and raises its severity.
+    fn absorb(&mut self, id: &str, firing: &[Fingerprint], now: Timestamp, out: &mut Vec<Effect>) {
+        let sev = firing
+            .iter()
+            .filter_map(|f| self.alerts.get(f))
+            .map(|e| e.alert.severity)
+            .min();
+        if let Some(inc) = self.incidents.get_mut(id) {
+            for f in firing {
+                if !inc.alerts.contains(f) {
+                    inc.alerts.push(*f);
+                }
+            }
+            if let Some(s) = sev {
+                inc.severity = inc.severity.min(s);
+            }
+            inc.updated_at = now;
+            out.push(Effect::Persist(Record::Incident(id.to_string())));
+        }
+    }
+
+    fn create_incident(
+        &mut self,
+        h: u64,
+        firing: &[Fingerprint],
+        now: Timestamp,
+        out: &mut Vec<Effect>,
+    ) -> String {
+        let number = self.next_incident;
+        self.next_incident += 1;
+        let id = Incident::id_for(number);
+        let Some(g) = self.groups.get_mut(&h) else {
+            return id;
+        };
+        g.incident = Some(id.clone());
+        let g = g.clone();
+        self.incident_by_key.insert(g.key.clone(), id.clone());
+        let route = self.cfg.routes.get(g.route_index).cloned();
+        let first: Vec<&AlertEntry> = firing.iter().filter_map(|f| self.alerts.get(f)).collect();
+        let severity = first
+            .iter()
+            .map(|e| e.alert.severity)
+            .min()
+            .unwrap_or(crate::model::Severity::Error);
+        let title = first
+            .iter()
+            .min_by_key(|e| (e.first_seen, e.fingerprint))
+            .map(|e| e.alert.summary.clone())
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| format_labels(&g.labels));
+        let service = route.as_ref().and_then(|r| r.service.clone());
+        let mut runbooks: Vec<Link> = route
+            .as_ref()
+            .map(|r| r.runbooks.clone())
+            .unwrap_or_default();
+        if let Some(s) = service.as_ref().and_then(|s| self.services.get(s)) {
+            for r in &s.runbooks {
+                if !runbooks.contains(r) {
+                    runbooks.push(r.clone());
+                }
+            }
+        }
+        let members: Vec<(Fingerprint, Timestamp, AlertStatus, String, String)> = g
+            .alerts
+            .iter()
+            .filter_map(|f| self.alerts.get(f))
+            .map(|e| {
+                (
+                    e.fingerprint,
+                    e.first_seen,
+                    e.alert.status,
+                    e.alert.summary.clone(),
+                    e.alert.source.integration.clone(),
+                )
+            })
+            .collect();
+        let incident = Incident {
+            id: id.clone(),
+            number,
+            title,
+            state: IncidentState::Open,
+            severity,
+            urgency: route
+                .as_ref()
+                .and_then(|r| r.urgency)
+                .unwrap_or_else(|| Urgency::from_severity(severity)),
+            service: service.clone(),
+            group_key: g.key.clone(),
+            route: g.route.clone(),
+            receiver: route
+                .as_ref()
+                .map(|r| r.receiver.clone())
+                .unwrap_or_default(),
+            group_labels: g.labels.clone(),
+            escalation_policy: route.as_ref().and_then(|r| r.escalation_policy.clone()),
+            assignees: Vec::new(),
+            roles: BTreeMap::new(),
+            notes: Vec::new(),
+            runbooks,
+            alerts: firing.to_vec(),
+            created_at: now,
+            updated_at: now,
+            acknowledged_at: None,
+            mitigated_at: None,
+            resolved_at: None,
+            closed_at: None,
+            timeline_len: 0,
+        };
+        let policy = incident.escalation_policy.clone();
+        self.incidents.insert(id.clone(), incident);
+        out.push(Effect::Persist(Record::Incident(id.clone())));
+        for (fp, at, status, summary, integration) in members {
+            self.timeline(
+                &id,
+                Actor::integration(integration),
+                at,
+                EntryKind::Ingested {
+                    fingerprint: fp,
+                    status,
+                    summary,
+                },
+                out,
+            );
+        }
+        self.timeline(
+            &id,
+            Actor::System,
+            now,
+            EntryKind::Grouped {
+                group_key: g.key.clone(),
+                alerts: g.alerts.len(),
+            },
+            out,
+        );
+        if let Some(r) = &route {
+            self.timeline(
+                &id,
+                Actor::System,
+                now,
+                EntryKind::Routed {
+                    route: r.id.clone(),
+                    receiver: r.receiver.clone(),
+                    service,
+                    escalation_policy: policy.clone(),
+                },
+                out,
+            );
+        }
+        out.push(Effect::Event(EngineEvent::IncidentOpened {
+            incident_id: id.clone(),
+        }));
+        if let Some(p) = policy {
+            out.push(Effect::StartEscalation {
+                incident_id: id.clone(),
+                policy: p,
+            });
+        }
+        id
+    }
+
+    // ----- incidents ----------------------------------------------------------------
+
+    fn timeline_if_active(
+        &mut self,
+        id: &str,
+        actor: Actor,
+        at: Timestamp,
+        kind: EntryKind,
+        out: &mut Vec<Effect>,
+    ) {
+        if self.incidents.get(id).is_some_and(|i| i.state.is_active()) {
+            self.timeline(id, actor, at, kind, out);
+        }
+    }
+
+    /// Appends a timeline entry to an incident.
+    fn timeline(
+        &mut self,
+        id: &str,
+        actor: Actor,
+        at: Timestamp,
+        kind: EntryKind,
+        out: &mut Vec<Effect>,
+    ) {
+        let Some(inc) = self.incidents.get_mut(id) else {
+            return;
+        };
+        let entry = TimelineEntry {
+            seq: inc.timeline_len,
+            at,
+            actor,
+            kind,
+        };
+        inc.timeline_len += 1;
+        out.push(Effect::Timeline {
+            incident_id: id.to_string(),
+            entry,
+        });
+        out.push(Effect::Persist(Record::Incident(id.to_string())));
+    }
+
+    fn audit(
+        &mut self,
+        actor: &Actor,
+        action: &str,
+        target: String,
+        details: serde_json::Value,
+        now: Timestamp,
+        out: &mut Vec<Effect>,
+    ) {
+        self.seq += 1;
+        out.push(Effect::Audit(AuditEntry {
+            id: format!("{}-{}", time_key(now), self.seq),
+            at: now,
+            actor: actor.clone(),
+            action: action.into(),
+            target,
+            details,
+        }));
+    }
+
+    fn transition(
+        &mut self,
+        id: &str,
+        to: IncidentState,
+        actor: Actor,
+        now: Timestamp,
+        out: &mut Vec<Effect>,
+    ) -> Result<(), CoreError> {
+        let inc = self
+            .incidents
+            .get_mut(id)
+            .ok_or_else(|| CoreError::NotFound {
+                kind: "incident",
+                id: id.into(),
+            })?;
+        let from = inc.state;
+        inc.state = from.transition(to)?;
+        inc.updated_at = now;
+        let kind = match to {
+            IncidentState::Open => {
+                inc.acknowledged_at = None;
+                inc.mitigated_at = None;
+                inc.resolved_at = None;
+                EntryKind::Reopened
+            }
+            IncidentState::Acknowledged => {
+                inc.acknowledged_at = Some(now);
+                EntryKind::Acknowledged
+            }
+            IncidentState::Mitigated => {
+                inc.mitigated_at = Some(now);
+                EntryKind::Mitigated
+            }
+            IncidentState::Resolved => {
+                inc.resolved_at = Some(now);
+                EntryKind::Resolved
+            }
+            IncidentState::Closed => {
+                inc.closed_at = Some(now);
+                EntryKind::Closed
+            }
+        };
+        let policy = inc.escalation_policy.clone();
+        self.timeline(id, actor.clone(), now, kind, out);
+        self.audit(
+            &actor,
+            &format!("incident.{}", verb(to)),
+            format!("incident/{id}"),
+            serde_json::json!({"from": from.as_str(), "to": to.as_str()}),
+            now,
+            out,
+        );
+        out.push(Effect::Event(EngineEvent::IncidentStateChanged {
+            incident_id: id.into(),
+            state: to.as_str(),
+        }));
+        match to {
+            IncidentState::Open => {
+                if let Some(p) = policy {
+                    out.push(Effect::StartEscalation {
+                        incident_id: id.into(),
+                        policy: p,
+                    });
+                }
+            }
+            IncidentState::Acknowledged | IncidentState::Resolved
+                if from == IncidentState::Open || to == IncidentState::Resolved =>
+            {
+                if from.is_active() {
+                    out.push(Effect::StopEscalation {
+                        incident_id: id.into(),
+                        actor,
+                        reason: verb_past(to),
+                    });
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Applies an action by `actor` to an incident; returns the updated incident.
+    pub fn act(
+        &mut self,
+        id: &str,
+        action: IncidentAction,
+        actor: Actor,
+        now: Timestamp,
+        out: &mut Vec<Effect>,
+    ) -> Result<Incident, CoreError> {
+        if !self.incidents.contains_key(id) {
+            return Err(CoreError::NotFound {
+                kind: "incident",
+                id: id.into(),
+            });
+        }
+        let target = format!("incident/{id}");
+        match action {
+            IncidentAction::Acknowledge => {
+                self.transition(id, IncidentState::Acknowledged, actor, now, out)?
+            }
+            IncidentAction::Mitigate => {
+                self.transition(id, IncidentState::Mitigated, actor, now, out)?
+            }
+            IncidentAction::Resolve => {
+                self.transition(id, IncidentState::Resolved, actor, now, out)?
+            }
+            IncidentAction::Close => self.transition(id, IncidentState::Closed, actor, now, out)?,
+            IncidentAction::Reassign {
+                escalation_policy,
+                assignees,
+            } => {
+                for (i, a) in assignees.iter().enumerate() {
+                    if a.trim().is_empty() {
+                        return Err(CoreError::input(
+                            format!("assignees[{i}]"),
+                            "must not be empty",
+                        ));
+                    }
+                }
+                let Some(inc) = self.incidents.get_mut(id) else {
+                    return Err(not_found(id));
+                };
+                inc.escalation_policy = escalation_policy.clone();
+                inc.assignees = assignees.clone();
+                inc.updated_at = now;
+                let active = inc.state == IncidentState::Open;
+                out.push(Effect::StopEscalation {
+                    incident_id: id.into(),
+                    actor: actor.clone(),
+                    reason: "reassigned",
+                });
+                self.timeline(
+                    id,
+                    actor.clone(),
+                    now,
+                    EntryKind::Reassigned {
+                        escalation_policy: escalation_policy.clone(),
+                        assignees: assignees.clone(),
+                    },
+                    out,
+                );
+                self.audit(&actor, "incident.reassign", target, serde_json::json!({"escalation_policy": escalation_policy, "assignees": assignees}), now, out);
+                if active {
+                    if let Some(p) = escalation_policy {
+                        out.push(Effect::StartEscalation {
+                            incident_id: id.into(),
+                            policy: p,
+                        });
+                    }
+                    for u in assignees {
+                        out.push(Effect::PageUser {
+                            incident_id: id.into(),
+                            user: u,
+                            message: None,
+                            actor: actor.clone(),
+                        });
+                    }
+                }
+            }
+            IncidentAction::Note(text) => {
+                let text = text.trim().to_string();
+                if text.is_empty() || text.len() > MAX_NOTE_LEN {
+                    return Err(CoreError::input(
+                        "text",
+                        format!("note must be 1..{MAX_NOTE_LEN} bytes"),
+                    ));
+                }
+                let Some(inc) = self.incidents.get_mut(id) else {
+                    return Err(not_found(id));
+                };
+                inc.notes.push(Note {
+                    at: now,
+                    actor: actor.clone(),
+                    text: text.clone(),
+                });
+                inc.updated_at = now;
+                self.timeline(id, actor.clone(), now, EntryKind::Note { text }, out);
+                self.audit(
+                    &actor,
+                    "incident.note",
+                    target,
+                    serde_json::Value::Null,
+                    now,
+                    out,
+                );
+            }
+            IncidentAction::AssignRole(role, user) => {
+                if user.trim().is_empty() {
+                    return Err(CoreError::input("user", "must not be empty"));
+                }
+                let Some(inc) = self.incidents.get_mut(id) else {
+                    return Err(not_found(id));
+                };
+                inc.roles.insert(role, user.clone());
+                inc.updated_at = now;
+                self.timeline(
+                    id,
+                    actor.clone(),
+                    now,
+                    EntryKind::RoleAssigned {
+                        role,
+                        user: user.clone(),
+                    },
+                    out,
+                );
+                self.audit(
+                    &actor,
+                    "incident.assign_role",
+                    target,
+                    serde_json::json!({"role": role, "user": user}),
+                    now,
+                    out,
+                );
+            }
+            IncidentAction::PageUser { user, message } => {
+                if user.trim().is_empty() {
+                    return Err(CoreError::input("user", "must not be empty"));
+                }
+                if self.incidents.get(id).is_some_and(|i| !i.state.is_active()) {
+                    return Err(CoreError::input(
+                        "incident",
+                        format!("incident {id} is not active"),
+                    ));
+                }
+                self.timeline(
+                    id,
+                    actor.clone(),
+                    now,
+                    EntryKind::Paged {
+                        user: user.clone(),
+                        channel: None,
+                        message: message.clone(),
+                    },
+                    out,
+                );
+                self.audit(
+                    &actor,
+                    "incident.page_user",
+                    target,
+                    serde_json::json!({"user": user}),
+                    now,
+                    out,
+                );
+                out.push(Effect::PageUser {
+                    incident_id: id.into(),
+                    user,
+                    message,
+                    actor,
+                });
+            }
+            IncidentAction::Record(kind) => {
+                let name = kind.type_name();
+                self.timeline(id, actor.clone(), now, kind, out);
+                self.audit(
+                    &actor,
+                    &format!("incident.{name}"),
+                    target,
+                    serde_json::Value::Null,
+                    now,
+                    out,
+                );
+            }
+        }
+        self.incidents.get(id).cloned().ok_or_else(|| not_found(id))
+    }
+
+    /// An incident by id, or by number (`"42"`).
+    pub fn incident(&self, id: &str) -> Option<&Incident> {
+        self.incidents.get(id).or_else(|| {
+            id.parse::<u64>()
+                .ok()
+                .and_then(|n| self.incidents.get(&Incident::id_for(n)))
+        })
+    }
+
+    /// Incidents matching a filter, newest first, paged by id cursor.
+    pub fn list_incidents(&self, f: &IncidentFilter) -> Page<Incident> {
+        let size = f.page_size();
+        let iter = self
+            .incidents
+            .values()
+            .rev()
+            .filter(|i| f.before.as_ref().is_none_or(|b| i.id < *b));
+        let mut items: Vec<Incident> = iter
+            .filter(|i| f.matches(i))
+            .take(size + 1)
+            .cloned()
+            .collect();
+        let next = if items.len() > size {
+            items.truncate(size);
+            items.last().map(|i| i.id.clone())
+        } else {
+            None
+        };
+        Page { items, next }
+    }
+
+    /// The alerts of an incident still in memory (firing or not yet retired).
+    pub fn incident_alerts(&self, id: &str) -> Vec<AlertRecord> {
+        let Some(inc) = self.incident(id) else {
+            return Vec::new();
+        };
+        inc.alerts
+            .iter()
+            .filter_map(|fp| self.alert_record(*fp))
+            .collect()
+    }
+
+    // ----- silences and services ----------------------------------------------------
+
+    /// Creates or updates a silence.
+    pub fn put_silence(
+        &mut self,
+        spec: &SilenceSpec,
+        actor: Actor,
+        now: Timestamp,
+        out: &mut Vec<Effect>,
+    ) -> Result<Silence, CoreError> {
+        let (id, action) = match &spec.id {
+            Some(id) => {
+                let old = self.silences.get(id).ok_or_else(|| CoreError::NotFound {
+                    kind: "silence",
+                    id: id.clone(),
+                })?;
+                if old.state(now) == SilenceState::Expired {
+                    return Err(CoreError::input(
+                        "id",
+                        format!("silence {id} is expired and cannot change"),
+                    ));
+                }
+                (id.clone(), "silence.update")
+            }
+            None => (self.next_id("sil", now), "silence.create"),
+        };
+        let s = spec.build(id.clone(), now)?;
+        self.silences.upsert(s.clone());
+        out.push(Effect::Persist(Record::Silence(id.clone())));
+        self.audit(
+            &actor,
+            action,
+            format!("silence/{id}"),
+            serde_json::json!({"comment": s.comment}),
+            now,
+            out,
+        );
+        Ok(s)
+    }
+
+    /// Expires a silence now.
+    pub fn expire_silence(
+        &mut self,
+        id: &str,
+        actor: Actor,
+        now: Timestamp,
+        out: &mut Vec<Effect>,
+    ) -> Result<Silence, CoreError> {
+        let s = self.silences.expire(id, now)?;
+        out.push(Effect::Persist(Record::Silence(id.into())));
+        self.audit(
+            &actor,
+            "silence.expire",
+            format!("silence/{id}"),
+            serde_json::Value::Null,
+            now,
+            out,
+        );
+        Ok(s)
+    }
+
+    /// The silences.
+    pub fn silences(&self) -> &Silences {
+        &self.silences
+    }
+
+    /// Creates or replaces a service.
+    pub fn put_service(
+        &mut self,
+        s: Service,
+        actor: Actor,
+        now: Timestamp,
+        out: &mut Vec<Effect>,
+    ) -> Result<Service, CoreError> {
+        s.validate("")?;
+        let id = s.id.clone();
+        self.services.insert(id.clone(), s.clone());
+        out.push(Effect::Persist(Record::Service(id.clone())));
+        self.audit(
+            &actor,
+            "service.put",
+            format!("service/{id}"),
+            serde_json::Value::Null,
+            now,
+            out,
+        );
+        Ok(s)
+    }
+
+    /// Deletes a service.
+    pub fn delete_service(
+        &mut self,
+        id: &str,
+        actor: Actor,
+        now: Timestamp,
+        out: &mut Vec<Effect>,
+    ) -> Result<(), CoreError> {
+        self.services
+            .remove(id)
+            .ok_or_else(|| CoreError::NotFound {
+                kind: "service",
+                id: id.into(),
+            })?;
+        out.push(Effect::Write(WriteOp::Delete {
+            table: Table::Services,
+            key: id.into(),
+        }));
+        self.audit(
+            &actor,
+            "service.delete",
+            format!("service/{id}"),
+            serde_json::Value::Null,
+            now,
+            out,
+        );
+        Ok(())
+    }
+
+    /// The service catalog.
+    pub fn services(&self) -> &BTreeMap<String, Service> {
+        &self.services
+    }
+
+    fn recent_changes_for(&self, s: &Service, now: Timestamp) -> Vec<ChangeEvent> {
+        let since = now
+            .checked_sub(crate::duration::signed(self.cfg.change_window))
+            .unwrap_or(Timestamp::MIN);
+        self.changes
+            .iter()
+            .rev()
+            .take_while(|c| c.timestamp >= since)
+            .filter(|c| c.timestamp <= now && s.owns_change(c))
+            .take(20)
+            .cloned()
+            .collect()
+    }
+
+    /// Change events for an incident's service in `[now - window, now]`, newest first
+    /// (window defaults to the configured change window).
+    pub fn recent_changes(
+        &self,
+        incident_id: &str,
+        window: Option<Duration>,
+        now: Timestamp,
+    ) -> Result<Vec<ChangeEvent>, CoreError> {
+        let inc = self
+            .incident(incident_id)
+            .ok_or_else(|| not_found(incident_id))?;
+        let Some(svc) = inc.service.as_ref().and_then(|s| self.services.get(s)) else {
+            return Ok(Vec::new());
+        };
+        let w = window.unwrap_or(self.cfg.change_window);
+        let since = now
+            .checked_sub(crate::duration::signed(w))
+            .unwrap_or(Timestamp::MIN);
+        Ok(self
+            .changes
+            .iter()
+            .rev()
+            .filter(|c| c.timestamp >= since && c.timestamp <= now && svc.owns_change(c))
+            .cloned()
+            .collect())
+    }
+
+    // ----- records for the shell ----------------------------------------------------
+
+    /// The stored form of an alert in memory.
+    pub fn alert_record(&self, fp: Fingerprint) -> Option<AlertRecord> {
+        let e = self.alerts.get(&fp)?;
+        Some(AlertRecord {
+            fingerprint: fp,
+            alert: e.alert.clone(),
+            first_seen: e.first_seen,
+            last_seen: e.last_seen,
+            resolved_at: e.resolved_at,
+            groups: e
+                .groups
+                .iter()
+                .filter_map(|h| self.groups.get(h).map(|g| g.key.clone()))
+                .collect(),
+        })
+    }
+
+    /// Encodes a record's current state as a write (a delete when it no longer exists).
+    pub fn encode(&self, r: &Record) -> Option<WriteOp> {
+        let (table, key, value) = match r {
+            Record::Alert(fp) => (
+                Table::Alerts,
+                fp_key(*fp),
+                self.alert_record(*fp).map(|a| serde_json::to_vec(&a)),
+            ),
+            Record::Group(h) => {
+                let g = self.groups.get(h)?;
+                (Table::Groups, g.key.clone(), Some(serde_json::to_vec(g)))
+            }
+            Record::Incident(id) => (
+                Table::Incidents,
+                id.clone(),
+                self.incidents.get(id).map(serde_json::to_vec),
+            ),
+            Record::Silence(id) => (
+                Table::Silences,
+                id.clone(),
+                self.silences.get(id).map(serde_json::to_vec),
+            ),
+            Record::Service(id) => (
+                Table::Services,
+                id.clone(),
+                self.services.get(id).map(serde_json::to_vec),
+            ),
+        };
+        match value {
+            Some(Ok(value)) => Some(WriteOp::Put { table, key, value }),
+            Some(Err(_)) => None,
+            None => Some(WriteOp::Delete { table, key }),
+        }
+    }
+
+    /// Number of alerts in memory.
+    pub fn alert_count(&self) -> usize {
+        self.alerts.len()
+    }
+
+    /// Number of aggregation groups.
+    pub fn group_count(&self) -> usize {
+        self.groups.len()
+    }
+
+    /// An aggregation group by key.
+    pub fn group(&self, key: &str) -> Option<&AggregationGroup> {
+        self.group_by_key.get(key).and_then(|h| self.groups.get(h))
+    }
+
+    /// Every group's key and armed flush time (for re-arming jobs after recovery).
+    pub fn armed_flushes(&self) -> Vec<(String, Timestamp)> {
+        self.groups
+            .values()
+            .filter_map(|g| g.next_flush.map(|t| (g.key.clone(), t)))
+            .collect()
+    }
+
+    // ----- recovery -----------------------------------------------------------------
+
+    /// Loads state read from the Store. Call `load_group` for every group first, then
+    /// `load_alert`, `load_incident`, `load_silence`, `load_service`.
+    pub fn load_group(&mut self, mut g: AggregationGroup) {
+        let Some(route) = self.cfg.routes.by_id(&g.route) else {
+            return;
+        };
+        g.route_index = route.index;
+        g.alerts.clear();
+        // The hash the hot path computes for members of this group (it only reads the
+        // group-by labels, which `g.labels` holds).
+        let mut h = group_hash(route, &g.labels);
+        while self.groups.contains_key(&h) {
+            h = h.wrapping_add(1);
+        }
+        if let Some(i) = &g.incident {
+            self.incident_by_key.insert(g.key.clone(), i.clone());
+        }
+        self.group_by_key.insert(g.key.clone(), h);
+        self.groups.insert(h, g);
+    }
+
+    /// Loads an alert record (retired ones are ignored).
+    pub fn load_alert(&mut self, r: AlertRecord) {
+        let groups: Vec<u64> = r
+            .groups
+            .iter()
+            .filter_map(|k| self.group_by_key.get(k).copied())
+            .collect();
+        if groups.is_empty() {
+            return;
+        }
+        let firing = r.alert.status == AlertStatus::Firing;
+        for h in &groups {
+            if let Some(g) = self.groups.get_mut(h) {
+                g.alerts.push(r.fingerprint);
+            }
+            if firing {
+                *self.firing.entry(*h).or_insert(0) += 1;
+            }
+        }
+        if firing && !self.inhibitor.is_empty() {
+            self.inhibitor.observe(r.fingerprint, &r.alert.labels, true);
+        }
+        self.alerts.insert(
+            r.fingerprint,
+            AlertEntry {
+                alert: r.alert,
+                fingerprint: r.fingerprint,
+                first_seen: r.first_seen,
+                last_seen: r.last_seen,
+                resolved_at: r.resolved_at,
+                groups,
+            },
+        );
+    }
+
+    /// Loads an incident.
+    pub fn load_incident(&mut self, i: Incident) {
+        self.next_incident = self.next_incident.max(i.number + 1);
+        let newer = self
+            .incident_by_key
+            .get(&i.group_key)
+            .is_none_or(|cur| *cur < i.id);
+        if newer {
+            self.incident_by_key
+                .insert(i.group_key.clone(), i.id.clone());
+        }
+        self.incidents.insert(i.id.clone(), i);
+    }
+
+    /// Loads a silence.
+    pub fn load_silence(&mut self, s: Silence) {
+        self.silences.upsert(s);
+    }
+
+    /// Loads a service (the stored version wins over the config seed).
+    pub fn load_service(&mut self, s: Service) {
+        self.services.insert(s.id.clone(), s);
+    }
+
+    /// Restores the id counter so new ids stay unique after a restart.
+    pub fn bump_seq(&mut self, at_least: u64) {
+        self.seq = self.seq.max(at_least);
+    }
+}
+
+fn not_found(id: &str) -> CoreError {
+    CoreError::NotFound {
+        kind: "incident",
+        id: id.into(),
+    }
+}
+
+fn verb(s: IncidentState) -> &'static str {
+    match s {
+        IncidentState::Open => "reopen",
+        IncidentState::Acknowledged => "acknowledge",
+        IncidentState::Mitigated => "mitigate",
+        IncidentState::Resolved => "resolve",
+        IncidentState::Closed => "close",
+    }
+}
+
+fn verb_past(s: IncidentState) -> &'static str {
+    match s {
+        IncidentState::Open => "reopened",
+        IncidentState::Acknowledged => "acknowledged",
+        IncidentState::Mitigated => "mitigated",
+        IncidentState::Resolved => "resolved",
+        IncidentState::Closed => "closed",
+    }
+}
+
+/// The flush job for a group at `due`.
+pub fn flush_job(key: &str, due: Timestamp) -> Job {
+    Job {
+        id: AggregationGroup::job_id(key, due),
+        due,
+        kind: JobKind::GroupFlush {
+            group_key: key.to_string(),
+        },
+        attempts: 0,
+    }
+}
+
+fn common(alerts: &[Alert]) -> (Labels, BTreeMap<String, String>) {
+    let Some(first) = alerts.first() else {
+        return Default::default();
+    };
+    let mut labels = first.labels.clone();
+    let mut ann = first.annotations.clone();
+    for a in &alerts[1..] {
+        labels.retain(|k, v| a.labels.get(k) == Some(v));
+        ann.retain(|k, v| a.annotations.get(k) == Some(v));
+    }
+    (labels, ann)
+}

@@ -1,0 +1,80 @@
+//! Effects: what the pure engine core asks the shell to do.
+
+use crate::channel::Notification;
+use crate::incident::{Actor, AuditEntry, TimelineEntry};
+use crate::model::Fingerprint;
+use crate::scheduler::Job;
+use crate::store::WriteOp;
+
+use super::events::EngineEvent;
+
+/// A record whose current in-memory state must be written to the Store.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Record {
+    /// An alert (`Table::Alerts`, key: fingerprint hex).
+    Alert(Fingerprint),
+    /// An aggregation group by its in-memory hash (`Table::Groups`, key: group key).
+    Group(u64),
+    /// An incident (`Table::Incidents`, key: id).
+    Incident(String),
+    /// A silence (`Table::Silences`, key: id).
+    Silence(String),
+    /// A service (`Table::Services`, key: id).
+    Service(String),
+}
+
+/// One effect. The shell applies them in this order: writes (one atomic batch),
+/// scheduler operations, notifications, escalation hooks, events.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    /// Write the record's current state (deduplicated per batch).
+    Persist(Record),
+    /// A write already encoded (deletes, records leaving memory, change events).
+    Write(WriteOp),
+    /// Append a timeline entry (`Table::Timeline`).
+    Timeline {
+        /// Incident id.
+        incident_id: String,
+        /// The entry.
+        entry: TimelineEntry,
+    },
+    /// Append an audit entry (`Table::Audit`).
+    Audit(AuditEntry),
+    /// Schedule (or re-arm) a job.
+    Schedule(Job),
+    /// Cancel a pending job.
+    Cancel(String),
+    /// Cancel every pending job whose id starts with this.
+    CancelPrefix(String),
+    /// Hand a notification to the notifier.
+    Notify(Box<Notification>),
+    /// Start paging for an incident with its escalation policy.
+    StartEscalation {
+        /// Incident id.
+        incident_id: String,
+        /// Policy id.
+        policy: String,
+    },
+    /// Stop paging for an incident (acknowledged, resolved, reassigned).
+    StopEscalation {
+        /// Incident id.
+        incident_id: String,
+        /// Who stopped it (for the escalation module's audit).
+        actor: Actor,
+        /// Why: `acknowledged`, `resolved`, `reassigned`, …
+        reason: &'static str,
+    },
+    /// Page one user for an incident now (the "page user" action).
+    PageUser {
+        /// Incident id.
+        incident_id: String,
+        /// User id.
+        user: String,
+        /// Message from the person paging.
+        message: Option<String>,
+        /// Who paged.
+        actor: Actor,
+    },
+    /// A typed internal event for metrics.
+    Event(EngineEvent),
+}

@@ -1,0 +1,848 @@
+//! The async shell: [`Engine`] runs the pure [`EngineCore`] against a Store, a
+//! Scheduler, a Clock and a Notifier.
+//!
+//! Every mutating call runs under one write lock: the core decides (under a short
+//! synchronous lock), the shell commits the resulting writes as one atomic
+//! [`WriteBatch`], then applies scheduler operations, then hands notifications to the
+//! [`Notifier`] (outside the write lock). A call returns `Ok` only after its batch is
+//! committed, so an acknowledged ingest is durable.
+//!
+//! Notifications are written to an outbox (`Table::Meta`, key `outbox/<id>`) in the
+//! same batch as the decision that produced them and removed once the notifier
+//! accepted them; [`Engine::recover`] re-sends what a crash left in the outbox.
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use parking_lot::Mutex;
+
+use super::config::EngineConfig;
+use super::core::{AlertRecord, EngineCore, IncidentAction};
+use super::effects::{Effect, Record};
+use super::escalation::{EscalationHook, NoEscalation};
+use super::events::{EngineEvent, EventSink, NoopSink};
+use super::notifier::{ChannelNotifier, Notifier, channel_name};
+use crate::CoreError;
+use crate::channel::Notification;
+use crate::clock::{Clock, SystemClock};
+use crate::dispatch::AggregationGroup;
+use crate::incident::{
+    Actor, AuditEntry, AuditQuery, EntryKind, Incident, IncidentFilter, Page, Role, TimelineEntry,
+};
+use crate::memory::{MemoryScheduler, MemoryStore};
+use crate::model::{ChangeEvent, Event};
+use crate::scheduler::{Job, JobKind, Scheduler};
+use crate::service::Service;
+use crate::silence::{Silence, SilenceSpec, SilenceState};
+use crate::store::{Scan, Store, StoreExt, Table, WriteBatch, WriteOp};
+
+/// How long a claimed job is leased before another runner may retry it.
+const JOB_LEASE: Duration = Duration::from_secs(60);
+/// Jobs claimed per round.
+const JOB_BATCH: usize = 256;
+/// Longest the run loop sleeps without checking the scheduler (covers jobs scheduled
+/// by other processes sharing the store).
+const MAX_IDLE: Duration = Duration::from_secs(1);
+
+/// Outcome of an ingest call.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IngestReport {
+    /// Events accepted.
+    pub accepted: usize,
+    /// Notifications handed to the notifier.
+    pub notifications: usize,
+}
+
+struct Inner {
+    store: Arc<dyn Store>,
+    scheduler: Arc<dyn Scheduler>,
+    clock: Arc<dyn Clock>,
+    notifier: Arc<dyn Notifier>,
+    sink: Arc<dyn EventSink>,
+    escalation: Arc<dyn EscalationHook>,
+    core: Mutex<EngineCore>,
+    write: tokio::sync::Mutex<()>,
+    ext_seq: std::sync::atomic::AtomicU64,
+}
+
+/// The SignalCraft engine. Cheap to clone (shared state).
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+/// Builds an [`Engine`]; every part defaults to the in-memory / system one.
+pub struct EngineBuilder {
+    config: EngineConfig,
+    store: Option<Arc<dyn Store>>,
+    scheduler: Option<Arc<dyn Scheduler>>,
+    clock: Option<Arc<dyn Clock>>,
+    notifier: Option<Arc<dyn Notifier>>,
+    sink: Option<Arc<dyn EventSink>>,
+    escalation: Option<Arc<dyn EscalationHook>>,
+}
+
+impl EngineBuilder {
+    /// The Store (default: [`MemoryStore`]).
+    pub fn store(mut self, s: Arc<dyn Store>) -> Self {
+        self.store = Some(s);
+        self
+    }
+    /// The Scheduler (default: [`MemoryScheduler`]).
+    pub fn scheduler(mut self, s: Arc<dyn Scheduler>) -> Self {
+        self.scheduler = Some(s);
+        self
+    }
+    /// The Clock (default: [`SystemClock`]).
+    pub fn clock(mut self, c: Arc<dyn Clock>) -> Self {
+        self.clock = Some(c);
+        self
+    }
+    /// The Notifier (default: an empty [`ChannelNotifier`]).
+    pub fn notifier(mut self, n: Arc<dyn Notifier>) -> Self {
+        self.notifier = Some(n);
+        self
+    }
+    /// The event sink (default: [`NoopSink`]).
+    pub fn event_sink(mut self, s: Arc<dyn EventSink>) -> Self {
+        self.sink = Some(s);
+        self
+    }
+    /// The escalation hook (default: [`NoEscalation`]).
+    pub fn escalation(mut self, e: Arc<dyn EscalationHook>) -> Self {
+        self.escalation = Some(e);
+        self
+    }
+
+    /// Validates the config and builds the engine. Call [`Engine::recover`] before use
+    /// when the Store may hold state from a previous run.
+    pub fn build(self) -> Result<Engine, CoreError> {
+        let cfg = self.config.compile()?;
+        Ok(Engine {
+            inner: Arc::new(Inner {
+                store: self.store.unwrap_or_else(|| Arc::new(MemoryStore::new())),
+                scheduler: self
+                    .scheduler
+                    .unwrap_or_else(|| Arc::new(MemoryScheduler::new())),
+                clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
+                notifier: self
+                    .notifier
+                    .unwrap_or_else(|| Arc::new(ChannelNotifier::new())),
+                sink: self.sink.unwrap_or_else(|| Arc::new(NoopSink)),
+                escalation: self.escalation.unwrap_or_else(|| Arc::new(NoEscalation)),
+                core: Mutex::new(EngineCore::new(cfg)),
+                write: tokio::sync::Mutex::new(()),
+                ext_seq: std::sync::atomic::AtomicU64::new(0),
+            }),
+        })
+    }
+}
+
+fn outbox_key(id: &str) -> String {
+    format!("outbox/{id}")
+}
+
+impl Engine {
+    /// Starts building an engine with this configuration.
+    pub fn builder(config: EngineConfig) -> EngineBuilder {
+        EngineBuilder {
+            config,
+            store: None,
+            scheduler: None,
+            clock: None,
+            notifier: None,
+            sink: None,
+            escalation: None,
+        }
+    }
+
+    /// The current time on the engine's clock.
+    pub fn now(&self) -> Timestamp {
+        self.inner.clock.now()
+    }
+
+    /// The Store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.inner.store
+    }
+
+    /// The Scheduler.
+    pub fn scheduler(&self) -> &Arc<dyn Scheduler> {
+        &self.inner.scheduler
+    }
+
+    /// Runs `f` on the core under its lock, then applies the effects it produced.
+    async fn mutate<T>(
+        &self,
+        f: impl FnOnce(&mut EngineCore, Timestamp, &mut Vec<Effect>) -> Result<T, CoreError>,
+    ) -> Result<(T, usize), CoreError> {
+        let guard = self.inner.write.lock().await;
+        let now = self.now();
+        let mut effects = Vec::new();
+        let value = {
+            let mut core = self.inner.core.lock();
+            f(&mut core, now, &mut effects)?
+        };
+        let (pending, hooks) = self.commit(effects).await?;
+        drop(guard);
+        self.run_hooks(hooks).await?;
+        let sent = self.deliver(pending).await;
+        Ok((value, sent))
+    }
+
+    /// Writes and schedules; returns the notifications to hand out and the escalation
+    /// hooks to run (both after the write lock is released).
+    async fn commit(
+        &self,
+        effects: Vec<Effect>,
+    ) -> Result<(Vec<Notification>, Vec<Effect>), CoreError> {
+        let mut batch = WriteBatch::new();
+        let mut jobs = Vec::new();
+        let mut notifications = Vec::new();
+        let mut hooks = Vec::new();
+        let mut events = Vec::new();
+        {
+            let core = self.inner.core.lock();
+            let mut seen: HashSet<&Record> = HashSet::new();
+            for e in &effects {
+                match e {
+                    Effect::Persist(r) => {
+                        if seen.insert(r) {
+                            if let Some(op) = core.encode(r) {
+                                batch.ops.push(op);
+                            }
+                        }
+                    }
+                    Effect::Write(op) => batch.ops.push(op.clone()),
+                    Effect::Timeline { incident_id, entry } => {
+                        batch.put(
+                            Table::Timeline,
+                            Incident::timeline_key(incident_id, entry.seq),
+                            entry,
+                        )?;
+                    }
+                    Effect::Audit(a) => {
+                        batch.put(Table::Audit, a.key(), a)?;
+                    }
+                    Effect::Notify(n) => {
+                        batch.put(Table::Meta, outbox_key(&n.id), n.as_ref())?;
+                    }
+                    _ => {}
+                }
+            }
+        }
+        for e in effects {
+            match e {
+                Effect::Schedule(_) | Effect::Cancel(_) | Effect::CancelPrefix(_) => jobs.push(e),
+                Effect::Notify(n) => notifications.push(*n),
+                Effect::StartEscalation { .. }
+                | Effect::StopEscalation { .. }
+                | Effect::PageUser { .. } => hooks.push(e),
+                Effect::Event(ev) => events.push(ev),
+                _ => {}
+            }
+        }
+        if !batch.is_empty() {
+            self.inner.store.commit(batch).await?;
+        }
+        for j in jobs {
+            match j {
+                Effect::Schedule(job) => self.inner.scheduler.schedule(job).await?,
+                Effect::Cancel(id) => {
+                    self.inner.scheduler.cancel(&id).await?;
+                }
+                Effect::CancelPrefix(p) => {
+                    self.inner.scheduler.cancel_prefix(&p).await?;
+                }
+                _ => {}
+            }
+        }
+        for ev in events {
+            self.inner.sink.emit(&ev);
+        }
+        Ok((notifications, hooks))
+    }
+
+    async fn run_hooks(&self, hooks: Vec<Effect>) -> Result<(), CoreError> {
+        for h in hooks {
+            let r = match h {
+                Effect::StartEscalation {
+                    incident_id,
+                    policy,
+                } => {
+                    self.inner
+                        .escalation
+                        .start(self, &incident_id, &policy)
+                        .await
+                }
+                Effect::StopEscalation {
+                    incident_id,
+                    actor,
+                    reason,
+                } => {
+                    self.inner
+                        .escalation
+                        .stop(self, &incident_id, &actor, reason)
+                        .await
+                }
+                Effect::PageUser {
+                    incident_id,
+                    user,
+                    message,
+                    actor,
+                } => {
+                    self.inner
+                        .escalation
+                        .page_user(self, &incident_id, &user, message.as_deref(), &actor)
+                        .await
+                }
+                _ => Ok(()),
+            };
+            r?;
+        }
+        Ok(())
+    }
+
+    /// Hands one notification (e.g. a page built by the escalation hook) to the
+    /// notifier, recording a failure on the incident timeline. Returns whether the
+    /// notifier accepted it.
+    pub async fn send(&self, n: Notification) -> bool {
+        self.deliver(vec![n]).await == 1
+    }
+
+    /// Hands notifications to the notifier; failures go to the incident timeline.
+    async fn deliver(&self, pending: Vec<Notification>) -> usize {
+        let mut sent = 0;
+        for n in pending {
+            let id = n.id.clone();
+            let receiver = n.receiver.clone();
+            let channel = channel_name(&n).unwrap_or("").to_string();
+            let incident = n.incident.as_ref().map(|i| i.id.clone());
+            match self.inner.notifier.notify(n).await {
+                Ok(()) => {
+                    sent += 1;
+                    self.inner
+                        .sink
+                        .emit(&EngineEvent::NotificationSent { receiver, channel });
+                }
+                Err(e) => {
+                    let reason = e.to_string();
+                    self.inner.sink.emit(&EngineEvent::NotificationFailed {
+                        receiver,
+                        channel: channel.clone(),
+                        reason: reason.clone(),
+                    });
+                    if let Some(inc) = incident {
+                        let kind = EntryKind::DeliveryFailed {
+                            notification_id: id.clone(),
+                            channel,
+                            reason,
+                        };
+                        // Best effort: the failure itself is already reported through the sink.
+                        let _ = self.record_quiet(&inc, kind).await;
+                    }
+                }
+            }
+            let mut b = WriteBatch::new();
+            b.delete(Table::Meta, outbox_key(&id));
+            // Losing this delete only means a duplicate hand-over after a crash, which the
+            // notification id makes idempotent.
+            let _ = self.inner.store.commit(b).await;
+        }
+        sent
+    }
+
+    /// Records a system timeline entry without running hooks or notifications (a
+    /// `Record` action produces neither); used from `deliver`, which `mutate` calls.
+    async fn record_quiet(&self, id: &str, kind: EntryKind) -> Result<(), CoreError> {
+        let _g = self.inner.write.lock().await;
+        let now = self.now();
+        let mut out = Vec::new();
+        self.inner.core.lock().act(
+            id,
+            IncidentAction::Record(kind),
+            Actor::System,
+            now,
+            &mut out,
+        )?;
+        self.commit(out).await?;
+        Ok(())
+    }
+
+    // ----- ingest and jobs ----------------------------------------------------------
+
+    /// Ingests normalized events. Returns after the resulting writes are committed.
+    pub async fn ingest(&self, events: Vec<Event>) -> Result<IngestReport, CoreError> {
+        let n = events.len();
+        let ((), sent) = self
+            .mutate(|core, now, out| {
+                for ev in events {
+                    core.ingest(ev, now, out);
+                }
+                Ok(())
+            })
+            .await?;
+        Ok(IngestReport {
+            accepted: n,
+            notifications: sent,
+        })
+    }
+
+    /// Runs every job due now; returns how many ran.
+    pub async fn run_due_jobs(&self) -> Result<usize, CoreError> {
+        let mut ran = 0;
+        loop {
+            let now = self.now();
+            let jobs = self
+                .inner
+                .scheduler
+                .claim_due(now, JOB_LEASE, JOB_BATCH)
+                .await?;
+            if jobs.is_empty() {
+                return Ok(ran);
+            }
+            for job in jobs {
+                self.run_job(&job).await?;
+                self.inner.scheduler.complete(&job.id).await?;
+                ran += 1;
+            }
+        }
+    }
+
+    /// Runs one claimed job.
+    pub async fn run_job(&self, job: &Job) -> Result<(), CoreError> {
+        let kind = match &job.kind {
+            JobKind::GroupFlush { group_key } => {
+                let due = job.due;
+                self.mutate(|core, now, out| {
+                    core.flush_job(group_key, due, now, out);
+                    Ok(())
+                })
+                .await?;
+                "group_flush"
+            }
+            JobKind::Delivery { .. } => {
+                self.inner.notifier.run_job(job).await?;
+                "delivery"
+            }
+            JobKind::Escalate { .. } => {
+                self.inner.escalation.run_job(self, job).await?;
+                "escalate"
+            }
+            JobKind::NotifyRule { .. } => {
+                self.inner.escalation.run_job(self, job).await?;
+                "notify_rule"
+            }
+            JobKind::Handoff { .. } => {
+                self.inner.escalation.run_job(self, job).await?;
+                "handoff"
+            }
+            _ => "custom",
+        };
+        self.inner.sink.emit(&EngineEvent::JobRun { kind });
+        Ok(())
+    }
+
+    /// The next time a job is due, if any.
+    pub async fn next_wakeup(&self) -> Result<Option<Timestamp>, CoreError> {
+        Ok(self.inner.scheduler.next_due().await?)
+    }
+
+    /// Runs due jobs until `shutdown` completes, sleeping until the next due job (at
+    /// most 1 s at a time, measured on the engine's clock). Job errors are reported
+    /// through the event sink's `JobRun` absence and retried after the lease.
+    pub async fn run(&self, shutdown: impl Future<Output = ()>) -> Result<(), CoreError> {
+        tokio::pin!(shutdown);
+        loop {
+            // A failing job stays claimed and is retried after its lease.
+            let _ = self.run_due_jobs().await;
+            let now = self.now();
+            let wait = match self.next_wakeup().await? {
+                Some(t) if t > now => Duration::try_from(t.duration_since(now))
+                    .unwrap_or(MAX_IDLE)
+                    .min(MAX_IDLE),
+                Some(_) => Duration::from_millis(10),
+                None => MAX_IDLE,
+            };
+            tokio::select! {
+                _ = &mut shutdown => return Ok(()),
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+
+    /// Rebuilds in-memory state from the Store (call once at startup, before serving),
+    /// re-arms every group's flush job and re-sends notifications left in the outbox.
+    pub async fn recover(&self) -> Result<(), CoreError> {
+        let _w = self.inner.write.lock().await;
+        let store = &self.inner.store;
+        let groups: Vec<(String, AggregationGroup)> =
+            store.scan_json(Table::Groups, Scan::all()).await?;
+        let alerts: Vec<(String, AlertRecord)> =
+            store.scan_json(Table::Alerts, Scan::all()).await?;
+        let incidents: Vec<(String, Incident)> =
+            store.scan_json(Table::Incidents, Scan::all()).await?;
+        let silences: Vec<(String, Silence)> =
+            store.scan_json(Table::Silences, Scan::all()).await?;
+        let services: Vec<(String, Service)> =
+            store.scan_json(Table::Services, Scan::all()).await?;
+        let outbox: Vec<(String, Notification)> = store
+            .scan_json(Table::Meta, Scan::prefix("outbox/"))
+            .await?;
+        let now = self.now();
+        let window = self.inner.core.lock().config().change_window;
+        let since = crate::incident::audit::time_key(
+            now.checked_sub(crate::duration::signed(window))
+                .unwrap_or(Timestamp::UNIX_EPOCH),
+        );
+        let changes: Vec<(String, ChangeEvent)> = store
+            .scan_json(
+                Table::Changes,
+                Scan {
+                    after: Some(since),
+                    ..Scan::all()
+                },
+            )
+            .await?;
+        let armed = {
+            let mut core = self.inner.core.lock();
+            for (_, g) in groups {
+                core.load_group(g);
+            }
+            for (_, a) in alerts {
+                core.load_alert(a);
+            }
+            for (_, i) in incidents {
+                core.load_incident(i);
+            }
+            for (_, s) in silences {
+                core.load_silence(s);
+            }
+            for (_, s) in services {
+                core.load_service(s);
+            }
+            for (_, c) in changes {
+                core.remember_change(c);
+            }
+            core.bump_seq(u64::try_from(now.as_millisecond()).unwrap_or(0));
+            core.armed_flushes()
+        };
+        for (key, due) in armed {
+            self.inner
+                .scheduler
+                .schedule(super::core::flush_job(&key, due))
+                .await?;
+        }
+        drop(_w);
+        self.deliver(outbox.into_iter().map(|(_, n)| n).collect())
+            .await;
+        Ok(())
+    }
+
+    // ----- incidents ----------------------------------------------------------------
+
+    /// Incidents matching a filter, newest first.
+    pub fn list_incidents(&self, filter: &IncidentFilter) -> Page<Incident> {
+        self.inner.core.lock().list_incidents(filter)
+    }
+
+    /// One incident by id or number.
+    pub fn get_incident(&self, id: &str) -> Result<Incident, CoreError> {
+        self.inner
+            .core
+            .lock()
+            .incident(id)
+            .cloned()
+            .ok_or_else(|| CoreError::NotFound {
+                kind: "incident",
+                id: id.into(),
+            })
+    }
+
+    /// An incident's timeline, oldest first.
+    pub async fn timeline(&self, id: &str) -> Result<Vec<TimelineEntry>, CoreError> {
+        let inc = self.get_incident(id)?;
+        let rows: Vec<(String, TimelineEntry)> = self
+            .inner
+            .store
+            .scan_json(Table::Timeline, Scan::prefix(format!("{}/", inc.id)))
+            .await?;
+        Ok(rows.into_iter().map(|(_, e)| e).collect())
+    }
+
+    /// An incident's alerts (from memory while active, else from the Store).
+    pub async fn incident_alerts(&self, id: &str) -> Result<Vec<AlertRecord>, CoreError> {
+        let inc = self.get_incident(id)?;
+        let mut found = self.inner.core.lock().incident_alerts(&inc.id);
+        for fp in &inc.alerts {
+            if !found.iter().any(|a| a.fingerprint == *fp) {
+                if let Some(a) = self
+                    .inner
+                    .store
+                    .get_json::<AlertRecord>(Table::Alerts, &fp.to_string())
+                    .await?
+                {
+                    found.push(a);
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    async fn act(
+        &self,
+        id: &str,
+        action: IncidentAction,
+        actor: Actor,
+    ) -> Result<Incident, CoreError> {
+        let id = self.get_incident(id)?.id;
+        Ok(self
+            .mutate(|core, now, out| core.act(&id, action, actor, now, out))
+            .await?
+            .0)
+    }
+
+    /// open → acknowledged (stops escalation).
+    pub async fn acknowledge(&self, id: &str, actor: Actor) -> Result<Incident, CoreError> {
+        self.act(id, IncidentAction::Acknowledge, actor).await
+    }
+    /// → mitigated.
+    pub async fn mitigate(&self, id: &str, actor: Actor) -> Result<Incident, CoreError> {
+        self.act(id, IncidentAction::Mitigate, actor).await
+    }
+    /// → resolved.
+    pub async fn resolve(&self, id: &str, actor: Actor) -> Result<Incident, CoreError> {
+        self.act(id, IncidentAction::Resolve, actor).await
+    }
+    /// resolved → closed.
+    pub async fn close(&self, id: &str, actor: Actor) -> Result<Incident, CoreError> {
+        self.act(id, IncidentAction::Close, actor).await
+    }
+    /// Changes escalation policy and direct assignees (restarts paging when open).
+    pub async fn reassign(
+        &self,
+        id: &str,
+        actor: Actor,
+        escalation_policy: Option<String>,
+        assignees: Vec<String>,
+    ) -> Result<Incident, CoreError> {
+        self.act(
+            id,
+            IncidentAction::Reassign {
+                escalation_policy,
+                assignees,
+            },
+            actor,
+        )
+        .await
+    }
+    /// Adds a note.
+    pub async fn add_note(
+        &self,
+        id: &str,
+        actor: Actor,
+        text: impl Into<String>,
+    ) -> Result<Incident, CoreError> {
+        self.act(id, IncidentAction::Note(text.into()), actor).await
+    }
+    /// Assigns a role to a user.
+    pub async fn assign_role(
+        &self,
+        id: &str,
+        actor: Actor,
+        role: Role,
+        user: impl Into<String>,
+    ) -> Result<Incident, CoreError> {
+        self.act(id, IncidentAction::AssignRole(role, user.into()), actor)
+            .await
+    }
+    /// Pages a user now (through the escalation hook).
+    pub async fn page_user(
+        &self,
+        id: &str,
+        actor: Actor,
+        user: impl Into<String>,
+        message: Option<String>,
+    ) -> Result<Incident, CoreError> {
+        self.act(
+            id,
+            IncidentAction::PageUser {
+                user: user.into(),
+                message,
+            },
+            actor,
+        )
+        .await
+    }
+    /// Appends an entry to an incident's timeline (postmortem created, remediation run,
+    /// escalation progress …) with an audit entry.
+    pub async fn record_entry(
+        &self,
+        id: &str,
+        actor: Actor,
+        kind: EntryKind,
+    ) -> Result<Incident, CoreError> {
+        self.act(id, IncidentAction::Record(kind), actor).await
+    }
+
+    /// Change events for the incident's service within `window` (default: configured
+    /// change window), newest first.
+    pub fn recent_changes(
+        &self,
+        incident_id: &str,
+        window: Option<Duration>,
+    ) -> Result<Vec<ChangeEvent>, CoreError> {
+        let now = self.now();
+        self.inner
+            .core
+            .lock()
+            .recent_changes(incident_id, window, now)
+    }
+
+    // ----- silences -----------------------------------------------------------------
+
+    /// Creates (no `id`) or updates (with `id`) a silence.
+    pub async fn put_silence(&self, spec: SilenceSpec, actor: Actor) -> Result<Silence, CoreError> {
+        Ok(self
+            .mutate(|core, now, out| core.put_silence(&spec, actor, now, out))
+            .await?
+            .0)
+    }
+
+    /// Expires a silence now.
+    pub async fn expire_silence(&self, id: &str, actor: Actor) -> Result<Silence, CoreError> {
+        Ok(self
+            .mutate(|core, now, out| core.expire_silence(id, actor, now, out))
+            .await?
+            .0)
+    }
+
+    /// Silences in a state (all when `None`), newest first.
+    pub fn list_silences(&self, state: Option<SilenceState>) -> Vec<Silence> {
+        let now = self.now();
+        self.inner.core.lock().silences().list(state, now)
+    }
+
+    /// One silence.
+    pub fn get_silence(&self, id: &str) -> Result<Silence, CoreError> {
+        self.inner
+            .core
+            .lock()
+            .silences()
+            .get(id)
+            .cloned()
+            .ok_or_else(|| CoreError::NotFound {
+                kind: "silence",
+                id: id.into(),
+            })
+    }
+
+    // ----- services -----------------------------------------------------------------
+
+    /// Creates or replaces a service.
+    pub async fn put_service(&self, s: Service, actor: Actor) -> Result<Service, CoreError> {
+        Ok(self
+            .mutate(|core, now, out| core.put_service(s, actor, now, out))
+            .await?
+            .0)
+    }
+
+    /// Deletes a service.
+    pub async fn delete_service(&self, id: &str, actor: Actor) -> Result<(), CoreError> {
+        Ok(self
+            .mutate(|core, now, out| core.delete_service(id, actor, now, out))
+            .await?
+            .0)
+    }
+
+    /// Every service, by id.
+    pub fn list_services(&self) -> Vec<Service> {
+        self.inner
+            .core
+            .lock()
+            .services()
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// One service.
+    pub fn get_service(&self, id: &str) -> Result<Service, CoreError> {
+        self.inner
+            .core
+            .lock()
+            .services()
+            .get(id)
+            .cloned()
+            .ok_or_else(|| CoreError::NotFound {
+                kind: "service",
+                id: id.into(),
+            })
+    }
+
+    // ----- audit --------------------------------------------------------------------
+
+    /// Audit entries matching the query, newest first.
+    pub async fn audit(&self, q: &AuditQuery) -> Result<Vec<AuditEntry>, CoreError> {
+        let limit = if q.limit == 0 { 100 } else { q.limit };
+        let rows: Vec<(String, AuditEntry)> = self
+            .inner
+            .store
+            .scan_json(
+                Table::Audit,
+                Scan {
+                    reverse: true,
+                    ..Scan::all()
+                },
+            )
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(_, e)| e)
+            .filter(|e| q.matches(e))
+            .take(limit)
+            .collect())
+    }
+
+    /// Appends an audit entry for a write done outside the engine (on-call config,
+    /// integrations, tokens) so every write is audited in one place.
+    pub async fn audit_write(
+        &self,
+        actor: Actor,
+        action: &str,
+        target: &str,
+        details: serde_json::Value,
+    ) -> Result<(), CoreError> {
+        let now = self.now();
+        let seq = self
+            .inner
+            .ext_seq
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let e = AuditEntry {
+            id: format!("{}-ext{seq}", crate::incident::audit::time_key(now)),
+            at: now,
+            actor,
+            action: action.into(),
+            target: target.into(),
+            details,
+        };
+        let mut b = WriteBatch::new();
+        b.put(Table::Audit, e.key(), &e)?;
+        self.inner.store.commit(b).await?;
+        Ok(())
+    }
+
+    /// Direct access to the pure core (read-only inspection, tests, benches).
+    pub fn with_core<T>(&self, f: impl FnOnce(&EngineCore) -> T) -> T {
+        f(&self.inner.core.lock())
+    }
+
+    /// Raw write for embedders extending the engine (e.g. the store's retention jobs).
+    pub async fn commit_raw(&self, ops: Vec<WriteOp>) -> Result<(), CoreError> {
+        self.inner.store.commit(WriteBatch { ops }).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,283 @@
+//! Silences (Alertmanager semantics): a set of matchers muting matching firing alerts
+//! between `starts_at` and `ends_at`.
+//!
+//! Unlike Alertmanager, a silence never holds back a *resolved* notification, so
+//! incidents can always close. Store key: `Table::Silences` by [`Silence::id`].
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::CoreError;
+use crate::model::Labels;
+use crate::routing::matcher::{Matcher, MatcherSpec};
+
+/// A silence's state at a given instant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SilenceState {
+    /// Starts in the future.
+    Pending,
+    /// In force.
+    Active,
+    /// Over (ended or expired).
+    Expired,
+}
+
+/// A silence.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Silence {
+    /// Id.
+    pub id: String,
+    /// All must match for an alert to be silenced (non-empty).
+    pub matchers: Vec<Matcher>,
+    /// Start (inclusive).
+    pub starts_at: Timestamp,
+    /// End (exclusive).
+    pub ends_at: Timestamp,
+    /// Author (user id).
+    pub created_by: String,
+    /// Why.
+    pub comment: String,
+    /// Created or last changed.
+    pub updated_at: Timestamp,
+}
+
+impl Silence {
+    /// State at `now`.
+    pub fn state(&self, now: Timestamp) -> SilenceState {
+        if now < self.starts_at {
+            SilenceState::Pending
+        } else if now < self.ends_at {
+            SilenceState::Active
+        } else {
+            SilenceState::Expired
+        }
+    }
+
+    /// Whether it silences `labels` at `now` (active and every matcher matches).
+    #[inline]
+    pub fn mutes(&self, labels: &Labels, now: Timestamp) -> bool {
+        self.starts_at <= now
+            && now < self.ends_at
+            && self.matchers.iter().all(|m| m.matches(labels))
+    }
+}
+
+/// What a client sends to create or update a silence.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SilenceSpec {
+    /// Set to update an existing silence; absent to create.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// Matchers (string or structured form).
+    pub matchers: Vec<MatcherSpec>,
+    /// Start; default now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub starts_at: Option<Timestamp>,
+    /// End.
+    pub ends_at: Timestamp,
+    /// Author.
+    pub created_by: String,
+    /// Why.
+    #[serde(default)]
+    pub comment: String,
+}
+
+impl SilenceSpec {
+    /// Validates into a [`Silence`] with the given id; errors name the field.
+    pub fn build(&self, id: String, now: Timestamp) -> Result<Silence, CoreError> {
+        if self.matchers.is_empty() {
+            return Err(CoreError::input(
+                "matchers",
+                "a silence needs at least one matcher",
+            ));
+        }
+        let matchers = self
+            .matchers
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                m.compile()
+                    .map_err(|e| CoreError::input(format!("matchers[{i}]"), e))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        // A silence matching everything (every matcher matches the empty label set with
+        // an empty value) would mute the whole system; Alertmanager rejects it too.
+        if matchers.iter().all(|m| m.matches(&Labels::new())) {
+            return Err(CoreError::input(
+                "matchers",
+                "at least one matcher must not match the empty label set",
+            ));
+        }
+        let starts_at = self.starts_at.unwrap_or(now);
+        if self.ends_at <= starts_at {
+            return Err(CoreError::input("ends_at", "must be after starts_at"));
+        }
+        if self.ends_at <= now {
+            return Err(CoreError::input("ends_at", "must be in the future"));
+        }
+        if self.created_by.trim().is_empty() {
+            return Err(CoreError::input("created_by", "must not be empty"));
+        }
+        Ok(Silence {
+            id,
+            matchers,
+            starts_at,
+            ends_at: self.ends_at,
+            created_by: self.created_by.clone(),
+            comment: self.comment.clone(),
+            updated_at: now,
+        })
+    }
+}
+
+/// The set of silences, with fast lookups for the ingest path.
+#[derive(Debug, Clone, Default)]
+pub struct Silences {
+    all: Vec<Silence>,
+}
+
+impl Silences {
+    /// Empty.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Inserts or replaces by id.
+    pub fn upsert(&mut self, s: Silence) {
+        match self.all.iter_mut().find(|x| x.id == s.id) {
+            Some(x) => *x = s,
+            None => self.all.push(s),
+        }
+    }
+
+    /// By id.
+    pub fn get(&self, id: &str) -> Option<&Silence> {
+        self.all.iter().find(|s| s.id == id)
+    }
+
+    /// Ends a silence now (no-op error if already expired). Returns the updated silence.
+    pub fn expire(&mut self, id: &str, now: Timestamp) -> Result<Silence, CoreError> {
+        let s = self
+            .all
+            .iter_mut()
+            .find(|s| s.id == id)
+            .ok_or_else(|| CoreError::NotFound {
+                kind: "silence",
+                id: id.into(),
+            })?;
+        if s.state(now) == SilenceState::Expired {
+            return Err(CoreError::input(
+                "silence",
+                format!("silence {id} is already expired"),
+            ));
+        }
+        // A pending silence expires by ending where it starts.
+        s.ends_at = if now < s.starts_at { s.starts_at } else { now };
+        s.updated_at = now;
+        Ok(s.clone())
+    }
+
+    /// Silences in a state at `now` (all when `state` is `None`), newest first.
+    pub fn list(&self, state: Option<SilenceState>, now: Timestamp) -> Vec<Silence> {
+        let mut v: Vec<Silence> = self
+            .all
+            .iter()
+            .filter(|s| state.is_none_or(|st| s.state(now) == st))
+            .cloned()
+            .collect();
+        v.sort_by(|a, b| {
+            b.updated_at
+                .cmp(&a.updated_at)
+                .then_with(|| a.id.cmp(&b.id))
+        });
+        v
+    }
+
+    /// The first active silence muting `labels`, if any.
+    #[inline]
+    pub fn muted_by(&self, labels: &Labels, now: Timestamp) -> Option<&Silence> {
+        self.all.iter().find(|s| s.mutes(labels, now))
+    }
+
+    /// Number of silences (any state).
+    pub fn len(&self) -> usize {
+        self.all.len()
+    }
+
+    /// `true` when empty.
+    pub fn is_empty(&self) -> bool {
+        self.all.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ts(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    fn spec(m: &[&str]) -> SilenceSpec {
+        SilenceSpec {
+            id: None,
+            matchers: m.iter().map(|s| MatcherSpec::Text(s.to_string())).collect(),
+            starts_at: Some(ts("2026-01-01T10:00:00Z")),
+            ends_at: ts("2026-01-01T12:00:00Z"),
+            created_by: "ann".into(),
+            comment: "maintenance".into(),
+        }
+    }
+
+    #[test]
+    fn states_and_muting() {
+        let now = ts("2026-01-01T09:00:00Z");
+        let s = spec(&["team=db"]).build("s1".into(), now).unwrap();
+        let l: Labels = [("team".to_string(), "db".to_string())].into();
+        assert_eq!(s.state(now), SilenceState::Pending);
+        assert!(!s.mutes(&l, now));
+        let t = ts("2026-01-01T11:00:00Z");
+        assert_eq!(s.state(t), SilenceState::Active);
+        assert!(s.mutes(&l, t));
+        assert!(!s.mutes(&[("team".to_string(), "web".to_string())].into(), t));
+        assert_eq!(s.state(ts("2026-01-01T12:00:00Z")), SilenceState::Expired);
+    }
+
+    #[test]
+    fn expire_and_list() {
+        let now = ts("2026-01-01T11:00:00Z");
+        let mut set = Silences::new();
+        set.upsert(
+            spec(&["team=db"])
+                .build("s1".into(), ts("2026-01-01T09:00:00Z"))
+                .unwrap(),
+        );
+        assert_eq!(set.list(Some(SilenceState::Active), now).len(), 1);
+        let e = set.expire("s1", now).unwrap();
+        assert_eq!(e.ends_at, now);
+        assert_eq!(set.list(Some(SilenceState::Expired), now).len(), 1);
+        assert!(set.expire("s1", now).is_err());
+        assert!(matches!(
+            set.expire("nope", now),
+            Err(CoreError::NotFound { .. })
+        ));
+    }
+
+    #[test]
+    fn rejects_bad_specs_naming_the_field() {
+        let now = ts("2026-01-01T09:00:00Z");
+        let e = spec(&["team=~\"(\""]).build("x".into(), now).unwrap_err();
+        assert!(e.to_string().contains("matchers[0]"), "{e}");
+        assert!(spec(&[]).build("x".into(), now).is_err());
+        assert!(
+            spec(&["team=~\".*\""]).build("x".into(), now).is_err(),
+            "match-all silence"
+        );
+        let mut s = spec(&["a=b"]);
+        s.ends_at = ts("2026-01-01T09:30:00Z");
+        let e = s.build("x".into(), now).unwrap_err();
+        assert!(e.to_string().contains("ends_at"), "{e}");
+    }
+}
