@@ -125,6 +125,8 @@ pub struct EmailChannel {
     domain: String,
     transport: AsyncSmtpTransport<Tokio1Executor>,
     env: Environment<'static>,
+    /// lettre's own timeout bounds connecting only; the whole send is bounded here.
+    timeout: Duration,
 }
 
 #[derive(Serialize)]
@@ -277,6 +279,7 @@ impl EmailChannel {
             domain,
             transport: builder.build(),
             env,
+            timeout: Duration::from_millis(c.timeout_ms),
         })
     }
 
@@ -293,6 +296,17 @@ impl EmailChannel {
         };
         let subject = r("subject.txt")?.replace(['\r', '\n'], " ");
         Ok((subject.trim().to_string(), r("body.txt")?, r("body.html")?))
+    }
+
+    fn timed_out(&self) -> DeliveryError {
+        DeliveryError::Retryable {
+            reason: format!(
+                "smtp {}: timed out after {} ms",
+                self.host,
+                self.timeout.as_millis()
+            ),
+            retry_after: None,
+        }
     }
 
     fn classify(&self, e: lettre::transport::smtp::Error) -> DeliveryError {
@@ -369,7 +383,11 @@ impl Channel for EmailChannel {
 
     /// Connects, greets and sends `NOOP`.
     async fn health_check(&self) -> Result<(), DeliveryError> {
-        match self.transport.test_connection().await {
+        let Ok(r) = tokio::time::timeout(self.timeout, self.transport.test_connection()).await
+        else {
+            return Err(self.timed_out());
+        };
+        match r {
             Ok(true) => Ok(()),
             Ok(false) => Err(DeliveryError::Retryable {
                 reason: format!("smtp {}: NOOP failed", self.host),
