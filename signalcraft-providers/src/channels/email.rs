@@ -372,10 +372,10 @@ impl Channel for EmailChannel {
             .map_err(|e| DeliveryError::Permanent {
                 reason: format!("email: building the message failed: {e}"),
             })?;
-        self.transport
-            .send(msg)
-            .await
-            .map_err(|e| self.classify(e))?;
+        match tokio::time::timeout(self.timeout, self.transport.send(msg)).await {
+            Ok(r) => r.map_err(|e| self.classify(e))?,
+            Err(_) => return Err(self.timed_out()),
+        };
         Ok(Delivered {
             provider_message_id: Some(message_id),
         })
