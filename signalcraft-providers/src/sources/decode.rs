@@ -83,6 +83,20 @@ impl Common {
         })
     }
 
+    /// Typed view of an already parsed body (`raw` not null) or a fresh decode of
+    /// `body` (raw payloads off).
+    pub fn from_value_or_body<T: DeserializeOwned>(
+        &self,
+        raw: &Value,
+        body: &[u8],
+    ) -> Result<T, ProviderError> {
+        if raw.is_null() {
+            self.decode::<T>(body).map(|(t, _)| t)
+        } else {
+            self.from_value(raw)
+        }
+    }
+
     fn path_error(&self, body: &[u8]) -> ProviderError {
         let mut de = serde_json::Deserializer::from_slice(body);
         match serde_path_to_error::deserialize::<_, serde::de::IgnoredAny>(&mut de) {

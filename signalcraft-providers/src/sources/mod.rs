@@ -31,19 +31,19 @@ pub mod alertmanager;
 #[cfg(feature = "source-cloudwatch")]
 pub mod cloudwatch;
 #[cfg(feature = "source-datadog")]
-// pub mod datadog;
+pub mod datadog;
 #[cfg(feature = "source-generic")]
-// pub mod generic;
+pub mod generic;
 #[cfg(feature = "source-github")]
-// pub mod github;
+pub mod github;
 #[cfg(feature = "source-gitlab")]
-// pub mod gitlab;
+pub mod gitlab;
 #[cfg(feature = "source-grafana")]
 pub mod grafana;
 #[cfg(feature = "source-pagerduty")]
-// pub mod pagerduty;
+pub mod pagerduty;
 #[cfg(feature = "source-sentry")]
-// pub mod sentry;
+pub mod sentry;
 
 pub use integration::{DEFAULT_MAX_BODY_BYTES, Integration};
 pub use registry::{Registry, SourceType, Verification};

@@ -82,17 +82,17 @@ impl Registry {
         #[cfg(feature = "source-cloudwatch")]
         r.register(Box::new(super::cloudwatch::CloudWatchType::default()));
         #[cfg(feature = "source-github")]
-        // r.register(Box::new(super::github::GitHubType));
+        r.register(Box::new(super::github::GitHubType));
         #[cfg(feature = "source-gitlab")]
-        // r.register(Box::new(super::gitlab::GitLabType));
+        r.register(Box::new(super::gitlab::GitLabType));
         #[cfg(feature = "source-sentry")]
-        // r.register(Box::new(super::sentry::SentryType));
+        r.register(Box::new(super::sentry::SentryType));
         #[cfg(feature = "source-datadog")]
-        // r.register(Box::new(super::datadog::DatadogType));
+        r.register(Box::new(super::datadog::DatadogType));
         #[cfg(feature = "source-pagerduty")]
-        // r.register(Box::new(super::pagerduty::PagerDutyType));
+        r.register(Box::new(super::pagerduty::PagerDutyType));
         #[cfg(feature = "source-generic")]
-        // r.register(Box::new(super::generic::GenericType));
+        r.register(Box::new(super::generic::GenericType));
         r
     }
 

@@ -1,0 +1,306 @@
+//! Datadog Webhooks integration: the default payload and the extended template.
+//!
+//! The default payload (`body`, `last_updated`, `event_type`, `title`, `date`, `org`,
+//! `id`) carries the transition only in the title prefix (`[Triggered]`, `[Recovered]`,
+//! `[Warn]`, `[No Data]`, optionally after a `[P1]` priority). The extended template
+//! adds `alert_transition`, `alert_type`, `alert_priority`, `aggregate`, `alert_id`,
+//! `alert_scope`, `tags`, `link`, `hostname` and `snapshot` (any subset).
+//!
+//! * status: `Recovered` (or `alert_type: success`) → resolved; everything else fires.
+//! * severity: `Warn`/`No Data` → warning; else `alert_priority` (P1 critical …), else
+//!   `alert_type`, else `default_severity`.
+//! * dedup key: `aggregate` ($AGGREG_KEY), else `alert_id` + `alert_scope`, else the
+//!   title without its bracketed prefixes — so the Recovered notification resolves the
+//!   Triggered one.
+//!
+//! Authentication (Datadog cannot sign): a shared secret in a custom header (secret
+//! `token`, header `token_header`, default `X-Signalcraft-Token`) or basic auth
+//! (`basic_auth`, `user:password`); at least one is required.
+
+use jiff::Timestamp;
+use serde::Deserialize;
+use serde_json::Value;
+use signalcraft_core::model::{Alert, AlertStatus, Event, Image, Labels, Link, Severity};
+use signalcraft_core::provider::{InboundRequest, Provider, ProviderError};
+
+use super::decode::{Common, first_line, parse_timestamp, put_label, scalar_text};
+use super::integration::Integration;
+use super::registry::{SourceType, Verification};
+use super::signature::TokenAuth;
+
+const TYPE: &str = "datadog";
+const SECRETS: &[&str] = &["token", "basic_auth", "bearer_token"];
+
+/// Options of a `datadog` integration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatadogConfig {
+    /// Header carrying the `token` secret. Default `X-Signalcraft-Token`.
+    pub token_header: String,
+    /// Severity when nothing in the payload says. Default `error`.
+    pub default_severity: Severity,
+    /// Tag (`name:value` in `tags`) used as the service hint. Default `service`.
+    pub service_tag: String,
+}
+
+impl Default for DatadogConfig {
+    fn default() -> Self {
+        DatadogConfig {
+            token_header: "X-Signalcraft-Token".into(),
+            default_severity: Severity::Error,
+            service_tag: "service".into(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct Org {
+    #[serde(default)]
+    id: Option<Value>,
+    #[serde(default)]
+    name: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct DatadogPayload {
+    title: String,
+    #[serde(default)]
+    body: Option<String>,
+    #[serde(default)]
+    event_type: Option<String>,
+    #[serde(default)]
+    date: Option<Value>,
+    #[serde(default)]
+    last_updated: Option<Value>,
+    #[serde(default)]
+    id: Option<Value>,
+    #[serde(default)]
+    org: Option<Org>,
+    #[serde(default)]
+    alert_id: Option<Value>,
+    #[serde(default)]
+    alert_transition: Option<String>,
+    #[serde(default)]
+    alert_type: Option<String>,
+    #[serde(default)]
+    alert_priority: Option<String>,
+    #[serde(default)]
+    alert_scope: Option<String>,
+    #[serde(default)]
+    alert_title: Option<String>,
+    #[serde(default)]
+    alert_query: Option<String>,
+    #[serde(default)]
+    alert_metric: Option<String>,
+    #[serde(default)]
+    aggregate: Option<String>,
+    #[serde(default)]
+    tags: Option<Value>,
+    #[serde(default)]
+    link: Option<String>,
+    #[serde(default)]
+    hostname: Option<String>,
+    #[serde(default)]
+    snapshot: Option<String>,
+}
+
+/// Splits `[P1] [Triggered] CPU high` into (`["P1", "Triggered"]`, `CPU high`).
+fn bracket_prefixes(title: &str) -> (Vec<&str>, &str) {
+    let mut rest = title.trim_start();
+    let mut tags = Vec::new();
+    while let Some(r) = rest.strip_prefix('[') {
+        let Some(end) = r.find(']') else { break };
+        tags.push(&r[..end]);
+        rest = r[end + 1..].trim_start();
+    }
+    (tags, rest)
+}
+
+fn nonempty(s: &Option<String>) -> Option<&str> {
+    s.as_deref().map(str::trim).filter(|s| !s.is_empty() && !s.starts_with('$'))
+}
+
+/// A `datadog` provider.
+#[derive(Debug)]
+pub struct DatadogProvider {
+    common: Common,
+    config: DatadogConfig,
+    auth: TokenAuth,
+    verification: Verification,
+}
+
+impl Provider for DatadogProvider {
+    fn provider_type(&self) -> &str {
+        TYPE
+    }
+
+    fn verify(&self, req: &InboundRequest, _now: Timestamp) -> Result<(), ProviderError> {
+        match self.verification {
+            Verification::Skip => Ok(()),
+            Verification::Verify => self.auth.verify(TYPE, req),
+        }
+    }
+
+    fn parse(&self, req: &InboundRequest) -> Result<Vec<Event>, ProviderError> {
+        let (p, raw): (DatadogPayload, _) = self.common.decode(&req.body)?;
+        let (prefixes, bare_title) = bracket_prefixes(&p.title);
+        let transition = nonempty(&p.alert_transition)
+            .map(str::to_string)
+            .or_else(|| {
+                prefixes
+                    .iter()
+                    .find(|t| !(t.len() == 2 && t.starts_with('P')))
+                    .map(|t| t.to_string())
+            })
+            .unwrap_or_default();
+        let t = transition.to_ascii_lowercase();
+        let alert_type = nonempty(&p.alert_type).unwrap_or("").to_ascii_lowercase();
+        let status = if t.contains("recovered") || alert_type == "success" {
+            AlertStatus::Resolved
+        } else {
+            AlertStatus::Firing
+        };
+        let priority = nonempty(&p.alert_priority)
+            .map(str::to_string)
+            .or_else(|| prefixes.iter().find(|t| t.len() == 2 && t.starts_with('P')).map(|s| s.to_string()));
+        let severity = if t.contains("warn") || t.contains("no data") {
+            Severity::Warning
+        } else if let Some(s) = priority.as_deref().and_then(Severity::parse_lenient) {
+            s
+        } else {
+            match alert_type.as_str() {
+                "error" => Severity::Error,
+                "warning" => Severity::Warning,
+                "info" => Severity::Info,
+                _ => self.config.default_severity,
+            }
+        };
+        let mut labels = Labels::new();
+        let tag_text = p.tags.as_ref().map(|v| match v {
+            Value::Array(a) => a.iter().filter_map(scalar_text).collect::<Vec<_>>().join(","),
+            other => scalar_text(other).unwrap_or_default(),
+        });
+        let mut service = None;
+        for tag in tag_text.as_deref().unwrap_or("").split(',').map(str::trim).filter(|t| !t.is_empty()) {
+            let (k, v) = tag.split_once(':').unwrap_or((tag, ""));
+            put_label(&mut labels, k, if v.is_empty() { "true" } else { v });
+            if k == self.config.service_tag && !v.is_empty() {
+                service = Some(v.to_string());
+            }
+        }
+        put_label(&mut labels, "hostname", nonempty(&p.hostname).unwrap_or(""));
+        put_label(&mut labels, "alert_metric", nonempty(&p.alert_metric).unwrap_or(""));
+        if let Some(name) = p.org.as_ref().and_then(|o| o.name.clone()) {
+            put_label(&mut labels, "org", &name);
+        }
+        let alert_id = p.alert_id.as_ref().and_then(scalar_text).filter(|s| !s.starts_with('$'));
+        let dedup_key = if let Some(agg) = nonempty(&p.aggregate) {
+            agg.to_string()
+        } else if let Some(id) = &alert_id {
+            format!("{id}:{}", nonempty(&p.alert_scope).unwrap_or(""))
+        } else {
+            format!("title:{bare_title}")
+        };
+        let summary = nonempty(&p.alert_title)
+            .map(str::to_string)
+            .unwrap_or_else(|| first_line(bare_title, 512));
+        let mut annotations = std::collections::BTreeMap::new();
+        if let Some(b) = p.body.filter(|b| !b.trim().is_empty()) {
+            annotations.insert("body".to_string(), b);
+        }
+        if let Some(q) = nonempty(&p.alert_query) {
+            annotations.insert("query".to_string(), q.to_string());
+        }
+        let at = p
+            .last_updated
+            .as_ref()
+            .or(p.date.as_ref())
+            .and_then(scalar_text)
+            .and_then(|s| parse_timestamp(&s));
+        let link = nonempty(&p.link).map(str::to_string);
+        Ok(vec![Event::Alert(Alert {
+            source: self.common.source.clone(),
+            dedup_key: Some(dedup_key),
+            status,
+            severity,
+            summary,
+            details: serde_json::json!({
+                "transition": transition,
+                "event_type": p.event_type,
+                "event_id": p.id.as_ref().and_then(scalar_text),
+                "alert_id": alert_id,
+                "priority": priority,
+                "scope": nonempty(&p.alert_scope),
+                "org_id": p.org.as_ref().and_then(|o| o.id.as_ref()).and_then(scalar_text),
+            }),
+            labels,
+            annotations,
+            links: link
+                .iter()
+                .map(|h| Link {
+                    href: h.clone(),
+                    text: Some("Datadog".into()),
+                })
+                .collect(),
+            images: nonempty(&p.snapshot)
+                .map(|src| Image {
+                    src: src.to_string(),
+                    href: link.clone(),
+                    alt: Some(summary_alt(bare_title)),
+                })
+                .into_iter()
+                .collect(),
+            starts_at: if status == AlertStatus::Firing { at } else { None },
+            ends_at: if status == AlertStatus::Resolved { at } else { None },
+            service,
+            raw,
+        })])
+    }
+}
+
+fn summary_alt(title: &str) -> String {
+    first_line(title, 120)
+}
+
+/// The `datadog` source type.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DatadogType;
+
+impl SourceType for DatadogType {
+    fn provider_type(&self) -> &str {
+        TYPE
+    }
+
+    fn secret_names(&self) -> (&'static [&'static str], &'static [&'static str]) {
+        (&[], SECRETS)
+    }
+
+    fn primary_secret(&self) -> Option<&'static str> {
+        Some("token")
+    }
+
+    fn build(
+        &self,
+        integration: &Integration,
+        verification: Verification,
+    ) -> Result<Box<dyn Provider>, ProviderError> {
+        let config: DatadogConfig = integration.options_as(TYPE)?;
+        let auth = TokenAuth::from_integration(TYPE, integration, &config.token_header)?;
+        if verification == Verification::Verify {
+            integration.check_secrets(TYPE, &[], SECRETS)?;
+            if !auth.is_configured() {
+                return Err(ProviderError::InvalidConfig {
+                    provider: TYPE.into(),
+                    field: "secrets".into(),
+                    message: "configure secret \"token\" (custom header) or \"basic_auth\"".into(),
+                });
+            }
+        }
+        Ok(Box::new(DatadogProvider {
+            common: Common::new(TYPE, integration),
+            config,
+            auth,
+            verification,
+        }))
+    }
+}

@@ -1,0 +1,334 @@
+//! PagerDuty Events API v2 compatible endpoint — so any tool that can page PagerDuty
+//! can page SignalCraft unchanged.
+//!
+//! * `event_action: trigger` → a firing alert. `payload.summary`, `payload.source` and
+//!   `payload.severity` (`critical`/`error`/`warning`/`info`) are required, as in
+//!   PagerDuty. `dedup_key` is the alert identity; **without one** PagerDuty opens a new
+//!   alert, and so do we: the key becomes `sc-` + the first 32 hex digits of
+//!   SHA-256(body). It is derived from the bytes (not random) so `parse` stays
+//!   deterministic; a byte-identical retry therefore lands on the same alert, which is
+//!   what a retry should do.
+//! * `acknowledge` / `resolve` → [`Event::Action`] addressed by the required
+//!   `dedup_key`. Dedup keys are scoped to the integration (the routing key), so an
+//!   action through another routing key never touches this integration's alerts. What
+//!   happens after a resolve (a new trigger opens a new alert) is the engine's rule.
+//! * Change events (`/v2/change/enqueue`: no `event_action`, `payload.summary`) →
+//!   [`Event::Change`] at `payload.timestamp` (or the receive time). The service hint is
+//!   `payload.source`; `custom_details.repository`/`repository_url` fill `repository`.
+//!
+//! Authentication: the body's `routing_key` must equal the secret `routing_key`
+//! (constant time) — it is PagerDuty's integration key.
+
+use jiff::Timestamp;
+use serde::Deserialize;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use signalcraft_core::model::{
+    ActionEvent, ActionKind, Alert, AlertStatus, ChangeEvent, Event, Image, Labels, Link, Severity,
+};
+use signalcraft_core::provider::{InboundRequest, Provider, ProviderError};
+
+use super::decode::{Common, first_line, parse_timestamp, put_label};
+use super::integration::Integration;
+use super::registry::{SourceType, Verification};
+use super::secret::Secret;
+use super::signature::ct_eq;
+
+const TYPE: &str = "pagerduty";
+
+/// Options of a `pagerduty` integration (none today; unknown keys are refused).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PagerDutyConfig {}
+
+#[derive(Debug, Deserialize)]
+struct PdEvent {
+    #[serde(default)]
+    routing_key: Option<String>,
+    #[serde(default)]
+    event_action: Option<String>,
+    #[serde(default)]
+    dedup_key: Option<String>,
+    #[serde(default)]
+    payload: Option<PdPayload>,
+    #[serde(default)]
+    images: Vec<PdImage>,
+    #[serde(default)]
+    links: Vec<PdLink>,
+    #[serde(default)]
+    client: Option<String>,
+    #[serde(default)]
+    client_url: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct PdPayload {
+    #[serde(default)]
+    summary: Option<String>,
+    #[serde(default)]
+    source: Option<String>,
+    #[serde(default)]
+    severity: Option<String>,
+    #[serde(default)]
+    timestamp: Option<String>,
+    #[serde(default)]
+    component: Option<String>,
+    #[serde(default)]
+    group: Option<String>,
+    #[serde(default)]
+    class: Option<String>,
+    #[serde(default)]
+    custom_details: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+struct PdImage {
+    src: String,
+    #[serde(default)]
+    href: Option<String>,
+    #[serde(default)]
+    alt: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct PdLink {
+    href: String,
+    #[serde(default)]
+    text: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RoutingOnly {
+    #[serde(default)]
+    routing_key: Option<Value>,
+}
+
+/// A `pagerduty` provider.
+#[derive(Debug)]
+pub struct PagerDutyProvider {
+    common: Common,
+    routing_key: Option<Secret>,
+    verification: Verification,
+}
+
+/// The dedup key given to a trigger without one: `sc-` + 32 hex digits of SHA-256(body).
+pub fn generated_dedup_key(body: &[u8]) -> String {
+    let digest = Sha256::digest(body);
+    format!("sc-{}", hex::encode(&digest[..16]))
+}
+
+impl PagerDutyProvider {
+    fn required<'a>(&self, v: &'a Option<String>, field: &str) -> Result<&'a str, ProviderError> {
+        v.as_deref()
+            .filter(|s| !s.trim().is_empty())
+            .ok_or_else(|| self.common.malformed(field, "required field is missing or empty"))
+    }
+
+    fn trigger(&self, e: PdEvent, body: &[u8], raw: Value) -> Result<Event, ProviderError> {
+        let p = e.payload.as_ref().ok_or_else(|| self.common.malformed("$.payload", "required for trigger"))?;
+        let summary = self.required(&p.summary, "$.payload.summary")?;
+        let source = self.required(&p.source, "$.payload.source")?;
+        let severity = match self.required(&p.severity, "$.payload.severity")? {
+            "critical" => Severity::Critical,
+            "error" => Severity::Error,
+            "warning" => Severity::Warning,
+            "info" => Severity::Info,
+            other => {
+                return Err(self.common.malformed(
+                    "$.payload.severity",
+                    format!("{other:?} is not one of critical, error, warning, info"),
+                ));
+            }
+        };
+        let dedup_key = match e.dedup_key.as_deref().filter(|k| !k.is_empty()) {
+            Some(k) if k.len() > 255 => {
+                return Err(self.common.malformed("$.dedup_key", "longer than 255 characters"));
+            }
+            Some(k) => k.to_string(),
+            None => generated_dedup_key(body),
+        };
+        let mut labels = Labels::new();
+        put_label(&mut labels, "source", source);
+        put_label(&mut labels, "component", p.component.as_deref().unwrap_or(""));
+        put_label(&mut labels, "group", p.group.as_deref().unwrap_or(""));
+        put_label(&mut labels, "class", p.class.as_deref().unwrap_or(""));
+        let mut links: Vec<Link> = e
+            .links
+            .into_iter()
+            .map(|l| Link {
+                href: l.href,
+                text: l.text,
+            })
+            .collect();
+        if let Some(u) = e.client_url.filter(|u| !u.is_empty()) {
+            links.push(Link {
+                href: u,
+                text: e.client.clone().or(Some("Client".into())),
+            });
+        }
+        Ok(Event::Alert(Alert {
+            source: self.common.source.clone(),
+            dedup_key: Some(dedup_key),
+            status: AlertStatus::Firing,
+            severity,
+            summary: first_line(summary, 1024),
+            details: p.custom_details.clone().unwrap_or(Value::Null),
+            labels,
+            annotations: Default::default(),
+            links,
+            images: e
+                .images
+                .into_iter()
+                .map(|i| Image {
+                    src: i.src,
+                    href: i.href,
+                    alt: i.alt,
+                })
+                .collect(),
+            starts_at: p.timestamp.as_deref().and_then(parse_timestamp),
+            ends_at: None,
+            service: p.component.clone().filter(|c| !c.is_empty()),
+            raw,
+        }))
+    }
+
+    fn change(&self, e: PdEvent, req: &InboundRequest, raw: Value) -> Result<Event, ProviderError> {
+        let p = e.payload.as_ref().ok_or_else(|| self.common.malformed("$.payload", "required for change events"))?;
+        let summary = self.required(&p.summary, "$.payload.summary")?;
+        let timestamp = match p.timestamp.as_deref() {
+            Some(t) => parse_timestamp(t)
+                .ok_or_else(|| self.common.malformed("$.payload.timestamp", format!("not a timestamp: {t:?}")))?,
+            None => req
+                .received_at
+                .ok_or_else(|| self.common.malformed("$.payload.timestamp", "missing and no receive time"))?,
+        };
+        let details = p.custom_details.clone().unwrap_or(Value::Null);
+        let repository = ["repository_url", "repository", "repo"]
+            .iter()
+            .find_map(|k| details.get(*k).and_then(Value::as_str))
+            .filter(|r| r.starts_with("http"))
+            .map(str::to_string);
+        let mut labels = Labels::new();
+        put_label(&mut labels, "source", p.source.as_deref().unwrap_or(""));
+        put_label(&mut labels, "change_type", "pagerduty_change");
+        Ok(Event::Change(ChangeEvent {
+            source: self.common.source.clone(),
+            summary: first_line(summary, 1024),
+            timestamp,
+            service: p.source.clone().filter(|s| !s.is_empty()).or_else(|| repository.clone()),
+            repository,
+            labels,
+            links: e
+                .links
+                .into_iter()
+                .map(|l| Link {
+                    href: l.href,
+                    text: l.text,
+                })
+                .collect(),
+            details,
+            raw,
+        }))
+    }
+}
+
+impl Provider for PagerDutyProvider {
+    fn provider_type(&self) -> &str {
+        TYPE
+    }
+
+    fn verify(&self, req: &InboundRequest, _now: Timestamp) -> Result<(), ProviderError> {
+        if self.verification == Verification::Skip {
+            return Ok(());
+        }
+        let Some(want) = &self.routing_key else {
+            return Err(ProviderError::InvalidConfig {
+                provider: TYPE.into(),
+                field: "secrets.routing_key".into(),
+                message: "required secret is missing".into(),
+            });
+        };
+        let (r, _): (RoutingOnly, _) = Common {
+            keep_raw: false,
+            ..self.common.clone()
+        }
+        .decode(&req.body)?;
+        let got = match r.routing_key {
+            Some(Value::String(s)) => s,
+            _ => {
+                return Err(ProviderError::MissingHeader {
+                    provider: TYPE.into(),
+                    header: "routing_key (body field)".into(),
+                });
+            }
+        };
+        if ct_eq(got.as_bytes(), want.expose().as_bytes()) {
+            Ok(())
+        } else {
+            Err(ProviderError::Unauthorized {
+                provider: TYPE.into(),
+                message: "routing_key does not belong to this integration".into(),
+            })
+        }
+    }
+
+    fn parse(&self, req: &InboundRequest) -> Result<Vec<Event>, ProviderError> {
+        let (e, raw): (PdEvent, _) = self.common.decode(&req.body)?;
+        let _ = &e.routing_key;
+        let event = match e.event_action.as_deref() {
+            Some("trigger") => self.trigger(e, &req.body, raw)?,
+            Some(action @ ("acknowledge" | "resolve")) => {
+                let action = if action == "acknowledge" { ActionKind::Acknowledge } else { ActionKind::Resolve };
+                let dedup_key = self.required(&e.dedup_key, "$.dedup_key")?.to_string();
+                Event::Action(ActionEvent {
+                    source: self.common.source.clone(),
+                    action,
+                    dedup_key,
+                    raw,
+                })
+            }
+            Some(other) => {
+                return Err(self.common.malformed(
+                    "$.event_action",
+                    format!("{other:?} is not one of trigger, acknowledge, resolve"),
+                ));
+            }
+            None => self.change(e, req, raw)?,
+        };
+        Ok(vec![event])
+    }
+}
+
+/// The `pagerduty` source type.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PagerDutyType;
+
+impl SourceType for PagerDutyType {
+    fn provider_type(&self) -> &str {
+        TYPE
+    }
+
+    fn secret_names(&self) -> (&'static [&'static str], &'static [&'static str]) {
+        (&["routing_key"], &[])
+    }
+
+    fn primary_secret(&self) -> Option<&'static str> {
+        Some("routing_key")
+    }
+
+    fn build(
+        &self,
+        integration: &Integration,
+        verification: Verification,
+    ) -> Result<Box<dyn Provider>, ProviderError> {
+        let _config: PagerDutyConfig = integration.options_as(TYPE)?;
+        if verification == Verification::Verify {
+            integration.check_secrets(TYPE, &["routing_key"], &[])?;
+        }
+        Ok(Box::new(PagerDutyProvider {
+            common: Common::new(TYPE, integration),
+            routing_key: integration.secret("routing_key").cloned(),
+            verification,
+        }))
+    }
+}
