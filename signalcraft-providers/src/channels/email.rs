@@ -11,10 +11,12 @@
 //! Failure classification: SMTP 4xx replies, timeouts and connection errors retry;
 //! 5xx replies (rejected recipient, auth failure) and invalid addresses are permanent.
 
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use lettre::message::{Mailbox, MultiPart};
+use lettre::transport::smtp::AsyncSmtpTransportBuilder;
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use minijinja::Environment;
@@ -123,7 +125,11 @@ pub struct EmailChannel {
     host: String,
     from: Mailbox,
     domain: String,
-    transport: AsyncSmtpTransport<Tokio1Executor>,
+    /// Built lazily inside the runtime: lettre's pool spawns tokio tasks when it
+    /// is created and dropped, so building at config-load time would panic
+    /// outside a runtime.
+    builder: AsyncSmtpTransportBuilder,
+    transport: OnceLock<AsyncSmtpTransport<Tokio1Executor>>,
     env: Environment<'static>,
     /// lettre's own timeout bounds connecting only; the whole send is bounded here.
     timeout: Duration,
@@ -277,7 +283,8 @@ impl EmailChannel {
             host: c.host.clone(),
             from,
             domain,
-            transport: builder.build(),
+            builder,
+            transport: OnceLock::new(),
             env,
             timeout: Duration::from_millis(c.timeout_ms),
         })
@@ -296,6 +303,10 @@ impl EmailChannel {
         };
         let subject = r("subject.txt")?.replace(['\r', '\n'], " ");
         Ok((subject.trim().to_string(), r("body.txt")?, r("body.html")?))
+    }
+
+    fn transport(&self) -> &AsyncSmtpTransport<Tokio1Executor> {
+        self.transport.get_or_init(|| self.builder.clone().build())
     }
 
     fn timed_out(&self) -> DeliveryError {
@@ -372,7 +383,7 @@ impl Channel for EmailChannel {
             .map_err(|e| DeliveryError::Permanent {
                 reason: format!("email: building the message failed: {e}"),
             })?;
-        match tokio::time::timeout(self.timeout, self.transport.send(msg)).await {
+        match tokio::time::timeout(self.timeout, self.transport().send(msg)).await {
             Ok(r) => r.map_err(|e| self.classify(e))?,
             Err(_) => return Err(self.timed_out()),
         };
@@ -383,7 +394,7 @@ impl Channel for EmailChannel {
 
     /// Connects, greets and sends `NOOP`.
     async fn health_check(&self) -> Result<(), DeliveryError> {
-        let Ok(r) = tokio::time::timeout(self.timeout, self.transport.test_connection()).await
+        let Ok(r) = tokio::time::timeout(self.timeout, self.transport().test_connection()).await
         else {
             return Err(self.timed_out());
         };
@@ -394,6 +405,18 @@ impl Channel for EmailChannel {
                 retry_after: None,
             }),
             Err(e) => Err(self.classify(e)),
+        }
+    }
+}
+
+impl Drop for EmailChannel {
+    fn drop(&mut self) {
+        // lettre's pool spawns a cleanup task on drop, which panics without a
+        // runtime; outside one, leak the (idle) pool instead of aborting.
+        if tokio::runtime::Handle::try_current().is_err()
+            && let Some(t) = self.transport.take()
+        {
+            std::mem::forget(t);
         }
     }
 }
