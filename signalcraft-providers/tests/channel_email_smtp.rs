@@ -1,0 +1,174 @@
+//! Email against a REAL SMTP server process (`python3 -m aiosmtpd`) started by
+//! the test: subject, both bodies and threading headers are asserted on the
+//! message as received.
+
+#[path = "channel_support/mod.rs"]
+mod support;
+
+use signalcraft_core::channel::Channel;
+use signalcraft_core::testing::channel::sample_notification;
+use signalcraft_providers::channels::email::{EmailChannel, EmailConfig, SmtpTls};
+use support::Aiosmtpd;
+
+fn config(port: u16) -> EmailConfig {
+    EmailConfig {
+        name: "smtp".into(),
+        host: "127.0.0.1".into(),
+        port: Some(port),
+        tls: SmtpTls::None,
+        username: None,
+        password: None,
+        from: "SignalCraft <alerts@signalcraft.example.com>".into(),
+        subject_template: None,
+        text_template: None,
+        html_template: None,
+        timeout_ms: 5_000,
+    }
+}
+
+/// Unfolds RFC 5322 header lines and returns the value of `name`.
+fn header(raw: &str, name: &str) -> Option<String> {
+    let head = raw
+        .split("\r\n\r\n")
+        .next()
+        .unwrap_or(raw)
+        .replace("\r\n ", " ")
+        .replace("\r\n\t", " ");
+    head.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+    })
+}
+
+/// Decodes the quoted-printable soft line breaks and `=XX` escapes lettre may use.
+fn unqp(s: &str) -> String {
+    let s = s.replace("=\r\n", "");
+    let mut out = Vec::new();
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'=' && i + 2 < b.len() {
+            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[tokio::test]
+async fn email_reaches_a_real_smtp_server_with_both_bodies_and_threading_headers() {
+    let smtp = Aiosmtpd::start().await;
+    let ch = EmailChannel::new(&config(smtp.port), "channels[0]").unwrap();
+    ch.health_check().await.expect("SMTP connect + NOOP");
+
+    let n1 = sample_notification("incident/smtp/inc-42/1", "smtp", "oncall@example.com");
+    let mut n2 = sample_notification("incident/smtp/inc-42/2", "smtp", "oncall@example.com");
+    n2.incident.as_mut().unwrap().state = "acknowledged".into();
+    let d1 = ch.deliver(&n1).await.unwrap();
+    ch.deliver(&n2).await.unwrap();
+
+    let mails = smtp.wait_for(2).await;
+    let m1 = &mails[0];
+    assert_eq!(
+        header(m1, "Subject").as_deref(),
+        Some("[SignalCraft] Incident #42: HighErrorRate on checkout")
+    );
+    assert_eq!(header(m1, "To").as_deref(), Some("oncall@example.com"));
+    assert!(
+        header(m1, "From")
+            .unwrap()
+            .contains("alerts@signalcraft.example.com")
+    );
+    let id1 = header(m1, "Message-ID").unwrap();
+    assert_eq!(Some(id1.clone()), d1.provider_message_id);
+    assert_eq!(
+        id1,
+        "<incident-smtp-inc-42-1.inc-42@signalcraft.example.com>"
+    );
+    let root = "<incident-inc-42@signalcraft.example.com>";
+    assert_eq!(header(m1, "In-Reply-To").as_deref(), Some(root));
+    assert_eq!(header(m1, "References").as_deref(), Some(root));
+    assert!(
+        header(m1, "Content-Type")
+            .unwrap()
+            .starts_with("multipart/alternative")
+    );
+
+    let body = unqp(m1);
+    assert!(body.contains("Content-Type: text/plain"), "{body}");
+    assert!(body.contains("Content-Type: text/html"), "{body}");
+    // Plain text part.
+    assert!(
+        body.contains("CRITICAL: #42 HighErrorRate on checkout"),
+        "{body}"
+    );
+    assert!(
+        body.contains("- [firing] 5xx rate above 5% for 10m"),
+        "{body}"
+    );
+    assert!(
+        body.contains("- Checkout 5xx runbook: https://runbooks.example.com/checkout-5xx"),
+        "{body}"
+    );
+    assert!(body.contains("Deployed checkout v2.3.1"), "{body}");
+    // HTML part (auto-escaped, with links).
+    assert!(
+        body.contains("<h2>CRITICAL: #42 HighErrorRate on checkout</h2>"),
+        "{body}"
+    );
+    // minijinja's HTML escaping also encodes `/` (valid in attributes).
+    assert!(
+        body.contains("<a href=\"https:&#x2f;&#x2f;runbooks.example.com&#x2f;checkout-5xx\">Checkout 5xx runbook</a>"),
+        "{body}"
+    );
+    assert!(body.contains("<td>open</td>"), "{body}");
+
+    // The second email threads with the first.
+    let m2 = &mails[1];
+    assert_ne!(header(m2, "Message-ID"), header(m1, "Message-ID"));
+    assert_eq!(header(m2, "In-Reply-To").as_deref(), Some(root));
+    assert_eq!(header(m2, "Subject"), header(m1, "Subject"));
+    assert!(unqp(m2).contains("<td>acknowledged</td>"));
+}
+
+#[tokio::test]
+async fn custom_templates_render_and_html_is_escaped() {
+    let smtp = Aiosmtpd::start().await;
+    let mut c = config(smtp.port);
+    c.subject_template = Some("{{ severity|upper }} {{ incident.number }}".into());
+    c.html_template = Some("<p>{{ alerts[0].summary }}</p>".into());
+    let ch = EmailChannel::new(&c, "channels[0]").unwrap();
+    let mut n = sample_notification("n1", "smtp", "oncall@example.com");
+    n.alerts[0].summary = "<script>alert(1)</script>".into();
+    ch.deliver(&n).await.unwrap();
+    let m = &smtp.wait_for(1).await[0];
+    assert_eq!(header(m, "Subject").as_deref(), Some("CRITICAL 42"));
+    let body = unqp(m);
+    assert!(
+        body.contains("<p>&lt;script&gt;alert(1)&lt;&#x2f;script&gt;</p>"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn unreachable_smtp_is_retryable_and_a_bad_recipient_is_permanent() {
+    use signalcraft_core::channel::RetryAction;
+    let port = support::closed_port().await;
+    let ch = EmailChannel::new(&config(port), "channels[0]").unwrap();
+    let e = ch
+        .deliver(&sample_notification("n1", "smtp", "oncall@example.com"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.retry_action(), RetryAction::Retry, "{e}");
+    assert!(ch.health_check().await.is_err());
+    let e = ch
+        .deliver(&sample_notification("n2", "smtp", "not an address"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.retry_action(), RetryAction::DontRetry, "{e}");
+}
