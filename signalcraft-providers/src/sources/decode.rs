@@ -70,7 +70,7 @@ impl Common {
             match serde_json::from_slice::<T>(body) {
                 Ok(t) => Ok((t, Value::Null)),
                 // Slow path only on error: re-run with path tracking for the message.
-                Err(_) => Err(self.path_error(body)),
+                Err(_) => Err(self.path_error::<T>(body)),
             }
         }
     }
@@ -97,20 +97,17 @@ impl Common {
         }
     }
 
-    fn path_error(&self, body: &[u8]) -> ProviderError {
+    fn path_error<T: DeserializeOwned>(&self, body: &[u8]) -> ProviderError {
         let mut de = serde_json::Deserializer::from_slice(body);
-        match serde_path_to_error::deserialize::<_, serde::de::IgnoredAny>(&mut de) {
-            Err(e) => self.malformed("$", json_message(e.inner())),
-            Ok(_) => {
-                // Syntactically valid JSON: the shape is wrong. Find the field via Value.
-                match serde_json::from_slice::<Value>(body) {
-                    Ok(v) => match self.from_value::<serde::de::IgnoredAny>(&v) {
-                        Err(e) => e,
-                        Ok(_) => self.malformed("$", "payload does not match the expected shape"),
-                    },
-                    Err(e) => self.malformed("$", json_message(&e)),
-                }
+        match serde_path_to_error::deserialize::<_, T>(&mut de) {
+            Err(e) => {
+                let path = e.path().to_string();
+                self.malformed(jsonpath(&path), json_message(e.inner()))
             }
+            Ok(_) => match de.end() {
+                Err(e) => self.malformed("$", json_message(&e)),
+                Ok(()) => self.malformed("$", "payload does not match the expected shape"),
+            },
         }
     }
 

@@ -132,8 +132,10 @@ struct Issue {
     culprit: Option<String>,
     #[serde(default)]
     level: Option<String>,
-    #[serde(default, alias = "permalink")]
+    #[serde(default)]
     web_url: Option<String>,
+    #[serde(default)]
+    permalink: Option<String>,
     #[serde(default, rename = "firstSeen")]
     first_seen: Option<String>,
     #[serde(default)]
@@ -292,7 +294,7 @@ impl SentryProvider {
         if let Some(c) = i.culprit.filter(|c| !c.is_empty()) {
             a.annotations.insert("culprit".into(), c);
         }
-        a.links = link(i.web_url, "Sentry issue");
+        a.links = link(i.web_url.or(i.permalink), "Sentry issue");
         a.starts_at = i.first_seen.as_deref().and_then(parse_timestamp);
         a.raw = raw;
         Ok(vec![Event::Alert(a)])
