@@ -1,5 +1,6 @@
 //! The `signalcraft` binary: the reference server and its operator tools.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -17,6 +18,17 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the server. Without --config it starts on 127.0.0.1:9093 with an embedded
+    /// store in ./signalcraft-data and writes a commented default config next to it.
+    Serve(signalcraft_server::server::ServeArgs),
+    /// Validate a config file and print every error with its path.
+    CheckConfig {
+        /// The config file.
+        file: PathBuf,
+    },
+    /// Apply config-as-code (services, users, teams, schedules, escalation policies)
+    /// to the store: print the plan, then apply it unless --dry-run.
+    Apply(signalcraft_server::apply::ApplyArgs),
     /// Verify and parse one inbound payload (stdin) and print the normalized events as JSON Lines.
     Normalize(signalcraft_server::normalize::NormalizeArgs),
 }
@@ -24,6 +36,17 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let code = match cli.command {
+        Command::Serve(args) => signalcraft_server::server::main(args),
+        Command::CheckConfig { file } => signalcraft_server::server::check_config_main(
+            &file,
+            &mut std::io::stdout().lock(),
+            &mut std::io::stderr().lock(),
+        ),
+        Command::Apply(args) => signalcraft_server::apply::main(
+            &args,
+            &mut std::io::stdout().lock(),
+            &mut std::io::stderr().lock(),
+        ),
         Command::Normalize(args) => signalcraft_server::normalize::run(
             &args,
             &mut std::io::stdin().lock(),

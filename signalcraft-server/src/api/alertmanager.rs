@@ -1,0 +1,459 @@
+//! The Alertmanager v2 API subset Prometheus and tools use:
+//! `POST /api/v2/alerts`, `GET /api/v2/alerts`, `GET /api/v2/status`.
+//!
+//! The body of `POST /api/v2/alerts` is Alertmanager's `postableAlerts`: a JSON array
+//! of `{labels, annotations, startsAt, endsAt, generatorURL}`. As in Alertmanager, an
+//! alert whose `endsAt` is in the past is resolved, and an alert without labels is
+//! rejected (the whole request, so a rejected request changes nothing).
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use signalcraft_core::model::{Alert, AlertStatus, Labels, Link, Severity, Source};
+
+use crate::error::ApiError;
+
+/// One Alertmanager v2 postable alert.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PostableAlert {
+    /// Identifying labels; must not be empty.
+    pub labels: BTreeMap<String, String>,
+    /// Annotations (`summary`, `description`, `runbook_url`, …).
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
+    /// When the alert started (RFC 3339); default: now.
+    #[serde(default)]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub starts_at: Option<Timestamp>,
+    /// When the alert ends; in the past means resolved.
+    #[serde(default)]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub ends_at: Option<Timestamp>,
+    /// Link to the expression that produced the alert.
+    #[serde(default, rename = "generatorURL")]
+    pub generator_url: Option<String>,
+}
+
+/// `true` for a valid Prometheus label name (`[a-zA-Z_][a-zA-Z0-9_]*`).
+pub fn valid_label_name(n: &str) -> bool {
+    let mut b = n.bytes();
+    matches!(b.next(), Some(c) if c.is_ascii_alphabetic() || c == b'_')
+        && b.all(|c| c.is_ascii_alphanumeric() || c == b'_')
+}
+
+/// Validates and converts postable alerts into normalized alerts.
+///
+/// Errors name the offending alert and field, e.g. `[3].labels`.
+pub fn to_alerts(
+    posted: Vec<PostableAlert>,
+    integration: &str,
+    now: Timestamp,
+) -> Result<Vec<Alert>, ApiError> {
+    let mut out = Vec::with_capacity(posted.len());
+    for (i, p) in posted.into_iter().enumerate() {
+        if p.labels.is_empty() {
+            return Err(ApiError::invalid(
+                format!("[{i}].labels"),
+                "an alert must have at least one label",
+            ));
+        }
+        if let Some(bad) = p.labels.keys().find(|k| !valid_label_name(k)) {
+            return Err(ApiError::invalid(
+                format!("[{i}].labels.{bad}"),
+                format!("invalid label name {bad:?}"),
+            ));
+        }
+        if let (Some(s), Some(e)) = (p.starts_at, p.ends_at)
+            && e < s
+        {
+            return Err(ApiError::invalid(
+                format!("[{i}].endsAt"),
+                "endsAt must not be before startsAt",
+            ));
+        }
+        out.push(convert(p, integration, now));
+    }
+    Ok(out)
+}
+
+fn convert(p: PostableAlert, integration: &str, now: Timestamp) -> Alert {
+    let status = match p.ends_at {
+        Some(e) if e <= now => AlertStatus::Resolved,
+        _ => AlertStatus::Firing,
+    };
+    let labels: Labels = p.labels;
+    let severity = labels
+        .get("severity")
+        .and_then(|s| Severity::parse_lenient(s))
+        .unwrap_or(Severity::Error);
+    let summary = p
+        .annotations
+        .get("summary")
+        .or_else(|| p.annotations.get("description"))
+        .or_else(|| labels.get("alertname"))
+        .cloned()
+        .unwrap_or_else(|| {
+            labels
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        });
+    let mut links = Vec::new();
+    if let Some(g) = p.generator_url.filter(|g| !g.is_empty()) {
+        links.push(Link {
+            href: g,
+            text: Some("Source".into()),
+        });
+    }
+    if let Some(r) = p.annotations.get("runbook_url") {
+        links.push(Link {
+            href: r.clone(),
+            text: Some("Runbook".into()),
+        });
+    }
+    let service = labels.get("service").or_else(|| labels.get("job")).cloned();
+    Alert {
+        source: Source {
+            provider: "alertmanager".into(),
+            integration: integration.into(),
+        },
+        dedup_key: None,
+        status,
+        severity,
+        summary,
+        details: serde_json::Value::Null,
+        labels,
+        annotations: p.annotations,
+        links,
+        images: Vec::new(),
+        starts_at: Some(p.starts_at.unwrap_or(now)),
+        ends_at: p.ends_at,
+        service,
+        raw: serde_json::Value::Null,
+    }
+}
+
+/// One alert as `GET /api/v2/alerts` returns it (Alertmanager's `gettableAlert`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GettableAlert {
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+    /// Annotations.
+    pub annotations: BTreeMap<String, String>,
+    /// Start.
+    pub starts_at: String,
+    /// End (zero time when unknown, as Alertmanager prints it).
+    pub ends_at: String,
+    /// Last update.
+    pub updated_at: String,
+    /// 16 hex digits.
+    pub fingerprint: String,
+    /// Receivers the alert routes to.
+    pub receivers: Vec<ReceiverName>,
+    /// Processing state.
+    pub status: AlertStatusV2,
+    /// Generator URL.
+    #[serde(rename = "generatorURL", default)]
+    pub generator_url: String,
+}
+
+/// `{name}` of a receiver.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ReceiverName {
+    /// Receiver name.
+    pub name: String,
+}
+
+/// Alertmanager's alert status object.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AlertStatusV2 {
+    /// `active`, `suppressed` or `unprocessed`.
+    pub state: String,
+    /// Silence ids muting it.
+    pub silenced_by: Vec<String>,
+    /// Alerts inhibiting it.
+    pub inhibited_by: Vec<String>,
+}
+
+/// Builds a gettable alert from a stored alert.
+pub fn gettable(a: &Alert, receivers: Vec<String>, silenced_by: Vec<String>) -> GettableAlert {
+    let ts = |t: Option<Timestamp>| {
+        t.map(|t| t.to_string())
+            .unwrap_or_else(|| "0001-01-01T00:00:00.000Z".into())
+    };
+    GettableAlert {
+        labels: a.labels.clone(),
+        annotations: a.annotations.clone(),
+        starts_at: ts(a.starts_at),
+        ends_at: ts(a.ends_at),
+        updated_at: ts(a.starts_at),
+        fingerprint: a.fingerprint().to_string(),
+        receivers: receivers
+            .into_iter()
+            .map(|name| ReceiverName { name })
+            .collect(),
+        status: AlertStatusV2 {
+            state: if silenced_by.is_empty() {
+                "active".into()
+            } else {
+                "suppressed".into()
+            },
+            silenced_by,
+            inhibited_by: Vec::new(),
+        },
+        generator_url: a
+            .links
+            .iter()
+            .find(|l| l.text.as_deref() == Some("Source"))
+            .map(|l| l.href.clone())
+            .unwrap_or_default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn now() -> Timestamp {
+        "2026-01-01T12:00:00Z".parse().unwrap()
+    }
+
+    #[test]
+    fn converts_like_alertmanager() {
+        let posted: Vec<PostableAlert> = serde_json::from_str(
+            r#"[{"labels":{"alertname":"HighLatency","service":"api","severity":"critical"},
+                 "annotations":{"summary":"p99 high","runbook_url":"http://rb"},
+                 "generatorURL":"http://prom/graph"},
+                {"labels":{"alertname":"Old"},"endsAt":"2026-01-01T11:00:00Z"}]"#,
+        )
+        .unwrap();
+        let a = to_alerts(posted, "am", now()).unwrap();
+        assert_eq!(a[0].status, AlertStatus::Firing);
+        assert_eq!(a[0].severity, Severity::Critical);
+        assert_eq!(a[0].summary, "p99 high");
+        assert_eq!(a[0].service.as_deref(), Some("api"));
+        assert_eq!(a[0].links.len(), 2);
+        assert_eq!(a[0].starts_at, Some(now()));
+        assert_eq!(a[1].status, AlertStatus::Resolved);
+        assert_eq!(a[1].summary, "Old");
+        // Same fingerprint as Alertmanager computes from labels.
+        assert_eq!(
+            a[0].fingerprint(),
+            signalcraft_core::model::Fingerprint::of_labels(&a[0].labels)
+        );
+    }
+
+    #[test]
+    fn rejects_empty_labels_and_bad_names_with_the_path() {
+        let p = |s: &str| serde_json::from_str::<Vec<PostableAlert>>(s).unwrap();
+        let e = to_alerts(p(r#"[{"labels":{"a":"b"}},{"labels":{}}]"#), "am", now()).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("[1].labels"));
+        let e = to_alerts(p(r#"[{"labels":{"1a":"b"}}]"#), "am", now()).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("[0].labels.1a"));
+        let e = to_alerts(
+            p(r#"[{"labels":{"a":"b"},"startsAt":"2026-01-01T10:00:00Z","endsAt":"2026-01-01T09:00:00Z"}]"#),
+            "am",
+            now(),
+        )
+        .unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("[0].endsAt"));
+    }
+}
+
+// ----- handlers ---------------------------------------------------------------------
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, StatusCode, header::AUTHORIZATION};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use base64::Engine as _;
+use signalcraft_core::model::Event;
+use subtle::ConstantTimeEq;
+
+use crate::extract::{is_json, parse_json, read_body};
+use crate::state::AppState;
+
+/// Metric label of this endpoint.
+const ENDPOINT: &str = "alertmanager_v2";
+
+/// `/api/v2/alerts`, `/api/v2/status`.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v2/alerts", get(list_alerts).post(post_alerts))
+        .route("/api/v2/status", get(status))
+}
+
+/// Checks the optional bearer / basic auth of `[alertmanager_api]`.
+fn check_auth(s: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    let bearer = s.secrets.am_bearer.as_ref();
+    let basic = s
+        .config
+        .alertmanager_api
+        .basic_auth
+        .as_ref()
+        .zip(s.secrets.am_basic_password.as_ref());
+    if bearer.is_none() && basic.is_none() {
+        return Ok(());
+    }
+    let given = headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let (scheme, cred) = given.split_once(' ').unwrap_or(("", ""));
+    let ok = if scheme.eq_ignore_ascii_case("bearer") {
+        bearer.is_some_and(|b| bool::from(b.expose().as_bytes().ct_eq(cred.trim().as_bytes())))
+    } else if scheme.eq_ignore_ascii_case("basic") {
+        basic.is_some_and(|(b, pw)| {
+            let want = base64::engine::general_purpose::STANDARD.encode(format!(
+                "{}:{}",
+                b.username,
+                pw.expose()
+            ));
+            bool::from(want.as_bytes().ct_eq(cred.trim().as_bytes()))
+        })
+    } else {
+        false
+    };
+    if ok {
+        Ok(())
+    } else {
+        let mut e = ApiError::unauthorized(
+            "this endpoint requires the credentials configured in [alertmanager_api]",
+        )
+        .with_field("Authorization");
+        e.challenge = Some(if bearer.is_some() { "Bearer" } else { "Basic" });
+        Err(e)
+    }
+}
+
+/// `POST /api/v2/alerts`: Alertmanager's postable alerts. 200 once the alerts are durable.
+#[utoipa::path(
+    post,
+    path = "/api/v2/alerts",
+    tag = "alertmanager",
+    request_body = Vec<PostableAlert>,
+    responses(
+        (status = 200, description = "Alerts accepted and durable"),
+        (status = 400, description = "Invalid alerts", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Credentials required", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON", body = crate::error::Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn post_alerts(State(s): State<AppState>, req: Request) -> Response {
+    let started = std::time::Instant::now();
+    let result = post_alerts_inner(&s, req).await;
+    let (outcome, n) = match &result {
+        Ok(n) => ("accepted", *n),
+        Err(e) if e.status == StatusCode::UNAUTHORIZED => ("unauthorized", 0),
+        Err(e) if e.status.is_client_error() => ("rejected", 0),
+        Err(_) => ("error", 0),
+    };
+    s.metrics
+        .ingest(ENDPOINT, outcome, n as u64, started.elapsed());
+    match result {
+        Ok(_) => StatusCode::OK.into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn post_alerts_inner(s: &AppState, req: Request) -> Result<usize, ApiError> {
+    check_auth(s, req.headers())?;
+    if !is_json(req.headers()) {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported-media-type",
+            "expected Content-Type: application/json",
+        )
+        .with_field("Content-Type"));
+    }
+    let body = read_body(req, s).await?;
+    let posted: Vec<PostableAlert> = parse_json(&body)?;
+    let integration = s
+        .config
+        .alertmanager_api
+        .integration
+        .as_deref()
+        .unwrap_or("alertmanager-api");
+    let alerts = to_alerts(posted, integration, s.now())?;
+    let n = alerts.len();
+    if n == 0 {
+        return Ok(0);
+    }
+    s.engine
+        .ingest(alerts.into_iter().map(Event::Alert).collect())
+        .await?;
+    Ok(n)
+}
+
+/// Query of `GET /api/v2/alerts`.
+#[derive(Debug, Default, Deserialize)]
+pub struct ListQuery {
+    /// `false` hides silenced alerts.
+    #[serde(default)]
+    pub silenced: Option<String>,
+    /// `false` hides active alerts.
+    #[serde(default)]
+    pub active: Option<String>,
+}
+
+/// `GET /api/v2/alerts`: the firing alerts (Alertmanager's gettable alerts).
+#[utoipa::path(
+    get,
+    path = "/api/v2/alerts",
+    tag = "alertmanager",
+    responses((status = 200, description = "Firing alerts", body = Vec<GettableAlert>))
+)]
+pub async fn list_alerts(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    crate::extract::ApiQuery(q): crate::extract::ApiQuery<ListQuery>,
+) -> Result<axum::Json<Vec<GettableAlert>>, ApiError> {
+    check_auth(&s, &headers)?;
+    let show_silenced = q.silenced.as_deref() != Some("false");
+    let show_active = q.active.as_deref() != Some("false");
+    let out = s
+        .engine
+        .firing_alerts()
+        .await
+        .into_iter()
+        .filter(|(_, _, silenced)| {
+            if silenced.is_empty() {
+                show_active
+            } else {
+                show_silenced
+            }
+        })
+        .map(|(a, receivers, silenced)| gettable(&a, receivers, silenced))
+        .collect();
+    Ok(axum::Json(out))
+}
+
+/// `GET /api/v2/status`: Alertmanager's status object (cluster disabled).
+#[utoipa::path(
+    get,
+    path = "/api/v2/status",
+    tag = "alertmanager",
+    responses((status = 200, description = "Status", body = serde_json::Value))
+)]
+pub async fn status(State(s): State<AppState>) -> axum::Json<serde_json::Value> {
+    let original = toml::to_string(&s.config.engine).unwrap_or_default();
+    axum::Json(serde_json::json!({
+        "cluster": {"status": "disabled", "peers": []},
+        "versionInfo": {
+            "version": env!("CARGO_PKG_VERSION"),
+            "revision": "",
+            "branch": "",
+            "buildUser": "signalcraft",
+            "buildDate": "",
+            "goVersion": "none (signalcraft, Rust)"
+        },
+        "config": {"original": original},
+        "uptime": s.started_at.to_string(),
+    }))
+}

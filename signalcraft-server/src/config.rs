@@ -1,0 +1,830 @@
+//! The server config file (TOML): [`ServerConfig`], loaded and checked by [`load`] /
+//! [`check`], which report every problem with its config path ([`ConfigError`]).
+//!
+//! Every section uses `deny_unknown_fields`, so a typo is an error, not a silently
+//! ignored setting. Sections are deserialized one by one (and arrays element by
+//! element) so one mistake does not hide the next. Secrets are `env:NAME` /
+//! `file:PATH` references ([`crate::secret`]) resolved at load time; the resolved
+//! values live only in [`ResolvedSecrets`].
+//!
+//! Sections that describe engine objects (`route`, `services`, `users`, `teams`,
+//! `schedules`, `escalation_policies`, `inhibit_rules`) are kept as TOML values here
+//! and handed to the engine, which validates them with its own types.
+
+use std::collections::{BTreeMap, HashSet};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use signalcraft_core::CoreError;
+use signalcraft_core::delivery::DeliveryConfig;
+use signalcraft_core::engine::EngineConfig;
+
+use crate::auth::{Permission, Role};
+use crate::secret::{Secret, SecretError};
+
+/// One problem in a config file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{path}: {message}")]
+pub struct ConfigError {
+    /// Config path, e.g. `integrations[2].key`.
+    pub path: String,
+    /// What is wrong (never contains a secret value).
+    pub message: String,
+}
+
+impl ConfigError {
+    fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigError {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// `[server]`: where and how the HTTP server runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSection {
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// Directory of the embedded store and the admin token file.
+    pub data_dir: PathBuf,
+    /// URL users reach this server at (links in notifications, Slack buttons).
+    pub external_url: Option<String>,
+    /// Largest request body accepted, in bytes (larger → 413).
+    pub body_limit_bytes: usize,
+    /// Per-request deadline (exceeded → 408).
+    #[serde(with = "signalcraft_core::duration::serde_str")]
+    pub request_timeout: Duration,
+    /// Requests handled concurrently before new ones get 503.
+    pub max_in_flight: usize,
+    /// How long a graceful shutdown may take before in-flight requests are dropped.
+    #[serde(with = "signalcraft_core::duration::serde_str")]
+    pub shutdown_timeout: Duration,
+    /// `text` (default) or `json` logs.
+    pub log_format: LogFormat,
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        ServerSection {
+            listen: SocketAddr::from(([127, 0, 0, 1], 9093)),
+            data_dir: PathBuf::from("./signalcraft-data"),
+            external_url: None,
+            body_limit_bytes: 5 << 20,
+            request_timeout: Duration::from_secs(30),
+            max_in_flight: 1024,
+            shutdown_timeout: Duration::from_secs(10),
+            log_format: LogFormat::Text,
+        }
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `[alertmanager_api]`: the Alertmanager-compatible `POST /api/v2/alerts`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlertmanagerApiSection {
+    /// Require `Authorization: Bearer <token>` (a secret reference). Prometheus sends
+    /// it with `authorization: { credentials_file: ... }`.
+    pub bearer_token: Option<String>,
+    /// Require HTTP basic auth.
+    pub basic_auth: Option<BasicAuth>,
+    /// Integration name the alerts are attributed to (default `alertmanager-api`).
+    pub integration: Option<String>,
+}
+
+/// HTTP basic auth credentials (password is a secret reference).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BasicAuth {
+    /// User name.
+    pub username: String,
+    /// Secret reference to the password.
+    pub password: String,
+}
+
+/// `[pagerduty_api]`: the PagerDuty Events API v2 endpoints.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PagerDutyApiSection {
+    /// Events accepted per routing key per minute before 429 (PagerDuty's own limit is 120).
+    pub rate_limit_per_minute: u32,
+}
+
+impl Default for PagerDutyApiSection {
+    fn default() -> Self {
+        PagerDutyApiSection {
+            rate_limit_per_minute: 1200,
+        }
+    }
+}
+
+/// `[features]`: switch modules on or off.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FeaturesSection {
+    /// On-call schedules and escalation policies.
+    pub oncall: bool,
+    /// WASM remediation (needs the `remediation` cargo feature).
+    pub remediation: bool,
+    /// Provider types that are refused even if an integration is configured.
+    pub disabled_providers: Vec<String>,
+    /// The Alertmanager-compatible API (`/api/v2/*`).
+    pub alertmanager_api: bool,
+    /// The PagerDuty Events API v2 endpoints.
+    pub pagerduty_api: bool,
+}
+
+impl Default for FeaturesSection {
+    fn default() -> Self {
+        FeaturesSection {
+            oncall: true,
+            remediation: false,
+            disabled_providers: Vec::new(),
+            alertmanager_api: true,
+            pagerduty_api: true,
+        }
+    }
+}
+
+/// `[[integrations]]`: one configured inbound source, reachable at
+/// `POST /integrations/{key}` (and, for `pagerduty`, as a routing key).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IntegrationConfig {
+    /// Unique name (shown as the alert source).
+    pub name: String,
+    /// Provider type: alertmanager, grafana, cloudwatch, github, gitlab, sentry, datadog, pagerduty, generic.
+    #[serde(rename = "type")]
+    pub provider: String,
+    /// Secret reference to the URL key (the `{key}` in `/integrations/{key}`).
+    pub key: String,
+    /// The provider's named secrets (`webhook_secret`, `token`, …; see each provider),
+    /// each a secret reference.
+    #[serde(default)]
+    pub secrets: BTreeMap<String, String>,
+    /// Requests per minute accepted for this integration before 429 (0 = unlimited).
+    #[serde(default)]
+    pub rate_limit_per_minute: u32,
+    /// Service hint applied to alerts that carry none.
+    #[serde(default)]
+    pub service: Option<String>,
+    /// Provider-specific options.
+    #[serde(default)]
+    pub options: toml::Table,
+}
+
+/// `[[tokens]]`: an API token defined in config (the value is a secret reference).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenConfig {
+    /// Token name, also its principal in the audit log (`token:<name>`) unless `user` is set.
+    pub name: String,
+    /// Secret reference to the token value.
+    pub token: String,
+    /// Role.
+    pub role: Role,
+    /// Extra permissions beyond the role.
+    #[serde(default)]
+    pub permissions: Vec<Permission>,
+    /// The user this token acts as (audit principal `user:<id>`).
+    #[serde(default)]
+    pub user: Option<String>,
+}
+
+/// `[[channels]]`: one outbound channel instance (Slack app, SMTP relay, Twilio account, webhook).
+/// Unknown settings are caught when the channel is built (the channel's own config
+/// rejects unknown fields), so `check-config` still reports them with their path.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChannelConfig {
+    /// Unique name routes refer to.
+    pub name: String,
+    /// Channel type: slack, email, twilio_sms, twilio_voice, webhook, teams.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Type-specific settings; values named `*token*`, `*password*`, `*secret*` or
+    /// `auth_*` must be secret references.
+    #[serde(flatten)]
+    pub settings: toml::Table,
+}
+
+/// `[slack]`: Slack interactivity callbacks.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SlackSection {
+    /// Secret reference to the Slack app's signing secret (checks `/callbacks/slack`).
+    pub signing_secret: Option<String>,
+    /// Slack user id → SignalCraft user id, for actions clicked in Slack.
+    pub users: BTreeMap<String, String>,
+}
+
+/// `[twilio]`: Twilio callbacks.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TwilioSection {
+    /// Secret reference to the Twilio auth token (checks `X-Twilio-Signature`).
+    pub auth_token: Option<String>,
+    /// Public base URL Twilio calls (signatures cover the full URL); default `external_url`.
+    pub callback_base_url: Option<String>,
+    /// Phone number (E.164) → SignalCraft user id, for SMS/voice replies.
+    pub users: BTreeMap<String, String>,
+}
+
+/// The whole config file.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ServerConfig {
+    /// `[server]`.
+    pub server: ServerSection,
+    /// `[alertmanager_api]`.
+    pub alertmanager_api: AlertmanagerApiSection,
+    /// `[pagerduty_api]`.
+    pub pagerduty_api: PagerDutyApiSection,
+    /// `[features]`.
+    pub features: FeaturesSection,
+    /// `[slack]`.
+    pub slack: SlackSection,
+    /// `[twilio]`.
+    pub twilio: TwilioSection,
+    /// `[[integrations]]`.
+    pub integrations: Vec<IntegrationConfig>,
+    /// `[[channels]]`.
+    pub channels: Vec<ChannelConfig>,
+    /// `[[tokens]]`.
+    pub tokens: Vec<TokenConfig>,
+    /// `[delivery]`: retry, failover chains, throttles, health (the core's policy).
+    pub delivery: DeliveryConfig,
+    /// The engine's configuration (`route`, `time_intervals`, `inhibit_rules`,
+    /// `services`, `change_window`), validated by the engine.
+    pub engine: EngineConfig,
+    /// Config-as-code sections (`users`, `teams`, `schedules`, `escalation_policies`)
+    /// as written; `signalcraft apply` validates and stores them.
+    pub oncall: toml::Table,
+}
+
+/// Top-level keys handed to the engine as-is.
+pub const ENGINE_SECTIONS: &[&str] = &[
+    "route",
+    "time_intervals",
+    "inhibit_rules",
+    "services",
+    "change_window",
+];
+
+/// Top-level keys of config-as-code (`signalcraft apply`); `serve` ignores them.
+pub const ONCALL_SECTIONS: &[&str] = &["users", "teams", "schedules", "escalation_policies"];
+
+/// Secrets resolved from a config (never serialized, never printed).
+#[derive(Debug, Clone, Default)]
+pub struct ResolvedSecrets {
+    /// Integration name → URL key.
+    pub integration_keys: BTreeMap<String, Secret>,
+    /// Integration name → secret name → value.
+    pub integration_secrets: BTreeMap<String, BTreeMap<String, Secret>>,
+    /// `[alertmanager_api].bearer_token`.
+    pub am_bearer: Option<Secret>,
+    /// `[alertmanager_api].basic_auth.password`.
+    pub am_basic_password: Option<Secret>,
+    /// Config tokens by name.
+    pub tokens: BTreeMap<String, Secret>,
+    /// Slack signing secret.
+    pub slack_signing_secret: Option<Secret>,
+    /// Twilio auth token.
+    pub twilio_auth_token: Option<Secret>,
+    /// Channel name → setting name → value, for settings that are secret references.
+    pub channel_secrets: BTreeMap<String, BTreeMap<String, Secret>>,
+}
+
+fn section<T: DeserializeOwned + Default>(
+    table: &toml::Table,
+    name: &str,
+    errors: &mut Vec<ConfigError>,
+) -> T {
+    match table.get(name) {
+        None => T::default(),
+        Some(v) => match v.clone().try_into::<T>() {
+            Ok(t) => t,
+            Err(e) => {
+                errors.push(ConfigError::new(name, clean_serde_message(&e.to_string())));
+                T::default()
+            }
+        },
+    }
+}
+
+fn array<T: DeserializeOwned>(
+    table: &toml::Table,
+    name: &str,
+    errors: &mut Vec<ConfigError>,
+) -> Vec<T> {
+    let Some(v) = table.get(name) else {
+        return Vec::new();
+    };
+    let Some(items) = v.as_array() else {
+        errors.push(ConfigError::new(
+            name,
+            "must be an array of tables ([[".to_string() + name + "]])",
+        ));
+        return Vec::new();
+    };
+    let mut out = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        match item.clone().try_into::<T>() {
+            Ok(t) => out.push(t),
+            Err(e) => errors.push(ConfigError::new(
+                format!("{name}[{i}]"),
+                clean_serde_message(&e.to_string()),
+            )),
+        }
+    }
+    out
+}
+
+/// toml's messages for value deserialization are multi-line with an empty span; keep the text.
+fn clean_serde_message(m: &str) -> String {
+    m.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('|') && !l.starts_with("-->"))
+        .filter(|l| !l.starts_with("TOML parse error"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+const KNOWN_SECTIONS: &[&str] = &[
+    "server",
+    "alertmanager_api",
+    "pagerduty_api",
+    "features",
+    "slack",
+    "twilio",
+    "integrations",
+    "channels",
+    "tokens",
+    "delivery",
+];
+
+/// Known provider types (the providers registry is authoritative at startup; this
+/// list lets `check-config` catch typos without building one).
+pub const PROVIDER_TYPES: &[&str] = &[
+    "alertmanager",
+    "grafana",
+    "cloudwatch",
+    "github",
+    "gitlab",
+    "sentry",
+    "datadog",
+    "pagerduty",
+    "generic",
+];
+
+/// Parses a config from TOML text, collecting every structural error. Secrets are
+/// not resolved here (see [`resolve_secrets`]).
+pub fn parse(text: &str) -> Result<ServerConfig, Vec<ConfigError>> {
+    let table: toml::Table = match text.parse() {
+        Ok(t) => t,
+        Err(e) => {
+            let msg = e.message().to_string();
+            let path = match e.span() {
+                Some(span) => {
+                    let line = text[..span.start.min(text.len())].lines().count().max(1);
+                    format!("line {line}")
+                }
+                None => "(file)".into(),
+            };
+            return Err(vec![ConfigError::new(path, msg)]);
+        }
+    };
+    let mut errors = Vec::new();
+    for key in table.keys() {
+        if !KNOWN_SECTIONS.contains(&key.as_str())
+            && !ENGINE_SECTIONS.contains(&key.as_str())
+            && !ONCALL_SECTIONS.contains(&key.as_str())
+        {
+            errors.push(ConfigError::new(
+                key.clone(),
+                format!(
+                    "unknown section; expected one of {}",
+                    KNOWN_SECTIONS
+                        .iter()
+                        .chain(ENGINE_SECTIONS)
+                        .chain(ONCALL_SECTIONS)
+                        .copied()
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ));
+        }
+    }
+    let cfg = ServerConfig {
+        server: section(&table, "server", &mut errors),
+        alertmanager_api: section(&table, "alertmanager_api", &mut errors),
+        pagerduty_api: section(&table, "pagerduty_api", &mut errors),
+        features: section(&table, "features", &mut errors),
+        slack: section(&table, "slack", &mut errors),
+        twilio: section(&table, "twilio", &mut errors),
+        integrations: array(&table, "integrations", &mut errors),
+        channels: array(&table, "channels", &mut errors),
+        tokens: array(&table, "tokens", &mut errors),
+        delivery: section(&table, "delivery", &mut errors),
+        engine: engine_config(&table, &mut errors),
+        oncall: table
+            .iter()
+            .filter(|(k, _)| ONCALL_SECTIONS.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+    };
+    errors.extend(validate(&cfg));
+    if errors.is_empty() {
+        Ok(cfg)
+    } else {
+        Err(errors)
+    }
+}
+
+fn engine_config(table: &toml::Table, errors: &mut Vec<ConfigError>) -> EngineConfig {
+    let sub: toml::Table = table
+        .iter()
+        .filter(|(k, _)| ENGINE_SECTIONS.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let cfg: EngineConfig = match toml::Value::Table(sub).try_into() {
+        Ok(c) => c,
+        Err(e) => {
+            errors.push(ConfigError::new(
+                "route",
+                clean_serde_message(&e.to_string()),
+            ));
+            return EngineConfig::default();
+        }
+    };
+    if let Err(e) = cfg.validate() {
+        errors.push(match e {
+            CoreError::InvalidConfig { path, message } => ConfigError::new(path, message),
+            other => ConfigError::new("route", other.to_string()),
+        });
+    }
+    cfg
+}
+
+/// Semantic checks that need no secrets: names unique, types known, values in range.
+pub fn validate(cfg: &ServerConfig) -> Vec<ConfigError> {
+    let mut errors = Vec::new();
+    let s = &cfg.server;
+    if s.body_limit_bytes == 0 {
+        errors.push(ConfigError::new(
+            "server.body_limit_bytes",
+            "must be greater than 0",
+        ));
+    }
+    if s.max_in_flight == 0 {
+        errors.push(ConfigError::new(
+            "server.max_in_flight",
+            "must be greater than 0",
+        ));
+    }
+    if s.request_timeout.is_zero() {
+        errors.push(ConfigError::new(
+            "server.request_timeout",
+            "must be greater than 0",
+        ));
+    }
+    if let Some(u) = &s.external_url
+        && !(u.starts_with("http://") || u.starts_with("https://"))
+    {
+        errors.push(ConfigError::new(
+            "server.external_url",
+            "must start with http:// or https://",
+        ));
+    }
+    check_ref(
+        &mut errors,
+        "alertmanager_api.bearer_token",
+        cfg.alertmanager_api.bearer_token.as_deref(),
+    );
+    if let Some(b) = &cfg.alertmanager_api.basic_auth {
+        check_ref(
+            &mut errors,
+            "alertmanager_api.basic_auth.password",
+            Some(&b.password),
+        );
+    }
+    check_ref(
+        &mut errors,
+        "slack.signing_secret",
+        cfg.slack.signing_secret.as_deref(),
+    );
+    check_ref(
+        &mut errors,
+        "twilio.auth_token",
+        cfg.twilio.auth_token.as_deref(),
+    );
+    let mut names = HashSet::new();
+    for (i, integ) in cfg.integrations.iter().enumerate() {
+        let p = format!("integrations[{i}]");
+        if !valid_name(&integ.name) {
+            errors.push(ConfigError::new(
+                format!("{p}.name"),
+                "must be 1-64 characters of a-z, 0-9, '-', '_' or '.'",
+            ));
+        }
+        if !names.insert(integ.name.clone()) {
+            errors.push(ConfigError::new(
+                format!("{p}.name"),
+                format!("duplicate integration name {:?}", integ.name),
+            ));
+        }
+        if !PROVIDER_TYPES.contains(&integ.provider.as_str()) {
+            errors.push(ConfigError::new(
+                format!("{p}.type"),
+                format!(
+                    "unknown provider type {:?}; expected one of {}",
+                    integ.provider,
+                    PROVIDER_TYPES.join(", ")
+                ),
+            ));
+        }
+        check_ref(&mut errors, &format!("{p}.key"), Some(&integ.key));
+        for (name, r) in &integ.secrets {
+            check_ref(&mut errors, &format!("{p}.secrets.{name}"), Some(r));
+        }
+    }
+    let mut names = HashSet::new();
+    for (i, ch) in cfg.channels.iter().enumerate() {
+        let p = format!("channels[{i}]");
+        if !names.insert(ch.name.clone()) {
+            errors.push(ConfigError::new(
+                format!("{p}.name"),
+                format!("duplicate channel name {:?}", ch.name),
+            ));
+        }
+        for (k, v) in &ch.settings {
+            if is_secret_setting(k) {
+                match v.as_str() {
+                    Some(r) => check_ref(&mut errors, &format!("{p}.{k}"), Some(r)),
+                    None => errors.push(ConfigError::new(
+                        format!("{p}.{k}"),
+                        "must be a secret reference string",
+                    )),
+                }
+            }
+        }
+    }
+    let mut names = HashSet::new();
+    for (i, t) in cfg.tokens.iter().enumerate() {
+        let p = format!("tokens[{i}]");
+        if !names.insert(t.name.clone()) {
+            errors.push(ConfigError::new(
+                format!("{p}.name"),
+                format!("duplicate token name {:?}", t.name),
+            ));
+        }
+        check_ref(&mut errors, &format!("{p}.token"), Some(&t.token));
+    }
+    errors
+}
+
+fn valid_name(n: &str) -> bool {
+    !n.is_empty()
+        && n.len() <= 64
+        && n.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.".contains(&b))
+}
+
+/// Settings whose values must be secret references.
+pub fn is_secret_setting(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    k.contains("token") || k.contains("password") || k.contains("secret") || k.starts_with("auth_")
+}
+
+fn check_ref(errors: &mut Vec<ConfigError>, path: &str, value: Option<&str>) {
+    if let Some(v) = value
+        && !(v.starts_with("env:") || v.starts_with("file:"))
+    {
+        errors.push(ConfigError::new(
+            path,
+            SecretError::NotAReference.to_string(),
+        ));
+    }
+}
+
+/// Resolves every secret reference, collecting every failure with its path.
+pub fn resolve_secrets(
+    cfg: &ServerConfig,
+    lookup_env: &dyn Fn(&str) -> Option<String>,
+) -> Result<ResolvedSecrets, Vec<ConfigError>> {
+    let mut errors = Vec::new();
+    let mut out = ResolvedSecrets::default();
+    let mut res = |path: String, r: &str| -> Option<Secret> {
+        match crate::secret::resolve_with(r, lookup_env) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                errors.push(ConfigError::new(path, e.to_string()));
+                None
+            }
+        }
+    };
+    if let Some(r) = &cfg.alertmanager_api.bearer_token {
+        out.am_bearer = res("alertmanager_api.bearer_token".into(), r);
+    }
+    if let Some(b) = &cfg.alertmanager_api.basic_auth {
+        out.am_basic_password = res("alertmanager_api.basic_auth.password".into(), &b.password);
+    }
+    if let Some(r) = &cfg.slack.signing_secret {
+        out.slack_signing_secret = res("slack.signing_secret".into(), r);
+    }
+    if let Some(r) = &cfg.twilio.auth_token {
+        out.twilio_auth_token = res("twilio.auth_token".into(), r);
+    }
+    for (i, integ) in cfg.integrations.iter().enumerate() {
+        if let Some(k) = res(format!("integrations[{i}].key"), &integ.key) {
+            out.integration_keys.insert(integ.name.clone(), k);
+        }
+        for (name, r) in &integ.secrets {
+            if let Some(s) = res(format!("integrations[{i}].secrets.{name}"), r) {
+                out.integration_secrets
+                    .entry(integ.name.clone())
+                    .or_default()
+                    .insert(name.clone(), s);
+            }
+        }
+    }
+    for (i, t) in cfg.tokens.iter().enumerate() {
+        if let Some(s) = res(format!("tokens[{i}].token"), &t.token) {
+            out.tokens.insert(t.name.clone(), s);
+        }
+    }
+    for (i, ch) in cfg.channels.iter().enumerate() {
+        for (k, v) in &ch.settings {
+            if is_secret_setting(k)
+                && let Some(r) = v.as_str()
+                && let Some(s) = res(format!("channels[{i}].{k}"), r)
+            {
+                out.channel_secrets
+                    .entry(ch.name.clone())
+                    .or_default()
+                    .insert(k.clone(), s);
+            }
+        }
+    }
+    let mut seen: BTreeMap<&str, &str> = BTreeMap::new();
+    for (name, key) in &out.integration_keys {
+        if let Some(other) = seen.insert(key.expose(), name) {
+            errors.push(ConfigError::new(
+                format!("integrations.{name}.key"),
+                format!("same key as integration {other:?}; keys must be unique"),
+            ));
+        }
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(errors)
+    }
+}
+
+/// Reads, parses and resolves a config file.
+pub fn load(path: &Path) -> Result<(ServerConfig, ResolvedSecrets), Vec<ConfigError>> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| vec![ConfigError::new(path.display().to_string(), e.to_string())])?;
+    let cfg = parse(&text)?;
+    let secrets = resolve_secrets(&cfg, &|n| std::env::var(n).ok())?;
+    Ok((cfg, secrets))
+}
+
+/// The commented default config `signalcraft serve` writes on first start.
+pub fn default_config_text(listen: SocketAddr, data_dir: &Path) -> String {
+    DEFAULT_CONFIG
+        .replace("{listen}", &listen.to_string())
+        .replace("{data_dir}", &data_dir.display().to_string())
+}
+
+const DEFAULT_CONFIG: &str = include_str!("../signalcraft.default.toml");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_config_is_the_default() {
+        let c = parse("").unwrap();
+        assert_eq!(c.server.listen.to_string(), "127.0.0.1:9093");
+        assert!(c.features.alertmanager_api);
+    }
+
+    #[test]
+    fn default_config_text_parses() {
+        let t = default_config_text("127.0.0.1:1234".parse().unwrap(), Path::new("/tmp/x"));
+        let c = parse(&t).unwrap();
+        assert_eq!(c.server.listen.port(), 1234);
+        assert_eq!(c.server.data_dir, PathBuf::from("/tmp/x"));
+    }
+
+    #[test]
+    fn every_error_is_reported_with_its_path() {
+        let text = r#"
+[server]
+listen = "127.0.0.1:1"
+lisen = "typo"
+
+[features]
+oncal = true
+
+[[integrations]]
+name = "prom"
+type = "prometheus"
+key = "plain-text-key"
+
+[[integrations]]
+name = "prom"
+type = "grafana"
+key = "env:K"
+extra = 1
+
+[[tokens]]
+name = "ci"
+token = "env:T"
+role = "superuser"
+
+[bogus]
+x = 1
+"#;
+        let errs = parse(text).unwrap_err();
+        let paths: Vec<&str> = errs.iter().map(|e| e.path.as_str()).collect();
+        for want in [
+            "server",
+            "features",
+            "integrations[1]",
+            "tokens[0]",
+            "bogus",
+            "integrations[0].type",
+            "integrations[0].key",
+        ] {
+            assert!(paths.contains(&want), "missing {want} in {errs:#?}");
+        }
+        let server = errs.iter().find(|e| e.path == "server").unwrap();
+        assert!(server.message.contains("lisen"), "{server:?}");
+    }
+
+    #[test]
+    fn syntax_errors_name_the_line() {
+        let errs = parse("[server]\nlisten = \n").unwrap_err();
+        assert_eq!(errs.len(), 1);
+        assert!(errs[0].path.starts_with("line "), "{errs:?}");
+    }
+
+    #[test]
+    fn secrets_resolve_and_failures_name_the_path_not_the_value() {
+        let text = r#"
+[alertmanager_api]
+bearer_token = "env:AM_TOKEN"
+
+[[integrations]]
+name = "prom"
+type = "alertmanager"
+key = "env:PROM_KEY"
+
+[[integrations]]
+name = "graf"
+type = "grafana"
+key = "env:MISSING"
+"#;
+        let cfg = parse(text).unwrap();
+        let env = |n: &str| match n {
+            "AM_TOKEN" => Some("tok-value".to_string()),
+            "PROM_KEY" => Some("key-value".to_string()),
+            _ => None,
+        };
+        let errs = resolve_secrets(&cfg, &env).unwrap_err();
+        assert_eq!(errs.len(), 1);
+        assert_eq!(errs[0].path, "integrations[1].key");
+        assert!(errs[0].message.contains("MISSING"));
+        let env2 = |n: &str| env(n).or_else(|| Some("other".to_string()));
+        let s = resolve_secrets(&cfg, &env2).unwrap();
+        assert_eq!(s.am_bearer.unwrap().expose(), "tok-value");
+        assert_eq!(s.integration_keys["prom"].expose(), "key-value");
+    }
+
+    #[test]
+    fn channel_secret_settings_must_be_references() {
+        let text = r#"
+[[channels]]
+name = "slack"
+type = "slack"
+bot_token = "xoxb-literal"
+"#;
+        let errs = parse(text).unwrap_err();
+        assert_eq!(errs[0].path, "channels[0].bot_token");
+        assert!(!errs[0].message.contains("xoxb"));
+    }
+}

@@ -1,0 +1,189 @@
+//! [`EngineHandle`]: the server's assembly of the core [`Engine`] with delivery, and
+//! the ingest batcher.
+//!
+//! # Why a batcher
+//! The engine commits every `ingest` call durably before returning and serialises
+//! writers, so one fsync per HTTP request would cap throughput at fsyncs/s × batch
+//! size. Concurrent ingest requests are therefore queued and coalesced: one worker
+//! takes everything waiting (up to [`MAX_COALESCED_EVENTS`]), ingests it in one engine
+//! call (one durable commit), and answers every request in the batch. A request still
+//! returns only after its events are durable; a failed commit fails every request in
+//! that batch and changes nothing. Event order within and across requests is kept.
+
+use std::sync::Arc;
+
+use signalcraft_core::delivery::{DeliveryPipeline, ProviderStatus};
+use signalcraft_core::engine::{Engine, IncidentAction};
+use signalcraft_core::incident::{Actor, Incident};
+use signalcraft_core::model::{Alert, AlertStatus, Event};
+use signalcraft_core::scheduler::Scheduler;
+use signalcraft_core::store::{Scan, Store, StoreExt, Table};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::error::ApiError;
+
+/// Most events one coalesced engine call takes.
+pub const MAX_COALESCED_EVENTS: usize = 20_000;
+
+struct Pending {
+    events: Vec<Event>,
+    done: oneshot::Sender<Result<(), ApiError>>,
+}
+
+/// The engine as the HTTP layer uses it.
+pub struct EngineHandle {
+    /// The core engine.
+    pub engine: Engine,
+    /// The delivery pipeline, when channels are configured.
+    pub delivery: Option<Arc<DeliveryPipeline>>,
+    scheduler: Arc<dyn Scheduler>,
+    tx: mpsc::Sender<Pending>,
+}
+
+impl std::fmt::Debug for EngineHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EngineHandle").finish_non_exhaustive()
+    }
+}
+
+impl EngineHandle {
+    /// Wraps an engine and starts the ingest batcher on the current tokio runtime.
+    pub fn new(
+        engine: Engine,
+        delivery: Option<Arc<DeliveryPipeline>>,
+        scheduler: Arc<dyn Scheduler>,
+    ) -> Self {
+        let (tx, rx) = mpsc::channel::<Pending>(4096);
+        tokio::spawn(batcher(engine.clone(), rx));
+        EngineHandle {
+            engine,
+            delivery,
+            scheduler,
+            tx,
+        }
+    }
+
+    /// Ingests events; returns once they are durable (coalesced with concurrent calls).
+    pub async fn ingest(&self, events: Vec<Event>) -> Result<(), ApiError> {
+        let (done, rx) = oneshot::channel();
+        self.tx
+            .send(Pending { events, done })
+            .await
+            .map_err(|_| ApiError::unavailable("the server is shutting down"))?;
+        rx.await
+            .map_err(|_| ApiError::unavailable("the server is shutting down"))?
+    }
+
+    /// Applies an action to an incident (by id or number).
+    pub async fn act(
+        &self,
+        id: &str,
+        action: IncidentAction,
+        actor: Actor,
+    ) -> Result<Incident, ApiError> {
+        let e = &self.engine;
+        let r = match action {
+            IncidentAction::Acknowledge => e.acknowledge(id, actor).await,
+            IncidentAction::Mitigate => e.mitigate(id, actor).await,
+            IncidentAction::Resolve => e.resolve(id, actor).await,
+            IncidentAction::Close => e.close(id, actor).await,
+            IncidentAction::Reassign {
+                escalation_policy,
+                assignees,
+            } => e.reassign(id, actor, escalation_policy, assignees).await,
+            IncidentAction::Note(t) => e.add_note(id, actor, t).await,
+            IncidentAction::AssignRole(role, user) => e.assign_role(id, actor, role, user).await,
+            IncidentAction::PageUser { user, message } => {
+                e.page_user(id, actor, user, message).await
+            }
+            IncidentAction::Record(kind) => e.record_entry(id, actor, kind).await,
+        };
+        r.map_err(ApiError::from)
+    }
+
+    /// Pending durable jobs (flushes, escalations, retries).
+    pub async fn queue_depth(&self) -> u64 {
+        self.scheduler
+            .pending()
+            .await
+            .map(|p| p.len() as u64)
+            .unwrap_or(0)
+    }
+
+    /// Firing alerts with their receivers and the silences muting them.
+    pub async fn firing_alerts(&self) -> Vec<(Alert, Vec<String>, Vec<String>)> {
+        let rows: Vec<(String, signalcraft_core::engine::AlertRecord)> = self
+            .engine
+            .store()
+            .scan_json(Table::Alerts, Scan::all())
+            .await
+            .unwrap_or_default();
+        let now = self.engine.now();
+        self.engine.with_core(|core| {
+            rows.into_iter()
+                .filter(|(_, r)| r.alert.status == AlertStatus::Firing && r.resolved_at.is_none())
+                .map(|(_, r)| {
+                    let mut receivers: Vec<String> = r
+                        .groups
+                        .iter()
+                        .filter_map(|g| core.group(g))
+                        .filter_map(|g| {
+                            g.incident
+                                .as_deref()
+                                .and_then(|i| core.incident(i))
+                                .map(|i| i.receiver.clone())
+                        })
+                        .collect();
+                    receivers.sort();
+                    receivers.dedup();
+                    let silenced: Vec<String> = core
+                        .silences()
+                        .muted_by(&r.alert.labels, now)
+                        .map(|s| vec![s.id.clone()])
+                        .unwrap_or_default();
+                    (r.alert, receivers, silenced)
+                })
+                .collect()
+        })
+    }
+
+    /// Applies a provider delivery report (Twilio status callback).
+    pub async fn record_provider_status(&self, sid: &str, status: ProviderStatus) {
+        if let Some(d) = &self.delivery
+            && let Err(e) = d.record_provider_status(sid, status).await
+        {
+            tracing::warn!(error = %e, "recording a provider delivery status failed");
+        }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        self.engine.store()
+    }
+}
+
+async fn batcher(engine: Engine, mut rx: mpsc::Receiver<Pending>) {
+    let mut waiting: Vec<oneshot::Sender<Result<(), ApiError>>> = Vec::new();
+    let mut events: Vec<Event> = Vec::new();
+    while let Some(first) = rx.recv().await {
+        events.extend(first.events);
+        waiting.push(first.done);
+        while events.len() < MAX_COALESCED_EVENTS {
+            match rx.try_recv() {
+                Ok(p) => {
+                    events.extend(p.events);
+                    waiting.push(p.done);
+                }
+                Err(_) => break,
+            }
+        }
+        let result = engine
+            .ingest(std::mem::take(&mut events))
+            .await
+            .map(|_| ())
+            .map_err(ApiError::from);
+        for w in waiting.drain(..) {
+            let _ = w.send(result.clone());
+        }
+    }
+}

@@ -1,0 +1,276 @@
+//! Prometheus metrics (`GET /metrics`), fed by the HTTP layer and by the engine's
+//! typed [`EngineEvent`]s through [`Metrics`]' [`EventSink`] implementation.
+//!
+//! Series (all prefixed `signalcraft_`):
+//! * `ingest_alerts_total{endpoint}`, `ingest_requests_total{endpoint,outcome}`,
+//!   `ingest_request_duration_seconds{endpoint}` (histogram);
+//! * `alerts_received_total`, `alerts_deduplicated_total`, `alerts_dedup_ratio`;
+//! * `notifications_total{channel,outcome}`, `escalations_total`, `incidents_opened_total`,
+//!   `jobs_run_total{kind}`;
+//! * `queue_depth` (pending durable jobs, sampled at scrape time).
+
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use signalcraft_core::engine::{EngineEvent, EventSink};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EndpointLabel {
+    endpoint: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EndpointOutcome {
+    endpoint: String,
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ChannelOutcome {
+    channel: String,
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabel {
+    kind: String,
+}
+
+/// The server's metric set.
+pub struct Metrics {
+    registry: Registry,
+    ingest_alerts: Family<EndpointLabel, Counter>,
+    ingest_requests: Family<EndpointOutcome, Counter>,
+    ingest_duration: Family<EndpointLabel, Histogram>,
+    received: Counter,
+    deduplicated: Counter,
+    dedup_ratio: Gauge<f64, AtomicU64>,
+    notifications: Family<ChannelOutcome, Counter>,
+    escalations: Counter,
+    incidents_opened: Counter,
+    jobs: Family<KindLabel, Counter>,
+    queue_depth: Gauge,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// A fresh, registered metric set.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("signalcraft");
+        let ingest_alerts = Family::<EndpointLabel, Counter>::default();
+        let ingest_requests = Family::<EndpointOutcome, Counter>::default();
+        let ingest_duration = Family::<EndpointLabel, Histogram>::new_with_constructor(
+            (|| Histogram::new(exponential_buckets(0.0001, 2.5, 14))) as fn() -> Histogram,
+        );
+        let received = Counter::default();
+        let deduplicated = Counter::default();
+        let dedup_ratio = Gauge::<f64, AtomicU64>::default();
+        let notifications = Family::<ChannelOutcome, Counter>::default();
+        let escalations = Counter::default();
+        let incidents_opened = Counter::default();
+        let jobs = Family::<KindLabel, Counter>::default();
+        let queue_depth = Gauge::default();
+        registry.register(
+            "ingest_alerts",
+            "Alerts and events accepted, by ingest endpoint",
+            ingest_alerts.clone(),
+        );
+        registry.register(
+            "ingest_requests",
+            "Ingest requests by endpoint and outcome (accepted, rejected, rate_limited, error)",
+            ingest_requests.clone(),
+        );
+        registry.register(
+            "ingest_request_duration_seconds",
+            "Latency of ingest requests until the events are durable",
+            ingest_duration.clone(),
+        );
+        registry.register(
+            "alerts_received",
+            "Alert events the engine received",
+            received.clone(),
+        );
+        registry.register(
+            "alerts_deduplicated",
+            "Alert events that repeated a known alert and changed nothing",
+            deduplicated.clone(),
+        );
+        registry.register(
+            "alerts_dedup_ratio",
+            "alerts_deduplicated_total / alerts_received_total",
+            dedup_ratio.clone(),
+        );
+        registry.register(
+            "notifications",
+            "Notifications handed to delivery, by channel and outcome (sent, failed)",
+            notifications.clone(),
+        );
+        registry.register("escalations", "Escalation steps run", escalations.clone());
+        registry.register(
+            "incidents_opened",
+            "Incidents opened",
+            incidents_opened.clone(),
+        );
+        registry.register("jobs_run", "Durable timed jobs run, by kind", jobs.clone());
+        registry.register(
+            "queue_depth",
+            "Pending durable jobs (group flushes, escalations, retries)",
+            queue_depth.clone(),
+        );
+        Metrics {
+            registry,
+            ingest_alerts,
+            ingest_requests,
+            ingest_duration,
+            received,
+            deduplicated,
+            dedup_ratio,
+            notifications,
+            escalations,
+            incidents_opened,
+            jobs,
+            queue_depth,
+        }
+    }
+
+    /// Records one ingest request.
+    pub fn ingest(&self, endpoint: &str, outcome: &str, events: u64, took: Duration) {
+        self.ingest_requests
+            .get_or_create(&EndpointOutcome {
+                endpoint: endpoint.into(),
+                outcome: outcome.into(),
+            })
+            .inc();
+        let ep = EndpointLabel {
+            endpoint: endpoint.into(),
+        };
+        if events > 0 {
+            self.ingest_alerts.get_or_create(&ep).inc_by(events);
+        }
+        self.ingest_duration
+            .get_or_create(&ep)
+            .observe(took.as_secs_f64());
+    }
+
+    /// Sets the sampled queue depth.
+    pub fn set_queue_depth(&self, depth: u64) {
+        self.queue_depth
+            .set(i64::try_from(depth).unwrap_or(i64::MAX));
+    }
+
+    /// The text exposition (OpenMetrics text, which Prometheus scrapes).
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+
+    fn update_ratio(&self) {
+        let r = self.received.get();
+        if r > 0 {
+            self.dedup_ratio
+                .set(self.deduplicated.get() as f64 / r as f64);
+        }
+    }
+}
+
+impl EventSink for Metrics {
+    fn emit(&self, event: &EngineEvent) {
+        match event {
+            EngineEvent::AlertReceived { .. } => {
+                self.received.inc();
+                self.update_ratio();
+            }
+            EngineEvent::AlertDeduplicated { .. } => {
+                self.deduplicated.inc();
+                self.update_ratio();
+            }
+            EngineEvent::NotificationSent { channel, .. } => {
+                self.notifications
+                    .get_or_create(&ChannelOutcome {
+                        channel: channel.clone(),
+                        outcome: "sent".into(),
+                    })
+                    .inc();
+            }
+            EngineEvent::NotificationFailed { channel, .. } => {
+                self.notifications
+                    .get_or_create(&ChannelOutcome {
+                        channel: channel.clone(),
+                        outcome: "failed".into(),
+                    })
+                    .inc();
+            }
+            EngineEvent::IncidentOpened { .. } => {
+                self.incidents_opened.inc();
+            }
+            EngineEvent::JobRun { kind } => {
+                if *kind == "escalate" {
+                    self.escalations.inc();
+                }
+                self.jobs
+                    .get_or_create(&KindLabel {
+                        kind: (*kind).to_string(),
+                    })
+                    .inc();
+            }
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use signalcraft_core::model::Fingerprint;
+
+    #[test]
+    fn engine_events_show_in_the_exposition() {
+        let m = Metrics::new();
+        let fp = Fingerprint(1);
+        m.emit(&EngineEvent::AlertReceived { fingerprint: fp });
+        m.emit(&EngineEvent::AlertReceived { fingerprint: fp });
+        m.emit(&EngineEvent::AlertDeduplicated { fingerprint: fp });
+        m.emit(&EngineEvent::NotificationSent {
+            receiver: "r".into(),
+            channel: "slack".into(),
+        });
+        m.emit(&EngineEvent::JobRun { kind: "escalate" });
+        m.ingest("alertmanager_v2", "accepted", 100, Duration::from_millis(3));
+        m.set_queue_depth(7);
+        let text = m.encode();
+        assert!(
+            text.contains("signalcraft_alerts_received_total 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("signalcraft_alerts_dedup_ratio 0.5"),
+            "{text}"
+        );
+        assert!(
+            text.contains("signalcraft_notifications_total{channel=\"slack\",outcome=\"sent\"} 1")
+        );
+        assert!(text.contains("signalcraft_escalations_total 1"));
+        assert!(text.contains("signalcraft_ingest_alerts_total{endpoint=\"alertmanager_v2\"} 100"));
+        assert!(text.contains("signalcraft_queue_depth 7"));
+        assert!(text.contains("signalcraft_ingest_request_duration_seconds_bucket"));
+    }
+}

@@ -1,0 +1,504 @@
+//! Running the server: `signalcraft serve` ([`main`]), the library entry points
+//! [`serve`] and [`start`], and `signalcraft check-config` ([`check_config_main`]).
+//!
+//! Shutdown (SIGTERM or Ctrl-C): `/-/ready` turns 503, the listener stops accepting,
+//! in-flight requests get up to `server.shutdown_timeout` to finish (each one that
+//! returned success is already durable), the engine's job loop stops after its
+//! current job (jobs are durable and resume on the next start), then the store closes.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use signalcraft_core::clock::{Clock, SystemClock};
+use signalcraft_core::delivery::{DeliveryConfig, DeliveryPipeline};
+use signalcraft_core::engine::{Engine, EscalationHook, EventSink, NoEscalation, Notifier};
+use signalcraft_core::scheduler::Scheduler;
+use signalcraft_core::store::Store;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::auth::{TokenRecord, TokenRegistry};
+use crate::bootstrap;
+use crate::config::{self, ConfigError, ResolvedSecrets, ServerConfig};
+use crate::engine::EngineHandle;
+use crate::error::ServerError;
+use crate::integrations::Integrations;
+use crate::metrics::Metrics;
+use crate::ratelimit::RateLimiter;
+use crate::state::{AppState, Inner};
+
+/// Arguments of `signalcraft serve`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ServeArgs {
+    /// Config file (TOML). Without it: defaults, and a commented default config is
+    /// written next to the data directory.
+    #[arg(long, short = 'c')]
+    pub config: Option<PathBuf>,
+    /// Listen address (overrides `server.listen`).
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
+    /// Data directory (overrides `server.data_dir`).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+}
+
+/// Installs ring as the process's rustls crypto provider (idempotent).
+pub fn install_crypto_provider() {
+    // AlreadyInstalled is fine: an embedding application chose one.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// A running server (for tests and embedders).
+pub struct RunningServer {
+    /// The bound address.
+    pub addr: SocketAddr,
+    /// The shared state.
+    pub state: AppState,
+    /// Where the bootstrap admin token was written, if it was created by this start.
+    pub admin_token_file: Option<PathBuf>,
+    shutdown: watch::Sender<bool>,
+    join: tokio::task::JoinHandle<Result<(), ServerError>>,
+}
+
+impl RunningServer {
+    /// Base URL, e.g. `http://127.0.0.1:9093`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Starts a graceful shutdown and waits for it.
+    pub async fn shutdown(self) -> Result<(), ServerError> {
+        let _ = self.shutdown.send(true);
+        self.join
+            .await
+            .map_err(|e| ServerError::Other(format!("server task failed: {e}")))?
+    }
+}
+
+/// Everything `start` needs besides the config.
+pub struct StartOptions {
+    /// Time source.
+    pub clock: Arc<dyn Clock>,
+    /// Paging (the on-call escalation module); default: none.
+    pub escalation: Arc<dyn EscalationHook>,
+    /// Store; default: redb in `data_dir`.
+    pub store: Option<(Arc<dyn Store>, Arc<dyn Scheduler>)>,
+}
+
+impl Default for StartOptions {
+    fn default() -> Self {
+        StartOptions {
+            clock: Arc::new(SystemClock),
+            escalation: Arc::new(NoEscalation),
+            store: None,
+        }
+    }
+}
+
+fn cfg_errors(errors: Vec<ConfigError>) -> ServerError {
+    ServerError::Config(errors)
+}
+
+/// Builds channels from `[[channels]]`, substituting resolved secret references.
+fn build_channels(
+    cfg: &ServerConfig,
+    secrets: &ResolvedSecrets,
+) -> Result<Vec<Arc<dyn signalcraft_core::channel::Channel>>, ServerError> {
+    let mut out = Vec::new();
+    let mut errors = Vec::new();
+    for (i, ch) in cfg.channels.iter().enumerate() {
+        let path = format!("channels[{i}]");
+        let mut obj = serde_json::Map::new();
+        obj.insert("type".into(), ch.kind.clone().into());
+        obj.insert("name".into(), ch.name.clone().into());
+        for (k, v) in &ch.settings {
+            let resolved = secrets.channel_secrets.get(&ch.name).and_then(|m| m.get(k));
+            let value = match resolved {
+                Some(s) => serde_json::Value::String(s.expose().to_string()),
+                None => match v.as_str() {
+                    Some(r) if r.starts_with("env:") || r.starts_with("file:") => {
+                        match crate::secret::resolve(r) {
+                            Ok(s) => serde_json::Value::String(s.expose().to_string()),
+                            Err(e) => {
+                                errors.push(ConfigError {
+                                    path: format!("{path}.{k}"),
+                                    message: e.to_string(),
+                                });
+                                continue;
+                            }
+                        }
+                    }
+                    _ => serde_json::to_value(v).unwrap_or(serde_json::Value::Null),
+                },
+            };
+            obj.insert(k.clone(), value);
+        }
+        let built = signalcraft_providers::channels::ChannelConfig::from_json(
+            &serde_json::Value::Object(obj),
+            &path,
+        )
+        .and_then(|c| c.build(&path));
+        match built {
+            Ok(c) => out.push(c),
+            Err(e) => errors.push(ConfigError {
+                path,
+                message: e.to_string(),
+            }),
+        }
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(cfg_errors(errors))
+    }
+}
+
+/// Builds the state, binds the listener and starts serving in the background.
+pub async fn start(
+    cfg: ServerConfig,
+    secrets: ResolvedSecrets,
+    opts: StartOptions,
+) -> Result<RunningServer, ServerError> {
+    install_crypto_provider();
+    let data_dir = cfg.server.data_dir.clone();
+    bootstrap::ensure_data_dir(&data_dir)?;
+    let (store, scheduler): (Arc<dyn Store>, Arc<dyn Scheduler>) = match opts.store {
+        Some(s) => s,
+        None => {
+            let path = data_dir.join(bootstrap::STORE_FILE);
+            let redb = signalcraft_store::RedbStore::open(&path)?;
+            let sched = redb.scheduler();
+            (Arc::new(redb), Arc::new(sched))
+        }
+    };
+    let clock = opts.clock;
+    let metrics = Arc::new(Metrics::new());
+
+    // Tokens: stored ones, config ones (in memory only), bootstrap admin.
+    let tokens = TokenRegistry::load(store.as_ref()).await?;
+    for t in &cfg.tokens {
+        if let Some(value) = secrets.tokens.get(&t.name) {
+            tokens.insert_ephemeral(
+                value.expose(),
+                TokenRecord {
+                    name: t.name.clone(),
+                    role: t.role,
+                    permissions: t.permissions.clone(),
+                    user: t.user.clone(),
+                    created_at: clock.now(),
+                    origin: "config".into(),
+                },
+            );
+        }
+    }
+    let admin_token_file =
+        bootstrap::ensure_admin_token(store.as_ref(), &tokens, &data_dir, clock.now()).await?;
+
+    // Delivery and engine.
+    let channels = build_channels(&cfg, &secrets)?;
+    let delivery_cfg: DeliveryConfig = cfg.delivery.clone();
+    let pipeline = Arc::new(
+        DeliveryPipeline::new(
+            delivery_cfg,
+            channels,
+            store.clone(),
+            scheduler.clone(),
+            clock.clone(),
+        )
+        .map_err(ServerError::Core)?,
+    );
+    let mut engine_cfg = cfg.engine.clone();
+    if engine_cfg.external_url.is_none() {
+        engine_cfg.external_url = cfg.server.external_url.clone();
+    }
+    let engine = Engine::builder(engine_cfg)
+        .store(store.clone())
+        .scheduler(scheduler.clone())
+        .clock(clock.clone())
+        .notifier(pipeline.clone() as Arc<dyn Notifier>)
+        .event_sink(metrics.clone() as Arc<dyn EventSink>)
+        .escalation(opts.escalation)
+        .build()?;
+    engine.recover().await?;
+
+    let registry = signalcraft_providers::sources::Registry::builtin();
+    let integrations = Integrations::from_config(
+        &registry,
+        &cfg.integrations,
+        &secrets,
+        cfg.server.body_limit_bytes,
+    )
+    .map_err(cfg_errors)?;
+    crate::api::v1::integrations::load_stored(&registry, &integrations, store.as_ref()).await?;
+
+    let listener = TcpListener::bind(cfg.server.listen)
+        .await
+        .map_err(|e| ServerError::Bind {
+            addr: cfg.server.listen.to_string(),
+            source: e,
+        })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| ServerError::Other(format!("listener address: {e}")))?;
+
+    let handle = Arc::new(EngineHandle::new(
+        engine.clone(),
+        Some(pipeline),
+        scheduler.clone(),
+    ));
+    let shutdown_timeout = cfg.server.shutdown_timeout;
+    let oncall = crate::oncall::OnCall::load(store.as_ref())
+        .await
+        .map_err(|e| ServerError::Other(format!("on-call data in the store is invalid: {e}")))?;
+    let state = AppState(Arc::new(Inner {
+        engine: handle,
+        store,
+        config: cfg,
+        secrets,
+        tokens,
+        oncall,
+        integrations,
+        registry,
+        metrics,
+        limiter: RateLimiter::new(),
+        clock: clock.clone(),
+        started_at: clock.now(),
+        ready: AtomicBool::new(true),
+    }));
+
+    let (tx, rx) = watch::channel(false);
+    let router = crate::router::build_router(state.clone());
+    let st = state.clone();
+    let join = tokio::spawn(async move {
+        let mut rx_engine = rx.clone();
+        let engine_task = tokio::spawn(async move {
+            let stop = async move {
+                let _ = rx_engine.wait_for(|v| *v).await;
+            };
+            engine.run(stop).await
+        });
+        let mut rx_http = rx.clone();
+        let st2 = st.clone();
+        let graceful = async move {
+            let _ = rx_http.wait_for(|v| *v).await;
+            st2.set_ready(false);
+            tracing::info!("shutting down: draining in-flight requests");
+        };
+        let server = axum::serve(listener, router).with_graceful_shutdown(graceful);
+        let mut rx_deadline = rx.clone();
+        let deadline = async move {
+            let _ = rx_deadline.wait_for(|v| *v).await;
+            tokio::time::sleep(shutdown_timeout).await;
+        };
+        tokio::select! {
+            r = server => r.map_err(|e| ServerError::Other(format!("HTTP server: {e}")))?,
+            _ = deadline => tracing::warn!("shutdown deadline passed; dropping in-flight requests"),
+        }
+        match tokio::time::timeout(shutdown_timeout, engine_task).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(e))) => tracing::warn!(error = %e, "engine loop ended with an error"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "engine loop panicked"),
+            Err(_) => tracing::warn!("engine loop did not stop within the shutdown deadline"),
+        }
+        tracing::info!("stopped");
+        Ok(())
+    });
+    Ok(RunningServer {
+        addr,
+        state,
+        admin_token_file,
+        shutdown: tx,
+        join,
+    })
+}
+
+/// Resolves once SIGTERM or Ctrl-C arrives.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
+
+/// Runs the server until SIGTERM/Ctrl-C.
+pub async fn serve(cfg: ServerConfig, secrets: ResolvedSecrets) -> Result<(), ServerError> {
+    let running = start(cfg, secrets, StartOptions::default()).await?;
+    print_banner(&running);
+    shutdown_signal().await;
+    running.shutdown().await
+}
+
+fn print_banner(r: &RunningServer) {
+    let url = r.url();
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(
+        out,
+        "SignalCraft {} listening on {url}",
+        env!("CARGO_PKG_VERSION")
+    );
+    let _ = writeln!(
+        out,
+        "  Alertmanager API (point Prometheus here): {url}/api/v2/alerts"
+    );
+    let _ = writeln!(
+        out,
+        "  PagerDuty Events API v2:                  {url}/v2/enqueue"
+    );
+    let _ = writeln!(
+        out,
+        "  Webhooks:                                 {url}/integrations/<key>"
+    );
+    let _ = writeln!(
+        out,
+        "  REST API:                                 {url}/api/v1 (OpenAPI: {url}/api/openapi.json)"
+    );
+    let _ = writeln!(
+        out,
+        "  Metrics:                                  {url}/metrics"
+    );
+    if let Some(p) = &r.admin_token_file {
+        let _ = writeln!(
+            out,
+            "  Admin API token written to {} (mode 0600; shown only there)",
+            p.display()
+        );
+    }
+}
+
+fn init_logging(format: config::LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let _ = match format {
+        config::LogFormat::Json => builder.json().try_init(),
+        config::LogFormat::Text => builder.try_init(),
+    };
+}
+
+/// Loads the config for `serve` (or the defaults) and applies the CLI overrides.
+pub fn load_for_serve(
+    args: &ServeArgs,
+) -> Result<(ServerConfig, ResolvedSecrets, Option<PathBuf>), ServerError> {
+    let (mut cfg, secrets) = match &args.config {
+        Some(p) => config::load(p).map_err(cfg_errors)?,
+        None => (ServerConfig::default(), ResolvedSecrets::default()),
+    };
+    if let Some(l) = args.listen {
+        cfg.server.listen = l;
+    }
+    if let Some(d) = &args.data_dir {
+        cfg.server.data_dir = d.clone();
+    }
+    let mut written = None;
+    if args.config.is_none() {
+        bootstrap::ensure_data_dir(&cfg.server.data_dir)?;
+        let p = bootstrap::default_config_path(&cfg.server.data_dir);
+        if bootstrap::write_default_config(&p, cfg.server.listen, &cfg.server.data_dir)? {
+            written = Some(p);
+        }
+    }
+    Ok((cfg, secrets, written))
+}
+
+/// `signalcraft serve`.
+pub fn main(args: ServeArgs) -> i32 {
+    let (cfg, secrets, written) = match load_for_serve(&args) {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    init_logging(cfg.server.log_format);
+    if let Some(p) = written {
+        println!("Wrote a commented default config to {}", p.display());
+    }
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return 1;
+        }
+    };
+    match rt.block_on(serve(cfg, secrets)) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("error: {e}");
+            1
+        }
+    }
+}
+
+/// `signalcraft check-config FILE`: prints every error with its path; exit 1 if any.
+pub fn check_config_main(file: &Path, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+    match check_config(file) {
+        Ok(()) => {
+            let _ = writeln!(out, "ok: {}", file.display());
+            0
+        }
+        Err(errors) => {
+            for e in &errors {
+                let _ = writeln!(err, "error: {e}");
+            }
+            let _ = writeln!(err, "{} error(s) in {}", errors.len(), file.display());
+            1
+        }
+    }
+}
+
+/// Checks a config file fully: structure, engine sections, secrets, integrations and channels.
+pub fn check_config(file: &Path) -> Result<(), Vec<ConfigError>> {
+    let text = std::fs::read_to_string(file).map_err(|e| {
+        vec![ConfigError {
+            path: file.display().to_string(),
+            message: e.to_string(),
+        }]
+    })?;
+    let cfg = config::parse(&text)?;
+    let secrets = config::resolve_secrets(&cfg, &|n| std::env::var(n).ok())?;
+    let mut errors = Vec::new();
+    let registry = signalcraft_providers::sources::Registry::builtin();
+    if let Err(e) = Integrations::from_config(
+        &registry,
+        &cfg.integrations,
+        &secrets,
+        cfg.server.body_limit_bytes,
+    ) {
+        errors.extend(e);
+    }
+    install_crypto_provider();
+    if let Err(ServerError::Config(e)) = build_channels(&cfg, &secrets) {
+        errors.extend(e);
+    }
+    if let Err(e) = cfg.delivery.validate() {
+        errors.push(ConfigError {
+            path: "delivery".into(),
+            message: e.to_string(),
+        });
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors)
+    }
+}
