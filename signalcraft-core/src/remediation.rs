@@ -110,6 +110,9 @@ pub enum RemediationError {
     /// The wall-clock deadline passed.
     #[error("plugin timed out after {0:?}")]
     Timeout(Duration),
+    /// The run was cancelled before it finished.
+    #[error("plugin run cancelled")]
+    Cancelled,
     /// The guest exceeded its memory limit.
     #[error("plugin exceeded its memory limit")]
     MemoryLimit,

@@ -17,7 +17,8 @@ pub struct HostConfig {
     pub max_concurrent_runs: u32,
     /// Ceiling for any manifest's `limits.memory_bytes`; also the pool's slot size.
     pub max_memory_bytes: u64,
-    /// Epoch tick; timeouts are rounded up to whole ticks (plus one).
+    /// Epoch tick: a running guest checks its deadline and cancel flag once per tick,
+    /// so timeouts and cancellation take effect within one tick.
     pub epoch_tick: Duration,
     /// Wasm stack limit per run (stack overflow traps beyond it).
     pub max_wasm_stack: usize,
@@ -82,27 +83,5 @@ impl EpochTicker {
             })
             .map_err(|e| PluginError::Engine(format!("epoch ticker thread: {e}")))?;
         Ok(EpochTicker { _stop: stop })
-    }
-}
-
-/// Epoch deadline (in ticks beyond the current epoch) that guarantees at least
-/// `timeout` of wall time: the current tick may be about to end, so add one.
-pub(crate) fn deadline_ticks(timeout: Duration, tick: Duration) -> u64 {
-    let ticks = timeout.as_nanos().div_ceil(tick.as_nanos().max(1));
-    u64::try_from(ticks)
-        .unwrap_or(u64::MAX / 2)
-        .saturating_add(1)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn deadline_rounds_up_plus_one() {
-        let t = Duration::from_millis(10);
-        assert_eq!(deadline_ticks(Duration::from_millis(100), t), 11);
-        assert_eq!(deadline_ticks(Duration::from_millis(101), t), 12);
-        assert_eq!(deadline_ticks(Duration::from_millis(1), t), 2);
     }
 }

@@ -42,6 +42,12 @@ pub enum PluginError {
         /// The configured timeout.
         timeout: Duration,
     },
+    /// The run was cancelled through its `CancelHandle`.
+    #[error("plugin {plugin:?} was cancelled")]
+    Cancelled {
+        /// Plugin name.
+        plugin: String,
+    },
     /// The guest tried to grow its memory past `limits.memory_bytes`.
     #[error(
         "plugin {plugin:?} exceeded its memory limit: wanted {wanted} bytes, limits.memory_bytes = {limit}"
@@ -145,6 +151,7 @@ impl PluginError {
             PluginError::Trap { .. } => "trap",
             PluginError::OutOfFuel { .. } => "out_of_fuel",
             PluginError::Timeout { .. } => "timeout",
+            PluginError::Cancelled { .. } => "cancelled",
             PluginError::MemoryLimit { .. } => "memory_limit",
             PluginError::Denied { .. } => "denied",
             PluginError::Abi { .. } => "abi",
@@ -168,6 +175,7 @@ impl From<PluginError> for RemediationError {
             PluginError::Trap { .. } => RemediationError::Trap(msg),
             PluginError::OutOfFuel { .. } => RemediationError::OutOfFuel,
             PluginError::Timeout { timeout, .. } => RemediationError::Timeout(timeout),
+            PluginError::Cancelled { .. } => RemediationError::Cancelled,
             PluginError::MemoryLimit { .. } => RemediationError::MemoryLimit,
             PluginError::Denied { .. } => RemediationError::Denied(msg),
             PluginError::Abi { .. } => RemediationError::Abi(msg),

@@ -15,14 +15,14 @@ use signalcraft_core::remediation::{
 };
 use wasmtime::{
     Engine, ExternType, InstancePre, Linker, Module, ModuleExport, PoolConcurrencyLimitError,
-    Store, Trap,
+    Store, Trap, UpdateDeadline,
 };
 
 use crate::abi::{self, GuestInput, GuestOutput};
 use crate::cache;
-use crate::engine::{EpochTicker, HostConfig, build_engine, deadline_ticks};
+use crate::engine::{EpochTicker, HostConfig, build_engine};
 use crate::error::PluginError;
-use crate::hostcalls::{self, HOST_FUNCTIONS, Invocation, PluginInfo, Services};
+use crate::hostcalls::{self, CancelHandle, HOST_FUNCTIONS, Invocation, PluginInfo, Services};
 use crate::http::HttpClient;
 use crate::kv::{KvStore, MemoryKv};
 use crate::limiter::{Limiter, MemoryLimitExceeded};
@@ -285,6 +285,7 @@ impl PluginHost {
         &self,
         p: &LoadedPlugin,
         start: Instant,
+        cancel: Option<CancelHandle>,
     ) -> Result<Store<Invocation>, PluginError> {
         let limits = &p.manifest.limits;
         let mut store = Store::new(
@@ -297,21 +298,34 @@ impl PluginHost {
                 logs: Vec::new(),
                 dropped_logs: 0,
                 deadline: start + limits.timeout(),
+                cancel,
+                cancelled: false,
             },
         );
         store.limiter(|inv| &mut inv.limiter);
         store
             .set_fuel(limits.fuel_budget())
             .map_err(|e| PluginError::Engine(format!("{e:#}")))?;
-        store.set_epoch_deadline(deadline_ticks(
-            limits.timeout(),
-            self.inner.config.epoch_tick,
-        ));
+        // The ticker thread bumps the epoch every tick; at each tick a running guest
+        // comes here, and is interrupted once its wall-clock deadline has passed or
+        // its run was cancelled. Guests that finish within a tick never get here.
+        store.epoch_deadline_callback(|mut ctx| {
+            let inv = ctx.data_mut();
+            if inv.cancel.as_ref().is_some_and(CancelHandle::is_cancelled) {
+                inv.cancelled = true;
+                return Ok(UpdateDeadline::Interrupt);
+            }
+            if Instant::now() >= inv.deadline {
+                return Ok(UpdateDeadline::Interrupt);
+            }
+            Ok(UpdateDeadline::Continue(1))
+        });
+        store.set_epoch_deadline(1);
         Ok(store)
     }
 
     fn abi_version(&self, p: &LoadedPlugin) -> Result<i32, PluginError> {
-        let mut store = self.new_store(p, Instant::now())?;
+        let mut store = self.new_store(p, Instant::now(), None)?;
         let instance = p
             .pre
             .instantiate(&mut store)
@@ -329,13 +343,18 @@ impl PluginHost {
         let p = self
             .plugin(name)
             .ok_or_else(|| PluginError::UnknownPlugin(name.into()))?;
-        self.run(&p, input)
+        self.run(&p, input, None)
     }
 
-    fn run(&self, p: &LoadedPlugin, input: &[u8]) -> Result<RawRun, PluginError> {
+    fn run(
+        &self,
+        p: &LoadedPlugin,
+        input: &[u8],
+        cancel: Option<CancelHandle>,
+    ) -> Result<RawRun, PluginError> {
         let start = Instant::now();
         let budget = p.manifest.limits.fuel_budget();
-        let mut store = self.new_store(p, start)?;
+        let mut store = self.new_store(p, start, cancel)?;
         let result = self.run_in(p, &mut store, input);
         let inv = store.data();
         if !inv.denials.is_empty() {
@@ -435,6 +454,25 @@ impl PluginHost {
     /// checks its output. Blocks the calling thread for up to the plugin's timeout
     /// (plus HTTP host calls); async callers use the [`RemediationRunner`] impl.
     pub fn invoke(&self, req: &RemediationRequest) -> Result<RemediationOutcome, PluginError> {
+        self.invoke_inner(req, None)
+    }
+
+    /// [`PluginHost::invoke`] that another thread can stop with
+    /// [`CancelHandle::cancel`]: the guest is interrupted at the next epoch tick and
+    /// the run ends in [`PluginError::Cancelled`].
+    pub fn invoke_cancellable(
+        &self,
+        req: &RemediationRequest,
+        cancel: &CancelHandle,
+    ) -> Result<RemediationOutcome, PluginError> {
+        self.invoke_inner(req, Some(cancel.clone()))
+    }
+
+    fn invoke_inner(
+        &self,
+        req: &RemediationRequest,
+        cancel: Option<CancelHandle>,
+    ) -> Result<RemediationOutcome, PluginError> {
         let p = self
             .plugin(&req.plugin)
             .ok_or_else(|| PluginError::UnknownPlugin(req.plugin.clone()))?;
@@ -443,7 +481,7 @@ impl PluginHost {
             plugin: req.plugin.clone(),
             reason: format!("input serialisation: {e}"),
         })?;
-        let raw = self.run(&p, &input)?;
+        let raw = self.run(&p, &input, cancel)?;
         parse_output(&p.manifest.name, req, raw)
     }
 }
@@ -540,6 +578,7 @@ fn classify(e: wasmtime::Error, p: &LoadedPlugin, store: &Store<Invocation>) -> 
             plugin,
             fuel: p.manifest.limits.fuel_budget(),
         },
+        Some(Trap::Interrupt) if store.data().cancelled => PluginError::Cancelled { plugin },
         Some(Trap::Interrupt) => PluginError::Timeout {
             plugin,
             timeout: p.manifest.limits.timeout(),
@@ -548,13 +587,10 @@ fn classify(e: wasmtime::Error, p: &LoadedPlugin, store: &Store<Invocation>) -> 
             plugin,
             reason: trap.to_string(),
         },
-        None => {
-            let _ = store;
-            PluginError::Trap {
-                plugin,
-                reason: format!("{e:#}"),
-            }
-        }
+        None => PluginError::Trap {
+            plugin,
+            reason: format!("{e:#}"),
+        },
     }
 }
 

@@ -6,6 +6,7 @@
 //! guest *and* is recorded; the run then ends in `PluginError::Denied`.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use signalcraft_core::clock::Clock;
@@ -50,6 +51,30 @@ pub(crate) struct Invocation {
     pub logs: Vec<String>,
     pub dropped_logs: usize,
     pub deadline: Instant,
+    pub cancel: Option<CancelHandle>,
+    pub cancelled: bool,
+}
+
+/// Stops a run from another thread ([`crate::PluginHost::invoke_cancellable`]).
+/// Cloning shares the flag.
+#[derive(Debug, Clone, Default)]
+pub struct CancelHandle(Arc<AtomicBool>);
+
+impl CancelHandle {
+    /// A handle that has not been cancelled.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Asks the run to stop; it is interrupted at the next epoch tick.
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether [`CancelHandle::cancel`] was called.
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
 }
 
 /// One decoded host call.

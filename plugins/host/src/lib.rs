@@ -44,5 +44,6 @@ pub mod manifest;
 pub use engine::HostConfig;
 pub use error::PluginError;
 pub use host::{LoadedPlugin, PluginHost, RawRun};
+pub use hostcalls::CancelHandle;
 pub use kv::{KvStore, MemoryKv};
 pub use manifest::Manifest;

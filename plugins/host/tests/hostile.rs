@@ -394,3 +394,38 @@ fn unknown_plugin_and_invalid_params_are_typed() {
         .unwrap_err();
     assert!(matches!(e, PluginError::InvalidParams { .. }), "{e}");
 }
+
+#[test]
+fn a_running_plugin_can_be_cancelled_from_another_thread() {
+    let wasm = wat_module("", "", "(loop $l (br $l)) (unreachable)");
+    host()
+        .load_manifest(manifest_for(
+            "spin-long",
+            &wasm,
+            Capabilities::default(),
+            Limits {
+                fuel: 0,
+                timeout_ms: 30_000,
+                ..limits()
+            },
+        ))
+        .unwrap();
+    let cancel = signalcraft_plugins::CancelHandle::new();
+    let c2 = cancel.clone();
+    let canceller = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(50));
+        c2.cancel();
+    });
+    let start = Instant::now();
+    let e = host()
+        .invoke_cancellable(&request("spin-long", serde_json::Value::Null), &cancel)
+        .unwrap_err();
+    canceller.join().unwrap();
+    assert!(matches!(e, PluginError::Cancelled { .. }), "{e}");
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_good_still_works();
+}
