@@ -240,7 +240,7 @@ impl NotificationLog {
             let nid = k[prefix.len()..].replace("%2F", "/").replace("%25", "%");
             out.extend(self.records(&nid).await?);
         }
-        out.sort_by(|a, b| (a.started_at, a.attempt).cmp(&(b.started_at, b.attempt)));
+        out.sort_by_key(|r| (r.started_at, r.attempt));
         Ok(out)
     }
 

@@ -403,8 +403,10 @@ async fn unconfirmed_sms_fails_over_after_the_deadline_and_callbacks_confirm() {
 async fn a_hanging_channel_times_out_and_a_crash_mid_send_resumes_from_the_watchdog() {
     let slack = ScriptedChannel::new("slack", "slack");
     slack.script([Step::Hang]);
-    let mut c = DeliveryConfig::default();
-    c.attempt_timeout_ms = 500;
+    let c = DeliveryConfig {
+        attempt_timeout_ms: 500,
+        ..Default::default()
+    };
     let r = rig(c.clone(), vec![slack.clone()]);
     let out = r
         .pipeline
