@@ -1,0 +1,302 @@
+//! Shared test harness: a SignalCraft server on 127.0.0.1 with a temp data dir, a
+//! Slack Web API fake (documented `chat.postMessage` / `chat.update` shapes), and
+//! helpers for HTTP calls.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::routing::post;
+use parking_lot::Mutex;
+use serde_json::{Value, json};
+use signalcraft_server::server::{RunningServer, StartOptions};
+
+/// A running test server with its admin token.
+pub struct TestServer {
+    pub server: RunningServer,
+    pub admin: String,
+    pub dir: tempfile::TempDir,
+    pub client: reqwest::Client,
+}
+
+impl TestServer {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.server.url(), path)
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> reqwest::Response {
+        let mut r = self.client.get(self.url(path));
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        r.send().await.expect("GET")
+    }
+
+    pub async fn post_json(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        body: &Value,
+    ) -> reqwest::Response {
+        let mut r = self.client.post(self.url(path)).json(body);
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        r.send().await.expect("POST")
+    }
+
+    /// Polls `GET /api/v1/incidents` until `pred` holds for the list, or panics after `timeout`.
+    pub async fn wait_incidents(
+        &self,
+        timeout: Duration,
+        what: &str,
+        pred: impl Fn(&[Value]) -> bool,
+    ) -> Vec<Value> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let v: Value = self
+                .get("/api/v1/incidents", Some(&self.admin))
+                .await
+                .json()
+                .await
+                .expect("incident list JSON");
+            let items = v["items"].as_array().cloned().unwrap_or_default();
+            if pred(&items) {
+                return items;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}: {items:#?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// Writes `value` to a file in `dir` and returns a `file:` reference to it.
+pub fn secret_file(dir: &std::path::Path, name: &str, value: &str) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, value).expect("write secret");
+    format!("file:{}", p.display())
+}
+
+/// Starts a server from TOML (the `[server]` listen/data_dir are filled in).
+pub async fn start(extra_toml: &str) -> TestServer {
+    start_in(tempfile::tempdir().expect("tempdir"), extra_toml, |_| {}).await
+}
+
+/// Like [`start`], in a directory the test prepared (secret files), with a hook to
+/// adjust the parsed config.
+pub async fn start_in(
+    dir: tempfile::TempDir,
+    extra_toml: &str,
+    adjust: impl FnOnce(&mut signalcraft_server::config::ServerConfig),
+) -> TestServer {
+    let data = dir.path().join("data");
+    let text = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n{extra_toml}",
+        data.display()
+    )
+    .replace("{dir}", &dir.path().display().to_string());
+    let mut cfg =
+        signalcraft_server::config::parse(&text).unwrap_or_else(|e| panic!("config: {e:#?}"));
+    adjust(&mut cfg);
+    let secrets = signalcraft_server::config::resolve_secrets(&cfg, &|n| std::env::var(n).ok())
+        .unwrap_or_else(|e| panic!("secrets: {e:#?}"));
+    let server = signalcraft_server::server::start(cfg, secrets, StartOptions::default())
+        .await
+        .expect("server starts");
+    let token_file: PathBuf = server
+        .admin_token_file
+        .clone()
+        .expect("admin token created");
+    let admin = std::fs::read_to_string(token_file)
+        .expect("admin token file")
+        .trim()
+        .to_string();
+    TestServer {
+        server,
+        admin,
+        dir,
+        client: reqwest::Client::new(),
+    }
+}
+
+/// One call the Slack fake received.
+#[derive(Debug, Clone)]
+pub struct SlackCall {
+    pub method: String,
+    pub body: Value,
+    pub at: Instant,
+}
+
+/// A fake of Slack's Web API (`chat.postMessage`, `chat.update`) on 127.0.0.1.
+#[derive(Clone)]
+pub struct SlackFake {
+    pub addr: SocketAddr,
+    pub calls: Arc<Mutex<Vec<SlackCall>>>,
+    pub token: String,
+}
+
+#[derive(Clone)]
+struct FakeState {
+    calls: Arc<Mutex<Vec<SlackCall>>>,
+    token: String,
+}
+
+async fn slack_method(
+    State(st): State<FakeState>,
+    axum::extract::Path(method): axum::extract::Path<String>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Json<Value> {
+    let auth = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if auth != format!("Bearer {}", st.token) {
+        return Json(json!({"ok": false, "error": "invalid_auth"}));
+    }
+    let mut calls = st.calls.lock();
+    calls.push(SlackCall {
+        method: method.clone(),
+        body: body.clone(),
+        at: Instant::now(),
+    });
+    let ts = format!("1700000000.{:06}", calls.len());
+    let channel = body["channel"].as_str().unwrap_or("C0").to_string();
+    Json(json!({"ok": true, "channel": channel, "ts": ts, "message": {"ts": ts}}))
+}
+
+impl SlackFake {
+    pub async fn start() -> Self {
+        let calls = Arc::new(Mutex::new(Vec::new()));
+        let token = "xoxb-test-token".to_string();
+        let app = axum::Router::new()
+            .route("/api/{method}", post(slack_method))
+            .with_state(FakeState {
+                calls: calls.clone(),
+                token: token.clone(),
+            });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind slack fake");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        SlackFake { addr, calls, token }
+    }
+
+    pub fn api_url(&self) -> String {
+        format!("http://{}/api", self.addr)
+    }
+
+    pub fn calls(&self) -> Vec<SlackCall> {
+        self.calls.lock().clone()
+    }
+
+    /// Waits until `pred` holds for the calls so far.
+    pub async fn wait(
+        &self,
+        timeout: Duration,
+        what: &str,
+        pred: impl Fn(&[SlackCall]) -> bool,
+    ) -> Vec<SlackCall> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let c = self.calls();
+            if pred(&c) {
+                return c;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}: {c:#?}"
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+}
+
+/// The config section for a Slack channel pointing at the fake, plus a route that
+/// notifies it, with 1 s group timers.
+pub fn slack_route_toml(fake: &SlackFake, dir: &std::path::Path) -> String {
+    let token_ref = secret_file(dir, "slack-token", &fake.token);
+    format!(
+        r#"
+[[channels]]
+name = "slack"
+type = "slack"
+token = "{token_ref}"
+api_url = "{api}"
+
+[route]
+receiver = "oncall"
+group_by = ["alertname", "service"]
+group_wait = "1s"
+group_interval = "1s"
+repeat_interval = "1h"
+notify = [{{ channel = "slack", target = "C0OPS" }}]
+"#,
+        api = fake.api_url()
+    )
+}
+
+/// Signs a Slack request body as Slack does (v0, HMAC-SHA256).
+pub fn slack_sign(secret: &str, ts: i64, body: &str) -> String {
+    use hmac::{KeyInit, Mac};
+    let mut mac =
+        <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(secret.as_bytes()).expect("hmac key");
+    mac.update(format!("v0:{ts}:{body}").as_bytes());
+    format!("v0={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// A Slack `block_actions` payload clicking `action_id` with `value`, form-encoded.
+pub fn slack_click_body(action_id: &str, value: &str, user: &str) -> String {
+    let payload = json!({
+        "type": "block_actions",
+        "user": {"id": user, "username": "ann"},
+        "actions": [{"action_id": action_id, "value": value, "type": "button"}],
+    });
+    let encoded: String = url_encode(&payload.to_string());
+    format!("payload={encoded}")
+}
+
+pub fn url_encode(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+/// Finds the incident id in an Acknowledge button of a Slack message.
+pub fn ack_value(call: &SlackCall) -> Option<String> {
+    fn walk(v: &Value, out: &mut Option<String>) {
+        match v {
+            Value::Object(m) => {
+                if m.get("action_id").and_then(|x| x.as_str()) == Some("signalcraft_ack") {
+                    if let Some(val) = m.get("value").and_then(|x| x.as_str()) {
+                        *out = Some(val.to_string());
+                    }
+                }
+                m.values().for_each(|x| walk(x, out));
+            }
+            Value::Array(a) => a.iter().for_each(|x| walk(x, out)),
+            _ => {}
+        }
+    }
+    let mut out = None;
+    walk(&call.body, &mut out);
+    out
+}
