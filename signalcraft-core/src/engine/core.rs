@@ -131,6 +131,8 @@ pub struct EngineCore {
     services: BTreeMap<String, Service>,
     changes: VecDeque<ChangeEvent>,
     next_incident: u64,
+    /// Incidents opened per escalation policy (round-robin cursors).
+    policy_opens: HashMap<String, u64>,
     seq: u64,
     route_buf: Vec<usize>,
 }
@@ -161,6 +163,7 @@ impl EngineCore {
             services,
             changes: VecDeque::new(),
             next_incident: 1,
+            policy_opens: HashMap::new(),
             seq: 0,
             route_buf: Vec::with_capacity(4),
         }
@@ -898,7 +901,15 @@ impl EngineCore {
             resolved_at: None,
             closed_at: None,
             timeline_len: 0,
+            paging_generation: 0,
+            round_robin_cursor: 0,
         };
+        let mut incident = incident;
+        if let Some(p) = &incident.escalation_policy {
+            let c = self.policy_opens.entry(p.clone()).or_insert(0);
+            incident.round_robin_cursor = *c;
+            *c += 1;
+        }
         let policy = incident.escalation_policy.clone();
         self.incidents.insert(id.clone(), incident);
         out.push(Effect::Persist(Record::Incident(id.clone())));
@@ -1035,6 +1046,7 @@ impl EngineCore {
                 inc.acknowledged_at = None;
                 inc.mitigated_at = None;
                 inc.resolved_at = None;
+                inc.paging_generation += 1;
                 EntryKind::Reopened
             }
             IncidentState::Acknowledged => {
@@ -1077,16 +1089,14 @@ impl EngineCore {
                     });
                 }
             }
-            IncidentState::Acknowledged | IncidentState::Resolved
-                if from == IncidentState::Open || to == IncidentState::Resolved =>
-            {
-                if from.is_active() {
-                    out.push(Effect::StopEscalation {
-                        incident_id: id.into(),
-                        actor,
-                        reason: verb_past(to),
-                    });
-                }
+            // Leaving `open` (ack, mitigate, resolve) stops paging; resolving from a
+            // later state cancels whatever is left (e.g. ad-hoc pages).
+            _ if from == IncidentState::Open || to == IncidentState::Resolved => {
+                out.push(Effect::StopEscalation {
+                    incident_id: id.into(),
+                    actor,
+                    reason: verb_past(to),
+                });
             }
             _ => {}
         }
@@ -1137,6 +1147,7 @@ impl EngineCore {
                 };
                 inc.escalation_policy = escalation_policy.clone();
                 inc.assignees = assignees.clone();
+                inc.paging_generation += 1;
                 inc.updated_at = now;
                 let active = inc.state == IncidentState::Open;
                 out.push(Effect::StopEscalation {
@@ -1623,6 +1634,10 @@ impl EngineCore {
     /// Loads an incident.
     pub fn load_incident(&mut self, i: Incident) {
         self.next_incident = self.next_incident.max(i.number + 1);
+        if let Some(p) = &i.escalation_policy {
+            let c = self.policy_opens.entry(p.clone()).or_insert(0);
+            *c = (*c).max(i.round_robin_cursor + 1);
+        }
         let newer = self
             .incident_by_key
             .get(&i.group_key)

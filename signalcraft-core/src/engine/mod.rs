@@ -19,7 +19,7 @@ pub mod shell;
 pub use config::{CompiledConfig, EngineConfig};
 pub use core::{AlertEntry, AlertRecord, EngineCore, IncidentAction};
 pub use effects::{Effect, Record};
-pub use escalation::{EscalationHook, NoEscalation};
+pub use escalation::{EscalationHook, NoEscalation, PlannerEscalation};
 pub use events::{EngineEvent, EventSink, NoopSink};
 pub use notifier::{ChannelNotifier, Notifier, channel_name};
 pub use shell::{Engine, EngineBuilder, IngestReport};

@@ -142,6 +142,13 @@ pub struct Incident {
     /// Number of timeline entries (the next entry's `seq`).
     #[serde(default)]
     pub timeline_len: u64,
+    /// Paging assignment generation: bumped on every re-open and reassignment so
+    /// escalation jobs armed for an earlier assignment are stale.
+    #[serde(default)]
+    pub paging_generation: u32,
+    /// Incidents opened on the same escalation policy before this one (round-robin).
+    #[serde(default)]
+    pub round_robin_cursor: u64,
 }
 
 impl Incident {
