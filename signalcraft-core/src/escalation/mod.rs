@@ -14,6 +14,8 @@
 //! * [`planner`]: [`PagingPlanner`], [`IncidentView`], [`PagingEffect`],
 //!   [`PagingEvent`], job ids.
 //! * [`preview`]: [`preview`](preview::preview) — who would be paged, when, how.
+//! * [`hook`]: [`PagingHook`] — the engine's `EscalationHook` running the planner
+//!   (store-backed paging state, pages as notifications, events in the timeline).
 //!
 //! # Job ids
 //!
@@ -24,11 +26,13 @@
 //! for notification-rule steps.
 
 pub mod directory;
+pub mod hook;
 pub mod planner;
 pub mod policy;
 pub mod preview;
 
 pub use directory::{Directory, DirectoryConfig, Resolved};
+pub use hook::PagingHook;
 pub use planner::{
     IncidentView, Page, PageReason, PagingEffect, PagingEvent, PagingPlanner, ReassignTarget,
     escalate_job_id, job_prefix,

@@ -1,7 +1,7 @@
 //! Handoff notifications and the uncovered-gap warning, planned as data.
 //!
 //! The engine keeps one [`JobKind::Handoff`] job per schedule (id
-//! [`handoff_job_id`]). When it comes due, [`plan_handoff`] says whom to notify for
+//! [`handoff_job_id`], which includes the due instant). When it comes due, [`plan_handoff`] says whom to notify for
 //! the handoff at the job's due instant, when the next handoff job is due, and
 //! whether the next 7 days contain an uncovered gap.
 
@@ -66,9 +66,10 @@ pub struct HandoffPlan {
     pub events: Vec<ScheduleEvent>,
 }
 
-/// The job id of a schedule's handoff timer.
-pub fn handoff_job_id(schedule_id: &str) -> String {
-    format!("handoff/{schedule_id}")
+/// The job id of a schedule's handoff timer due at `due`:
+/// `handoff/<schedule>/<unix seconds>` (cancel all with the prefix `handoff/<schedule>/`).
+pub fn handoff_job_id(schedule_id: &str, due: Timestamp) -> String {
+    format!("handoff/{schedule_id}/{}", due.as_second())
 }
 
 /// The first handoff job for a schedule at or after `now` (`None` if no handoff
@@ -81,7 +82,7 @@ pub fn next_handoff_job(schedule: &CompiledSchedule, now: Timestamp) -> Option<J
         .map(|h| h.at)
         .unwrap_or(horizon);
     Some(Job {
-        id: handoff_job_id(schedule.id()),
+        id: handoff_job_id(schedule.id(), due),
         due,
         kind: JobKind::Handoff {
             schedule_id: schedule.id().to_string(),
