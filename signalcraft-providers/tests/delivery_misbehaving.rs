@@ -2,6 +2,7 @@
 //! purpose (500s, 429 + Retry-After, slow past the timeout, connection refused,
 //! malformed JSON): retry counts and backoff timing on a manual clock, failover
 //! order, health changes, the delivery trail, nothing lost or sent twice.
+#![allow(clippy::field_reassign_with_default)] // configs are tweaked field by field for readability
 
 #[path = "channel_support/mod.rs"]
 mod support;

@@ -48,13 +48,18 @@ fn corpus() -> &'static Corpus {
             let idx = providers.len();
             providers.push((
                 ty.to_string(),
-                registry.build_with(&parse_only, Verification::Skip).unwrap(),
+                registry
+                    .build_with(&parse_only, Verification::Skip)
+                    .unwrap(),
                 registry.build(&verifying).unwrap(),
             ));
             let dir = root.join(ty);
             for e in fs::read_dir(&dir).unwrap() {
                 let name = e.unwrap().file_name().into_string().unwrap();
-                if name.ends_with(".json") && !name.contains(".expected.") && !name.contains("integration") {
+                if name.ends_with(".json")
+                    && !name.contains(".expected.")
+                    && !name.contains("integration")
+                {
                     let case = name.trim_end_matches(".json");
                     fixtures.push((
                         idx,
@@ -64,7 +69,10 @@ fn corpus() -> &'static Corpus {
                 }
             }
         }
-        Corpus { providers, fixtures }
+        Corpus {
+            providers,
+            fixtures,
+        }
     })
 }
 
@@ -150,18 +158,46 @@ fn arb_json() -> impl Strategy<Value = serde_json::Value> {
         any::<i64>().prop_map(|n| Value::from(n)),
         "[a-zA-Z0-9_ :./-]{0,12}".prop_map(Value::String),
         prop_oneof![
-            Just("firing"), Just("resolved"), Just("trigger"), Just("resolve"), Just("ALARM"),
-            Just("Notification"), Just("pipeline"), Just("deployment"), Just("4"), Just("critical"),
+            Just("firing"),
+            Just("resolved"),
+            Just("trigger"),
+            Just("resolve"),
+            Just("ALARM"),
+            Just("Notification"),
+            Just("pipeline"),
+            Just("deployment"),
+            Just("4"),
+            Just("critical"),
         ]
         .prop_map(|s| Value::String(s.into())),
     ];
     leaf.prop_recursive(4, 48, 6, |inner| {
         let keys = prop_oneof![
-            Just("version"), Just("alerts"), Just("status"), Just("labels"), Just("annotations"),
-            Just("Type"), Just("Message"), Just("payload"), Just("event_action"), Just("dedup_key"),
-            Just("summary"), Just("source"), Just("severity"), Just("object_kind"), Just("project"),
-            Just("object_attributes"), Just("data"), Just("metric_alert"), Just("action"), Just("id"),
-            Just("title"), Just("repository"), Just("ref"), Just("routing_key"), Just("checks"),
+            Just("version"),
+            Just("alerts"),
+            Just("status"),
+            Just("labels"),
+            Just("annotations"),
+            Just("Type"),
+            Just("Message"),
+            Just("payload"),
+            Just("event_action"),
+            Just("dedup_key"),
+            Just("summary"),
+            Just("source"),
+            Just("severity"),
+            Just("object_kind"),
+            Just("project"),
+            Just("object_attributes"),
+            Just("data"),
+            Just("metric_alert"),
+            Just("action"),
+            Just("id"),
+            Just("title"),
+            Just("repository"),
+            Just("ref"),
+            Just("routing_key"),
+            Just("checks"),
         ];
         prop_oneof![
             proptest::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::Array),
@@ -178,7 +214,9 @@ fn deep_nesting_and_huge_bodies_are_refused_not_crashed() {
     let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
     let huge = vec![b' '; (1 << 20) + 1];
     for ty in registry.types() {
-        let p = registry.build_with(&Integration::new(ty, "fuzz"), Verification::Skip).unwrap();
+        let p = registry
+            .build_with(&Integration::new(ty, "fuzz"), Verification::Skip)
+            .unwrap();
         let mut req = InboundRequest::from_body(deep.clone());
         req.headers = header_for(ty);
         assert!(p.parse(&req).is_err(), "{ty}: deep nesting");

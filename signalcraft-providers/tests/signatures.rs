@@ -56,7 +56,10 @@ fn github_signature_good_bad_missing_malformed() {
     let mut tampered = good.clone();
     tampered.body[10] ^= 1;
     assert_eq!(kind(p.verify(&tampered, now())), "bad_signature");
-    assert_eq!(kind(p.verify(&InboundRequest::from_body(body.clone()), now())), "missing_header");
+    assert_eq!(
+        kind(p.verify(&InboundRequest::from_body(body.clone()), now())),
+        "missing_header"
+    );
     let no_prefix = InboundRequest::from_body(body.clone())
         .with_header("X-Hub-Signature-256", sig.trim_start_matches("sha256="));
     assert_eq!(kind(p.verify(&no_prefix, now())), "malformed_header");
@@ -70,9 +73,18 @@ fn gitlab_token_good_bad_missing() {
     let body = fixture("gitlab/deployment_success.json");
     let req = |t: &str| InboundRequest::from_body(body.clone()).with_header("X-Gitlab-Token", t);
     assert_eq!(kind(p.verify(&req("fixture-token"), now())), "ok");
-    assert_eq!(kind(p.verify(&req("fixture-tokem"), now())), "bad_signature");
-    assert_eq!(kind(p.verify(&req("fixture-token-longer"), now())), "bad_signature");
-    assert_eq!(kind(p.verify(&InboundRequest::from_body(body.clone()), now())), "missing_header");
+    assert_eq!(
+        kind(p.verify(&req("fixture-tokem"), now())),
+        "bad_signature"
+    );
+    assert_eq!(
+        kind(p.verify(&req("fixture-token-longer"), now())),
+        "bad_signature"
+    );
+    assert_eq!(
+        kind(p.verify(&InboundRequest::from_body(body.clone()), now())),
+        "missing_header"
+    );
 }
 
 #[test]
@@ -88,7 +100,10 @@ fn sentry_signature_good_bad_missing() {
     let other = hmac_hex("other", &[&body]);
     let bad = InboundRequest::from_body(body.clone()).with_header("Sentry-Hook-Signature", &other);
     assert_eq!(kind(p.verify(&bad, now())), "bad_signature");
-    assert_eq!(kind(p.verify(&InboundRequest::from_body(body), now())), "missing_header");
+    assert_eq!(
+        kind(p.verify(&InboundRequest::from_body(body), now())),
+        "missing_header"
+    );
 }
 
 #[test]
@@ -96,14 +111,19 @@ fn grafana_hmac_with_timestamp_has_a_replay_window() {
     let p = build(
         &Integration::new("grafana", "g")
             .with_secret("hmac_secret", "gr4fana")
-            .with_options(json!({"hmac_timestamp_header": "X-Grafana-Alerting-Signature-Timestamp"})),
+            .with_options(
+                json!({"hmac_timestamp_header": "X-Grafana-Alerting-Signature-Timestamp"}),
+            ),
     );
     let body = fixture("grafana/resolved.json");
     let signed = |ts: i64| {
         let t = ts.to_string();
         InboundRequest::from_body(body.clone())
             .with_header("X-Grafana-Alerting-Signature-Timestamp", &t)
-            .with_header("X-Grafana-Alerting-Signature", hmac_hex("gr4fana", &[t.as_bytes(), b":", &body]))
+            .with_header(
+                "X-Grafana-Alerting-Signature",
+                hmac_hex("gr4fana", &[t.as_bytes(), b":", &body]),
+            )
     };
     let now_s = now().as_second();
     assert_eq!(kind(p.verify(&signed(now_s - 10), now())), "ok");
@@ -111,11 +131,15 @@ fn grafana_hmac_with_timestamp_has_a_replay_window() {
     assert_eq!(kind(p.verify(&signed(now_s - 3600), now())), "expired");
     // Timestamp moved forward without re-signing.
     let mut moved = signed(now_s - 3600);
-    moved.headers.retain(|(k, _)| k != "X-Grafana-Alerting-Signature-Timestamp");
+    moved
+        .headers
+        .retain(|(k, _)| k != "X-Grafana-Alerting-Signature-Timestamp");
     let moved = moved.with_header("X-Grafana-Alerting-Signature-Timestamp", now_s.to_string());
     assert_eq!(kind(p.verify(&moved, now())), "bad_signature");
-    let no_ts = InboundRequest::from_body(body.clone())
-        .with_header("X-Grafana-Alerting-Signature", hmac_hex("gr4fana", &[&body]));
+    let no_ts = InboundRequest::from_body(body.clone()).with_header(
+        "X-Grafana-Alerting-Signature",
+        hmac_hex("gr4fana", &[&body]),
+    );
     assert_eq!(kind(p.verify(&no_ts, now())), "missing_header");
 }
 
@@ -128,14 +152,37 @@ fn datadog_shared_header_or_basic_auth() {
     );
     let body = fixture("datadog/extended_triggered.json");
     let r = InboundRequest::from_body(body.clone());
-    assert_eq!(kind(p.verify(&r.clone().with_header("X-Signalcraft-Token", "dd-tok"), now())), "ok");
+    assert_eq!(
+        kind(p.verify(
+            &r.clone().with_header("X-Signalcraft-Token", "dd-tok"),
+            now()
+        )),
+        "ok"
+    );
     let basic = base64::engine::general_purpose::STANDARD.encode("datadog:pw");
-    assert_eq!(kind(p.verify(&r.clone().with_header("Authorization", format!("Basic {basic}")), now())), "ok");
-    assert_eq!(kind(p.verify(&r.clone().with_header("X-Signalcraft-Token", "nope"), now())), "bad_signature");
+    assert_eq!(
+        kind(
+            p.verify(
+                &r.clone()
+                    .with_header("Authorization", format!("Basic {basic}")),
+                now()
+            )
+        ),
+        "ok"
+    );
+    assert_eq!(
+        kind(p.verify(&r.clone().with_header("X-Signalcraft-Token", "nope"), now())),
+        "bad_signature"
+    );
     assert_eq!(kind(p.verify(&r, now())), "missing_header");
     // Datadog cannot sign, so an integration without any credential is refused at save time.
-    let err = Registry::builtin().validate(&Integration::new("datadog", "dd")).unwrap_err();
-    assert!(matches!(err, ProviderError::InvalidConfig { ref field, .. } if field == "secrets"), "{err}");
+    let err = Registry::builtin()
+        .validate(&Integration::new("datadog", "dd"))
+        .unwrap_err();
+    assert!(
+        matches!(err, ProviderError::InvalidConfig { ref field, .. } if field == "secrets"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -143,7 +190,8 @@ fn pagerduty_routing_key_scopes_the_integration() {
     let p = build(&Integration::new("pagerduty", "pd").with_secret("routing_key", "samplekeyhere"));
     let good = InboundRequest::from_body(fixture("pagerduty/resolve.json"));
     assert_eq!(kind(p.verify(&good, now())), "ok");
-    let other = build(&Integration::new("pagerduty", "pd2").with_secret("routing_key", "another-key"));
+    let other =
+        build(&Integration::new("pagerduty", "pd2").with_secret("routing_key", "another-key"));
     assert_eq!(kind(other.verify(&good, now())), "unauthorized");
     let missing = InboundRequest::from_body(r#"{"event_action":"resolve","dedup_key":"k"}"#);
     assert_eq!(kind(p.verify(&missing, now())), "missing_header");
@@ -153,12 +201,21 @@ fn pagerduty_routing_key_scopes_the_integration() {
 fn token_sources_without_credentials_accept_and_with_them_require() {
     let body = fixture("alertmanager/firing_single.json");
     let open = build(&Integration::new("alertmanager", "am"));
-    assert_eq!(kind(open.verify(&InboundRequest::from_body(body.clone()), now())), "ok");
+    assert_eq!(
+        kind(open.verify(&InboundRequest::from_body(body.clone()), now())),
+        "ok"
+    );
     let closed = build(&Integration::new("alertmanager", "am").with_secret("bearer_token", "t0k"));
     let r = InboundRequest::from_body(body);
     assert_eq!(kind(closed.verify(&r, now())), "missing_header");
-    assert_eq!(kind(closed.verify(&r.clone().with_header("Authorization", "Bearer t0k"), now())), "ok");
-    assert_eq!(kind(closed.verify(&r.with_header("Authorization", "Bearer t0K"), now())), "bad_signature");
+    assert_eq!(
+        kind(closed.verify(&r.clone().with_header("Authorization", "Bearer t0k"), now())),
+        "ok"
+    );
+    assert_eq!(
+        kind(closed.verify(&r.with_header("Authorization", "Bearer t0K"), now())),
+        "bad_signature"
+    );
 }
 
 // ---------------------------------------------------------------- CloudWatch / SNS
@@ -191,10 +248,20 @@ fn edit(body: &[u8], f: impl FnOnce(&mut Value)) -> Vec<u8> {
 #[test]
 fn sns_signature_versions_1_and_2_verify() {
     let p = cloudwatch(json!({}));
-    for case in ["alarm_firing", "alarm_ok", "insufficient_data", "subscription_confirmation", "unsubscribe_confirmation"] {
+    for case in [
+        "alarm_firing",
+        "alarm_ok",
+        "insufficient_data",
+        "subscription_confirmation",
+        "unsubscribe_confirmation",
+    ] {
         let body = fixture(&format!("cloudwatch/{case}.json"));
         let at = sns_time(&body) + SignedDuration::from_secs(30);
-        assert_eq!(kind(p.verify(&InboundRequest::from_body(body), at)), "ok", "{case}");
+        assert_eq!(
+            kind(p.verify(&InboundRequest::from_body(body), at)),
+            "ok",
+            "{case}"
+        );
     }
 }
 
@@ -203,21 +270,41 @@ fn sns_tampering_replay_and_missing_fields_are_typed() {
     let p = cloudwatch(json!({}));
     let body = fixture("cloudwatch/alarm_firing.json");
     let at = sns_time(&body) + SignedDuration::from_secs(30);
-    let tampered = edit(&body, |v| v["Message"] = Value::String(v["Message"].as_str().unwrap().replace("ALARM", "OK")));
-    assert_eq!(kind(p.verify(&InboundRequest::from_body(tampered), at)), "bad_signature");
+    let tampered = edit(&body, |v| {
+        v["Message"] = Value::String(v["Message"].as_str().unwrap().replace("ALARM", "OK"))
+    });
+    assert_eq!(
+        kind(p.verify(&InboundRequest::from_body(tampered), at)),
+        "bad_signature"
+    );
     let subject = edit(&body, |v| v["Subject"] = "OK: all good".into());
-    assert_eq!(kind(p.verify(&InboundRequest::from_body(subject), at)), "bad_signature");
+    assert_eq!(
+        kind(p.verify(&InboundRequest::from_body(subject), at)),
+        "bad_signature"
+    );
     // A genuine message replayed two hours later.
     let later = sns_time(&body) + SignedDuration::from_hours(2);
-    assert_eq!(kind(p.verify(&InboundRequest::from_body(body.clone()), later)), "expired");
+    assert_eq!(
+        kind(p.verify(&InboundRequest::from_body(body.clone()), later)),
+        "expired"
+    );
     let unsigned = edit(&body, |v| {
         v.as_object_mut().unwrap().remove("Signature");
     });
-    assert_eq!(kind(p.verify(&InboundRequest::from_body(unsigned), at)), "missing_header");
+    assert_eq!(
+        kind(p.verify(&InboundRequest::from_body(unsigned), at)),
+        "missing_header"
+    );
     let v3 = edit(&body, |v| v["SignatureVersion"] = "3".into());
-    assert_eq!(kind(p.verify(&InboundRequest::from_body(v3), at)), "malformed_header");
+    assert_eq!(
+        kind(p.verify(&InboundRequest::from_body(v3), at)),
+        "malformed_header"
+    );
     let not_b64 = edit(&body, |v| v["Signature"] = "%%%".into());
-    assert_eq!(kind(p.verify(&InboundRequest::from_body(not_b64), at)), "malformed_header");
+    assert_eq!(
+        kind(p.verify(&InboundRequest::from_body(not_b64), at)),
+        "malformed_header"
+    );
 }
 
 #[test]
@@ -232,11 +319,18 @@ fn sns_certificate_host_is_checked_before_any_lookup() {
         "https://sns.eu-west-1.amazonaws.com/SimpleNotificationService-fixture.pem",
     ] {
         let b = edit(&body, |v| v["SigningCertURL"] = evil.into());
-        assert_eq!(kind(p.verify(&InboundRequest::from_body(b), at)), "malformed_header", "{evil}");
+        assert_eq!(
+            kind(p.verify(&InboundRequest::from_body(b), at)),
+            "malformed_header",
+            "{evil}"
+        );
     }
     // Refused at configuration time too.
     let err = Registry::builtin()
-        .validate(&Integration::new("cloudwatch", "aws").with_options(json!({"certificates": {"https://evil.example/x.pem": test_cert()}})))
+        .validate(
+            &Integration::new("cloudwatch", "aws")
+                .with_options(json!({"certificates": {"https://evil.example/x.pem": test_cert()}})),
+        )
         .unwrap_err();
     assert_eq!(err.kind(), "invalid_config");
 }
@@ -245,7 +339,9 @@ fn sns_certificate_host_is_checked_before_any_lookup() {
 fn sns_certificate_comes_from_the_cache_when_not_configured() {
     let cache = CertificateCache::new();
     let ty = CloudWatchType::with_cache(cache.clone());
-    let p = ty.build_provider(&Integration::new("cloudwatch", "aws"), Verification::Verify).unwrap();
+    let p = ty
+        .build_provider(&Integration::new("cloudwatch", "aws"), Verification::Verify)
+        .unwrap();
     let body = fixture("cloudwatch/alarm_ok.json");
     let req = InboundRequest::from_body(body.clone());
     let at = sns_time(&body);
@@ -253,8 +349,15 @@ fn sns_certificate_comes_from_the_cache_when_not_configured() {
         Err(ProviderError::CertificateUnavailable { url, .. }) => assert_eq!(url, CERT_URL),
         other => panic!("{other:?}"),
     }
-    assert_eq!(p.certificate_to_fetch(&req).unwrap().as_deref(), Some(CERT_URL));
-    assert!(cache.insert_pem("https://evil.example/x.pem", &test_cert()).is_err());
+    assert_eq!(
+        p.certificate_to_fetch(&req).unwrap().as_deref(),
+        Some(CERT_URL)
+    );
+    assert!(
+        cache
+            .insert_pem("https://evil.example/x.pem", &test_cert())
+            .is_err()
+    );
     cache.insert_pem(CERT_URL, &test_cert()).unwrap();
     assert_eq!(kind(p.verify(&req, at)), "ok");
     assert_eq!(p.certificate_to_fetch(&req).unwrap(), None);
@@ -264,9 +367,16 @@ fn sns_certificate_comes_from_the_cache_when_not_configured() {
 fn sns_topic_allow_list() {
     let p = cloudwatch(json!({"topic_arns": ["arn:aws:sns:us-east-1:123456789012:other-topic"]}));
     let body = fixture("cloudwatch/alarm_firing.json");
-    assert_eq!(kind(p.verify(&InboundRequest::from_body(body.clone()), sns_time(&body))), "unauthorized");
-    let ok = cloudwatch(json!({"topic_arns": ["arn:aws:sns:us-east-1:123456789012:cloudwatch-alarms"]}));
-    assert_eq!(kind(ok.verify(&InboundRequest::from_body(body.clone()), sns_time(&body))), "ok");
+    assert_eq!(
+        kind(p.verify(&InboundRequest::from_body(body.clone()), sns_time(&body))),
+        "unauthorized"
+    );
+    let ok =
+        cloudwatch(json!({"topic_arns": ["arn:aws:sns:us-east-1:123456789012:cloudwatch-alarms"]}));
+    assert_eq!(
+        kind(ok.verify(&InboundRequest::from_body(body.clone()), sns_time(&body))),
+        "ok"
+    );
 }
 
 /// Signs a fresh SignatureVersion 2 message with the committed test key (ring signs
@@ -275,7 +385,9 @@ fn sns_topic_allow_list() {
 fn sns_fresh_signature_v2_round_trip() {
     let pem = fs::read_to_string(root().join("cloudwatch/signing/test-key.pem")).unwrap();
     let b64: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
-    let der = base64::engine::general_purpose::STANDARD.decode(b64).unwrap();
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .unwrap();
     let key = ring::signature::RsaKeyPair::from_pkcs8(&der).unwrap();
     let ts = "2026-01-01T00:00:00.000Z";
     let mut v: Value = serde_json::from_slice(&fixture("cloudwatch/alarm_ok.json")).unwrap();
@@ -288,13 +400,26 @@ fn sns_fresh_signature_v2_round_trip() {
         v["TopicArn"].as_str().unwrap()
     );
     let mut sig = vec![0; key.public().modulus_len()];
-    key.sign(&ring::signature::RSA_PKCS1_SHA256, &ring::rand::SystemRandom::new(), to_sign.as_bytes(), &mut sig)
-        .unwrap();
-    v["Signature"] = base64::engine::general_purpose::STANDARD.encode(&sig).into();
+    key.sign(
+        &ring::signature::RSA_PKCS1_SHA256,
+        &ring::rand::SystemRandom::new(),
+        to_sign.as_bytes(),
+        &mut sig,
+    )
+    .unwrap();
+    v["Signature"] = base64::engine::general_purpose::STANDARD
+        .encode(&sig)
+        .into();
     let p = cloudwatch(json!({"replay_window_secs": 60}));
     let req = InboundRequest::from_body(serde_json::to_vec(&v).unwrap());
-    assert_eq!(kind(p.verify(&req, now() + SignedDuration::from_secs(59))), "ok");
-    assert_eq!(kind(p.verify(&req, now() + SignedDuration::from_secs(61))), "expired");
+    assert_eq!(
+        kind(p.verify(&req, now() + SignedDuration::from_secs(59))),
+        "ok"
+    );
+    assert_eq!(
+        kind(p.verify(&req, now() + SignedDuration::from_secs(61))),
+        "expired"
+    );
     // Version 1 over the same bytes must not verify with a SHA-256 signature.
     v["SignatureVersion"] = "1".into();
     let req1 = InboundRequest::from_body(serde_json::to_vec(&v).unwrap());
@@ -329,15 +454,37 @@ fn subscription_confirmation_is_surfaced_and_confirmed_only_when_authentic() {
         other => panic!("{other:?}"),
     }
     let confirmer = RecordingConfirmer::default();
-    let confirmed = p.confirm_subscription(&req, at, &confirmer).unwrap().unwrap();
-    assert!(confirmed.subscribe_url.starts_with("https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription"));
-    assert_eq!(confirmer.0.lock().unwrap().as_slice(), [confirmed.subscribe_url.clone()]);
+    let confirmed = p
+        .confirm_subscription(&req, at, &confirmer)
+        .unwrap()
+        .unwrap();
+    assert!(
+        confirmed
+            .subscribe_url
+            .starts_with("https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription")
+    );
+    assert_eq!(
+        confirmer.0.lock().unwrap().as_slice(),
+        [confirmed.subscribe_url.clone()]
+    );
     // A forged confirmation pointing elsewhere is never fetched.
-    let forged = edit(&body, |v| v["SubscribeURL"] = "https://attacker.example/confirm".into());
-    let e = p.confirm_subscription(&InboundRequest::from_body(forged), at, &confirmer).unwrap_err();
+    let forged = edit(&body, |v| {
+        v["SubscribeURL"] = "https://attacker.example/confirm".into()
+    });
+    let e = p
+        .confirm_subscription(&InboundRequest::from_body(forged), at, &confirmer)
+        .unwrap_err();
     assert_eq!(e.kind(), "bad_signature");
     assert_eq!(confirmer.0.lock().unwrap().len(), 1);
     // Notifications are not subscriptions.
     let n = fixture("cloudwatch/alarm_firing.json");
-    assert_eq!(p.confirm_subscription(&InboundRequest::from_body(n.clone()), sns_time(&n), &confirmer).unwrap(), None);
+    assert_eq!(
+        p.confirm_subscription(
+            &InboundRequest::from_body(n.clone()),
+            sns_time(&n),
+            &confirmer
+        )
+        .unwrap(),
+        None
+    );
 }

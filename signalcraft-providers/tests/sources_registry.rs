@@ -10,7 +10,9 @@ use signalcraft_providers::sources::{Integration, Registry, SourceType, Verifica
 
 fn invalid_field(e: ProviderError) -> (String, String) {
     match e {
-        ProviderError::InvalidConfig { provider, field, .. } => (provider, field),
+        ProviderError::InvalidConfig {
+            provider, field, ..
+        } => (provider, field),
         other => panic!("want InvalidConfig, got {other:?}"),
     }
 }
@@ -21,7 +23,17 @@ fn builtin_registry_lists_the_nine_types() {
     let types: Vec<&str> = r.types().collect();
     assert_eq!(
         types,
-        ["alertmanager", "cloudwatch", "datadog", "generic", "github", "gitlab", "grafana", "pagerduty", "sentry"]
+        [
+            "alertmanager",
+            "cloudwatch",
+            "datadog",
+            "generic",
+            "github",
+            "gitlab",
+            "grafana",
+            "pagerduty",
+            "sentry"
+        ]
     );
     assert_eq!(
         r.build(&Integration::new("nagios", "n")).err(),
@@ -37,21 +49,61 @@ fn validation_names_provider_and_field() {
         (Integration::new("gitlab", "gl"), "secrets.token"),
         (Integration::new("sentry", "s"), "secrets.client_secret"),
         (Integration::new("pagerduty", "pd"), "secrets.routing_key"),
-        (Integration::new("github", "gh").with_secret("webhook_secret", "abc\n"), "secrets.webhook_secret"),
-        (Integration::new("github", "gh").with_secret("webhook_secret", ""), "secrets.webhook_secret"),
         (
-            Integration::new("github", "gh").with_secret("webhook_secret", "x").with_secret("webhok_secret", "y"),
+            Integration::new("github", "gh").with_secret("webhook_secret", "abc\n"),
+            "secrets.webhook_secret",
+        ),
+        (
+            Integration::new("github", "gh").with_secret("webhook_secret", ""),
+            "secrets.webhook_secret",
+        ),
+        (
+            Integration::new("github", "gh")
+                .with_secret("webhook_secret", "x")
+                .with_secret("webhok_secret", "y"),
             "secrets.webhok_secret",
         ),
-        (Integration::new("alertmanager", "am").with_secret("basic_auth", "no-colon"), "secrets.basic_auth"),
-        (Integration::new("alertmanager", "am").with_options(json!({"default_severity": "loud"})), "options.default_severity"),
-        (Integration::new("grafana", "g").with_options(json!({"hmac_heder": "X"})), "options.hmac_heder"),
-        (Integration::new("generic", "x").with_options(json!({"summary": "title"})), "options.summary"),
-        (Integration::new("generic", "x").with_options(json!({"labels": {"host": "host"}})), "options.labels.host"),
-        (Integration::new("cloudwatch", "c").with_options(json!({"topic_arns": ["my-topic"]})), "options.topic_arns[0]"),
-        (Integration::new("cloudwatch", "c").with_options(json!({"certificates": {"https://sns.us-east-1.amazonaws.com/x.pem": "not pem"}})), "options.certificates.https://sns.us-east-1.amazonaws.com/x.pem"),
-        (Integration::new("gitlab", "gl").with_secret("token", "t").with_max_body_bytes(0), "max_body_bytes"),
-        (Integration::new("gitlab", "").with_secret("token", "t"), "key"),
+        (
+            Integration::new("alertmanager", "am").with_secret("basic_auth", "no-colon"),
+            "secrets.basic_auth",
+        ),
+        (
+            Integration::new("alertmanager", "am")
+                .with_options(json!({"default_severity": "loud"})),
+            "options.default_severity",
+        ),
+        (
+            Integration::new("grafana", "g").with_options(json!({"hmac_heder": "X"})),
+            "options.hmac_heder",
+        ),
+        (
+            Integration::new("generic", "x").with_options(json!({"summary": "title"})),
+            "options.summary",
+        ),
+        (
+            Integration::new("generic", "x").with_options(json!({"labels": {"host": "host"}})),
+            "options.labels.host",
+        ),
+        (
+            Integration::new("cloudwatch", "c").with_options(json!({"topic_arns": ["my-topic"]})),
+            "options.topic_arns[0]",
+        ),
+        (
+            Integration::new("cloudwatch", "c").with_options(
+                json!({"certificates": {"https://sns.us-east-1.amazonaws.com/x.pem": "not pem"}}),
+            ),
+            "options.certificates.https://sns.us-east-1.amazonaws.com/x.pem",
+        ),
+        (
+            Integration::new("gitlab", "gl")
+                .with_secret("token", "t")
+                .with_max_body_bytes(0),
+            "max_body_bytes",
+        ),
+        (
+            Integration::new("gitlab", "").with_secret("token", "t"),
+            "key",
+        ),
     ];
     for (i, field) in cases {
         let ty = i.provider_type.clone();
@@ -60,8 +112,17 @@ fn validation_names_provider_and_field() {
         assert_eq!(got, field, "{ty}");
     }
     // Skipping verification does not require secrets (operator tools), but options are still checked.
-    assert!(r.build_with(&Integration::new("github", "gh"), Verification::Skip).is_ok());
-    assert!(r.build_with(&Integration::new("generic", "x").with_options(json!({"summary": "t"})), Verification::Skip).is_err());
+    assert!(
+        r.build_with(&Integration::new("github", "gh"), Verification::Skip)
+            .is_ok()
+    );
+    assert!(
+        r.build_with(
+            &Integration::new("generic", "x").with_options(json!({"summary": "t"})),
+            Verification::Skip
+        )
+        .is_err()
+    );
 }
 
 #[test]
@@ -75,10 +136,16 @@ fn integration_config_deserializes_and_never_prints_secrets() {
     assert!(Registry::builtin().validate(&i).is_ok());
     let shown = format!("{i:?} {}", i.secret("webhook_secret").unwrap());
     assert!(!shown.contains("hunter2"), "{shown}");
-    assert!(serde_json::from_value::<Integration>(json!({"type": "github", "key": "k", "secret": {}})).is_err());
+    assert!(
+        serde_json::from_value::<Integration>(json!({"type": "github", "key": "k", "secret": {}}))
+            .is_err()
+    );
     // A wrong secret never appears in an error either.
     let p = Registry::builtin().build(&i).unwrap();
-    let e = p.verify(&InboundRequest::from_body("{}").with_header("X-Hub-Signature-256", "sha256=00"), Timestamp::UNIX_EPOCH);
+    let e = p.verify(
+        &InboundRequest::from_body("{}").with_header("X-Hub-Signature-256", "sha256=00"),
+        Timestamp::UNIX_EPOCH,
+    );
     assert!(!format!("{e:?}").contains("hunter2"));
 }
 
@@ -95,7 +162,10 @@ impl Provider for HeartbeatProvider {
         Ok(())
     }
     fn parse(&self, req: &InboundRequest) -> Result<Vec<Event>, ProviderError> {
-        Err(ProviderError::NothingToIngest { provider: self.0.clone(), message: format!("{} bytes", req.body.len()) })
+        Err(ProviderError::NothingToIngest {
+            provider: self.0.clone(),
+            message: format!("{} bytes", req.body.len()),
+        })
     }
 }
 
@@ -120,23 +190,45 @@ fn embedders_register_their_own_sources() {
     assert_eq!(r.types().count(), 0);
     r.register(Box::new(Heartbeat));
     let p = r.build(&Integration::new("heartbeat", "hb")).unwrap();
-    assert_eq!(p.parse(&InboundRequest::from_body("abc")).unwrap_err().to_string(), "hb: 3 bytes");
+    assert_eq!(
+        p.parse(&InboundRequest::from_body("abc"))
+            .unwrap_err()
+            .to_string(),
+        "hb: 3 bytes"
+    );
 }
 
-fn parse(ty: &str, i: Integration, headers: &[(&str, &str)], body: &[u8]) -> Result<Vec<Event>, ProviderError> {
+fn parse(
+    ty: &str,
+    i: Integration,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Result<Vec<Event>, ProviderError> {
     let mut req = InboundRequest::from_body(body.to_vec());
     for (k, v) in headers {
         req = req.with_header(*k, *v);
     }
     let _ = ty;
-    Registry::builtin().build_with(&i, Verification::Skip)?.parse(&req)
+    Registry::builtin()
+        .build_with(&i, Verification::Skip)?
+        .parse(&req)
 }
 
 #[test]
 fn raw_payload_is_the_alert_object_for_multi_alert_bodies() {
-    let body = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../fixtures/alertmanager/mixed_firing_resolved.json")).unwrap();
+    let body = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../fixtures/alertmanager/mixed_firing_resolved.json"
+    ))
+    .unwrap();
     let full: serde_json::Value = serde_json::from_slice(&body).unwrap();
-    let events = parse("alertmanager", Integration::new("alertmanager", "am"), &[], &body).unwrap();
+    let events = parse(
+        "alertmanager",
+        Integration::new("alertmanager", "am"),
+        &[],
+        &body,
+    )
+    .unwrap();
     assert_eq!(events.len(), 3);
     for (i, e) in events.iter().enumerate() {
         let Event::Alert(a) = e else { panic!() };
@@ -145,55 +237,135 @@ fn raw_payload_is_the_alert_object_for_multi_alert_bodies() {
     let mut off = Integration::new("alertmanager", "am");
     off.keep_raw = false;
     let events = parse("alertmanager", off, &[], &body).unwrap();
-    assert!(events.iter().all(|e| matches!(e, Event::Alert(a) if a.raw.is_null())));
+    assert!(
+        events
+            .iter()
+            .all(|e| matches!(e, Event::Alert(a) if a.raw.is_null()))
+    );
 }
 
 #[test]
 fn alertmanager_fingerprint_is_label_identity() {
-    let body = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../fixtures/alertmanager/firing_single.json")).unwrap();
-    let resolved = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../fixtures/alertmanager/resolved.json")).unwrap();
-    let a = parse("alertmanager", Integration::new("alertmanager", "am"), &[], &body).unwrap();
-    let b = parse("alertmanager", Integration::new("alertmanager", "am"), &[], &resolved).unwrap();
-    let (Event::Alert(a), Event::Alert(b)) = (&a[0], &b[0]) else { panic!() };
+    let body = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../fixtures/alertmanager/firing_single.json"
+    ))
+    .unwrap();
+    let resolved = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../fixtures/alertmanager/resolved.json"
+    ))
+    .unwrap();
+    let a = parse(
+        "alertmanager",
+        Integration::new("alertmanager", "am"),
+        &[],
+        &body,
+    )
+    .unwrap();
+    let b = parse(
+        "alertmanager",
+        Integration::new("alertmanager", "am"),
+        &[],
+        &resolved,
+    )
+    .unwrap();
+    let (Event::Alert(a), Event::Alert(b)) = (&a[0], &b[0]) else {
+        panic!()
+    };
     assert_eq!(a.fingerprint(), b.fingerprint());
-    assert_eq!((a.status, b.status), (AlertStatus::Firing, AlertStatus::Resolved));
+    assert_eq!(
+        (a.status, b.status),
+        (AlertStatus::Firing, AlertStatus::Resolved)
+    );
     assert_eq!(a.fingerprint(), Fingerprint::of_labels(&a.labels));
 }
 
 #[test]
 fn pagerduty_trigger_ack_resolve_share_the_dedup_key() {
-    let pd = |b: serde_json::Value| parse("pagerduty", Integration::new("pagerduty", "pd"), &[], b.to_string().as_bytes()).unwrap().remove(0);
-    let trig = pd(json!({"routing_key": "k", "event_action": "trigger", "dedup_key": "db-down",
-        "payload": {"summary": "db down", "source": "db-1", "severity": "critical"}}));
-    let ack = pd(json!({"routing_key": "k", "event_action": "acknowledge", "dedup_key": "db-down"}));
+    let pd = |b: serde_json::Value| {
+        parse(
+            "pagerduty",
+            Integration::new("pagerduty", "pd"),
+            &[],
+            b.to_string().as_bytes(),
+        )
+        .unwrap()
+        .remove(0)
+    };
+    let trig = pd(
+        json!({"routing_key": "k", "event_action": "trigger", "dedup_key": "db-down",
+        "payload": {"summary": "db down", "source": "db-1", "severity": "critical"}}),
+    );
+    let ack =
+        pd(json!({"routing_key": "k", "event_action": "acknowledge", "dedup_key": "db-down"}));
     let res = pd(json!({"routing_key": "k", "event_action": "resolve", "dedup_key": "db-down"}));
-    let (Event::Alert(t), Event::Action(a), Event::Action(r)) = (&trig, &ack, &res) else { panic!("{trig:?} {ack:?} {res:?}") };
+    let (Event::Alert(t), Event::Action(a), Event::Action(r)) = (&trig, &ack, &res) else {
+        panic!("{trig:?} {ack:?} {res:?}")
+    };
     assert_eq!(t.fingerprint(), a.fingerprint());
     assert_eq!(t.fingerprint(), r.fingerprint());
     // No dedup_key: a new, deterministic key per distinct body.
     let body1 = json!({"routing_key": "k", "event_action": "trigger", "payload": {"summary": "a", "source": "s", "severity": "info"}});
     let body2 = json!({"routing_key": "k", "event_action": "trigger", "payload": {"summary": "b", "source": "s", "severity": "info"}});
-    let (Event::Alert(x1), Event::Alert(x1b), Event::Alert(x2)) = (pd(body1.clone()), pd(body1), pd(body2)) else { panic!() };
+    let (Event::Alert(x1), Event::Alert(x1b), Event::Alert(x2)) =
+        (pd(body1.clone()), pd(body1), pd(body2))
+    else {
+        panic!()
+    };
     assert_eq!(x1.dedup_key, x1b.dedup_key);
     assert_ne!(x1.dedup_key, x2.dedup_key);
     assert!(x1.dedup_key.as_deref().unwrap().starts_with("sc-"));
     // The same key through another integration (routing key) is another alert.
-    let other = parse("pagerduty", Integration::new("pagerduty", "pd-other"), &[],
-        json!({"routing_key": "k2", "event_action": "resolve", "dedup_key": "db-down"}).to_string().as_bytes()).unwrap();
-    let Event::Action(o) = &other[0] else { panic!() };
+    let other = parse(
+        "pagerduty",
+        Integration::new("pagerduty", "pd-other"),
+        &[],
+        json!({"routing_key": "k2", "event_action": "resolve", "dedup_key": "db-down"})
+            .to_string()
+            .as_bytes(),
+    )
+    .unwrap();
+    let Event::Action(o) = &other[0] else {
+        panic!()
+    };
     assert_ne!(o.fingerprint(), t.fingerprint());
 }
 
 #[test]
 fn change_events_carry_service_and_repository() {
-    let gh = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../fixtures/github/deployment_status_success.json")).unwrap();
-    let e = parse("github", Integration::new("github", "gh"), &[("X-GitHub-Event", "deployment_status")], &gh).unwrap();
-    let Event::Change(c) = &e[0] else { panic!("{e:?}") };
-    assert_eq!(c.repository.as_deref(), Some("https://github.com/baxterthehacker/public-repo"));
+    let gh = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../fixtures/github/deployment_status_success.json"
+    ))
+    .unwrap();
+    let e = parse(
+        "github",
+        Integration::new("github", "gh"),
+        &[("X-GitHub-Event", "deployment_status")],
+        &gh,
+    )
+    .unwrap();
+    let Event::Change(c) = &e[0] else {
+        panic!("{e:?}")
+    };
+    assert_eq!(
+        c.repository.as_deref(),
+        Some("https://github.com/baxterthehacker/public-repo")
+    );
     assert_eq!(c.service, c.repository);
     assert_eq!(c.labels["environment"], "production");
-    let pd = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../fixtures/pagerduty/change_event.json")).unwrap();
+    let pd = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../fixtures/pagerduty/change_event.json"
+    ))
+    .unwrap();
     let e = parse("pagerduty", Integration::new("pagerduty", "pd"), &[], &pd).unwrap();
-    let Event::Change(c) = &e[0] else { panic!("{e:?}") };
-    assert_eq!(c.repository.as_deref(), Some("https://github.com/acme/snapshots"));
+    let Event::Change(c) = &e[0] else {
+        panic!("{e:?}")
+    };
+    assert_eq!(
+        c.repository.as_deref(),
+        Some("https://github.com/acme/snapshots")
+    );
 }

@@ -147,7 +147,10 @@ impl Provider for AlertmanagerProvider {
         if msg.version != "4" {
             return Err(self.common.malformed(
                 "$.version",
-                format!("unsupported webhook version {:?} (expected \"4\")", msg.version),
+                format!(
+                    "unsupported webhook version {:?} (expected \"4\")",
+                    msg.version
+                ),
             ));
         }
         let details = serde_json::json!({

@@ -146,13 +146,19 @@ pub struct CloudWatchProvider {
 }
 
 impl CloudWatchProvider {
-    fn envelope(&self, req: &InboundRequest) -> Result<(SnsEnvelope, serde_json::Value), ProviderError> {
+    fn envelope(
+        &self,
+        req: &InboundRequest,
+    ) -> Result<(SnsEnvelope, serde_json::Value), ProviderError> {
         self.common.decode(&req.body)
     }
 
     /// The `SigningCertURL` of a request if its certificate is neither configured nor
     /// cached — what a fetcher should download (the host is already checked).
-    pub fn certificate_to_fetch(&self, req: &InboundRequest) -> Result<Option<String>, ProviderError> {
+    pub fn certificate_to_fetch(
+        &self,
+        req: &InboundRequest,
+    ) -> Result<Option<String>, ProviderError> {
         let (env, _) = self.envelope(req)?;
         let url = self.cert_url(&env)?;
         let known = self.configured_keys.contains_key(&url) || self.cache.get(&url).is_some();
@@ -160,11 +166,15 @@ impl CloudWatchProvider {
     }
 
     fn cert_url(&self, env: &SnsEnvelope) -> Result<String, ProviderError> {
-        let url = env.signing_cert_url.clone().ok_or_else(|| ProviderError::MissingHeader {
-            provider: TYPE.into(),
-            header: "SigningCertURL".into(),
-        })?;
-        let region = check_signing_cert_url(&url).map_err(|m| malformed_header(TYPE, "SigningCertURL", m))?;
+        let url = env
+            .signing_cert_url
+            .clone()
+            .ok_or_else(|| ProviderError::MissingHeader {
+                provider: TYPE.into(),
+                header: "SigningCertURL".into(),
+            })?;
+        let region = check_signing_cert_url(&url)
+            .map_err(|m| malformed_header(TYPE, "SigningCertURL", m))?;
         if arn_region(&env.topic_arn) != Some(region.as_str()) {
             return Err(malformed_header(
                 TYPE,
@@ -176,12 +186,18 @@ impl CloudWatchProvider {
     }
 
     /// Returns the subscription request carried by `req`, if it is one.
-    pub fn subscription_request(&self, req: &InboundRequest) -> Result<Option<SubscriptionRequest>, ProviderError> {
+    pub fn subscription_request(
+        &self,
+        req: &InboundRequest,
+    ) -> Result<Option<SubscriptionRequest>, ProviderError> {
         let (env, _) = self.envelope(req)?;
         self.subscription_of(&env)
     }
 
-    fn subscription_of(&self, env: &SnsEnvelope) -> Result<Option<SubscriptionRequest>, ProviderError> {
+    fn subscription_of(
+        &self,
+        env: &SnsEnvelope,
+    ) -> Result<Option<SubscriptionRequest>, ProviderError> {
         if env.kind != "SubscriptionConfirmation" && env.kind != "UnsubscribeConfirmation" {
             return Ok(None);
         }
@@ -210,9 +226,14 @@ impl CloudWatchProvider {
         let (env, _) = self.envelope(req)?;
         match self.subscription_of(&env)? {
             Some(s) if s.kind == "SubscriptionConfirmation" => {
-                confirmer.confirm(&s.subscribe_url).map_err(|m| ProviderError::NothingToIngest {
-                    provider: TYPE.into(),
-                    message: format!("confirming the subscription to {} failed: {m}", s.topic_arn),
+                confirmer.confirm(&s.subscribe_url).map_err(|m| {
+                    ProviderError::NothingToIngest {
+                        provider: TYPE.into(),
+                        message: format!(
+                            "confirming the subscription to {} failed: {m}",
+                            s.topic_arn
+                        ),
+                    }
                 })?;
                 Ok(Some(s))
             }
@@ -220,12 +241,20 @@ impl CloudWatchProvider {
         }
     }
 
-    fn alarm_event(&self, env: &SnsEnvelope, raw: &serde_json::Value) -> Result<Option<Event>, ProviderError> {
-        let alarm_raw: serde_json::Value = serde_json::from_str(&env.message)
-            .map_err(|e| self.common.malformed("$.Message", format!("not CloudWatch alarm JSON: {e}")))?;
-        let alarm: Alarm = serde_path_to_error::deserialize(&alarm_raw).map_err(|e| {
+    fn alarm_event(
+        &self,
+        env: &SnsEnvelope,
+        raw: &serde_json::Value,
+    ) -> Result<Option<Event>, ProviderError> {
+        let alarm_raw: serde_json::Value = serde_json::from_str(&env.message).map_err(|e| {
             self.common
-                .malformed(format!("$.Message.{}", e.path()), e.into_inner().to_string())
+                .malformed("$.Message", format!("not CloudWatch alarm JSON: {e}"))
+        })?;
+        let alarm: Alarm = serde_path_to_error::deserialize(&alarm_raw).map_err(|e| {
+            self.common.malformed(
+                format!("$.Message.{}", e.path()),
+                e.into_inner().to_string(),
+            )
         })?;
         let (status, severity) = match alarm.new_state_value.as_str() {
             "ALARM" => (AlertStatus::Firing, self.config.alarm_severity),
@@ -238,19 +267,37 @@ impl CloudWatchProvider {
             other => {
                 return Err(self.common.malformed(
                     "$.Message.NewStateValue",
-                    format!("unknown alarm state {other:?} (expected ALARM, OK or INSUFFICIENT_DATA)"),
+                    format!(
+                        "unknown alarm state {other:?} (expected ALARM, OK or INSUFFICIENT_DATA)"
+                    ),
                 ));
             }
         };
         let mut labels = Labels::new();
         put_label(&mut labels, "alarm_name", &alarm.alarm_name);
-        let region_code = alarm.alarm_arn.as_deref().and_then(arn_region).unwrap_or("");
+        let region_code = alarm
+            .alarm_arn
+            .as_deref()
+            .and_then(arn_region)
+            .unwrap_or("");
         put_label(&mut labels, "region", region_code);
-        put_label(&mut labels, "aws_account_id", alarm.aws_account_id.as_deref().unwrap_or(""));
+        put_label(
+            &mut labels,
+            "aws_account_id",
+            alarm.aws_account_id.as_deref().unwrap_or(""),
+        );
         let mut service = None;
         if let Some(t) = &alarm.trigger {
-            put_label(&mut labels, "namespace", t.namespace.as_deref().unwrap_or(""));
-            put_label(&mut labels, "metric_name", t.metric_name.as_deref().unwrap_or(""));
+            put_label(
+                &mut labels,
+                "namespace",
+                t.namespace.as_deref().unwrap_or(""),
+            );
+            put_label(
+                &mut labels,
+                "metric_name",
+                t.metric_name.as_deref().unwrap_or(""),
+            );
             for d in &t.dimensions {
                 put_label(&mut labels, &format!("dimension_{}", d.name), &d.value);
                 if d.name == "ServiceName" && !d.value.is_empty() {
@@ -273,7 +320,8 @@ impl CloudWatchProvider {
         }
         let mut links = Vec::new();
         if !region_code.is_empty() {
-            let name: String = url::form_urlencoded::byte_serialize(alarm.alarm_name.as_bytes()).collect();
+            let name: String =
+                url::form_urlencoded::byte_serialize(alarm.alarm_name.as_bytes()).collect();
             links.push(Link {
                 href: format!(
                     "https://console.aws.amazon.com/cloudwatch/home?region={region_code}#alarmsV2:alarm/{name}"
@@ -282,14 +330,18 @@ impl CloudWatchProvider {
             });
         }
         let changed = alarm.state_change_time.as_deref().and_then(parse_timestamp);
-        let dedup_key = alarm.alarm_arn.clone().filter(|a| !a.is_empty()).unwrap_or_else(|| {
-            format!(
-                "{}:{}:{}",
-                alarm.aws_account_id.as_deref().unwrap_or(""),
-                alarm.region.as_deref().unwrap_or(""),
-                alarm.alarm_name
-            )
-        });
+        let dedup_key = alarm
+            .alarm_arn
+            .clone()
+            .filter(|a| !a.is_empty())
+            .unwrap_or_else(|| {
+                format!(
+                    "{}:{}:{}",
+                    alarm.aws_account_id.as_deref().unwrap_or(""),
+                    alarm.region.as_deref().unwrap_or(""),
+                    alarm.alarm_name
+                )
+            });
         Ok(Some(Event::Alert(Alert {
             source: self.common.source.clone(),
             dedup_key: Some(dedup_key),
@@ -307,8 +359,16 @@ impl CloudWatchProvider {
             annotations,
             links,
             images: Vec::new(),
-            starts_at: if status == AlertStatus::Firing { changed } else { None },
-            ends_at: if status == AlertStatus::Resolved { changed } else { None },
+            starts_at: if status == AlertStatus::Firing {
+                changed
+            } else {
+                None
+            },
+            ends_at: if status == AlertStatus::Resolved {
+                changed
+            } else {
+                None
+            },
             service,
             raw: if self.common.keep_raw {
                 serde_json::json!({ "envelope": raw, "alarm": alarm_raw })
@@ -329,18 +389,29 @@ impl Provider for CloudWatchProvider {
             return Ok(());
         }
         let (env, _) = self.envelope(req)?;
-        let version = env.signature_version.as_deref().ok_or_else(|| ProviderError::MissingHeader {
-            provider: TYPE.into(),
-            header: "SignatureVersion".into(),
-        })?;
+        let version =
+            env.signature_version
+                .as_deref()
+                .ok_or_else(|| ProviderError::MissingHeader {
+                    provider: TYPE.into(),
+                    header: "SignatureVersion".into(),
+                })?;
         if version != "1" && version != "2" {
-            return Err(malformed_header(TYPE, "SignatureVersion", format!("unsupported version {version:?}")));
+            return Err(malformed_header(
+                TYPE,
+                "SignatureVersion",
+                format!("unsupported version {version:?}"),
+            ));
         }
-        let sig_b64 = env.signature.as_deref().ok_or_else(|| ProviderError::MissingHeader {
-            provider: TYPE.into(),
-            header: "Signature".into(),
-        })?;
-        let signature = decode_signature(sig_b64).ok_or_else(|| malformed_header(TYPE, "Signature", "not base64"))?;
+        let sig_b64 = env
+            .signature
+            .as_deref()
+            .ok_or_else(|| ProviderError::MissingHeader {
+                provider: TYPE.into(),
+                header: "Signature".into(),
+            })?;
+        let signature = decode_signature(sig_b64)
+            .ok_or_else(|| malformed_header(TYPE, "Signature", "not base64"))?;
         let url = self.cert_url(&env)?;
         let key = self
             .configured_keys
@@ -351,9 +422,10 @@ impl Provider for CloudWatchProvider {
                 provider: TYPE.into(),
                 url: url.clone(),
             })?;
-        let to_sign = env
-            .string_to_sign()
-            .ok_or_else(|| self.common.malformed("$.Type", format!("unknown SNS message type {:?}", env.kind)))?;
+        let to_sign = env.string_to_sign().ok_or_else(|| {
+            self.common
+                .malformed("$.Type", format!("unknown SNS message type {:?}", env.kind))
+        })?;
         key.verify(version, to_sign.as_bytes(), &signature)
             .map_err(|_| bad_signature(TYPE))?;
         if !self.config.topic_arns.is_empty() && !self.config.topic_arns.contains(&env.topic_arn) {
@@ -362,8 +434,14 @@ impl Provider for CloudWatchProvider {
                 message: format!("topic {} is not in options.topic_arns", env.topic_arn),
             });
         }
-        let sent = parse_timestamp(&env.timestamp).ok_or_else(|| malformed_header(TYPE, "Timestamp", "not an ISO 8601 time"))?;
-        check_window(TYPE, sent, now, SignedDuration::from_secs(i64::from(self.config.replay_window_secs)))
+        let sent = parse_timestamp(&env.timestamp)
+            .ok_or_else(|| malformed_header(TYPE, "Timestamp", "not an ISO 8601 time"))?;
+        check_window(
+            TYPE,
+            sent,
+            now,
+            SignedDuration::from_secs(i64::from(self.config.replay_window_secs)),
+        )
     }
 
     fn parse(&self, req: &InboundRequest) -> Result<Vec<Event>, ProviderError> {
@@ -371,7 +449,9 @@ impl Provider for CloudWatchProvider {
         match env.kind.as_str() {
             "Notification" => Ok(self.alarm_event(&env, &raw)?.into_iter().collect()),
             "SubscriptionConfirmation" | "UnsubscribeConfirmation" => {
-                let s = self.subscription_of(&env)?.ok_or_else(|| self.common.malformed("$.Type", "not a subscription"))?;
+                let s = self
+                    .subscription_of(&env)?
+                    .ok_or_else(|| self.common.malformed("$.Type", "not a subscription"))?;
                 Err(ProviderError::NothingToIngest {
                     provider: TYPE.into(),
                     message: format!(
@@ -380,10 +460,9 @@ impl Provider for CloudWatchProvider {
                     ),
                 })
             }
-            other => Err(self.common.malformed(
-                "$.Type",
-                format!("unknown SNS message type {other:?}"),
-            )),
+            other => Err(self
+                .common
+                .malformed("$.Type", format!("unknown SNS message type {other:?}"))),
         }
     }
 }
@@ -420,17 +499,25 @@ impl CloudWatchType {
         };
         let mut configured_keys = BTreeMap::new();
         for (url, pem) in &config.certificates {
-            check_signing_cert_url(url).map_err(|m| invalid(format!("options.certificates.{url}"), m))?;
-            let key = SigningKey::from_pem(pem).map_err(|m| invalid(format!("options.certificates.{url}"), m))?;
+            check_signing_cert_url(url)
+                .map_err(|m| invalid(format!("options.certificates.{url}"), m))?;
+            let key = SigningKey::from_pem(pem)
+                .map_err(|m| invalid(format!("options.certificates.{url}"), m))?;
             configured_keys.insert(url.clone(), key);
         }
         for (i, arn) in config.topic_arns.iter().enumerate() {
             if !arn.starts_with("arn:") || arn.split(':').count() < 6 {
-                return Err(invalid(format!("options.topic_arns[{i}]"), "not an SNS topic ARN".into()));
+                return Err(invalid(
+                    format!("options.topic_arns[{i}]"),
+                    "not an SNS topic ARN".into(),
+                ));
             }
         }
         if config.replay_window_secs == 0 {
-            return Err(invalid("options.replay_window_secs".into(), "must be positive".into()));
+            return Err(invalid(
+                "options.replay_window_secs".into(),
+                "must be positive".into(),
+            ));
         }
         Ok(CloudWatchProvider {
             common: Common::new(TYPE, integration),

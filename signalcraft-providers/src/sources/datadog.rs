@@ -117,7 +117,9 @@ fn bracket_prefixes(title: &str) -> (Vec<&str>, &str) {
 }
 
 fn nonempty(s: &Option<String>) -> Option<&str> {
-    s.as_deref().map(str::trim).filter(|s| !s.is_empty() && !s.starts_with('$'))
+    s.as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty() && !s.starts_with('$'))
 }
 
 /// A `datadog` provider.
@@ -160,9 +162,12 @@ impl Provider for DatadogProvider {
         } else {
             AlertStatus::Firing
         };
-        let priority = nonempty(&p.alert_priority)
-            .map(str::to_string)
-            .or_else(|| prefixes.iter().find(|t| t.len() == 2 && t.starts_with('P')).map(|s| s.to_string()));
+        let priority = nonempty(&p.alert_priority).map(str::to_string).or_else(|| {
+            prefixes
+                .iter()
+                .find(|t| t.len() == 2 && t.starts_with('P'))
+                .map(|s| s.to_string())
+        });
         let severity = if t.contains("warn") || t.contains("no data") {
             Severity::Warning
         } else if let Some(s) = priority.as_deref().and_then(Severity::parse_lenient) {
@@ -177,11 +182,21 @@ impl Provider for DatadogProvider {
         };
         let mut labels = Labels::new();
         let tag_text = p.tags.as_ref().map(|v| match v {
-            Value::Array(a) => a.iter().filter_map(scalar_text).collect::<Vec<_>>().join(","),
+            Value::Array(a) => a
+                .iter()
+                .filter_map(scalar_text)
+                .collect::<Vec<_>>()
+                .join(","),
             other => scalar_text(other).unwrap_or_default(),
         });
         let mut service = None;
-        for tag in tag_text.as_deref().unwrap_or("").split(',').map(str::trim).filter(|t| !t.is_empty()) {
+        for tag in tag_text
+            .as_deref()
+            .unwrap_or("")
+            .split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+        {
             let (k, v) = tag.split_once(':').unwrap_or((tag, ""));
             put_label(&mut labels, k, if v.is_empty() { "true" } else { v });
             if k == self.config.service_tag && !v.is_empty() {
@@ -189,11 +204,19 @@ impl Provider for DatadogProvider {
             }
         }
         put_label(&mut labels, "hostname", nonempty(&p.hostname).unwrap_or(""));
-        put_label(&mut labels, "alert_metric", nonempty(&p.alert_metric).unwrap_or(""));
+        put_label(
+            &mut labels,
+            "alert_metric",
+            nonempty(&p.alert_metric).unwrap_or(""),
+        );
         if let Some(name) = p.org.as_ref().and_then(|o| o.name.clone()) {
             put_label(&mut labels, "org", &name);
         }
-        let alert_id = p.alert_id.as_ref().and_then(scalar_text).filter(|s| !s.starts_with('$'));
+        let alert_id = p
+            .alert_id
+            .as_ref()
+            .and_then(scalar_text)
+            .filter(|s| !s.starts_with('$'));
         let dedup_key = if let Some(agg) = nonempty(&p.aggregate) {
             agg.to_string()
         } else if let Some(id) = &alert_id {
@@ -250,8 +273,16 @@ impl Provider for DatadogProvider {
                 })
                 .into_iter()
                 .collect(),
-            starts_at: if status == AlertStatus::Firing { at } else { None },
-            ends_at: if status == AlertStatus::Resolved { at } else { None },
+            starts_at: if status == AlertStatus::Firing {
+                at
+            } else {
+                None
+            },
+            ends_at: if status == AlertStatus::Resolved {
+                at
+            } else {
+                None
+            },
             service,
             raw,
         })])

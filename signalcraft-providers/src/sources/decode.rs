@@ -62,8 +62,8 @@ impl Common {
     pub fn decode<T: DeserializeOwned>(&self, body: &[u8]) -> Result<(T, Value), ProviderError> {
         self.check_size(body)?;
         if self.keep_raw {
-            let raw: Value = serde_json::from_slice(body)
-                .map_err(|e| self.malformed("$", json_message(&e)))?;
+            let raw: Value =
+                serde_json::from_slice(body).map_err(|e| self.malformed("$", json_message(&e)))?;
             let typed = self.from_value(&raw)?;
             Ok((typed, raw))
         } else {

@@ -95,7 +95,10 @@ impl GenericConfig {
             ("link", &self.link),
         ];
         std::iter::once(("summary".to_string(), &self.summary))
-            .chain(opt.into_iter().filter_map(|(k, v)| v.as_ref().map(|v| (k.to_string(), v))))
+            .chain(
+                opt.into_iter()
+                    .filter_map(|(k, v)| v.as_ref().map(|v| (k.to_string(), v))),
+            )
             .chain(self.labels.iter().map(|(k, v)| (format!("labels.{k}"), v)))
     }
 }
@@ -110,7 +113,10 @@ pub struct GenericProvider {
 }
 
 fn text_at(v: &Value, pointer: &Option<String>) -> Option<String> {
-    pointer.as_deref().and_then(|p| v.pointer(p)).and_then(scalar_text)
+    pointer
+        .as_deref()
+        .and_then(|p| v.pointer(p))
+        .and_then(scalar_text)
 }
 
 impl GenericProvider {
@@ -121,15 +127,28 @@ impl GenericProvider {
             .and_then(scalar_text)
             .filter(|s| !s.trim().is_empty())
             .ok_or_else(|| {
-                self.common
-                    .malformed(format!("{at}{}", c.summary), "summary (options.summary) is missing or not text")
+                self.common.malformed(
+                    format!("{at}{}", c.summary),
+                    "summary (options.summary) is missing or not text",
+                )
             })?;
         let status = match text_at(v, &c.status) {
-            Some(s) if c.resolved_values.iter().any(|r| r.eq_ignore_ascii_case(s.trim())) => AlertStatus::Resolved,
+            Some(s)
+                if c.resolved_values
+                    .iter()
+                    .any(|r| r.eq_ignore_ascii_case(s.trim())) =>
+            {
+                AlertStatus::Resolved
+            }
             _ => AlertStatus::Firing,
         };
         let severity = text_at(v, &c.severity)
-            .and_then(|s| c.severity_map.get(&s).copied().or_else(|| Severity::parse_lenient(&s)))
+            .and_then(|s| {
+                c.severity_map
+                    .get(&s)
+                    .copied()
+                    .or_else(|| Severity::parse_lenient(&s))
+            })
             .unwrap_or(c.default_severity);
         let mut labels = Labels::new();
         for (name, p) in &c.labels {
@@ -137,7 +156,11 @@ impl GenericProvider {
                 labels.insert(name.clone(), t);
             }
         }
-        let mut a = Alert::firing(self.common.source.clone(), first_line(&summary, 1024), labels);
+        let mut a = Alert::firing(
+            self.common.source.clone(),
+            first_line(&summary, 1024),
+            labels,
+        );
         a.status = status;
         a.severity = severity;
         a.dedup_key = text_at(v, &c.dedup_key).filter(|k| !k.is_empty());
@@ -169,14 +192,21 @@ impl Provider for GenericProvider {
 
     fn parse(&self, req: &InboundRequest) -> Result<Vec<Event>, ProviderError> {
         // The mapping is dynamic, so the body is a Value by necessity.
-        let body: Value = Common { keep_raw: true, ..self.common.clone() }.decode(&req.body)?.0;
+        let body: Value = Common {
+            keep_raw: true,
+            ..self.common.clone()
+        }
+        .decode(&req.body)?
+        .0;
         match &self.config.alerts {
             None => Ok(vec![Event::Alert(self.alert(&body, "$")?)]),
             Some(p) => {
-                let items = body
-                    .pointer(p)
-                    .and_then(Value::as_array)
-                    .ok_or_else(|| self.common.malformed(format!("${p}"), "expected an array of alerts (options.alerts)"))?;
+                let items = body.pointer(p).and_then(Value::as_array).ok_or_else(|| {
+                    self.common.malformed(
+                        format!("${p}"),
+                        "expected an array of alerts (options.alerts)",
+                    )
+                })?;
                 items
                     .iter()
                     .enumerate()

@@ -171,7 +171,10 @@ fn who(u: &Option<User>) -> &str {
 
 impl GitHubProvider {
     fn time(&self, field: &str, s: &str) -> Result<Timestamp, ProviderError> {
-        parse_timestamp(s).ok_or_else(|| self.common.malformed(field, format!("not a timestamp: {s:?}")))
+        parse_timestamp(s).ok_or_else(|| {
+            self.common
+                .malformed(field, format!("not a timestamp: {s:?}"))
+        })
     }
 
     fn push(&self, req: &InboundRequest) -> Result<Vec<Event>, ProviderError> {
@@ -184,20 +187,36 @@ impl GitHubProvider {
             return Ok(Vec::new());
         }
         let timestamp = match (&p.head_commit, &p.repository.pushed_at) {
-            (Some(Commit { timestamp: Some(t), .. }), _) => self.time("$.head_commit.timestamp", t)?,
-            (_, Some(serde_json::Value::Number(n))) => n
-                .as_i64()
-                .and_then(epoch_auto)
-                .ok_or_else(|| self.common.malformed("$.repository.pushed_at", "out of range"))?,
+            (
+                Some(Commit {
+                    timestamp: Some(t), ..
+                }),
+                _,
+            ) => self.time("$.head_commit.timestamp", t)?,
+            (_, Some(serde_json::Value::Number(n))) => {
+                n.as_i64().and_then(epoch_auto).ok_or_else(|| {
+                    self.common
+                        .malformed("$.repository.pushed_at", "out of range")
+                })?
+            }
             _ => req.received_at.ok_or_else(|| {
-                self.common.malformed("$.head_commit.timestamp", "missing and no receive time")
+                self.common
+                    .malformed("$.head_commit.timestamp", "missing and no receive time")
             })?,
         };
         let n = p.commits.len();
-        let head_msg = p.head_commit.as_ref().map(|c| first_line(&c.message, 200)).unwrap_or_default();
+        let head_msg = p
+            .head_commit
+            .as_ref()
+            .map(|c| first_line(&c.message, 200))
+            .unwrap_or_default();
         let summary = format!(
             "{} pushed {n} commit{} to {}@{branch}{}{}",
-            if who(&p.pusher).is_empty() { "someone" } else { who(&p.pusher) },
+            if who(&p.pusher).is_empty() {
+                "someone"
+            } else {
+                who(&p.pusher)
+            },
             if n == 1 { "" } else { "s" },
             p.repository.full_name,
             if head_msg.is_empty() { "" } else { ": " },
@@ -256,7 +275,11 @@ impl GitHubProvider {
             short(&d.sha),
             d.environment,
             e.action.as_deref().unwrap_or("created"),
-            if who(&d.creator).is_empty() { "unknown" } else { who(&d.creator) },
+            if who(&d.creator).is_empty() {
+                "unknown"
+            } else {
+                who(&d.creator)
+            },
         );
         Ok(vec![Event::Change(ChangeEvent {
             source: self.common.source.clone(),
@@ -340,9 +363,14 @@ impl Provider for GitHubProvider {
     fn verify(&self, req: &InboundRequest, _now: Timestamp) -> Result<(), ProviderError> {
         match (&self.verification, &self.secret) {
             (Verification::Skip, _) => Ok(()),
-            (Verification::Verify, Some(key)) => {
-                verify_hex_hmac(TYPE, req, "X-Hub-Signature-256", "sha256=", key, &[&req.body])
-            }
+            (Verification::Verify, Some(key)) => verify_hex_hmac(
+                TYPE,
+                req,
+                "X-Hub-Signature-256",
+                "sha256=",
+                key,
+                &[&req.body],
+            ),
             (Verification::Verify, None) => Err(ProviderError::InvalidConfig {
                 provider: TYPE.into(),
                 field: "secrets.webhook_secret".into(),
@@ -364,7 +392,9 @@ impl Provider for GitHubProvider {
             }),
             other => Err(ProviderError::NothingToIngest {
                 provider: TYPE.into(),
-                message: format!("event {other:?} is not ingested (only push, deployment, deployment_status)"),
+                message: format!(
+                    "event {other:?} is not ingested (only push, deployment, deployment_status)"
+                ),
             }),
         }
     }

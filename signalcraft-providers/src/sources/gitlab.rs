@@ -156,16 +156,28 @@ fn link(href: &Option<String>, text: &str) -> Option<Link> {
 }
 
 impl GitLabProvider {
-    fn time(&self, field: &str, s: Option<&str>, req: &InboundRequest) -> Result<Timestamp, ProviderError> {
+    fn time(
+        &self,
+        field: &str,
+        s: Option<&str>,
+        req: &InboundRequest,
+    ) -> Result<Timestamp, ProviderError> {
         match s {
-            Some(s) => parse_timestamp(s).ok_or_else(|| self.common.malformed(field, format!("not a timestamp: {s:?}"))),
+            Some(s) => parse_timestamp(s).ok_or_else(|| {
+                self.common
+                    .malformed(field, format!("not a timestamp: {s:?}"))
+            }),
             None => req
                 .received_at
                 .ok_or_else(|| self.common.malformed(field, "missing and no receive time")),
         }
     }
 
-    fn deployment(&self, req: &InboundRequest, raw: serde_json::Value) -> Result<Vec<Event>, ProviderError> {
+    fn deployment(
+        &self,
+        req: &InboundRequest,
+        raw: serde_json::Value,
+    ) -> Result<Vec<Event>, ProviderError> {
         let d: DeploymentHook = self.common.from_value_or_body(&raw, &req.body)?;
         if !matches!(d.status.as_str(), "success" | "failed" | "canceled") {
             return Ok(Vec::new());
@@ -177,10 +189,18 @@ impl GitLabProvider {
         put_label(&mut labels, "ref", d.git_ref.as_deref().unwrap_or(""));
         put_label(&mut labels, "sha", &d.short_sha);
         put_label(&mut labels, "change_type", "deployment");
-        let title = d.commit_title.as_deref().map(|t| first_line(t, 200)).unwrap_or_default();
+        let title = d
+            .commit_title
+            .as_deref()
+            .map(|t| first_line(t, 200))
+            .unwrap_or_default();
         let summary = format!(
             "Deployment of {} to {} {}{}{}",
-            if d.short_sha.is_empty() { &d.project.name } else { &d.short_sha },
+            if d.short_sha.is_empty() {
+                &d.project.name
+            } else {
+                &d.short_sha
+            },
             d.environment,
             d.status,
             if title.is_empty() { "" } else { ": " },
@@ -207,15 +227,26 @@ impl GitLabProvider {
                 "user": user_name(&d.user),
                 "project_id": d.project.id,
             }),
-            raw: if self.common.keep_raw { raw } else { serde_json::Value::Null },
+            raw: if self.common.keep_raw {
+                raw
+            } else {
+                serde_json::Value::Null
+            },
         })])
     }
 
-    fn pipeline(&self, req: &InboundRequest, raw: serde_json::Value) -> Result<Vec<Event>, ProviderError> {
+    fn pipeline(
+        &self,
+        req: &InboundRequest,
+        raw: serde_json::Value,
+    ) -> Result<Vec<Event>, ProviderError> {
         let p: PipelineHook = self.common.from_value_or_body(&raw, &req.body)?;
         let a = &p.object_attributes;
         let default = p.project.default_branch.as_deref().unwrap_or("");
-        if a.tag || a.git_ref != default || !matches!(a.status.as_str(), "success" | "failed" | "canceled") {
+        if a.tag
+            || a.git_ref != default
+            || !matches!(a.status.as_str(), "success" | "failed" | "canceled")
+        {
             return Ok(Vec::new());
         }
         let mut labels = Labels::new();
@@ -230,7 +261,11 @@ impl GitLabProvider {
         .into_iter()
         .flatten()
         .collect();
-        let message = p.commit.as_ref().map(|c| first_line(&c.message, 200)).unwrap_or_default();
+        let message = p
+            .commit
+            .as_ref()
+            .map(|c| first_line(&c.message, 200))
+            .unwrap_or_default();
         let summary = format!(
             "Pipeline #{} on {}@{} {}{}{}",
             a.id,
@@ -252,11 +287,19 @@ impl GitLabProvider {
             "user": user_name(&p.user),
             "project_id": p.project.id,
         });
-        let raw = if self.common.keep_raw { raw } else { serde_json::Value::Null };
+        let raw = if self.common.keep_raw {
+            raw
+        } else {
+            serde_json::Value::Null
+        };
         let mut out = Vec::new();
         let page = self.config.page_on_failed_pipeline;
         if page && matches!(a.status.as_str(), "failed" | "success") {
-            let status = if a.status == "failed" { AlertStatus::Firing } else { AlertStatus::Resolved };
+            let status = if a.status == "failed" {
+                AlertStatus::Firing
+            } else {
+                AlertStatus::Resolved
+            };
             let mut alert_labels = labels.clone();
             alert_labels.remove("sha");
             alert_labels.remove("status");
@@ -325,14 +368,19 @@ impl Provider for GitLabProvider {
         let (kind, raw): (Kind, serde_json::Value) = if self.common.keep_raw {
             self.common.decode(&req.body)?
         } else {
-            (self.common.decode::<Kind>(&req.body)?.0, serde_json::Value::Null)
+            (
+                self.common.decode::<Kind>(&req.body)?.0,
+                serde_json::Value::Null,
+            )
         };
         match kind.object_kind.as_str() {
             "deployment" => self.deployment(req, raw),
             "pipeline" => self.pipeline(req, raw),
             other => Err(ProviderError::NothingToIngest {
                 provider: TYPE.into(),
-                message: format!("object_kind {other:?} is not ingested (only deployment, pipeline)"),
+                message: format!(
+                    "object_kind {other:?} is not ingested (only deployment, pipeline)"
+                ),
             }),
         }
     }

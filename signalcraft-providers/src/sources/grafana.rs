@@ -140,9 +140,17 @@ impl Provider for GrafanaProvider {
             let header = &self.config.hmac_header;
             match &self.config.hmac_timestamp_header {
                 Some(ts_header) => {
-                    let window = SignedDuration::from_secs(i64::from(self.config.replay_window_secs));
+                    let window =
+                        SignedDuration::from_secs(i64::from(self.config.replay_window_secs));
                     let stamp = check_replay_window(TYPE, req, ts_header, now, window)?;
-                    verify_hex_hmac(TYPE, req, header, "", key, &[stamp.as_bytes(), b":", &req.body])?;
+                    verify_hex_hmac(
+                        TYPE,
+                        req,
+                        header,
+                        "",
+                        key,
+                        &[stamp.as_bytes(), b":", &req.body],
+                    )?;
                 }
                 None => verify_hex_hmac(TYPE, req, header, "", key, &[&req.body])?,
             }

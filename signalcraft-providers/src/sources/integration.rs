@@ -148,7 +148,10 @@ impl Integration {
             }
             let v = value.expose();
             if v.is_empty() {
-                return Err(invalid(format!("secrets.{name}"), "must not be empty".into()));
+                return Err(invalid(
+                    format!("secrets.{name}"),
+                    "must not be empty".into(),
+                ));
             }
             if v.trim() != v {
                 return Err(invalid(

@@ -121,11 +121,17 @@ impl PagerDutyProvider {
     fn required<'a>(&self, v: &'a Option<String>, field: &str) -> Result<&'a str, ProviderError> {
         v.as_deref()
             .filter(|s| !s.trim().is_empty())
-            .ok_or_else(|| self.common.malformed(field, "required field is missing or empty"))
+            .ok_or_else(|| {
+                self.common
+                    .malformed(field, "required field is missing or empty")
+            })
     }
 
     fn trigger(&self, e: PdEvent, body: &[u8], raw: Value) -> Result<Event, ProviderError> {
-        let p = e.payload.as_ref().ok_or_else(|| self.common.malformed("$.payload", "required for trigger"))?;
+        let p = e
+            .payload
+            .as_ref()
+            .ok_or_else(|| self.common.malformed("$.payload", "required for trigger"))?;
         let summary = self.required(&p.summary, "$.payload.summary")?;
         let source = self.required(&p.source, "$.payload.source")?;
         let severity = match self.required(&p.severity, "$.payload.severity")? {
@@ -142,14 +148,20 @@ impl PagerDutyProvider {
         };
         let dedup_key = match e.dedup_key.as_deref().filter(|k| !k.is_empty()) {
             Some(k) if k.len() > 255 => {
-                return Err(self.common.malformed("$.dedup_key", "longer than 255 characters"));
+                return Err(self
+                    .common
+                    .malformed("$.dedup_key", "longer than 255 characters"));
             }
             Some(k) => k.to_string(),
             None => generated_dedup_key(body),
         };
         let mut labels = Labels::new();
         put_label(&mut labels, "source", source);
-        put_label(&mut labels, "component", p.component.as_deref().unwrap_or(""));
+        put_label(
+            &mut labels,
+            "component",
+            p.component.as_deref().unwrap_or(""),
+        );
         put_label(&mut labels, "group", p.group.as_deref().unwrap_or(""));
         put_label(&mut labels, "class", p.class.as_deref().unwrap_or(""));
         let mut links: Vec<Link> = e
@@ -193,14 +205,20 @@ impl PagerDutyProvider {
     }
 
     fn change(&self, e: PdEvent, req: &InboundRequest, raw: Value) -> Result<Event, ProviderError> {
-        let p = e.payload.as_ref().ok_or_else(|| self.common.malformed("$.payload", "required for change events"))?;
+        let p = e.payload.as_ref().ok_or_else(|| {
+            self.common
+                .malformed("$.payload", "required for change events")
+        })?;
         let summary = self.required(&p.summary, "$.payload.summary")?;
         let timestamp = match p.timestamp.as_deref() {
-            Some(t) => parse_timestamp(t)
-                .ok_or_else(|| self.common.malformed("$.payload.timestamp", format!("not a timestamp: {t:?}")))?,
-            None => req
-                .received_at
-                .ok_or_else(|| self.common.malformed("$.payload.timestamp", "missing and no receive time"))?,
+            Some(t) => parse_timestamp(t).ok_or_else(|| {
+                self.common
+                    .malformed("$.payload.timestamp", format!("not a timestamp: {t:?}"))
+            })?,
+            None => req.received_at.ok_or_else(|| {
+                self.common
+                    .malformed("$.payload.timestamp", "missing and no receive time")
+            })?,
         };
         let details = p.custom_details.clone().unwrap_or(Value::Null);
         let repository = ["repository_url", "repository", "repo"]
@@ -215,7 +233,11 @@ impl PagerDutyProvider {
             source: self.common.source.clone(),
             summary: first_line(summary, 1024),
             timestamp,
-            service: p.source.clone().filter(|s| !s.is_empty()).or_else(|| repository.clone()),
+            service: p
+                .source
+                .clone()
+                .filter(|s| !s.is_empty())
+                .or_else(|| repository.clone()),
             repository,
             labels,
             links: e
@@ -278,7 +300,11 @@ impl Provider for PagerDutyProvider {
         let event = match e.event_action.as_deref() {
             Some("trigger") => self.trigger(e, &req.body, raw)?,
             Some(action @ ("acknowledge" | "resolve")) => {
-                let action = if action == "acknowledge" { ActionKind::Acknowledge } else { ActionKind::Resolve };
+                let action = if action == "acknowledge" {
+                    ActionKind::Acknowledge
+                } else {
+                    ActionKind::Resolve
+                };
                 let dedup_key = self.required(&e.dedup_key, "$.dedup_key")?.to_string();
                 Event::Action(ActionEvent {
                     source: self.common.source.clone(),

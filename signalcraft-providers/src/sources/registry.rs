@@ -98,7 +98,8 @@ impl Registry {
 
     /// Adds (or replaces) a source type under its `provider_type()`.
     pub fn register(&mut self, source: Box<dyn SourceType>) -> &mut Self {
-        self.types.insert(source.provider_type().to_string(), source);
+        self.types
+            .insert(source.provider_type().to_string(), source);
         self
     }
 

@@ -177,7 +177,13 @@ fn link(href: Option<String>, text: &str) -> Vec<Link> {
 }
 
 impl SentryProvider {
-    fn alert(&self, dedup_key: String, status: AlertStatus, severity: Severity, summary: String) -> Alert {
+    fn alert(
+        &self,
+        dedup_key: String,
+        status: AlertStatus,
+        severity: Severity,
+        summary: String,
+    ) -> Alert {
         let mut a = Alert::firing(self.common.source.clone(), summary, Labels::new());
         a.dedup_key = Some(dedup_key);
         a.status = status;
@@ -196,7 +202,10 @@ impl SentryProvider {
             .as_ref()
             .and_then(scalar_text)
             .or(e.event_id.clone())
-            .ok_or_else(|| self.common.malformed("$.data.event.issue_id", "missing (and no event_id)"))?;
+            .ok_or_else(|| {
+                self.common
+                    .malformed("$.data.event.issue_id", "missing (and no event_id)")
+            })?;
         let summary = e
             .title
             .as_deref()
@@ -213,7 +222,11 @@ impl SentryProvider {
         if let Some(p) = e.project.as_ref().and_then(scalar_text) {
             put_label(&mut a.labels, "project", &p);
         }
-        put_label(&mut a.labels, "rule", h.data.triggered_rule.as_deref().unwrap_or(""));
+        put_label(
+            &mut a.labels,
+            "rule",
+            h.data.triggered_rule.as_deref().unwrap_or(""),
+        );
         let tags: BTreeMap<String, String> = e
             .tags
             .iter()
@@ -222,7 +235,11 @@ impl SentryProvider {
         if let Some(env) = tags.get("environment") {
             put_label(&mut a.labels, "environment", env);
         }
-        a.service = self.config.service_tag.as_ref().and_then(|t| tags.get(t).cloned());
+        a.service = self
+            .config
+            .service_tag
+            .as_ref()
+            .and_then(|t| tags.get(t).cloned());
         if let Some(c) = e.culprit.filter(|c| !c.is_empty()) {
             a.annotations.insert("culprit".into(), c);
         }
@@ -247,8 +264,15 @@ impl SentryProvider {
             }
         };
         let m = h.data.metric_alert;
-        let id = scalar_text(&m.id).ok_or_else(|| self.common.malformed("$.data.metric_alert.id", "not a string or number"))?;
-        let rule = m.alert_rule.as_ref().and_then(|r| r.name.clone()).unwrap_or_default();
+        let id = scalar_text(&m.id).ok_or_else(|| {
+            self.common
+                .malformed("$.data.metric_alert.id", "not a string or number")
+        })?;
+        let rule = m
+            .alert_rule
+            .as_ref()
+            .and_then(|r| r.name.clone())
+            .unwrap_or_default();
         let summary = h
             .data
             .description_title
@@ -256,7 +280,12 @@ impl SentryProvider {
             .or(m.title.as_deref())
             .map(|t| first_line(t, 512))
             .unwrap_or_else(|| format!("Sentry metric alert {rule}"));
-        let mut a = self.alert(format!("sentry-metric-alert:{id}"), status, severity, summary);
+        let mut a = self.alert(
+            format!("sentry-metric-alert:{id}"),
+            status,
+            severity,
+            summary,
+        );
         put_label(&mut a.labels, "rule", &rule);
         if let Some(env) = m.alert_rule.as_ref().and_then(|r| r.environment.as_deref()) {
             put_label(&mut a.labels, "environment", env);
@@ -280,7 +309,10 @@ impl SentryProvider {
             _ => return Ok(Vec::new()),
         };
         let i = h.data.issue;
-        let id = scalar_text(&i.id).ok_or_else(|| self.common.malformed("$.data.issue.id", "not a string or number"))?;
+        let id = scalar_text(&i.id).ok_or_else(|| {
+            self.common
+                .malformed("$.data.issue.id", "not a string or number")
+        })?;
         let mut a = self.alert(
             format!("sentry-issue:{id}"),
             status,
@@ -328,7 +360,9 @@ impl Provider for SentryProvider {
             "issue" => self.issue(req),
             other => Err(ProviderError::NothingToIngest {
                 provider: TYPE.into(),
-                message: format!("resource {other:?} is not ingested (only event_alert, metric_alert, issue)"),
+                message: format!(
+                    "resource {other:?} is not ingested (only event_alert, metric_alert, issue)"
+                ),
             }),
         }
     }

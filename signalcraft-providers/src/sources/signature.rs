@@ -38,10 +38,11 @@ pub fn require_header<'a>(
     req: &'a InboundRequest,
     name: &str,
 ) -> Result<&'a str, ProviderError> {
-    req.header(name).ok_or_else(|| ProviderError::MissingHeader {
-        provider: provider.to_string(),
-        header: name.to_string(),
-    })
+    req.header(name)
+        .ok_or_else(|| ProviderError::MissingHeader {
+            provider: provider.to_string(),
+            header: name.to_string(),
+        })
 }
 
 /// `MalformedHeader` for `header`.
@@ -223,9 +224,13 @@ impl TokenAuth {
     }
 
     fn check_authorization(&self, provider: &str, value: &str) -> Result<(), ProviderError> {
-        let (scheme, cred) = value
-            .split_once(' ')
-            .ok_or_else(|| malformed_header(provider, "Authorization", "expected \"<scheme> <credentials>\""))?;
+        let (scheme, cred) = value.split_once(' ').ok_or_else(|| {
+            malformed_header(
+                provider,
+                "Authorization",
+                "expected \"<scheme> <credentials>\"",
+            )
+        })?;
         let cred = cred.trim();
         if scheme.eq_ignore_ascii_case("bearer") {
             if let Some(want) = &self.bearer
@@ -238,7 +243,13 @@ impl TokenAuth {
         if scheme.eq_ignore_ascii_case("basic") {
             let decoded = base64::engine::general_purpose::STANDARD
                 .decode(cred)
-                .map_err(|_| malformed_header(provider, "Authorization", "basic credentials are not base64"))?;
+                .map_err(|_| {
+                    malformed_header(
+                        provider,
+                        "Authorization",
+                        "basic credentials are not base64",
+                    )
+                })?;
             if let Some(want) = &self.basic
                 && ct_eq(&decoded, want.expose().as_bytes())
             {
@@ -271,11 +282,25 @@ mod tests {
             "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17",
         );
         let key = Secret::new("It's a Secret to Everybody");
-        verify_hex_hmac("github", &req, "X-Hub-Signature-256", "sha256=", &key, &[&req.body])
-            .unwrap();
+        verify_hex_hmac(
+            "github",
+            &req,
+            "X-Hub-Signature-256",
+            "sha256=",
+            &key,
+            &[&req.body],
+        )
+        .unwrap();
         let wrong = Secret::new("It's a Secret to Nobody");
         assert_eq!(
-            verify_hex_hmac("github", &req, "X-Hub-Signature-256", "sha256=", &wrong, &[&req.body]),
+            verify_hex_hmac(
+                "github",
+                &req,
+                "X-Hub-Signature-256",
+                "sha256=",
+                &wrong,
+                &[&req.body]
+            ),
             Err(bad_signature("github"))
         );
     }
@@ -309,12 +334,16 @@ mod tests {
             .with_secret("basic_auth", "user:pw");
         let auth = TokenAuth::from_integration("generic", &i, "X-Token").unwrap();
         let basic = base64::engine::general_purpose::STANDARD.encode("user:pw");
-        let ok_basic = InboundRequest::default().with_header("Authorization", format!("Basic {basic}"));
+        let ok_basic =
+            InboundRequest::default().with_header("Authorization", format!("Basic {basic}"));
         let ok_bearer = InboundRequest::default().with_header("authorization", "Bearer tok");
         assert!(auth.verify("generic", &ok_basic).is_ok());
         assert!(auth.verify("generic", &ok_bearer).is_ok());
         let wrong = InboundRequest::default().with_header("Authorization", "Bearer nope");
-        assert_eq!(auth.verify("generic", &wrong), Err(bad_signature("generic")));
+        assert_eq!(
+            auth.verify("generic", &wrong),
+            Err(bad_signature("generic"))
+        );
         assert!(matches!(
             auth.verify("generic", &InboundRequest::default()),
             Err(ProviderError::MissingHeader { .. })

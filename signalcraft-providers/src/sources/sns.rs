@@ -186,7 +186,9 @@ impl SigningKey {
 
 /// Decodes base64 signature text.
 pub fn decode_signature(b64: &str) -> Option<Vec<u8>> {
-    base64::engine::general_purpose::STANDARD.decode(b64.trim()).ok()
+    base64::engine::general_purpose::STANDARD
+        .decode(b64.trim())
+        .ok()
 }
 
 fn pem_certificate(pem: &str) -> Result<Vec<u8>, String> {
@@ -306,9 +308,7 @@ mod tests {
             ),
             Ok("us-east-1".into())
         );
-        assert!(
-            check_signing_cert_url("https://sns.cn-north-1.amazonaws.com.cn/x.pem").is_ok()
-        );
+        assert!(check_signing_cert_url("https://sns.cn-north-1.amazonaws.com.cn/x.pem").is_ok());
         for bad in [
             "http://sns.us-east-1.amazonaws.com/x.pem",
             "https://sns.us-east-1.amazonaws.com.evil.example/x.pem",

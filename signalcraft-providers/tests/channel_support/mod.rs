@@ -477,6 +477,9 @@ class Handler:
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        let mut child = child;
+        let _ = child.kill();
+        let _ = child.wait();
         panic!(
             "aiosmtpd did not start on 127.0.0.1:{port} (is aiosmtpd installed? run .ci/install-deps)"
         );
