@@ -22,10 +22,33 @@ struct Sample {
     retry: bool,
 }
 
+/// Samples kept per window at most; older ones are dropped early so memory and
+/// snapshot cost stay bounded under a storm (rates then cover the newest samples).
+pub const MAX_SAMPLES: usize = 4096;
+
+/// One sliding window. `ok` counts the successful samples so health decisions
+/// are O(1) per attempt.
 #[derive(Debug, Default)]
 struct Window {
     samples: VecDeque<Sample>,
+    ok: usize,
     healthy: Option<bool>,
+}
+
+impl Window {
+    fn push(&mut self, s: Sample) {
+        if self.samples.len() == MAX_SAMPLES {
+            self.pop();
+        }
+        self.ok += usize::from(s.ok);
+        self.samples.push_back(s);
+    }
+
+    fn pop(&mut self) {
+        if let Some(s) = self.samples.pop_front() {
+            self.ok -= usize::from(s.ok);
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -109,7 +132,7 @@ impl HealthTracker {
         let mut g = self.windows.lock();
         for t in [target, ANY_TARGET] {
             let w = g.entry((channel.to_string(), t.to_string())).or_default();
-            w.samples.push_back(sample);
+            w.push(sample);
             self.prune(w, at);
             let healthy = self.window_healthy(w);
             if w.healthy != Some(healthy) {
@@ -134,7 +157,7 @@ impl HealthTracker {
             .checked_sub(secs(self.config.window_secs))
             .unwrap_or(now);
         while w.samples.front().is_some_and(|s| s.at < horizon) {
-            w.samples.pop_front();
+            w.pop();
         }
     }
 
@@ -143,8 +166,7 @@ impl HealthTracker {
         if n < self.config.min_samples as usize || n == 0 {
             return true;
         }
-        let ok = w.samples.iter().filter(|s| s.ok).count();
-        (ok as f64 / n as f64) >= self.config.unhealthy_below
+        (w.ok as f64 / n as f64) >= self.config.unhealthy_below
     }
 
     fn check_error(&self, channel: &str, now: Timestamp) -> Option<String> {
@@ -184,7 +206,7 @@ impl HealthTracker {
                 self.prune(w, now);
                 (
                     w.samples.len() as u64,
-                    w.samples.iter().filter(|s| s.ok).count() as u64,
+                    w.ok as u64,
                     w.samples.iter().filter(|s| s.retry).count() as u64,
                     w.samples.iter().map(|s| s.latency_ms).collect::<Vec<_>>(),
                 )

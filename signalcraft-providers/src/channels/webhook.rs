@@ -323,13 +323,19 @@ impl Channel for WebhookChannel {
             .await
             .map_err(|e| http::classify_send_error(e, &format!("webhook {}", self.shown)))?;
         let status = resp.status();
+        if status.is_success() {
+            // Drain the body so the connection goes back to the pool.
+            let _ = resp.bytes().await;
+            return Ok(Delivered {
+                provider_message_id: None,
+            });
+        }
         let headers = resp.headers().clone();
-        // Drain the body so the connection goes back to the pool.
         let _ = resp.bytes().await;
+        tracing::debug!(channel = %self.name, status = status.as_u16(), "webhook rejected");
         if let Some(e) =
             http::classify_status(status, &headers, &format!("webhook {}", self.shown), None)
         {
-            tracing::debug!(channel = %self.name, status = status.as_u16(), "webhook rejected");
             return Err(e);
         }
         Ok(Delivered {
