@@ -32,7 +32,7 @@ use crate::RedbStore;
 use crate::error::{Error, from_redb};
 use crate::scheduler::{SchedOp, decode};
 use crate::schema::SCHEMA_VERSION;
-use crate::tables::{self, JOBS};
+use crate::tables::JOBS;
 use crate::writer::Op;
 
 /// Lines committed per import transaction.
@@ -82,7 +82,7 @@ impl RedbStore {
     /// Writes a consistent snapshot of every table and pending job to `out` as JSON
     /// Lines (see the [module docs](self)). Blocking: call it from a blocking task.
     pub fn export(&self, mut out: impl Write) -> Result<BackupReport, Error> {
-        let r = self.begin_read()?;
+        let r = self.snapshot()?;
         let mut report = BackupReport::default();
         let header = Header {
             signalcraft_backup: BACKUP_FORMAT,
@@ -90,7 +90,7 @@ impl RedbStore {
         };
         write_line(&mut out, &header)?;
         for table in Table::ALL {
-            let t = r.open_table(tables::data(table)).map_err(from_redb)?;
+            let t = r.table(table)?;
             for e in t.iter().map_err(from_redb)? {
                 let (k, v) = e.map_err(from_redb)?;
                 let bytes = v.value();
@@ -112,7 +112,7 @@ impl RedbStore {
                 report.records += 1;
             }
         }
-        let jobs = r.open_table(JOBS).map_err(from_redb)?;
+        let jobs = r.txn().open_table(JOBS).map_err(from_redb)?;
         for e in jobs.iter().map_err(from_redb)? {
             let (k, v) = e.map_err(from_redb)?;
             let rec = decode(k.value(), v.value())?;
@@ -214,9 +214,9 @@ impl RedbStore {
     }
 
     fn ensure_empty(&self) -> Result<(), Error> {
-        let r = self.begin_read()?;
+        let r = self.snapshot()?;
         for table in Table::ALL {
-            let t = r.open_table(tables::data(table)).map_err(from_redb)?;
+            let t = r.table(table)?;
             let count = t.len().map_err(from_redb)?;
             if count > 0 {
                 return Err(Error::NotEmpty {
@@ -225,7 +225,7 @@ impl RedbStore {
                 });
             }
         }
-        let jobs = r.open_table(JOBS).map_err(from_redb)?;
+        let jobs = r.txn().open_table(JOBS).map_err(from_redb)?;
         let count = jobs.len().map_err(from_redb)?;
         if count > 0 {
             return Err(Error::NotEmpty {

@@ -72,6 +72,9 @@ pub(crate) fn from_redb(e: impl Into<redb::Error>) -> StoreError {
             "an earlier I/O error left the database unusable; reopen it to recover".into(),
         ),
         E::DatabaseClosed => StoreError::Closed,
+        E::TransactionInProgress => StoreError::Conflict(
+            "a transaction is still in progress; try again when it has finished".into(),
+        ),
         E::ValueTooLarge(n) => StoreError::Codec(format!("value of {n} bytes is too large")),
         other => StoreError::Io(other.to_string()),
     }

@@ -35,6 +35,7 @@ pub mod retention;
 pub mod scheduler;
 pub mod schema;
 pub mod seal;
+mod snapshot;
 pub mod store;
 pub mod tables;
 pub mod writer;

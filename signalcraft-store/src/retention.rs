@@ -16,9 +16,9 @@
 //!   belongs to a newer incident is kept);
 //! * timeline entries are the keys of [`Table::Timeline`] starting with `"<incident id>/"`.
 //!
-//! Each incident is removed in one atomic batch (incident, alerts, timeline), so a
-//! crash in the middle never leaves half an incident. Archived lines are written and
-//! flushed before the batch commits: a crash in between may archive an incident's
+//! The incidents of one scan page are removed in one atomic batch (each with its
+//! alerts and timeline), so a crash in the middle never leaves half an incident.
+//! Archived lines are written and flushed before the batch commits: a crash in between may archive an incident's
 //! timeline twice, never lose it.
 
 use std::io::Write;
@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use serde_json::Value;
-use signalcraft_core::store::{Scan, Store, StoreError, Table, WriteBatch};
+use signalcraft_core::store::{Scan, Store, Table, WriteBatch};
 
 use crate::error::Error;
 
@@ -166,6 +166,9 @@ impl RetentionPolicy {
                 .await?;
             let Some((last, _)) = page.last() else { break };
             after = Some(last.clone());
+            // One commit per page: each incident is whole inside it.
+            let mut batch = WriteBatch::new();
+            let mut removed = RetentionReport::default();
             for (id, bytes) in page {
                 let Ok(rec) = serde_json::from_slice::<Value>(&bytes) else {
                     continue; // not ours to judge: keep it
@@ -174,22 +177,41 @@ impl RetentionPolicy {
                     Some(t) if t < cutoff => {}
                     _ => continue,
                 }
-                self.remove_incident(store, &id, &rec, archive.as_deref_mut(), &mut report)
-                    .await?;
+                self.remove_incident(
+                    store,
+                    &id,
+                    &rec,
+                    &mut batch,
+                    archive.as_deref_mut(),
+                    &mut removed,
+                )
+                .await?;
             }
+            if batch.is_empty() {
+                continue;
+            }
+            if let Some(out) = archive.as_deref_mut() {
+                out.flush().map_err(archive_err)?;
+            }
+            store.commit(batch).await.map_err(Error::Store)?;
+            report.incidents += removed.incidents;
+            report.alerts += removed.alerts;
+            report.timeline_entries += removed.timeline_entries;
+            report.archived += removed.archived;
         }
         Ok(report)
     }
 
+    /// Adds the deletes of one incident to `batch` and archives its timeline.
     async fn remove_incident<S: Store + ?Sized, W: Write + Send + ?Sized>(
         &self,
         store: &S,
         id: &str,
         rec: &Value,
+        batch: &mut WriteBatch,
         archive: Option<&mut W>,
         report: &mut RetentionReport,
     ) -> Result<(), Error> {
-        let mut batch = WriteBatch::new();
         batch.delete(self.incidents, id);
         let mut alerts = 0;
         for key in self.alert_keys(rec) {
@@ -230,12 +252,7 @@ impl RetentionPolicy {
                 out.write_all(b"\n").map_err(archive_err)?;
                 archived += 1;
             }
-            out.flush().map_err(archive_err)?;
         }
-        store
-            .commit(batch)
-            .await
-            .map_err(|e: StoreError| Error::Store(e))?;
         report.incidents += 1;
         report.alerts += alerts;
         report.timeline_entries += entries.len() as u64;

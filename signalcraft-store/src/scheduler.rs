@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use jiff::Timestamp;
-use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, Table, WriteTransaction};
+use redb::{ReadableTable, ReadableTableMetadata, Table, WriteTransaction};
 use serde::{Deserialize, Serialize};
 use signalcraft_core::scheduler::{Job, Scheduler};
 use signalcraft_core::store::StoreError;
@@ -229,8 +229,8 @@ impl RedbScheduler {
 
     /// Number of pending jobs (claimed or not).
     pub fn len(&self) -> Result<u64, StoreError> {
-        let r = self.store.inner.db.read().begin_read().map_err(from_redb)?;
-        let t = r.open_table(JOBS).map_err(from_redb)?;
+        let r = self.store.snapshot()?;
+        let t = r.txn().open_table(JOBS).map_err(from_redb)?;
         t.len().map_err(from_redb)
     }
 
@@ -293,8 +293,8 @@ impl Scheduler for RedbScheduler {
     }
 
     async fn next_due(&self) -> Result<Option<Timestamp>, StoreError> {
-        let r = self.store.inner.db.read().begin_read().map_err(from_redb)?;
-        let q = r.open_table(JOB_QUEUE).map_err(from_redb)?;
+        let r = self.store.snapshot()?;
+        let q = r.txn().open_table(JOB_QUEUE).map_err(from_redb)?;
         let first = q.first().map_err(from_redb)?;
         match first {
             Some((k, _)) => {
@@ -308,8 +308,8 @@ impl Scheduler for RedbScheduler {
     }
 
     async fn pending(&self) -> Result<Vec<Job>, StoreError> {
-        let r = self.store.inner.db.read().begin_read().map_err(from_redb)?;
-        let t = r.open_table(JOBS).map_err(from_redb)?;
+        let r = self.store.snapshot()?;
+        let t = r.txn().open_table(JOBS).map_err(from_redb)?;
         let mut out = Vec::new();
         for e in t.iter().map_err(from_redb)? {
             let (k, v) = e.map_err(from_redb)?;

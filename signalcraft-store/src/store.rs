@@ -5,13 +5,14 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use parking_lot::RwLock;
-use redb::{Database, Durability, ReadableDatabase, ReadableTableMetadata};
+use redb::{Database, Durability, ReadableTableMetadata};
 use signalcraft_core::store::{Scan, Store, StoreError, Table, WriteBatch, WriteOp};
 
 use crate::error::from_redb;
 use crate::scheduler::{self, RedbScheduler};
 use crate::schema::{self, MIGRATIONS, SCHEMA_VERSION};
 use crate::seal::{self, SealKey};
+use crate::snapshot::{ReadCache, Snapshot};
 use crate::tables;
 use crate::writer::{Op, Writer};
 
@@ -46,6 +47,7 @@ impl Default for StoreOptions {
 pub(crate) struct Inner {
     pub(crate) writer: Writer,
     pub(crate) db: Arc<RwLock<Database>>,
+    pub(crate) cache: Arc<ReadCache>,
     pub(crate) opts: StoreOptions,
     path: PathBuf,
     released_claims: usize,
@@ -107,11 +109,13 @@ impl RedbStore {
         };
         txn.commit().map_err(from_redb)?;
         let db = Arc::new(RwLock::new(db));
-        let writer = Writer::start(db.clone(), opts.max_group)?;
+        let cache = Arc::new(ReadCache::default());
+        let writer = Writer::start(db.clone(), cache.clone(), opts.max_group)?;
         Ok(RedbStore {
             inner: Arc::new(Inner {
                 writer,
                 db,
+                cache,
                 opts,
                 path,
                 released_claims,
@@ -152,7 +156,7 @@ impl RedbStore {
     /// nothing could be compacted or a read was in progress (try again later).
     pub async fn compact(&self) -> Result<bool, StoreError> {
         match self.inner.writer.compact().await {
-            Err(StoreError::Io(m)) if m.contains("in progress") => Ok(false),
+            Err(StoreError::Conflict(_)) => Ok(false),
             other => other,
         }
     }
@@ -161,9 +165,14 @@ impl RedbStore {
     pub async fn check_integrity(&self) -> Result<bool, StoreError> {
         // Needs exclusive access: run it like a compaction, on the writer's turn.
         let db = self.inner.db.clone();
-        tokio::task::spawn_blocking(move || db.write().check_integrity().map_err(from_redb))
-            .await
-            .map_err(|e| StoreError::Io(format!("integrity check task failed: {e}")))?
+        let cache = self.inner.cache.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut guard = db.write();
+            cache.invalidate(); // the shared snapshot would count as a live read
+            guard.check_integrity().map_err(from_redb)
+        })
+        .await
+        .map_err(|e| StoreError::Io(format!("integrity check task failed: {e}")))?
     }
 
     /// Validates and (for integrations) seals a batch before it is queued, so a bad
@@ -223,8 +232,9 @@ impl RedbStore {
         }
     }
 
-    pub(crate) fn begin_read(&self) -> Result<redb::ReadTransaction, StoreError> {
-        self.inner.db.read().begin_read().map_err(from_redb)
+    /// The latest committed snapshot (shared between readers until the next commit).
+    pub(crate) fn snapshot(&self) -> Result<Arc<Snapshot>, StoreError> {
+        self.inner.cache.get(&self.inner.db)
     }
 
     /// Queues already-prepared writes (used by import).
@@ -260,8 +270,8 @@ fn with_path(path: &Path, e: StoreError) -> StoreError {
 #[async_trait]
 impl Store for RedbStore {
     async fn get(&self, table: Table, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let r = self.begin_read()?;
-        let t = r.open_table(tables::data(table)).map_err(from_redb)?;
+        let snap = self.snapshot()?;
+        let t = snap.table(table)?;
         let v = t.get(key).map_err(from_redb)?.map(|g| g.value().to_vec());
         match v {
             Some(v) => self.unseal(table, key, v).map(Some),
@@ -270,9 +280,8 @@ impl Store for RedbStore {
     }
 
     async fn scan(&self, table: Table, scan: Scan) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
-        let r = self.begin_read()?;
-        let t = r.open_table(tables::data(table)).map_err(from_redb)?;
-        let rows = tables::scan_table(&t, &scan)?;
+        let snap = self.snapshot()?;
+        let rows = tables::scan_table(snap.table(table)?, &scan)?;
         if table != Table::Integrations {
             return Ok(rows);
         }
@@ -290,8 +299,7 @@ impl Store for RedbStore {
     }
 
     async fn count(&self, table: Table) -> Result<u64, StoreError> {
-        let r = self.begin_read()?;
-        let t = r.open_table(tables::data(table)).map_err(from_redb)?;
-        t.len().map_err(from_redb)
+        let snap = self.snapshot()?;
+        snap.table(table)?.len().map_err(from_redb)
     }
 }

@@ -24,6 +24,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::error::from_redb;
 use crate::scheduler::SchedOp;
+use crate::snapshot::ReadCache;
 use crate::tables;
 
 /// A write the writer thread can apply inside a transaction.
@@ -82,13 +83,17 @@ pub(crate) struct Writer {
 
 impl Writer {
     /// Starts the writer thread over `db`.
-    pub(crate) fn start(db: Arc<RwLock<Database>>, max_group: usize) -> Result<Self, StoreError> {
+    pub(crate) fn start(
+        db: Arc<RwLock<Database>>,
+        cache: Arc<ReadCache>,
+        max_group: usize,
+    ) -> Result<Self, StoreError> {
         let (tx, rx) = mpsc::channel(max_group.max(1) * 2);
         let counters = Arc::new(Counters::default());
         let c = counters.clone();
         let thread = std::thread::Builder::new()
             .name("signalcraft-store-writer".into())
-            .spawn(move || run(db, rx, max_group.max(1), &c))
+            .spawn(move || run(db, cache, rx, max_group.max(1), &c))
             .map_err(|e| StoreError::Io(format!("cannot start writer thread: {e}")))?;
         Ok(Writer {
             tx: Some(tx),
@@ -137,7 +142,13 @@ impl Drop for Writer {
     }
 }
 
-fn run(db: Arc<RwLock<Database>>, mut rx: mpsc::Receiver<Msg>, max_group: usize, c: &Counters) {
+fn run(
+    db: Arc<RwLock<Database>>,
+    cache: Arc<ReadCache>,
+    mut rx: mpsc::Receiver<Msg>,
+    max_group: usize,
+    c: &Counters,
+) {
     while let Some(first) = rx.blocking_recv() {
         let mut group = Vec::new();
         let mut compactions = Vec::new();
@@ -154,13 +165,32 @@ fn run(db: Arc<RwLock<Database>>, mut rx: mpsc::Receiver<Msg>, max_group: usize,
         }
         if !group.is_empty() {
             c.requests.fetch_add(group.len() as u64, Ordering::Relaxed);
-            run_group(&db, group, c);
+            run_group(&db, &cache, group, c);
         }
         for reply in compactions {
-            let result = db.write().compact().map_err(from_redb);
+            let result = compact(&db, &cache);
             let _ = reply.send(result);
         }
     }
+}
+
+/// Compacts the file. Two small commits first let redb release the pages that the
+/// latest transactions freed (they are only reusable once no snapshot needs them).
+fn compact(db: &RwLock<Database>, cache: &ReadCache) -> Result<bool, StoreError> {
+    let mut guard = db.write();
+    cache.invalidate(); // the shared snapshot would count as a read in progress
+    for _ in 0..2 {
+        let mut txn = guard.begin_write().map_err(from_redb)?;
+        txn.set_durability(Durability::Immediate)
+            .map_err(from_redb)?;
+        // An empty transaction frees nothing: write a marker so the commit runs.
+        txn.open_table(tables::SCHEMA)
+            .map_err(from_redb)?
+            .insert("last_compaction", 0)
+            .map_err(from_redb)?;
+        txn.commit().map_err(from_redb)?;
+    }
+    guard.compact().map_err(from_redb)
 }
 
 enum GroupFailure {
@@ -170,10 +200,10 @@ enum GroupFailure {
     Commit(StoreError),
 }
 
-fn run_group(db: &RwLock<Database>, group: Vec<(Op, ReplyTx)>, c: &Counters) {
+fn run_group(db: &RwLock<Database>, cache: &ReadCache, group: Vec<(Op, ReplyTx)>, c: &Counters) {
     let ops: Vec<&Op> = group.iter().map(|(op, _)| op).collect();
     c.transactions.fetch_add(1, Ordering::Relaxed);
-    match transact(db, &ops) {
+    match transact(db, cache, &ops) {
         Ok(replies) => {
             for ((_, tx), r) in group.into_iter().zip(replies) {
                 let _ = tx.send(Ok(r));
@@ -189,7 +219,7 @@ fn run_group(db: &RwLock<Database>, group: Vec<(Op, ReplyTx)>, c: &Counters) {
             c.fallbacks.fetch_add(1, Ordering::Relaxed);
             for (op, tx) in group {
                 c.transactions.fetch_add(1, Ordering::Relaxed);
-                let result = match transact(db, &[&op]) {
+                let result = match transact(db, cache, &[&op]) {
                     Ok(mut r) => Ok(r.pop().unwrap_or(Reply::Unit)),
                     Err(GroupFailure::Apply(e) | GroupFailure::Commit(e)) => Err(e),
                 };
@@ -204,7 +234,13 @@ fn run_group(db: &RwLock<Database>, group: Vec<(Op, ReplyTx)>, c: &Counters) {
     }
 }
 
-fn transact(db: &RwLock<Database>, ops: &[&Op]) -> Result<Vec<Reply>, GroupFailure> {
+/// Runs `ops` in one durable transaction. The read cache is invalidated after the
+/// commit (and before the caller answers anyone), so callers read their writes.
+fn transact(
+    db: &RwLock<Database>,
+    cache: &ReadCache,
+    ops: &[&Op],
+) -> Result<Vec<Reply>, GroupFailure> {
     let mut txn = db
         .read()
         .begin_write()
@@ -221,8 +257,9 @@ fn transact(db: &RwLock<Database>, ops: &[&Op]) -> Result<Vec<Reply>, GroupFailu
             }
         }
     }
-    txn.commit()
-        .map_err(|e| GroupFailure::Commit(from_redb(e)))?;
+    let committed = txn.commit();
+    cache.invalidate();
+    committed.map_err(|e| GroupFailure::Commit(from_redb(e)))?;
     Ok(replies)
 }
 
@@ -273,7 +310,7 @@ mod tests {
             replies.push(rx);
         }
         let counters = Counters::default();
-        run_group(&db, group, &counters);
+        run_group(&db, &ReadCache::default(), group, &counters);
         let results: Vec<_> = replies
             .into_iter()
             .map(|mut rx| rx.try_recv().expect("answered"))
