@@ -108,6 +108,15 @@ pub struct ThrottleConfig {
     /// Default: `sms` and `voice` 60 s (GoAlert's defaults); other kinds unthrottled.
     #[serde(default = "default_min_interval_secs")]
     pub min_interval_secs: BTreeMap<String, u64>,
+    /// A *resolved* notification that hits a throttled contact method is dropped
+    /// (logged as `suppressed`) instead of delayed (default `true`): during a storm
+    /// "all clear" texts are noise, while firing pages are never dropped.
+    #[serde(default = "default_true")]
+    pub suppress_resolved: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_min_interval_secs() -> BTreeMap<String, u64> {
@@ -118,6 +127,7 @@ impl Default for ThrottleConfig {
     fn default() -> Self {
         ThrottleConfig {
             min_interval_secs: default_min_interval_secs(),
+            suppress_resolved: true,
         }
     }
 }

@@ -54,6 +54,8 @@ pub enum DeliveryOutcome {
     },
     /// The notification id was accepted before; nothing was sent again.
     AlreadyAccepted,
+    /// Dropped on purpose (a resolved notification to a throttled contact method).
+    Suppressed,
     /// A stale or foreign job: nothing to do.
     Ignored,
 }
@@ -512,6 +514,19 @@ impl DeliveryPipeline {
 
             // Throttle: wait for the contact method's next free slot.
             if let Some(free) = self.throttle.check(channel.kind(), &address, now) {
+                if self.config.throttle.suppress_resolved
+                    && state.notification.status == crate::model::AlertStatus::Resolved
+                {
+                    state.attempt = state.next_attempt;
+                    state.next_attempt = state.attempt + 1;
+                    state.finished = true;
+                    let mut rec = self.record(&state, DeliveryStatus::Suppressed, now);
+                    rec.error = Some("throttled; resolved notification suppressed".into());
+                    self.cancel_pending(&mut state).await?;
+                    self.log.write(&state, &[&rec]).await?;
+                    self.emit_attempt(&rec);
+                    return Ok(DeliveryOutcome::Suppressed);
+                }
                 let next = state.next_attempt;
                 self.arm(&mut state, free, next).await?;
                 self.log.write(&state, &[]).await?;

@@ -301,6 +301,17 @@ async fn sms_throttle_delays_the_second_page_to_the_same_phone() {
     r.pipeline.run_due().await.unwrap();
     assert_eq!(sms.call_count(), 3);
     assert_eq!(sms.calls()[2].id, "n2");
+    // A resolved notice to the still-throttled phone is suppressed, not queued.
+    let mut resolved = sample_notification("n4", "sms", "+15550001");
+    resolved.status = crate::model::AlertStatus::Resolved;
+    assert_eq!(
+        r.pipeline.notify(resolved).await.unwrap(),
+        DeliveryOutcome::Suppressed
+    );
+    let recs = r.pipeline.log().records("n4").await.unwrap();
+    assert_eq!(recs[0].status, DeliveryStatus::Suppressed);
+    assert_eq!(sms.call_count(), 3);
+    assert!(r.scheduler.pending().await.unwrap().is_empty());
 }
 
 #[tokio::test]
