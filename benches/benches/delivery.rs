@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::routing::post;
+use axum::serve::ListenerExt;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use signalcraft_core::channel::Channel;
 use signalcraft_core::clock::SystemClock;
@@ -29,6 +30,10 @@ fn sink(rt: &tokio::runtime::Runtime) -> String {
         let app = Router::new().route("/hook", post(|| async { "ok" }));
         let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = l.local_addr().unwrap();
+        // Answer without waiting for Nagle + delayed ACK.
+        let l = l.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         tokio::spawn(async move {
             axum::serve(l, app).await.unwrap();
         });

@@ -1,6 +1,13 @@
 //! Inbound callbacks (Slack interactivity, Twilio SMS replies, DTMF, status
 //! callbacks) and bad input: forged or stale requests are typed 401 errors,
 //! invalid config is a typed error naming its path, and nothing leaks a secret.
+#![cfg(all(
+    feature = "channel-slack",
+    feature = "channel-email",
+    feature = "channel-twilio",
+    feature = "channel-webhook",
+    feature = "channel-teams"
+))]
 
 #[path = "channel_support/mod.rs"]
 mod support;

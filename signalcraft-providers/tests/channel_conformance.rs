@@ -2,6 +2,13 @@
 //! (`signalcraft_core::testing::channel::assert_channel_conformance`) against a
 //! fake of its vendor on 127.0.0.1: retry table, Retry-After, timeouts, no
 //! secret in errors or logs, idempotent re-send.
+#![cfg(all(
+    feature = "channel-slack",
+    feature = "channel-email",
+    feature = "channel-twilio",
+    feature = "channel-webhook",
+    feature = "channel-teams"
+))]
 
 #[path = "channel_support/mod.rs"]
 mod support;

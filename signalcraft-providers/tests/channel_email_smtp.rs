@@ -1,6 +1,13 @@
 //! Email against a REAL SMTP server process (`python3 -m aiosmtpd`) started by
 //! the test: subject, both bodies and threading headers are asserted on the
 //! message as received.
+#![cfg(all(
+    feature = "channel-slack",
+    feature = "channel-email",
+    feature = "channel-twilio",
+    feature = "channel-webhook",
+    feature = "channel-teams"
+))]
 
 #[path = "channel_support/mod.rs"]
 mod support;

@@ -2,6 +2,13 @@
 //! purpose (500s, 429 + Retry-After, slow past the timeout, connection refused,
 //! malformed JSON): retry counts and backoff timing on a manual clock, failover
 //! order, health changes, the delivery trail, nothing lost or sent twice.
+#![cfg(all(
+    feature = "channel-slack",
+    feature = "channel-email",
+    feature = "channel-twilio",
+    feature = "channel-webhook",
+    feature = "channel-teams"
+))]
 #![allow(clippy::field_reassign_with_default)] // configs are tweaked field by field for readability
 
 #[path = "channel_support/mod.rs"]

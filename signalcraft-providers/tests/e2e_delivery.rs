@@ -2,6 +2,13 @@
 //! incident → notification) into the delivery pipeline; Slack is down (503 on
 //! every call), SMTP is up (a real aiosmtpd process): the email is delivered and
 //! the incident's delivery trail shows Slack's retry and its `failed_over` record.
+#![cfg(all(
+    feature = "channel-slack",
+    feature = "channel-email",
+    feature = "channel-twilio",
+    feature = "channel-webhook",
+    feature = "channel-teams"
+))]
 
 #[path = "channel_support/mod.rs"]
 mod support;

@@ -8,6 +8,9 @@
 //! `(headers, body, url, now, secret)` that return typed requests
 //! ([`IncidentActionRequest`], [`twilio::StatusCallback`]) for the server's HTTP handlers.
 //!
+//! Each channel sits behind a cargo feature (`channel-slack`, `channel-email`,
+//! `channel-twilio`, `channel-webhook`, `channel-teams`; all on by default).
+//!
 //! # Layout
 //!
 //! * [`slack`] — incoming webhooks and the Web API (`chat.postMessage` /
@@ -24,13 +27,18 @@
 //! * [`error`] — [`ChannelError`] and [`CallbackError`].
 
 pub mod action;
+#[cfg(feature = "channel-email")]
 pub mod email;
 pub mod error;
 pub mod http;
 pub mod registry;
+#[cfg(feature = "channel-slack")]
 pub mod slack;
+#[cfg(feature = "channel-teams")]
 pub mod teams;
+#[cfg(feature = "channel-twilio")]
 pub mod twilio;
+#[cfg(feature = "channel-webhook")]
 pub mod webhook;
 
 pub use action::{ExternalActor, IncidentAction, IncidentActionRequest, IncidentSelector};
