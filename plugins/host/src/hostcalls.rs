@@ -22,6 +22,8 @@ use crate::manifest::Capabilities;
 pub const MAX_LOG_LINES: usize = 64;
 /// Longest log line kept, in bytes.
 pub const MAX_LOG_LINE_BYTES: usize = 1024;
+/// Denials recorded per run (the run fails on the first; the rest add no information).
+const MAX_DENIALS_KEPT: usize = 8;
 /// Largest `http_request` document a guest may send.
 const MAX_HTTP_REQUEST_BYTES: usize = 1 << 20;
 
@@ -127,6 +129,11 @@ enum Reply {
 fn dispatch(inv: &mut Invocation, call: HostCall) -> Reply {
     match call {
         HostCall::Log { level, message } => {
+            // Bounded: a guest logging in a loop cannot flood the host's logs or memory.
+            if inv.logs.len() >= MAX_LOG_LINES {
+                inv.dropped_logs += 1;
+                return Reply::Code(0);
+            }
             let name = &inv.plugin.name;
             match level {
                 0 => tracing::debug!(plugin = %name, "{message}"),
@@ -134,11 +141,7 @@ fn dispatch(inv: &mut Invocation, call: HostCall) -> Reply {
                 2 => tracing::warn!(plugin = %name, "{message}"),
                 _ => tracing::error!(plugin = %name, "{message}"),
             }
-            if inv.logs.len() < MAX_LOG_LINES {
-                inv.logs.push(message);
-            } else {
-                inv.dropped_logs += 1;
-            }
+            inv.logs.push(message);
             Reply::Code(0)
         }
         HostCall::Now => {
@@ -230,8 +233,12 @@ fn write_guest(caller: &mut Caller<'_, Invocation>, bytes: &[u8]) -> wasmtime::R
 /// Checks permission, dispatches, and turns the reply into the import's result.
 fn run_call(caller: &mut Caller<'_, Invocation>, call: HostCall) -> wasmtime::Result<i64> {
     if let Err(reason) = check_permission(&caller.data().plugin, &call) {
-        tracing::warn!(plugin = %caller.data().plugin.name, %reason, "host call denied");
-        caller.data_mut().denials.push(reason);
+        // Kept bounded: a guest retrying a denied call in a loop gains nothing.
+        let inv = caller.data_mut();
+        if inv.denials.len() < MAX_DENIALS_KEPT {
+            tracing::warn!(plugin = %inv.plugin.name, %reason, "host call denied");
+            inv.denials.push(reason);
+        }
         return Ok(code::DENIED);
     }
     match dispatch(caller.data_mut(), call) {
