@@ -57,8 +57,6 @@ pub(crate) struct AmMessage {
     pub receiver: String,
     #[serde(default, rename = "externalURL")]
     pub external_url: String,
-    #[serde(default)]
-    pub group_labels: BTreeMap<String, String>,
     pub alerts: Vec<AmAlert>,
 }
 
@@ -153,12 +151,12 @@ impl Provider for AlertmanagerProvider {
                 ),
             ));
         }
-        let details = serde_json::json!({
-            "groupKey": msg.group_key,
-            "receiver": msg.receiver,
-            "truncatedAlerts": msg.truncated_alerts,
-            "groupLabels": msg.group_labels,
-        });
+        // Group context shared by every alert of the request (the group labels are a
+        // subset of each alert's labels, so they are not repeated here).
+        let mut details = serde_json::Map::new();
+        details.insert("groupKey".into(), msg.group_key.into());
+        details.insert("receiver".into(), msg.receiver.into());
+        details.insert("truncatedAlerts".into(), msg.truncated_alerts.into());
         let mut out = Vec::with_capacity(msg.alerts.len());
         for (i, a) in msg.alerts.into_iter().enumerate() {
             let severity = a
@@ -186,8 +184,8 @@ impl Provider for AlertmanagerProvider {
                 });
             }
             let mut d = details.clone();
-            if let (Some(f), Some(obj)) = (&a.fingerprint, d.as_object_mut()) {
-                obj.insert("fingerprint".into(), f.clone().into());
+            if let Some(f) = a.fingerprint {
+                d.insert("fingerprint".into(), f.into());
             }
             out.push(Event::Alert(Alert {
                 source: self.common.source.clone(),
@@ -195,7 +193,7 @@ impl Provider for AlertmanagerProvider {
                 status: a.status.into(),
                 severity,
                 summary: summary_of(&a.labels, &a.annotations),
-                details: d,
+                details: serde_json::Value::Object(d),
                 labels: a.labels,
                 annotations: a.annotations,
                 links,

@@ -246,16 +246,39 @@ impl CloudWatchProvider {
         env: &SnsEnvelope,
         raw: &serde_json::Value,
     ) -> Result<Option<Event>, ProviderError> {
-        let alarm_raw: serde_json::Value = serde_json::from_str(&env.message).map_err(|e| {
+        let not_alarm = |e: &dyn std::fmt::Display| {
             self.common
                 .malformed("$.Message", format!("not CloudWatch alarm JSON: {e}"))
-        })?;
-        let alarm: Alarm = serde_path_to_error::deserialize(&alarm_raw).map_err(|e| {
-            self.common.malformed(
-                format!("$.Message.{}", e.path()),
-                e.into_inner().to_string(),
-            )
-        })?;
+        };
+        // Raw payloads off: decode the alarm straight into its typed form (one pass).
+        let (alarm, alarm_raw): (Alarm, serde_json::Value) = if self.common.keep_raw {
+            let v: serde_json::Value =
+                serde_json::from_str(&env.message).map_err(|e| not_alarm(&e))?;
+            let a = serde_path_to_error::deserialize(&v).map_err(|e| {
+                self.common.malformed(
+                    format!("$.Message.{}", e.path()),
+                    e.into_inner().to_string(),
+                )
+            })?;
+            (a, v)
+        } else {
+            match serde_json::from_str::<Alarm>(&env.message) {
+                Ok(a) => (a, serde_json::Value::Null),
+                Err(_) => {
+                    let mut de = serde_json::Deserializer::from_str(&env.message);
+                    return Err(
+                        match serde_path_to_error::deserialize::<_, Alarm>(&mut de) {
+                            Err(e) if e.inner().is_data() => self.common.malformed(
+                                format!("$.Message.{}", e.path()),
+                                e.into_inner().to_string(),
+                            ),
+                            Err(e) => not_alarm(e.inner()),
+                            Ok(_) => not_alarm(&"trailing characters"),
+                        },
+                    );
+                }
+            }
+        };
         let (status, severity) = match alarm.new_state_value.as_str() {
             "ALARM" => (AlertStatus::Firing, self.config.alarm_severity),
             "OK" => (AlertStatus::Resolved, self.config.alarm_severity),

@@ -69,8 +69,9 @@ struct SentryEvent {
     project: Option<serde_json::Value>,
     #[serde(default)]
     datetime: Option<String>,
+    /// `[["key", "value"], …]` (as sent), or `[{"key": …, "value": …}]` (API form).
     #[serde(default)]
-    tags: Vec<(String, serde_json::Value)>,
+    tags: Vec<serde_json::Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -157,6 +158,19 @@ pub struct SentryProvider {
     verification: Verification,
 }
 
+/// One Sentry tag as `(key, value)`, from either spelling; `None` for anything else.
+fn tag_pair(v: &serde_json::Value) -> Option<(String, String)> {
+    match v {
+        serde_json::Value::Array(kv) if kv.len() == 2 => {
+            Some((scalar_text(&kv[0])?, scalar_text(&kv[1])?))
+        }
+        serde_json::Value::Object(o) => {
+            Some((scalar_text(o.get("key")?)?, scalar_text(o.get("value")?)?))
+        }
+        _ => None,
+    }
+}
+
 fn level_severity(level: Option<&str>) -> Severity {
     match level.unwrap_or("error") {
         "fatal" => Severity::Critical,
@@ -227,11 +241,7 @@ impl SentryProvider {
             "rule",
             h.data.triggered_rule.as_deref().unwrap_or(""),
         );
-        let tags: BTreeMap<String, String> = e
-            .tags
-            .iter()
-            .filter_map(|(k, v)| scalar_text(v).map(|v| (k.clone(), v)))
-            .collect();
+        let tags: BTreeMap<String, String> = e.tags.iter().filter_map(tag_pair).collect();
         if let Some(env) = tags.get("environment") {
             put_label(&mut a.labels, "environment", env);
         }
