@@ -429,3 +429,44 @@ fn a_running_plugin_can_be_cancelled_from_another_thread() {
     );
     assert_good_still_works();
 }
+
+#[test]
+fn initialize_runs_first_and_bad_alloc_pointers_are_abi_errors() {
+    // remediate traps unless _initialize ran before it.
+    let wasm = wat_module(
+        "",
+        r#"(global $ready (mut i32) (i32.const 0))
+           (func (export "_initialize") (global.set $ready (i32.const 1)))"#,
+        &format!(
+            "(if (i32.eqz (global.get $ready)) (then (unreachable))) {}",
+            ok_result()
+        ),
+    );
+    host()
+        .load_manifest(manifest_for(
+            "reactor",
+            &wasm,
+            Capabilities::default(),
+            limits(),
+        ))
+        .unwrap();
+    assert_eq!(run("reactor").unwrap().status, RemediationStatus::Success);
+
+    for (name, ptr) in [("alloc-oob", "0xffffff00"), ("alloc-null", "0")] {
+        let wasm = wat::parse_str(format!(
+            r#"(module (memory (export "memory") 1)
+                 (func (export "alloc") (param i32) (result i32) (i32.const {ptr}))
+                 (func (export "remediate") (param i32 i32) (result i64) (i64.const 0)))"#
+        ))
+        .unwrap();
+        host()
+            .load_manifest(manifest_for(name, &wasm, Capabilities::default(), limits()))
+            .unwrap();
+        let e = run(name).unwrap_err();
+        assert!(
+            matches!(&e, PluginError::Abi { reason, .. } if reason.contains("alloc")),
+            "{e}"
+        );
+    }
+    assert_good_still_works();
+}
