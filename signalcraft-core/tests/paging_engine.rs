@@ -11,8 +11,8 @@ use parking_lot::Mutex;
 use signalcraft_core::CoreError;
 use signalcraft_core::channel::{Notification, NotificationKind};
 use signalcraft_core::clock::{Clock, ManualClock};
-use signalcraft_core::engine::{Engine, EngineConfig, Notifier};
-use signalcraft_core::escalation::{Directory, DirectoryConfig, PagingHook};
+use signalcraft_core::engine::{Engine, EngineConfig, Notifier, PlannerEscalation};
+use signalcraft_core::escalation::{Directory, DirectoryConfig, arm_handoffs, run_handoff_job};
 use signalcraft_core::incident::{Actor, AuditQuery, EntryKind, IncidentFilter};
 use signalcraft_core::memory::{MemoryScheduler, MemoryStore};
 use signalcraft_core::model::{Alert, Event, Labels, Severity, Source};
@@ -77,7 +77,7 @@ struct World {
     rec: Arc<Recorder>,
     store: Arc<MemoryStore>,
     scheduler: Arc<MemoryScheduler>,
-    hook: Arc<PagingHook>,
+    dir: Directory,
 }
 
 fn engine_config() -> EngineConfig {
@@ -107,7 +107,7 @@ impl World {
             clock: clock.clone(),
             sent: Mutex::new(Vec::new()),
         });
-        let hook = Arc::new(PagingHook::with_directory(directory()));
+        let hook = Arc::new(PlannerEscalation::new(directory()));
         let engine = Engine::builder(engine_config())
             .store(store.clone() as Arc<dyn Store>)
             .scheduler(scheduler.clone() as Arc<dyn Scheduler>)
@@ -122,7 +122,7 @@ impl World {
             rec,
             store,
             scheduler,
-            hook,
+            dir: directory(),
         }
     }
 
@@ -224,11 +224,15 @@ async fn no_ack_escalates_to_the_secondary_and_ack_stops_everything() {
             _ => None,
         })
         .collect();
+    // One `paged` entry when a user is paged (no channel), one per page attempt
+    // (with the contact method's channel).
     assert_eq!(
         paged,
         vec![
+            ("ann".into(), None),
             ("ann".into(), Some("push".into())),
             ("ann".into(), Some("voice".into())),
+            ("bob".into(), None),
             ("bob".into(), Some("sms".into()))
         ]
     );
@@ -252,7 +256,7 @@ async fn no_ack_escalates_to_the_secondary_and_ack_stops_everything() {
             .iter()
             .filter(|a| a.action == "incident.paged")
             .count(),
-        3
+        5
     );
     assert_eq!(
         audit
@@ -330,26 +334,43 @@ async fn a_restart_neither_loses_nor_repeats_a_page() {
 #[tokio::test]
 async fn handoff_notifications_go_to_incoming_and_outgoing() {
     let w = World::new();
-    assert_eq!(w.hook.arm_handoffs(&w.engine).await.unwrap(), 1);
-    // Next handoff: 2026-02-03 09:00 Berlin = 08:00Z, 22 h after T0.
-    w.at_minute(22 * 60 + 1).await;
-    let handoffs: Vec<(i64, String, bool)> = w
+    assert_eq!(arm_handoffs(&w.engine, &w.dir).await.unwrap(), 1);
+    // Next handoff: 2026-02-03 09:00 Berlin = 08:00Z, 22 h after T0. Run handoff jobs
+    // the way the engine's hook does (run, then complete).
+    let due: Timestamp = "2026-02-03T08:00:00Z".parse().unwrap();
+    w.clock.set(due);
+    let jobs = w
+        .scheduler
+        .claim_due(due, std::time::Duration::from_secs(60), 10)
+        .await
+        .unwrap();
+    assert_eq!(jobs.len(), 1);
+    for j in &jobs {
+        run_handoff_job(&w.engine, &w.dir, j).await.unwrap();
+        // Running it twice sends nothing new (same notification ids).
+        run_handoff_job(&w.engine, &w.dir, j).await.unwrap();
+        w.scheduler.complete(&j.id).await.unwrap();
+    }
+    let handoffs: Vec<(i64, String, bool, String)> = w
         .rec
         .sent
         .lock()
         .iter()
         .filter_map(|(s, n)| match &n.kind {
-            NotificationKind::Handoff { incoming, .. } => {
-                Some((*s / 60, n.target.user.clone().unwrap(), *incoming))
-            }
+            NotificationKind::Handoff { incoming, .. } => Some((
+                *s / 60,
+                n.target.user.clone().unwrap(),
+                *incoming,
+                n.target.address.clone(),
+            )),
             _ => None,
         })
         .collect();
     assert_eq!(
         handoffs,
         vec![
-            (22 * 60, "cat".into(), true),
-            (22 * 60, "ann".into(), false)
+            (22 * 60, "cat".into(), true, "cat@example.com".into()),
+            (22 * 60, "ann".into(), false, "tok-ann".into())
         ]
     );
     // Re-armed for the following day.

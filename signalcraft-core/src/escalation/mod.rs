@@ -14,8 +14,10 @@
 //! * [`planner`]: [`PagingPlanner`], [`IncidentView`], [`PagingEffect`],
 //!   [`PagingEvent`], job ids.
 //! * [`preview`]: [`preview`](preview::preview) — who would be paged, when, how.
-//! * [`hook`]: [`PagingHook`] — the engine's `EscalationHook` running the planner
-//!   (store-backed paging state, pages as notifications, events in the timeline).
+//! * [`handoffs`]: running schedule handoff jobs in the engine (notifications to the
+//!   incoming/outgoing person, re-arming, uncovered-gap audit entries).
+//!
+//! The engine runs the planner through `engine::PlannerEscalation`.
 //!
 //! # Job ids
 //!
@@ -26,13 +28,13 @@
 //! for notification-rule steps.
 
 pub mod directory;
-pub mod hook;
+pub mod handoffs;
 pub mod planner;
 pub mod policy;
 pub mod preview;
 
 pub use directory::{Directory, DirectoryConfig, Resolved};
-pub use hook::PagingHook;
+pub use handoffs::{arm_handoffs, run_handoff_job};
 pub use planner::{
     IncidentView, Page, PageReason, PagingEffect, PagingEvent, PagingPlanner, ReassignTarget,
     escalate_job_id, job_prefix,
