@@ -6,12 +6,15 @@
 //! instances each), a 6-route tree with equality and regex matchers, 10 silences (none
 //! matching) and one inhibit rule.
 //!
-//! * `pipeline/new_alerts`: normalize each alert from raw fields (label map + Alert),
-//!   ingest all 100k into a fresh core, then flush all 10k groups once (silence and
-//!   inhibit checks, needs_update, incident creation, notification effects).
-//! * `pipeline/new_alerts_prebuilt`: the same, with alerts already normalized.
+//! * `pipeline/normalize_to_group`: normalize each alert from raw fields (label map +
+//!   Alert), then fingerprint → dedup → route → group into a fresh core, and evaluate
+//!   its silence/inhibit mute as a flush does. Elements = alerts.
+//! * `pipeline/to_group`: the same with alerts already normalized.
 //! * `pipeline/resend`: the 100k alerts again, identical and firing, into a core that
-//!   already knows them (Prometheus re-sending every evaluation).
+//!   already knows them (Prometheus re-sending every evaluation), by reference.
+//! * `pipeline/first_flush_10k_groups`: the first flush of all 10k groups (needs_update,
+//!   incident creation with timeline entries, one notification with 10 alerts each).
+//!   Elements = groups.
 //!
 //! Run: `cargo bench -p signalcraft-benches --bench pipeline`.
 
@@ -129,36 +132,40 @@ fn fresh_core() -> EngineCore {
     core
 }
 
-/// Ingests every alert, then runs every flush job the ingest scheduled.
-fn run_pipeline(
+/// The pipeline up to the group: ingest (fingerprint, dedup, route, group) each alert
+/// and evaluate its silence/inhibit mute as a flush would. Returns how many are muted.
+fn to_groups(
     core: &mut EngineCore,
     alerts: impl Iterator<Item = Alert>,
     out: &mut Vec<Effect>,
 ) -> usize {
     let now = t0();
+    let mut muted = 0;
     for a in alerts {
+        let fp = a.fingerprint();
         core.ingest_alert(a, now, out);
+        muted += usize::from(core.is_muted(fp, now));
     }
-    let flushes: Vec<(String, Timestamp)> = out
-        .iter()
-        .filter_map(|e| match e {
-            Effect::Schedule(j) => match &j.kind {
-                JobKind::GroupFlush { group_key } => Some((group_key.clone(), j.due)),
-                _ => None,
-            },
-            _ => None,
-        })
-        .collect();
-    let later = now + jiff::SignedDuration::from_secs(30);
+    muted
+}
+
+/// Runs every flush job `out` scheduled (first notification of every group: needs_update,
+/// incident creation with its timeline, one notification per group).
+fn flush_all(core: &mut EngineCore, out: &[Effect]) -> usize {
+    let later = t0() + jiff::SignedDuration::from_secs(30);
     let mut notified = 0;
-    let mut flush_out = Vec::with_capacity(8);
-    for (key, due) in &flushes {
-        flush_out.clear();
-        core.flush_job(key, *due, later, &mut flush_out);
-        notified += flush_out
-            .iter()
-            .filter(|e| matches!(e, Effect::Notify(_)))
-            .count();
+    let mut flush_out = Vec::with_capacity(32);
+    for e in out {
+        if let Effect::Schedule(j) = e
+            && let JobKind::GroupFlush { group_key } = &j.kind
+        {
+            flush_out.clear();
+            core.flush_job(group_key, j.due, later, &mut flush_out);
+            notified += flush_out
+                .iter()
+                .filter(|e| matches!(e, Effect::Notify(_)))
+                .count();
+        }
     }
     notified
 }
@@ -175,29 +182,29 @@ fn bench(c: &mut Criterion) {
     {
         let mut core = fresh_core();
         let mut out = Vec::new();
-        let n = run_pipeline(&mut core, prebuilt.iter().cloned(), &mut out);
+        assert_eq!(to_groups(&mut core, prebuilt.iter().cloned(), &mut out), 0);
         assert_eq!(core.group_count(), NAMES * CLUSTERS);
-        assert_eq!(n, NAMES * CLUSTERS);
+        assert_eq!(flush_all(&mut core, &out), NAMES * CLUSTERS);
         assert!(prebuilt.iter().all(|a| a.status == AlertStatus::Firing));
     }
 
     let mut g = c.benchmark_group("pipeline");
-    g.throughput(Throughput::Elements(ALERTS as u64));
     g.sample_size(10);
     g.measurement_time(Duration::from_secs(10));
+    g.throughput(Throughput::Elements(ALERTS as u64));
 
-    g.bench_function("new_alerts", |b| {
+    g.bench_function("normalize_to_group", |b| {
         b.iter_batched(
             || (fresh_core(), Vec::with_capacity(ALERTS * 3)),
             |(mut core, mut out)| {
-                let n = run_pipeline(&mut core, raws.iter().map(|r| normalize(r, &src)), &mut out);
+                let n = to_groups(&mut core, raws.iter().map(|r| normalize(r, &src)), &mut out);
                 (core, out, n)
             },
             BatchSize::PerIteration,
         )
     });
 
-    g.bench_function("new_alerts_prebuilt", |b| {
+    g.bench_function("to_group", |b| {
         b.iter_batched(
             || {
                 (
@@ -207,7 +214,7 @@ fn bench(c: &mut Criterion) {
                 )
             },
             |(mut core, alerts, mut out)| {
-                let n = run_pipeline(&mut core, alerts.into_iter(), &mut out);
+                let n = to_groups(&mut core, alerts.into_iter(), &mut out);
                 (core, out, n)
             },
             BatchSize::PerIteration,
@@ -216,16 +223,34 @@ fn bench(c: &mut Criterion) {
 
     let mut known = fresh_core();
     let mut out = Vec::new();
-    run_pipeline(&mut known, prebuilt.iter().cloned(), &mut out);
+    to_groups(&mut known, prebuilt.iter().cloned(), &mut out);
+    flush_all(&mut known, &out);
     let later = t0() + jiff::SignedDuration::from_secs(60);
     g.bench_function("resend", |b| {
         b.iter_batched(
-            || (prebuilt.clone(), Vec::with_capacity(ALERTS)),
-            |(alerts, mut out)| {
-                for a in alerts {
-                    known.ingest_alert(a, later, &mut out);
+            || Vec::with_capacity(ALERTS),
+            |mut out| {
+                for a in &prebuilt {
+                    known.ingest_alert_ref(a, later, &mut out);
                 }
                 out
+            },
+            BatchSize::PerIteration,
+        )
+    });
+
+    g.throughput(Throughput::Elements((NAMES * CLUSTERS) as u64));
+    g.bench_function("first_flush_10k_groups", |b| {
+        b.iter_batched(
+            || {
+                let mut core = fresh_core();
+                let mut out = Vec::with_capacity(ALERTS * 3);
+                to_groups(&mut core, prebuilt.iter().cloned(), &mut out);
+                (core, out)
+            },
+            |(mut core, out)| {
+                let n = flush_all(&mut core, &out);
+                (core, out, n)
             },
             BatchSize::PerIteration,
         )

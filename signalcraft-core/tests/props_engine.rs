@@ -138,13 +138,21 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
 
     #[test]
-    fn fingerprint_is_independent_of_label_order(mut pairs in proptest::collection::vec(("[a-z]{1,6}", "[a-z0-9]{0,6}"), 0..8)) {
-        let a: Labels = pairs.iter().cloned().collect();
-        pairs.reverse();
-        let b: Labels = pairs.iter().cloned().collect();
-        prop_assert_eq!(Fingerprint::of_labels(&a), Fingerprint::of_labels(&b));
+    fn fingerprint_is_independent_of_label_order(
+        pairs in proptest::collection::btree_map("[a-z]{1,6}", "[a-z0-9]{0,6}", 0..8)
+            .prop_map(|m| m.into_iter().collect::<Vec<_>>())
+            .prop_shuffle()
+    ) {
+        let shuffled: Labels = pairs.iter().cloned().collect();
+        let mut sorted_pairs = pairs.clone();
+        sorted_pairs.sort();
+        let sorted: Labels = sorted_pairs.into_iter().collect();
+        prop_assert_eq!(Fingerprint::of_labels(&shuffled), Fingerprint::of_labels(&sorted));
         let src = Source { provider: "p".into(), integration: "i".into() };
-        prop_assert_eq!(Alert::firing(src.clone(), "x", a).fingerprint(), Alert::firing(src, "y", b).fingerprint());
+        prop_assert_eq!(
+            Alert::firing(src.clone(), "x", shuffled).fingerprint(),
+            Alert::firing(src, "y", sorted).fingerprint()
+        );
     }
 
     #[test]

@@ -82,6 +82,15 @@ pub struct AlertRecord {
     pub groups: Vec<String>,
 }
 
+/// Why a firing alert is held back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mute {
+    /// By an active silence.
+    Silenced,
+    /// By an inhibit rule.
+    Inhibited,
+}
+
 /// An action on an incident.
 #[derive(Debug, Clone, PartialEq)]
 pub enum IncidentAction {
@@ -193,42 +202,83 @@ impl EngineCore {
     /// The alert hot path: fingerprint → dedup → route → group.
     pub fn ingest_alert(&mut self, alert: Alert, now: Timestamp, out: &mut Vec<Effect>) {
         let fp = alert.fingerprint();
-        if let Some(e) = self.alerts.get_mut(&fp) {
-            match (e.alert.status, alert.status) {
-                (AlertStatus::Firing, AlertStatus::Firing)
-                | (AlertStatus::Resolved, AlertStatus::Resolved) => {
-                    // Re-send (Prometheus re-sends every evaluation): nothing to notify.
-                    e.last_seen = now;
-                    let changed = e.alert.summary != alert.summary
-                        || e.alert.severity != alert.severity
-                        || e.alert.annotations != alert.annotations
-                        || e.alert.links != alert.links;
-                    if changed {
-                        e.alert = alert;
-                        out.push(Effect::Persist(Record::Alert(fp)));
-                    } else {
-                        out.push(Effect::Event(EngineEvent::AlertDeduplicated {
-                            fingerprint: fp,
-                        }));
-                    }
+        match self.dedup(fp, &alert, now, out) {
+            Known::Duplicate => {}
+            Known::Changed => {
+                if let Some(e) = self.alerts.get_mut(&fp) {
+                    e.alert = alert;
                 }
-                (AlertStatus::Firing, AlertStatus::Resolved) => {
-                    self.resolve_alert(fp, alert, now, out)
-                }
-                (AlertStatus::Resolved, AlertStatus::Firing) => {
-                    self.refire_alert(fp, alert, now, out)
+                out.push(Effect::Persist(Record::Alert(fp)));
+            }
+            Known::Resolves => self.resolve_alert(fp, alert, now, out),
+            Known::Refires => self.refire_alert(fp, alert, now, out),
+            Known::New => {
+                out.push(Effect::Event(EngineEvent::AlertReceived {
+                    fingerprint: fp,
+                }));
+                // A resolve for an alert never seen firing (or already retired): nothing to do.
+                if alert.status == AlertStatus::Firing {
+                    self.new_alert(fp, alert, now, out);
                 }
             }
+        }
+    }
+
+    /// Like [`EngineCore::ingest_alert`] for a borrowed alert: the re-send path
+    /// (identical firing alert already known) neither clones nor frees anything.
+    pub fn ingest_alert_ref(&mut self, alert: &Alert, now: Timestamp, out: &mut Vec<Effect>) {
+        let fp = alert.fingerprint();
+        if let Some(Known::Duplicate) = self.peek_duplicate(fp, alert, now, out) {
             return;
         }
-        out.push(Effect::Event(EngineEvent::AlertReceived {
-            fingerprint: fp,
-        }));
-        if alert.status == AlertStatus::Resolved {
-            // Resolve for an alert we never saw firing (or already retired): nothing to do.
-            return;
+        self.ingest_alert(alert.clone(), now, out);
+    }
+
+    /// The duplicate check alone, without consuming the alert.
+    fn peek_duplicate(
+        &mut self,
+        fp: Fingerprint,
+        alert: &Alert,
+        now: Timestamp,
+        out: &mut Vec<Effect>,
+    ) -> Option<Known> {
+        let e = self.alerts.get_mut(&fp)?;
+        if e.alert.status == alert.status && !content_changed(&e.alert, alert) {
+            e.last_seen = now;
+            out.push(Effect::Event(EngineEvent::AlertDeduplicated {
+                fingerprint: fp,
+            }));
+            return Some(Known::Duplicate);
         }
-        self.new_alert(fp, alert, now, out);
+        None
+    }
+
+    fn dedup(
+        &mut self,
+        fp: Fingerprint,
+        alert: &Alert,
+        now: Timestamp,
+        out: &mut Vec<Effect>,
+    ) -> Known {
+        let Some(e) = self.alerts.get_mut(&fp) else {
+            return Known::New;
+        };
+        match (e.alert.status, alert.status) {
+            (a, b) if a == b => {
+                // Re-send (Prometheus re-sends every evaluation): nothing to notify.
+                e.last_seen = now;
+                if content_changed(&e.alert, alert) {
+                    Known::Changed
+                } else {
+                    out.push(Effect::Event(EngineEvent::AlertDeduplicated {
+                        fingerprint: fp,
+                    }));
+                    Known::Duplicate
+                }
+            }
+            (AlertStatus::Firing, _) => Known::Resolves,
+            _ => Known::Refires,
+        }
     }
 
     fn new_alert(&mut self, fp: Fingerprint, alert: Alert, now: Timestamp, out: &mut Vec<Effect>) {
@@ -476,6 +526,26 @@ impl EngineCore {
     }
 
     // ----- flush --------------------------------------------------------------------
+
+    /// Whether a firing alert is muted now by a silence or an inhibit rule (what a
+    /// flush checks for every firing member).
+    #[inline]
+    pub fn mute_of(&self, fp: Fingerprint, labels: &Labels, now: Timestamp) -> Option<Mute> {
+        if !self.silences.is_empty() && self.silences.muted_by(labels, now).is_some() {
+            return Some(Mute::Silenced);
+        }
+        if !self.inhibitor.is_empty() && self.inhibitor.is_inhibited(fp, labels) {
+            return Some(Mute::Inhibited);
+        }
+        None
+    }
+
+    /// [`EngineCore::mute_of`] for a known alert by fingerprint.
+    pub fn is_muted(&self, fp: Fingerprint, now: Timestamp) -> bool {
+        self.alerts
+            .get(&fp)
+            .is_some_and(|e| self.mute_of(fp, &e.alert.labels, now).is_some())
+    }
 
     /// Runs a `GroupFlush` job. Stale jobs (the group is gone or was re-armed to another
     /// time) do nothing, so running a job twice notifies once.
@@ -1663,6 +1733,24 @@ impl EngineCore {
     pub fn bump_seq(&mut self, at_least: u64) {
         self.seq = self.seq.max(at_least);
     }
+}
+
+/// What an incoming alert is relative to what the core knows.
+enum Known {
+    New,
+    Duplicate,
+    Changed,
+    Resolves,
+    Refires,
+}
+
+/// Whether a re-sent alert carries new content worth storing (not worth notifying).
+#[inline]
+fn content_changed(old: &Alert, new: &Alert) -> bool {
+    old.summary != new.summary
+        || old.severity != new.severity
+        || old.annotations != new.annotations
+        || old.links != new.links
 }
 
 fn not_found(id: &str) -> CoreError {

@@ -17,7 +17,7 @@ pub mod notifier;
 pub mod shell;
 
 pub use config::{CompiledConfig, EngineConfig};
-pub use core::{AlertEntry, AlertRecord, EngineCore, IncidentAction};
+pub use core::{AlertEntry, AlertRecord, EngineCore, IncidentAction, Mute};
 pub use effects::{Effect, Record};
 pub use escalation::{EscalationHook, NoEscalation, PlannerEscalation};
 pub use events::{EngineEvent, EventSink, NoopSink};
