@@ -257,12 +257,13 @@ pub(crate) fn define(linker: &mut Linker<Invocation>) -> wasmtime::Result<()> {
          ptr: i32,
          len: i32|
          -> wasmtime::Result<()> {
-            let bytes = match read_guest(&mut caller, ptr, len, usize::MAX) {
+            // Only the first MAX_LOG_LINE_BYTES are copied out of the guest.
+            let len = (len as u32).min(MAX_LOG_LINE_BYTES as u32) as i32;
+            let bytes = match read_guest(&mut caller, ptr, len, MAX_LOG_LINE_BYTES) {
                 Ok(b) => b,
                 Err(_) => return Ok(()),
             };
-            let cut = &bytes[..bytes.len().min(MAX_LOG_LINE_BYTES)];
-            let message = String::from_utf8_lossy(cut).into_owned();
+            let message = String::from_utf8_lossy(&bytes).into_owned();
             run_call(&mut caller, HostCall::Log { level, message }).map(|_| ())
         },
     )?;
