@@ -50,7 +50,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
                 "{s:?}: unknown unit {unit:?} (use ms, s, m, h, d, w, y)"
             ));
         };
-        if pos + 1 <= last_unit {
+        if pos < last_unit {
             return Err(format!(
                 "{s:?}: units must go from largest to smallest, each once"
             ));

@@ -50,11 +50,11 @@ fn simulate(
     let mut jobs: BTreeMap<(Timestamp, String), (String, Timestamp)> = BTreeMap::new();
     let mut ids: HashMap<String, Timestamp> = HashMap::new();
     let mut sent = Vec::new();
-    let mut handle = |out: Vec<Effect>,
-                      now: Timestamp,
-                      jobs: &mut BTreeMap<(Timestamp, String), (String, Timestamp)>,
-                      ids: &mut HashMap<String, Timestamp>,
-                      sent: &mut Vec<_>| {
+    let handle = |out: Vec<Effect>,
+                  now: Timestamp,
+                  jobs: &mut BTreeMap<(Timestamp, String), (String, Timestamp)>,
+                  ids: &mut HashMap<String, Timestamp>,
+                  sent: &mut Vec<_>| {
         for e in out {
             match e {
                 Effect::Schedule(j) => {
@@ -167,10 +167,8 @@ proptest! {
         let sent = simulate(&mut c, &events, 10_000);
         let mut last: HashMap<String, i64> = HashMap::new();
         for (t, key, firing, _) in &sent {
-            if !firing.is_empty() {
-                if let Some(prev) = last.get(key) {
-                    prop_assert!(t - prev >= GROUP_INTERVAL, "{key}: firing notification at {t} only {}s after {prev}", t - prev);
-                }
+            if !firing.is_empty() && let Some(prev) = last.get(key) {
+                prop_assert!(t - prev >= GROUP_INTERVAL, "{key}: firing notification at {t} only {}s after {prev}", t - prev);
             }
             last.insert(key.clone(), *t);
         }

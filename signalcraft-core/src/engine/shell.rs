@@ -209,11 +209,9 @@ impl Engine {
             let mut seen: HashSet<&Record> = HashSet::new();
             for e in &effects {
                 match e {
-                    Effect::Persist(r) => {
-                        if seen.insert(r) {
-                            if let Some(op) = core.encode(r) {
-                                batch.ops.push(op);
-                            }
+                    Effect::Persist(r) if seen.insert(r) => {
+                        if let Some(op) = core.encode(r) {
+                            batch.ops.push(op);
                         }
                     }
                     Effect::Write(op) => batch.ops.push(op.clone()),
@@ -578,15 +576,14 @@ impl Engine {
         let inc = self.get_incident(id)?;
         let mut found = self.inner.core.lock().incident_alerts(&inc.id);
         for fp in &inc.alerts {
-            if !found.iter().any(|a| a.fingerprint == *fp) {
-                if let Some(a) = self
+            if !found.iter().any(|a| a.fingerprint == *fp)
+                && let Some(a) = self
                     .inner
                     .store
                     .get_json::<AlertRecord>(Table::Alerts, &fp.to_string())
                     .await?
-                {
-                    found.push(a);
-                }
+            {
+                found.push(a);
             }
         }
         Ok(found)
@@ -752,10 +749,9 @@ impl Engine {
 
     /// Deletes a service.
     pub async fn delete_service(&self, id: &str, actor: Actor) -> Result<(), CoreError> {
-        Ok(self
-            .mutate(|core, now, out| core.delete_service(id, actor, now, out))
-            .await?
-            .0)
+        self.mutate(|core, now, out| core.delete_service(id, actor, now, out))
+            .await?;
+        Ok(())
     }
 
     /// Every service, by id.

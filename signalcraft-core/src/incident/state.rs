@@ -61,13 +61,13 @@ impl IncidentState {
     /// the re-open. Staying in the same state is not a transition.
     pub fn can_transition(self, to: IncidentState) -> bool {
         use IncidentState::*;
-        match (self, to) {
-            (Open, Acknowledged | Mitigated | Resolved) => true,
-            (Acknowledged, Mitigated | Resolved) => true,
-            (Mitigated, Resolved) => true,
-            (Resolved, Closed | Open) => true,
-            _ => false,
-        }
+        matches!(
+            (self, to),
+            (Open, Acknowledged | Mitigated | Resolved)
+                | (Acknowledged, Mitigated | Resolved)
+                | (Mitigated, Resolved)
+                | (Resolved, Closed | Open)
+        )
     }
 
     /// Checks `self → to`, returning [`CoreError::InvalidTransition`] naming both states.
