@@ -142,6 +142,34 @@ fn bench(c: &mut Criterion) {
             })
         })
     });
+    // The policy alone (log + scheduler + health, no HTTP): what it costs per delivery.
+    let noop = signalcraft_core::testing::channel::ScriptedChannel::new("webhook", "hook");
+    let policy_only = Arc::new(
+        DeliveryPipeline::new(
+            DeliveryConfig::default(),
+            vec![noop as Arc<dyn Channel>],
+            Arc::new(MemoryStore::new()),
+            Arc::new(MemoryScheduler::new()),
+            Arc::new(SystemClock),
+        )
+        .unwrap(),
+    );
+    g.bench_function("policy_only_noop_channel", |b| {
+        b.iter_custom(|iters| {
+            let p = policy_only.clone();
+            let seq = seq.clone();
+            let template = template.clone();
+            rt.block_on(async move {
+                let start = Instant::now();
+                for _ in 0..iters * BATCH {
+                    let mut n = template.clone();
+                    n.id = format!("noop/hook/{}", seq.fetch_add(1, Ordering::Relaxed));
+                    p.notify(n).await.unwrap();
+                }
+                start.elapsed()
+            })
+        })
+    });
     g.finish();
 }
 
