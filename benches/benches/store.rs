@@ -1,5 +1,6 @@
 //! Store benchmarks: durable ingest (fsync on, group commit) with 1, 8 and 64
-//! concurrent writers, one ~500-byte alert per commit, beside the in-memory store;
+//! concurrent writers, one ~500-byte alert per commit (and 64 writers sending 16
+//! alerts per commit, like a grouped Alertmanager webhook), beside the in-memory store;
 //! incident-by-id reads; and per-commit latency percentiles (printed before the
 //! criterion runs, since criterion reports means, not p99).
 //!
@@ -31,33 +32,39 @@ fn alert_json(key: &str) -> Vec<u8> {
     .into_bytes()
 }
 
-fn batch(key: String) -> WriteBatch {
-    let value = alert_json(&key);
+/// One commit of `per` alerts with fresh keys.
+fn batch(seq: &AtomicU64, per: usize) -> WriteBatch {
     let mut b = WriteBatch::new();
-    b.put_raw(Table::Alerts, key, value);
+    for _ in 0..per {
+        let key = format!("fp-{:012}", seq.fetch_add(1, Ordering::Relaxed));
+        let value = alert_json(&key);
+        b.put_raw(Table::Alerts, key, value);
+    }
     b
 }
 
-/// `total` commits spread over `writers` tasks; returns the elapsed time and,
-/// when `latencies` is set, every commit's latency.
+/// `total` commits of `alerts` alerts each, spread over `writers` tasks; returns the
+/// elapsed time and, when `latencies` is set, every commit's latency.
 async fn ingest<S: Store>(
     store: Arc<S>,
     writers: usize,
+    alerts: usize,
     total: u64,
     seq: Arc<AtomicU64>,
     latencies: bool,
 ) -> (Duration, Vec<Duration>) {
-    let per = total.div_ceil(writers as u64);
+    // Exactly `total` commits (criterion's iteration count), spread evenly.
     let start = Instant::now();
     let mut tasks = Vec::with_capacity(writers);
-    for _ in 0..writers {
+    for w in 0..writers as u64 {
+        let per_writer = total / writers as u64 + u64::from(w < total % writers as u64);
         let (store, seq) = (store.clone(), seq.clone());
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::new();
-            for _ in 0..per {
-                let key = format!("fp-{:012}", seq.fetch_add(1, Ordering::Relaxed));
+            for _ in 0..per_writer {
+                let b = batch(&seq, alerts);
                 let t = Instant::now();
-                store.commit(batch(key)).await.expect("commit");
+                store.commit(b).await.expect("commit");
                 if latencies {
                     lat.push(t.elapsed());
                 }
@@ -90,33 +97,35 @@ fn runtime() -> tokio::runtime::Runtime {
 
 /// Prints throughput and latency percentiles of durable ingest per writer count.
 fn latency_report(rt: &tokio::runtime::Runtime) {
-    println!("durable ingest (redb, fsync per group commit), one ~500-byte alert per commit");
-    println!("writers | commits | alerts/s | p50 | p99 | max | transactions");
-    for writers in [1usize, 8, 64] {
+    println!("durable ingest (redb, fsync per group commit), ~500-byte alerts");
+    println!("writers | alerts/commit | commits | alerts/s | p50 | p99 | max | transactions");
+    for (writers, per) in [(1usize, 1usize), (8, 1), (64, 1), (64, 16)] {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Arc::new(RedbStore::open(dir.path().join("lat.redb")).expect("open"));
-        let total = match writers {
-            1 => 2_000,
-            8 => 20_000,
-            _ => 100_000,
+        let total = match (writers, per) {
+            (1, _) => 2_000,
+            (8, _) => 10_000,
+            (_, 1) => 50_000,
+            _ => 10_000,
         };
         let seq = Arc::new(AtomicU64::new(0));
         // Warm up.
         rt.block_on(ingest(
             store.clone(),
             writers,
+            per,
             total / 10,
             seq.clone(),
             false,
         ));
         let before = store.writer_stats();
-        let (elapsed, mut lat) = rt.block_on(ingest(store.clone(), writers, total, seq, true));
+        let (elapsed, mut lat) = rt.block_on(ingest(store.clone(), writers, per, total, seq, true));
         let txns = store.writer_stats().transactions - before.transactions;
         lat.sort();
         println!(
-            "{writers} | {} | {:.0} | {:.2} ms | {:.2} ms | {:.2} ms | {txns}",
+            "{writers} | {per} | {} | {:.0} | {:.2} ms | {:.2} ms | {:.2} ms | {txns}",
             lat.len(),
-            lat.len() as f64 / elapsed.as_secs_f64(),
+            (lat.len() * per) as f64 / elapsed.as_secs_f64(),
             percentile(&lat, 0.50).as_secs_f64() * 1e3,
             percentile(&lat, 0.99).as_secs_f64() * 1e3,
             percentile(&lat, 1.0).as_secs_f64() * 1e3,
@@ -128,27 +137,31 @@ fn bench_ingest(c: &mut Criterion, rt: &tokio::runtime::Runtime) {
     let mut g = c.benchmark_group("store_ingest");
     g.sample_size(10)
         .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(6))
-        .throughput(Throughput::Elements(1));
-    for writers in [1usize, 8, 64] {
+        .measurement_time(Duration::from_secs(5));
+    for (writers, per) in [(1usize, 1usize), (8, 1), (64, 1), (64, 16)] {
+        g.throughput(Throughput::Elements(per as u64));
+        let label = format!("{writers}w_x{per}");
         let dir = tempfile::tempdir().expect("tempdir");
         let redb = Arc::new(RedbStore::open(dir.path().join("ingest.redb")).expect("open"));
         let seq = Arc::new(AtomicU64::new(0));
-        g.bench_with_input(
-            BenchmarkId::new("redb_durable", writers),
-            &writers,
-            |b, &w| {
-                b.iter_custom(|iters| {
-                    rt.block_on(ingest(redb.clone(), w, iters, seq.clone(), false))
-                        .0
-                })
-            },
-        );
+        g.bench_function(BenchmarkId::new("redb_durable", &label), |b| {
+            b.iter_custom(|iters| {
+                rt.block_on(ingest(
+                    redb.clone(),
+                    writers,
+                    per,
+                    iters,
+                    seq.clone(),
+                    false,
+                ))
+                .0
+            })
+        });
         let mem = Arc::new(MemoryStore::new());
         let seq = Arc::new(AtomicU64::new(0));
-        g.bench_with_input(BenchmarkId::new("memory", writers), &writers, |b, &w| {
+        g.bench_function(BenchmarkId::new("memory", &label), |b| {
             b.iter_custom(|iters| {
-                rt.block_on(ingest(mem.clone(), w, iters, seq.clone(), false))
+                rt.block_on(ingest(mem.clone(), writers, per, iters, seq.clone(), false))
                     .0
             })
         });
