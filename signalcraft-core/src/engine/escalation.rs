@@ -90,6 +90,8 @@ impl EscalationHook for NoEscalation {
 ///   notification with id `page/<contact kind>/<planner id>` — so a notifier routes it
 ///   by the contact kind (`sms`, `voice`, `email`, `slack_dm`, `push`, `webhook`) — to
 ///   the contact address, through the engine's [`Notifier`](super::Notifier).
+/// * `Handoff` jobs run [`crate::escalation::run_handoff_job`] (arm them with
+///   [`crate::escalation::arm_handoffs`]).
 /// * Paging events become timeline entries (`escalated`, `paged`, or `custom` named
 ///   after the event's audit action) with audit entries.
 pub struct PlannerEscalation {
@@ -276,6 +278,10 @@ impl EscalationHook for PlannerEscalation {
         let incident_id = match &job.kind {
             JobKind::Escalate { incident_id, .. } | JobKind::NotifyRule { incident_id, .. } => {
                 incident_id
+            }
+            JobKind::Handoff { .. } => {
+                let dir = self.directory();
+                return crate::escalation::run_handoff_job(engine, &dir, job).await;
             }
             _ => return Ok(()),
         };
