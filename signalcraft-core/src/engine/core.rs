@@ -1585,8 +1585,15 @@ impl EngineCore {
         })
     }
 
-    /// Encodes a record's current state as a write (a delete when it no longer exists).
+    /// Encodes a record's current state as a write: a delete when a group, silence or
+    /// service no longer exists; nothing for an alert no longer in memory (retired alerts
+    /// are written explicitly when they leave, and alert records are never deleted).
     pub fn encode(&self, r: &Record) -> Option<WriteOp> {
+        if let Record::Alert(fp) = r
+            && !self.alerts.contains_key(fp)
+        {
+            return None;
+        }
         let (table, key, value) = match r {
             Record::Alert(fp) => (
                 Table::Alerts,
