@@ -164,3 +164,49 @@ fn unknown_fields_are_rejected() {
     v["escalation_policies"][0]["levels"][0]["delay"] = serde_json::json!(5);
     assert!(serde_json::from_value::<DirectoryConfig>(v).is_err());
 }
+
+#[test]
+fn targets_resolve_to_users_and_empty_schedules_are_reported() {
+    use signalcraft_core::escalation::{
+        EscalationTarget, IncidentView, PagingEffect, PagingEvent, PagingPlanner,
+    };
+    let mut v = base();
+    // Restrict the schedule to 09:00-10:00 so most of the day nobody is on call.
+    v["schedules"][0]["layers"][0]["restrictions"] =
+        serde_json::json!([{"type": "time_of_day", "start": "09:00", "end": "10:00"}]);
+    let dir = Directory::new(serde_json::from_value(v).unwrap()).unwrap();
+    let at: jiff::Timestamp = "2026-01-01T09:30:00Z".parse().unwrap();
+    let r = dir.resolve_target(&EscalationTarget::Team("sre".into()), at);
+    assert_eq!(r.users, ["ann", "bob"]);
+    let r = dir.resolve_target(&EscalationTarget::Policy("b".into()), at);
+    assert_eq!(r.users, ["bob"]);
+    let r = dir.resolve_target(&EscalationTarget::Schedule("primary".into()), at);
+    assert_eq!(r.users, ["ann"]);
+    let later: jiff::Timestamp = "2026-01-01T12:00:00Z".parse().unwrap();
+    let r = dir.resolve_target(&EscalationTarget::Schedule("primary".into()), later);
+    assert!(r.users.is_empty());
+    assert_eq!(r.empty_schedules, ["primary"]);
+    // The planner reports the empty schedule and pages nobody at level 1.
+    let view = IncidentView {
+        id: "inc-1".into(),
+        number: 1,
+        title: "t".into(),
+        urgency: signalcraft_core::incident::Urgency::High,
+        acknowledged: false,
+        resolved: false,
+        policy_id: Some("a".into()),
+        round_robin_cursor: 0,
+        generation: 0,
+    };
+    let eff = PagingPlanner::new(&dir).on_incident_opened(&view, later);
+    assert!(eff.iter().any(|e| matches!(e,
+        PagingEffect::Event(PagingEvent::NoOneOnCall { schedule_id, level: 1 }) if schedule_id == "primary")));
+    assert!(!eff.iter().any(|e| matches!(e, PagingEffect::Page(_))));
+    // bob has neither notification rules nor contact methods: paging him directly
+    // reports him unreachable.
+    let eff = PagingPlanner::new(&dir)
+        .page_user(&view, "bob", None, None, later)
+        .unwrap();
+    assert!(eff.iter().any(|e| matches!(e,
+        PagingEffect::Event(PagingEvent::Unreachable { user }) if user == "bob")));
+}

@@ -463,7 +463,9 @@ impl<'a> PagingPlanner<'a> {
     }
 
     /// Ad-hoc "page user" with an optional message: runs the user's notification
-    /// rules for the incident's urgency (until acknowledged).
+    /// rules for the incident's urgency (until acknowledged). The message travels
+    /// with the immediate (delay 0) steps and the `Paged` event; delayed steps are
+    /// plain `NotifyRule` jobs and page without it.
     pub fn page_user(
         &self,
         view: &IncidentView,

@@ -347,6 +347,10 @@ impl CompiledSchedule {
     /// The final shifts over `[from, to)`, clipped to the range, in time order.
     /// Consecutive pieces with the same user and source are joined; instants with
     /// nobody on call are simply not covered. Empty when `to <= from`.
+    ///
+    /// Cost is linear in the number of rotation boundaries, restriction edges and
+    /// override edges inside the range (a year of daily shifts: about 0.5 ms); callers
+    /// taking ranges from untrusted input should bound them.
     pub fn render(&self, from: Timestamp, to: Timestamp) -> Vec<Shift> {
         let mut out: Vec<Shift> = Vec::new();
         if to <= from {
