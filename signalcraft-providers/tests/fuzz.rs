@@ -10,10 +10,14 @@ use proptest::prelude::*;
 use signalcraft_core::provider::{InboundRequest, Provider, ProviderError};
 use signalcraft_providers::sources::{Integration, Registry, Verification};
 
+/// (type name, parse-only provider, verifying provider)
+type Built = (String, Box<dyn Provider>, Box<dyn Provider>);
+/// (provider index, headers, body)
+type Fixture = (usize, Vec<(String, String)>, Vec<u8>);
+
 struct Corpus {
-    providers: Vec<(String, Box<dyn Provider>, Box<dyn Provider>)>,
-    /// (provider index, headers, body)
-    fixtures: Vec<(usize, Vec<(String, String)>, Vec<u8>)>,
+    providers: Vec<Built>,
+    fixtures: Vec<Fixture>,
 }
 
 fn read_headers(path: &Path) -> Vec<(String, String)> {
@@ -155,7 +159,7 @@ fn arb_json() -> impl Strategy<Value = serde_json::Value> {
     let leaf = prop_oneof![
         Just(Value::Null),
         any::<bool>().prop_map(Value::Bool),
-        any::<i64>().prop_map(|n| Value::from(n)),
+        any::<i64>().prop_map(Value::from),
         "[a-zA-Z0-9_ :./-]{0,12}".prop_map(Value::String),
         prop_oneof![
             Just("firing"),

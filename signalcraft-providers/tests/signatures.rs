@@ -465,7 +465,7 @@ fn subscription_confirmation_is_surfaced_and_confirmed_only_when_authentic() {
     );
     assert_eq!(
         confirmer.0.lock().unwrap().as_slice(),
-        [confirmed.subscribe_url.clone()]
+        std::slice::from_ref(&confirmed.subscribe_url)
     );
     // A forged confirmation pointing elsewhere is never fetched.
     let forged = edit(&body, |v| {

@@ -24,19 +24,11 @@ use super::signature::{require_header, verify_hex_hmac};
 const TYPE: &str = "github";
 
 /// Options of a `github` integration.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct GitHubConfig {
     /// Record pushes to every branch, not just the default branch. Default false.
     pub all_branches: bool,
-}
-
-impl Default for GitHubConfig {
-    fn default() -> Self {
-        GitHubConfig {
-            all_branches: false,
-        }
-    }
 }
 
 #[derive(Debug, Deserialize)]

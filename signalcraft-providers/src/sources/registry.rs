@@ -74,6 +74,8 @@ impl Registry {
 
     /// Every built-in source enabled by cargo features. Adding a source adds one line here.
     pub fn builtin() -> Self {
+        // `mut` is unused only when every source feature is off.
+        #[allow(unused_mut)]
         let mut r = Self::empty();
         #[cfg(feature = "source-alertmanager")]
         r.register(Box::new(super::alertmanager::AlertmanagerType));
