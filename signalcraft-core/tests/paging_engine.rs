@@ -335,22 +335,19 @@ async fn a_restart_neither_loses_nor_repeats_a_page() {
 async fn handoff_notifications_go_to_incoming_and_outgoing() {
     let w = World::new();
     assert_eq!(arm_handoffs(&w.engine, &w.dir).await.unwrap(), 1);
-    // Next handoff: 2026-02-03 09:00 Berlin = 08:00Z, 22 h after T0. Run handoff jobs
-    // the way the engine's hook does (run, then complete).
-    let due: Timestamp = "2026-02-03T08:00:00Z".parse().unwrap();
-    w.clock.set(due);
-    let jobs = w
-        .scheduler
-        .claim_due(due, std::time::Duration::from_secs(60), 10)
-        .await
-        .unwrap();
-    assert_eq!(jobs.len(), 1);
-    for j in &jobs {
-        run_handoff_job(&w.engine, &w.dir, j).await.unwrap();
-        // Running it twice sends nothing new (same notification ids).
-        run_handoff_job(&w.engine, &w.dir, j).await.unwrap();
-        w.scheduler.complete(&j.id).await.unwrap();
-    }
+    // Next handoff: 2026-02-03 09:00 Berlin = 08:00Z, 22 h after T0; the engine's
+    // PlannerEscalation runs the Handoff job.
+    w.at_minute(22 * 60 + 1).await;
+    // Running the same job again sends nothing new (same notification ids).
+    let replay = signalcraft_core::scheduler::Job {
+        id: "handoff/primary/replay".into(),
+        due: "2026-02-03T08:00:00Z".parse().unwrap(),
+        kind: signalcraft_core::scheduler::JobKind::Handoff {
+            schedule_id: "primary".into(),
+        },
+        attempts: 1,
+    };
+    run_handoff_job(&w.engine, &w.dir, &replay).await.unwrap();
     let handoffs: Vec<(i64, String, bool, String)> = w
         .rec
         .sent
