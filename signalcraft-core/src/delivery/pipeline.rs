@@ -87,6 +87,21 @@ pub struct DeliveryPipeline {
     health: HealthTracker,
     throttle: Throttle,
     sink: Option<Arc<dyn DeliverySink>>,
+    /// Notification ids whose `notify` is running, so two concurrent calls with
+    /// the same id (an engine retry racing the original) send once.
+    in_flight: parking_lot::Mutex<std::collections::HashSet<String>>,
+}
+
+/// Removes an id from the in-flight set when `notify` returns or is dropped.
+struct InFlight<'a> {
+    set: &'a parking_lot::Mutex<std::collections::HashSet<String>>,
+    id: String,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.set.lock().remove(&self.id);
+    }
 }
 
 fn add(t: Timestamp, d: Duration) -> Timestamp {
@@ -156,6 +171,7 @@ impl DeliveryPipeline {
             clock,
             jitter: Arc::new(RngJitter::from_os()),
             sink: None,
+            in_flight: parking_lot::Mutex::new(std::collections::HashSet::new()),
         })
     }
 
@@ -198,6 +214,13 @@ impl DeliveryPipeline {
     /// Errors: [`CoreError::InvalidInput`] when `n.receiver` names no channel and no
     /// chain; [`CoreError::Store`] when the log or the scheduler fails.
     pub async fn notify(&self, n: Notification) -> Result<DeliveryOutcome, CoreError> {
+        if !self.in_flight.lock().insert(n.id.clone()) {
+            return Ok(DeliveryOutcome::AlreadyAccepted);
+        }
+        let _guard = InFlight {
+            set: &self.in_flight,
+            id: n.id.clone(),
+        };
         if self.log.state(&n.id).await?.is_some() {
             return Ok(DeliveryOutcome::AlreadyAccepted);
         }

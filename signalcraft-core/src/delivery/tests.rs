@@ -531,3 +531,57 @@ async fn engine_ids_with_slashes_route_by_channel_name_through_the_notifier_seam
     let n2 = sample_notification("incident/ops-slack/inc-42/2", "team-receiver", "#ops");
     assert!(Notifier::notify(&r.pipeline, n2).await.is_err());
 }
+
+/// A store whose reads yield to the scheduler first, as a real database's do,
+/// so two concurrent `notify` calls both get past the "already accepted?" read.
+struct YieldingStore(MemoryStore);
+
+#[async_trait::async_trait]
+impl Store for YieldingStore {
+    async fn get(
+        &self,
+        table: crate::store::Table,
+        key: &str,
+    ) -> Result<Option<Vec<u8>>, crate::store::StoreError> {
+        tokio::task::yield_now().await;
+        self.0.get(table, key).await
+    }
+    async fn scan(
+        &self,
+        table: crate::store::Table,
+        scan: crate::store::Scan,
+    ) -> Result<Vec<(String, Vec<u8>)>, crate::store::StoreError> {
+        self.0.scan(table, scan).await
+    }
+    async fn commit(
+        &self,
+        batch: crate::store::WriteBatch,
+    ) -> Result<(), crate::store::StoreError> {
+        tokio::task::yield_now().await;
+        self.0.commit(batch).await
+    }
+    async fn count(&self, table: crate::store::Table) -> Result<u64, crate::store::StoreError> {
+        self.0.count(table).await
+    }
+}
+
+#[tokio::test]
+async fn concurrent_notify_with_the_same_id_sends_once() {
+    let slack = ScriptedChannel::new("slack", "slack");
+    let p = DeliveryPipeline::new(
+        DeliveryConfig::default(),
+        vec![slack.clone() as Arc<dyn Channel>],
+        Arc::new(YieldingStore(MemoryStore::new())),
+        Arc::new(MemoryScheduler::new()),
+        Arc::new(ManualClock::new(t0())),
+    )
+    .unwrap();
+    let n = sample_notification("n1", "slack", "#ops");
+    let (a, b) = tokio::join!(p.notify(n.clone()), p.notify(n));
+    let outcomes = [a.unwrap(), b.unwrap()];
+    assert!(
+        outcomes.contains(&DeliveryOutcome::AlreadyAccepted),
+        "{outcomes:?}"
+    );
+    assert_eq!(slack.call_count(), 1);
+}
