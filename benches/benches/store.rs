@@ -209,6 +209,32 @@ fn bench_reads(c: &mut Criterion, rt: &tokio::runtime::Runtime) {
             assert!(v.expect("get").is_some());
         })
     });
+    // Two reader threads (the machine has two cores).
+    for (name, store) in [
+        ("redb_2_threads", redb.clone() as Arc<dyn Store>),
+        ("memory_2_threads", mem.clone() as Arc<dyn Store>),
+    ] {
+        let keys = &keys;
+        g.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                let start = Instant::now();
+                std::thread::scope(|scope| {
+                    for t in 0..2u64 {
+                        let store = store.clone();
+                        scope.spawn(move || {
+                            let n = iters / 2 + u64::from(t < iters % 2);
+                            for j in 0..n {
+                                let k = &keys[((j * 2 + t) % keys.len() as u64) as usize];
+                                let v = futures_lite_block(store.get(Table::Incidents, k));
+                                assert!(v.expect("get").is_some());
+                            }
+                        });
+                    }
+                });
+                start.elapsed()
+            })
+        });
+    }
     g.finish();
 }
 

@@ -37,14 +37,17 @@ pub(crate) fn create_all(txn: &WriteTransaction) -> Result<(), StoreError> {
 }
 
 /// Applies validated writes in order, reusing the open table across consecutive
-/// writes to the same table.
-pub(crate) fn apply_writes(txn: &WriteTransaction, ops: &[WriteOp]) -> Result<(), StoreError> {
-    let mut i = 0;
-    while i < ops.len() {
-        let table = op_table(&ops[i]);
+/// writes to the same table (also across the batches of a group).
+pub(crate) fn apply_writes<'a>(
+    txn: &WriteTransaction,
+    ops: impl IntoIterator<Item = &'a WriteOp>,
+) -> Result<(), StoreError> {
+    let mut ops = ops.into_iter().peekable();
+    while let Some(first) = ops.peek() {
+        let table = op_table(first);
         let mut t = txn.open_table(data(table)).map_err(from_redb)?;
-        while i < ops.len() && op_table(&ops[i]) == table {
-            match &ops[i] {
+        while let Some(op) = ops.next_if(|op| op_table(op) == table) {
+            match op {
                 WriteOp::Put { key, value, .. } => {
                     t.insert(key.as_str(), value.as_slice())
                         .map_err(from_redb)?;
@@ -53,7 +56,6 @@ pub(crate) fn apply_writes(txn: &WriteTransaction, ops: &[WriteOp]) -> Result<()
                     t.remove(key.as_str()).map_err(from_redb)?;
                 }
             }
-            i += 1;
         }
     }
     Ok(())

@@ -248,9 +248,31 @@ fn transact(
     txn.set_durability(Durability::Immediate)
         .map_err(|e| GroupFailure::Commit(from_redb(e)))?;
     let mut replies = Vec::with_capacity(ops.len());
-    for op in ops {
-        match apply(&txn, op) {
-            Ok(r) => replies.push(r),
+    let mut i = 0;
+    while i < ops.len() {
+        // A run of store batches is applied as one stream of writes, so a table
+        // is opened once per run rather than once per batch.
+        let run = ops[i..]
+            .iter()
+            .take_while(|op| matches!(op, Op::Write(_)))
+            .count();
+        let result = if run > 0 {
+            let writes = ops[i..i + run].iter().flat_map(|op| match op {
+                Op::Write(w) => w.as_slice(),
+                Op::Sched(_) => &[],
+            });
+            tables::apply_writes(&txn, writes).map(|()| {
+                replies.extend((0..run).map(|_| Reply::Unit));
+                run
+            })
+        } else {
+            apply(&txn, ops[i]).map(|r| {
+                replies.push(r);
+                1
+            })
+        };
+        match result {
+            Ok(n) => i += n,
             Err(e) => {
                 let _ = txn.abort();
                 return Err(GroupFailure::Apply(e));
