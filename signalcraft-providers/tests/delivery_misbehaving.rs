@@ -588,3 +588,36 @@ async fn twilio_status_callbacks_confirm_or_fail_over_the_sms() {
     assert_eq!(voice.accepted(), 1);
     assert!(p.scheduler.pending().await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn slack_health_check_covers_auth_and_channel_reachability() {
+    use signalcraft_core::channel::Channel;
+    let fake = Fake::start_with(Vendor::SlackApi, Some("xoxb-test"), None).await;
+    let mk = |ch: &str, token: &str| {
+        SlackChannel::new(
+            &SlackConfig {
+                name: "slack".into(),
+                webhook_url: None,
+                token: Some(token.into()),
+                api_url: fake.url("/api"),
+                default_channel: Some(ch.into()),
+                signing_secret: None,
+                timeout_ms: 2_000,
+            },
+            "channels[0]",
+        )
+        .unwrap()
+    };
+    mk("C0OPS", "xoxb-test").health_check().await.unwrap();
+    let e = mk("G-missing", "xoxb-test")
+        .health_check()
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("channel_not_found"), "{e}");
+    let e = mk("C0ARCH", "xoxb-test").health_check().await.unwrap_err();
+    assert!(e.to_string().contains("archived"), "{e}");
+    let e = mk("C0OPS", "xoxb-wrong").health_check().await.unwrap_err();
+    assert!(e.to_string().contains("invalid_auth"), "{e}");
+    let paths: Vec<String> = fake.requests().into_iter().map(|r| r.path).collect();
+    assert_eq!(&paths[..2], ["/api/auth.test", "/api/conversations.info"]);
+}

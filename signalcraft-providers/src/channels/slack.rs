@@ -226,6 +226,13 @@ pub fn render(n: &Notification) -> Value {
     json!({"text": header, "blocks": blocks})
 }
 
+/// Request body of a Web API call: write methods take JSON, read methods
+/// (`conversations.info`) only form fields.
+enum ApiBody<'a> {
+    Json(&'a Value),
+    Form(&'a [(&'a str, &'a str)]),
+}
+
 fn api_error_is_retryable(code: &str) -> bool {
     matches!(
         code,
@@ -317,6 +324,10 @@ impl SlackChannel {
     }
 
     async fn api_call(&self, method: &str, body: &Value) -> Result<Value, DeliveryError> {
+        self.api_request(method, ApiBody::Json(body)).await
+    }
+
+    async fn api_request(&self, method: &str, body: ApiBody<'_>) -> Result<Value, DeliveryError> {
         let Mode::Api { base, token } = &self.mode else {
             return Err(DeliveryError::Permanent {
                 reason: "slack: Web API call on a webhook channel".into(),
@@ -326,11 +337,15 @@ impl SlackChannel {
         let url = base.join(method).map_err(|_| DeliveryError::Permanent {
             reason: format!("{what}: bad API URL"),
         })?;
-        let resp = self
+        let req = self
             .client
             .post(url)
-            .header(AUTHORIZATION, format!("Bearer {token}"))
-            .json(body)
+            .header(AUTHORIZATION, format!("Bearer {token}"));
+        let req = match body {
+            ApiBody::Json(v) => req.json(v),
+            ApiBody::Form(f) => req.form(f),
+        };
+        let resp = req
             .send()
             .await
             .map_err(|e| http::classify_send_error(e, &what))?;
@@ -471,13 +486,28 @@ impl Channel for SlackChannel {
         }
     }
 
-    /// Web API: `auth.test`. Incoming webhooks cannot be checked without posting,
-    /// so they always report healthy.
+    /// Web API: `auth.test`, then (with a `default_channel`) `conversations.info`
+    /// to check the channel is reachable and not archived. Incoming webhooks
+    /// cannot be checked without posting, so they always report healthy.
     async fn health_check(&self) -> Result<(), DeliveryError> {
-        match &self.mode {
-            Mode::Webhook(_) => Ok(()),
-            Mode::Api { .. } => self.api_call("auth.test", &json!({})).await.map(|_| ()),
+        if let Mode::Webhook(_) = &self.mode {
+            return Ok(());
         }
+        self.api_call("auth.test", &json!({})).await?;
+        if let Some(ch) = &self.default_channel {
+            let v = self
+                .api_request(
+                    "conversations.info",
+                    ApiBody::Form(&[("channel", ch.as_str())]),
+                )
+                .await?;
+            if v.pointer("/channel/is_archived").and_then(Value::as_bool) == Some(true) {
+                return Err(DeliveryError::Permanent {
+                    reason: "slack conversations.info: channel is archived".into(),
+                });
+            }
+        }
+        Ok(())
     }
 }
 

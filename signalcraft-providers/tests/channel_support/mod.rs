@@ -232,6 +232,21 @@ fn accept(
                     StatusCode::OK,
                     json!({"ok": true, "url": "https://fake.slack.com/", "team": "Fake", "user": "signalcraft", "team_id": "T1", "user_id": "U1"}),
                 ),
+                "conversations.info" => {
+                    // A read method: form-encoded `channel`.
+                    let form: Vec<(String, String)> =
+                        url::form_urlencoded::parse(body).into_owned().collect();
+                    match form.iter().find(|(k, _)| k == "channel") {
+                        Some((_, c)) if c.starts_with('C') => json_resp(
+                            StatusCode::OK,
+                            json!({"ok": true, "channel": {"id": c, "is_archived": c.ends_with("ARCH")}}),
+                        ),
+                        _ => json_resp(
+                            StatusCode::OK,
+                            json!({"ok": false, "error": "channel_not_found"}),
+                        ),
+                    }
+                }
                 "chat.postMessage" => {
                     let Some(ch) = v.get("channel").and_then(Value::as_str) else {
                         return json_resp(
