@@ -284,6 +284,10 @@ impl DeliveryPipeline {
 
     /// Claims and runs every due delivery job (for embedders without the engine's
     /// job loop, and for tests), completing each. Returns how many ran.
+    ///
+    /// Meant for a scheduler that only this pipeline uses: other jobs it claims are
+    /// left uncompleted, so they come back when their 60 s lease expires. With the
+    /// engine, let the engine's job loop call [`DeliveryPipeline::run_job`] instead.
     pub async fn run_due(&self) -> Result<usize, CoreError> {
         let now = self.clock.now();
         let jobs = self
@@ -294,9 +298,9 @@ impl DeliveryPipeline {
         for job in jobs {
             if matches!(job.kind, JobKind::Delivery { .. }) {
                 self.run_job(&job).await?;
+                self.scheduler.complete(&job.id).await?;
                 n += 1;
             }
-            self.scheduler.complete(&job.id).await?;
         }
         Ok(n)
     }
