@@ -494,6 +494,19 @@ async fn slack_keeps_one_message_per_incident_current() {
         slack.message_for("inc-42", "C1"),
         Some(("C1".into(), "1700000000.000001".into()))
     );
+    // The message was deleted in Slack: chat.update fails, a new message is posted
+    // and becomes the incident's message.
+    fake.script([Mode::SlackError("message_not_found")]);
+    p.pipeline
+        .notify(sample_notification("n3", "slack", "C1"))
+        .await
+        .unwrap();
+    let paths: Vec<String> = fake.requests().into_iter().map(|r| r.path).collect();
+    assert_eq!(&paths[2..], ["/api/chat.update", "/api/chat.postMessage"]);
+    assert_eq!(
+        slack.message_for("inc-42", "C1"),
+        Some(("C1".into(), "1700000000.000003".into()))
+    );
 }
 
 #[tokio::test]

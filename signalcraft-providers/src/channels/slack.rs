@@ -451,9 +451,16 @@ impl Channel for SlackChannel {
                                 provider_message_id: Some(format!("{ch}:{ts}")),
                             });
                         }
-                        // The message was deleted: post a new one below.
+                        // The message was deleted or can no longer be edited
+                        // (documented chat.update errors): post a new one below.
                         Err(DeliveryError::Permanent { reason })
-                            if reason.contains("message_not_found") => {}
+                            if [
+                                "message_not_found",
+                                "cant_update_message",
+                                "edit_window_closed",
+                            ]
+                            .iter()
+                            .any(|c| reason.contains(c)) => {}
                         Err(e) => return Err(e),
                     }
                     if let Some(obj) = msg.as_object_mut() {
