@@ -369,3 +369,17 @@ fn change_events_carry_service_and_repository() {
         Some("https://github.com/acme/snapshots")
     );
 }
+
+#[test]
+fn pagerduty_change_endpoint_url_forces_a_change_event() {
+    let body = json!({"routing_key": "k", "event_action": "trigger",
+        "payload": {"summary": "Deployed api v2", "timestamp": "2024-05-01T10:00:00Z", "source": "api", "severity": "info"}});
+    let p = Registry::builtin()
+        .build_with(&Integration::new("pagerduty", "pd"), Verification::Skip)
+        .unwrap();
+    let mut req = InboundRequest::from_body(body.to_string());
+    req.url = Some("https://signalcraft.example/v2/change/enqueue".into());
+    assert!(matches!(p.parse(&req).unwrap()[0], Event::Change(_)));
+    req.url = Some("https://signalcraft.example/v2/enqueue".into());
+    assert!(matches!(p.parse(&req).unwrap()[0], Event::Alert(_)));
+}

@@ -12,7 +12,8 @@
 //!   `dedup_key`. Dedup keys are scoped to the integration (the routing key), so an
 //!   action through another routing key never touches this integration's alerts. What
 //!   happens after a resolve (a new trigger opens a new alert) is the engine's rule.
-//! * Change events (`/v2/change/enqueue`: no `event_action`, `payload.summary`) →
+//! * Change events (posted to a URL ending in `/v2/change/enqueue`, or any body
+//!   without `event_action`; `payload.summary` required) →
 //!   [`Event::Change`] at `payload.timestamp` (or the receive time). The service hint is
 //!   `payload.source`; `custom_details.repository`/`repository_url` fill `repository`.
 //!
@@ -297,7 +298,25 @@ impl Provider for PagerDutyProvider {
     fn parse(&self, req: &InboundRequest) -> Result<Vec<Event>, ProviderError> {
         let (e, raw): (PdEvent, _) = self.common.decode(&req.body)?;
         let _ = &e.routing_key;
-        let event = match e.event_action.as_deref() {
+        // PagerDuty's change endpoint is /v2/change/enqueue; bodies posted there are
+        // change events whatever they contain. Elsewhere, no event_action means change.
+        let change_endpoint = req
+            .url
+            .as_deref()
+            .map(|u| {
+                u.split('?')
+                    .next()
+                    .unwrap_or(u)
+                    .trim_end_matches('/')
+                    .ends_with("/change/enqueue")
+            })
+            .unwrap_or(false);
+        let action = if change_endpoint {
+            None
+        } else {
+            e.event_action.as_deref()
+        };
+        let event = match action {
             Some("trigger") => self.trigger(e, &req.body, raw)?,
             Some(action @ ("acknowledge" | "resolve")) => {
                 let action = if action == "acknowledge" {
