@@ -45,6 +45,14 @@ pub enum CoreError {
     /// The actor may not do this.
     #[error("forbidden: {0}")]
     Forbidden(String),
+    /// Every delivery step for a notification failed (after retries and failover).
+    #[error("delivery via {channel} failed: {reason}")]
+    Delivery {
+        /// The receiver / channel instance that was tried last.
+        channel: String,
+        /// Redacted reason of the last failure.
+        reason: String,
+    },
     /// Persistence failed.
     #[error(transparent)]
     Store(#[from] StoreError),

@@ -681,9 +681,10 @@ impl crate::engine::Notifier for DeliveryPipeline {
     async fn notify(&self, n: Notification) -> Result<(), CoreError> {
         let receiver = n.receiver.clone();
         match DeliveryPipeline::notify(self, n).await? {
-            DeliveryOutcome::Failed { error } => {
-                Err(CoreError::input(format!("delivery via {receiver}"), error))
-            }
+            DeliveryOutcome::Failed { error } => Err(CoreError::Delivery {
+                channel: receiver.to_string(),
+                reason: error.to_string(),
+            }),
             _ => Ok(()),
         }
     }

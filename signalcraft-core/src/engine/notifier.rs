@@ -105,6 +105,9 @@ impl Notifier for ChannelNotifier {
             .map(|_| ())
             // CoreError has no delivery variant (error.rs is not ours); the field names
             // the channel so the timeline's delivery_failed entry is readable.
-            .map_err(|e| CoreError::input(format!("delivery via {}", ch.name()), e.to_string()))
+            .map_err(|e| CoreError::Delivery {
+                channel: ch.name().to_string(),
+                reason: e.to_string(),
+            })
     }
 }
