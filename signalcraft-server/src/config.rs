@@ -265,6 +265,8 @@ pub struct ServerConfig {
     pub tokens: Vec<TokenConfig>,
     /// `[delivery]`: retry, failover chains, throttles, health (the core's policy).
     pub delivery: DeliveryConfig,
+    /// `[remediation]`: plugin manifests and actions.
+    pub remediation: crate::remediation::RemediationSection,
     /// The engine's configuration (`route`, `time_intervals`, `inhibit_rules`,
     /// `services`, `change_window`), validated by the engine.
     pub engine: EngineConfig,
@@ -372,6 +374,7 @@ const KNOWN_SECTIONS: &[&str] = &[
     "channels",
     "tokens",
     "delivery",
+    "remediation",
 ];
 
 /// Known provider types (the providers registry is authoritative at startup; this
@@ -437,6 +440,7 @@ pub fn parse(text: &str) -> Result<ServerConfig, Vec<ConfigError>> {
         channels: array(&table, "channels", &mut errors),
         tokens: array(&table, "tokens", &mut errors),
         delivery: section(&table, "delivery", &mut errors),
+        remediation: section(&table, "remediation", &mut errors),
         engine: engine_config(&table, &mut errors),
         oncall: table
             .iter()
@@ -720,6 +724,21 @@ mod tests {
         let c = parse("").unwrap();
         assert_eq!(c.server.listen.to_string(), "127.0.0.1:9093");
         assert!(c.features.alertmanager_api);
+    }
+
+    #[test]
+    fn example_config_parses_and_resolves() {
+        let text = include_str!("../signalcraft.example.toml");
+        let cfg = parse(text).unwrap_or_else(|e| panic!("{e:#?}"));
+        assert_eq!(cfg.integrations.len(), 3);
+        assert_eq!(cfg.engine.route.routes.len(), 1);
+        // Every secret is a reference; resolve them with a fake environment.
+        let s = resolve_secrets(&cfg, &|n| Some(format!("value-of-{n}"))).unwrap();
+        assert_eq!(
+            s.integration_keys["grafana"].expose(),
+            "value-of-SIGNALCRAFT_GRAFANA_KEY"
+        );
+        assert!(s.slack_signing_secret.is_some());
     }
 
     #[test]

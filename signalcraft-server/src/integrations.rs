@@ -116,6 +116,10 @@ pub fn provider_integration(
     for (k, v) in secrets {
         i = i.with_secret(k.clone(), v.clone());
     }
+    if provider_type == "pagerduty" && !secrets.contains_key("routing_key") {
+        // The routing key is the URL key: PagerDuty clients send it in every event.
+        i = i.with_secret("routing_key", url_key);
+    }
     i
 }
 

@@ -29,6 +29,8 @@
 //!   [`extract`]: JSON/query extractors that reject with problems.
 //! * [`auth`]: API tokens (SHA-256 only), roles, permissions, the [`auth::Auth`] extractor.
 //! * [`ratelimit`]: per-key token buckets; [`metrics`]: Prometheus metrics.
+//! * [`remediation`]: the approval gate and runner (WASM plugins with the
+//!   `remediation` cargo feature).
 //! * [`normalize`]: the `signalcraft normalize` subcommand (what does SignalCraft make of this payload?).
 
 pub mod api;
@@ -44,6 +46,7 @@ pub mod metrics;
 pub mod normalize;
 pub mod oncall;
 pub mod ratelimit;
+pub mod remediation;
 pub mod router;
 pub mod secret;
 pub mod server;

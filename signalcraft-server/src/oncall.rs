@@ -198,10 +198,12 @@ fn changed_fields(old: &serde_json::Value, new: &serde_json::Value) -> Vec<Strin
         .collect()
 }
 
-/// On-call state: stored objects and the compiled directory.
+/// On-call state: stored objects and the compiled directory. The directory handle is
+/// shared with the paging hook, which reads the current directory on every call.
 #[derive(Clone, Default)]
 pub struct OnCall {
-    inner: Arc<RwLock<(Objects, Arc<Directory>)>>,
+    objects: Arc<RwLock<Objects>>,
+    directory: Arc<RwLock<Arc<Directory>>>,
     write: Arc<tokio::sync::Mutex<()>>,
 }
 
@@ -242,26 +244,31 @@ impl OnCall {
         }
         let dir = Directory::new(config_of(&objs)?)?;
         Ok(OnCall {
-            inner: Arc::new(RwLock::new((objs, Arc::new(dir)))),
+            objects: Arc::new(RwLock::new(objs)),
+            directory: Arc::new(RwLock::new(Arc::new(dir))),
             write: Arc::default(),
         })
     }
 
     /// The compiled directory (a snapshot).
     pub fn directory(&self) -> Arc<Directory> {
-        self.inner.read().1.clone()
+        self.directory.read().clone()
+    }
+
+    /// The shared directory handle (for the paging hook).
+    pub fn directory_handle(&self) -> Arc<RwLock<Arc<Directory>>> {
+        self.directory.clone()
     }
 
     /// Every stored object.
     pub fn objects(&self) -> Objects {
-        self.inner.read().0.clone()
+        self.objects.read().clone()
     }
 
     /// Objects of one kind.
     pub fn list(&self, kind: Kind) -> Vec<serde_json::Value> {
-        self.inner
+        self.objects
             .read()
-            .0
             .get(&kind)
             .map(|m| m.values().cloned().collect())
             .unwrap_or_default()
@@ -269,7 +276,7 @@ impl OnCall {
 
     /// One object.
     pub fn get(&self, kind: Kind, id: &str) -> Option<serde_json::Value> {
-        self.inner.read().0.get(&kind)?.get(id).cloned()
+        self.objects.read().get(&kind)?.get(id).cloned()
     }
 
     /// Applies a set of changes atomically: validate the result, write, swap.
@@ -316,7 +323,8 @@ impl OnCall {
         if !batch.is_empty() {
             store.commit(batch).await?;
         }
-        *self.inner.write() = (next, Arc::new(dir));
+        *self.objects.write() = next;
+        *self.directory.write() = Arc::new(dir);
         Ok(changes)
     }
 }

@@ -14,7 +14,7 @@ use std::sync::atomic::AtomicBool;
 
 use signalcraft_core::clock::{Clock, SystemClock};
 use signalcraft_core::delivery::{DeliveryConfig, DeliveryPipeline};
-use signalcraft_core::engine::{Engine, EscalationHook, EventSink, NoEscalation, Notifier};
+use signalcraft_core::engine::{Engine, EscalationHook, EventSink, Notifier, PlannerEscalation};
 use signalcraft_core::scheduler::Scheduler;
 use signalcraft_core::store::Store;
 use tokio::net::TcpListener;
@@ -82,8 +82,8 @@ impl RunningServer {
 pub struct StartOptions {
     /// Time source.
     pub clock: Arc<dyn Clock>,
-    /// Paging (the on-call escalation module); default: none.
-    pub escalation: Arc<dyn EscalationHook>,
+    /// Paging; default: the on-call paging hook over the server's directory.
+    pub escalation: Option<Arc<dyn EscalationHook>>,
     /// Store; default: redb in `data_dir`.
     pub store: Option<(Arc<dyn Store>, Arc<dyn Scheduler>)>,
 }
@@ -92,7 +92,7 @@ impl Default for StartOptions {
     fn default() -> Self {
         StartOptions {
             clock: Arc::new(SystemClock),
-            escalation: Arc::new(NoEscalation),
+            escalation: None,
             store: None,
         }
     }
@@ -156,6 +156,39 @@ fn build_channels(
     }
 }
 
+/// The paging hook: escalation policies and notification rules over the server's
+/// on-call directory (kept current by [`crate::state::AppState::oncall_changed`]).
+fn paging_hook(oncall: &crate::oncall::OnCall) -> Arc<PlannerEscalation> {
+    Arc::new(PlannerEscalation::new((*oncall.directory()).clone()))
+}
+
+#[cfg(feature = "remediation")]
+fn build_remediation(
+    cfg: &ServerConfig,
+    clock: Arc<dyn Clock>,
+) -> Result<Option<Arc<crate::remediation::Remediation>>, ServerError> {
+    if !cfg.features.remediation {
+        return Ok(None);
+    }
+    Ok(Some(Arc::new(crate::remediation::build(
+        &cfg.remediation,
+        clock,
+    )?)))
+}
+
+#[cfg(not(feature = "remediation"))]
+fn build_remediation(
+    cfg: &ServerConfig,
+    _clock: Arc<dyn Clock>,
+) -> Result<Option<Arc<crate::remediation::Remediation>>, ServerError> {
+    if cfg.features.remediation {
+        return Err(ServerError::Other(
+            "features.remediation is on, but this binary was built without the `remediation` cargo feature".into(),
+        ));
+    }
+    Ok(None)
+}
+
 /// Builds the state, binds the listener and starts serving in the background.
 pub async fn start(
     cfg: ServerConfig,
@@ -197,6 +230,10 @@ pub async fn start(
     let admin_token_file =
         bootstrap::ensure_admin_token(store.as_ref(), &tokens, &data_dir, clock.now()).await?;
 
+    let oncall = crate::oncall::OnCall::load(store.as_ref())
+        .await
+        .map_err(|e| ServerError::Other(format!("on-call data in the store is invalid: {e}")))?;
+
     // Delivery and engine.
     let channels = build_channels(&cfg, &secrets)?;
     let delivery_cfg: DeliveryConfig = cfg.delivery.clone();
@@ -210,6 +247,7 @@ pub async fn start(
         )
         .map_err(ServerError::Core)?,
     );
+    let paging = paging_hook(&oncall);
     let mut engine_cfg = cfg.engine.clone();
     if engine_cfg.external_url.is_none() {
         engine_cfg.external_url = cfg.server.external_url.clone();
@@ -220,7 +258,10 @@ pub async fn start(
         .clock(clock.clone())
         .notifier(pipeline.clone() as Arc<dyn Notifier>)
         .event_sink(metrics.clone() as Arc<dyn EventSink>)
-        .escalation(opts.escalation)
+        .escalation(match opts.escalation {
+            Some(e) => e,
+            None => paging.clone() as Arc<dyn EscalationHook>,
+        })
         .build()?;
     engine.recover().await?;
 
@@ -250,9 +291,7 @@ pub async fn start(
         scheduler.clone(),
     ));
     let shutdown_timeout = cfg.server.shutdown_timeout;
-    let oncall = crate::oncall::OnCall::load(store.as_ref())
-        .await
-        .map_err(|e| ServerError::Other(format!("on-call data in the store is invalid: {e}")))?;
+    let remediation = build_remediation(&cfg, clock.clone())?;
     let state = AppState(Arc::new(Inner {
         engine: handle,
         store,
@@ -262,6 +301,8 @@ pub async fn start(
         oncall,
         integrations,
         registry,
+        paging,
+        remediation,
         metrics,
         limiter: RateLimiter::new(),
         clock: clock.clone(),

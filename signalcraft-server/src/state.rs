@@ -35,6 +35,10 @@ pub struct Inner {
     pub integrations: Integrations,
     /// The providers registry (validates API-created integrations).
     pub registry: signalcraft_providers::sources::Registry,
+    /// Paging over the on-call directory.
+    pub paging: Arc<signalcraft_core::engine::PlannerEscalation>,
+    /// Remediation (when enabled).
+    pub remediation: Option<Arc<crate::remediation::Remediation>>,
     /// Metrics.
     pub metrics: Arc<Metrics>,
     /// Rate limits (integrations, PagerDuty routing keys).
@@ -63,6 +67,12 @@ impl AppState {
     /// Whether the server accepts work.
     pub fn is_ready(&self) -> bool {
         self.ready.load(Ordering::Relaxed)
+    }
+
+    /// Hands the current on-call directory to paging (after every on-call change).
+    pub fn oncall_changed(&self) {
+        self.paging
+            .set_directory((*self.oncall.directory()).clone());
     }
 
     /// Marks the server as draining.

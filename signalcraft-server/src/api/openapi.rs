@@ -108,9 +108,25 @@ impl Modify for BearerAuth {
 )]
 pub struct ApiDoc;
 
+/// The remediation endpoints (cargo feature `remediation`).
+#[cfg(feature = "remediation")]
+#[derive(OpenApi)]
+#[openapi(
+    paths(
+        api::v1::remediation::list,
+        api::v1::remediation::request,
+        api::v1::remediation::approve,
+        api::v1::remediation::reject,
+    ),
+    tags((name = "remediation", description = "WASM remediation actions with approval"))
+)]
+pub struct RemediationDoc;
+
 /// The document as JSON.
 pub fn document() -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
+    #[cfg(feature = "remediation")]
+    doc.merge(RemediationDoc::openapi());
     doc.info.version = env!("CARGO_PKG_VERSION").to_string();
     doc
 }

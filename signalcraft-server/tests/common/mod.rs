@@ -111,14 +111,14 @@ pub async fn start_in(
     let server = signalcraft_server::server::start(cfg, secrets, StartOptions::default())
         .await
         .expect("server starts");
-    let token_file: PathBuf = server
-        .admin_token_file
-        .clone()
-        .expect("admin token created");
-    let admin = std::fs::read_to_string(token_file)
-        .expect("admin token file")
-        .trim()
-        .to_string();
+    // No bootstrap token when the config already defines an admin token.
+    let admin = match server.admin_token_file.clone() {
+        Some(f) => std::fs::read_to_string::<PathBuf>(f)
+            .expect("admin token file")
+            .trim()
+            .to_string(),
+        None => String::new(),
+    };
     TestServer {
         server,
         admin,

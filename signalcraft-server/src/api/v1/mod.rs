@@ -14,6 +14,7 @@
 //! * [`integrations`]: create with validation, rotate key, list, delete.
 //! * [`notifications`]: notification log and delivery health.
 //! * [`admin`]: API tokens and the audit log.
+//! * `remediation` (cargo feature `remediation`): actions, run requests, approvals.
 
 pub mod admin;
 pub mod alerts;
@@ -21,6 +22,8 @@ pub mod incidents;
 pub mod integrations;
 pub mod notifications;
 pub mod oncall;
+#[cfg(feature = "remediation")]
+pub mod remediation;
 pub mod services;
 pub mod silences;
 
@@ -30,8 +33,10 @@ use crate::state::AppState;
 
 /// Every `/api/v1` route (mounted under `/api/v1`).
 pub fn routes() -> Router<AppState> {
-    Router::new()
-        .merge(incidents::routes())
+    let r = Router::new();
+    #[cfg(feature = "remediation")]
+    let r = r.merge(remediation::routes());
+    r.merge(incidents::routes())
         .merge(alerts::routes())
         .merge(silences::routes())
         .merge(services::routes())

@@ -172,6 +172,7 @@ async fn write(
         None => (vec![], vec![(kind, id.to_string())], "delete"),
     };
     s.oncall.apply(s.store.as_ref(), put, del).await?;
+    s.oncall_changed();
     s.engine
         .engine
         .audit_write(
@@ -372,6 +373,7 @@ pub async fn apply(
     )
     .await?;
     if resp.applied {
+        s.oncall_changed();
         s.engine
             .engine
             .audit_write(
