@@ -86,7 +86,7 @@ fn parse_args() -> Result<Args, String> {
     if !a.url.starts_with("http://127.0.0.1:") || !a.sink.starts_with("127.0.0.1:") {
         return Err("only 127.0.0.1 targets and sinks are allowed".into());
     }
-    if a.batch == 0 || a.conns == 0 || a.groups == 0 || a.alerts % a.batch != 0 {
+    if a.batch == 0 || a.conns == 0 || a.groups == 0 || !a.alerts.is_multiple_of(a.batch) {
         return Err("--alerts must be a multiple of --batch; batch, conns, groups > 0".into());
     }
     Ok(a)

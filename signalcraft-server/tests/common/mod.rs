@@ -285,10 +285,10 @@ pub fn ack_value(call: &SlackCall) -> Option<String> {
     fn walk(v: &Value, out: &mut Option<String>) {
         match v {
             Value::Object(m) => {
-                if m.get("action_id").and_then(|x| x.as_str()) == Some("signalcraft_ack") {
-                    if let Some(val) = m.get("value").and_then(|x| x.as_str()) {
-                        *out = Some(val.to_string());
-                    }
+                if m.get("action_id").and_then(|x| x.as_str()) == Some("signalcraft_ack")
+                    && let Some(val) = m.get("value").and_then(|x| x.as_str())
+                {
+                    *out = Some(val.to_string());
                 }
                 m.values().for_each(|x| walk(x, out));
             }

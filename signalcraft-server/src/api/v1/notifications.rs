@@ -55,7 +55,7 @@ pub async fn list(
         })
         .filter_map(|(_, v)| serde_json::from_slice::<DeliveryRecord>(&v).ok())
         .collect();
-    out.sort_by(|a, b| b.started_at.cmp(&a.started_at));
+    out.sort_by_key(|r| std::cmp::Reverse(r.started_at));
     out.truncate(limit);
     Ok(Json(out))
 }
