@@ -111,3 +111,103 @@ impl Notifier for ChannelNotifier {
             })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::channel::{Delivered, DeliveryError, NotificationKind, Target};
+    use crate::model::AlertStatus;
+    use parking_lot::Mutex;
+
+    struct Rec(Mutex<Vec<String>>, bool);
+
+    #[async_trait]
+    impl Channel for Rec {
+        fn kind(&self) -> &str {
+            "rec"
+        }
+        fn name(&self) -> &str {
+            "rec"
+        }
+        async fn deliver(&self, n: &Notification) -> Result<Delivered, DeliveryError> {
+            if self.1 {
+                return Err(DeliveryError::Permanent {
+                    reason: "no such channel".into(),
+                });
+            }
+            self.0.lock().push(n.id.clone());
+            Ok(Delivered::default())
+        }
+    }
+
+    fn n(id: &str, receiver: &str) -> Notification {
+        Notification {
+            id: id.into(),
+            kind: NotificationKind::Test,
+            group_key: "g".into(),
+            status: AlertStatus::Firing,
+            incident: None,
+            alerts: vec![],
+            group_labels: Default::default(),
+            common_labels: Default::default(),
+            common_annotations: Default::default(),
+            runbooks: vec![],
+            recent_changes: vec![],
+            receiver: receiver.into(),
+            target: Target {
+                address: "#x".into(),
+                user: None,
+            },
+            external_url: None,
+            created_at: jiff::Timestamp::UNIX_EPOCH,
+        }
+    }
+
+    #[test]
+    fn channel_name_is_the_second_id_segment() {
+        assert_eq!(
+            channel_name(&n("incident/slack/0-abc-1", "r")),
+            Some("slack")
+        );
+        assert_eq!(
+            channel_name(&n("page/sms/page/inc-1/g0/rule", "r")),
+            Some("sms")
+        );
+        assert_eq!(channel_name(&n("plain", "r")), None);
+        assert_eq!(channel_name(&n("a/b", "r")), None);
+    }
+
+    #[tokio::test]
+    async fn routes_by_channel_then_receiver_and_reports_failures() {
+        let ok = Arc::new(Rec(Mutex::new(vec![]), false));
+        let notifier = ChannelNotifier::new()
+            .with("slack", ok.clone())
+            .with("fallback-receiver", ok.clone())
+            .with("broken", Arc::new(Rec(Mutex::new(vec![]), true)));
+        notifier.notify(n("incident/slack/1", "r")).await.unwrap();
+        notifier
+            .notify(n("custom-id", "fallback-receiver"))
+            .await
+            .unwrap();
+        assert_eq!(*ok.0.lock(), vec!["incident/slack/1", "custom-id"]);
+        let e = notifier
+            .notify(n("incident/broken/1", "r"))
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("no such channel"), "{e}");
+        let e = notifier
+            .notify(n("incident/missing/1", "r"))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                e,
+                CoreError::NotFound {
+                    kind: "channel",
+                    ..
+                }
+            ),
+            "{e}"
+        );
+    }
+}
