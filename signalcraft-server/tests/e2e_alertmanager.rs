@@ -123,11 +123,43 @@ users = {{ U0ANN = "ann" }}
 name = "alertmanager"
 type = "alertmanager"
 key = "{key_ref}"
+
+# Pages to contact methods of kind slack_dm go through the channel named slack_dm.
+[[channels]]
+name = "slack_dm"
+type = "slack"
+token = "{dm_token}"
+api_url = "{api}"
 {route}"#,
-        route = slack_route_toml(&slack, dir.path())
+        route = slack_route_toml(&slack, dir.path()),
+        dm_token = secret_file(dir.path(), "dm-token", &slack.token),
+        api = slack.api_url(),
     );
     let am_dir = tempfile::tempdir().expect("am dir");
-    let sc = start_in(dir, &toml, |_| {}).await;
+    let sc = start_in(dir, &toml, |c| {
+        c.engine.route.escalation_policy = Some("primary".into());
+    })
+    .await;
+    // On call: level 1 pages ann by Slack DM at once; level 2 would page her again 5 min later.
+    let r = sc
+        .post_json(
+            "/api/v1/users",
+            Some(&sc.admin),
+            &json!({"id": "ann", "name": "Ann", "slack_id": "U0ANN",
+                    "contact_methods": [{"id": "dm", "kind": "slack_dm", "address": "D0ANN"}]}),
+        )
+        .await;
+    assert_eq!(r.status(), 201, "{:?}", r.text().await);
+    let r = sc
+        .post_json(
+            "/api/v1/escalation-policies",
+            Some(&sc.admin),
+            &json!({"id": "primary", "name": "Primary", "repeat": 1, "levels": [
+                {"targets": [{"type": "user", "id": "ann"}], "delay_minutes": 5},
+                {"targets": [{"type": "user", "id": "ann"}], "delay_minutes": 5}]}),
+        )
+        .await;
+    assert_eq!(r.status(), 201, "{:?}", r.text().await);
     let am = start_alertmanager(
         &bin,
         am_dir.path(),
@@ -156,17 +188,39 @@ key = "{key_ref}"
     // Incident opened and notified to Slack with an Acknowledge button.
     let calls = slack
         .wait(Duration::from_secs(15), "first Slack message", |c| {
-            c.iter().any(|c| ack_value(c).is_some())
+            c.iter()
+                .any(|c| ack_value(c).is_some() && c.body["channel"] == "C0OPS")
         })
         .await;
     let first = calls
         .iter()
-        .find(|c| ack_value(c).is_some())
+        .find(|c| ack_value(c).is_some() && c.body["channel"] == "C0OPS")
         .expect("message");
     assert_eq!(first.method, "chat.postMessage");
     assert_eq!(first.body["channel"], "C0OPS");
     let value = ack_value(first).expect("ack button");
     let incident_id = value.strip_prefix("ack:").expect("ack:<id>").to_string();
+    // Level 1 paged ann by Slack DM, and level 2 is armed.
+    slack
+        .wait(Duration::from_secs(10), "page to ann's DM", |c| {
+            c.iter().any(|c| c.body["channel"] == "D0ANN")
+        })
+        .await;
+    let pending = sc
+        .server
+        .state
+        .engine
+        .engine
+        .scheduler()
+        .pending()
+        .await
+        .expect("pending jobs");
+    assert!(
+        pending
+            .iter()
+            .any(|j| j.id.starts_with(&format!("page/{incident_id}/"))),
+        "no escalation job armed: {pending:#?}"
+    );
     let items = sc
         .wait_incidents(Duration::from_secs(5), "open incident", |i| {
             i.iter()
@@ -230,6 +284,21 @@ key = "{key_ref}"
         !v["delivery_trail"].as_array().expect("trail").is_empty(),
         "delivery trail recorded"
     );
+    // Escalation stopped: no paging job of this incident is left.
+    let pending = sc
+        .server
+        .state
+        .engine
+        .engine
+        .scheduler()
+        .pending()
+        .await
+        .expect("pending jobs");
+    let paging: Vec<_> = pending
+        .iter()
+        .filter(|j| j.id.starts_with(&format!("page/{incident_id}/")))
+        .collect();
+    assert!(paging.is_empty(), "paging jobs left after ack: {paging:#?}");
     let before_resolve = slack.calls().len();
 
     // Resolve in Alertmanager: it sends the resolved webhook; SignalCraft resolves
