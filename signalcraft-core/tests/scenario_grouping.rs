@@ -221,3 +221,28 @@ async fn group_by_all_labels_makes_one_group_per_alert() {
         2
     );
 }
+
+#[tokio::test]
+async fn changed_content_on_resend_is_stored_but_not_notified() {
+    let s = Scenario::new(config(std_route()));
+    let a = alert("Lag", &[]);
+    s.at(0).await.push(vec![a.clone()]).await;
+    s.at(30).await;
+    let mut changed = a.clone();
+    changed.summary = "Lag is worse".into();
+    changed.annotations.insert("value".into(), "42s".into());
+    s.at(60).await.push(vec![changed.clone()]).await;
+    s.at(100).await.push(vec![changed.clone()]).await;
+    s.at(400).await;
+    s.want(31, 400, &[]);
+    let id = s.engine.list_incidents(&IncidentFilter::default()).items[0]
+        .id
+        .clone();
+    let alerts = s.engine.incident_alerts(&id).await.unwrap();
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(alerts[0].alert.summary, "Lag is worse");
+    assert_eq!(
+        alerts[0].last_seen,
+        s.t0 + jiff::SignedDuration::from_secs(100)
+    );
+}

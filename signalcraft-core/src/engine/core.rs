@@ -128,6 +128,8 @@ pub enum IncidentAction {
 pub struct EngineCore {
     cfg: CompiledConfig,
     alerts: HashMap<Fingerprint, AlertEntry, IdBuild>,
+    /// Compact per-alert state the re-send path reads, small enough to stay in cache.
+    hot: HashMap<Fingerprint, Hot, IdBuild>,
     groups: HashMap<u64, AggregationGroup, IdBuild>,
     /// Firing member count per group hash.
     firing: HashMap<u64, usize, IdBuild>,
@@ -162,6 +164,7 @@ impl EngineCore {
         EngineCore {
             cfg,
             alerts: HashMap::default(),
+            hot: HashMap::default(),
             groups: HashMap::default(),
             firing: HashMap::default(),
             group_by_key: HashMap::new(),
@@ -202,16 +205,26 @@ impl EngineCore {
     /// The alert hot path: fingerprint → dedup → route → group.
     pub fn ingest_alert(&mut self, alert: Alert, now: Timestamp, out: &mut Vec<Effect>) {
         let fp = alert.fingerprint();
+        if let Some(Known::Duplicate) = self.peek_duplicate(fp, &alert, now, out) {
+            return;
+        }
         match self.dedup(fp, &alert, now, out) {
             Known::Duplicate => {}
             Known::Changed => {
+                self.touch_hot(fp, &alert, now);
                 if let Some(e) = self.alerts.get_mut(&fp) {
                     e.alert = alert;
                 }
                 out.push(Effect::Persist(Record::Alert(fp)));
             }
-            Known::Resolves => self.resolve_alert(fp, alert, now, out),
-            Known::Refires => self.refire_alert(fp, alert, now, out),
+            Known::Resolves => {
+                self.touch_hot(fp, &alert, now);
+                self.resolve_alert(fp, alert, now, out)
+            }
+            Known::Refires => {
+                self.touch_hot(fp, &alert, now);
+                self.refire_alert(fp, alert, now, out)
+            }
             Known::New => {
                 out.push(Effect::Event(EngineEvent::AlertReceived {
                     fingerprint: fp,
@@ -234,7 +247,9 @@ impl EngineCore {
         self.ingest_alert(alert.clone(), now, out);
     }
 
-    /// The duplicate check alone, without consuming the alert.
+    /// The duplicate check alone, without consuming the alert: one lookup in the compact
+    /// `hot` map (status + content hash + last seen), no access to the stored alert.
+    #[inline]
     fn peek_duplicate(
         &mut self,
         fp: Fingerprint,
@@ -242,15 +257,26 @@ impl EngineCore {
         now: Timestamp,
         out: &mut Vec<Effect>,
     ) -> Option<Known> {
-        let e = self.alerts.get_mut(&fp)?;
-        if e.alert.status == alert.status && !content_changed(&e.alert, alert) {
-            e.last_seen = now;
+        let h = self.hot.get_mut(&fp)?;
+        if h.status == alert.status && h.content == content_hash(alert) {
+            h.last_seen = now;
             out.push(Effect::Event(EngineEvent::AlertDeduplicated {
                 fingerprint: fp,
             }));
             return Some(Known::Duplicate);
         }
         None
+    }
+
+    fn touch_hot(&mut self, fp: Fingerprint, alert: &Alert, now: Timestamp) {
+        self.hot.insert(
+            fp,
+            Hot {
+                status: alert.status,
+                content: content_hash(alert),
+                last_seen: now,
+            },
+        );
     }
 
     fn dedup(
@@ -310,6 +336,7 @@ impl EngineCore {
             }
         }
         self.route_buf = routes;
+        self.touch_hot(fp, &alert, now);
         self.alerts.insert(
             fp,
             AlertEntry {
@@ -700,6 +727,7 @@ impl EngineCore {
             };
             e.groups.retain(|x| *x != h);
             if e.groups.is_empty() {
+                self.hot.remove(fp);
                 if let Some(e) = self.alerts.remove(fp) {
                     let rec = AlertRecord {
                         fingerprint: *fp,
@@ -1571,11 +1599,15 @@ impl EngineCore {
     /// The stored form of an alert in memory.
     pub fn alert_record(&self, fp: Fingerprint) -> Option<AlertRecord> {
         let e = self.alerts.get(&fp)?;
+        let last_seen = self
+            .hot
+            .get(&fp)
+            .map_or(e.last_seen, |h| h.last_seen.max(e.last_seen));
         Some(AlertRecord {
             fingerprint: fp,
             alert: e.alert.clone(),
             first_seen: e.first_seen,
-            last_seen: e.last_seen,
+            last_seen,
             resolved_at: e.resolved_at,
             groups: e
                 .groups
@@ -1695,6 +1727,7 @@ impl EngineCore {
         if firing && !self.inhibitor.is_empty() {
             self.inhibitor.observe(r.fingerprint, &r.alert.labels, true);
         }
+        self.touch_hot(r.fingerprint, &r.alert, r.last_seen);
         self.alerts.insert(
             r.fingerprint,
             AlertEntry {
@@ -1740,6 +1773,39 @@ impl EngineCore {
     pub fn bump_seq(&mut self, at_least: u64) {
         self.seq = self.seq.max(at_least);
     }
+}
+
+/// The part of an alert's state the re-send path needs.
+#[derive(Debug, Clone, Copy)]
+struct Hot {
+    status: AlertStatus,
+    content: u64,
+    last_seen: Timestamp,
+}
+
+/// A 64-bit hash of what [`content_changed`] compares (summary, severity, annotations,
+/// links): equal hashes mean an unchanged re-send (collisions: 2^-64).
+#[inline]
+fn content_hash(a: &Alert) -> u64 {
+    const P: u64 = 0x0000_0100_0000_01b3;
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |b: &[u8]| {
+        for x in b {
+            h = (h ^ u64::from(*x)).wrapping_mul(P);
+        }
+        h = (h ^ 0xff).wrapping_mul(P);
+    };
+    eat(a.summary.as_bytes());
+    eat(a.severity.as_str().as_bytes());
+    for (k, v) in &a.annotations {
+        eat(k.as_bytes());
+        eat(v.as_bytes());
+    }
+    for l in &a.links {
+        eat(l.href.as_bytes());
+        eat(l.text.as_deref().unwrap_or("").as_bytes());
+    }
+    h
 }
 
 /// What an incoming alert is relative to what the core knows.
