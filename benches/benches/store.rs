@@ -139,7 +139,9 @@ fn bench_ingest(c: &mut Criterion, rt: &tokio::runtime::Runtime) {
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(5));
     for (writers, per) in [(1usize, 1usize), (8, 1), (64, 1), (64, 16)] {
-        g.throughput(Throughput::Elements(per as u64));
+        // One iteration = every writer commits once (so all `writers` are always
+        // concurrent, whatever iteration count criterion picks).
+        g.throughput(Throughput::Elements((writers * per) as u64));
         let label = format!("{writers}w_x{per}");
         let dir = tempfile::tempdir().expect("tempdir");
         let redb = Arc::new(RedbStore::open(dir.path().join("ingest.redb")).expect("open"));
@@ -150,7 +152,7 @@ fn bench_ingest(c: &mut Criterion, rt: &tokio::runtime::Runtime) {
                     redb.clone(),
                     writers,
                     per,
-                    iters,
+                    iters * writers as u64,
                     seq.clone(),
                     false,
                 ))
@@ -161,8 +163,15 @@ fn bench_ingest(c: &mut Criterion, rt: &tokio::runtime::Runtime) {
         let seq = Arc::new(AtomicU64::new(0));
         g.bench_function(BenchmarkId::new("memory", &label), |b| {
             b.iter_custom(|iters| {
-                rt.block_on(ingest(mem.clone(), writers, per, iters, seq.clone(), false))
-                    .0
+                rt.block_on(ingest(
+                    mem.clone(),
+                    writers,
+                    per,
+                    iters * writers as u64,
+                    seq.clone(),
+                    false,
+                ))
+                .0
             })
         });
     }
