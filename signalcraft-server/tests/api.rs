@@ -821,3 +821,110 @@ fn apply_cli_plans_applies_and_detects_drift_offline() {
     let (code, out, _) = run(&["--dry-run", "--prune"]);
     assert_eq!(code, Some(1), "{out}");
 }
+
+/// Twilio's `X-Twilio-Signature`: base64 HMAC-SHA1 of the URL followed by the sorted
+/// form parameters (name then value), with the account's auth token.
+fn twilio_sign(token: &str, url: &str, params: &[(&str, &str)]) -> String {
+    use base64::Engine as _;
+    use hmac::{KeyInit, Mac};
+    let mut sorted = params.to_vec();
+    sorted.sort();
+    let mut data = url.to_string();
+    for (k, v) in sorted {
+        data.push_str(k);
+        data.push_str(v);
+    }
+    let mut mac = <hmac::Hmac<sha1::Sha1> as KeyInit>::new_from_slice(token.as_bytes()).unwrap();
+    mac.update(data.as_bytes());
+    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+}
+
+#[tokio::test]
+async fn twilio_sms_reply_acknowledges_and_forgeries_are_refused() {
+    let slack = SlackFake::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let tok = secret_file(dir.path(), "twilio", "twilio-auth-token");
+    let toml = format!(
+        "[twilio]\nauth_token = \"{tok}\"\ncallback_base_url = \"https://sc.example.com\"\nusers = {{ \"+15550001111\" = \"ann\" }}\n{}",
+        slack_route_toml(&slack, dir.path())
+    );
+    let sc = start_in(dir, &toml, |_| {}).await;
+    let alerts = json!([{"labels": {"alertname": "SmsTest", "service": "api"}}]);
+    assert_eq!(
+        sc.post_json("/api/v2/alerts", None, &alerts).await.status(),
+        200
+    );
+    let items = sc
+        .wait_incidents(Duration::from_secs(10), "incident", |i| !i.is_empty())
+        .await;
+    let number = items[0]["number"].as_u64().unwrap();
+    let id = items[0]["id"].as_str().unwrap().to_string();
+    let body_text = format!("ack {number}");
+    let params = [
+        ("From", "+15550001111"),
+        ("Body", body_text.as_str()),
+        ("MessageSid", "SM1"),
+    ];
+    let form = params
+        .iter()
+        .map(|(k, v)| format!("{}={}", url_encode(k), url_encode(v)))
+        .collect::<Vec<_>>()
+        .join("&");
+    let url = "https://sc.example.com/callbacks/twilio/sms";
+    // Forged: signed with another token.
+    let r = sc
+        .client
+        .post(sc.url("/callbacks/twilio/sms"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header(
+            "x-twilio-signature",
+            twilio_sign("other-token", url, &params),
+        )
+        .body(form.clone())
+        .send()
+        .await
+        .unwrap();
+    problem(r, 401).await;
+    let v: Value = sc
+        .get(&format!("/api/v1/incidents/{id}"), Some(&sc.admin))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["incident"]["state"], "open");
+    // Genuine reply: acknowledged as ann, answered with TwiML.
+    let r = sc
+        .client
+        .post(sc.url("/callbacks/twilio/sms"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header(
+            "x-twilio-signature",
+            twilio_sign("twilio-auth-token", url, &params),
+        )
+        .body(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "application/xml");
+    let twiml = r.text().await.unwrap();
+    assert!(
+        twiml.contains(&format!("Acknowledged incident #{number}")),
+        "{twiml}"
+    );
+    let v: Value = sc
+        .get(&format!("/api/v1/incidents/{id}"), Some(&sc.admin))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["incident"]["state"], "acknowledged");
+    let ack = v["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["type"] == "acknowledged")
+        .cloned()
+        .unwrap();
+    assert_eq!(ack["actor"]["id"], "ann");
+}
