@@ -111,7 +111,8 @@ pub trait Scheduler: Send + Sync + 'static {
     /// Marks a claimed job done.
     async fn complete(&self, id: &str) -> Result<(), StoreError>;
 
-    /// The earliest due time among unclaimed pending jobs.
+    /// The earliest instant at which `claim_due` could return a job: the earliest due
+    /// time of an unclaimed job or lease expiry of a claimed one.
     async fn next_due(&self) -> Result<Option<Timestamp>, StoreError>;
 
     /// All pending jobs (claimed or not), in (due, id) order. For inspection and tests.

@@ -226,7 +226,8 @@ pub enum StoreError {
 pub struct Scan {
     /// Only keys starting with this prefix.
     pub prefix: String,
-    /// Only keys strictly greater than this (cursor pagination).
+    /// Cursor pagination: only keys strictly after this one in scan order, i.e. strictly
+    /// greater when scanning forward and strictly smaller when `reverse` is set.
     pub after: Option<String>,
     /// At most this many records (`0` = no limit).
     pub limit: usize,
