@@ -265,6 +265,23 @@ async fn no_ack_escalates_to_the_secondary_and_ack_stops_everything() {
             .count(),
         2
     );
+    // Queryable per user: bob's audit trail holds the page and the page attempt for him
+    // (and the level-2 escalation that named him), none of ann's pages.
+    let bob = w
+        .engine
+        .audit(&AuditQuery {
+            user: Some("bob".into()),
+            limit: 1000,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        bob.iter().filter(|a| a.action == "incident.paged").count(),
+        2,
+        "{bob:?}"
+    );
+    assert!(bob.iter().all(|a| a.details["user"] != "ann"));
 }
 
 #[tokio::test]

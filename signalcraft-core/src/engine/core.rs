@@ -1374,12 +1374,15 @@ impl EngineCore {
             }
             IncidentAction::Record(kind) => {
                 let name = kind.type_name();
+                // The entry itself is the audit detail, so a page or escalation is found
+                // by the user it concerns (AuditQuery::user), not only by its actor.
+                let details = serde_json::to_value(&kind).unwrap_or_default();
                 self.timeline(id, actor.clone(), now, kind, out);
                 self.audit(
                     &actor,
                     &format!("incident.{name}"),
                     target,
-                    serde_json::Value::Null,
+                    details,
                     now,
                     out,
                 );

@@ -43,7 +43,8 @@ pub struct AuditQuery {
     /// Only entries whose target is this (e.g. `incident/inc-0000000001`).
     #[serde(default)]
     pub target: Option<String>,
-    /// Only entries by this user id.
+    /// Only entries by or about this user id: the actor, or the user an entry concerns
+    /// (`details.user`, or one of `details.targets`, as paging entries record them).
     #[serde(default)]
     pub user: Option<String>,
     /// At most this many (0 = 100).
@@ -55,11 +56,19 @@ impl AuditQuery {
     /// Whether an entry passes the filter.
     pub fn matches(&self, e: &AuditEntry) -> bool {
         self.target.as_ref().is_none_or(|t| *t == e.target)
-            && self
-                .user
-                .as_ref()
-                .is_none_or(|u| e.actor.user_id() == Some(u.as_str()))
+            && self.user.as_ref().is_none_or(|u| {
+                e.actor.user_id() == Some(u.as_str()) || concerns_user(&e.details, u)
+            })
     }
+}
+
+/// Whether audit details name `user` as the subject (`user`) or among `targets`.
+fn concerns_user(details: &serde_json::Value, user: &str) -> bool {
+    details.get("user").and_then(|v| v.as_str()) == Some(user)
+        || details
+            .get("targets")
+            .and_then(|v| v.as_array())
+            .is_some_and(|t| t.iter().any(|v| v.as_str() == Some(user)))
 }
 
 #[cfg(test)]
@@ -72,6 +81,27 @@ mod tests {
         let b: Timestamp = "2026-01-01T00:00:01Z".parse().unwrap();
         assert!(time_key(a) < time_key(b));
         assert_eq!(time_key(a).len(), 20);
+    }
+
+    #[test]
+    fn query_by_user_finds_entries_about_that_user() {
+        let mut e = AuditEntry {
+            id: "1".into(),
+            at: "2026-01-01T00:00:00Z".parse().unwrap(),
+            actor: Actor::System,
+            action: "incident.paged".into(),
+            target: "incident/x".into(),
+            details: serde_json::json!({"type": "paged", "user": "bob"}),
+        };
+        let q = |u: &str| AuditQuery {
+            user: Some(u.into()),
+            ..Default::default()
+        };
+        assert!(q("bob").matches(&e));
+        assert!(!q("ann").matches(&e));
+        e.details = serde_json::json!({"type": "escalated", "level": 2, "targets": ["ann", "cy"]});
+        assert!(q("ann").matches(&e));
+        assert!(!q("bob").matches(&e));
     }
 
     #[test]
