@@ -9,8 +9,6 @@
 //! 4. `DefaultBodyLimit(body_limit_bytes)`: extractors refuse larger bodies with 413.
 //! 5. `TraceLayer`: one span per request.
 
-use std::time::Duration;
-
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{StatusCode, header};
@@ -114,5 +112,19 @@ async fn metrics(State(s): State<AppState>) -> Response {
         .into_response()
 }
 
-/// How long `serve` waits for in-flight requests after a shutdown signal by default.
-pub const DEFAULT_DRAIN: Duration = Duration::from_secs(10);
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn middleware_errors_map_to_408_and_503() {
+        let e = handle_middleware_error(Box::new(tower::timeout::error::Elapsed::new())).await;
+        assert_eq!(e.status, StatusCode::REQUEST_TIMEOUT);
+        assert_eq!(e.slug, "timeout");
+        let e = handle_middleware_error(Box::new(tower::load_shed::error::Overloaded::new())).await;
+        assert_eq!(e.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(e.retry_after, Some(1));
+        let e = handle_middleware_error("other".into()).await;
+        assert_eq!(e.status, StatusCode::INTERNAL_SERVER_ERROR);
+    }
+}
