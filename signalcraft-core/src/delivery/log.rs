@@ -6,7 +6,11 @@
 //! Notification ids are percent-encoded (`/` → `%2F`, `%` → `%25`) in keys.
 //! * `{notification_id}/{attempt:06}` — one record per attempt, updated in place as
 //!   the attempt moves from `sending` to its final status;
-//! * `{notification_id}/state` — where the notification is in its failover chain;
+//! * `{notification_id}/state` — where the notification is in its failover chain
+//!   (the cursor: every [`DeliveryState`] field except the notification);
+//! * `{notification_id}/notification` — the notification itself, written once when
+//!   it is accepted (the cursor changes on every attempt, the notification never,
+//!   so it is not serialized again on each write);
 //! * `~incident/{incident_id}/{notification_id}` — index for the delivery trail;
 //! * `~provider/{provider_message_id}` — index for provider status callbacks.
 
@@ -141,6 +145,63 @@ fn state_key(notification_id: &str) -> String {
     format!("{}/state", seg(notification_id))
 }
 
+fn notification_key(notification_id: &str) -> String {
+    format!("{}/notification", seg(notification_id))
+}
+
+/// The stored cursor: [`DeliveryState`] without the notification, borrowed for
+/// writing. Field names and order match [`DeliveryState`].
+#[derive(Serialize)]
+struct CursorRef<'a> {
+    steps: &'a [ChainStep],
+    step: u32,
+    tries_on_step: u32,
+    attempt: u32,
+    next_attempt: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    awaiting_confirmation: Option<u32>,
+    finished: bool,
+    job_seq: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pending_job: Option<&'a str>,
+}
+
+impl<'a> CursorRef<'a> {
+    fn of(s: &'a DeliveryState) -> Self {
+        CursorRef {
+            steps: &s.steps,
+            step: s.step,
+            tries_on_step: s.tries_on_step,
+            attempt: s.attempt,
+            next_attempt: s.next_attempt,
+            awaiting_confirmation: s.awaiting_confirmation,
+            finished: s.finished,
+            job_seq: s.job_seq,
+            pending_job: s.pending_job.as_deref(),
+        }
+    }
+}
+
+/// The stored cursor as read back. `notification` is present only in rows
+/// written before the notification got its own row.
+#[derive(Deserialize)]
+struct Cursor {
+    #[serde(default)]
+    notification: Option<Notification>,
+    steps: Vec<ChainStep>,
+    step: u32,
+    tries_on_step: u32,
+    attempt: u32,
+    next_attempt: u32,
+    #[serde(default)]
+    awaiting_confirmation: Option<u32>,
+    finished: bool,
+    #[serde(default)]
+    job_seq: u32,
+    #[serde(default)]
+    pending_job: Option<String>,
+}
+
 impl NotificationLog {
     /// A log over `store`.
     pub fn new(store: Arc<dyn Store>) -> Self {
@@ -148,23 +209,83 @@ impl NotificationLog {
     }
 
     /// The delivery state of a notification, if it was ever accepted.
+    ///
+    /// Errors: [`StoreError::Codec`] when the cursor exists but its notification
+    /// row is missing or either does not decode.
     pub async fn state(&self, notification_id: &str) -> Result<Option<DeliveryState>, StoreError> {
-        self.store
-            .get_json(Table::NotificationLog, &state_key(notification_id))
-            .await
+        let Some(c) = self
+            .store
+            .get_json::<Cursor>(Table::NotificationLog, &state_key(notification_id))
+            .await?
+        else {
+            return Ok(None);
+        };
+        let notification = match c.notification {
+            Some(n) => n,
+            None => self
+                .store
+                .get_json(Table::NotificationLog, &notification_key(notification_id))
+                .await?
+                .ok_or_else(|| {
+                    StoreError::Codec(format!(
+                        "notification_log/{}: state without its notification",
+                        state_key(notification_id)
+                    ))
+                })?,
+        };
+        Ok(Some(DeliveryState {
+            notification,
+            steps: c.steps,
+            step: c.step,
+            tries_on_step: c.tries_on_step,
+            attempt: c.attempt,
+            next_attempt: c.next_attempt,
+            awaiting_confirmation: c.awaiting_confirmation,
+            finished: c.finished,
+            job_seq: c.job_seq,
+            pending_job: c.pending_job,
+        }))
     }
 
-    /// Writes the state and any records atomically (plus the trail and provider indexes).
+    /// Writes the state (notification and cursor) and any records atomically
+    /// (plus the trail and provider indexes).
     pub async fn write(
         &self,
         state: &DeliveryState,
         records: &[&DeliveryRecord],
     ) -> Result<(), StoreError> {
+        self.commit(state, true, records).await
+    }
+
+    /// Like [`NotificationLog::write`], but leaves the notification row alone: for
+    /// a state whose notification is already stored (it never changes after
+    /// acceptance), so only the small cursor is serialized.
+    pub async fn write_cursor(
+        &self,
+        state: &DeliveryState,
+        records: &[&DeliveryRecord],
+    ) -> Result<(), StoreError> {
+        self.commit(state, false, records).await
+    }
+
+    async fn commit(
+        &self,
+        state: &DeliveryState,
+        with_notification: bool,
+        records: &[&DeliveryRecord],
+    ) -> Result<(), StoreError> {
         let mut b = WriteBatch::new();
+        if with_notification {
+            b.put(
+                Table::NotificationLog,
+                notification_key(&state.notification.id),
+                &state.notification,
+            )?;
+        }
         b.put(
             Table::NotificationLog,
             state_key(&state.notification.id),
-            state,
+            &CursorRef::of(state),
         )?;
         for r in records {
             b.put(

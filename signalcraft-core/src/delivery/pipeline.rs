@@ -255,7 +255,7 @@ impl DeliveryPipeline {
             job_seq: 0,
             pending_job: None,
         };
-        self.drive(state).await
+        self.drive(state, false).await
     }
 
     /// Runs a due [`JobKind::Delivery`] job. Other kinds, unknown notifications,
@@ -279,7 +279,7 @@ impl DeliveryPipeline {
         if state.awaiting_confirmation == Some(*attempt) {
             return self.confirmation_deadline(state, *attempt).await;
         }
-        self.drive(state).await
+        self.drive(state, true).await
     }
 
     /// Claims and runs every due delivery job (for embedders without the engine's
@@ -333,7 +333,7 @@ impl DeliveryPipeline {
                     state.finished = true;
                     self.cancel_pending(&mut state).await?;
                 }
-                self.log.write(&state, &[&rec]).await?;
+                self.log.write_cursor(&state, &[&rec]).await?;
                 self.emit_attempt(&rec);
             }
             ProviderStatus::Failed { reason } => {
@@ -341,13 +341,13 @@ impl DeliveryPipeline {
                 rec.updated_at = now;
                 if state.awaiting_confirmation == Some(attempt) {
                     self.cancel_pending(&mut state).await?;
-                    self.log.write(&state, &[&rec]).await?;
+                    self.log.write_cursor(&state, &[&rec]).await?;
                     self.confirmation_deadline(state, attempt).await?;
                 } else {
                     if rec.status != DeliveryStatus::Delivered {
                         rec.status = DeliveryStatus::Failed;
                     }
-                    self.log.write(&state, &[&rec]).await?;
+                    self.log.write_cursor(&state, &[&rec]).await?;
                     self.emit_attempt(&rec);
                 }
             }
@@ -393,7 +393,7 @@ impl DeliveryPipeline {
         };
         if rec.status == DeliveryStatus::Delivered {
             state.finished = true;
-            self.log.write(&state, &[]).await?;
+            self.log.write_cursor(&state, &[]).await?;
             return Ok(DeliveryOutcome::Sent {
                 channel: rec.channel,
                 attempt,
@@ -410,13 +410,13 @@ impl DeliveryPipeline {
         if (state.step as usize) + 1 < state.steps.len() {
             rec.status = DeliveryStatus::FailedOver;
             self.fail_over(&mut state, &reason);
-            self.log.write(&state, &[&rec]).await?;
+            self.log.write_cursor(&state, &[&rec]).await?;
             self.emit_attempt(&rec);
-            self.drive(state).await
+            self.drive(state, true).await
         } else {
             rec.status = DeliveryStatus::Failed;
             state.finished = true;
-            self.log.write(&state, &[&rec]).await?;
+            self.log.write_cursor(&state, &[&rec]).await?;
             self.emit_attempt(&rec);
             Ok(DeliveryOutcome::Failed { error: reason })
         }
@@ -504,8 +504,32 @@ impl DeliveryPipeline {
         }
     }
 
+    /// Writes the state and records: the whole state the first time, then only
+    /// the cursor (the notification never changes after acceptance).
+    async fn save(
+        &self,
+        state: &DeliveryState,
+        records: &[&DeliveryRecord],
+        stored: &mut bool,
+    ) -> Result<(), CoreError> {
+        if *stored {
+            self.log.write_cursor(state, records).await?;
+        } else {
+            self.log.write(state, records).await?;
+            *stored = true;
+        }
+        Ok(())
+    }
+
     /// The loop: one attempt per iteration until sent, failed for good, or waiting.
-    async fn drive(&self, mut state: DeliveryState) -> Result<DeliveryOutcome, CoreError> {
+    ///
+    /// `stored`: whether the notification row is already in the log (then only
+    /// the cursor is rewritten).
+    async fn drive(
+        &self,
+        mut state: DeliveryState,
+        mut stored: bool,
+    ) -> Result<DeliveryOutcome, CoreError> {
         let watchdog = self.config.attempt_timeout() * 2 + Duration::from_secs(5);
         loop {
             let now = self.clock.now();
@@ -534,7 +558,7 @@ impl DeliveryPipeline {
                 let mut rec = self.record(&state, DeliveryStatus::FailedOver, now);
                 rec.error = Some("target unhealthy; skipped".into());
                 self.fail_over(&mut state, "target unhealthy");
-                self.log.write(&state, &[&rec]).await?;
+                self.save(&state, &[&rec], &mut stored).await?;
                 self.emit_attempt(&rec);
                 continue;
             }
@@ -550,13 +574,13 @@ impl DeliveryPipeline {
                     let mut rec = self.record(&state, DeliveryStatus::Suppressed, now);
                     rec.error = Some("throttled; resolved notification suppressed".into());
                     self.cancel_pending(&mut state).await?;
-                    self.log.write(&state, &[&rec]).await?;
+                    self.save(&state, &[&rec], &mut stored).await?;
                     self.emit_attempt(&rec);
                     return Ok(DeliveryOutcome::Suppressed);
                 }
                 let next = state.next_attempt;
                 self.arm(&mut state, free, next).await?;
-                self.log.write(&state, &[]).await?;
+                self.save(&state, &[], &mut stored).await?;
                 return Ok(DeliveryOutcome::Pending { next_at: free });
             }
 
@@ -567,10 +591,16 @@ impl DeliveryPipeline {
             let next = state.attempt + 1;
             self.arm(&mut state, add(now, watchdog), next).await?;
             let mut rec = self.record(&state, DeliveryStatus::Sending, now);
-            self.log.write(&state, &[&rec]).await?;
+            self.save(&state, &[&rec], &mut stored).await?;
 
-            let mut n = state.notification.clone();
-            n.target.address = address.clone();
+            // Only a chain step with its own target needs a re-addressed copy.
+            let n = if address == state.notification.target.address {
+                std::borrow::Cow::Borrowed(&state.notification)
+            } else {
+                let mut n = state.notification.clone();
+                n.target.address = address.clone();
+                std::borrow::Cow::Owned(n)
+            };
             let result = match tokio::time::timeout(
                 self.config.attempt_timeout(),
                 channel.deliver(&n),
@@ -613,13 +643,13 @@ impl DeliveryPipeline {
                         state.awaiting_confirmation = Some(state.attempt);
                         let this = state.attempt;
                         self.arm(&mut state, due, this).await?;
-                        self.log.write(&state, &[&rec]).await?;
+                        self.save(&state, &[&rec], &mut stored).await?;
                         self.emit_attempt(&rec);
                         return Ok(DeliveryOutcome::Pending { next_at: due });
                     }
                     state.finished = true;
                     self.cancel_pending(&mut state).await?;
-                    self.log.write(&state, &[&rec]).await?;
+                    self.save(&state, &[&rec], &mut stored).await?;
                     self.emit_attempt(&rec);
                     return Ok(DeliveryOutcome::Sent {
                         channel: step.channel,
@@ -651,21 +681,21 @@ impl DeliveryPipeline {
                         rec.next_attempt_at = Some(due);
                         let next = state.next_attempt;
                         self.arm(&mut state, due, next).await?;
-                        self.log.write(&state, &[&rec]).await?;
+                        self.save(&state, &[&rec], &mut stored).await?;
                         self.emit_attempt(&rec);
                         return Ok(DeliveryOutcome::Pending { next_at: due });
                     }
                     if has_next {
                         rec.status = DeliveryStatus::FailedOver;
                         self.fail_over(&mut state, &reason);
-                        self.log.write(&state, &[&rec]).await?;
+                        self.save(&state, &[&rec], &mut stored).await?;
                         self.emit_attempt(&rec);
                         continue;
                     }
                     rec.status = DeliveryStatus::Failed;
                     state.finished = true;
                     self.cancel_pending(&mut state).await?;
-                    self.log.write(&state, &[&rec]).await?;
+                    self.save(&state, &[&rec], &mut stored).await?;
                     self.emit_attempt(&rec);
                     return Ok(DeliveryOutcome::Failed { error: reason });
                 }

@@ -585,3 +585,56 @@ async fn concurrent_notify_with_the_same_id_sends_once() {
     );
     assert_eq!(slack.call_count(), 1);
 }
+
+/// The notification is stored once; cursor-only writes keep it, and a state row
+/// written in the older one-row form (notification inside) still reads back.
+#[tokio::test]
+async fn log_stores_the_notification_once_and_reads_old_rows() {
+    use crate::store::{StoreExt, Table, WriteBatch};
+    let store = Arc::new(MemoryStore::new());
+    let log = NotificationLog::new(store.clone() as Arc<dyn Store>);
+    let mut state = DeliveryState {
+        notification: sample_notification("a/b%c", "hook", "ops@example.com"),
+        steps: vec![],
+        step: 0,
+        tries_on_step: 1,
+        attempt: 1,
+        next_attempt: 2,
+        awaiting_confirmation: Some(1),
+        finished: false,
+        job_seq: 3,
+        pending_job: Some("delivery/a%2Fb/3".into()),
+    };
+    log.write(&state, &[]).await.unwrap();
+    assert_eq!(log.state("a/b%c").await.unwrap().as_ref(), Some(&state));
+    let row: serde_json::Value = store
+        .get_json(Table::NotificationLog, "a%2Fb%25c/state")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(row.get("notification").is_none(), "{row}");
+
+    state.finished = true;
+    state.awaiting_confirmation = None;
+    state.pending_job = None;
+    log.write_cursor(&state, &[]).await.unwrap();
+    assert_eq!(log.state("a/b%c").await.unwrap().as_ref(), Some(&state));
+
+    let mut b = WriteBatch::new();
+    let mut old = state.clone();
+    old.notification.id = "old".into();
+    b.put(Table::NotificationLog, "old/state", &old).unwrap();
+    store.commit(b).await.unwrap();
+    assert_eq!(log.state("old").await.unwrap(), Some(old));
+
+    // A cursor whose notification row is missing is a codec error, not a panic.
+    let mut b = WriteBatch::new();
+    b.put_raw(
+        Table::NotificationLog,
+        "lost/state",
+        br#"{"steps":[],"step":0,"tries_on_step":0,"attempt":0,"next_attempt":1,"finished":false}"#
+            .to_vec(),
+    );
+    store.commit(b).await.unwrap();
+    assert!(log.state("lost").await.is_err());
+}

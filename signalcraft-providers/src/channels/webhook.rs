@@ -192,6 +192,139 @@ pub fn render(n: &Notification, max_alerts: usize) -> WebhookPayload {
     }
 }
 
+/// Borrowed mirror of [`WebhookPayload`] (same fields, order and names), so a
+/// delivery serializes straight from the notification without cloning its maps.
+/// `render_body` is tested to produce exactly `serde_json::to_vec(&render(..))`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PayloadRef<'a> {
+    version: &'static str,
+    group_key: &'a str,
+    truncated_alerts: usize,
+    status: AlertStatus,
+    receiver: &'a str,
+    group_labels: &'a BTreeMap<String, String>,
+    common_labels: &'a BTreeMap<String, String>,
+    common_annotations: &'a BTreeMap<String, String>,
+    #[serde(rename = "externalURL")]
+    external_url: &'a str,
+    alerts: AlertsRef<'a>,
+    signalcraft: ExtensionRef<'a>,
+}
+
+struct AlertsRef<'a> {
+    n: &'a Notification,
+    take: usize,
+}
+
+impl Serialize for AlertsRef<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let n = self.n;
+        let mut seq = s.serialize_seq(Some(self.take))?;
+        for a in &n.alerts[..self.take] {
+            seq.serialize_element(&AlertRef {
+                status: a.status,
+                labels: &a.labels,
+                annotations: &a.annotations,
+                starts_at: a.starts_at.unwrap_or(n.created_at),
+                ends_at: match (a.status, a.ends_at) {
+                    (AlertStatus::Resolved, Some(t)) => Some(t),
+                    (AlertStatus::Resolved, None) => Some(n.created_at),
+                    _ => None,
+                },
+                generator_url: a.links.first().map_or("", |l| l.href.as_str()),
+                fingerprint: a.fingerprint(),
+            })?;
+        }
+        seq.end()
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct AlertRef<'a> {
+    status: AlertStatus,
+    labels: &'a BTreeMap<String, String>,
+    annotations: &'a BTreeMap<String, String>,
+    #[serde(serialize_with = "display")]
+    starts_at: Timestamp,
+    /// `None` = Alertmanager's zero time.
+    #[serde(serialize_with = "display_or_zero")]
+    ends_at: Option<Timestamp>,
+    #[serde(rename = "generatorURL")]
+    generator_url: &'a str,
+    #[serde(serialize_with = "display")]
+    fingerprint: signalcraft_core::model::Fingerprint,
+}
+
+fn display<T: std::fmt::Display, S: serde::Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(v)
+}
+
+fn display_or_zero<S: serde::Serializer>(v: &Option<Timestamp>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(t) => s.collect_str(t),
+        None => s.serialize_str(ZERO_TIME),
+    }
+}
+
+#[derive(Serialize)]
+struct ExtensionRef<'a> {
+    notification_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    incident: Option<IncidentRef<'a>>,
+    runbooks: &'a [signalcraft_core::model::Link],
+}
+
+#[derive(Serialize)]
+struct IncidentRef<'a> {
+    id: &'a str,
+    number: u64,
+    state: &'a str,
+    severity: &'a str,
+    title: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    url: Option<&'a str>,
+}
+
+/// The JSON body for a notification: byte for byte
+/// `serde_json::to_vec(&render(n, max_alerts))`, without the intermediate copy.
+pub fn render_body(n: &Notification, max_alerts: usize) -> serde_json::Result<Vec<u8>> {
+    let take = if max_alerts == 0 {
+        n.alerts.len()
+    } else {
+        max_alerts.min(n.alerts.len())
+    };
+    let payload = PayloadRef {
+        version: "4",
+        group_key: &n.group_key,
+        truncated_alerts: n.alerts.len() - take,
+        status: n.status,
+        receiver: &n.receiver,
+        group_labels: &n.group_labels,
+        common_labels: &n.common_labels,
+        common_annotations: &n.common_annotations,
+        external_url: n.external_url.as_deref().unwrap_or(""),
+        alerts: AlertsRef { n, take },
+        signalcraft: ExtensionRef {
+            notification_id: &n.id,
+            incident: n.incident.as_ref().map(|i| IncidentRef {
+                id: &i.id,
+                number: i.number,
+                state: &i.state,
+                severity: i.severity.as_str(),
+                title: &i.title,
+                url: i.url.as_deref(),
+            }),
+            runbooks: &n.runbooks,
+        },
+    };
+    let mut body = Vec::with_capacity(1024 + 512 * take);
+    serde_json::to_writer(&mut body, &payload)?;
+    Ok(body)
+}
+
 /// `v1=<hex>` for `timestamp` and `body`.
 pub fn sign(secret: &[u8], timestamp: i64, body: &[u8]) -> String {
     let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(secret)
@@ -300,10 +433,8 @@ impl Channel for WebhookChannel {
     }
 
     async fn deliver(&self, n: &Notification) -> Result<Delivered, DeliveryError> {
-        let body = serde_json::to_vec(&render(n, self.max_alerts)).map_err(|e| {
-            DeliveryError::Permanent {
-                reason: format!("webhook: rendering failed: {e}"),
-            }
+        let body = render_body(n, self.max_alerts).map_err(|e| DeliveryError::Permanent {
+            reason: format!("webhook: rendering failed: {e}"),
         })?;
         let mut req = self
             .client
@@ -341,5 +472,44 @@ impl Channel for WebhookChannel {
         Ok(Delivered {
             provider_message_id: None,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use signalcraft_core::model::{AlertStatus, Link};
+    use signalcraft_core::testing::channel::sample_notification;
+
+    use super::{render, render_body};
+
+    /// The fast body must be exactly the documented payload's JSON.
+    #[test]
+    fn render_body_matches_rendered_payload() {
+        let mut n = sample_notification("id/with \"quotes\"", "hook", "");
+        let mut second = n.alerts[0].clone();
+        second.status = AlertStatus::Resolved;
+        second.links.push(Link {
+            href: "https://prom.example.com/graph?g0.expr=x".into(),
+            text: None,
+        });
+        second.labels.insert("pod".into(), "ü\n\"x\"".into());
+        n.alerts.push(second.clone());
+        second.ends_at = Some(n.created_at);
+        n.alerts.push(second);
+        let mut cases = vec![n.clone()];
+        n.incident = None;
+        n.external_url = None;
+        n.status = AlertStatus::Resolved;
+        cases.push(n);
+        for n in &cases {
+            for max in [0, 1, 2, 3, 10] {
+                let want = serde_json::to_vec(&render(n, max)).unwrap();
+                assert_eq!(
+                    String::from_utf8(render_body(n, max).unwrap()).unwrap(),
+                    String::from_utf8(want).unwrap(),
+                    "max_alerts {max}"
+                );
+            }
+        }
     }
 }
