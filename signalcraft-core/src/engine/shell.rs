@@ -43,6 +43,30 @@ use crate::store::{Scan, Store, StoreExt, Table, WriteBatch, WriteOp};
 const JOB_LEASE: Duration = Duration::from_secs(60);
 /// Jobs claimed per round.
 const JOB_BATCH: usize = 256;
+
+/// Most notifications handed to the notifier at once by one engine call.
+const DELIVERY_CONCURRENCY: usize = 64;
+
+/// Awaits every task; returns the first error (or panic, as an I/O error) after all
+/// have finished, so no write is left running unobserved.
+async fn first_error(
+    mut set: tokio::task::JoinSet<Result<(), crate::store::StoreError>>,
+) -> Result<(), CoreError> {
+    let mut first: Option<CoreError> = None;
+    while let Some(r) = set.join_next().await {
+        let err = match r {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some(CoreError::from(e)),
+            Err(e) => Some(CoreError::from(crate::store::StoreError::Io(format!(
+                "scheduler task failed: {e}"
+            )))),
+        };
+        if first.is_none() {
+            first = err;
+        }
+    }
+    first.map_or(Ok(()), Err)
+}
 /// Longest the run loop sleeps without checking the scheduler (covers jobs scheduled
 /// by other processes sharing the store).
 const MAX_IDLE: Duration = Duration::from_secs(1);
@@ -246,22 +270,60 @@ impl Engine {
         if !batch.is_empty() {
             self.inner.store.commit(batch).await?;
         }
+        self.apply_jobs(jobs).await?;
+        for ev in events {
+            self.inner.sink.emit(&ev);
+        }
+        Ok((notifications, hooks))
+    }
+
+    /// Applies scheduler effects. Runs of consecutive `Schedule`s are submitted
+    /// concurrently, so a durable scheduler with group commit makes them one
+    /// transaction instead of one fsync each; cancels are barriers, keeping the
+    /// effects' order wherever it matters (a cancel before a re-schedule).
+    async fn apply_jobs(&self, jobs: Vec<Effect>) -> Result<(), CoreError> {
+        let mut run: Vec<Job> = Vec::new();
         for j in jobs {
             match j {
-                Effect::Schedule(job) => self.inner.scheduler.schedule(job).await?,
+                Effect::Schedule(job) => run.push(job),
                 Effect::Cancel(id) => {
+                    self.schedule_all(std::mem::take(&mut run)).await?;
                     self.inner.scheduler.cancel(&id).await?;
                 }
                 Effect::CancelPrefix(p) => {
+                    self.schedule_all(std::mem::take(&mut run)).await?;
                     self.inner.scheduler.cancel_prefix(&p).await?;
                 }
                 _ => {}
             }
         }
-        for ev in events {
-            self.inner.sink.emit(&ev);
+        self.schedule_all(run).await
+    }
+
+    /// Schedules jobs concurrently; returns the first error after all have finished.
+    async fn schedule_all(&self, jobs: Vec<Job>) -> Result<(), CoreError> {
+        if jobs.len() <= 1 {
+            for job in jobs {
+                self.inner.scheduler.schedule(job).await?;
+            }
+            return Ok(());
         }
-        Ok((notifications, hooks))
+        let mut set = tokio::task::JoinSet::new();
+        for job in jobs {
+            let scheduler = self.inner.scheduler.clone();
+            set.spawn(async move { scheduler.schedule(job).await });
+        }
+        first_error(set).await
+    }
+
+    /// Marks claimed jobs complete, concurrently (see [`Engine::schedule_all`]).
+    async fn complete_all(&self, ids: Vec<String>) -> Result<(), CoreError> {
+        let mut set = tokio::task::JoinSet::new();
+        for id in ids {
+            let scheduler = self.inner.scheduler.clone();
+            set.spawn(async move { scheduler.complete(&id).await });
+        }
+        first_error(set).await
     }
 
     async fn run_hooks(&self, hooks: Vec<Effect>) -> Result<(), CoreError> {
@@ -312,7 +374,34 @@ impl Engine {
     }
 
     /// Hands notifications to the notifier; failures go to the incident timeline.
+    /// Several notifications are handed over concurrently (at most
+    /// [`DELIVERY_CONCURRENCY`] at a time), so a slow channel does not serialize a
+    /// burst of group flushes; each one is independent and idempotent by id.
     async fn deliver(&self, pending: Vec<Notification>) -> usize {
+        if pending.len() <= 1 {
+            return self.deliver_each(pending).await;
+        }
+        let mut set = tokio::task::JoinSet::new();
+        let mut sent = 0;
+        for n in pending {
+            if set.len() >= DELIVERY_CONCURRENCY {
+                if let Some(Ok(k)) = set.join_next().await {
+                    sent += k;
+                }
+            }
+            let engine = self.clone();
+            set.spawn(async move { engine.deliver_each(vec![n]).await });
+        }
+        while let Some(r) = set.join_next().await {
+            if let Ok(k) = r {
+                sent += k;
+            }
+        }
+        sent
+    }
+
+    /// Hands notifications over one after another.
+    async fn deliver_each(&self, pending: Vec<Notification>) -> usize {
         let mut sent = 0;
         for n in pending {
             let id = n.id.clone();
@@ -402,7 +491,31 @@ impl Engine {
             if jobs.is_empty() {
                 return Ok(ran);
             }
-            for job in jobs {
+            // Group flushes due together run as one decision and one commit (a burst
+            // of new groups comes due at the same group_wait); other jobs one by one.
+            let (flushes, others): (Vec<Job>, Vec<Job>) = jobs
+                .into_iter()
+                .partition(|j| matches!(j.kind, JobKind::GroupFlush { .. }));
+            if !flushes.is_empty() {
+                self.mutate(|core, now, out| {
+                    for job in &flushes {
+                        if let JobKind::GroupFlush { group_key } = &job.kind {
+                            core.flush_job(group_key, job.due, now, out);
+                        }
+                    }
+                    Ok(())
+                })
+                .await?;
+                for _ in &flushes {
+                    self.inner.sink.emit(&EngineEvent::JobRun {
+                        kind: "group_flush",
+                    });
+                }
+                ran += flushes.len();
+                self.complete_all(flushes.into_iter().map(|j| j.id).collect())
+                    .await?;
+            }
+            for job in others {
                 self.run_job(&job).await?;
                 self.inner.scheduler.complete(&job.id).await?;
                 ran += 1;
