@@ -3,9 +3,12 @@
 //!
 //! * [`group`]: [`AggregationGroup`], group keys and hashes.
 //! * [`nflog`]: [`NflogEntry`] and [`needs_update`].
+//! * [`slab`]: [`FpSlab`], dense per-fingerprint storage for the engine's alerts.
 
 pub mod group;
 pub mod nflog;
+pub mod slab;
 
 pub use group::{AggregationGroup, IdBuild, format_labels};
 pub use nflog::{NflogEntry, UpdateReason, needs_update};
+pub use slab::FpSlab;

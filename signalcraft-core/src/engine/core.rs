@@ -25,7 +25,7 @@ use super::events::EngineEvent;
 use crate::CoreError;
 use crate::channel::{Notification, NotificationKind, Target};
 use crate::dispatch::group::{format_labels, group_hash, group_labels, same_group};
-use crate::dispatch::{AggregationGroup, IdBuild, NflogEntry, UpdateReason, needs_update};
+use crate::dispatch::{AggregationGroup, FpSlab, IdBuild, NflogEntry, UpdateReason, needs_update};
 use crate::duration::add;
 use crate::incident::audit::time_key;
 use crate::incident::{
@@ -127,7 +127,8 @@ pub enum IncidentAction {
 /// The engine's in-memory state and decisions.
 pub struct EngineCore {
     cfg: CompiledConfig,
-    alerts: HashMap<Fingerprint, AlertEntry, IdBuild>,
+    /// Known alerts, dense (growth moves 4-byte indexes, not entries).
+    alerts: FpSlab<AlertEntry>,
     /// Compact per-alert state the re-send path reads, small enough to stay in cache.
     hot: HashMap<Fingerprint, Hot, IdBuild>,
     groups: HashMap<u64, AggregationGroup, IdBuild>,
@@ -163,7 +164,7 @@ impl EngineCore {
             .collect();
         EngineCore {
             cfg,
-            alerts: HashMap::default(),
+            alerts: FpSlab::default(),
             hot: HashMap::default(),
             groups: HashMap::default(),
             firing: HashMap::default(),
