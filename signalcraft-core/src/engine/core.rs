@@ -206,10 +206,12 @@ impl EngineCore {
     /// The alert hot path: fingerprint → dedup → route → group.
     pub fn ingest_alert(&mut self, alert: Alert, now: Timestamp, out: &mut Vec<Effect>) {
         let fp = alert.fingerprint();
-        if let Some(Known::Duplicate) = self.peek_duplicate(fp, &alert, now, out) {
-            return;
-        }
-        match self.dedup(fp, &alert, now, out) {
+        let known = match self.peek_duplicate(fp, &alert, now, out) {
+            Some(Known::Duplicate) => return,
+            Some(k) => k,
+            None => self.dedup(fp, &alert, now, out),
+        };
+        match known {
             Known::Duplicate => {}
             Known::Changed => {
                 self.touch_hot(fp, &alert, now);
@@ -250,6 +252,9 @@ impl EngineCore {
 
     /// The duplicate check alone, without consuming the alert: one lookup in the compact
     /// `hot` map (status + content hash + last seen), no access to the stored alert.
+    /// `Some(Duplicate)` or `Some(New)` settle it; `None`: known but not a plain
+    /// duplicate, [`EngineCore::dedup`] decides. `hot` and `alerts` hold the same
+    /// fingerprints (inserted and removed together), so a miss in `hot` is a new alert.
     #[inline]
     fn peek_duplicate(
         &mut self,
@@ -258,7 +263,10 @@ impl EngineCore {
         now: Timestamp,
         out: &mut Vec<Effect>,
     ) -> Option<Known> {
-        let h = self.hot.get_mut(&fp)?;
+        let Some(h) = self.hot.get_mut(&fp) else {
+            debug_assert!(!self.alerts.contains_key(&fp));
+            return Some(Known::New);
+        };
         if h.status == alert.status && h.content == content_hash(alert) {
             h.last_seen = now;
             out.push(Effect::Event(EngineEvent::AlertDeduplicated {
