@@ -65,6 +65,49 @@ pub struct Matcher {
     op: MatchOp,
     value: String,
     re: Option<Regex>,
+    /// The same test as `re` without the regex engine, for the common literal shapes.
+    fast: Option<FastRe>,
+}
+
+/// Anchored regexes that are plain string tests: `a|b|c` (alternation of literals) and
+/// `prefix.*` (`.` excludes `\n`, as in the regex crate's default).
+#[derive(Debug, Clone)]
+enum FastRe {
+    Literals(Vec<String>),
+    Prefix(String),
+}
+
+impl FastRe {
+    /// Recognises only patterns made of characters with no regex meaning.
+    fn of(pattern: &str) -> Option<FastRe> {
+        let plain = |s: &str| {
+            s.bytes().all(|b| {
+                b.is_ascii_alphanumeric()
+                    || matches!(b, b'_' | b'-' | b':' | b'/' | b'@' | b',' | b'=' | b'%')
+            })
+        };
+        if let Some(p) = pattern.strip_suffix(".*")
+            && plain(p)
+        {
+            return Some(FastRe::Prefix(p.to_string()));
+        }
+        if pattern.split('|').all(plain) {
+            return Some(FastRe::Literals(
+                pattern.split('|').map(str::to_string).collect(),
+            ));
+        }
+        None
+    }
+
+    #[inline]
+    fn is_match(&self, v: &str) -> bool {
+        match self {
+            FastRe::Literals(l) => l.iter().any(|x| x == v),
+            FastRe::Prefix(p) => v
+                .strip_prefix(p.as_str())
+                .is_some_and(|rest| !rest.contains('\n')),
+        }
+    }
 }
 
 impl PartialEq for Matcher {
@@ -93,11 +136,13 @@ impl Matcher {
             ),
             _ => None,
         };
+        let fast = re.as_ref().and_then(|_| FastRe::of(&value));
         Ok(Matcher {
             name,
             op,
             value,
             re,
+            fast,
         })
     }
 
@@ -154,6 +199,10 @@ impl Matcher {
     /// Whether a label value (empty string when absent) matches.
     #[inline]
     pub fn matches_value(&self, v: &str) -> bool {
+        if let Some(f) = &self.fast {
+            // Only regex ops carry a fast form.
+            return f.is_match(v) != (self.op == MatchOp::NotRe);
+        }
         match (&self.op, &self.re) {
             (MatchOp::Eq, _) => v == self.value,
             (MatchOp::NotEq, _) => v != self.value,
@@ -314,6 +363,62 @@ impl<'de> Deserialize<'de> for Matcher {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn literal_regex_shortcuts_agree_with_the_regex() {
+        let patterns = [
+            "critical|error",
+            "c1.*",
+            ".*",
+            "",
+            "a|",
+            "api|web",
+            "x-1:2/3",
+            "c1.+",
+            "a.b",
+            "(a|b)",
+            "A|a",
+            "infra",
+        ];
+        let values = [
+            "",
+            "critical",
+            "error",
+            "criticalerror",
+            "c1",
+            "c12",
+            "c1\n",
+            "xc1",
+            "c",
+            "a",
+            "A",
+            "b",
+            "api",
+            "web",
+            "apiweb",
+            "x-1:2/3",
+            "aXb",
+            "a.b",
+            "infra",
+            "Infra",
+        ];
+        for p in patterns {
+            for op in [MatchOp::Re, MatchOp::NotRe] {
+                let m = Matcher::new("l", op, p).unwrap();
+                let re = Regex::new(&format!("^(?:{p})$")).unwrap();
+                for v in values {
+                    assert_eq!(
+                        m.matches_value(v),
+                        re.is_match(v) == (op == MatchOp::Re),
+                        "{p:?} {op:?} {v:?}"
+                    );
+                }
+            }
+        }
+        assert!(FastRe::of("c1.*").is_some() && FastRe::of("a|b").is_some());
+        assert!(FastRe::of("c1.+").is_none() && FastRe::of("(a|b)").is_none());
+    }
+
     use super::*;
 
     fn labels(p: &[(&str, &str)]) -> Labels {
