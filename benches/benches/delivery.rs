@@ -23,6 +23,52 @@ use signalcraft_core::testing::channel::sample_notification;
 use signalcraft_providers::channels::webhook::{WebhookChannel, WebhookConfig};
 
 const BATCH: u64 = 2_048;
+
+/// This process's user + system CPU time (`/proc/self/stat`, clock ticks of
+/// 10 ms): on a shared machine, CPU per delivery says more than wall time.
+fn cpu_time() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    // After the command name: state is field 0, utime 11, stime 12.
+    Duration::from_millis((ticks(11) + ticks(12)) * 10)
+}
+
+/// Accumulates CPU time (client, policy and sink: one process) and deliveries over every iteration of one
+/// case, and prints CPU µs per delivery at the end.
+#[derive(Default)]
+struct CpuMeter {
+    cpu: Duration,
+    deliveries: u64,
+}
+
+impl CpuMeter {
+    fn add(&mut self, cpu: Duration, deliveries: u64) {
+        self.cpu += cpu;
+        self.deliveries += deliveries;
+    }
+
+    fn report(&self, case: &str) {
+        if self.deliveries > 0 {
+            let us = self.cpu.as_secs_f64() * 1e6 / self.deliveries as f64;
+            eprintln!(
+                "{case}: {:.1} µs CPU per delivery over {} deliveries (2 cores => ~{:.0}/s if CPU-bound and idle)",
+                us,
+                self.deliveries,
+                2e6 / us
+            );
+        }
+    }
+}
+
 const IN_FLIGHT: u64 = 64;
 
 fn sink(rt: &tokio::runtime::Runtime) -> String {
@@ -85,12 +131,14 @@ fn bench(c: &mut Criterion) {
     g.sample_size(20);
     g.measurement_time(Duration::from_secs(10));
 
+    let mut meter = CpuMeter::default();
     g.bench_function("webhook_full_policy_64_in_flight", |b| {
         b.iter_custom(|iters| {
+            let cpu0 = cpu_time();
             let p = pipeline.clone();
             let seq = seq.clone();
             let template = template.clone();
-            rt.block_on(async move {
+            let wall = rt.block_on(async move {
                 let start = Instant::now();
                 for _ in 0..iters {
                     let mut tasks = Vec::new();
@@ -113,15 +161,20 @@ fn bench(c: &mut Criterion) {
                     }
                 }
                 start.elapsed()
-            })
+            });
+            meter.add(cpu_time() - cpu0, iters * BATCH);
+            wall
         })
     });
 
+    meter.report("webhook_full_policy_64_in_flight");
+    let mut meter = CpuMeter::default();
     g.bench_function("webhook_channel_only_64_in_flight", |b| {
         b.iter_custom(|iters| {
+            let cpu0 = cpu_time();
             let ch = channel.clone();
             let template = template.clone();
-            rt.block_on(async move {
+            let wall = rt.block_on(async move {
                 let start = Instant::now();
                 for _ in 0..iters {
                     let mut tasks = Vec::new();
@@ -139,7 +192,9 @@ fn bench(c: &mut Criterion) {
                     }
                 }
                 start.elapsed()
-            })
+            });
+            meter.add(cpu_time() - cpu0, iters * BATCH);
+            wall
         })
     });
     // The policy alone (log + scheduler + health, no HTTP): what it costs per delivery.
@@ -154,12 +209,15 @@ fn bench(c: &mut Criterion) {
         )
         .unwrap(),
     );
+    meter.report("webhook_channel_only_64_in_flight");
+    let mut meter = CpuMeter::default();
     g.bench_function("policy_only_noop_channel", |b| {
         b.iter_custom(|iters| {
+            let cpu0 = cpu_time();
             let p = policy_only.clone();
             let seq = seq.clone();
             let template = template.clone();
-            rt.block_on(async move {
+            let wall = rt.block_on(async move {
                 let start = Instant::now();
                 for _ in 0..iters * BATCH {
                     let mut n = template.clone();
@@ -167,9 +225,12 @@ fn bench(c: &mut Criterion) {
                     p.notify(n).await.unwrap();
                 }
                 start.elapsed()
-            })
+            });
+            meter.add(cpu_time() - cpu0, iters * BATCH);
+            wall
         })
     });
+    meter.report("policy_only_noop_channel");
     g.finish();
 }
 

@@ -17,13 +17,16 @@ pub fn install_crypto_provider() {
 }
 
 /// A pooled client bounded by `timeout` per request, with redirects disabled
-/// (a redirect could carry a signed request or secret URL elsewhere).
+/// (a redirect could carry a signed request or secret URL elsewhere). Idle
+/// connections are kept (up to 256 per host) and reused; `TCP_NODELAY` is set so
+/// a small request is not held back by Nagle waiting for a delayed ACK.
 pub fn client(timeout: Duration, path: &str) -> Result<reqwest::Client, ChannelError> {
     install_crypto_provider();
     reqwest::Client::builder()
         .timeout(timeout)
         .connect_timeout(timeout)
         .pool_max_idle_per_host(256)
+        .tcp_nodelay(true)
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("signalcraft/", env!("CARGO_PKG_VERSION")))
         .build()
