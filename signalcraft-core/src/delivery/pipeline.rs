@@ -436,6 +436,9 @@ impl DeliveryPipeline {
     }
 
     fn emit_attempt(&self, r: &DeliveryRecord) {
+        if self.sink.is_none() {
+            return; // nothing listens: skip building the event
+        }
         self.emit(DeliveryEvent::Attempt {
             notification_id: r.notification_id.clone(),
             channel: r.channel.clone(),
