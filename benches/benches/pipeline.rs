@@ -12,9 +12,14 @@
 //! * `pipeline/to_group`: the same with alerts already normalized.
 //! * `pipeline/resend`: the 100k alerts again, identical and firing, into a core that
 //!   already knows them (Prometheus re-sending every evaluation), by reference.
+//! * `pipeline/resend_owned`: the same through `EngineCore::ingest` by value, as the
+//!   server calls it: each duplicate is also freed inside the timed loop.
 //! * `pipeline/to_group_hot_input`, `pipeline/resend_hot_input`: the same work, timing
 //!   only the engine on batches of 1,000 freshly copied (cache-hot) alerts, as after a
 //!   provider parsed them.
+//! * `pipeline/to_group_cpu_time`, `pipeline/resend_owned_cpu_time`: `to_group` and
+//!   `resend_owned` timed by the thread's CPU time rather than the wall clock (the
+//!   machine is shared; this is the "one core" figure).
 //! * `pipeline/first_flush_10k_groups`: the first flush of all 10k groups (needs_update,
 //!   incident creation with timeline entries, one notification with 10 alerts each).
 //!   Elements = groups.
@@ -28,7 +33,7 @@ use jiff::Timestamp;
 use signalcraft_core::engine::{Effect, EngineConfig, EngineCore};
 use signalcraft_core::incident::Actor;
 use signalcraft_core::inhibit::InhibitRuleConfig;
-use signalcraft_core::model::{Alert, AlertStatus, Labels, Severity, Source};
+use signalcraft_core::model::{Alert, AlertStatus, Event, Labels, Severity, Source};
 use signalcraft_core::routing::{MatcherSpec, NotifyTarget, RouteConfig};
 use signalcraft_core::scheduler::JobKind;
 use signalcraft_core::silence::SilenceSpec;
@@ -175,6 +180,17 @@ fn flush_all(core: &mut EngineCore, out: &[Effect]) -> usize {
     notified
 }
 
+/// CPU time this thread has run (Linux `/proc/thread-self/schedstat`, first field, ns).
+fn thread_cpu_time() -> Duration {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").expect("schedstat (Linux)");
+    let ns: u64 = s
+        .split_whitespace()
+        .next()
+        .and_then(|x| x.parse().ok())
+        .expect("schedstat run time");
+    Duration::from_nanos(ns)
+}
+
 fn bench(c: &mut Criterion) {
     let src = Source {
         provider: "alertmanager".into(),
@@ -244,6 +260,21 @@ fn bench(c: &mut Criterion) {
         )
     });
 
+    // The server's path: `EngineCore::ingest` takes the event by value, so a duplicate
+    // is also dropped (freed) inside the timed loop. The copies are made untimed.
+    g.bench_function("resend_owned", |b| {
+        b.iter_batched(
+            || (prebuilt.clone(), Vec::with_capacity(ALERTS)),
+            |(alerts, mut out)| {
+                for a in alerts {
+                    known.ingest(Event::Alert(a), later, &mut out);
+                }
+                out
+            },
+            BatchSize::PerIteration,
+        )
+    });
+
     // Hot-input variants: in a server the alert was parsed and normalized a moment ago
     // and sits in cache. Each chunk of 1,000 alerts is copied untimed (fresh, cached
     // copies), then only the engine's work on it is timed (criterion `iter_custom`).
@@ -279,6 +310,41 @@ fn bench(c: &mut Criterion) {
                     }
                     total += start.elapsed();
                 }
+            }
+            total
+        })
+    });
+
+    // CPU-time variants: the same work as `to_group` / `resend_owned`, timed by this
+    // thread's CPU time (`/proc/thread-self/schedstat`) instead of the wall clock, so the
+    // figure is "events/s on one core" even while other processes share the machine.
+    g.bench_function("to_group_cpu_time", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let (mut core, alerts) = (fresh_core(), prebuilt.clone());
+                let mut out = Vec::with_capacity(ALERTS * 3);
+                let start = thread_cpu_time();
+                std::hint::black_box(to_groups(&mut core, alerts.into_iter(), &mut out));
+                total += thread_cpu_time().saturating_sub(start);
+                drop((core, out));
+            }
+            total
+        })
+    });
+
+    g.bench_function("resend_owned_cpu_time", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let alerts = prebuilt.clone();
+                let mut out = Vec::with_capacity(ALERTS);
+                let start = thread_cpu_time();
+                for a in alerts {
+                    known.ingest(Event::Alert(a), later, &mut out);
+                }
+                total += thread_cpu_time().saturating_sub(start);
+                drop(out);
             }
             total
         })
