@@ -384,10 +384,10 @@ impl Engine {
         let mut set = tokio::task::JoinSet::new();
         let mut sent = 0;
         for n in pending {
-            if set.len() >= DELIVERY_CONCURRENCY {
-                if let Some(Ok(k)) = set.join_next().await {
-                    sent += k;
-                }
+            if set.len() >= DELIVERY_CONCURRENCY
+                && let Some(Ok(k)) = set.join_next().await
+            {
+                sent += k;
             }
             let engine = self.clone();
             set.spawn(async move { engine.deliver_each(vec![n]).await });
