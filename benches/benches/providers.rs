@@ -24,7 +24,9 @@ struct Case {
 }
 
 fn load(provider: &str, registry: &Registry) -> Vec<Case> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures").join(provider);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../fixtures")
+        .join(provider);
     let mut names: Vec<String> = fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
@@ -62,7 +64,8 @@ fn provider_for(registry: &Registry, provider: &str, keep_raw: bool) -> Box<dyn 
     i.keep_raw = keep_raw;
     if provider == "generic" {
         // The generic fixtures' own mapping.
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/generic/integration.json");
+        let dir =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/generic/integration.json");
         let cfg: Integration = serde_json::from_str(&fs::read_to_string(dir).unwrap()).unwrap();
         i.options = cfg.options;
     }
@@ -80,14 +83,23 @@ fn bench(c: &mut Criterion) {
         let bytes: usize = cases.iter().map(|c| c.req.body.len()).sum();
         let typed = provider_for(&registry, &ty, false);
         let with_raw = provider_for(&registry, &ty, true);
-        let events: usize = cases.iter().map(|c| typed.parse(&c.req).map(|e| e.len()).unwrap_or(0)).sum();
-        println!("providers/{ty}: {} fixtures, {bytes} bytes, {events} events per iteration", cases.len());
+        let events: usize = cases
+            .iter()
+            .map(|c| typed.parse(&c.req).map(|e| e.len()).unwrap_or(0))
+            .sum();
+        println!(
+            "providers/{ty}: {} fixtures, {bytes} bytes, {events} events per iteration",
+            cases.len()
+        );
         let mut g = c.benchmark_group(format!("providers/{ty}"));
         g.throughput(Throughput::Bytes(bytes as u64));
         g.bench_function("value", |b| {
             b.iter(|| {
                 for c in &cases {
-                    black_box(serde_json::from_slice::<serde_json::Value>(black_box(&c.req.body)).unwrap());
+                    black_box(
+                        serde_json::from_slice::<serde_json::Value>(black_box(&c.req.body))
+                            .unwrap(),
+                    );
                 }
             })
         });
