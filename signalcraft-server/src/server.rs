@@ -264,6 +264,8 @@ pub async fn start(
         })
         .build()?;
     engine.recover().await?;
+    // Handoff notifications: each schedule's next handoff is a durable job.
+    crate::state::rearm_handoffs(&engine, &oncall.directory()).await?;
 
     let registry = signalcraft_providers::sources::Registry::builtin();
     let integrations = Integrations::from_config(
@@ -356,33 +358,44 @@ pub async fn start(
     })
 }
 
-/// Resolves once SIGTERM or Ctrl-C arrives.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// A future that resolves once SIGTERM or SIGINT (Ctrl-C) arrives. The handlers are
+/// installed when this function is called, not when the future is first polled, so a
+/// signal sent right after the caller announced readiness is never missed.
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let term = signal(SignalKind::terminate()).ok();
+        let int = signal(SignalKind::interrupt()).ok();
+        async move {
+            let wait = |s: Option<tokio::signal::unix::Signal>| async move {
+                match s {
+                    Some(mut s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                _ = wait(term) => {},
+                _ = wait(int) => {},
             }
-            Err(_) => std::future::pending::<()>().await,
         }
-    };
+    }
     #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
+    {
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 
 /// Runs the server until SIGTERM/Ctrl-C.
 pub async fn serve(cfg: ServerConfig, secrets: ResolvedSecrets) -> Result<(), ServerError> {
     let running = start(cfg, secrets, StartOptions::default()).await?;
+    let signal = shutdown_signal();
     print_banner(&running);
-    shutdown_signal().await;
+    signal.await;
     running.shutdown().await
 }
 

@@ -69,10 +69,18 @@ impl AppState {
         self.ready.load(Ordering::Relaxed)
     }
 
-    /// Hands the current on-call directory to paging (after every on-call change).
+    /// Hands the current on-call directory to paging (after every on-call change) and
+    /// re-arms every schedule's next handoff job, so new schedules get handoff
+    /// notifications and changed ones do not notify at their old handoff times.
     pub fn oncall_changed(&self) {
-        self.paging
-            .set_directory((*self.oncall.directory()).clone());
+        let dir = self.oncall.directory();
+        self.paging.set_directory((*dir).clone());
+        let engine = self.engine.engine.clone();
+        tokio::spawn(async move {
+            if let Err(e) = rearm_handoffs(&engine, &dir).await {
+                tracing::warn!(error = %e, "re-arming handoff jobs failed");
+            }
+        });
     }
 
     /// Marks the server as draining.
@@ -85,4 +93,14 @@ impl HasTokens for AppState {
     fn tokens(&self) -> &TokenRegistry {
         &self.tokens
     }
+}
+
+/// Cancels every pending handoff job and arms each schedule's next one. Job ids carry
+/// their due instant, so arming an unchanged schedule again is idempotent.
+pub async fn rearm_handoffs(
+    engine: &signalcraft_core::engine::Engine,
+    dir: &signalcraft_core::escalation::Directory,
+) -> Result<usize, signalcraft_core::CoreError> {
+    engine.scheduler().cancel_prefix("handoff/").await?;
+    signalcraft_core::escalation::arm_handoffs(engine, dir).await
 }

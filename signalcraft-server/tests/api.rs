@@ -928,3 +928,96 @@ async fn twilio_sms_reply_acknowledges_and_forgeries_are_refused() {
         .unwrap();
     assert_eq!(ack["actor"]["id"], "ann");
 }
+
+/// Creating a schedule arms its next handoff as a durable job (so the incoming person
+/// is notified at the handoff), and a changed schedule is re-armed at its new time.
+#[tokio::test]
+async fn schedule_changes_arm_the_next_handoff_job() {
+    use signalcraft_core::oncall::{
+        HandoffNotifications, Rotation, Schedule, ScheduleLayer, ShiftLength,
+    };
+    let sc = start("").await;
+    let a = Some(sc.admin.as_str());
+    for u in ["ann", "bob"] {
+        let r = sc
+            .post_json("/api/v1/users", a, &json!({"id": u, "name": u}))
+            .await;
+        assert_eq!(r.status(), 201);
+    }
+    let schedule = |handoff: &str| Schedule {
+        id: "support".into(),
+        name: "Support".into(),
+        time_zone: "Europe/Berlin".into(),
+        layers: vec![ScheduleLayer {
+            name: "primary".into(),
+            rotation: Rotation {
+                participants: vec!["ann".into(), "bob".into()],
+                shift_length: ShiftLength::Days(1),
+                start: "2026-01-05".parse().unwrap(),
+                handoff_time: handoff.into(),
+            },
+            restrictions: vec![],
+        }],
+        overrides: vec![],
+        handoff_notifications: HandoffNotifications {
+            incoming: true,
+            outgoing: false,
+        },
+    };
+    let handoff_jobs = || async {
+        let pending = sc
+            .server
+            .state
+            .engine
+            .engine
+            .scheduler()
+            .pending()
+            .await
+            .expect("pending jobs");
+        pending
+            .into_iter()
+            .filter(|j| j.id.starts_with("handoff/support/"))
+            .collect::<Vec<_>>()
+    };
+    let r = sc
+        .post_json(
+            "/api/v1/schedules",
+            a,
+            &serde_json::to_value(schedule("09:00")).unwrap(),
+        )
+        .await;
+    assert_eq!(r.status(), 201, "{:?}", r.text().await);
+    let mut jobs = Vec::new();
+    for _ in 0..100 {
+        jobs = handoff_jobs().await;
+        if !jobs.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(jobs.len(), 1, "{jobs:?}");
+    let first_due = jobs[0].due;
+    // 09:00 Europe/Berlin is 07:00 or 08:00 UTC depending on DST.
+    let utc_hour = first_due.as_second().rem_euclid(86_400) / 3600;
+    assert!(utc_hour == 7 || utc_hour == 8, "{first_due}");
+    // Moving the handoff time replaces the job instead of adding a second one.
+    let r = sc
+        .client
+        .put(sc.url("/api/v1/schedules/support"))
+        .bearer_auth(&sc.admin)
+        .json(&serde_json::to_value(schedule("18:00")).unwrap())
+        .send()
+        .await
+        .expect("PUT");
+    assert!(r.status().is_success(), "{:?}", r.text().await);
+    for _ in 0..100 {
+        jobs = handoff_jobs().await;
+        if jobs.len() == 1 && jobs[0].due != first_due {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(jobs.len(), 1, "{jobs:?}");
+    let utc_hour = jobs[0].due.as_second().rem_euclid(86_400) / 3600;
+    assert!(utc_hour == 16 || utc_hour == 17, "{}", jobs[0].due);
+}
