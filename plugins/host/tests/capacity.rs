@@ -41,8 +41,15 @@ fn exhausted_pool_is_busy_then_recovers() {
 
     let cancel = CancelHandle::new();
     let (h, c) = (host.clone(), cancel.clone());
+    // The spinner itself may meet `Busy` if it starts while a `good` probe below holds
+    // the slot; it retries until it owns the slot (then it spins until cancelled).
     let spinner = std::thread::spawn(move || {
-        h.invoke_cancellable(&request("spin", serde_json::Value::Null), &c)
+        loop {
+            match h.invoke_cancellable(&request("spin", serde_json::Value::Null), &c) {
+                Err(PluginError::Busy(_)) => std::thread::sleep(Duration::from_millis(1)),
+                other => return other,
+            }
+        }
     });
     // Poll until the spinner holds the only slot and `good` is refused.
     let start = Instant::now();
