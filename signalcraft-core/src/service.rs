@@ -145,7 +145,7 @@ mod tests {
             labels: Default::default(),
             links: vec![],
             details: serde_json::Value::Null,
-            raw: serde_json::Value::Null,
+            raw: Default::default(),
         }
     }
 

@@ -84,7 +84,7 @@ async fn tool_actions_by_dedup_key_ack_and_resolve() {
             source: src.clone(),
             action: k,
             dedup_key: "k1".into(),
-            raw: serde_json::Value::Null,
+            raw: Default::default(),
         })
     };
     s.engine
@@ -304,7 +304,7 @@ async fn service_runbooks_and_recent_changes_travel_with_notifications() {
         labels: Default::default(),
         links: vec![],
         details: serde_json::Value::Null,
-        raw: serde_json::Value::Null,
+        raw: Default::default(),
     };
     s.engine.ingest(vec![Event::Change(change)]).await.unwrap();
     assert_eq!(s.store.count(Table::Changes).await.unwrap(), 1);

@@ -5,6 +5,6 @@ mod labels;
 
 pub use event::{
     ActionEvent, ActionKind, Alert, AlertStatus, ChangeEvent, EVENT_SCHEMA, Event, Image, Link,
-    Severity, Source,
+    RawPayload, Severity, Source,
 };
 pub use labels::{Fingerprint, Labels};

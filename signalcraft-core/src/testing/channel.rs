@@ -159,7 +159,7 @@ pub fn sample_notification(id: &str, receiver: &str, address: &str) -> Notificat
             labels: Labels::new(),
             links: Vec::new(),
             details: serde_json::Value::Null,
-            raw: serde_json::Value::Null,
+            raw: Default::default(),
         }],
         receiver: receiver.to_string(),
         target: Target {

@@ -201,7 +201,7 @@ impl Provider for AlertmanagerProvider {
                 starts_at: ts(&a.starts_at),
                 ends_at: ts(&a.ends_at),
                 service,
-                raw: self.common.raw_at(&raw, &format!("/alerts/{i}")),
+                raw: self.common.raw_at(&raw, &format!("/alerts/{i}")).into(),
             }));
         }
         Ok(out)

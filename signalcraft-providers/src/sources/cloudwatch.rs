@@ -394,9 +394,9 @@ impl CloudWatchProvider {
             },
             service,
             raw: if self.common.keep_raw {
-                serde_json::json!({ "envelope": raw, "alarm": alarm_raw })
+                serde_json::json!({ "envelope": raw, "alarm": alarm_raw }).into()
             } else {
-                serde_json::Value::Null
+                Default::default()
             },
         })))
     }

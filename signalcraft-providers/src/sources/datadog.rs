@@ -284,7 +284,7 @@ impl Provider for DatadogProvider {
                 None
             },
             service,
-            raw,
+            raw: raw.into(),
         })])
     }
 }

@@ -172,7 +172,7 @@ impl GenericProvider {
             .into_iter()
             .collect();
         if self.common.keep_raw {
-            a.raw = v.clone();
+            a.raw = v.clone().into();
         }
         Ok(a)
     }

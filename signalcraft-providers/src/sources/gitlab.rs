@@ -228,9 +228,9 @@ impl GitLabProvider {
                 "project_id": d.project.id,
             }),
             raw: if self.common.keep_raw {
-                raw
+                raw.into()
             } else {
-                serde_json::Value::Null
+                Default::default()
             },
         })])
     }
@@ -317,7 +317,7 @@ impl GitLabProvider {
                 starts_at: (status == AlertStatus::Firing).then_some(at),
                 ends_at: (status == AlertStatus::Resolved).then_some(at),
                 service: Some(p.project.web_url.clone()),
-                raw: raw.clone(),
+                raw: raw.clone().into(),
             }));
             if status == AlertStatus::Firing {
                 return Ok(out);
@@ -333,7 +333,7 @@ impl GitLabProvider {
             labels,
             links,
             details,
-            raw,
+            raw: raw.into(),
         }));
         Ok(out)
     }

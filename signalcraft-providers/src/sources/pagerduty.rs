@@ -201,7 +201,7 @@ impl PagerDutyProvider {
             starts_at: p.timestamp.as_deref().and_then(parse_timestamp),
             ends_at: None,
             service: p.component.clone().filter(|c| !c.is_empty()),
-            raw,
+            raw: raw.into(),
         }))
     }
 
@@ -250,7 +250,7 @@ impl PagerDutyProvider {
                 })
                 .collect(),
             details,
-            raw,
+            raw: raw.into(),
         }))
     }
 }
@@ -329,7 +329,7 @@ impl Provider for PagerDutyProvider {
                     source: self.common.source.clone(),
                     action,
                     dedup_key,
-                    raw,
+                    raw: raw.into(),
                 })
             }
             Some(other) => {

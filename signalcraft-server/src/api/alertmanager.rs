@@ -132,7 +132,7 @@ fn convert(p: PostableAlert, integration: &str, now: Timestamp) -> Alert {
         starts_at: Some(p.starts_at.unwrap_or(now)),
         ends_at: p.ends_at,
         service,
-        raw: serde_json::Value::Null,
+        raw: Default::default(),
     }
 }
 
