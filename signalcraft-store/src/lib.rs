@@ -44,6 +44,6 @@ pub use error::Error;
 pub use retention::{RetentionPolicy, RetentionReport};
 pub use scheduler::RedbScheduler;
 pub use schema::SCHEMA_VERSION;
-pub use seal::SealKey;
+pub use seal::{ResealReport, SealKey};
 pub use store::{RedbStore, StoreOptions};
 pub use writer::WriterStats;

@@ -18,9 +18,9 @@ use base64::engine::general_purpose::STANDARD as B64;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use rand::RngCore;
-use signalcraft_core::store::StoreError;
+use signalcraft_core::store::{StoreError, Table};
 
-use crate::error::Error;
+use crate::error::{Error, from_redb};
 
 /// Prefix of every sealed value (format version 1).
 pub const SEALED_PREFIX: &str = "scv1:";
@@ -158,21 +158,49 @@ pub(crate) fn seal_record(
     serde_json::to_vec(&obj).map_err(|e| StoreError::Codec(e.to_string()))
 }
 
-/// Restores the `secrets` field of a record sealed by [`seal_record`]. Unsealed
-/// records pass through. A sealed record without a key is an error naming the record.
+/// Restores the `secrets` field of a record sealed by [`seal_record`], trying each
+/// of `keys` in order (the current key first, then the keys of a rotation in
+/// progress). Unsealed records pass through. A sealed record with no key, or with
+/// keys none of which opens it, is an error naming the record.
 pub(crate) fn open_record(
-    key: Option<&SealKey>,
+    keys: &[SealKey],
     record_key: &str,
     value: Vec<u8>,
 ) -> Result<Vec<u8>, StoreError> {
+    match open_record_with(keys, record_key, value)? {
+        Opened::Clear(v) | Opened::Sealed { record: v, .. } => Ok(v),
+    }
+}
+
+/// An integration record after [`open_record_with`].
+#[derive(Debug)]
+pub(crate) enum Opened {
+    /// The record held no sealed secrets; returned unchanged.
+    Clear(Vec<u8>),
+    /// The record's secrets were sealed; `record` has them in clear, and `key` is
+    /// the index in the key list of the key that opened them.
+    Sealed {
+        /// The record with its `secrets` restored.
+        record: Vec<u8>,
+        /// Which key opened it.
+        key: usize,
+    },
+}
+
+/// Like [`open_record`], and also tells which key opened the record.
+pub(crate) fn open_record_with(
+    keys: &[SealKey],
+    record_key: &str,
+    value: Vec<u8>,
+) -> Result<Opened, StoreError> {
     // Cheap pre-check: most records are not sealed.
     if !contains(&value, SEALED_MARKER.as_bytes()) {
-        return Ok(value);
+        return Ok(Opened::Clear(value));
     }
     let Ok(serde_json::Value::Object(mut obj)) =
         serde_json::from_slice::<serde_json::Value>(&value)
     else {
-        return Ok(value);
+        return Ok(Opened::Clear(value));
     };
     let Some(sealed) = obj
         .get(SECRETS_FIELD)
@@ -180,20 +208,119 @@ pub(crate) fn open_record(
         .and_then(|s| s.as_str())
         .map(str::to_owned)
     else {
-        return Ok(value);
+        return Ok(Opened::Clear(value));
     };
-    let Some(key) = key else {
+    if keys.is_empty() {
         return Err(StoreError::Codec(format!(
             "integrations/{record_key}: secrets are sealed but no encryption key is configured"
         )));
+    }
+    let mut opened = None;
+    let mut last_err = None;
+    for (i, key) in keys.iter().enumerate() {
+        match key.open(&sealed, record_key.as_bytes()) {
+            Ok(plain) => {
+                opened = Some((i, plain));
+                break;
+            }
+            Err(e) => last_err = Some(e),
+        }
+    }
+    let Some((key, plain)) = opened else {
+        let e = last_err.map(|e| e.to_string()).unwrap_or_default();
+        return Err(StoreError::Codec(format!("integrations/{record_key}: {e}")));
     };
-    let plain = key
-        .open(&sealed, record_key.as_bytes())
-        .map_err(|e| StoreError::Codec(format!("integrations/{record_key}: {e}")))?;
     let secrets: serde_json::Value = serde_json::from_slice(&plain)
         .map_err(|e| StoreError::Codec(format!("integrations/{record_key}: {e}")))?;
     obj.insert(SECRETS_FIELD.into(), secrets);
-    serde_json::to_vec(&obj).map_err(|e| StoreError::Codec(e.to_string()))
+    let record = serde_json::to_vec(&obj).map_err(|e| StoreError::Codec(e.to_string()))?;
+    Ok(Opened::Sealed { record, key })
+}
+
+/// What re-sealing did to one integration record.
+#[derive(Debug)]
+pub(crate) enum Resealed {
+    /// Already sealed under the current key, or holds no secrets: not rewritten.
+    Unchanged,
+    /// Sealed under a previous key: here re-sealed under the current one.
+    FromPrevious(Vec<u8>),
+    /// Its secrets were in clear: here sealed under the current key.
+    FromClear(Vec<u8>),
+}
+
+/// Re-seals one integration record under `keys[0]` (the current key), opening it
+/// with any of `keys`. `keys` must not be empty.
+pub(crate) fn reseal_record(
+    keys: &[SealKey],
+    record_key: &str,
+    value: Vec<u8>,
+) -> Result<Resealed, StoreError> {
+    let Some(current) = keys.first() else {
+        return Err(StoreError::Codec(
+            "re-sealing needs an encryption key".into(),
+        ));
+    };
+    match open_record_with(keys, record_key, value)? {
+        Opened::Sealed { key: 0, .. } => Ok(Resealed::Unchanged),
+        Opened::Sealed { record, .. } => {
+            seal_record(current, record_key, record).map(Resealed::FromPrevious)
+        }
+        Opened::Clear(record) => {
+            let sealed = seal_record(current, record_key, record.clone())?;
+            if sealed == record {
+                Ok(Resealed::Unchanged) // no secrets (or not JSON)
+            } else {
+                Ok(Resealed::FromClear(sealed))
+            }
+        }
+    }
+}
+
+/// What [`RedbStore::reseal_secrets`](crate::RedbStore::reseal_secrets) did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ResealReport {
+    /// Records whose secrets were sealed under a previous key and are now sealed
+    /// under the current one.
+    pub from_previous: u64,
+    /// Records whose secrets were in clear (written before a key was configured)
+    /// and are now sealed.
+    pub from_clear: u64,
+    /// Records left as they were: already under the current key, or without secrets.
+    pub unchanged: u64,
+}
+
+/// Re-seals every record of the integrations table under `keys[0]`, inside `txn`.
+/// One record that no key opens fails the whole call (the caller aborts `txn`, so
+/// nothing is rewritten).
+pub(crate) fn reseal_table(
+    txn: &redb::WriteTransaction,
+    keys: &[SealKey],
+) -> Result<ResealReport, StoreError> {
+    use redb::ReadableTable;
+    let mut t = txn
+        .open_table(crate::tables::data(Table::Integrations))
+        .map_err(from_redb)?;
+    let mut rewrites = Vec::new();
+    let mut report = ResealReport::default();
+    for entry in t.iter().map_err(from_redb)? {
+        let (k, v) = entry.map_err(from_redb)?;
+        let key = k.value();
+        match reseal_record(keys, key, v.value().to_vec())? {
+            Resealed::Unchanged => report.unchanged += 1,
+            Resealed::FromPrevious(v) => {
+                report.from_previous += 1;
+                rewrites.push((key.to_owned(), v));
+            }
+            Resealed::FromClear(v) => {
+                report.from_clear += 1;
+                rewrites.push((key.to_owned(), v));
+            }
+        }
+    }
+    for (k, v) in rewrites {
+        t.insert(k.as_str(), v.as_slice()).map_err(from_redb)?;
+    }
+    Ok(report)
 }
 
 fn is_sealed(v: &serde_json::Value) -> bool {
@@ -246,6 +373,51 @@ mod tests {
     }
 
     #[test]
+    fn resealing_moves_records_to_the_current_key() {
+        let old = key();
+        let new = SealKey::from_bytes(&[7u8; 32]).expect("key");
+        let both = [new.clone(), old.clone()];
+        let rec = br#"{"name":"slack","secrets":{"token":"xoxb-123"}}"#.to_vec();
+        let under_old = seal_record(&old, "slack", rec.clone()).expect("seal");
+        // Reading during the rotation: the old key is accepted.
+        let opened = open_record(&both, "slack", under_old.clone()).expect("open");
+        let v: serde_json::Value = serde_json::from_slice(&opened).expect("json");
+        assert_eq!(v["secrets"]["token"], "xoxb-123");
+        let Resealed::FromPrevious(under_new) =
+            reseal_record(&both, "slack", under_old.clone()).expect("reseal")
+        else {
+            panic!("a record under the old key is re-sealed");
+        };
+        assert!(!String::from_utf8_lossy(&under_new).contains("xoxb-123"));
+        // Now the new key alone opens it and the old one does not.
+        let opened = open_record(std::slice::from_ref(&new), "slack", under_new.clone())
+            .expect("new key opens");
+        let v: serde_json::Value = serde_json::from_slice(&opened).expect("json");
+        assert_eq!(v["secrets"]["token"], "xoxb-123");
+        assert!(open_record(std::slice::from_ref(&old), "slack", under_new.clone()).is_err());
+        // Already current, clear, and secret-less records.
+        assert!(matches!(
+            reseal_record(&both, "slack", under_new).expect("reseal"),
+            Resealed::Unchanged
+        ));
+        let Resealed::FromClear(sealed) = reseal_record(&both, "slack", rec).expect("reseal clear")
+        else {
+            panic!("clear secrets get sealed");
+        };
+        assert!(open_record(std::slice::from_ref(&new), "slack", sealed).is_ok());
+        assert!(matches!(
+            reseal_record(&both, "x", br#"{"name":"x"}"#.to_vec()).expect("reseal"),
+            Resealed::Unchanged
+        ));
+        // A record no configured key opens is an error naming it.
+        let stranger = SealKey::from_bytes(&[9u8; 32]).expect("key");
+        let foreign = seal_record(&stranger, "pd", br#"{"secrets":"s"}"#.to_vec()).expect("seal");
+        let e = reseal_record(&both, "pd", foreign).expect_err("unknown key");
+        assert!(e.to_string().contains("integrations/pd"), "{e}");
+        assert!(e.to_string().contains("wrong encryption key"), "{e}");
+    }
+
+    #[test]
     fn record_sealing_hides_only_secrets() {
         let k = key();
         let rec = br#"{"name":"slack","secrets":{"token":"xoxb-123"}}"#.to_vec();
@@ -258,11 +430,11 @@ mod tests {
             seal_record(&k, "slack", sealed.clone()).expect("reseal"),
             sealed
         );
-        let opened = open_record(Some(&k), "slack", sealed.clone()).expect("open");
+        let opened = open_record(std::slice::from_ref(&k), "slack", sealed.clone()).expect("open");
         let v: serde_json::Value = serde_json::from_slice(&opened).expect("json");
         assert_eq!(v["secrets"]["token"], "xoxb-123");
         // Without a key: a clear error, not the ciphertext.
-        let e = open_record(None, "slack", sealed).expect_err("no key");
+        let e = open_record(&[], "slack", sealed).expect_err("no key");
         assert!(e.to_string().contains("no encryption key"), "{e}");
         // Records without secrets pass through untouched.
         let plain = br#"{"name":"x"}"#.to_vec();

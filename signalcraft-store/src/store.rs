@@ -25,11 +25,19 @@ pub struct StoreOptions {
     /// Seals the `secrets` field of [`Table::Integrations`] records at rest
     /// (see [`crate::seal`]). `None` stores them as given.
     pub encryption_key: Option<SealKey>,
+    /// Keys of a rotation in progress: records sealed under any of them are still
+    /// opened on read; writes always seal under `encryption_key`.
+    /// [`RedbStore::reseal_secrets`] moves every record to `encryption_key`, after
+    /// which these can be removed from the configuration.
+    pub previous_keys: Vec<SealKey>,
     /// Most requests the writer groups into one transaction (≥ 1).
     pub max_group: usize,
     /// Largest record accepted, in bytes; a bigger one fails its batch alone.
     pub max_value_bytes: usize,
-    /// redb page cache size in bytes.
+    /// redb page cache size in bytes (default 256 MiB). The cache holds pages
+    /// read or written recently; it counts towards the process's resident memory
+    /// once filled, so a small deployment can lower it (e.g. 16 MiB) at the cost of
+    /// more reads from the OS page cache for data sets larger than it.
     pub cache_bytes: usize,
 }
 
@@ -37,6 +45,7 @@ impl Default for StoreOptions {
     fn default() -> Self {
         StoreOptions {
             encryption_key: None,
+            previous_keys: Vec::new(),
             max_group: 1024,
             max_value_bytes: 16 << 20,
             cache_bytes: 256 << 20,
@@ -49,6 +58,8 @@ pub(crate) struct Inner {
     pub(crate) db: Arc<RwLock<Database>>,
     pub(crate) cache: Arc<ReadCache>,
     pub(crate) opts: StoreOptions,
+    /// `encryption_key` (if any) followed by `previous_keys`: the keys reads try.
+    read_keys: Vec<SealKey>,
     path: PathBuf,
     released_claims: usize,
 }
@@ -111,12 +122,19 @@ impl RedbStore {
         let db = Arc::new(RwLock::new(db));
         let cache = Arc::new(ReadCache::default());
         let writer = Writer::start(db.clone(), cache.clone(), opts.max_group)?;
+        let read_keys = opts
+            .encryption_key
+            .iter()
+            .chain(&opts.previous_keys)
+            .cloned()
+            .collect();
         Ok(RedbStore {
             inner: Arc::new(Inner {
                 writer,
                 db,
                 cache,
                 opts,
+                read_keys,
                 path,
                 released_claims,
             }),
@@ -158,6 +176,33 @@ impl RedbStore {
         match self.inner.writer.compact().await {
             Err(StoreError::Conflict(_)) => Ok(false),
             other => other,
+        }
+    }
+
+    /// Re-seals the secrets of every integration record under the current
+    /// `encryption_key`: records sealed under one of `previous_keys` are opened and
+    /// sealed again, records with secrets in clear are sealed, the rest is left
+    /// alone. Runs as ONE durable transaction on the writer thread, so it never
+    /// races a concurrent write of the same record and is all-or-nothing: a record
+    /// that no configured key opens fails the call and nothing is rewritten.
+    ///
+    /// Key rotation: reopen the store with the new key as `encryption_key` and the
+    /// old one in `previous_keys` (reads keep working throughout), call this, then
+    /// drop the old key from the configuration.
+    pub async fn reseal_secrets(&self) -> Result<seal::ResealReport, crate::Error> {
+        let Some(current) = self.inner.opts.encryption_key.clone() else {
+            return Err(crate::Error::InvalidOption {
+                field: "encryption_key",
+                message: "re-sealing secrets needs an encryption key".into(),
+            });
+        };
+        let mut keys = vec![current];
+        keys.extend(self.inner.opts.previous_keys.iter().cloned());
+        match self.inner.writer.submit(Op::Reseal(keys)).await? {
+            crate::writer::Reply::Resealed(r) => Ok(r),
+            other => Err(crate::Error::Store(StoreError::Corrupt(format!(
+                "writer answered a re-seal with {other:?}"
+            )))),
         }
     }
 
@@ -226,7 +271,7 @@ impl RedbStore {
         value: Vec<u8>,
     ) -> Result<Vec<u8>, StoreError> {
         if table == Table::Integrations {
-            seal::open_record(self.inner.opts.encryption_key.as_ref(), key, value)
+            seal::open_record(&self.inner.read_keys, key, value)
         } else {
             Ok(value)
         }

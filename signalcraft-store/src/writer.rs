@@ -34,6 +34,8 @@ pub(crate) enum Op {
     Write(Vec<WriteOp>),
     /// A scheduler operation.
     Sched(SchedOp),
+    /// Re-seal every integration record under `keys[0]` (see [`crate::seal`]).
+    Reseal(Vec<crate::seal::SealKey>),
 }
 
 /// The answer to an [`Op`].
@@ -43,6 +45,7 @@ pub(crate) enum Reply {
     Bool(bool),
     Count(usize),
     Jobs(Vec<signalcraft_core::scheduler::Job>),
+    Resealed(crate::seal::ResealReport),
 }
 
 type ReplyTx = oneshot::Sender<Result<Reply, StoreError>>;
@@ -60,6 +63,8 @@ pub(crate) struct Counters {
     requests: AtomicU64,
     transactions: AtomicU64,
     fallbacks: AtomicU64,
+    apply_nanos: AtomicU64,
+    commit_nanos: AtomicU64,
 }
 
 /// A snapshot of the writer's counters.
@@ -71,6 +76,13 @@ pub struct WriterStats {
     pub transactions: u64,
     /// Groups that had to be re-run one transaction per request.
     pub fallbacks: u64,
+    /// Wall time the writer spent inside transactions before their commit
+    /// (begin, applying the writes), in nanoseconds.
+    pub apply_nanos: u64,
+    /// Wall time the writer spent in `commit` (writing pages out and the fsync), in
+    /// nanoseconds. Comparing it with [`WriterStats::apply_nanos`] shows whether the
+    /// disk or the CPU bounds durable throughput.
+    pub commit_nanos: u64,
 }
 
 /// The handle callers use to reach the writer thread.
@@ -108,6 +120,8 @@ impl Writer {
             requests: self.counters.requests.load(Ordering::Relaxed),
             transactions: self.counters.transactions.load(Ordering::Relaxed),
             fallbacks: self.counters.fallbacks.load(Ordering::Relaxed),
+            apply_nanos: self.counters.apply_nanos.load(Ordering::Relaxed),
+            commit_nanos: self.counters.commit_nanos.load(Ordering::Relaxed),
         }
     }
 
@@ -203,7 +217,7 @@ enum GroupFailure {
 fn run_group(db: &RwLock<Database>, cache: &ReadCache, group: Vec<(Op, ReplyTx)>, c: &Counters) {
     let ops: Vec<&Op> = group.iter().map(|(op, _)| op).collect();
     c.transactions.fetch_add(1, Ordering::Relaxed);
-    match transact(db, cache, &ops) {
+    match transact(db, cache, &ops, c) {
         Ok(replies) => {
             for ((_, tx), r) in group.into_iter().zip(replies) {
                 let _ = tx.send(Ok(r));
@@ -219,7 +233,7 @@ fn run_group(db: &RwLock<Database>, cache: &ReadCache, group: Vec<(Op, ReplyTx)>
             c.fallbacks.fetch_add(1, Ordering::Relaxed);
             for (op, tx) in group {
                 c.transactions.fetch_add(1, Ordering::Relaxed);
-                let result = match transact(db, cache, &[&op]) {
+                let result = match transact(db, cache, &[&op], c) {
                     Ok(mut r) => Ok(r.pop().unwrap_or(Reply::Unit)),
                     Err(GroupFailure::Apply(e) | GroupFailure::Commit(e)) => Err(e),
                 };
@@ -240,7 +254,9 @@ fn transact(
     db: &RwLock<Database>,
     cache: &ReadCache,
     ops: &[&Op],
+    c: &Counters,
 ) -> Result<Vec<Reply>, GroupFailure> {
+    let started = std::time::Instant::now();
     let mut txn = db
         .read()
         .begin_write()
@@ -259,7 +275,7 @@ fn transact(
         let result = if run > 0 {
             let writes = ops[i..i + run].iter().flat_map(|op| match op {
                 Op::Write(w) => w.as_slice(),
-                Op::Sched(_) => &[],
+                Op::Sched(_) | Op::Reseal(_) => &[],
             });
             tables::apply_writes(&txn, writes).map(|()| {
                 replies.extend((0..run).map(|_| Reply::Unit));
@@ -279,10 +295,19 @@ fn transact(
             }
         }
     }
+    let applied = std::time::Instant::now();
     let committed = txn.commit();
     cache.invalidate();
+    c.apply_nanos
+        .fetch_add(nanos(applied - started), Ordering::Relaxed);
+    c.commit_nanos
+        .fetch_add(nanos(applied.elapsed()), Ordering::Relaxed);
     committed.map_err(|e| GroupFailure::Commit(from_redb(e)))?;
     Ok(replies)
+}
+
+fn nanos(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
 fn apply(txn: &WriteTransaction, op: &Op) -> Result<Reply, StoreError> {
@@ -292,6 +317,7 @@ fn apply(txn: &WriteTransaction, op: &Op) -> Result<Reply, StoreError> {
             Ok(Reply::Unit)
         }
         Op::Sched(s) => s.apply(txn),
+        Op::Reseal(keys) => crate::seal::reseal_table(txn, keys).map(Reply::Resealed),
     }
 }
 

@@ -199,6 +199,152 @@ async fn integration_secrets_are_sealed_at_rest() {
     assert!(e.to_string().contains("wrong encryption key"), "{e}");
 }
 
+/// Key rotation: reopen with the new key and the old one as a previous key; reads
+/// work throughout; `reseal_secrets` moves every record to the new key in one
+/// transaction; afterwards the new key alone reads everything and the old key
+/// reads nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_rotation_reseals_every_secret_under_the_new_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("s.redb");
+    let old = SealKey::from_bytes(&[0x11; 32]).expect("key");
+    let new = SealKey::from_bytes(&[0x22; 32]).expect("key");
+    let token = |i: usize| format!("tok-{i:03}-{}", "s".repeat(20));
+    let record = |i: usize| {
+        format!(
+            r#"{{"kind":"slack","n":{i},"secrets":{{"token":"{}"}}}}"#,
+            token(i)
+        )
+    };
+    let read_all = |s: RedbStore| async move {
+        let mut out = Vec::new();
+        for i in 0..40 {
+            let v = s.get(Table::Integrations, &format!("int-{i:03}")).await?;
+            let v: serde_json::Value = serde_json::from_slice(&v.expect("row")).expect("json");
+            out.push(v["secrets"]["token"].as_str().expect("token").to_owned());
+        }
+        Ok::<_, StoreError>(out)
+    };
+    let expected: Vec<String> = (0..40).map(token).collect();
+    {
+        // 30 records sealed under the old key, 10 written before any key existed.
+        let s = RedbStore::open(&path).expect("open keyless");
+        for i in 30..40 {
+            s.commit(put(Table::Integrations, &format!("int-{i:03}"), &record(i)))
+                .await
+                .expect("commit");
+        }
+        drop(s);
+        let opts = StoreOptions {
+            encryption_key: Some(old.clone()),
+            ..StoreOptions::default()
+        };
+        let s = RedbStore::open_with(&path, opts).expect("open old key");
+        for i in 0..30 {
+            s.commit(put(Table::Integrations, &format!("int-{i:03}"), &record(i)))
+                .await
+                .expect("commit");
+        }
+    }
+    let rotating = StoreOptions {
+        encryption_key: Some(new.clone()),
+        previous_keys: vec![old.clone()],
+        ..StoreOptions::default()
+    };
+    {
+        let s = RedbStore::open_with(&path, rotating.clone()).expect("open rotating");
+        // During the rotation both old- and new-key records read back.
+        assert_eq!(read_all(s.clone()).await.expect("read"), expected);
+        // A write during the rotation is sealed under the new key.
+        s.commit(put(Table::Integrations, "int-000", &record(0)))
+            .await
+            .expect("commit");
+        let report = s.reseal_secrets().await.expect("reseal");
+        assert_eq!(report.from_previous, 29, "{report:?}");
+        assert_eq!(report.from_clear, 10, "{report:?}");
+        assert_eq!(report.unchanged, 1, "{report:?}");
+        // Idempotent: a second run has nothing left to do.
+        let again = s.reseal_secrets().await.expect("reseal again");
+        assert_eq!(again.unchanged, 40, "{again:?}");
+        assert_eq!(read_all(s).await.expect("read"), expected);
+    }
+    // After the rotation: the new key alone reads everything...
+    let only_new = StoreOptions {
+        encryption_key: Some(new.clone()),
+        ..StoreOptions::default()
+    };
+    {
+        let s = RedbStore::open_with(&path, only_new).expect("open new key");
+        assert_eq!(read_all(s).await.expect("read"), expected);
+    }
+    // ...no secret is in the file in clear, and the old key opens nothing.
+    let raw = std::fs::read(&path).expect("read file");
+    assert!(!raw.windows(8).any(|w| w == b"tok-000-" || w == b"tok-035-"));
+    let only_old = StoreOptions {
+        encryption_key: Some(old),
+        ..StoreOptions::default()
+    };
+    let s = RedbStore::open_with(&path, only_old).expect("open old key");
+    for i in [0usize, 5, 35] {
+        let e = s
+            .get(Table::Integrations, &format!("int-{i:03}"))
+            .await
+            .expect_err("old key no longer opens");
+        assert!(e.to_string().contains("wrong encryption key"), "{e}");
+    }
+}
+
+/// A record no configured key opens fails the re-seal, which then rewrites nothing;
+/// re-sealing without a current key is an option error.
+#[tokio::test]
+async fn reseal_is_all_or_nothing_and_needs_a_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("s.redb");
+    let a = SealKey::from_bytes(&[0xA; 32]).expect("key");
+    let b = SealKey::from_bytes(&[0xB; 32]).expect("key");
+    let stranger = SealKey::from_bytes(&[0xC; 32]).expect("key");
+    let rec = r#"{"secrets":"hunter2"}"#;
+    for (k, key) in [("int-a", &a), ("int-z", &stranger)] {
+        let opts = StoreOptions {
+            encryption_key: Some(key.clone()),
+            ..StoreOptions::default()
+        };
+        let s = RedbStore::open_with(&path, opts).expect("open");
+        s.commit(put(Table::Integrations, k, rec))
+            .await
+            .expect("commit");
+    }
+    let opts = StoreOptions {
+        encryption_key: Some(b.clone()),
+        previous_keys: vec![a.clone()],
+        ..StoreOptions::default()
+    };
+    {
+        let s = RedbStore::open_with(&path, opts).expect("open");
+        let e = s
+            .reseal_secrets()
+            .await
+            .expect_err("int-z opens with no key");
+        assert!(e.to_string().contains("integrations/int-z"), "{e}");
+    }
+    // int-a was not rewritten: key a alone still opens it.
+    let opts = StoreOptions {
+        encryption_key: Some(a),
+        ..StoreOptions::default()
+    };
+    let s = RedbStore::open_with(&path, opts).expect("open");
+    assert!(
+        s.get(Table::Integrations, "int-a")
+            .await
+            .expect("get")
+            .is_some()
+    );
+    drop(s);
+    let s = RedbStore::open(&path).expect("open keyless");
+    let e = s.reseal_secrets().await.expect_err("no key");
+    assert!(e.to_string().contains("encryption_key"), "{e}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn group_commit_batches_and_isolates_a_bad_batch() {
     let dir = tempfile::tempdir().expect("tempdir");
