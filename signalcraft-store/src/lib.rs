@@ -26,10 +26,12 @@
 //! * [`seal`]: encryption at rest of integration secrets.
 //! * [`retention`]: removing closed incidents (and their alerts, timeline) by age.
 //! * [`backup`]: consistent JSON Lines export and import.
+//! * [`copy`]: consistent backup as a redb file, taken while running.
 //! * [`error`]: this crate's [`Error`], and the redb → `StoreError` mapping.
 #![deny(missing_docs)]
 
 pub mod backup;
+pub mod copy;
 pub mod error;
 pub mod retention;
 pub mod scheduler;
