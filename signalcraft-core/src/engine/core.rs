@@ -4,9 +4,13 @@
 //! ([`super::Engine`]) persists, schedules and notifies. The ingest hot path
 //! (fingerprint → dedup → route → group) allocates only for alerts it has not seen.
 //!
-//! Grouping follows Alertmanager: a new group flushes after `group_wait`; after each
-//! flush the group re-arms one flush per `group_interval` ("tick") while it exists,
-//! and a tick notifies only when [`needs_update`] says so. Two SignalCraft rules on top:
+//! Grouping follows Alertmanager: a new group flushes after `group_wait`; after that
+//! its flushes fall on `group_interval` ticks counted from the last flush, and a flush
+//! notifies only when [`needs_update`] says so. Unlike Alertmanager, a settled group
+//! (every member notified, none muted) does not flush every tick: its next flush is
+//! parked at the repeat deadline and pulled back in to the next tick when an alert
+//! joins, re-fires or resolves (`pull_in`), which sends exactly what the every-tick
+//! flushes would, without a job and a write per group per tick. Two rules on top:
 //! when the last firing alert of a notified group resolves, the flush is pulled in to
 //! `now + resolve_wait` (prompt resolves, alertmanager#1510); and repeats of an unchanged
 //! group are sent only while its incident is still `open` (nobody is paged again about
@@ -329,7 +333,12 @@ impl EngineCore {
             *self.firing.entry(h).or_insert(0) += 1;
             if let Some(g) = self.groups.get_mut(&h) {
                 g.alerts.push(fp);
-                if let Some(inc) = g.incident.clone() {
+                let joins_flushed = g.last_flush.is_some();
+                let inc = g.incident.clone();
+                if joins_flushed {
+                    self.pull_in(h, None, now, out);
+                }
+                if let Some(inc) = inc {
                     self.timeline_if_active(
                         &inc,
                         Actor::integration(&alert.source.integration),
@@ -433,27 +442,23 @@ impl EngineCore {
                 }
                 None => 0,
             };
-            let Some(g) = self.groups.get_mut(&h) else {
+            let Some(g) = self.groups.get(&h) else {
                 continue;
             };
             let inc = g.incident.clone();
-            if left == 0 && g.nflog.as_ref().is_some_and(|n| !n.firing.is_empty()) {
-                let wait = self
-                    .cfg
-                    .routes
-                    .get(g.route_index)
-                    .map(|r| r.resolve_wait)
-                    .unwrap_or_default();
-                let due = add(now, wait);
-                if g.next_flush.is_none_or(|nf| due < nf) {
-                    if let Some(old) = g.next_flush {
-                        out.push(Effect::Cancel(AggregationGroup::job_id(&g.key, old)));
-                    }
-                    g.next_flush = Some(due);
-                    out.push(Effect::Schedule(flush_job(&g.key, due)));
-                    out.push(Effect::Persist(Record::Group(h)));
-                }
-            }
+            // The last firing alert of a notified group resolved: deliver the resolve
+            // after resolve_wait instead of at the next tick (alertmanager#1510).
+            let sooner = (left == 0 && g.nflog.as_ref().is_some_and(|n| !n.firing.is_empty()))
+                .then(|| {
+                    let wait = self
+                        .cfg
+                        .routes
+                        .get(g.route_index)
+                        .map(|r| r.resolve_wait)
+                        .unwrap_or_default();
+                    add(now, wait)
+                });
+            self.pull_in(h, sooner, now, out);
             if let Some(inc) = inc {
                 self.timeline_if_active(
                     &inc,
@@ -492,6 +497,7 @@ impl EngineCore {
         out.push(Effect::Persist(Record::Alert(fp)));
         for h in groups {
             *self.firing.entry(h).or_insert(0) += 1;
+            self.pull_in(h, None, now, out);
             if let Some(inc) = self.groups.get(&h).and_then(|g| g.incident.clone()) {
                 self.timeline_if_active(
                     &inc,
@@ -623,6 +629,9 @@ impl EngineCore {
         let mut firing = Vec::new();
         let mut resolved = Vec::new();
         let mut any_firing = false;
+        // A firing alert held back by a silence, an inhibit rule or a mute window: those
+        // can lift without any event reaching this group, so the group keeps ticking.
+        let mut any_muted = false;
         for fp in &g.alerts {
             let Some(e) = self.alerts.get(fp) else {
                 continue;
@@ -633,15 +642,18 @@ impl EngineCore {
             }
             any_firing = true;
             if time_muted {
+                any_muted = true;
                 continue;
             }
             if self.silences.muted_by(&e.alert.labels, now).is_some() {
+                any_muted = true;
                 out.push(Effect::Event(EngineEvent::AlertSilenced {
                     fingerprint: *fp,
                 }));
                 continue;
             }
             if self.inhibitor.is_inhibited(*fp, &e.alert.labels) {
+                any_muted = true;
                 out.push(Effect::Event(EngineEvent::AlertInhibited {
                     fingerprint: *fp,
                 }));
@@ -700,13 +712,64 @@ impl EngineCore {
             }));
             return;
         }
-        let interval = self
+        let (interval, repeat) = self
             .cfg
             .routes
             .get(g.route_index)
-            .map(|r| r.group_interval)
-            .unwrap_or(Duration::from_secs(300));
-        let due = add(now, interval);
+            .map(|r| (r.group_interval, r.repeat_interval))
+            .unwrap_or((Duration::from_secs(300), Duration::from_secs(4 * 3600)));
+        let due = if g.alerts.is_empty() || any_muted {
+            // Retire the emptied group next tick / re-check the mutes every tick.
+            add(now, interval)
+        } else {
+            // Settled: the receiver knows every member and nothing is muted, so only a
+            // repeat can be due until an alert joins, re-fires or resolves (those pull
+            // the flush in, see `pull_in`). A repeat suppressed now (incident no longer
+            // open) is next looked at one repeat_interval later.
+            let repeat_at = g
+                .nflog
+                .as_ref()
+                .map(|n| add(n.at, repeat))
+                .filter(|&t| t > now)
+                .unwrap_or_else(|| add(now, repeat));
+            next_tick(now, interval, repeat_at)
+        };
+        g.next_flush = Some(due);
+        out.push(Effect::Schedule(flush_job(&g.key, due)));
+        // An idle flush changed nothing worth keeping: the stored record (with its older
+        // `next_flush`, re-armed at recovery and then re-decided) stays valid.
+        if notified {
+            out.push(Effect::Persist(Record::Group(h)));
+        }
+    }
+
+    /// An alert joined, re-fired or resolved in group `h`: make sure a flush is armed at
+    /// the group's next `group_interval` tick (Alertmanager's timing), pulling in a
+    /// flush parked at the repeat deadline. No-op while the first flush (`group_wait`)
+    /// is pending. `sooner` is an earlier due time wanted anyway (resolve_wait).
+    fn pull_in(
+        &mut self,
+        h: u64,
+        sooner: Option<Timestamp>,
+        now: Timestamp,
+        out: &mut Vec<Effect>,
+    ) {
+        let Some(g) = self.groups.get_mut(&h) else {
+            return;
+        };
+        let tick = match (g.last_flush, self.cfg.routes.get(g.route_index)) {
+            (Some(lf), Some(r)) => Some(next_tick(lf, r.group_interval, now)),
+            _ => None,
+        };
+        let Some(due) = [tick, sooner].into_iter().flatten().min() else {
+            return;
+        };
+        if g.next_flush.is_some_and(|nf| nf <= due) {
+            return;
+        }
+        if let Some(old) = g.next_flush {
+            out.push(Effect::Cancel(AggregationGroup::job_id(&g.key, old)));
+        }
         g.next_flush = Some(due);
         out.push(Effect::Schedule(flush_job(&g.key, due)));
         out.push(Effect::Persist(Record::Group(h)));
@@ -1863,6 +1926,22 @@ fn verb_past(s: IncidentState) -> &'static str {
         IncidentState::Resolved => "resolved",
         IncidentState::Closed => "closed",
     }
+}
+
+/// The first `anchor + k·interval` (k ≥ 1) at or after `at_least`: the group's
+/// `group_interval` ticks counted from its last flush. A zero interval gives
+/// `max(anchor, at_least)`.
+fn next_tick(anchor: Timestamp, interval: Duration, at_least: Timestamp) -> Timestamp {
+    let first = add(anchor, interval);
+    if first >= at_least || interval.is_zero() {
+        return first.max(at_least);
+    }
+    let behind = at_least.duration_since(anchor).as_nanos();
+    let step = i128::try_from(interval.as_nanos()).unwrap_or(i128::MAX);
+    let k = (behind + step - 1) / step;
+    let ticks = u32::try_from(k).unwrap_or(u32::MAX);
+    let total = interval.checked_mul(ticks).unwrap_or(Duration::MAX);
+    add(anchor, total).max(at_least)
 }
 
 /// The flush job for a group at `due`.
