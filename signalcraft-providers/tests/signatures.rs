@@ -363,6 +363,62 @@ fn sns_certificate_comes_from_the_cache_when_not_configured() {
     assert_eq!(p.certificate_to_fetch(&req).unwrap(), None);
 }
 
+/// A certificate (same key, so the signature itself verifies) used outside its
+/// validity period is refused as `unauthorized`, both after `notAfter` and before
+/// `notBefore`; the same message verifies with the valid certificate.
+#[test]
+fn sns_certificate_outside_its_validity_period_is_refused() {
+    let expired = fs::read_to_string(root().join("cloudwatch/signing/expired-cert.pem")).unwrap();
+    let key = signalcraft_providers::sources::sns::SigningKey::from_pem(&expired).unwrap();
+    let (nb, na) = key.validity();
+    assert_eq!(nb, "2020-01-01T00:00:00Z".parse::<Timestamp>().unwrap());
+    assert_eq!(na, "2021-01-01T00:00:00Z".parse::<Timestamp>().unwrap());
+    let body = fixture("cloudwatch/alarm_firing.json");
+    let at = sns_time(&body); // 2024: after notAfter
+    let req = InboundRequest::from_body(body.clone());
+    let p = build(
+        &Integration::new("cloudwatch", "aws")
+            .with_options(json!({"certificates": {CERT_URL: expired}})),
+    );
+    match p.verify(&req, at) {
+        Err(ProviderError::Unauthorized { message, .. }) => {
+            assert!(
+                message.contains("expired at 2021-01-01T00:00:00Z"),
+                "{message}"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(kind(cloudwatch(json!({})).verify(&req, at)), "ok");
+    // Before notBefore (the check runs before the replay window).
+    let early: Timestamp = "2019-06-01T00:00:00Z".parse().unwrap();
+    match p.verify(&req, early) {
+        Err(ProviderError::Unauthorized { message, .. }) => {
+            assert!(
+                message.contains("not valid before 2020-01-01T00:00:00Z"),
+                "{message}"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        key.check_valid_at("2020-06-01T00:00:00Z".parse().unwrap()),
+        Ok(())
+    ));
+    // The same holds for a certificate that came through the cache.
+    let cache = CertificateCache::new();
+    cache
+        .insert_pem(
+            CERT_URL,
+            &fs::read_to_string(root().join("cloudwatch/signing/expired-cert.pem")).unwrap(),
+        )
+        .unwrap();
+    let cached = CloudWatchType::with_cache(cache)
+        .build_provider(&Integration::new("cloudwatch", "aws"), Verification::Verify)
+        .unwrap();
+    assert_eq!(kind(cached.verify(&req, at)), "unauthorized");
+}
+
 #[test]
 fn sns_topic_allow_list() {
     let p = cloudwatch(json!({"topic_arns": ["arn:aws:sns:us-east-1:123456789012:other-topic"]}));

@@ -11,7 +11,8 @@
 //! confirms it through an injected [`SubscriptionConfirmer`] instead.
 //!
 //! `verify` checks the SNS signature (see [`super::sns`]) with a certificate from
-//! `options.certificates` or the shared [`CertificateCache`], the `SigningCertURL` host,
+//! `options.certificates` or the shared [`CertificateCache`] that is within its validity
+//! period at `now` (else `Unauthorized`), the `SigningCertURL` host,
 //! the topic allow-list `topic_arns`, and that `Timestamp` is within
 //! `replay_window_secs` (default 3600, SNS's longest default retry span) of now.
 
@@ -444,6 +445,13 @@ impl Provider for CloudWatchProvider {
             .ok_or_else(|| ProviderError::CertificateUnavailable {
                 provider: TYPE.into(),
                 url: url.clone(),
+            })?;
+        // A certificate outside its validity period signs nothing (checked at the
+        // caller's clock, which the replay window below ties to the message time).
+        key.check_valid_at(now)
+            .map_err(|e| ProviderError::Unauthorized {
+                provider: TYPE.into(),
+                message: format!("{url}: {e}"),
             })?;
         let to_sign = env.string_to_sign().ok_or_else(|| {
             self.common

@@ -10,13 +10,15 @@
 //!   `SubscribeURL`, `Timestamp`, `Token`, `TopicArn`, `Type`.
 //!
 //! Certificates come from configuration or from a [`CertificateCache`] the embedder
-//! fills; this module never does I/O. [`check_signing_cert_url`] is the only gate a
+//! fills; a certificate is used only within its validity period
+//! ([`SigningKey::check_valid_at`]). This module never does I/O. [`check_signing_cert_url`] is the only gate a
 //! fetcher may use: it admits `https` URLs on `sns.<region>.amazonaws.com[.cn]` only.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use base64::Engine as _;
+use jiff::Timestamp;
 use parking_lot::RwLock;
 use serde::Deserialize;
 
@@ -152,22 +154,82 @@ pub fn arn_region(arn: &str) -> Option<&str> {
     arn.split(':').nth(3)
 }
 
-/// An RSA public key extracted from a signing certificate (PKCS#1 `RSAPublicKey` DER).
+/// An RSA public key extracted from a signing certificate (PKCS#1 `RSAPublicKey` DER),
+/// with the certificate's validity period.
 #[derive(Clone, PartialEq, Eq)]
-pub struct SigningKey(Vec<u8>);
+pub struct SigningKey {
+    key: Vec<u8>,
+    not_before: Timestamp,
+    not_after: Timestamp,
+}
 
 impl std::fmt::Debug for SigningKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "SigningKey({} bytes)", self.0.len())
+        write!(
+            f,
+            "SigningKey({} bytes, valid {} to {})",
+            self.key.len(),
+            self.not_before,
+            self.not_after
+        )
     }
 }
 
+/// Why a signing certificate may not be used at a given time.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CertificateTimeError {
+    /// The time is before the certificate's `notBefore`.
+    #[error("signing certificate is not valid before {not_before} (checked at {at})")]
+    NotYetValid {
+        /// The certificate's `notBefore`.
+        not_before: Timestamp,
+        /// The time checked.
+        at: Timestamp,
+    },
+    /// The time is after the certificate's `notAfter`.
+    #[error("signing certificate expired at {not_after} (checked at {at})")]
+    Expired {
+        /// The certificate's `notAfter`.
+        not_after: Timestamp,
+        /// The time checked.
+        at: Timestamp,
+    },
+}
+
 impl SigningKey {
-    /// Reads the RSA public key of the first certificate in a PEM document.
+    /// Reads the RSA public key and validity period of the first certificate in a PEM
+    /// document.
     pub fn from_pem(pem: &str) -> Result<Self, String> {
         let der = pem_certificate(pem)?;
-        let pk = rsa_public_key_of_certificate(&der)?;
-        Ok(SigningKey(pk.to_vec()))
+        let parts = certificate_parts(&der)?;
+        Ok(SigningKey {
+            key: parts.rsa_public_key.to_vec(),
+            not_before: parts.not_before,
+            not_after: parts.not_after,
+        })
+    }
+
+    /// The certificate's `notBefore` and `notAfter` (RFC 5280 §4.1.2.5).
+    pub fn validity(&self) -> (Timestamp, Timestamp) {
+        (self.not_before, self.not_after)
+    }
+
+    /// Checks that `at` lies within the certificate's validity period (both ends
+    /// inclusive, as RFC 5280 defines them).
+    pub fn check_valid_at(&self, at: Timestamp) -> Result<(), CertificateTimeError> {
+        if at < self.not_before {
+            return Err(CertificateTimeError::NotYetValid {
+                not_before: self.not_before,
+                at,
+            });
+        }
+        if at > self.not_after {
+            return Err(CertificateTimeError::Expired {
+                not_after: self.not_after,
+                at,
+            });
+        }
+        Ok(())
     }
 
     /// Verifies `signature` over `message`: `version` `1` = SHA1withRSA, `2` = SHA256withRSA.
@@ -178,7 +240,7 @@ impl SigningKey {
             "2" => &sig::RSA_PKCS1_2048_8192_SHA256,
             other => return Err(format!("unsupported SignatureVersion {other:?}")),
         };
-        sig::UnparsedPublicKey::new(alg, &self.0)
+        sig::UnparsedPublicKey::new(alg, &self.key)
             .verify(message, signature)
             .map_err(|_| "signature does not verify".to_string())
     }
@@ -239,6 +301,64 @@ fn expect<'a>(input: &'a [u8], tag: u8, what: &str) -> Result<(&'a [u8], &'a [u8
 
 /// rsaEncryption, 1.2.840.113549.1.1.1.
 const RSA_ENCRYPTION_OID: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01];
+
+/// What a signing certificate contributes: its key and validity period.
+struct CertificateParts<'a> {
+    rsa_public_key: &'a [u8],
+    not_before: Timestamp,
+    not_after: Timestamp,
+}
+
+/// Walks `Certificate → tbsCertificate → {validity, subjectPublicKeyInfo}` (RFC 5280
+/// §4.1) and returns the validity period and the `RSAPublicKey` inside the BIT STRING.
+fn certificate_parts(der: &[u8]) -> Result<CertificateParts<'_>, String> {
+    let rsa_public_key = rsa_public_key_of_certificate(der)?;
+    let (cert, _) = expect(der, 0x30, "Certificate SEQUENCE")?;
+    let (tbs, _) = expect(cert, 0x30, "tbsCertificate SEQUENCE")?;
+    let mut rest = tbs;
+    let (tag, _, after) = der_tlv(rest)?;
+    if tag == 0xa0 {
+        rest = after;
+    }
+    let (_, rest) = expect(rest, 0x02, "serialNumber INTEGER")?;
+    let (_, rest) = expect(rest, 0x30, "signature AlgorithmIdentifier")?;
+    let (_, rest) = expect(rest, 0x30, "issuer Name")?;
+    let (validity, _) = expect(rest, 0x30, "validity")?;
+    let (not_before, rest) = der_time(validity, "notBefore")?;
+    let (not_after, _) = der_time(rest, "notAfter")?;
+    Ok(CertificateParts {
+        rsa_public_key,
+        not_before,
+        not_after,
+    })
+}
+
+/// One X.509 `Time`: UTCTime `YYMMDDHHMMSSZ` (years 1950–2049) or GeneralizedTime
+/// `YYYYMMDDHHMMSSZ` (RFC 5280 §4.1.2.5: UTC, seconds present, no fractions).
+fn der_time<'a>(input: &'a [u8], what: &str) -> Result<(Timestamp, &'a [u8]), String> {
+    let (tag, content, rest) = der_tlv(input)?;
+    let text = std::str::from_utf8(content).map_err(|_| format!("{what} is not ASCII"))?;
+    let bad = || format!("{what} {text:?} is not a UTC time");
+    let digits = text.strip_suffix('Z').ok_or_else(bad)?;
+    if !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    let (year, rest_digits) = match (tag, digits.len()) {
+        (0x17, 12) => {
+            let yy: i16 = digits[..2].parse().map_err(|_| bad())?;
+            (if yy >= 50 { 1900 + yy } else { 2000 + yy }, &digits[2..])
+        }
+        (0x18, 14) => (digits[..4].parse().map_err(|_| bad())?, &digits[4..]),
+        _ => return Err(bad()),
+    };
+    let num = |i: usize| -> Result<i8, String> { rest_digits[i..i + 2].parse().map_err(|_| bad()) };
+    let dt = jiff::civil::DateTime::new(year, num(0)?, num(2)?, num(4)?, num(6)?, num(8)?, 0)
+        .map_err(|_| bad())?;
+    let ts = jiff::tz::TimeZone::UTC
+        .to_timestamp(dt)
+        .map_err(|_| bad())?;
+    Ok((ts, rest))
+}
 
 /// Walks `Certificate → tbsCertificate → subjectPublicKeyInfo` and returns the
 /// `RSAPublicKey` inside the BIT STRING (RFC 5280 §4.1).
@@ -321,6 +441,38 @@ mod tests {
             "https://127.0.0.1/x.pem",
         ] {
             assert!(check_signing_cert_url(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn certificate_times_in_both_encodings() {
+        let utc = [
+            0x17, 13, b'2', b'4', b'0', b'5', b'0', b'1', b'1', b'0', b'0', b'0', b'0', b'0', b'Z',
+        ];
+        let (t, rest) = der_time(&utc, "notBefore").unwrap();
+        assert_eq!(t, "2024-05-01T10:00:00Z".parse::<Timestamp>().unwrap());
+        assert!(rest.is_empty());
+        let mut generalized = vec![0x18, 15];
+        generalized.extend_from_slice(b"21260101000000Z");
+        assert_eq!(
+            der_time(&generalized, "notAfter").unwrap().0,
+            "2126-01-01T00:00:00Z".parse::<Timestamp>().unwrap()
+        );
+        let old = [
+            0x17, 13, b'9', b'9', b'1', b'2', b'3', b'1', b'2', b'3', b'5', b'9', b'5', b'9', b'Z',
+        ];
+        assert_eq!(
+            der_time(&old, "notAfter").unwrap().0,
+            "1999-12-31T23:59:59Z".parse::<Timestamp>().unwrap()
+        );
+        for bad in [
+            &b"\x17\x0d2405011000000"[..], // no Z
+            &b"\x17\x0d24050110000aZ"[..], // not digits
+            &b"\x17\x0d241301100000Z"[..], // month 13
+            &b"\x18\x0d240501100000Z"[..], // GeneralizedTime too short
+            &b"\x02\x0d240501100000Z"[..], // not a time tag
+        ] {
+            assert!(der_time(bad, "t").is_err(), "{bad:?}");
         }
     }
 
