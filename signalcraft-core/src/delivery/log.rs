@@ -12,7 +12,11 @@
 //!   it is accepted (the cursor changes on every attempt, the notification never,
 //!   so it is not serialized again on each write);
 //! * `~incident/{incident_id}/{notification_id}` — index for the delivery trail;
-//! * `~provider/{provider_message_id}` — index for provider status callbacks.
+//! * `~provider/{provider_message_id}` — index for provider status callbacks;
+//! * `~sending/{notification_id}` — present exactly while an attempt is in flight
+//!   (written in the same batch as the attempt's `sending` record, deleted in the
+//!   batch that records its outcome); its value is the attempt's start time. The
+//!   shared watchdog ([`super::watchdog`]) finds interrupted attempts through it.
 
 use std::sync::Arc;
 
@@ -133,20 +137,55 @@ pub struct NotificationLog {
 /// A notification id made safe as one key segment: engine ids contain `/`
 /// (`<kind>/<channel>/<rest>`), so `%` and `/` are percent-encoded.
 fn seg(id: &str) -> String {
-    id.replace('%', "%25").replace('/', "%2F")
+    key(id, "")
+}
+
+/// `prefix` + the encoded id + `suffix` in one allocation (keys are built on
+/// every commit, so no intermediate strings).
+fn keyed(prefix: &str, id: &str, suffix: &str) -> String {
+    let mut k = String::with_capacity(prefix.len() + id.len() + suffix.len() + 8);
+    k.push_str(prefix);
+    for c in id.chars() {
+        match c {
+            '%' => k.push_str("%25"),
+            '/' => k.push_str("%2F"),
+            c => k.push(c),
+        }
+    }
+    k.push_str(suffix);
+    k
+}
+
+/// The encoded id followed by `suffix`.
+fn key(id: &str, suffix: &str) -> String {
+    keyed("", id, suffix)
+}
+
+/// Inverse of [`seg`].
+fn unseg(s: &str) -> String {
+    s.replace("%2F", "/").replace("%25", "%")
 }
 
 /// Key of the record of one attempt.
 pub fn record_key(notification_id: &str, attempt: u32) -> String {
-    format!("{}/{attempt:06}", seg(notification_id))
+    use std::fmt::Write;
+    let mut k = key(notification_id, "/");
+    let _ = write!(k, "{attempt:06}");
+    k
 }
 
 fn state_key(notification_id: &str) -> String {
-    format!("{}/state", seg(notification_id))
+    key(notification_id, "/state")
 }
 
 fn notification_key(notification_id: &str) -> String {
-    format!("{}/notification", seg(notification_id))
+    key(notification_id, "/notification")
+}
+
+const SENDING_PREFIX: &str = "~sending/";
+
+fn sending_key(notification_id: &str) -> String {
+    keyed(SENDING_PREFIX, notification_id, "")
 }
 
 /// The stored cursor: [`DeliveryState`] without the notification, borrowed for
@@ -287,6 +326,16 @@ impl NotificationLog {
             state_key(&state.notification.id),
             &CursorRef::of(state),
         )?;
+        // The in-flight marker follows the attempt: set with its `sending`
+        // record, cleared by any later write of the state.
+        match records.iter().find(|r| r.status == DeliveryStatus::Sending) {
+            Some(r) => b.put(
+                Table::NotificationLog,
+                sending_key(&state.notification.id),
+                &r.started_at,
+            )?,
+            None => b.delete(Table::NotificationLog, sending_key(&state.notification.id)),
+        };
         for r in records {
             b.put(
                 Table::NotificationLog,
@@ -299,14 +348,14 @@ impl NotificationLog {
             {
                 b.put_raw(
                     Table::NotificationLog,
-                    format!("~incident/{}/{}", seg(inc), seg(&r.notification_id)),
+                    keyed(&keyed("~incident/", inc, "/"), &r.notification_id, ""),
                     b"{}".to_vec(),
                 );
             }
             if let Some(pid) = &r.provider_message_id {
                 b.put(
                     Table::NotificationLog,
-                    format!("~provider/{}", seg(pid)),
+                    keyed("~provider/", pid, ""),
                     &ProviderIndex {
                         notification_id: r.notification_id.clone(),
                         attempt: r.attempt,
@@ -358,11 +407,40 @@ impl NotificationLog {
             .await?;
         let mut out = Vec::new();
         for (k, _) in ids {
-            let nid = k[prefix.len()..].replace("%2F", "/").replace("%25", "%");
+            let nid = unseg(&k[prefix.len()..]);
             out.extend(self.records(&nid).await?);
         }
         out.sort_by_key(|r| (r.started_at, r.attempt));
         Ok(out)
+    }
+
+    /// Notifications with an attempt in flight (or interrupted by a crash), with
+    /// the attempt's start time: at most `limit` (0 = all), in key order.
+    pub async fn in_flight(&self, limit: usize) -> Result<Vec<(String, Timestamp)>, StoreError> {
+        let rows = self
+            .store
+            .scan(
+                Table::NotificationLog,
+                Scan {
+                    limit,
+                    ..Scan::prefix(SENDING_PREFIX)
+                },
+            )
+            .await?;
+        rows.into_iter()
+            .map(|(k, v)| {
+                let at = serde_json::from_slice(&v)
+                    .map_err(|e| StoreError::Codec(format!("notification_log/{k}: {e}")))?;
+                Ok((unseg(&k[SENDING_PREFIX.len()..]), at))
+            })
+            .collect()
+    }
+
+    /// Removes a notification's in-flight marker (a stale one: its state is finished).
+    pub async fn clear_in_flight(&self, notification_id: &str) -> Result<(), StoreError> {
+        let mut b = WriteBatch::new();
+        b.delete(Table::NotificationLog, sending_key(notification_id));
+        self.store.commit(b).await
     }
 
     /// Finds the attempt that produced a provider message id.

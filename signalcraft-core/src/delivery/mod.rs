@@ -30,6 +30,7 @@
 //! * [`health`] — sliding-window success rate / latency per channel and target.
 //! * [`throttle`] — per-contact-method rate limits.
 //! * [`events`] — typed delivery events and the [`DeliverySink`] hook.
+//! * [`watchdog`] — one shared durable job guarding every attempt in flight.
 //! * [`pipeline`] — [`DeliveryPipeline`], which runs the policy against channels,
 //!   the store, the scheduler and the clock.
 //!
@@ -42,6 +43,7 @@ pub mod health;
 pub mod log;
 pub mod pipeline;
 pub mod throttle;
+pub mod watchdog;
 
 pub use backoff::{Backoff, FixedJitter, Jitter, RngJitter};
 pub use config::{

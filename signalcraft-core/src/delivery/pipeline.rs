@@ -2,8 +2,9 @@
 //! failover) for one notification at a time against the configured channels,
 //! writing every attempt to the notification log and every wait to the scheduler.
 //!
-//! Durability: before a notification's first attempt the pipeline writes its
-//! [`DeliveryState`] and arms a *watchdog* job; every later wait (retry backoff,
+//! Durability: every attempt is written to the log (with an in-flight marker)
+//! before it starts, under the shared [watchdog](super::watchdog) job that
+//! resumes attempts a crash interrupted; every later wait (retry backoff,
 //! throttle slot, confirmation deadline) is a [`JobKind::Delivery`] job. Each job
 //! id is unique (`delivery/{notification_id}/{seq}`) and the state remembers the
 //! one job it expects, so a stale or duplicated job is a no-op and a crash at any
@@ -23,6 +24,7 @@ use super::events::{DeliveryEvent, DeliverySink};
 use super::health::HealthTracker;
 use super::log::{DeliveryRecord, DeliveryState, DeliveryStatus, NotificationLog};
 use super::throttle::Throttle;
+use super::watchdog::{self, Watchdog};
 use crate::channel::{Channel, DeliveryError, Notification, RetryAction};
 use crate::clock::Clock;
 use crate::error::CoreError;
@@ -58,6 +60,11 @@ pub enum DeliveryOutcome {
     Suppressed,
     /// A stale or foreign job: nothing to do.
     Ignored,
+    /// A watchdog job ran: it resumed this many interrupted attempts.
+    Swept {
+        /// Notifications whose interrupted attempt was resumed.
+        resumed: usize,
+    },
 }
 
 /// A delivery status reported by a provider callback (e.g. Twilio's `MessageStatus`).
@@ -90,6 +97,8 @@ pub struct DeliveryPipeline {
     /// Notification ids whose `notify` is running, so two concurrent calls with
     /// the same id (an engine retry racing the original) send once.
     in_flight: parking_lot::Mutex<std::collections::HashSet<String>>,
+    /// The shared watchdog over every attempt in flight.
+    watchdog: Watchdog,
 }
 
 /// Removes an id from the in-flight set when `notify` returns or is dropped.
@@ -172,6 +181,7 @@ impl DeliveryPipeline {
             jitter: Arc::new(RngJitter::from_os()),
             sink: None,
             in_flight: parking_lot::Mutex::new(std::collections::HashSet::new()),
+            watchdog: Watchdog::new(),
         })
     }
 
@@ -262,6 +272,9 @@ impl DeliveryPipeline {
     /// finished deliveries and stale jobs are ignored, so running a job twice is
     /// harmless. The caller completes the job afterwards.
     pub async fn run_job(&self, job: &Job) -> Result<DeliveryOutcome, CoreError> {
+        if watchdog::is_watchdog_job(job) {
+            return self.sweep(job).await;
+        }
         let JobKind::Delivery {
             notification_id,
             attempt,
@@ -422,6 +435,51 @@ impl DeliveryPipeline {
         }
     }
 
+    /// How long an attempt may look in flight before the watchdog resumes it:
+    /// twice the attempt timeout plus 5 s (an attempt cannot legitimately take
+    /// longer than its timeout).
+    fn watchdog_period(&self) -> Duration {
+        self.config.attempt_timeout() * 2 + Duration::from_secs(5)
+    }
+
+    /// Runs a watchdog job: resumes every attempt interrupted more than one
+    /// watchdog period ago (a crash, or an abandoned `notify` future) that this
+    /// process is not delivering, and re-arms the watchdog when anything is left
+    /// to guard. See [`super::watchdog`].
+    async fn sweep(&self, job: &Job) -> Result<DeliveryOutcome, CoreError> {
+        const BATCH: usize = 1000;
+        self.watchdog.before_sweep(job).await;
+        let now = self.clock.now();
+        let period = self.watchdog_period();
+        let markers = self.log.in_flight(BATCH).await?;
+        let mut leftover = markers.len() == BATCH;
+        let mut resumed = 0;
+        for (id, started) in markers {
+            if add(started, period) > now || !self.in_flight.lock().insert(id.clone()) {
+                // Too young to call interrupted, or being delivered right now.
+                leftover |= add(started, period) > now;
+                continue;
+            }
+            let _guard = InFlight {
+                set: &self.in_flight,
+                id: id.clone(),
+            };
+            match self.log.state(&id).await? {
+                Some(state) if !state.finished && state.pending_job.is_none() => {
+                    self.drive(state, true).await?;
+                    resumed += 1;
+                }
+                // A marker whose attempt has an outcome: nothing to resume.
+                _ => self.log.clear_in_flight(&id).await?,
+            }
+        }
+        let due = add(self.clock.now(), period);
+        self.watchdog
+            .after_sweep(self.scheduler.as_ref(), leftover, due)
+            .await?;
+        Ok(DeliveryOutcome::Swept { resumed })
+    }
+
     fn fail_over(&self, state: &mut DeliveryState, reason: &str) {
         let from = state.steps[state.step as usize].channel.clone();
         state.step += 1;
@@ -524,16 +582,29 @@ impl DeliveryPipeline {
         Ok(())
     }
 
+    /// Runs [`DeliveryPipeline::attempts`] inside the shared watchdog: entered
+    /// before the first attempt's commit, left after the last outcome's.
+    async fn drive(
+        &self,
+        state: DeliveryState,
+        stored: bool,
+    ) -> Result<DeliveryOutcome, CoreError> {
+        let due = add(self.clock.now(), self.watchdog_period());
+        let guard = self.watchdog.enter(self.scheduler.as_ref(), due).await?;
+        let out = self.attempts(state, stored).await;
+        guard.finish(out.is_ok()).await?;
+        out
+    }
+
     /// The loop: one attempt per iteration until sent, failed for good, or waiting.
     ///
     /// `stored`: whether the notification row is already in the log (then only
     /// the cursor is rewritten).
-    async fn drive(
+    async fn attempts(
         &self,
         mut state: DeliveryState,
         mut stored: bool,
     ) -> Result<DeliveryOutcome, CoreError> {
-        let watchdog = self.config.attempt_timeout() * 2 + Duration::from_secs(5);
         loop {
             let now = self.clock.now();
             let idx = state.step as usize;
@@ -587,12 +658,13 @@ impl DeliveryPipeline {
                 return Ok(DeliveryOutcome::Pending { next_at: free });
             }
 
-            // The attempt itself, guarded by a watchdog job in case we crash mid-send.
+            // The attempt itself: its `sending` record and in-flight marker are
+            // committed first, under the shared watchdog (see `drive`), so a crash
+            // mid-send is resumed by the watchdog's sweep.
             state.attempt = state.next_attempt;
             state.next_attempt = state.attempt + 1;
             state.tries_on_step += 1;
-            let next = state.attempt + 1;
-            self.arm(&mut state, add(now, watchdog), next).await?;
+            self.cancel_pending(&mut state).await?;
             let mut rec = self.record(&state, DeliveryStatus::Sending, now);
             self.save(&state, &[&rec], &mut stored).await?;
 

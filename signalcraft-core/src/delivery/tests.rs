@@ -638,3 +638,191 @@ async fn log_stores_the_notification_once_and_reads_old_rows() {
     store.commit(b).await.unwrap();
     assert!(log.state("lost").await.is_err());
 }
+
+/// A scheduler that counts `schedule` and `cancel` calls.
+#[derive(Default)]
+struct CountingScheduler {
+    inner: MemoryScheduler,
+    scheduled: std::sync::atomic::AtomicUsize,
+    cancelled: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl Scheduler for CountingScheduler {
+    async fn schedule(&self, job: crate::scheduler::Job) -> Result<(), crate::store::StoreError> {
+        self.scheduled
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.schedule(job).await
+    }
+    async fn cancel(&self, id: &str) -> Result<bool, crate::store::StoreError> {
+        self.cancelled
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.cancel(id).await
+    }
+    async fn cancel_prefix(&self, prefix: &str) -> Result<usize, crate::store::StoreError> {
+        self.inner.cancel_prefix(prefix).await
+    }
+    async fn claim_due(
+        &self,
+        now: Timestamp,
+        lease: Duration,
+        limit: usize,
+    ) -> Result<Vec<crate::scheduler::Job>, crate::store::StoreError> {
+        self.inner.claim_due(now, lease, limit).await
+    }
+    async fn complete(&self, id: &str) -> Result<(), crate::store::StoreError> {
+        self.inner.complete(id).await
+    }
+    async fn next_due(&self) -> Result<Option<Timestamp>, crate::store::StoreError> {
+        self.inner.next_due().await
+    }
+    async fn pending(&self) -> Result<Vec<crate::scheduler::Job>, crate::store::StoreError> {
+        self.inner.pending().await
+    }
+}
+
+/// A channel whose deliveries wait at a gate the test opens.
+struct GateChannel {
+    arrived: std::sync::atomic::AtomicUsize,
+    gate: tokio::sync::Semaphore,
+}
+
+#[async_trait::async_trait]
+impl Channel for GateChannel {
+    fn kind(&self) -> &str {
+        "webhook"
+    }
+    fn name(&self) -> &str {
+        "hook"
+    }
+    async fn deliver(
+        &self,
+        _n: &crate::channel::Notification,
+    ) -> Result<crate::channel::Delivered, DeliveryError> {
+        self.arrived
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let _p = self.gate.acquire().await;
+        Ok(crate::channel::Delivered {
+            provider_message_id: None,
+        })
+    }
+}
+
+/// Attempts in flight together share one watchdog job: armed once by the first,
+/// cancelled once by the last, so concurrent deliveries make no per-attempt
+/// scheduler calls; nothing is left pending afterwards.
+#[tokio::test]
+async fn concurrent_attempts_share_one_watchdog_job() {
+    let gate = Arc::new(GateChannel {
+        arrived: 0.into(),
+        gate: tokio::sync::Semaphore::new(0),
+    });
+    let scheduler = Arc::new(CountingScheduler::default());
+    let p = DeliveryPipeline::new(
+        DeliveryConfig::default(),
+        vec![gate.clone() as Arc<dyn Channel>],
+        Arc::new(MemoryStore::new()),
+        scheduler.clone() as Arc<dyn Scheduler>,
+        Arc::new(ManualClock::new(t0())),
+    )
+    .unwrap();
+    let opener = async {
+        while gate.arrived.load(std::sync::atomic::Ordering::SeqCst) < 4 {
+            tokio::task::yield_now().await;
+        }
+        // Every attempt is in flight: one watchdog job guards them all, and
+        // each has its in-flight marker.
+        let pending = scheduler.pending().await.unwrap();
+        assert_eq!(pending.len(), 1, "{pending:?}");
+        assert!(watchdog::is_watchdog_job(&pending[0]));
+        assert_eq!(p.log().in_flight(0).await.unwrap().len(), 4);
+        gate.gate.add_permits(4);
+    };
+    let n = |i: u32| sample_notification(&format!("n{i}"), "hook", "https://x.example/h");
+    let (a, b, c, d, ()) = tokio::join!(
+        p.notify(n(1)),
+        p.notify(n(2)),
+        p.notify(n(3)),
+        p.notify(n(4)),
+        opener
+    );
+    for o in [a, b, c, d] {
+        assert!(matches!(o.unwrap(), DeliveryOutcome::Sent { .. }));
+    }
+    use std::sync::atomic::Ordering::SeqCst;
+    assert_eq!(scheduler.scheduled.load(SeqCst), 1, "armed once");
+    assert_eq!(scheduler.cancelled.load(SeqCst), 1, "cancelled once");
+    assert!(scheduler.pending().await.unwrap().is_empty());
+    assert!(p.log().in_flight(0).await.unwrap().is_empty());
+}
+
+/// Two attempts are abandoned mid-send (as by a crash) at different times: the
+/// watchdog resumes the one older than its period, re-arms for the younger one
+/// and resumes it on its next run; each is sent exactly once more, and then
+/// nothing is left pending.
+#[tokio::test(start_paused = true)]
+async fn the_watchdog_resumes_old_interrupted_attempts_and_rearms_for_young_ones() {
+    let slack = ScriptedChannel::new("slack", "slack");
+    slack.script([Step::Hang, Step::Hang]);
+    let c = DeliveryConfig {
+        attempt_timeout_ms: 60_000, // the test abandons the futures long before
+        ..Default::default()
+    };
+    let period = Duration::from_secs(2 * 60 + 5);
+    let r = rig(c, vec![slack.clone()]);
+    let abandon = |id: &'static str| {
+        let fut = r.pipeline.notify(sample_notification(id, "slack", "#ops"));
+        async move {
+            assert!(
+                tokio::time::timeout(Duration::from_millis(10), fut)
+                    .await
+                    .is_err()
+            );
+        }
+    };
+    abandon("old").await;
+    r.clock.advance(Duration::from_secs(100));
+    abandon("young").await;
+    let pending = r.scheduler.pending().await.unwrap();
+    assert_eq!(pending.len(), 1, "one watchdog: {pending:?}");
+    assert_eq!(
+        pending[0].due,
+        t0() + SignedDuration::try_from(period).unwrap()
+    );
+
+    // First run: `old` (started at t0) is resumed, `young` (t0 + 100 s) is not
+    // yet older than the period, so the watchdog is re-armed.
+    r.clock.advance(period - Duration::from_secs(100));
+    assert_eq!(r.pipeline.run_due().await.unwrap(), 1);
+    let sent = |s: &ScriptedChannel| s.calls().into_iter().map(|n| n.id).collect::<Vec<_>>();
+    assert_eq!(sent(&slack), ["old", "young", "old"]);
+    assert_eq!(
+        r.pipeline.log().records("old").await.unwrap()[1].status,
+        DeliveryStatus::Sent
+    );
+    let pending = r.scheduler.pending().await.unwrap();
+    assert_eq!(pending.len(), 1, "re-armed for `young`: {pending:?}");
+    assert!(watchdog::is_watchdog_job(&pending[0]));
+
+    // Second run: `young` is resumed; nothing left to guard.
+    r.clock.advance(period);
+    assert_eq!(r.pipeline.run_due().await.unwrap(), 1);
+    assert_eq!(sent(&slack), ["old", "young", "old", "young"]);
+    assert!(r.scheduler.pending().await.unwrap().is_empty());
+    assert!(r.pipeline.log().in_flight(0).await.unwrap().is_empty());
+    // A rerun of a watchdog job finds nothing more to do.
+    let again = crate::scheduler::Job {
+        id: format!("{}x", watchdog::JOB_PREFIX),
+        due: r.clock.now(),
+        kind: crate::scheduler::JobKind::Delivery {
+            notification_id: String::new(),
+            attempt: 0,
+        },
+        attempts: 1,
+    };
+    assert_eq!(
+        r.pipeline.run_job(&again).await.unwrap(),
+        DeliveryOutcome::Swept { resumed: 0 }
+    );
+    assert_eq!(slack.call_count(), 4);
+}
