@@ -49,6 +49,24 @@ pub trait EscalationHook: Send + Sync + 'static {
 
     /// Run an `Escalate`, `NotifyRule` or `Handoff` job.
     async fn run_job(&self, engine: &Engine, job: &Job) -> Result<(), CoreError>;
+
+    /// Escalate now, at `actor`'s request: page the incident's next escalation level
+    /// immediately and record it (an `escalated` timeline entry by `actor`).
+    ///
+    /// The default refuses with [`CoreError::InvalidInput`]: a hook without escalation
+    /// policies has no next level.
+    async fn escalate_now(
+        &self,
+        engine: &Engine,
+        incident_id: &str,
+        actor: &Actor,
+    ) -> Result<(), CoreError> {
+        let _ = (engine, actor);
+        Err(CoreError::input(
+            "escalation_policy",
+            format!("incident {incident_id}: this engine pages no escalation policies"),
+        ))
+    }
 }
 
 /// No paging: incidents only notify their route's targets.
@@ -84,6 +102,8 @@ impl EscalationHook for NoEscalation {
 /// * Incident opened / re-opened with a policy → level 1 is paged, later levels and
 ///   notification-rule steps are armed as durable `Escalate` / `NotifyRule` jobs.
 /// * Acknowledge / mitigate → every pending paging job is cancelled; resolve likewise.
+/// * Escalate now ([`Engine::escalate_now`]) → the pending escalation step runs at
+///   once (the next level is paged, the current level's pending rule steps stop).
 /// * Reassign → cancel and start over (the incident's `paging_generation` makes old
 ///   jobs stale); "page user" → the user's notification rules, ad hoc.
 /// * Each page becomes a [`NotificationKind::Page`](crate::channel::NotificationKind)
@@ -120,6 +140,7 @@ impl PlannerEscalation {
         engine: &Engine,
         incident: &crate::incident::Incident,
         effects: Vec<crate::escalation::PagingEffect>,
+        actor: &Actor,
     ) -> Result<(), CoreError> {
         use crate::channel::{NotificationKind, Target};
         use crate::escalation::{PagingEffect, PagingEvent};
@@ -182,7 +203,7 @@ impl PlannerEscalation {
                         },
                     };
                     engine
-                        .record_entry(&incident.id, Actor::System, kind)
+                        .record_entry(&incident.id, actor.clone(), kind)
                         .await?;
                 }
             }
@@ -223,7 +244,7 @@ impl EscalationHook for PlannerEscalation {
         let dir = self.directory();
         let effects =
             crate::escalation::PagingPlanner::new(&dir).on_incident_opened(&v, engine.now());
-        self.apply(engine, &inc, effects).await
+        self.apply(engine, &inc, effects, &Actor::System).await
     }
 
     async fn stop(
@@ -250,7 +271,7 @@ impl EscalationHook for PlannerEscalation {
                 planner.on_acknowledged(&v, actor.user_id(), channel)
             }
         };
-        self.apply(engine, &inc, effects).await
+        self.apply(engine, &inc, effects, &Actor::System).await
     }
 
     async fn page_user(
@@ -270,7 +291,37 @@ impl EscalationHook for PlannerEscalation {
             actor.user_id(),
             engine.now(),
         )?;
-        self.apply(engine, &inc, effects).await
+        self.apply(engine, &inc, effects, &Actor::System).await
+    }
+
+    /// Finds the incident's pending escalation step (a scan of the pending jobs: fine
+    /// for a manual action), removes it by its exact id and runs the planner's
+    /// [`escalate_now`](crate::escalation::PagingPlanner::escalate_now); every event is
+    /// recorded with `actor`.
+    async fn escalate_now(
+        &self,
+        engine: &Engine,
+        incident_id: &str,
+        actor: &Actor,
+    ) -> Result<(), CoreError> {
+        let inc = engine.get_incident(incident_id)?;
+        let v = view(&inc);
+        let dir = self.directory();
+        let planner = crate::escalation::PagingPlanner::new(&dir);
+        let prefix = crate::escalation::job_prefix(&v.id);
+        let jobs: Vec<Job> = engine
+            .scheduler()
+            .pending()
+            .await?
+            .into_iter()
+            .filter(|j| j.id.starts_with(&prefix))
+            .collect();
+        let pending = planner.pending_step(&v, &jobs);
+        let effects = planner.escalate_now(&v, pending, engine.now())?;
+        if let Some(job) = pending {
+            engine.scheduler().cancel(&job.id).await?;
+        }
+        self.apply(engine, &inc, effects, actor).await
     }
 
     async fn run_job(&self, engine: &Engine, job: &Job) -> Result<(), CoreError> {
@@ -292,6 +343,197 @@ impl EscalationHook for PlannerEscalation {
         let dir = self.directory();
         let effects =
             crate::escalation::PagingPlanner::new(&dir).on_job(job, &view(&inc), engine.now());
-        self.apply(engine, &inc, effects).await
+        self.apply(engine, &inc, effects, &Actor::System).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use async_trait::async_trait;
+    use parking_lot::Mutex;
+
+    use super::*;
+    use crate::channel::{Channel, Delivered, DeliveryError, Notification, NotificationKind};
+    use crate::clock::ManualClock;
+    use crate::engine::{ChannelNotifier, EngineConfig};
+    use crate::escalation::{Directory, DirectoryConfig};
+    use crate::incident::{EntryKind, IncidentFilter};
+    use crate::model::{Alert, Event, Labels, Severity, Source};
+
+    /// Records the level of every page it gets.
+    #[derive(Default)]
+    struct Pages(Mutex<Vec<(String, u32)>>);
+
+    #[async_trait]
+    impl Channel for Pages {
+        fn kind(&self) -> &str {
+            "rec"
+        }
+        fn name(&self) -> &str {
+            "rec"
+        }
+        async fn deliver(&self, n: &Notification) -> Result<Delivered, DeliveryError> {
+            if let NotificationKind::Page { level, .. } = n.kind {
+                let user = n.target.user.clone().unwrap_or_default();
+                self.0.lock().push((user, level));
+            }
+            Ok(Delivered::default())
+        }
+    }
+
+    /// ann (level 1: SMS now, SMS again after 3 min), bob (level 2), one pass.
+    fn engine() -> (Engine, ManualClock, Arc<Pages>) {
+        let dir: DirectoryConfig = serde_json::from_value(serde_json::json!({
+            "users": [
+                {"id": "ann", "name": "Ann", "contact_methods": [{"id": "s", "kind": "sms", "address": "+4915100000001"}],
+                 "notification_rules": {"high": [{"delay_minutes": 0, "contact_method": "s"},
+                                                 {"delay_minutes": 3, "contact_method": "s"}]}},
+                {"id": "bob", "name": "Bob", "contact_methods": [{"id": "s", "kind": "sms", "address": "+4915100000002"}],
+                 "notification_rules": {"high": [{"delay_minutes": 0, "contact_method": "s"}]}}
+            ],
+            "escalation_policies": [{"id": "db", "name": "DB", "levels": [
+                {"targets": [{"type": "user", "id": "ann"}], "delay_minutes": 10},
+                {"targets": [{"type": "user", "id": "bob"}], "delay_minutes": 10}
+            ]}]
+        }))
+        .unwrap();
+        let cfg: EngineConfig = serde_json::from_value(serde_json::json!({
+            "route": {"group_wait": "0s", "escalation_policy": "db",
+                      "notify": [{"channel": "sms", "target": "#db"}]}
+        }))
+        .unwrap();
+        let clock = ManualClock::new("2026-03-02T10:00:00Z".parse().unwrap());
+        let pages = Arc::new(Pages::default());
+        let engine = Engine::builder(cfg)
+            .clock(Arc::new(clock.clone()))
+            .notifier(Arc::new(ChannelNotifier::new().with("sms", pages.clone())))
+            .escalation(Arc::new(PlannerEscalation::new(
+                Directory::new(dir).unwrap(),
+            )))
+            .build()
+            .unwrap();
+        (engine, clock, pages)
+    }
+
+    async fn open_incident(engine: &Engine) -> String {
+        let mut l = Labels::new();
+        l.insert("alertname".into(), "PrimaryDown".into());
+        let mut a = Alert::firing(
+            Source {
+                provider: "t".into(),
+                integration: "prom".into(),
+            },
+            "primary down",
+            l,
+        );
+        a.severity = Severity::Critical;
+        engine.ingest(vec![Event::Alert(a)]).await.unwrap();
+        engine.run_due_jobs().await.unwrap();
+        let page = engine.list_incidents(&IncidentFilter::default());
+        page.items[0].id.clone()
+    }
+
+    async fn job_ids(engine: &Engine, incident: &str) -> Vec<String> {
+        let mut ids: Vec<String> = engine
+            .scheduler()
+            .pending()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|j| j.id)
+            .filter(|id| id.starts_with(&format!("page/{incident}/")))
+            .collect();
+        ids.sort();
+        ids
+    }
+
+    #[tokio::test]
+    async fn escalate_now_pages_the_next_level_at_once_as_the_actor() {
+        let (engine, clock, pages) = engine();
+        let id = open_incident(&engine).await;
+        assert_eq!(pages.0.lock().clone(), [("ann".to_string(), 1)]);
+        assert_eq!(
+            job_ids(&engine, &id).await,
+            [
+                format!("page/{id}/g0/esc/0/1"),
+                format!("page/{id}/g0/rule/0.1/ann/1"),
+            ]
+        );
+
+        clock.advance(std::time::Duration::from_secs(60));
+        engine.escalate_now(&id, Actor::user("ann")).await.unwrap();
+        assert_eq!(
+            pages.0.lock().clone(),
+            [("ann".to_string(), 1), ("bob".to_string(), 2)],
+            "level 2 paged at once, 9 minutes early"
+        );
+        // Level 2's step is armed from now; ann's pending SMS retry is cancelled and
+        // the old level-2 job is gone (it would page bob a second time).
+        let jobs = engine.scheduler().pending().await.unwrap();
+        let mine: Vec<_> = jobs
+            .iter()
+            .filter(|j| j.id.starts_with(&format!("page/{id}/")))
+            .collect();
+        assert_eq!(mine.len(), 1, "{mine:?}");
+        assert_eq!(mine[0].id, format!("page/{id}/g0/esc/0/2"));
+        assert_eq!(
+            mine[0].due,
+            "2026-03-02T10:11:00Z".parse::<jiff::Timestamp>().unwrap()
+        );
+        let timeline = engine.timeline(&id).await.unwrap();
+        let esc: Vec<_> = timeline
+            .iter()
+            .filter(|e| matches!(e.kind, EntryKind::Escalated { .. }))
+            .collect();
+        assert_eq!(esc.len(), 2, "{timeline:#?}");
+        assert_eq!(esc[0].actor, Actor::System);
+        assert_eq!(esc[1].actor, Actor::user("ann"));
+        assert!(
+            matches!(&esc[1].kind, EntryKind::Escalated { level: 2, targets } if targets == &["bob".to_string()])
+        );
+        let audit = engine
+            .audit(&crate::incident::AuditQuery::default())
+            .await
+            .unwrap();
+        assert!(
+            audit
+                .iter()
+                .any(|a| a.action == "incident.escalated" && a.actor == Actor::user("ann")),
+            "{audit:#?}"
+        );
+
+        // The last level of the only pass: nowhere to go; nothing changes.
+        let e = engine
+            .escalate_now(&id, Actor::user("bob"))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, CoreError::InvalidTransition { .. }), "{e}");
+        assert_eq!(pages.0.lock().len(), 2);
+        assert_eq!(job_ids(&engine, &id).await.len(), 1);
+
+        // Acknowledged: refused too.
+        engine.acknowledge(&id, Actor::user("bob")).await.unwrap();
+        let e = engine
+            .escalate_now(&id, Actor::user("bob"))
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("acknowledged"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn escalate_now_without_a_policy_is_refused() {
+        let engine = Engine::builder(EngineConfig::default()).build().unwrap();
+        let e = engine.escalate_now("inc-404", Actor::System).await;
+        assert!(matches!(e, Err(CoreError::NotFound { .. })));
+        let hook = NoEscalation;
+        let e = hook
+            .escalate_now(&engine, "inc-1", &Actor::System)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(e, CoreError::InvalidInput { ref field, .. } if field == "escalation_policy")
+        );
     }
 }

@@ -787,6 +787,18 @@ impl Engine {
         )
         .await
     }
+    /// Escalate now: the incident's escalation moves to its policy's next level
+    /// immediately, through the escalation hook, which pages that level and records an
+    /// `escalated` timeline entry (with an audit entry) by `actor`.
+    pub async fn escalate_now(&self, id: &str, actor: Actor) -> Result<Incident, CoreError> {
+        let id = self.get_incident(id)?.id;
+        self.inner
+            .escalation
+            .escalate_now(self, &id, &actor)
+            .await?;
+        self.get_incident(&id)
+    }
+
     /// Appends an entry to an incident's timeline (postmortem created, remediation run,
     /// escalation progress …) with an audit entry.
     pub async fn record_entry(

@@ -499,6 +499,90 @@ impl<'a> PagingPlanner<'a> {
         Ok(out)
     }
 
+    /// The incident's pending escalation step among `jobs`: the `Escalate` job of the
+    /// current generation (at most one is pending per generation, since every level
+    /// arms exactly one next step). Pass it to [`escalate_now`](Self::escalate_now).
+    pub fn pending_step<'j>(&self, view: &IncidentView, jobs: &'j [Job]) -> Option<&'j Job> {
+        jobs.iter().find(|j| {
+            matches!(&j.kind, JobKind::Escalate { incident_id, .. } if *incident_id == view.id)
+                && parse_job_id(&j.id, &view.id)
+                    .is_some_and(|(g, parts)| g == view.generation && parts.first() == Some(&"esc"))
+        })
+    }
+
+    /// "Escalate now" (a responder's request: the API, SMS `escalate 12`, keypress 2):
+    /// the policy's next level is paged immediately instead of when the current level's
+    /// delay runs out.
+    ///
+    /// `pending` is the incident's pending escalation step
+    /// ([`pending_step`](Self::pending_step)); **the caller removes that job by its exact
+    /// id** before executing the effects (its step runs now). The effects, in order:
+    /// cancel the current level's pending notification-rule steps (those people asked
+    /// for someone else), an `Escalated` event for the new level, its pages, and the
+    /// job for the step after it, timed from `now` as usual. After the last level of a
+    /// pass the next level is level 1 of the next pass.
+    ///
+    /// Errors: acknowledged or resolved → [`CoreError::InvalidTransition`] (nothing is
+    /// paging); no policy → [`CoreError::InvalidInput`] (`escalation_policy`); unknown
+    /// policy → [`CoreError::NotFound`]; no pending step, or the last level of the last
+    /// pass was already paged → [`CoreError::InvalidTransition`] (nowhere to escalate).
+    pub fn escalate_now(
+        &self,
+        view: &IncidentView,
+        pending: Option<&Job>,
+        now: Timestamp,
+    ) -> Result<Vec<PagingEffect>, CoreError> {
+        let refused = |from: String| CoreError::InvalidTransition {
+            from,
+            to: "escalated to the next level".into(),
+        };
+        if view.resolved {
+            return Err(refused("resolved".into()));
+        }
+        if view.acknowledged {
+            return Err(refused("acknowledged".into()));
+        }
+        let pid = view.policy_id.as_deref().ok_or_else(|| {
+            CoreError::input(
+                "escalation_policy",
+                format!("incident {} has no escalation policy to escalate", view.id),
+            )
+        })?;
+        let pol = self.dir.policy(pid).ok_or_else(|| CoreError::NotFound {
+            kind: "escalation policy",
+            id: pid.to_string(),
+        })?;
+        let last = || refused(format!("the last level of escalation policy {pid}"));
+        let Some(JobKind::Escalate { level, repeat, .. }) = pending.map(|j| &j.kind) else {
+            return Err(last());
+        };
+        let (level, repeat) = (*level, *repeat);
+        if level as usize >= pol.levels.len() {
+            return Err(last());
+        }
+        // The level being paged now (1-based, pass) — the one escalated away from.
+        let current = if level > 0 {
+            Some((repeat, level))
+        } else {
+            repeat.checked_sub(1).map(|r| (r, pol.levels.len() as u32))
+        };
+        let mut out = Vec::new();
+        if let Some((r, l)) = current {
+            out.push(PagingEffect::CancelPrefix(format!(
+                "page/{}/g{}/rule/{}/",
+                view.id,
+                view.generation,
+                StepContext::Level {
+                    level: l,
+                    repeat: r
+                }
+                .key()
+            )));
+        }
+        self.run_level(view, pol, level, repeat, now, &mut out);
+        Ok(out)
+    }
+
     /// Pages level `level` (0-based) of pass `repeat` and arms the next step.
     fn run_level(
         &self,

@@ -58,18 +58,15 @@ async fn apply(s: &AppState, req: &IncidentActionRequest) -> Result<(String, u64
         IncidentSelector::Id(id) => id.clone(),
         IncidentSelector::Number(n) => n.to_string(),
     };
+    let actor = actor_for(s, &req.actor);
     let action = match req.action {
         IncidentAction::Acknowledge => CoreAction::Acknowledge,
         IncidentAction::Resolve => CoreAction::Resolve,
         IncidentAction::Escalate => {
-            return Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "unsupported-action",
-                "escalate-now is not supported from callbacks yet; acknowledge or resolve",
-            ));
+            let inc = s.engine.engine.escalate_now(&id, actor).await?;
+            return Ok((inc.id, inc.number));
         }
     };
-    let actor = actor_for(s, &req.actor);
     let inc = s.engine.act(&id, action, actor).await?;
     Ok((inc.id, inc.number))
 }
@@ -146,7 +143,7 @@ fn twiml(text: &str) -> Response {
         .into_response()
 }
 
-/// `POST /callbacks/twilio/sms`: an SMS reply (`ack 123`, `resolve 123`).
+/// `POST /callbacks/twilio/sms`: an SMS reply (`ack 123`, `resolve 123`, `escalate 123`).
 #[utoipa::path(
     post,
     path = "/callbacks/twilio/sms",
@@ -167,7 +164,7 @@ pub async fn twilio_sms(State(s): State<AppState>, req: Request) -> Response {
         Ok(r) => r,
         Err(e @ CallbackError::UnknownCommand(_)) => {
             return twiml(&format!(
-                "<Message>Unrecognised command ({e}). Reply \"ack 123\" or \"resolve 123\".</Message>"
+                "<Message>Unrecognised command ({e}). Reply \"ack 123\", \"resolve 123\" or \"escalate 123\".</Message>"
             ));
         }
         Err(e) => return callback_problem("twilio", &e).into_response(),
@@ -176,6 +173,7 @@ pub async fn twilio_sms(State(s): State<AppState>, req: Request) -> Response {
         Ok((_, n)) => {
             let verb = match req.action {
                 IncidentAction::Acknowledge => "Acknowledged",
+                IncidentAction::Escalate => "Escalated",
                 _ => "Resolved",
             };
             twiml(&format!("<Message>{verb} incident #{n}.</Message>"))
@@ -184,7 +182,7 @@ pub async fn twilio_sms(State(s): State<AppState>, req: Request) -> Response {
     }
 }
 
-/// `POST /callbacks/twilio/voice`: keypress of a paging call (1 = acknowledge).
+/// `POST /callbacks/twilio/voice`: keypress of a paging call (1 = acknowledge, 2 = escalate now).
 #[utoipa::path(
     post,
     path = "/callbacks/twilio/voice",
@@ -209,7 +207,14 @@ pub async fn twilio_voice(State(s): State<AppState>, req: Request) -> Response {
         Err(e) => return callback_problem("twilio", &e).into_response(),
     };
     match apply(&s, &req).await {
-        Ok((_, n)) => twiml(&format!("<Say>Incident {n} acknowledged. Goodbye.</Say>")),
+        Ok((_, n)) => {
+            let verb = match req.action {
+                IncidentAction::Escalate => "escalated to the next level",
+                IncidentAction::Resolve => "resolved",
+                _ => "acknowledged",
+            };
+            twiml(&format!("<Say>Incident {n} {verb}. Goodbye.</Say>"))
+        }
         Err(e) => twiml(&format!("<Say>{}</Say>", e.detail)),
     }
 }

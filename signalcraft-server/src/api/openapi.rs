@@ -47,6 +47,7 @@ impl Modify for BearerAuth {
         api::v1::incidents::close,
         api::v1::incidents::reassign,
         api::v1::incidents::page_user,
+        api::v1::incidents::escalate,
         api::v1::incidents::add_note,
         api::v1::incidents::assign_role,
         api::v1::alerts::list,

@@ -300,3 +300,178 @@ pub fn ack_value(call: &SlackCall) -> Option<String> {
     walk(&call.body, &mut out);
     out
 }
+
+/// Twilio's `X-Twilio-Signature`: base64 HMAC-SHA1, keyed with the auth token, of the
+/// full URL followed by every form parameter (name then value) sorted by name.
+pub fn twilio_signature(token: &str, url: &str, params: &[(&str, &str)]) -> String {
+    use base64::Engine as _;
+    use hmac::{KeyInit, Mac};
+    let mut sorted = params.to_vec();
+    sorted.sort();
+    let mut data = url.to_string();
+    for (k, v) in sorted {
+        data.push_str(k);
+        data.push_str(v);
+    }
+    let mut mac =
+        <hmac::Hmac<sha1::Sha1> as KeyInit>::new_from_slice(token.as_bytes()).expect("hmac key");
+    mac.update(data.as_bytes());
+    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+}
+
+/// `params` form-encoded.
+pub fn form_body(params: &[(&str, &str)]) -> String {
+    params
+        .iter()
+        .map(|(k, v)| format!("{}={}", url_encode(k), url_encode(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// One message or call the Twilio fake accepted.
+#[derive(Debug, Clone)]
+pub struct TwilioCall {
+    /// `Messages` or `Calls`.
+    pub resource: String,
+    /// The sid it answered with.
+    pub sid: String,
+    /// The form fields (`To`, `From`, `Body`, `StatusCallback`, …).
+    pub form: std::collections::BTreeMap<String, String>,
+}
+
+/// A fake of Twilio's REST API (`POST /2010-04-01/Accounts/{AccountSid}/Messages.json`
+/// and `Calls.json`, form-encoded, HTTP basic auth with the account SID and auth
+/// token) on 127.0.0.1. Answers `201` with a JSON resource carrying a fresh `sid`
+/// (`SM…` / `CA…`), or `401` with Twilio's error JSON on bad credentials.
+#[derive(Clone)]
+pub struct TwilioFake {
+    pub addr: SocketAddr,
+    pub calls: Arc<Mutex<Vec<TwilioCall>>>,
+}
+
+#[derive(Clone)]
+struct TwilioState {
+    calls: Arc<Mutex<Vec<TwilioCall>>>,
+    basic: String,
+}
+
+async fn twilio_resource(
+    State(st): State<TwilioState>,
+    axum::extract::Path((_acct, resource)): axum::extract::Path<(String, String)>,
+    headers: HeaderMap,
+    body: String,
+) -> (axum::http::StatusCode, Json<Value>) {
+    let auth = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if auth != st.basic {
+        return (
+            axum::http::StatusCode::UNAUTHORIZED,
+            Json(json!({"code": 20003, "message": "Authenticate", "status": 401})),
+        );
+    }
+    let form: std::collections::BTreeMap<String, String> = body
+        .split('&')
+        .filter_map(|p| p.split_once('='))
+        .map(|(k, v)| (url_decode(k), url_decode(v)))
+        .collect();
+    let resource = resource.trim_end_matches(".json").to_string();
+    let mut calls = st.calls.lock();
+    let prefix = if resource == "Calls" { "CA" } else { "SM" };
+    let sid = format!("{prefix}{:032}", calls.len() + 1);
+    calls.push(TwilioCall {
+        resource,
+        sid: sid.clone(),
+        form: form.clone(),
+    });
+    (
+        axum::http::StatusCode::CREATED,
+        Json(json!({"sid": sid, "status": "queued", "to": form.get("To")})),
+    )
+}
+
+fn url_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < b.len() => {
+                let hex = std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("");
+                match u8::from_str_radix(hex, 16) {
+                    Ok(v) => {
+                        out.push(v);
+                        i += 2;
+                    }
+                    Err(_) => out.push(b'%'),
+                }
+            }
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+impl TwilioFake {
+    pub const ACCOUNT_SID: &'static str = "AC00000000000000000000000000000001";
+
+    /// Starts the fake accepting requests authenticated with `auth_token`.
+    pub async fn start(auth_token: &str) -> Self {
+        use base64::Engine as _;
+        let calls = Arc::new(Mutex::new(Vec::new()));
+        let basic = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD
+                .encode(format!("{}:{auth_token}", Self::ACCOUNT_SID))
+        );
+        let app = axum::Router::new()
+            .route(
+                "/2010-04-01/Accounts/{acct}/{resource}",
+                post(twilio_resource),
+            )
+            .with_state(TwilioState {
+                calls: calls.clone(),
+                basic,
+            });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind twilio fake");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        TwilioFake { addr, calls }
+    }
+
+    pub fn api_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn calls(&self) -> Vec<TwilioCall> {
+        self.calls.lock().clone()
+    }
+
+    /// Waits until `pred` holds for the requests so far.
+    pub async fn wait(
+        &self,
+        timeout: Duration,
+        what: &str,
+        pred: impl Fn(&[TwilioCall]) -> bool,
+    ) -> Vec<TwilioCall> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let c = self.calls();
+            if pred(&c) {
+                return c;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}: {c:#?}"
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+}

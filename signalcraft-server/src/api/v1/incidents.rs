@@ -30,6 +30,7 @@ pub fn routes() -> Router<AppState> {
         .route("/incidents/{id}/close", post(close))
         .route("/incidents/{id}/reassign", post(reassign))
         .route("/incidents/{id}/page", post(page_user))
+        .route("/incidents/{id}/escalate", post(escalate))
         .route("/incidents/{id}/notes", post(add_note))
         .route("/incidents/{id}/roles", post(assign_role))
 }
@@ -301,6 +302,25 @@ pub async fn page_user(
         },
     )
     .await
+}
+
+/// `POST /api/v1/incidents/{id}/escalate`: escalate now — the incident's escalation
+/// policy moves to its next level immediately (that level is paged; the timeline and
+/// the audit log record `escalated` by the caller).
+#[utoipa::path(post, path = "/api/v1/incidents/{id}/escalate", tag = "incidents",
+    params(("id" = String, Path)), security(("bearer" = [])),
+    responses((status = 200, description = "The incident after escalating", body = Object),
+        (status = 400, description = "The incident has no escalation policy", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 403, body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 404, body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Acknowledged, resolved, or already at the policy's last level", body = crate::error::Problem, content_type = "application/problem+json")))]
+pub async fn escalate(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Incident>> {
+    p.require(Role::Responder)?;
+    Ok(Json(s.engine.engine.escalate_now(&id, p.actor()).await?))
 }
 
 /// Body of `POST .../notes`.
