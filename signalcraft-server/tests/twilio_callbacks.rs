@@ -356,3 +356,78 @@ async fn api_escalate_needs_a_responder_and_is_audited() {
     assert_eq!(r.status(), 409);
     assert_eq!(r.headers()["content-type"], "application/problem+json");
 }
+
+#[tokio::test]
+async fn status_callbacks_update_the_delivery_log_and_forgeries_are_refused() {
+    let s = setup().await;
+    let (id, _) = s.incident().await;
+    let to_ops = s.sms_to(OPS).await;
+    let to_ann = s.sms_to(ANN).await;
+    assert_eq!(
+        to_ops.form.get("StatusCallback").map(String::as_str),
+        Some("https://sc.example.com/callbacks/twilio/status")
+    );
+    let trail = |d: &Value, sid: &str| -> Value {
+        d["delivery_trail"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["provider_message_id"] == sid)
+            .cloned()
+            .unwrap_or_else(|| panic!("no delivery record for {sid}: {d:#}"))
+    };
+    let before = trail(&s.detail(&id).await, &to_ops.sid);
+    assert_eq!(before["status"], "sent");
+
+    // Forged "delivered": 401, the record is unchanged.
+    let delivered = [
+        ("MessageSid", to_ops.sid.as_str()),
+        ("MessageStatus", "delivered"),
+        ("AccountSid", TwilioFake::ACCOUNT_SID),
+    ];
+    let r = s
+        .signed("/callbacks/twilio/status", &delivered, "forged")
+        .await;
+    assert_eq!(r.status(), 401);
+    assert_eq!(trail(&s.detail(&id).await, &to_ops.sid)["status"], "sent");
+    // Missing signature: 401 too.
+    let r =
+        s.sc.client
+            .post(s.sc.url("/callbacks/twilio/status"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form_body(&delivered))
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(r.status(), 401);
+
+    // Genuine callbacks: one delivered, one undelivered with Twilio's error code.
+    let r = s
+        .signed("/callbacks/twilio/status", &delivered, TOKEN)
+        .await;
+    assert_eq!(r.status(), 204);
+    let failed = [
+        ("MessageSid", to_ann.sid.as_str()),
+        ("MessageStatus", "undelivered"),
+        ("ErrorCode", "30003"),
+    ];
+    let r = s.signed("/callbacks/twilio/status", &failed, TOKEN).await;
+    assert_eq!(r.status(), 204);
+    let d = s.detail(&id).await;
+    assert_eq!(trail(&d, &to_ops.sid)["status"], "delivered");
+    let ann = trail(&d, &to_ann.sid);
+    assert_eq!(ann["status"], "failed", "{ann:#}");
+    assert_eq!(ann["error"], "undelivered (30003)");
+
+    // A malformed (but signed) callback is a 400 problem, not a crash.
+    let bad = [
+        ("MessageSid", to_ops.sid.as_str()),
+        ("MessageStatus", "exploded"),
+    ];
+    let r = s.signed("/callbacks/twilio/status", &bad, TOKEN).await;
+    assert_eq!(r.status(), 400);
+    assert_eq!(
+        trail(&s.detail(&id).await, &to_ops.sid)["status"],
+        "delivered"
+    );
+}
