@@ -1,9 +1,20 @@
 //! Webhook deliveries per second to a local HTTP sink (127.0.0.1) through the
 //! full delivery policy: render (Alertmanager v4 JSON) + send (pooled reqwest
 //! client, connection reuse) + log (notification-log records and state in the
-//! store, watchdog job armed and cancelled in the scheduler), 64 in flight.
+//! store, health window, timeout), 64 in flight.
+//!
+//! Sinks (every one answers each POST with `200 ok` on a kept-alive connection):
+//! * `lean` — a minimal HTTP/1.1 keep-alive responder on tokio (reads the head,
+//!   skips `Content-Length` body bytes, writes a fixed response), in this process;
+//! * `axum` — an axum/hyper server in this process (the sink of earlier rounds);
+//! * `lean_process` — the lean responder in a *separate* process (this binary
+//!   re-executed with `SIGNALCRAFT_BENCH_SINK=1`, one tokio thread); its CPU is
+//!   reported apart from the client's.
+//!
+//! The sink's CPU competes for the same 2 cores, so every case prints CPU µs per
+//! delivery (user + system) beside wall-clock throughput.
 //! The `channel_only` case sends the same notifications without the policy, to
-//! show what the policy costs.
+//! show what the policy costs; `policy_only` runs the policy with a no-op channel.
 //!
 //! Target (issue 5): ≥ 20 000 webhook deliveries/s on a 2-core machine.
 
@@ -11,23 +22,32 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use std::io::{BufRead, Write};
+use std::process::{Child, Command, Stdio};
+
 use axum::Router;
 use axum::routing::post;
 use axum::serve::ListenerExt;
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use signalcraft_core::channel::Channel;
+use criterion::{Criterion, Throughput, criterion_group};
+use signalcraft_core::channel::{Channel, Notification};
 use signalcraft_core::clock::SystemClock;
 use signalcraft_core::delivery::{DeliveryConfig, DeliveryOutcome, DeliveryPipeline};
 use signalcraft_core::memory::{MemoryScheduler, MemoryStore};
 use signalcraft_core::testing::channel::sample_notification;
 use signalcraft_providers::channels::webhook::{WebhookChannel, WebhookConfig};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const BATCH: u64 = 2_048;
 
 /// This process's user + system CPU time (`/proc/self/stat`, clock ticks of
 /// 10 ms): on a shared machine, CPU per delivery says more than wall time.
 fn cpu_time() -> Duration {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    proc_cpu_time("self")
+}
+
+/// User + system CPU time of process `pid` (`self` or a number).
+fn proc_cpu_time(pid: &str) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let fields: Vec<&str> = stat
         .rsplit_once(')')
         .map(|(_, rest)| rest.split_whitespace().collect())
@@ -47,6 +67,8 @@ fn cpu_time() -> Duration {
 #[derive(Default)]
 struct CpuMeter {
     cpu: Duration,
+    /// CPU of a sink running in another process.
+    sink_cpu: Duration,
     deliveries: u64,
 }
 
@@ -65,13 +87,25 @@ impl CpuMeter {
                 self.deliveries,
                 2e6 / us
             );
+            if self.sink_cpu > Duration::ZERO {
+                let sink = self.sink_cpu.as_secs_f64() * 1e6 / self.deliveries as f64;
+                eprintln!(
+                    "{case}: + {sink:.1} µs CPU per delivery in the sink process (total {:.1} µs => ~{:.0}/s on 2 idle cores)",
+                    us + sink,
+                    2e6 / (us + sink)
+                );
+            }
         }
     }
 }
 
 const IN_FLIGHT: u64 = 64;
 
-fn sink(rt: &tokio::runtime::Runtime) -> String {
+/// Environment variable that turns this binary into the out-of-process sink.
+const SINK_ENV: &str = "SIGNALCRAFT_BENCH_SINK";
+
+/// The axum sink (hyper HTTP/1.1 keep-alive, TCP_NODELAY) in this process.
+fn axum_sink(rt: &tokio::runtime::Runtime) -> String {
     rt.block_on(async {
         let app = Router::new().route("/hook", post(|| async { "ok" }));
         let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -85,6 +119,110 @@ fn sink(rt: &tokio::runtime::Runtime) -> String {
         });
         format!("http://{addr}/hook")
     })
+}
+
+const RESPONSE: &[u8] =
+    b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 2\r\n\r\nok";
+
+/// `Content-Length` of a request head (`0` when absent).
+fn content_length(head: &[u8]) -> Option<usize> {
+    let head = std::str::from_utf8(head).ok()?;
+    for line in head.split("\r\n").skip(1) {
+        if let Some((k, v)) = line.split_once(':')
+            && k.trim().eq_ignore_ascii_case("content-length")
+        {
+            return v.trim().parse().ok();
+        }
+    }
+    Some(0)
+}
+
+/// One kept-alive connection of the lean sink: answers every complete request
+/// (head + `Content-Length` body, pipelining allowed) with [`RESPONSE`]. Chunked
+/// bodies are not supported (the webhook channel always sends a length).
+async fn lean_connection(mut s: tokio::net::TcpStream) {
+    let _ = s.set_nodelay(true);
+    let mut buf: Vec<u8> = Vec::with_capacity(16 * 1024);
+    let mut out: Vec<u8> = Vec::with_capacity(4 * RESPONSE.len());
+    loop {
+        if buf.capacity() - buf.len() < 4096 {
+            buf.reserve(4096);
+        }
+        match s.read_buf(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+        let mut at = 0;
+        while let Some(end) = buf[at..].windows(4).position(|w| w == b"\r\n\r\n") {
+            let head_end = at + end + 4;
+            let Some(len) = content_length(&buf[at..head_end]) else {
+                return; // malformed: drop the connection
+            };
+            if buf.len() < head_end + len {
+                break; // body not complete yet
+            }
+            out.extend_from_slice(RESPONSE);
+            at = head_end + len;
+        }
+        buf.drain(..at);
+        if !out.is_empty() {
+            if s.write_all(&out).await.is_err() {
+                return;
+            }
+            out.clear();
+        }
+    }
+}
+
+/// Binds the lean sink on 127.0.0.1 and serves it from the current runtime.
+async fn lean_sink_listen() -> String {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((s, _)) = l.accept().await {
+            tokio::spawn(lean_connection(s));
+        }
+    });
+    format!("http://{addr}/hook")
+}
+
+/// The lean sink in this process.
+fn lean_sink(rt: &tokio::runtime::Runtime) -> String {
+    rt.block_on(lean_sink_listen())
+}
+
+/// The lean sink as a child process: this binary with [`SINK_ENV`] set; it
+/// prints its URL and runs until its stdin closes.
+fn lean_sink_process() -> (Child, String) {
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .env(SINK_ENV, "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    (child, line.trim().to_string())
+}
+
+/// Body of the child process: a one-thread runtime serving the lean sink.
+fn run_sink_process() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let url = lean_sink_listen().await;
+        let mut out = std::io::stdout();
+        let _ = writeln!(out, "{url}");
+        let _ = out.flush();
+        // Exit when the parent closes stdin (or dies).
+        let mut stdin = tokio::io::stdin();
+        let mut b = [0u8; 64];
+        while matches!(stdin.read(&mut b).await, Ok(n) if n > 0) {}
+    });
 }
 
 fn webhook(url: &str) -> Arc<dyn Channel> {
@@ -104,75 +242,110 @@ fn webhook(url: &str) -> Arc<dyn Channel> {
     )
 }
 
+fn pipeline(channel: Arc<dyn Channel>) -> Arc<DeliveryPipeline> {
+    Arc::new(
+        DeliveryPipeline::new(
+            DeliveryConfig::default(),
+            vec![channel],
+            Arc::new(MemoryStore::new()),
+            Arc::new(MemoryScheduler::new()),
+            Arc::new(SystemClock),
+        )
+        .unwrap(),
+    )
+}
+
+/// `iters` batches of [`BATCH`] deliveries through the full policy, [`IN_FLIGHT`]
+/// tasks at a time; returns the wall time.
+fn run_full_policy(
+    rt: &tokio::runtime::Runtime,
+    p: &Arc<DeliveryPipeline>,
+    seq: &Arc<AtomicU64>,
+    template: &Notification,
+    iters: u64,
+) -> Duration {
+    let p = p.clone();
+    let seq = seq.clone();
+    let template = template.clone();
+    rt.block_on(async move {
+        let start = Instant::now();
+        for _ in 0..iters {
+            let mut tasks = Vec::new();
+            for _ in 0..IN_FLIGHT {
+                let p = p.clone();
+                let seq = seq.clone();
+                let template = template.clone();
+                tasks.push(tokio::spawn(async move {
+                    for _ in 0..BATCH / IN_FLIGHT {
+                        let mut n = template.clone();
+                        n.id = format!("bench/hook/{}", seq.fetch_add(1, Ordering::Relaxed));
+                        let out = p.notify(n).await.unwrap();
+                        assert!(matches!(out, DeliveryOutcome::Sent { .. }), "{out:?}");
+                    }
+                }));
+            }
+            for t in tasks {
+                t.await.unwrap();
+            }
+        }
+        start.elapsed()
+    })
+}
+
 fn bench(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
-    let url = sink(&rt);
-    let channel = webhook(&url);
     let _guard = rt.enter();
-    let pipeline = Arc::new(
-        DeliveryPipeline::new(
-            DeliveryConfig::default(),
-            vec![channel.clone()],
-            Arc::new(MemoryStore::new()),
-            Arc::new(MemoryScheduler::new()),
-            Arc::new(SystemClock),
-        )
-        .unwrap(),
-    );
+    let lean = webhook(&lean_sink(&rt));
+    let axum = webhook(&axum_sink(&rt));
+    let (mut sink_child, child_url) = lean_sink_process();
+    let lean_process = webhook(&child_url);
     let seq = Arc::new(AtomicU64::new(0));
     let template = sample_notification("x", "hook", "");
 
     let mut g = c.benchmark_group("delivery");
     g.throughput(Throughput::Elements(BATCH));
-    g.sample_size(20);
-    g.measurement_time(Duration::from_secs(10));
+    g.sample_size(15);
+    g.warm_up_time(Duration::from_secs(2));
+    g.measurement_time(Duration::from_secs(7));
 
-    let mut meter = CpuMeter::default();
-    g.bench_function("webhook_full_policy_64_in_flight", |b| {
-        b.iter_custom(|iters| {
-            let cpu0 = cpu_time();
-            let p = pipeline.clone();
-            let seq = seq.clone();
-            let template = template.clone();
-            let wall = rt.block_on(async move {
-                let start = Instant::now();
-                for _ in 0..iters {
-                    let mut tasks = Vec::new();
-                    for _ in 0..IN_FLIGHT {
-                        let p = p.clone();
-                        let seq = seq.clone();
-                        let template = template.clone();
-                        tasks.push(tokio::spawn(async move {
-                            for _ in 0..BATCH / IN_FLIGHT {
-                                let mut n = template.clone();
-                                n.id =
-                                    format!("bench/hook/{}", seq.fetch_add(1, Ordering::Relaxed));
-                                let out = p.notify(n).await.unwrap();
-                                assert!(matches!(out, DeliveryOutcome::Sent { .. }), "{out:?}");
-                            }
-                        }));
-                    }
-                    for t in tasks {
-                        t.await.unwrap();
-                    }
+    for (case, channel, child) in [
+        ("webhook_full_policy_64_in_flight_lean_sink", &lean, None),
+        ("webhook_full_policy_64_in_flight_axum_sink", &axum, None),
+        (
+            "webhook_full_policy_64_in_flight_lean_sink_process",
+            &lean_process,
+            Some(sink_child.id()),
+        ),
+    ] {
+        let p = pipeline(channel.clone());
+        let mut meter = CpuMeter::default();
+        let child = child.map(|pid| pid.to_string());
+        g.bench_function(case, |b| {
+            b.iter_custom(|iters| {
+                let cpu0 = cpu_time();
+                let sink0 = child.as_deref().map(proc_cpu_time);
+                let wall = run_full_policy(&rt, &p, &seq, &template, iters);
+                meter.add(cpu_time() - cpu0, iters * BATCH);
+                if let (Some(pid), Some(s0)) = (child.as_deref(), sink0) {
+                    meter.sink_cpu += proc_cpu_time(pid) - s0;
                 }
-                start.elapsed()
-            });
-            meter.add(cpu_time() - cpu0, iters * BATCH);
-            wall
-        })
-    });
+                wall
+            })
+        });
+        meter.report(case);
+    }
+    drop(sink_child.stdin.take());
+    let _ = sink_child.wait();
 
-    meter.report("webhook_full_policy_64_in_flight");
     let mut meter = CpuMeter::default();
-    g.bench_function("webhook_channel_only_64_in_flight", |b| {
+    g.bench_function("webhook_channel_only_64_in_flight_lean_sink", |b| {
         b.iter_custom(|iters| {
             let cpu0 = cpu_time();
-            let ch = channel.clone();
+            let ch = lean.clone();
             let template = template.clone();
             let wall = rt.block_on(async move {
                 let start = Instant::now();
@@ -197,19 +370,11 @@ fn bench(c: &mut Criterion) {
             wall
         })
     });
-    // The policy alone (log + scheduler + health, no HTTP): what it costs per delivery.
+    meter.report("webhook_channel_only_64_in_flight_lean_sink");
+
+    // The policy alone (log + health, no HTTP): what it costs per delivery.
     let noop = signalcraft_core::testing::channel::ScriptedChannel::new("webhook", "hook");
-    let policy_only = Arc::new(
-        DeliveryPipeline::new(
-            DeliveryConfig::default(),
-            vec![noop as Arc<dyn Channel>],
-            Arc::new(MemoryStore::new()),
-            Arc::new(MemoryScheduler::new()),
-            Arc::new(SystemClock),
-        )
-        .unwrap(),
-    );
-    meter.report("webhook_channel_only_64_in_flight");
+    let policy_only = pipeline(noop as Arc<dyn Channel>);
     let mut meter = CpuMeter::default();
     g.bench_function("policy_only_noop_channel", |b| {
         b.iter_custom(|iters| {
@@ -235,4 +400,12 @@ fn bench(c: &mut Criterion) {
 }
 
 criterion_group!(benches, bench);
-criterion_main!(benches);
+
+fn main() {
+    if std::env::var_os(SINK_ENV).is_some() {
+        run_sink_process();
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}
