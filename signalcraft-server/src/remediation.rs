@@ -2,9 +2,11 @@
 //! approval gate, and running approved actions on a [`RemediationRunner`] — the WASM
 //! plugin host when the server is built with the `remediation` cargo feature.
 //!
-//! Runs are requested through the API (or start on their own for `auto` actions when
-//! requested), approved by a token with the `approve_remediation` permission and a role
-//! at least the plugin's `approval_role`, and leave a `remediation_run` timeline entry
+//! Runs are requested through the API, or requested by the server itself when an
+//! incident opens ([`OpenedIncidents`] → [`spawn_auto_runs`]): `auto` actions then run at
+//! once, `approval` actions wait. Runs are approved by a token with the
+//! `approve_remediation` permission and a role at least the plugin's `approval_role`,
+//! and leave a `remediation_run` timeline entry
 //! plus audit entries. A plugin's follow-up (resolve, acknowledge, mitigate, note) is
 //! applied to its own incident only.
 
@@ -21,6 +23,9 @@ use signalcraft_core::remediation::gate::{
 };
 use signalcraft_core::remediation::{FollowUp, RemediationRunner};
 use signalcraft_core::store::{Table, WriteBatch};
+
+use signalcraft_core::engine::{EngineEvent, EventSink};
+use tokio::sync::mpsc;
 
 use crate::auth::Role;
 use crate::engine::EngineHandle;
@@ -203,6 +208,47 @@ impl Remediation {
         Ok(record)
     }
 
+    /// An incident opened: asks the gate for a run of every action declared for its
+    /// service and route ([`RemediationGate::on_incident_opened`]), audits the requests,
+    /// and executes the `auto` ones now, one after another (each leaves a
+    /// `remediation_run` timeline entry and audit entries; see [`Remediation::execute`]).
+    /// `approval` actions wait as `pending_approval` runs. Returns the auto runs'
+    /// records; a run that fails to execute is logged and does not stop the others.
+    pub async fn on_incident_opened(
+        &self,
+        engine: &EngineHandle,
+        incident_id: &str,
+    ) -> Result<Vec<RemediationRecord>, ApiError> {
+        let inc = engine.engine.get_incident(incident_id)?;
+        let auto: Vec<String> = {
+            let mut g = self.gate.lock();
+            let runs = g.on_incident_opened(
+                &inc.id,
+                inc.service.as_deref(),
+                Some(&inc.route),
+                self.clock.now(),
+            );
+            runs.into_iter()
+                .filter(|r| {
+                    g.run(r).is_some_and(|r| {
+                        r.state == signalcraft_core::remediation::gate::RunState::Approved
+                    })
+                })
+                .collect()
+        };
+        self.flush_audit(engine).await?;
+        let mut records = Vec::with_capacity(auto.len());
+        for run in auto {
+            match self.execute(engine, &run).await {
+                Ok(r) => records.push(r),
+                Err(e) => {
+                    tracing::warn!(run = %run, incident = %inc.id, error = %e.detail, "auto remediation not executed");
+                }
+            }
+        }
+        Ok(records)
+    }
+
     /// Writes the gate's audit entries (approvals, refusals, runs) to the audit log.
     pub async fn flush_audit(&self, engine: &EngineHandle) -> Result<(), ApiError> {
         let entries = self.gate.lock().drain_audit();
@@ -237,4 +283,50 @@ pub fn build(
     }
     Remediation::new(section.actions.clone(), Arc::new(host), clock)
         .map_err(|e| ServerError::Other(format!("remediation.actions: {e}")))
+}
+
+/// An [`EventSink`] that passes every event on to `next` and forwards the ids of
+/// opened incidents to the remediation worker ([`spawn_auto_runs`]).
+///
+/// The engine emits events under its write lock, so this only queues the id
+/// (an unbounded channel: an incident storm queues ids, it never blocks ingest or
+/// drops a remediation).
+pub struct OpenedIncidents {
+    next: Arc<dyn EventSink>,
+    tx: mpsc::UnboundedSender<String>,
+}
+
+impl OpenedIncidents {
+    /// A sink in front of `next`, and the receiving end for [`spawn_auto_runs`].
+    pub fn new(next: Arc<dyn EventSink>) -> (Arc<Self>, mpsc::UnboundedReceiver<String>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (Arc::new(OpenedIncidents { next, tx }), rx)
+    }
+}
+
+impl EventSink for OpenedIncidents {
+    fn emit(&self, event: &EngineEvent) {
+        if let EngineEvent::IncidentOpened { incident_id } = event {
+            // A closed receiver means the server is stopping; nothing to start then.
+            let _ = self.tx.send(incident_id.clone());
+        }
+        self.next.emit(event);
+    }
+}
+
+/// Starts the worker that runs remediations for every incident id `rx` yields
+/// ([`Remediation::on_incident_opened`]), in the order the incidents opened. It ends
+/// when the sending [`OpenedIncidents`] is dropped.
+pub fn spawn_auto_runs(
+    remediation: Arc<Remediation>,
+    engine: Arc<EngineHandle>,
+    mut rx: mpsc::UnboundedReceiver<String>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        while let Some(id) = rx.recv().await {
+            if let Err(e) = remediation.on_incident_opened(&engine, &id).await {
+                tracing::warn!(incident = %id, error = %e.detail, "remediation on incident open failed");
+            }
+        }
+    })
 }

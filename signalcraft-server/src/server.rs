@@ -247,6 +247,15 @@ pub async fn start(
         )
         .map_err(ServerError::Core)?,
     );
+    // Remediation (when enabled) runs auto actions for every incident that opens.
+    let remediation = build_remediation(&cfg, clock.clone())?;
+    let (event_sink, opened) = match &remediation {
+        Some(_) => {
+            let (sink, rx) = crate::remediation::OpenedIncidents::new(metrics.clone());
+            (sink as Arc<dyn EventSink>, Some(rx))
+        }
+        None => (metrics.clone() as Arc<dyn EventSink>, None),
+    };
     let paging = paging_hook(&oncall);
     let mut engine_cfg = cfg.engine.clone();
     if engine_cfg.external_url.is_none() {
@@ -257,7 +266,7 @@ pub async fn start(
         .scheduler(scheduler.clone())
         .clock(clock.clone())
         .notifier(pipeline.clone() as Arc<dyn Notifier>)
-        .event_sink(metrics.clone() as Arc<dyn EventSink>)
+        .event_sink(event_sink)
         .escalation(match opts.escalation {
             Some(e) => e,
             None => paging.clone() as Arc<dyn EscalationHook>,
@@ -293,7 +302,6 @@ pub async fn start(
         scheduler.clone(),
     ));
     let shutdown_timeout = cfg.server.shutdown_timeout;
-    let remediation = build_remediation(&cfg, clock.clone())?;
     let state = AppState(Arc::new(Inner {
         engine: handle,
         store,
@@ -313,6 +321,9 @@ pub async fn start(
     }));
 
     let (tx, rx) = watch::channel(false);
+    if let (Some(r), Some(rx)) = (&state.remediation, opened) {
+        crate::remediation::spawn_auto_runs(r.clone(), state.engine.clone(), rx);
+    }
     let router = crate::router::build_router(state.clone());
     let st = state.clone();
     let join = tokio::spawn(async move {
