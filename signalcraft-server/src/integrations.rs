@@ -80,10 +80,20 @@ pub struct IntegrationView {
     pub origin: String,
 }
 
-/// Live integrations by key hash.
-#[derive(Default, Clone)]
+/// Live integrations by key hash, and the SNS signing-certificate fetcher they share.
+#[derive(Clone)]
 pub struct Integrations {
     by_key_hash: Arc<RwLock<HashMap<String, Arc<LiveIntegration>>>>,
+    certificate_fetcher: Arc<RwLock<Arc<dyn CertificateFetcher>>>,
+}
+
+impl Default for Integrations {
+    fn default() -> Self {
+        Integrations {
+            by_key_hash: Arc::default(),
+            certificate_fetcher: Arc::new(RwLock::new(Arc::new(HttpsCertificateFetcher::new()))),
+        }
+    }
 }
 
 impl std::fmt::Debug for Integrations {
@@ -207,6 +217,17 @@ impl Integrations {
             .cloned()
     }
 
+    /// The fetcher used when a `cloudwatch` request names a signing certificate that
+    /// is neither configured nor cached (default: [`HttpsCertificateFetcher`]).
+    pub fn certificate_fetcher(&self) -> Arc<dyn CertificateFetcher> {
+        self.certificate_fetcher.read().clone()
+    }
+
+    /// Replaces the certificate fetcher (embedders with their own HTTP stack; tests).
+    pub fn set_certificate_fetcher(&self, fetcher: Arc<dyn CertificateFetcher>) {
+        *self.certificate_fetcher.write() = fetcher;
+    }
+
     /// Every integration, by name.
     pub fn list(&self) -> Vec<IntegrationView> {
         let mut v: Vec<IntegrationView> = self
@@ -241,4 +262,183 @@ pub fn provider_problem(e: &signalcraft_core::provider::ProviderError) -> ApiErr
         P::InvalidConfig { .. } | P::UnknownProvider(_) => ApiError::internal(e.to_string()),
         _ => ApiError::bad_body(e.to_string()),
     }
+}
+
+/// Why an SNS signing certificate could not be fetched.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CertificateFetchError {
+    /// The URL is not an SNS certificate URL (`https://sns.<region>.amazonaws.com/….pem`);
+    /// nothing was fetched.
+    #[error("signing certificate URL refused: {0}")]
+    Refused(String),
+    /// The certificate is larger than the limit.
+    #[error("signing certificate is larger than {limit} bytes")]
+    TooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// The host did not answer in time.
+    #[error("fetching the signing certificate timed out after {0:?}")]
+    Timeout(std::time::Duration),
+    /// Any other failure (connection, HTTP status, not a PEM certificate).
+    #[error("fetching the signing certificate failed: {0}")]
+    Failed(String),
+}
+
+/// Fetches SNS signing certificates. Injected (see
+/// [`Integrations::set_certificate_fetcher`]) so the server's tests never reach AWS.
+///
+/// Contract: an implementation fetches only URLs that pass
+/// [`signalcraft_providers::sources::sns::check_signing_cert_url`] and answers
+/// [`CertificateFetchError::Refused`] for any other without any network traffic; it
+/// bounds the time and size of a fetch.
+#[async_trait::async_trait]
+pub trait CertificateFetcher: Send + Sync {
+    /// The PEM text served at `url`.
+    async fn fetch(&self, url: &str) -> Result<String, CertificateFetchError>;
+}
+
+/// The default fetcher: one HTTPS GET with a timeout (default 5 s), a size limit
+/// (default 64 KiB; SNS certificates are about 2 KiB), no redirects.
+pub struct HttpsCertificateFetcher {
+    client: Option<reqwest::Client>,
+    timeout: std::time::Duration,
+    max_bytes: usize,
+    /// Tests only: where the checked URL's path is fetched instead (an
+    /// `http://127.0.0.1:port` base), after the host check.
+    #[cfg(test)]
+    pub(crate) redirect_base: Option<String>,
+}
+
+impl std::fmt::Debug for HttpsCertificateFetcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpsCertificateFetcher")
+            .field("timeout", &self.timeout)
+            .field("max_bytes", &self.max_bytes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for HttpsCertificateFetcher {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl HttpsCertificateFetcher {
+    /// A fetcher with the default limits (5 s, 64 KiB).
+    pub fn new() -> Self {
+        Self::with_limits(std::time::Duration::from_secs(5), 64 * 1024)
+    }
+
+    /// A fetcher bounded by `timeout` per fetch and `max_bytes` per certificate.
+    pub fn with_limits(timeout: std::time::Duration, max_bytes: usize) -> Self {
+        crate::server::install_crypto_provider();
+        let client = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("signalcraft/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .ok();
+        HttpsCertificateFetcher {
+            client,
+            timeout,
+            max_bytes,
+            #[cfg(test)]
+            redirect_base: None,
+        }
+    }
+
+    fn target(&self, url: &str) -> String {
+        #[cfg(test)]
+        if let Some(base) = &self.redirect_base {
+            // `https://host/path` → `{base}/path` (the URL already passed the host check).
+            let path = url.splitn(4, '/').nth(3).unwrap_or("");
+            return format!("{base}/{path}");
+        }
+        url.to_string()
+    }
+}
+
+#[async_trait::async_trait]
+impl CertificateFetcher for HttpsCertificateFetcher {
+    async fn fetch(&self, url: &str) -> Result<String, CertificateFetchError> {
+        signalcraft_providers::sources::sns::check_signing_cert_url(url)
+            .map_err(CertificateFetchError::Refused)?;
+        let client = self
+            .client
+            .as_ref()
+            .ok_or_else(|| CertificateFetchError::Failed("no HTTP client".into()))?;
+        let failed = |e: reqwest::Error| {
+            if e.is_timeout() {
+                CertificateFetchError::Timeout(self.timeout)
+            } else {
+                CertificateFetchError::Failed(e.without_url().to_string())
+            }
+        };
+        let mut resp = client.get(self.target(url)).send().await.map_err(failed)?;
+        if !resp.status().is_success() {
+            return Err(CertificateFetchError::Failed(format!(
+                "HTTP status {}",
+                resp.status().as_u16()
+            )));
+        }
+        let too_large = CertificateFetchError::TooLarge {
+            limit: self.max_bytes,
+        };
+        if resp
+            .content_length()
+            .is_some_and(|n| n > self.max_bytes as u64)
+        {
+            return Err(too_large);
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(failed)? {
+            if body.len() + chunk.len() > self.max_bytes {
+                return Err(too_large);
+            }
+            body.extend_from_slice(&chunk);
+        }
+        String::from_utf8(body)
+            .map_err(|_| CertificateFetchError::Failed("certificate is not UTF-8 text".into()))
+    }
+}
+
+/// Fetches the signing certificate `url` through the integrations' fetcher and puts
+/// it in `registry`'s cache. Maps failures to the HTTP problem the webhook answers:
+/// a refused URL → 403, a certificate over the size limit → 413, anything else → 502.
+pub async fn fetch_signing_certificate(
+    integrations: &Integrations,
+    registry: &Registry,
+    url: &str,
+) -> Result<(), ApiError> {
+    use axum::http::StatusCode;
+    let pem = integrations
+        .certificate_fetcher()
+        .fetch(url)
+        .await
+        .map_err(|e| match e {
+            CertificateFetchError::Refused(_) => ApiError::forbidden(e.to_string()),
+            CertificateFetchError::TooLarge { .. } => ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body-too-large",
+                e.to_string(),
+            ),
+            _ => ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "certificate-unavailable",
+                e.to_string(),
+            ),
+        })?;
+    registry
+        .certificate_cache()
+        .insert_pem(url, &pem)
+        .map_err(|m| {
+            ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "certificate-unavailable",
+                format!("signing certificate {url}: {m}"),
+            )
+        })
 }

@@ -48,6 +48,10 @@ pub trait SourceType: Send + Sync {
 /// Source types by name.
 pub struct Registry {
     types: BTreeMap<String, Box<dyn SourceType>>,
+    /// The SNS signing-certificate cache the built-in `cloudwatch` type shares with
+    /// every provider it builds.
+    #[cfg(feature = "source-cloudwatch")]
+    certificates: super::sns::CertificateCache,
 }
 
 impl std::fmt::Debug for Registry {
@@ -69,6 +73,8 @@ impl Registry {
     pub fn empty() -> Self {
         Registry {
             types: BTreeMap::new(),
+            #[cfg(feature = "source-cloudwatch")]
+            certificates: super::sns::CertificateCache::new(),
         }
     }
 
@@ -82,7 +88,9 @@ impl Registry {
         #[cfg(feature = "source-grafana")]
         r.register(Box::new(super::grafana::GrafanaType));
         #[cfg(feature = "source-cloudwatch")]
-        r.register(Box::new(super::cloudwatch::CloudWatchType::default()));
+        r.register(Box::new(super::cloudwatch::CloudWatchType::with_cache(
+            r.certificates.clone(),
+        )));
         #[cfg(feature = "source-github")]
         r.register(Box::new(super::github::GitHubType));
         #[cfg(feature = "source-gitlab")]
@@ -96,6 +104,15 @@ impl Registry {
         #[cfg(feature = "source-generic")]
         r.register(Box::new(super::generic::GenericType));
         r
+    }
+
+    /// The SNS signing-certificate cache used by the built-in `cloudwatch` type: a
+    /// fetcher inserts certificates here (after [`super::sns::check_signing_cert_url`])
+    /// and every `cloudwatch` provider built by this registry sees them. A
+    /// `cloudwatch` type registered by the embedder uses its own cache instead.
+    #[cfg(feature = "source-cloudwatch")]
+    pub fn certificate_cache(&self) -> &super::sns::CertificateCache {
+        &self.certificates
     }
 
     /// Adds (or replaces) a source type under its `provider_type()`.

@@ -5,6 +5,12 @@
 //! integration's provider then verifies the request (signature, token, replay window)
 //! and parses it. A request that fails anywhere changes nothing; one that returns 202
 //! is durable.
+//!
+//! SNS (`cloudwatch`): when the request's `SigningCertURL` is neither configured nor
+//! cached, the certificate is fetched once through the integrations' injected
+//! [`crate::integrations::CertificateFetcher`] (only from `https://sns.<region>.amazonaws.com`,
+//! bounded in time and size), cached for every `cloudwatch` integration, and the
+//! request is verified again.
 
 use std::time::Instant;
 
@@ -61,9 +67,11 @@ pub fn request_url(s: &AppState, headers: &HeaderMap, path_and_query: &str) -> S
         (status = 200, description = "Nothing to ingest (e.g. an SNS subscription confirmation)", body = Accepted),
         (status = 400, description = "Malformed payload", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 401, description = "Bad signature or token", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not accepted (SNS topic not allowed, signing certificate outside its validity or on a host other than sns.<region>.amazonaws.com, provider disabled)", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 404, description = "Unknown integration key", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body too large", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 429, description = "Over the integration's rate limit", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 502, description = "The SNS signing certificate could not be fetched", body = crate::error::Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn ingest(State(s): State<AppState>, Path(key): Path<String>, req: Request) -> Response {
@@ -142,7 +150,14 @@ async fn ingest_inner(
         url: Some(url),
         received_at: Some(now),
     };
-    let events = match integ.provider.ingest(&inbound, now) {
+    let mut result = integ.provider.ingest(&inbound, now);
+    if let Err(ProviderError::CertificateUnavailable { url, .. }) = &result {
+        // SNS: fetch the signing certificate the request names (SNS hosts only; the
+        // fetcher re-checks), cache it for every cloudwatch integration, retry once.
+        crate::integrations::fetch_signing_certificate(&s.integrations, &s.registry, url).await?;
+        result = integ.provider.ingest(&inbound, now);
+    }
+    let events = match result {
         Ok(ev) => ev,
         Err(ProviderError::NothingToIngest { .. }) => return Ok((StatusCode::OK, 0)),
         Err(e) => {
@@ -158,4 +173,223 @@ async fn ingest_inner(
         s.engine.ingest(events).await?;
     }
     Ok((StatusCode::ACCEPTED, n))
+}
+
+#[cfg(test)]
+mod sns_certificate_tests {
+    //! The SNS signing-certificate fetch path, against a local certificate host on
+    //! 127.0.0.1 (the fetcher's test-only redirect sends the checked `sns.*` URL's path
+    //! there): a cloudwatch webhook whose certificate is not configured is verified
+    //! after one fetch; refused hosts are never fetched; size and time are bounded.
+
+    use std::net::SocketAddr;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use axum::Router;
+    use axum::http::StatusCode;
+    use axum::routing::get;
+    use signalcraft_core::clock::ManualClock;
+
+    use crate::integrations::{CertificateFetchError, CertificateFetcher, HttpsCertificateFetcher};
+
+    const CERT_PATH: &str = "SimpleNotificationService-fixture.pem";
+    const CERT_URL: &str =
+        "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-fixture.pem";
+
+    fn fixtures() -> std::path::PathBuf {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures")
+    }
+
+    fn read(rel: &str) -> String {
+        std::fs::read_to_string(fixtures().join(rel)).unwrap()
+    }
+
+    /// A certificate host on 127.0.0.1: `/<CERT_PATH>` serves `pem`, `/big.pem` 100 KiB,
+    /// `/slow.pem` answers after 5 s. Counts every request.
+    async fn cert_host(pem: String) -> (SocketAddr, Arc<AtomicUsize>) {
+        let hits = Arc::new(AtomicUsize::new(0));
+        let (h1, h2, h3) = (hits.clone(), hits.clone(), hits.clone());
+        let app = Router::new()
+            .route(
+                &format!("/{CERT_PATH}"),
+                get(move || {
+                    h1.fetch_add(1, Ordering::SeqCst);
+                    let pem = pem.clone();
+                    async move { pem }
+                }),
+            )
+            .route(
+                "/big.pem",
+                get(move || {
+                    h2.fetch_add(1, Ordering::SeqCst);
+                    async { "A".repeat(100 * 1024) }
+                }),
+            )
+            .route(
+                "/slow.pem",
+                get(move || {
+                    h3.fetch_add(1, Ordering::SeqCst);
+                    async {
+                        tokio::time::sleep(Duration::from_secs(5)).await;
+                        "late"
+                    }
+                }),
+            );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (addr, hits)
+    }
+
+    fn fetcher(addr: SocketAddr, timeout: Duration) -> HttpsCertificateFetcher {
+        let mut f = HttpsCertificateFetcher::with_limits(timeout, 64 * 1024);
+        f.redirect_base = Some(format!("http://{addr}"));
+        f
+    }
+
+    #[tokio::test]
+    async fn fetcher_refuses_other_hosts_without_fetching_and_bounds_size_and_time() {
+        let (addr, hits) = cert_host(read("cloudwatch/signing/test-cert.pem")).await;
+        let f = fetcher(addr, Duration::from_millis(300));
+        for bad in [
+            "https://evil.example/SimpleNotificationService-fixture.pem".to_string(),
+            format!("http://{addr}/{CERT_PATH}"),
+            "http://sns.us-east-1.amazonaws.com/SimpleNotificationService-fixture.pem".into(),
+            "https://sns.us-east-1.amazonaws.com.evil.example/x.pem".into(),
+        ] {
+            assert!(
+                matches!(f.fetch(&bad).await, Err(CertificateFetchError::Refused(_))),
+                "{bad}"
+            );
+        }
+        assert_eq!(hits.load(Ordering::SeqCst), 0, "a refused URL was fetched");
+        let pem = f.fetch(CERT_URL).await.unwrap();
+        assert!(pem.starts_with("-----BEGIN CERTIFICATE-----"));
+        assert_eq!(hits.load(Ordering::SeqCst), 1);
+        assert_eq!(
+            f.fetch("https://sns.us-east-1.amazonaws.com/big.pem").await,
+            Err(CertificateFetchError::TooLarge { limit: 64 * 1024 })
+        );
+        assert!(matches!(
+            f.fetch("https://sns.us-east-1.amazonaws.com/slow.pem")
+                .await,
+            Err(CertificateFetchError::Timeout(_))
+        ));
+        assert!(matches!(
+            f.fetch("https://sns.us-east-1.amazonaws.com/missing.pem").await,
+            Err(CertificateFetchError::Failed(m)) if m.contains("404")
+        ));
+    }
+
+    /// A server with one `cloudwatch` integration (no configured certificates) on a
+    /// manual clock at the fixtures' message time.
+    async fn server(dir: &tempfile::TempDir) -> crate::server::RunningServer {
+        let key = dir.path().join("cw-key");
+        std::fs::write(&key, "cw-key-0123456789abcdef").unwrap();
+        let text = format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n[[integrations]]\nname = \"aws\"\ntype = \"cloudwatch\"\nkey = \"file:{}\"\n",
+            dir.path().join("data").display(),
+            key.display()
+        );
+        let cfg = crate::config::parse(&text).unwrap();
+        let secrets = crate::config::resolve_secrets(&cfg, &|_| None).unwrap();
+        let opts = crate::server::StartOptions {
+            clock: Arc::new(ManualClock::new("2024-05-01T10:03:30Z".parse().unwrap())),
+            ..Default::default()
+        };
+        crate::server::start(cfg, secrets, opts).await.unwrap()
+    }
+
+    async fn post(
+        srv: &crate::server::RunningServer,
+        body: Vec<u8>,
+    ) -> (StatusCode, serde_json::Value) {
+        let r = reqwest::Client::new()
+            .post(format!(
+                "{}/integrations/cw-key-0123456789abcdef",
+                srv.url()
+            ))
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = StatusCode::from_u16(r.status().as_u16()).unwrap();
+        (status, r.json().await.unwrap_or_default())
+    }
+
+    #[tokio::test]
+    async fn webhook_fetches_the_certificate_once_then_verifies() {
+        let (addr, hits) = cert_host(read("cloudwatch/signing/test-cert.pem")).await;
+        let dir = tempfile::tempdir().unwrap();
+        let srv = server(&dir).await;
+        srv.state
+            .integrations
+            .set_certificate_fetcher(Arc::new(fetcher(addr, Duration::from_secs(5))));
+        let body = read("cloudwatch/alarm_firing.json").into_bytes();
+        let (status, v) = post(&srv, body.clone()).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{v}");
+        assert_eq!(v["events"], 1);
+        assert_eq!(hits.load(Ordering::SeqCst), 1);
+        // Cached now: the next request verifies without a fetch.
+        let (status, _) = post(&srv, read("cloudwatch/alarm_ok.json").into_bytes()).await;
+        assert_eq!(status, StatusCode::ACCEPTED);
+        assert_eq!(hits.load(Ordering::SeqCst), 1);
+        // A forged signature still fails after the fetch path.
+        let mut forged: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        forged["Subject"] = "forged".into();
+        let (status, v) = post(&srv, serde_json::to_vec(&forged).unwrap()).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{v}");
+        srv.shutdown().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn webhook_refuses_a_non_aws_certificate_url_without_fetching() {
+        let (addr, hits) = cert_host(read("cloudwatch/signing/test-cert.pem")).await;
+        let dir = tempfile::tempdir().unwrap();
+        let srv = server(&dir).await;
+        srv.state
+            .integrations
+            .set_certificate_fetcher(Arc::new(fetcher(addr, Duration::from_secs(5))));
+        let mut v: serde_json::Value =
+            serde_json::from_str(&read("cloudwatch/alarm_firing.json")).unwrap();
+        v["SigningCertURL"] = format!("https://evil.example/{CERT_PATH}").into();
+        let (status, p) = post(&srv, serde_json::to_vec(&v).unwrap()).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{p}");
+        assert!(
+            p["detail"]
+                .as_str()
+                .unwrap_or("")
+                .contains("SigningCertURL"),
+            "{p}"
+        );
+        assert_eq!(hits.load(Ordering::SeqCst), 0);
+        srv.shutdown().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn webhook_answers_403_for_an_expired_and_413_for_an_oversized_certificate() {
+        let (addr, hits) = cert_host(read("cloudwatch/signing/expired-cert.pem")).await;
+        let dir = tempfile::tempdir().unwrap();
+        let srv = server(&dir).await;
+        srv.state
+            .integrations
+            .set_certificate_fetcher(Arc::new(fetcher(addr, Duration::from_secs(5))));
+        let (status, p) = post(&srv, read("cloudwatch/alarm_firing.json").into_bytes()).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{p}");
+        assert!(
+            p["detail"].as_str().unwrap_or("").contains("expired"),
+            "{p}"
+        );
+        assert_eq!(hits.load(Ordering::SeqCst), 1);
+        // A certificate URL (on the SNS host) whose body is over the size limit.
+        let mut v: serde_json::Value =
+            serde_json::from_str(&read("cloudwatch/alarm_firing.json")).unwrap();
+        v["SigningCertURL"] = "https://sns.us-east-1.amazonaws.com/big.pem".into();
+        let (status, p) = post(&srv, serde_json::to_vec(&v).unwrap()).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{p}");
+        assert_eq!(hits.load(Ordering::SeqCst), 2);
+        srv.shutdown().await.unwrap();
+    }
 }
