@@ -85,7 +85,9 @@ pub struct HealthSnapshot {
 #[derive(Debug)]
 pub struct HealthTracker {
     config: HealthConfig,
-    windows: Mutex<HashMap<(String, String), Window>>,
+    /// channel → target (or [`ANY_TARGET`]) → window; nested so the hot path
+    /// looks up by `&str` and allocates keys only for a new channel or target.
+    windows: Mutex<HashMap<String, HashMap<String, Window>>>,
     checks: Mutex<HashMap<String, CheckResult>>,
 }
 
@@ -130,8 +132,15 @@ impl HealthTracker {
         };
         let mut changes = Vec::new();
         let mut g = self.windows.lock();
+        let targets = match g.get_mut(channel) {
+            Some(m) => m,
+            None => g.entry(channel.to_string()).or_default(),
+        };
         for t in [target, ANY_TARGET] {
-            let w = g.entry((channel.to_string(), t.to_string())).or_default();
+            let w = match targets.get_mut(t) {
+                Some(w) => w,
+                None => targets.entry(t.to_string()).or_default(),
+            };
             w.push(sample);
             self.prune(w, at);
             let healthy = self.window_healthy(w);
@@ -186,8 +195,11 @@ impl HealthTracker {
             return false;
         }
         let mut g = self.windows.lock();
+        let Some(targets) = g.get_mut(channel) else {
+            return true;
+        };
         for t in [target, ANY_TARGET] {
-            if let Some(w) = g.get_mut(&(channel.to_string(), t.to_string())) {
+            if let Some(w) = targets.get_mut(t) {
                 self.prune(w, now);
                 if !self.window_healthy(w) {
                     return false;
@@ -201,18 +213,19 @@ impl HealthTracker {
     pub fn snapshot(&self, channel: &str, target: &str, now: Timestamp) -> HealthSnapshot {
         let check_error = self.check_error(channel, now);
         let mut g = self.windows.lock();
-        let (attempts, ok, retries, mut lat) = match g.get_mut(&(channel.into(), target.into())) {
-            Some(w) => {
-                self.prune(w, now);
-                (
-                    w.samples.len() as u64,
-                    w.ok as u64,
-                    w.samples.iter().filter(|s| s.retry).count() as u64,
-                    w.samples.iter().map(|s| s.latency_ms).collect::<Vec<_>>(),
-                )
-            }
-            None => (0, 0, 0, Vec::new()),
-        };
+        let (attempts, ok, retries, mut lat) =
+            match g.get_mut(channel).and_then(|m| m.get_mut(target)) {
+                Some(w) => {
+                    self.prune(w, now);
+                    (
+                        w.samples.len() as u64,
+                        w.ok as u64,
+                        w.samples.iter().filter(|s| s.retry).count() as u64,
+                        w.samples.iter().map(|s| s.latency_ms).collect::<Vec<_>>(),
+                    )
+                }
+                None => (0, 0, 0, Vec::new()),
+            };
         drop(g);
         lat.sort_unstable();
         let healthy = self.is_healthy(channel, target, now);
@@ -235,7 +248,12 @@ impl HealthTracker {
 
     /// Snapshots of every channel and target seen so far, sorted.
     pub fn all(&self, now: Timestamp) -> Vec<HealthSnapshot> {
-        let mut keys: Vec<(String, String)> = self.windows.lock().keys().cloned().collect();
+        let mut keys: Vec<(String, String)> = self
+            .windows
+            .lock()
+            .iter()
+            .flat_map(|(c, m)| m.keys().map(|t| (c.clone(), t.clone())))
+            .collect();
         for c in self.checks.lock().keys() {
             keys.push((c.clone(), ANY_TARGET.to_string()));
         }

@@ -16,7 +16,9 @@
 //! * `~sending/{notification_id}` — present exactly while an attempt is in flight
 //!   (written in the same batch as the attempt's `sending` record, deleted in the
 //!   batch that records its outcome); its value is the attempt's start time. The
-//!   shared watchdog ([`super::watchdog`]) finds interrupted attempts through it.
+//!   shared watchdog ([`super::watchdog`]) finds interrupted attempts through it;
+//! * `~throttle/{kind}/{address}` — a throttled contact method's next free slot
+//!   (a timestamp), written with the `sent` record that took the slot.
 
 use std::sync::Arc;
 
@@ -184,6 +186,21 @@ fn notification_key(notification_id: &str) -> String {
 
 const SENDING_PREFIX: &str = "~sending/";
 
+fn throttle_key(kind: &str, address: &str) -> String {
+    keyed(&keyed("~throttle/", kind, "/"), address, "")
+}
+
+/// A throttled contact method's next free slot, to persist with a commit.
+#[derive(Debug, Clone, Copy)]
+pub struct ThrottleSlot<'a> {
+    /// Channel kind (`sms`, `voice`, …).
+    pub kind: &'a str,
+    /// Contact address.
+    pub address: &'a str,
+    /// Not before this instant.
+    pub next_free: Timestamp,
+}
+
 fn sending_key(notification_id: &str) -> String {
     keyed(SENDING_PREFIX, notification_id, "")
 }
@@ -293,7 +310,7 @@ impl NotificationLog {
         state: &DeliveryState,
         records: &[&DeliveryRecord],
     ) -> Result<(), StoreError> {
-        self.commit(state, true, records).await
+        self.commit(state, true, records, None).await
     }
 
     /// Like [`NotificationLog::write`], but leaves the notification row alone: for
@@ -304,16 +321,26 @@ impl NotificationLog {
         state: &DeliveryState,
         records: &[&DeliveryRecord],
     ) -> Result<(), StoreError> {
-        self.commit(state, false, records).await
+        self.commit(state, false, records, None).await
     }
 
-    async fn commit(
+    /// Writes the state (with the notification row when `with_notification`),
+    /// the records and, when given, a throttle slot, in one atomic batch.
+    pub async fn commit(
         &self,
         state: &DeliveryState,
         with_notification: bool,
         records: &[&DeliveryRecord],
+        throttle: Option<ThrottleSlot<'_>>,
     ) -> Result<(), StoreError> {
         let mut b = WriteBatch::new();
+        if let Some(t) = throttle {
+            b.put(
+                Table::NotificationLog,
+                throttle_key(t.kind, t.address),
+                &t.next_free,
+            )?;
+        }
         if with_notification {
             b.put(
                 Table::NotificationLog,
@@ -441,6 +468,17 @@ impl NotificationLog {
         let mut b = WriteBatch::new();
         b.delete(Table::NotificationLog, sending_key(notification_id));
         self.store.commit(b).await
+    }
+
+    /// The persisted throttle slot of `(kind, address)`, if any.
+    pub async fn throttle_slot(
+        &self,
+        kind: &str,
+        address: &str,
+    ) -> Result<Option<Timestamp>, StoreError> {
+        self.store
+            .get_json(Table::NotificationLog, &throttle_key(kind, address))
+            .await
     }
 
     /// Finds the attempt that produced a provider message id.

@@ -22,7 +22,7 @@ use super::backoff::{Backoff, Jitter, RngJitter};
 use super::config::DeliveryConfig;
 use super::events::{DeliveryEvent, DeliverySink};
 use super::health::HealthTracker;
-use super::log::{DeliveryRecord, DeliveryState, DeliveryStatus, NotificationLog};
+use super::log::{DeliveryRecord, DeliveryState, DeliveryStatus, NotificationLog, ThrottleSlot};
 use super::throttle::Throttle;
 use super::watchdog::{self, Watchdog};
 use crate::channel::{Channel, DeliveryError, Notification, RetryAction};
@@ -573,12 +573,19 @@ impl DeliveryPipeline {
         records: &[&DeliveryRecord],
         stored: &mut bool,
     ) -> Result<(), CoreError> {
-        if *stored {
-            self.log.write_cursor(state, records).await?;
-        } else {
-            self.log.write(state, records).await?;
-            *stored = true;
-        }
+        self.save_with(state, records, stored, None).await
+    }
+
+    /// [`DeliveryPipeline::save`] plus a throttle slot to persist in the same batch.
+    async fn save_with(
+        &self,
+        state: &DeliveryState,
+        records: &[&DeliveryRecord],
+        stored: &mut bool,
+        throttle: Option<ThrottleSlot<'_>>,
+    ) -> Result<(), CoreError> {
+        self.log.commit(state, !*stored, records, throttle).await?;
+        *stored = true;
         Ok(())
     }
 
@@ -637,7 +644,14 @@ impl DeliveryPipeline {
                 continue;
             }
 
-            // Throttle: wait for the contact method's next free slot.
+            // Throttle: wait for the contact method's next free slot (read back
+            // from the log the first time this process sees the address).
+            if self.throttle.limits(channel.kind())
+                && !self.throttle.is_known(channel.kind(), &address)
+            {
+                let slot = self.log.throttle_slot(channel.kind(), &address).await?;
+                self.throttle.restore(channel.kind(), &address, slot);
+            }
             if let Some(free) = self.throttle.check(channel.kind(), &address, now) {
                 if self.config.throttle.suppress_resolved
                     && state.notification.status == crate::model::AlertStatus::Resolved
@@ -710,7 +724,14 @@ impl DeliveryPipeline {
 
             match result {
                 Ok(d) => {
-                    self.throttle.mark_sent(channel.kind(), &address, done);
+                    let slot =
+                        self.throttle
+                            .mark_sent(channel.kind(), &address, done)
+                            .map(|next_free| ThrottleSlot {
+                                kind: channel.kind(),
+                                address: &address,
+                                next_free,
+                            });
                     rec.status = DeliveryStatus::Sent;
                     rec.provider_message_id = d.provider_message_id.clone();
                     if let Some(secs) = step.confirm_within_secs {
@@ -718,13 +739,13 @@ impl DeliveryPipeline {
                         state.awaiting_confirmation = Some(state.attempt);
                         let this = state.attempt;
                         self.arm(&mut state, due, this).await?;
-                        self.save(&state, &[&rec], &mut stored).await?;
+                        self.save_with(&state, &[&rec], &mut stored, slot).await?;
                         self.emit_attempt(&rec);
                         return Ok(DeliveryOutcome::Pending { next_at: due });
                     }
                     state.finished = true;
                     self.cancel_pending(&mut state).await?;
-                    self.save(&state, &[&rec], &mut stored).await?;
+                    self.save_with(&state, &[&rec], &mut stored, slot).await?;
                     self.emit_attempt(&rec);
                     return Ok(DeliveryOutcome::Sent {
                         channel: step.channel,

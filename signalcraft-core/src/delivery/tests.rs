@@ -826,3 +826,51 @@ async fn the_watchdog_resumes_old_interrupted_attempts_and_rearms_for_young_ones
     );
     assert_eq!(slack.call_count(), 4);
 }
+
+/// The SMS throttle survives a restart: a new pipeline over the same store
+/// (a restarted process) still holds the second page to the same phone until
+/// the minute is over, while another phone goes through.
+#[tokio::test]
+async fn sms_throttle_survives_a_restart() {
+    let sms = ScriptedChannel::new("sms", "sms");
+    let r = rig(DeliveryConfig::default(), vec![sms.clone()]);
+    let out1 = r
+        .pipeline
+        .notify(sample_notification("n1", "sms", "+15550001"))
+        .await
+        .unwrap();
+    assert!(matches!(out1, DeliveryOutcome::Sent { .. }));
+    drop(r.pipeline);
+
+    let sms2 = ScriptedChannel::new("sms", "sms");
+    let p2 = DeliveryPipeline::new(
+        DeliveryConfig::default(),
+        vec![sms2.clone() as Arc<dyn Channel>],
+        r.store.clone() as Arc<dyn Store>,
+        r.scheduler.clone() as Arc<dyn Scheduler>,
+        Arc::new(r.clock.clone()),
+    )
+    .unwrap();
+    r.clock.advance(Duration::from_secs(10));
+    assert_eq!(
+        p2.notify(sample_notification("n2", "sms", "+15550001"))
+            .await
+            .unwrap(),
+        DeliveryOutcome::Pending {
+            next_at: t0() + SignedDuration::from_secs(60)
+        }
+    );
+    assert!(matches!(
+        p2.notify(sample_notification("n3", "sms", "+15550002"))
+            .await
+            .unwrap(),
+        DeliveryOutcome::Sent { .. }
+    ));
+    assert_eq!(sms2.call_count(), 1);
+    r.clock.advance(Duration::from_secs(50));
+    p2.run_due().await.unwrap();
+    assert_eq!(
+        sms2.calls().into_iter().map(|n| n.id).collect::<Vec<_>>(),
+        ["n3", "n2"]
+    );
+}
