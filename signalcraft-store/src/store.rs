@@ -32,6 +32,12 @@ pub struct StoreOptions {
     pub previous_keys: Vec<SealKey>,
     /// Most requests the writer groups into one transaction (≥ 1).
     pub max_group: usize,
+    /// Longest the writer waits for more requests before committing a group, when
+    /// more are expected (the callers it just answered plus those already waiting;
+    /// it stops as soon as they are in, or when none arrives for 150 µs). Default
+    /// 1 ms; `Duration::ZERO` commits whatever is queued at once. See
+    /// [`crate::writer`].
+    pub group_wait: std::time::Duration,
     /// Largest record accepted, in bytes; a bigger one fails its batch alone.
     pub max_value_bytes: usize,
     /// redb page cache size in bytes (default 256 MiB). The cache holds pages
@@ -47,6 +53,7 @@ impl Default for StoreOptions {
             encryption_key: None,
             previous_keys: Vec::new(),
             max_group: 1024,
+            group_wait: std::time::Duration::from_millis(1),
             max_value_bytes: 16 << 20,
             cache_bytes: 256 << 20,
         }
@@ -121,7 +128,7 @@ impl RedbStore {
         txn.commit().map_err(from_redb)?;
         let db = Arc::new(RwLock::new(db));
         let cache = Arc::new(ReadCache::default());
-        let writer = Writer::start(db.clone(), cache.clone(), opts.max_group)?;
+        let writer = Writer::start(db.clone(), cache.clone(), opts.max_group, opts.group_wait)?;
         let read_keys = opts
             .encryption_key
             .iter()

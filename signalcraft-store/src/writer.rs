@@ -1,12 +1,20 @@
 //! Group commit: one writer thread owns every write transaction.
 //!
-//! Callers send a [`Request`] (an operation and a oneshot reply) over a bounded
+//! Callers send a request (an operation and a oneshot reply) over a bounded
 //! channel. The writer takes the first waiting request plus every request already
 //! queued (up to `max_group`), applies them all in ONE redb write transaction with
 //! `Durability::Immediate`, commits (fsync), and only then answers each caller. Under
 //! load, many callers therefore share one fsync, so durable throughput grows with the
 //! number of concurrent writers while each caller still returns only once its own
 //! writes are durable.
+//!
+//! Gathering: callers answered by one transaction usually send their next request
+//! right away. Committing only what is queued at that instant would split them into
+//! two half groups that alternate, each caller waiting for two fsyncs. So, before
+//! each transaction, the writer expects as many requests as were already waiting
+//! plus the callers it just answered, and waits for them, as long as they keep
+//! arriving (no gap over 150 µs) and at most `StoreOptions::group_wait` (1 ms by
+//! default). A lone caller is never delayed (it is the one expected request).
 //!
 //! Failure isolation: batches are validated by the caller before they are queued. If
 //! applying one request of a group still fails, the whole group transaction is
@@ -16,6 +24,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use parking_lot::RwLock;
 use redb::{Database, Durability, WriteTransaction};
@@ -99,13 +108,21 @@ impl Writer {
         db: Arc<RwLock<Database>>,
         cache: Arc<ReadCache>,
         max_group: usize,
+        group_wait: Duration,
     ) -> Result<Self, StoreError> {
         let (tx, rx) = mpsc::channel(max_group.max(1) * 2);
         let counters = Arc::new(Counters::default());
         let c = counters.clone();
         let thread = std::thread::Builder::new()
             .name("signalcraft-store-writer".into())
-            .spawn(move || run(db, cache, rx, max_group.max(1), &c))
+            .spawn(move || {
+                let limits = Limits {
+                    max_group: max_group.max(1),
+                    group_wait,
+                    idle_gap: GATHER_IDLE_GAP,
+                };
+                run(db, cache, rx, limits, &c)
+            })
             .map_err(|e| StoreError::Io(format!("cannot start writer thread: {e}")))?;
         Ok(Writer {
             tx: Some(tx),
@@ -156,35 +173,109 @@ impl Drop for Writer {
     }
 }
 
+/// How the writer forms groups.
+#[derive(Clone, Copy)]
+struct Limits {
+    max_group: usize,
+    group_wait: Duration,
+    idle_gap: Duration,
+}
+
+/// How long the gather step waits for the next request before it commits what it
+/// has (see [`gather`]).
+const GATHER_IDLE_GAP: Duration = Duration::from_micros(150);
+
 fn run(
     db: Arc<RwLock<Database>>,
     cache: Arc<ReadCache>,
     mut rx: mpsc::Receiver<Msg>,
-    max_group: usize,
+    limits: Limits,
     c: &Counters,
 ) {
-    while let Some(first) = rx.blocking_recv() {
+    // Requests that arrived while the previous transaction ran (taken before its
+    // callers were answered), and how many callers that transaction answered.
+    let mut carried: Vec<Msg> = Vec::new();
+    let mut answered = 0usize;
+    loop {
+        let mut msgs = std::mem::take(&mut carried);
+        // Callers just answered usually come straight back (a closed loop of
+        // writers): expect them beside the requests that were already waiting.
+        let expected = (msgs.len() + answered).min(limits.max_group);
+        if msgs.is_empty() {
+            match rx.blocking_recv() {
+                Some(m) => msgs.push(m),
+                None => return,
+            }
+        }
         let mut group = Vec::new();
         let mut compactions = Vec::new();
         let mut push = |m: Msg, group: &mut Vec<(Op, ReplyTx)>| match m {
             Msg::Req(op, reply) => group.push((op, reply)),
             Msg::Compact(reply) => compactions.push(reply),
         };
-        push(first, &mut group);
-        while group.len() < max_group {
-            match rx.try_recv() {
-                Ok(m) => push(m, &mut group),
-                Err(_) => break,
-            }
+        for m in msgs {
+            push(m, &mut group);
         }
+        gather(&mut rx, &mut group, &mut push, expected, limits);
+        answered = 0;
         if !group.is_empty() {
             c.requests.fetch_add(group.len() as u64, Ordering::Relaxed);
-            run_group(&db, &cache, group, c);
+            let results = run_group(&db, &cache, group, c);
+            // Take what arrived during the transaction BEFORE answering, so the
+            // next group knows how many requests were already waiting.
+            while carried.len() < limits.max_group {
+                match rx.try_recv() {
+                    Ok(m) => carried.push(m),
+                    Err(_) => break,
+                }
+            }
+            answered = results.len();
+            for (tx, r) in results {
+                let _ = tx.send(r);
+            }
         }
         for reply in compactions {
             let result = compact(&db, &cache);
             let _ = reply.send(result);
         }
+    }
+}
+
+/// Adds waiting requests to `group`: everything already queued, then, while the
+/// group is smaller than `expected` (the callers the previous transaction answered
+/// plus those already waiting), keeps collecting as long as requests keep coming
+/// (no gap longer than `idle_gap`, [`GATHER_IDLE_GAP`]) and at most `group_wait` in all. One
+/// fsync then serves every writer of a closed loop instead of alternating between
+/// two half groups, each caller waiting for both fsyncs.
+fn gather(
+    rx: &mut mpsc::Receiver<Msg>,
+    group: &mut Vec<(Op, ReplyTx)>,
+    push: &mut impl FnMut(Msg, &mut Vec<(Op, ReplyTx)>),
+    expected: usize,
+    limits: Limits,
+) {
+    let mut started: Option<(Instant, Instant)> = None;
+    while group.len() < limits.max_group {
+        match rx.try_recv() {
+            Ok(m) => {
+                push(m, group);
+                if let Some((_, last)) = started.as_mut() {
+                    *last = Instant::now();
+                }
+                continue;
+            }
+            Err(mpsc::error::TryRecvError::Disconnected) => return,
+            Err(mpsc::error::TryRecvError::Empty) => {}
+        }
+        if group.len() >= expected || limits.group_wait.is_zero() {
+            return;
+        }
+        let now = Instant::now();
+        let (first, last) = *started.get_or_insert((now, now));
+        if now - first >= limits.group_wait || now - last >= limits.idle_gap {
+            return;
+        }
+        std::thread::sleep(Duration::from_micros(20));
     }
 }
 
@@ -214,37 +305,47 @@ enum GroupFailure {
     Commit(StoreError),
 }
 
-fn run_group(db: &RwLock<Database>, cache: &ReadCache, group: Vec<(Op, ReplyTx)>, c: &Counters) {
+/// Runs a group; returns each caller's reply channel with its result, in order
+/// (the caller sends them, so it can look at the queue first).
+fn run_group(
+    db: &RwLock<Database>,
+    cache: &ReadCache,
+    group: Vec<(Op, ReplyTx)>,
+    c: &Counters,
+) -> Vec<(ReplyTx, Result<Reply, StoreError>)> {
     let ops: Vec<&Op> = group.iter().map(|(op, _)| op).collect();
     c.transactions.fetch_add(1, Ordering::Relaxed);
-    match transact(db, cache, &ops, c) {
-        Ok(replies) => {
-            for ((_, tx), r) in group.into_iter().zip(replies) {
-                let _ = tx.send(Ok(r));
-            }
-        }
-        Err(GroupFailure::Apply(e)) if group.len() == 1 => {
-            for (_, tx) in group {
-                let _ = tx.send(Err(e.clone()));
-            }
-        }
+    let outcome = transact(db, cache, &ops, c);
+    drop(ops);
+    match outcome {
+        Ok(replies) => group
+            .into_iter()
+            .zip(replies)
+            .map(|((_, tx), r)| (tx, Ok(r)))
+            .collect(),
+        Err(GroupFailure::Apply(e)) if group.len() == 1 => group
+            .into_iter()
+            .map(|(_, tx)| (tx, Err(e.clone())))
+            .collect(),
         Err(GroupFailure::Apply(_)) => {
             // Isolate the faulty request: one transaction per request.
             c.fallbacks.fetch_add(1, Ordering::Relaxed);
-            for (op, tx) in group {
-                c.transactions.fetch_add(1, Ordering::Relaxed);
-                let result = match transact(db, cache, &[&op], c) {
-                    Ok(mut r) => Ok(r.pop().unwrap_or(Reply::Unit)),
-                    Err(GroupFailure::Apply(e) | GroupFailure::Commit(e)) => Err(e),
-                };
-                let _ = tx.send(result);
-            }
+            group
+                .into_iter()
+                .map(|(op, tx)| {
+                    c.transactions.fetch_add(1, Ordering::Relaxed);
+                    let result = match transact(db, cache, &[&op], c) {
+                        Ok(mut r) => Ok(r.pop().unwrap_or(Reply::Unit)),
+                        Err(GroupFailure::Apply(e) | GroupFailure::Commit(e)) => Err(e),
+                    };
+                    (tx, result)
+                })
+                .collect()
         }
-        Err(GroupFailure::Commit(e)) => {
-            for (_, tx) in group {
-                let _ = tx.send(Err(e.clone()));
-            }
-        }
+        Err(GroupFailure::Commit(e)) => group
+            .into_iter()
+            .map(|(_, tx)| (tx, Err(e.clone())))
+            .collect(),
     }
 }
 
@@ -256,7 +357,7 @@ fn transact(
     ops: &[&Op],
     c: &Counters,
 ) -> Result<Vec<Reply>, GroupFailure> {
-    let started = std::time::Instant::now();
+    let started = Instant::now();
     let mut txn = db
         .read()
         .begin_write()
@@ -295,7 +396,7 @@ fn transact(
             }
         }
     }
-    let applied = std::time::Instant::now();
+    let applied = Instant::now();
     let committed = txn.commit();
     cache.invalidate();
     c.apply_nanos
@@ -306,7 +407,7 @@ fn transact(
     Ok(replies)
 }
 
-fn nanos(d: std::time::Duration) -> u64 {
+fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
@@ -327,6 +428,97 @@ mod tests {
     use signalcraft_core::store::Table;
 
     use super::*;
+
+    fn msg() -> (Msg, oneshot::Receiver<Result<Reply, StoreError>>) {
+        let (tx, rx) = oneshot::channel();
+        (Msg::Req(Op::Write(Vec::new()), tx), rx)
+    }
+
+    fn gathered(
+        rx: &mut mpsc::Receiver<Msg>,
+        expected: usize,
+        limits: Limits,
+    ) -> (usize, Duration) {
+        let mut group = Vec::new();
+        let mut push = |m: Msg, g: &mut Vec<(Op, ReplyTx)>| {
+            if let Msg::Req(op, tx) = m {
+                g.push((op, tx));
+            }
+        };
+        let t = Instant::now();
+        gather(rx, &mut group, &mut push, expected, limits);
+        (group.len(), t.elapsed())
+    }
+
+    /// The gather step waits for the expected requests, returns as soon as they are
+    /// in, gives up after the idle gap, and never waits with `group_wait` zero.
+    #[test]
+    fn gather_waits_for_expected_requests_within_its_limits() {
+        let limits = Limits {
+            max_group: 64,
+            group_wait: Duration::from_secs(10),
+            idle_gap: Duration::from_secs(2),
+        };
+        let (tx, mut rx) = mpsc::channel(64);
+        let mut keep = Vec::new();
+        let (m, r) = msg();
+        keep.push(r);
+        tx.try_send(m).map_err(|_| "send").expect("send");
+        // Three more arrive 5 ms later, from another thread.
+        let sender = {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(5));
+                (0..3)
+                    .map(|_| {
+                        let (m, r) = msg();
+                        tx.blocking_send(m).map_err(|_| "send").expect("send");
+                        r
+                    })
+                    .collect::<Vec<_>>()
+            })
+        };
+        let (n, took) = gathered(&mut rx, 4, limits);
+        keep.extend(sender.join().expect("sender"));
+        assert_eq!(n, 4);
+        assert!(took >= Duration::from_millis(4), "{took:?}");
+        assert!(
+            took < Duration::from_secs(2),
+            "returned once all 4 were in: {took:?}"
+        );
+
+        // Nobody else comes: it gives up after the idle gap.
+        let limits = Limits {
+            idle_gap: Duration::from_millis(20),
+            ..limits
+        };
+        let (m, r) = msg();
+        keep.push(r);
+        tx.try_send(m).map_err(|_| "send").expect("send");
+        let (n, took) = gathered(&mut rx, 4, limits);
+        assert_eq!(n, 1);
+        assert!(took >= Duration::from_millis(20), "{took:?}");
+        assert!(took < Duration::from_secs(10), "{took:?}");
+
+        // group_wait zero, or the expected count already queued: no wait at all.
+        for (limits, expected) in [
+            (
+                Limits {
+                    group_wait: Duration::ZERO,
+                    ..limits
+                },
+                4,
+            ),
+            (limits, 1),
+        ] {
+            let (m, r) = msg();
+            keep.push(r);
+            tx.try_send(m).map_err(|_| "send").expect("send");
+            let (n, took) = gathered(&mut rx, expected, limits);
+            assert_eq!(n, 1);
+            assert!(took < Duration::from_millis(20), "{took:?}");
+        }
+    }
 
     /// A group in which one request fails while being applied: the group
     /// transaction is dropped and every other request still commits, alone.
@@ -358,7 +550,9 @@ mod tests {
             replies.push(rx);
         }
         let counters = Counters::default();
-        run_group(&db, &ReadCache::default(), group, &counters);
+        for (tx, r) in run_group(&db, &ReadCache::default(), group, &counters) {
+            let _ = tx.send(r);
+        }
         let results: Vec<_> = replies
             .into_iter()
             .map(|mut rx| rx.try_recv().expect("answered"))

@@ -485,10 +485,11 @@ async fn jsonl_export_is_one_snapshot_while_writers_run() {
     let exporter = src.clone();
     let backup = tokio::task::spawn_blocking(move || {
         // A slow sink: the export lasts long enough for writers to commit meanwhile.
-        struct Slow(Vec<u8>);
+        struct Slow(Vec<u8>, u64);
         impl std::io::Write for Slow {
             fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-                if self.0.len() % 64 == 0 {
+                self.1 += 1;
+                if self.1.is_multiple_of(64) {
                     std::thread::sleep(Duration::from_micros(200));
                 }
                 self.0.extend_from_slice(b);
@@ -498,7 +499,7 @@ async fn jsonl_export_is_one_snapshot_while_writers_run() {
                 Ok(())
             }
         }
-        let mut out = Slow(Vec::new());
+        let mut out = Slow(Vec::new(), 0);
         exporter.export(&mut out).expect("export");
         out.0
     })
