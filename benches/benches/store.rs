@@ -1,6 +1,7 @@
 //! Store benchmarks: durable ingest (fsync on, group commit) with 1, 8 and 64
-//! concurrent writers, one ~500-byte alert per commit (and 64 writers sending 16
-//! alerts per commit, like a grouped Alertmanager webhook), beside the in-memory store;
+//! concurrent writers, one ~500-byte alert per commit (and 64 writers sending 4, 8
+//! and 16 alerts per commit, like a grouped Alertmanager webhook), beside the
+//! in-memory store;
 //! incident-by-id reads; and per-commit latency percentiles (printed before the
 //! criterion runs, since criterion reports means, not p99).
 //!
@@ -95,17 +96,45 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("runtime")
 }
 
-/// Prints throughput and latency percentiles of durable ingest per writer count.
+/// Commit shapes measured: (concurrent writers, alerts per commit).
+const SHAPES: [(usize, usize); 6] = [(1, 1), (8, 1), (64, 1), (64, 4), (64, 8), (64, 16)];
+
+/// User + system CPU time of this process so far, from `/proc/self/stat` (Linux;
+/// zero elsewhere), so figures survive a machine shared with other work.
+fn process_cpu() -> Duration {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return Duration::ZERO;
+    };
+    // Fields after the parenthesised command name; utime and stime are 14 and 15.
+    let Some(rest) = stat.rfind(')').map(|i| &stat[i + 2..]) else {
+        return Duration::ZERO;
+    };
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = [11, 12]
+        .iter()
+        .filter_map(|&i| f.get(i).and_then(|v| v.parse::<u64>().ok()))
+        .sum();
+    // The kernel reports in USER_HZ, 100 on every Linux we run on.
+    Duration::from_millis(ticks * 10)
+}
+
+/// Prints throughput and latency percentiles of durable ingest per commit shape,
+/// the writer's time split (inside the transaction vs in `commit`, i.e. page
+/// write-out + fsync) and the process CPU time per alert.
 fn latency_report(rt: &tokio::runtime::Runtime) {
     println!("durable ingest (redb, fsync per group commit), ~500-byte alerts");
-    println!("writers | alerts/commit | commits | alerts/s | p50 | p99 | max | transactions");
-    for (writers, per) in [(1usize, 1usize), (8, 1), (64, 1), (64, 16)] {
+    println!(
+        "writers | alerts/commit | commits | alerts/s | p50 | p99 | max | transactions | \
+         apply ms/txn | commit ms/txn | CPU µs/alert"
+    );
+    for (writers, per) in SHAPES {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Arc::new(RedbStore::open(dir.path().join("lat.redb")).expect("open"));
         let total = match (writers, per) {
             (1, _) => 2_000,
             (8, _) => 10_000,
             (_, 1) => 50_000,
+            (_, 4) => 25_000,
             _ => 10_000,
         };
         let seq = Arc::new(AtomicU64::new(0));
@@ -119,16 +148,24 @@ fn latency_report(rt: &tokio::runtime::Runtime) {
             false,
         ));
         let before = store.writer_stats();
+        let cpu = process_cpu();
         let (elapsed, mut lat) = rt.block_on(ingest(store.clone(), writers, per, total, seq, true));
-        let txns = store.writer_stats().transactions - before.transactions;
+        let cpu = process_cpu().saturating_sub(cpu);
+        let after = store.writer_stats();
+        let txns = after.transactions - before.transactions;
+        let per_txn = |ns: u64| ns as f64 / 1e6 / txns.max(1) as f64;
         lat.sort();
+        let alerts = (lat.len() * per) as f64;
         println!(
-            "{writers} | {per} | {} | {:.0} | {:.2} ms | {:.2} ms | {:.2} ms | {txns}",
+            "{writers} | {per} | {} | {:.0} | {:.2} ms | {:.2} ms | {:.2} ms | {txns} | {:.2} | {:.2} | {:.1}",
             lat.len(),
-            (lat.len() * per) as f64 / elapsed.as_secs_f64(),
+            alerts / elapsed.as_secs_f64(),
             percentile(&lat, 0.50).as_secs_f64() * 1e3,
             percentile(&lat, 0.99).as_secs_f64() * 1e3,
             percentile(&lat, 1.0).as_secs_f64() * 1e3,
+            per_txn(after.apply_nanos - before.apply_nanos),
+            per_txn(after.commit_nanos - before.commit_nanos),
+            cpu.as_secs_f64() * 1e6 / alerts,
         );
     }
 }
@@ -138,7 +175,7 @@ fn bench_ingest(c: &mut Criterion, rt: &tokio::runtime::Runtime) {
     g.sample_size(10)
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(5));
-    for (writers, per) in [(1usize, 1usize), (8, 1), (64, 1), (64, 16)] {
+    for (writers, per) in SHAPES {
         // One iteration = every writer commits once (so all `writers` are always
         // concurrent, whatever iteration count criterion picks).
         g.throughput(Throughput::Elements((writers * per) as u64));
