@@ -26,6 +26,9 @@ pub struct AggregationGroup {
     /// Member alerts (not persisted).
     #[serde(skip)]
     pub alerts: Vec<Fingerprint>,
+    /// How many members fire (not persisted; rebuilt with the members).
+    #[serde(skip)]
+    pub firing: usize,
     /// Created.
     pub created_at: Timestamp,
     /// Last flush.
@@ -47,6 +50,58 @@ impl AggregationGroup {
     /// recognisable and a re-run is harmless).
     pub fn job_id(key: &str, due: Timestamp) -> String {
         format!("flush/{key}@{}", crate::incident::audit::time_key(due))
+    }
+}
+
+/// The groups (in-memory hashes) an alert belongs to: one inline (the common case of a
+/// single matching route, no allocation), more in a `Vec`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GroupSet {
+    first: Option<u64>,
+    more: Vec<u64>,
+}
+
+impl GroupSet {
+    /// Adds a group.
+    #[inline]
+    pub fn push(&mut self, h: u64) {
+        if self.first.is_none() {
+            self.first = Some(h);
+        } else {
+            self.more.push(h);
+        }
+    }
+
+    /// The groups, in insertion order.
+    #[inline]
+    pub fn iter(&self) -> impl Iterator<Item = u64> + '_ {
+        self.first.iter().chain(self.more.iter()).copied()
+    }
+
+    /// Number of groups.
+    pub fn len(&self) -> usize {
+        usize::from(self.first.is_some()) + self.more.len()
+    }
+
+    /// Whether it has none.
+    pub fn is_empty(&self) -> bool {
+        self.first.is_none()
+    }
+
+    /// Keeps only the groups `keep` accepts.
+    pub fn retain(&mut self, mut keep: impl FnMut(u64) -> bool) {
+        let all: Vec<u64> = self.iter().filter(|h| keep(*h)).collect();
+        *self = all.into_iter().collect();
+    }
+}
+
+impl FromIterator<u64> for GroupSet {
+    fn from_iter<I: IntoIterator<Item = u64>>(iter: I) -> Self {
+        let mut s = GroupSet::default();
+        for h in iter {
+            s.push(h);
+        }
+        s
     }
 }
 
@@ -158,6 +213,24 @@ pub type IdBuild = BuildHasherDefault<IdHasher>;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn group_set_inline_then_spill() {
+        let mut g = GroupSet::default();
+        assert!(g.is_empty());
+        g.push(7);
+        assert_eq!(g.iter().collect::<Vec<_>>(), vec![7]);
+        g.push(8);
+        g.push(9);
+        assert_eq!(g.len(), 3);
+        g.retain(|h| h != 7);
+        assert_eq!(g.iter().collect::<Vec<_>>(), vec![8, 9]);
+        g.retain(|h| h == 9);
+        assert_eq!(g.iter().collect::<Vec<_>>(), vec![9]);
+        g.retain(|_| false);
+        assert!(g.is_empty());
+        assert_eq!(g, GroupSet::default());
+    }
 
     #[test]
     fn label_formatting_escapes() {

@@ -1,45 +1,59 @@
-//! [`FpSlab`]: values keyed by fingerprint, stored densely.
+//! [`FpSlab`]: values keyed by fingerprint, stored densely, each with a small "hot"
+//! companion kept in the index itself.
 //!
 //! A `HashMap<Fingerprint, V>` with a large `V` moves every value when it grows (and
-//! faults in a whole new table). The slab keeps values in a `Vec` (grown by `realloc`,
-//! which for large blocks remaps pages instead of copying) and the map holds only a
-//! 4-byte index, so growth moves a few bytes per entry. Removal is `swap_remove` plus
-//! one index fix-up: O(1), order not kept.
+//! faults in a whole new table). The slab keeps values in fixed-size chunks that never
+//! move (growth allocates one more chunk: no copy, no page touched twice), and the map
+//! holds only a 4-byte position plus the small `H` the hot path reads (for the engine:
+//! status, content hash, last seen), so a re-send is answered by one probe of a compact
+//! table and a new key costs one insert. Removal is swap-remove plus one position
+//! fix-up: O(1), order not kept.
 
 use std::collections::HashMap;
 
 use super::group::IdBuild;
 use crate::model::Fingerprint;
 
-/// Values keyed by fingerprint in a dense `Vec`, with a fingerprint → index map.
-#[derive(Debug, Clone)]
-pub struct FpSlab<V> {
-    index: HashMap<Fingerprint, u32, IdBuild>,
-    keys: Vec<Fingerprint>,
-    values: Vec<V>,
+/// Values per chunk (a power of two).
+const CHUNK_BITS: u32 = 10;
+const CHUNK: usize = 1 << CHUNK_BITS;
+
+#[derive(Debug, Clone, Copy)]
+struct Slot<H> {
+    pos: u32,
+    hot: H,
 }
 
-impl<V> Default for FpSlab<V> {
+/// Values keyed by fingerprint in never-moving chunks, with a fingerprint → (position,
+/// hot part) map.
+#[derive(Debug, Clone)]
+pub struct FpSlab<V, H = ()> {
+    index: HashMap<Fingerprint, Slot<H>, IdBuild>,
+    keys: Vec<Fingerprint>,
+    chunks: Vec<Vec<V>>,
+}
+
+impl<V, H> Default for FpSlab<V, H> {
     fn default() -> Self {
         FpSlab {
             index: HashMap::default(),
             keys: Vec::new(),
-            values: Vec::new(),
+            chunks: Vec::new(),
         }
     }
 }
 
-impl<V> FpSlab<V> {
+impl<V, H: Copy> FpSlab<V, H> {
     /// Number of values.
     #[inline]
     pub fn len(&self) -> usize {
-        self.values.len()
+        self.keys.len()
     }
 
     /// Whether there are none.
     #[inline]
     pub fn is_empty(&self) -> bool {
-        self.values.is_empty()
+        self.keys.is_empty()
     }
 
     /// Whether `fp` has a value.
@@ -48,50 +62,95 @@ impl<V> FpSlab<V> {
         self.index.contains_key(fp)
     }
 
+    #[inline]
+    fn at(&self, pos: u32) -> Option<&V> {
+        let p = pos as usize;
+        self.chunks.get(p >> CHUNK_BITS)?.get(p & (CHUNK - 1))
+    }
+
+    #[inline]
+    fn at_mut(&mut self, pos: u32) -> Option<&mut V> {
+        let p = pos as usize;
+        self.chunks
+            .get_mut(p >> CHUNK_BITS)?
+            .get_mut(p & (CHUNK - 1))
+    }
+
     /// The value for `fp`.
     #[inline]
     pub fn get(&self, fp: &Fingerprint) -> Option<&V> {
-        let &i = self.index.get(fp)?;
-        self.values.get(i as usize)
+        let s = self.index.get(fp)?;
+        self.at(s.pos)
     }
 
     /// The value for `fp`, mutably.
     #[inline]
     pub fn get_mut(&mut self, fp: &Fingerprint) -> Option<&mut V> {
-        let &i = self.index.get(fp)?;
-        self.values.get_mut(i as usize)
+        let pos = self.index.get(fp)?.pos;
+        self.at_mut(pos)
     }
 
-    /// Inserts or replaces the value for `fp`; returns the previous one.
-    pub fn insert(&mut self, fp: Fingerprint, v: V) -> Option<V> {
-        if let Some(&i) = self.index.get(&fp)
-            && let Some(slot) = self.values.get_mut(i as usize)
-        {
-            return Some(std::mem::replace(slot, v));
+    /// The hot part for `fp` (one probe of the index, no access to the value).
+    #[inline]
+    pub fn hot(&self, fp: &Fingerprint) -> Option<&H> {
+        self.index.get(fp).map(|s| &s.hot)
+    }
+
+    /// The hot part for `fp`, mutably.
+    #[inline]
+    pub fn hot_mut(&mut self, fp: &Fingerprint) -> Option<&mut H> {
+        self.index.get_mut(fp).map(|s| &mut s.hot)
+    }
+
+    /// Inserts or replaces the value and hot part for `fp`; returns the previous value.
+    pub fn insert(&mut self, fp: Fingerprint, v: V, hot: H) -> Option<V> {
+        if let Some(s) = self.index.get_mut(&fp) {
+            s.hot = hot;
+            let pos = s.pos;
+            if let Some(slot) = self.at_mut(pos) {
+                return Some(std::mem::replace(slot, v));
+            }
+            return None;
         }
         // More than u32::MAX live alerts cannot fit in memory anyway; saturate rather
-        // than wrap (a saturated index only makes `get` miss).
-        let i = u32::try_from(self.values.len()).unwrap_or(u32::MAX);
-        self.index.insert(fp, i);
+        // than wrap (a saturated position only makes `get` miss).
+        let pos = u32::try_from(self.keys.len()).unwrap_or(u32::MAX);
+        match self.chunks.last_mut() {
+            Some(c) if c.len() < CHUNK => c.push(v),
+            _ => {
+                let mut c = Vec::with_capacity(CHUNK);
+                c.push(v);
+                self.chunks.push(c);
+            }
+        }
+        self.index.insert(fp, Slot { pos, hot });
         self.keys.push(fp);
-        self.values.push(v);
         None
     }
 
     /// Removes and returns the value for `fp`.
     pub fn remove(&mut self, fp: &Fingerprint) -> Option<V> {
-        let i = self.index.remove(fp)? as usize;
-        if i >= self.values.len() {
+        let pos = self.index.remove(fp)?.pos;
+        let i = pos as usize;
+        if i >= self.keys.len() {
             return None;
         }
-        let v = self.values.swap_remove(i);
-        self.keys.swap_remove(i);
-        if let Some(&moved) = self.keys.get(i)
-            && let Some(slot) = self.index.get_mut(&moved)
-        {
-            *slot = i as u32;
+        // Take the last value out, then swap it into the removed slot.
+        let last = self.chunks.last_mut()?.pop()?;
+        if self.chunks.last().is_some_and(Vec::is_empty) {
+            self.chunks.pop();
         }
-        Some(v)
+        self.keys.swap_remove(i);
+        if i == self.keys.len() {
+            return Some(last);
+        }
+        let old = std::mem::replace(self.at_mut(pos)?, last);
+        if let Some(&moved) = self.keys.get(i)
+            && let Some(s) = self.index.get_mut(&moved)
+        {
+            s.pos = pos;
+        }
+        Some(old)
     }
 }
 
@@ -100,36 +159,50 @@ mod tests {
     use super::*;
 
     #[test]
-    fn insert_get_remove_keep_indexes_consistent() {
-        let mut s: FpSlab<u64> = FpSlab::default();
-        for i in 0..100u64 {
-            assert_eq!(s.insert(Fingerprint(i), i * 10), None);
+    fn insert_get_remove_keep_positions_consistent() {
+        let mut s: FpSlab<u64, u8> = FpSlab::default();
+        let n = 3 * CHUNK as u64 + 7; // spans several chunks
+        for i in 0..n {
+            assert_eq!(s.insert(Fingerprint(i), i * 10, (i % 7) as u8), None);
         }
-        assert_eq!(s.insert(Fingerprint(5), 55), Some(50));
-        assert_eq!(s.len(), 100);
-        // Remove from the front, middle and end; the swapped-in values stay reachable.
-        for i in [0u64, 42, 99, 1] {
+        assert_eq!(s.insert(Fingerprint(5), 55, 99), Some(50));
+        assert_eq!(s.hot(&Fingerprint(5)), Some(&99));
+        assert_eq!(s.len(), n as usize);
+        // Remove from the front, middle, a chunk boundary and the end; the swapped-in
+        // values stay reachable with their hot parts.
+        let gone = [0u64, 42, CHUNK as u64, n - 1, 1];
+        for i in gone {
             let want = if i == 5 { 55 } else { i * 10 };
             assert_eq!(s.remove(&Fingerprint(i)), Some(want));
             assert!(!s.contains_key(&Fingerprint(i)));
             assert_eq!(s.remove(&Fingerprint(i)), None);
         }
-        assert_eq!(s.len(), 96);
-        for i in 0..100u64 {
-            let want = match i {
-                0 | 1 | 42 | 99 => None,
-                5 => Some(55),
-                _ => Some(i * 10),
+        assert_eq!(s.len(), n as usize - gone.len());
+        for i in 0..n {
+            let want = if gone.contains(&i) {
+                None
+            } else if i == 5 {
+                Some(55)
+            } else {
+                Some(i * 10)
             };
             assert_eq!(s.get(&Fingerprint(i)).copied(), want, "fingerprint {i}");
+            if want.is_some() && i != 5 {
+                assert_eq!(s.hot(&Fingerprint(i)), Some(&((i % 7) as u8)));
+            }
         }
         if let Some(v) = s.get_mut(&Fingerprint(98)) {
             *v = 7;
         }
+        if let Some(h) = s.hot_mut(&Fingerprint(98)) {
+            *h = 3;
+        }
         assert_eq!(s.get(&Fingerprint(98)), Some(&7));
+        assert_eq!(s.hot(&Fingerprint(98)), Some(&3));
         while let Some(&fp) = s.keys.first() {
             assert!(s.remove(&fp).is_some());
         }
         assert!(s.is_empty());
+        assert!(s.chunks.is_empty(), "empty chunks are released");
     }
 }

@@ -29,7 +29,9 @@ use super::events::EngineEvent;
 use crate::CoreError;
 use crate::channel::{Notification, NotificationKind, Target};
 use crate::dispatch::group::{format_labels, group_hash, group_labels, same_group};
-use crate::dispatch::{AggregationGroup, FpSlab, IdBuild, NflogEntry, UpdateReason, needs_update};
+use crate::dispatch::{
+    AggregationGroup, FpSlab, GroupSet, IdBuild, NflogEntry, UpdateReason, needs_update,
+};
 use crate::duration::add;
 use crate::incident::audit::time_key;
 use crate::incident::{
@@ -64,7 +66,7 @@ pub struct AlertEntry {
     /// When it resolved.
     pub resolved_at: Option<Timestamp>,
     /// Groups it belongs to (in-memory hashes).
-    pub groups: Vec<u64>,
+    pub groups: GroupSet,
 }
 
 /// The stored form of an alert (`Table::Alerts`, key: fingerprint hex).
@@ -131,13 +133,10 @@ pub enum IncidentAction {
 /// The engine's in-memory state and decisions.
 pub struct EngineCore {
     cfg: CompiledConfig,
-    /// Known alerts, dense (growth moves 4-byte indexes, not entries).
-    alerts: FpSlab<AlertEntry>,
-    /// Compact per-alert state the re-send path reads, small enough to stay in cache.
-    hot: HashMap<Fingerprint, Hot, IdBuild>,
+    /// Known alerts in never-moving chunks; the index beside each holds the compact
+    /// per-alert state the re-send path reads ([`Hot`]), so a duplicate is one probe.
+    alerts: FpSlab<AlertEntry, Hot>,
     groups: HashMap<u64, AggregationGroup, IdBuild>,
-    /// Firing member count per group hash.
-    firing: HashMap<u64, usize, IdBuild>,
     group_by_key: HashMap<String, u64>,
     /// Latest incident per group key (to re-open after the group was retired).
     incident_by_key: HashMap<String, String>,
@@ -169,9 +168,7 @@ impl EngineCore {
         EngineCore {
             cfg,
             alerts: FpSlab::default(),
-            hot: HashMap::default(),
             groups: HashMap::default(),
-            firing: HashMap::default(),
             group_by_key: HashMap::new(),
             incident_by_key: HashMap::new(),
             incidents: BTreeMap::new(),
@@ -267,8 +264,7 @@ impl EngineCore {
         now: Timestamp,
         out: &mut Vec<Effect>,
     ) -> Option<Known> {
-        let Some(h) = self.hot.get_mut(&fp) else {
-            debug_assert!(!self.alerts.contains_key(&fp));
+        let Some(h) = self.alerts.hot_mut(&fp) else {
             return Some(Known::New);
         };
         if h.status == alert.status && h.content == content_hash(alert) {
@@ -282,14 +278,9 @@ impl EngineCore {
     }
 
     fn touch_hot(&mut self, fp: Fingerprint, alert: &Alert, now: Timestamp) {
-        self.hot.insert(
-            fp,
-            Hot {
-                status: alert.status,
-                content: content_hash(alert),
-                last_seen: now,
-            },
-        );
+        if let Some(h) = self.alerts.hot_mut(&fp) {
+            *h = Hot::of(alert, now);
+        }
     }
 
     fn dedup(
@@ -326,12 +317,12 @@ impl EngineCore {
         }
         let mut routes = std::mem::take(&mut self.route_buf);
         self.cfg.routes.match_into(&alert.labels, &mut routes);
-        let mut groups = Vec::with_capacity(routes.len());
+        let mut groups = GroupSet::default();
         for &ri in &routes {
             let h = self.group_for(ri, &alert, now, out);
             groups.push(h);
-            *self.firing.entry(h).or_insert(0) += 1;
             if let Some(g) = self.groups.get_mut(&h) {
+                g.firing += 1;
                 g.alerts.push(fp);
                 let joins_flushed = g.last_flush.is_some();
                 let inc = g.incident.clone();
@@ -354,7 +345,7 @@ impl EngineCore {
             }
         }
         self.route_buf = routes;
-        self.touch_hot(fp, &alert, now);
+        let hot = Hot::of(&alert, now);
         self.alerts.insert(
             fp,
             AlertEntry {
@@ -365,6 +356,7 @@ impl EngineCore {
                 resolved_at: None,
                 groups,
             },
+            hot,
         );
         out.push(Effect::Persist(Record::Alert(fp)));
     }
@@ -403,6 +395,7 @@ impl EngineCore {
                 route_index: ri,
                 labels,
                 alerts: Vec::new(),
+                firing: 0,
                 created_at: now,
                 last_flush: None,
                 next_flush: Some(due),
@@ -434,17 +427,12 @@ impl EngineCore {
             self.inhibitor.observe(fp, &e.alert.labels, false);
         }
         out.push(Effect::Persist(Record::Alert(fp)));
-        for h in groups {
-            let left = match self.firing.get_mut(&h) {
-                Some(c) => {
-                    *c = c.saturating_sub(1);
-                    *c
-                }
-                None => 0,
-            };
-            let Some(g) = self.groups.get(&h) else {
+        for h in groups.iter() {
+            let Some(g) = self.groups.get_mut(&h) else {
                 continue;
             };
+            g.firing = g.firing.saturating_sub(1);
+            let left = g.firing;
             let inc = g.incident.clone();
             // The last firing alert of a notified group resolved: deliver the resolve
             // after resolve_wait instead of at the next tick (alertmanager#1510).
@@ -495,8 +483,10 @@ impl EngineCore {
             self.inhibitor.observe(fp, &e.alert.labels, true);
         }
         out.push(Effect::Persist(Record::Alert(fp)));
-        for h in groups {
-            *self.firing.entry(h).or_insert(0) += 1;
+        for h in groups.iter() {
+            if let Some(g) = self.groups.get_mut(&h) {
+                g.firing += 1;
+            }
             self.pull_in(h, None, now, out);
             if let Some(inc) = self.groups.get(&h).and_then(|g| g.incident.clone()) {
                 self.timeline_if_active(
@@ -551,7 +541,7 @@ impl EngineCore {
                 let incidents: Vec<String> = e
                     .groups
                     .iter()
-                    .filter_map(|h| self.groups.get(h)?.incident.clone())
+                    .filter_map(|h| self.groups.get(&h)?.incident.clone())
                     .collect();
                 for id in incidents {
                     // A tool acknowledging twice is not an error worth surfacing.
@@ -704,7 +694,6 @@ impl EngineCore {
         if g.alerts.is_empty() && !notified {
             let key = g.key.clone();
             self.groups.remove(&h);
-            self.firing.remove(&h);
             self.group_by_key.remove(&key);
             out.push(Effect::Write(WriteOp::Delete {
                 table: Table::Groups,
@@ -797,9 +786,8 @@ impl EngineCore {
             let Some(e) = self.alerts.get_mut(fp) else {
                 continue;
             };
-            e.groups.retain(|x| *x != h);
+            e.groups.retain(|x| x != h);
             if e.groups.is_empty() {
-                self.hot.remove(fp);
                 if let Some(e) = self.alerts.remove(fp) {
                     let rec = AlertRecord {
                         fingerprint: *fp,
@@ -1675,8 +1663,8 @@ impl EngineCore {
     pub fn alert_record(&self, fp: Fingerprint) -> Option<AlertRecord> {
         let e = self.alerts.get(&fp)?;
         let last_seen = self
-            .hot
-            .get(&fp)
+            .alerts
+            .hot(&fp)
             .map_or(e.last_seen, |h| h.last_seen.max(e.last_seen));
         Some(AlertRecord {
             fingerprint: fp,
@@ -1687,7 +1675,7 @@ impl EngineCore {
             groups: e
                 .groups
                 .iter()
-                .filter_map(|h| self.groups.get(h).map(|g| g.key.clone()))
+                .filter_map(|h| self.groups.get(&h).map(|g| g.key.clone()))
                 .collect(),
         })
     }
@@ -1782,7 +1770,7 @@ impl EngineCore {
 
     /// Loads an alert record (retired ones are ignored).
     pub fn load_alert(&mut self, r: AlertRecord) {
-        let groups: Vec<u64> = r
+        let groups: GroupSet = r
             .groups
             .iter()
             .filter_map(|k| self.group_by_key.get(k).copied())
@@ -1791,18 +1779,16 @@ impl EngineCore {
             return;
         }
         let firing = r.alert.status == AlertStatus::Firing;
-        for h in &groups {
-            if let Some(g) = self.groups.get_mut(h) {
+        for h in groups.iter() {
+            if let Some(g) = self.groups.get_mut(&h) {
                 g.alerts.push(r.fingerprint);
-            }
-            if firing {
-                *self.firing.entry(*h).or_insert(0) += 1;
+                g.firing += usize::from(firing);
             }
         }
         if firing && !self.inhibitor.is_empty() {
             self.inhibitor.observe(r.fingerprint, &r.alert.labels, true);
         }
-        self.touch_hot(r.fingerprint, &r.alert, r.last_seen);
+        let hot = Hot::of(&r.alert, r.last_seen);
         self.alerts.insert(
             r.fingerprint,
             AlertEntry {
@@ -1813,6 +1799,7 @@ impl EngineCore {
                 resolved_at: r.resolved_at,
                 groups,
             },
+            hot,
         );
     }
 
@@ -1856,6 +1843,17 @@ struct Hot {
     status: AlertStatus,
     content: u64,
     last_seen: Timestamp,
+}
+
+impl Hot {
+    #[inline]
+    fn of(alert: &Alert, now: Timestamp) -> Self {
+        Hot {
+            status: alert.status,
+            content: content_hash(alert),
+            last_seen: now,
+        }
+    }
 }
 
 /// A 64-bit hash of what [`content_changed`] compares (summary, severity, annotations,
