@@ -2,8 +2,9 @@
 //! schedules, escalation policies and services.
 //!
 //! The file is TOML with `[[users]]`, `[[teams]]`, `[[schedules]]`,
-//! `[[escalation_policies]]` and `[[services]]` (the server config file works too;
-//! its other sections are ignored). The desired objects are validated together,
+//! `[[escalation_policies]]` and `[[services]]`, or the same structure in YAML
+//! (`users:` a list of mappings, …) — chosen by the extension (`.yaml`/`.yml`) or
+//! `--format` (the server config file works too; its other sections are ignored). The desired objects are validated together,
 //! diffed against what is stored, and the plan is printed (`+ create`, `~ update`
 //! with the changed fields, `- delete` with `--prune`). Without `--dry-run` the plan is
 //! applied atomically and audited.
@@ -25,6 +26,7 @@ use serde::{Deserialize, Serialize};
 use signalcraft_core::service::Service;
 use signalcraft_core::store::{Scan, Store, StoreExt, Table, WriteBatch};
 
+use crate::config::ConfigFormat;
 use crate::oncall::{Change, Kind, Objects, OnCall, config_of, objects_of, plan};
 
 /// Arguments of `signalcraft apply`.
@@ -47,6 +49,9 @@ pub struct ApplyArgs {
     /// Data directory of a stopped server (default ./signalcraft-data).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
+    /// File format (default: YAML for .yaml/.yml files, TOML otherwise).
+    #[arg(long, value_enum)]
+    pub format: Option<ConfigFormat>,
 }
 
 /// The desired state, as sent to `POST /api/v1/oncall/apply`.
@@ -89,12 +94,13 @@ pub struct ApplyResponse {
     pub applied: bool,
 }
 
-/// Reads an apply file into a request.
-pub fn read_file(path: &std::path::Path) -> Result<ApplyRequest, String> {
+/// Reads an apply file (TOML or YAML, see [`ConfigFormat`]) into a request. Errors
+/// name the file and the path (`users[0]`) or line at fault.
+pub fn read_file(path: &std::path::Path, format: ConfigFormat) -> Result<ApplyRequest, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let table: toml::Table = text
-        .parse()
-        .map_err(|e: toml::de::Error| format!("{}: {}", path.display(), e.message()))?;
+    let table = format
+        .parse_table(&text)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
     let section = |name: &str| -> Result<Vec<serde_json::Value>, String> {
         match table.get(name) {
             None => Ok(Vec::new()),
@@ -289,7 +295,10 @@ impl ServiceWriter<'_> {
 
 /// `signalcraft apply`.
 pub fn main(args: &ApplyArgs, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
-    let mut req = match read_file(&args.file) {
+    let format = args
+        .format
+        .unwrap_or_else(|| ConfigFormat::from_path(&args.file));
+    let mut req = match read_file(&args.file, format) {
         Ok(r) => r,
         Err(e) => {
             let _ = writeln!(err, "error: {e}");

@@ -391,23 +391,100 @@ pub const PROVIDER_TYPES: &[&str] = &[
     "generic",
 ];
 
+/// The language a config (or `signalcraft apply`) file is written in. Both map to the
+/// same structure: YAML mappings are TOML tables, sequences of mappings are `[[arrays]]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ConfigFormat {
+    /// TOML (the default).
+    Toml,
+    /// YAML 1.2 (`.yaml` / `.yml`).
+    Yaml,
+}
+
+impl ConfigFormat {
+    /// YAML for `.yaml` / `.yml` files (any case), TOML otherwise.
+    pub fn from_path(path: &Path) -> Self {
+        match path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            Some("yaml" | "yml") => ConfigFormat::Yaml,
+            _ => ConfigFormat::Toml,
+        }
+    }
+
+    /// Parses `text` into the document's top-level table. A syntax error is named by
+    /// its line (`line 7`); a YAML value TOML cannot hold (`null`, a non-string key) is
+    /// named by its path (`users[0].name`).
+    pub fn parse_table(self, text: &str) -> Result<toml::Table, ConfigError> {
+        match self {
+            ConfigFormat::Toml => text.parse().map_err(|e: toml::de::Error| {
+                let path = match e.span() {
+                    Some(span) => {
+                        let line = text[..span.start.min(text.len())].lines().count().max(1);
+                        format!("line {line}")
+                    }
+                    None => "(file)".into(),
+                };
+                ConfigError::new(path, e.message().to_string())
+            }),
+            ConfigFormat::Yaml => {
+                if text.trim().is_empty() {
+                    return Ok(toml::Table::new());
+                }
+                // Syntax first (named by line), then the shape (named by path).
+                let value: serde_yaml_ng::Value = serde_yaml_ng::from_str(text).map_err(|e| {
+                    let path = e
+                        .location()
+                        .map_or_else(|| "(file)".to_string(), |l| format!("line {}", l.line()));
+                    ConfigError::new(path, strip_location(&e.to_string()))
+                })?;
+                serde_path_to_error::deserialize::<_, toml::Table>(value).map_err(|e| {
+                    let path = match e.path().to_string() {
+                        p if p == "." => "(file)".to_string(),
+                        p => p,
+                    };
+                    ConfigError::new(
+                        path,
+                        yaml_message(&strip_location(&e.into_inner().to_string())),
+                    )
+                })
+            }
+        }
+    }
+}
+
+/// serde_yaml_ng appends " at line L column C"; the error's path says where.
+fn strip_location(m: &str) -> String {
+    m.split(" at line ").next().unwrap_or(m).to_string()
+}
+
+/// serde's messages for YAML values TOML has no type for, in config words.
+fn yaml_message(m: &str) -> String {
+    if m.contains("unit value") || m.contains("invalid type: null") {
+        "null is not allowed here: give a value or leave the key out".into()
+    } else {
+        m.to_string()
+    }
+}
+
 /// Parses a config from TOML text, collecting every structural error. Secrets are
 /// not resolved here (see [`resolve_secrets`]).
 pub fn parse(text: &str) -> Result<ServerConfig, Vec<ConfigError>> {
-    let table: toml::Table = match text.parse() {
-        Ok(t) => t,
-        Err(e) => {
-            let msg = e.message().to_string();
-            let path = match e.span() {
-                Some(span) => {
-                    let line = text[..span.start.min(text.len())].lines().count().max(1);
-                    format!("line {line}")
-                }
-                None => "(file)".into(),
-            };
-            return Err(vec![ConfigError::new(path, msg)]);
-        }
-    };
+    parse_as(text, ConfigFormat::Toml)
+}
+
+/// Parses a config written in `format`, collecting every structural error with its
+/// path (the same paths for TOML and YAML).
+pub fn parse_as(text: &str, format: ConfigFormat) -> Result<ServerConfig, Vec<ConfigError>> {
+    let table = format.parse_table(text).map_err(|e| vec![e])?;
+    parse_table(table)
+}
+
+/// Checks a parsed document and builds the config, collecting every error.
+pub fn parse_table(table: toml::Table) -> Result<ServerConfig, Vec<ConfigError>> {
     let mut errors = Vec::new();
     for key in table.keys() {
         if !KNOWN_SECTIONS.contains(&key.as_str())
@@ -697,11 +774,11 @@ pub fn resolve_secrets(
     }
 }
 
-/// Reads, parses and resolves a config file.
+/// Reads, parses and resolves a config file (YAML for `.yaml`/`.yml`, else TOML).
 pub fn load(path: &Path) -> Result<(ServerConfig, ResolvedSecrets), Vec<ConfigError>> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| vec![ConfigError::new(path.display().to_string(), e.to_string())])?;
-    let cfg = parse(&text)?;
+    let cfg = parse_as(&text, ConfigFormat::from_path(path))?;
     let secrets = resolve_secrets(&cfg, &|n| std::env::var(n).ok())?;
     Ok((cfg, secrets))
 }
@@ -739,6 +816,45 @@ mod tests {
             "value-of-SIGNALCRAFT_GRAFANA_KEY"
         );
         assert!(s.slack_signing_secret.is_some());
+    }
+
+    #[test]
+    fn yaml_config_is_the_same_config_as_its_toml() {
+        let text = include_str!("../signalcraft.example.toml");
+        let table: toml::Table = text.parse().unwrap();
+        let yaml = serde_yaml_ng::to_string(&table).unwrap();
+        assert!(yaml.contains("integrations:"), "{yaml}");
+        let from_yaml = parse_as(&yaml, ConfigFormat::Yaml).unwrap_or_else(|e| panic!("{e:#?}"));
+        assert_eq!(from_yaml, parse(text).unwrap());
+        assert_eq!(
+            ConfigFormat::from_path(Path::new("a/b.YML")),
+            ConfigFormat::Yaml
+        );
+        assert_eq!(
+            ConfigFormat::from_path(Path::new("b.toml")),
+            ConfigFormat::Toml
+        );
+        assert_eq!(
+            parse_as("", ConfigFormat::Yaml).unwrap(),
+            parse("").unwrap()
+        );
+    }
+
+    #[test]
+    fn yaml_errors_carry_paths_and_lines() {
+        let yaml = "server:\n  listen: \"127.0.0.1:1\"\n  lisen: typo\nintegrations:\n  - name: a\n    type: prometheus\n    key: literal\n";
+        let errs = parse_as(yaml, ConfigFormat::Yaml).unwrap_err();
+        let paths: Vec<&str> = errs.iter().map(|e| e.path.as_str()).collect();
+        for p in ["server", "integrations[0].type", "integrations[0].key"] {
+            assert!(paths.contains(&p), "{p} missing in {errs:#?}");
+        }
+        let e = parse_as("route:\n  group_wait: 5s\n   bad: [", ConfigFormat::Yaml).unwrap_err();
+        assert!(e[0].path.starts_with("line "), "{e:#?}");
+        let e = parse_as("server:\n  external_url: ~\n", ConfigFormat::Yaml).unwrap_err();
+        assert_eq!(e[0].path, "server.external_url", "{e:#?}");
+        assert!(e[0].message.contains("null"), "{e:#?}");
+        let e = parse_as("- just\n- a list\n", ConfigFormat::Yaml).unwrap_err();
+        assert_eq!(e.len(), 1, "{e:#?}");
     }
 
     #[test]

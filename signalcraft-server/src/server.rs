@@ -33,7 +33,7 @@ use crate::state::{AppState, Inner};
 /// Arguments of `signalcraft serve`.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct ServeArgs {
-    /// Config file (TOML). Without it: defaults, and a commented default config is
+    /// Config file (TOML, or YAML for .yaml/.yml). Without it: defaults, and a commented default config is
     /// written next to the data directory.
     #[arg(long, short = 'c')]
     pub config: Option<PathBuf>,
@@ -539,7 +539,7 @@ pub fn check_config(file: &Path) -> Result<(), Vec<ConfigError>> {
             message: e.to_string(),
         }]
     })?;
-    let cfg = config::parse(&text)?;
+    let cfg = config::parse_as(&text, config::ConfigFormat::from_path(file))?;
     let secrets = config::resolve_secrets(&cfg, &|n| std::env::var(n).ok())?;
     let mut errors = Vec::new();
     let registry = signalcraft_providers::sources::Registry::builtin();
