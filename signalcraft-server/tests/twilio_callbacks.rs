@@ -203,11 +203,14 @@ async fn sms_escalate_and_keypress_2_page_the_next_level_now_and_keypress_1_ackn
     assert_eq!(d["incident"]["state"], "open");
     // Audited with the actor.
     let audit: Value =
-        s.sc.get("/api/v1/audit?action=incident.escalated", Some(&s.sc.admin))
-            .await
-            .json()
-            .await
-            .unwrap();
+        s.sc.get(
+            &format!("/api/v1/audit?target=incident/{id}"),
+            Some(&s.sc.admin),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
     let items = audit["items"]
         .as_array()
         .cloned()

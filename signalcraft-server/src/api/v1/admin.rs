@@ -129,7 +129,7 @@ pub struct AuditParams {
 
 /// `GET /api/v1/audit`: newest first.
 #[utoipa::path(get, path = "/api/v1/audit", tag = "admin", params(AuditParams), security(("bearer" = [])),
-    responses((status = 200, body = Vec<Object>)))]
+    responses((status = 200, body = Vec<crate::api::schemas::AuditEntry>)))]
 pub async fn audit(
     State(s): State<AppState>,
     Auth(p): Auth,

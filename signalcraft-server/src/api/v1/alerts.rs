@@ -22,7 +22,7 @@ pub struct AlertView {
     /// Fingerprint (16 hex digits).
     pub fingerprint: String,
     /// The normalized alert (schema `signalcraft.event/v1`).
-    #[schema(value_type = Object)]
+    #[schema(value_type = crate::api::schemas::Alert)]
     pub alert: Alert,
     /// Receivers it routes to.
     pub receivers: Vec<String>,

@@ -56,7 +56,7 @@ pub struct ListQuery {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct IncidentPage {
     /// Incidents, newest first.
-    #[schema(value_type = Vec<Object>)]
+    #[schema(value_type = Vec<crate::api::schemas::Incident>)]
     pub items: Vec<Incident>,
     /// Cursor for the next page (absent at the end).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -122,22 +122,22 @@ pub async fn list(
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct IncidentDetail {
     /// The incident.
-    #[schema(value_type = Object)]
+    #[schema(value_type = crate::api::schemas::Incident)]
     pub incident: Incident,
     /// Its timeline, oldest first.
-    #[schema(value_type = Vec<Object>)]
+    #[schema(value_type = Vec<crate::api::schemas::TimelineEntry>)]
     pub timeline: Vec<TimelineEntry>,
     /// Its alerts.
-    #[schema(value_type = Vec<Object>)]
+    #[schema(value_type = Vec<crate::api::schemas::AlertRecord>)]
     pub alerts: Vec<AlertRecord>,
     /// Every delivery attempt for it.
-    #[schema(value_type = Vec<Object>)]
+    #[schema(value_type = Vec<crate::api::schemas::DeliveryRecord>)]
     pub delivery_trail: Vec<DeliveryRecord>,
     /// Change events for its service in the change window, newest first.
-    #[schema(value_type = Vec<Object>)]
+    #[schema(value_type = Vec<crate::api::schemas::ChangeEvent>)]
     pub recent_changes: Vec<ChangeEvent>,
     /// Runbook links.
-    #[schema(value_type = Vec<Object>)]
+    #[schema(value_type = Vec<crate::api::schemas::Link>)]
     pub runbooks: Vec<Link>,
 }
 
@@ -185,7 +185,7 @@ async fn act(
 /// `POST /api/v1/incidents/{id}/acknowledge`.
 #[utoipa::path(post, path = "/api/v1/incidents/{id}/acknowledge", tag = "incidents",
     params(("id" = String, Path)), security(("bearer" = [])),
-    responses((status = 200, description = "The updated incident", body = Object),
+    responses((status = 200, description = "The updated incident", body = crate::api::schemas::Incident),
         (status = 409, description = "Not allowed in the current state", body = crate::error::Problem, content_type = "application/problem+json")))]
 pub async fn acknowledge(
     State(s): State<AppState>,
@@ -199,7 +199,7 @@ pub async fn acknowledge(
 /// `POST /api/v1/incidents/{id}/mitigate`.
 #[utoipa::path(post, path = "/api/v1/incidents/{id}/mitigate", tag = "incidents",
     params(("id" = String, Path)), security(("bearer" = [])),
-    responses((status = 200, body = Object), (status = 409, body = crate::error::Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = crate::api::schemas::Incident), (status = 409, body = crate::error::Problem, content_type = "application/problem+json")))]
 pub async fn mitigate(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -212,7 +212,7 @@ pub async fn mitigate(
 /// `POST /api/v1/incidents/{id}/resolve`.
 #[utoipa::path(post, path = "/api/v1/incidents/{id}/resolve", tag = "incidents",
     params(("id" = String, Path)), security(("bearer" = [])),
-    responses((status = 200, body = Object), (status = 409, body = crate::error::Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = crate::api::schemas::Incident), (status = 409, body = crate::error::Problem, content_type = "application/problem+json")))]
 pub async fn resolve(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -225,7 +225,7 @@ pub async fn resolve(
 /// `POST /api/v1/incidents/{id}/close`.
 #[utoipa::path(post, path = "/api/v1/incidents/{id}/close", tag = "incidents",
     params(("id" = String, Path)), security(("bearer" = [])),
-    responses((status = 200, body = Object), (status = 409, body = crate::error::Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = crate::api::schemas::Incident), (status = 409, body = crate::error::Problem, content_type = "application/problem+json")))]
 pub async fn close(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -250,7 +250,7 @@ pub struct ReassignBody {
 /// `POST /api/v1/incidents/{id}/reassign`.
 #[utoipa::path(post, path = "/api/v1/incidents/{id}/reassign", tag = "incidents",
     params(("id" = String, Path)), request_body = ReassignBody, security(("bearer" = [])),
-    responses((status = 200, body = Object), (status = 400, body = crate::error::Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = crate::api::schemas::Incident), (status = 400, body = crate::error::Problem, content_type = "application/problem+json")))]
 pub async fn reassign(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -284,7 +284,7 @@ pub struct PageBody {
 /// `POST /api/v1/incidents/{id}/page`: page one user now (needs `page_user`).
 #[utoipa::path(post, path = "/api/v1/incidents/{id}/page", tag = "incidents",
     params(("id" = String, Path)), request_body = PageBody, security(("bearer" = [])),
-    responses((status = 200, body = Object), (status = 403, description = "Needs the page_user permission", body = crate::error::Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = crate::api::schemas::Incident), (status = 403, description = "Needs the page_user permission", body = crate::error::Problem, content_type = "application/problem+json")))]
 pub async fn page_user(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -309,7 +309,7 @@ pub async fn page_user(
 /// the audit log record `escalated` by the caller).
 #[utoipa::path(post, path = "/api/v1/incidents/{id}/escalate", tag = "incidents",
     params(("id" = String, Path)), security(("bearer" = [])),
-    responses((status = 200, description = "The incident after escalating", body = Object),
+    responses((status = 200, description = "The incident after escalating", body = crate::api::schemas::Incident),
         (status = 400, description = "The incident has no escalation policy", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 403, body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 404, body = crate::error::Problem, content_type = "application/problem+json"),
@@ -334,7 +334,7 @@ pub struct NoteBody {
 /// `POST /api/v1/incidents/{id}/notes`.
 #[utoipa::path(post, path = "/api/v1/incidents/{id}/notes", tag = "incidents",
     params(("id" = String, Path)), request_body = NoteBody, security(("bearer" = [])),
-    responses((status = 200, body = Object), (status = 400, body = crate::error::Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = crate::api::schemas::Incident), (status = 400, body = crate::error::Problem, content_type = "application/problem+json")))]
 pub async fn add_note(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -358,7 +358,7 @@ pub struct RoleBody {
 /// `POST /api/v1/incidents/{id}/roles`.
 #[utoipa::path(post, path = "/api/v1/incidents/{id}/roles", tag = "incidents",
     params(("id" = String, Path)), request_body = RoleBody, security(("bearer" = [])),
-    responses((status = 200, body = Object), (status = 400, body = crate::error::Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = crate::api::schemas::Incident), (status = 400, body = crate::error::Problem, content_type = "application/problem+json")))]
 pub async fn assign_role(
     State(s): State<AppState>,
     Auth(p): Auth,

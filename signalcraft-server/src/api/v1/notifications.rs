@@ -32,7 +32,7 @@ pub struct ListQuery {
 
 /// `GET /api/v1/notifications`: delivery attempts, newest first.
 #[utoipa::path(get, path = "/api/v1/notifications", tag = "notifications", params(ListQuery), security(("bearer" = [])),
-    responses((status = 200, body = Vec<Object>)))]
+    responses((status = 200, body = Vec<crate::api::schemas::DeliveryRecord>)))]
 pub async fn list(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -62,7 +62,7 @@ pub async fn list(
 
 /// `GET /api/v1/notifications/incident/{id}`: the delivery trail of one incident.
 #[utoipa::path(get, path = "/api/v1/notifications/incident/{id}", tag = "notifications", params(("id" = String, Path)), security(("bearer" = [])),
-    responses((status = 200, body = Vec<Object>)))]
+    responses((status = 200, body = Vec<crate::api::schemas::DeliveryRecord>)))]
 pub async fn trail(
     State(s): State<AppState>,
     Auth(p): Auth,
