@@ -101,13 +101,15 @@ impl EngineHandle {
         r.map_err(ApiError::from)
     }
 
-    /// Pending durable jobs (flushes, escalations, retries).
+    /// Pending jobs: durable ones (escalations, retries, handoffs) and group flushes.
     pub async fn queue_depth(&self) -> u64 {
-        self.scheduler
+        let durable = self
+            .scheduler
             .pending()
             .await
             .map(|p| p.len() as u64)
-            .unwrap_or(0)
+            .unwrap_or(0);
+        durable + self.engine.pending_flushes().await as u64
     }
 
     /// Firing alerts with their receivers and the silences muting them.

@@ -7,6 +7,19 @@
 //! [`Notifier`] (outside the write lock). A call returns `Ok` only after its batch is
 //! committed, so an acknowledged ingest is durable.
 //!
+//! Commits are pipelined: once a decision's batch is encoded, the write lock passes to
+//! the next caller while the batch commits, so the next decision overlaps this
+//! commit. Batches still commit one after another in decision order (a FIFO commit
+//! lock), and a batch decided while the one before it was committing fails if that
+//! one failed (it was decided on top of it).
+//!
+//! With [`EngineBuilder::in_memory_flush_timers`] (the server turns it on), group
+//! flushes are timers in memory, not durable jobs: every group record carries its
+//! `next_flush`, and [`Engine::recover`] re-arms them all, so a durable flush job only
+//! repeats what the group record already says, at the cost of durable writes to arm,
+//! claim and complete it for every group every group_interval. Off by default, so
+//! the Scheduler still lists flush jobs for embedders and tests that inspect it.
+//!
 //! Notifications are written to an outbox (`Table::Meta`, key `outbox/<id>`) in the
 //! same batch as the decision that produced them and removed once the notifier
 //! accepted them; [`Engine::recover`] re-sends what a crash left in the outbox.
@@ -43,6 +56,14 @@ use crate::store::{Scan, Store, StoreExt, Table, WriteBatch, WriteOp};
 const JOB_LEASE: Duration = Duration::from_secs(60);
 /// Jobs claimed per round.
 const JOB_BATCH: usize = 256;
+/// Most group flushes decided and committed together.
+const FLUSH_BATCH: usize = 2048;
+/// Flush rounds whose notifications may be handed over in the background at once.
+/// Back-pressure like Alertmanager's (a group's next flush waits for its previous
+/// notification): when delivery falls behind, later flushes wait and fold every
+/// change that arrived meanwhile into one notification per group instead of queueing
+/// one per group_interval.
+const BACKGROUND_ROUNDS: usize = 2;
 
 /// Most notifications handed to the notifier at once by one engine call.
 const DELIVERY_CONCURRENCY: usize = 64;
@@ -67,6 +88,13 @@ async fn first_error(
     }
     first.map_or(Ok(()), Err)
 }
+/// Id prefix of group flush jobs ([`AggregationGroup::job_id`]).
+const FLUSH_PREFIX: &str = "flush/";
+
+fn is_flush_id(id: &str) -> bool {
+    id.starts_with(FLUSH_PREFIX)
+}
+
 /// Longest the run loop sleeps without checking the scheduler (covers jobs scheduled
 /// by other processes sharing the store).
 const MAX_IDLE: Duration = Duration::from_secs(1);
@@ -83,6 +111,24 @@ pub struct IngestReport {
 struct Inner {
     store: Arc<dyn Store>,
     scheduler: Arc<dyn Scheduler>,
+    /// Group flush timers (see the module doc): job ids `flush/…`.
+    flushes: MemoryScheduler,
+    /// Whether group flushes use `flushes` instead of the Scheduler.
+    memory_flushes: bool,
+    /// Wakes the run loop when a timer earlier than its planned wake-up is armed.
+    wake: tokio::sync::Notify,
+    /// The run loop's planned wake-up (ms since the epoch; `i64::MAX` when not sleeping).
+    sleep_until_ms: std::sync::atomic::AtomicI64,
+    /// Commit order: held from the end of a decision until its batch is committed.
+    commit_order: tokio::sync::Mutex<CommitChain>,
+    /// Whether a batch is committing now (read when a decision starts).
+    committing: std::sync::atomic::AtomicBool,
+    /// Bounds the notifications being handed over at once across all callers
+    /// (background deliveries of the run loop included).
+    hand_over_slots: tokio::sync::Semaphore,
+    /// Flush rounds whose notifications the run loop may still be handing over in the
+    /// background; a new round waits for a slot (see [`Engine::run`]).
+    background_rounds: Arc<tokio::sync::Semaphore>,
     clock: Arc<dyn Clock>,
     notifier: Arc<dyn Notifier>,
     sink: Arc<dyn EventSink>,
@@ -90,6 +136,22 @@ struct Inner {
     core: Mutex<EngineCore>,
     write: tokio::sync::Mutex<()>,
     ext_seq: std::sync::atomic::AtomicU64,
+}
+
+/// State passed along the commit order.
+#[derive(Default)]
+struct CommitChain {
+    /// The last batch's commit failed (its error message).
+    failed: Option<String>,
+}
+
+/// A decision's effects, sorted for the commit.
+struct Staged {
+    batch: WriteBatch,
+    jobs: Vec<Effect>,
+    notifications: Vec<Notification>,
+    hooks: Vec<Effect>,
+    events: Vec<EngineEvent>,
 }
 
 /// The SignalCraft engine. Cheap to clone (shared state).
@@ -107,9 +169,18 @@ pub struct EngineBuilder {
     notifier: Option<Arc<dyn Notifier>>,
     sink: Option<Arc<dyn EventSink>>,
     escalation: Option<Arc<dyn EscalationHook>>,
+    memory_flushes: bool,
 }
 
 impl EngineBuilder {
+    /// Keeps group flush timers in memory instead of the Scheduler (default: off).
+    /// Safe because group records carry their next flush and [`Engine::recover`]
+    /// re-arms it; saves three durable writes per group flush. The Scheduler's
+    /// `pending` then lists no flush jobs ([`Engine::pending_flushes`] counts them).
+    pub fn in_memory_flush_timers(mut self, on: bool) -> Self {
+        self.memory_flushes = on;
+        self
+    }
     /// The Store (default: [`MemoryStore`]).
     pub fn store(mut self, s: Arc<dyn Store>) -> Self {
         self.store = Some(s);
@@ -158,6 +229,14 @@ impl EngineBuilder {
                 sink: self.sink.unwrap_or_else(|| Arc::new(NoopSink)),
                 escalation: self.escalation.unwrap_or_else(|| Arc::new(NoEscalation)),
                 core: Mutex::new(EngineCore::new(cfg)),
+                flushes: MemoryScheduler::new(),
+                memory_flushes: self.memory_flushes,
+                wake: tokio::sync::Notify::new(),
+                sleep_until_ms: std::sync::atomic::AtomicI64::new(i64::MAX),
+                commit_order: tokio::sync::Mutex::new(CommitChain::default()),
+                committing: std::sync::atomic::AtomicBool::new(false),
+                hand_over_slots: tokio::sync::Semaphore::new(2 * DELIVERY_CONCURRENCY),
+                background_rounds: Arc::new(tokio::sync::Semaphore::new(BACKGROUND_ROUNDS)),
                 write: tokio::sync::Mutex::new(()),
                 ext_seq: std::sync::atomic::AtomicU64::new(0),
             }),
@@ -180,6 +259,7 @@ impl Engine {
             notifier: None,
             sink: None,
             escalation: None,
+            memory_flushes: false,
         }
     }
 
@@ -198,106 +278,180 @@ impl Engine {
         &self.inner.scheduler
     }
 
-    /// Runs `f` on the core under its lock, then applies the effects it produced.
+    /// Runs `f` on the core under its lock, then applies the effects it produced:
+    /// commits them (pipelined, see the module doc), runs the hooks and hands the
+    /// notifications over. Returns after the commit and the hand-over.
     async fn mutate<T>(
         &self,
         f: impl FnOnce(&mut EngineCore, Timestamp, &mut Vec<Effect>) -> Result<T, CoreError>,
     ) -> Result<(T, usize), CoreError> {
-        let guard = self.inner.write.lock().await;
-        let now = self.now();
-        let mut effects = Vec::new();
-        let value = {
-            let mut core = self.inner.core.lock();
-            f(&mut core, now, &mut effects)?
-        };
-        let (pending, hooks) = self.commit(effects).await?;
-        drop(guard);
-        self.run_hooks(hooks).await?;
-        let sent = self.deliver(pending).await;
-        Ok((value, sent))
+        let (value, pending) = self.decide_and_commit(f).await?;
+        Ok((value, self.deliver(pending).await))
     }
 
-    /// Writes and schedules; returns the notifications to hand out and the escalation
-    /// hooks to run (both after the write lock is released).
+    /// The decision and its commit (and hooks); returns the notifications to hand out.
+    async fn decide_and_commit<T>(
+        &self,
+        f: impl FnOnce(&mut EngineCore, Timestamp, &mut Vec<Effect>) -> Result<T, CoreError>,
+    ) -> Result<(T, Vec<Notification>), CoreError> {
+        use std::sync::atomic::Ordering;
+        let guard = self.inner.write.lock().await;
+        // A batch committing now is one this decision builds on.
+        let on_top_of_inflight = self.inner.committing.load(Ordering::Acquire);
+        let now = self.now();
+        let mut effects = Vec::new();
+        let (value, staged) = {
+            let mut core = self.inner.core.lock();
+            let value = f(&mut core, now, &mut effects)?;
+            (value, Self::stage(&core, effects)?)
+        };
+        let mut order = self.inner.commit_order.lock().await;
+        self.inner.committing.store(true, Ordering::Release);
+        // The next decision may run while this batch commits.
+        drop(guard);
+        let result = match order.failed.as_ref() {
+            Some(e) if on_top_of_inflight => Err(CoreError::from(crate::store::StoreError::Io(
+                format!("an earlier commit this decision built on failed: {e}"),
+            ))),
+            _ => self.apply_staged(staged).await,
+        };
+        order.failed = result.as_ref().err().map(|e| e.to_string());
+        self.inner.committing.store(false, Ordering::Release);
+        drop(order);
+        let (pending, hooks) = result?;
+        self.run_hooks(hooks).await?;
+        Ok((value, pending))
+    }
+
+    /// Sorts a decision's effects and encodes its writes into one batch (under the
+    /// core lock, which `encode` reads).
+    fn stage(core: &EngineCore, effects: Vec<Effect>) -> Result<Staged, CoreError> {
+        let mut st = Staged {
+            batch: WriteBatch::new(),
+            jobs: Vec::new(),
+            notifications: Vec::new(),
+            hooks: Vec::new(),
+            events: Vec::new(),
+        };
+        let mut seen: HashSet<Record> = HashSet::new();
+        for e in effects {
+            match e {
+                Effect::Persist(r) => {
+                    if !seen.contains(&r) {
+                        if let Some(op) = core.encode(&r) {
+                            st.batch.ops.push(op);
+                        }
+                        seen.insert(r);
+                    }
+                }
+                Effect::Write(op) => st.batch.ops.push(op),
+                Effect::Timeline { incident_id, entry } => {
+                    st.batch.put(
+                        Table::Timeline,
+                        Incident::timeline_key(&incident_id, entry.seq),
+                        &entry,
+                    )?;
+                }
+                Effect::Audit(a) => {
+                    st.batch.put(Table::Audit, a.key(), &a)?;
+                }
+                Effect::Notify(n) => {
+                    st.batch.put(Table::Meta, outbox_key(&n.id), n.as_ref())?;
+                    st.notifications.push(*n);
+                }
+                Effect::Schedule(_) | Effect::Cancel(_) | Effect::CancelPrefix(_) => {
+                    st.jobs.push(e)
+                }
+                Effect::StartEscalation { .. }
+                | Effect::StopEscalation { .. }
+                | Effect::PageUser { .. } => st.hooks.push(e),
+                Effect::Event(ev) => st.events.push(ev),
+            }
+        }
+        Ok(st)
+    }
+
+    /// Commits a staged batch, then applies its scheduler operations and emits its
+    /// events; returns the notifications and the escalation hooks.
+    async fn apply_staged(
+        &self,
+        st: Staged,
+    ) -> Result<(Vec<Notification>, Vec<Effect>), CoreError> {
+        if !st.batch.is_empty() {
+            self.inner.store.commit(st.batch).await?;
+        }
+        self.apply_jobs(st.jobs).await?;
+        for ev in st.events {
+            self.inner.sink.emit(&ev);
+        }
+        Ok((st.notifications, st.hooks))
+    }
+
+    /// Commits effects produced outside a decision (the write lock held by the caller).
     async fn commit(
         &self,
         effects: Vec<Effect>,
     ) -> Result<(Vec<Notification>, Vec<Effect>), CoreError> {
-        let mut batch = WriteBatch::new();
-        let mut jobs = Vec::new();
-        let mut notifications = Vec::new();
-        let mut hooks = Vec::new();
-        let mut events = Vec::new();
-        {
-            let core = self.inner.core.lock();
-            let mut seen: HashSet<&Record> = HashSet::new();
-            for e in &effects {
-                match e {
-                    Effect::Persist(r) if seen.insert(r) => {
-                        if let Some(op) = core.encode(r) {
-                            batch.ops.push(op);
-                        }
-                    }
-                    Effect::Write(op) => batch.ops.push(op.clone()),
-                    Effect::Timeline { incident_id, entry } => {
-                        batch.put(
-                            Table::Timeline,
-                            Incident::timeline_key(incident_id, entry.seq),
-                            entry,
-                        )?;
-                    }
-                    Effect::Audit(a) => {
-                        batch.put(Table::Audit, a.key(), a)?;
-                    }
-                    Effect::Notify(n) => {
-                        batch.put(Table::Meta, outbox_key(&n.id), n.as_ref())?;
-                    }
-                    _ => {}
-                }
-            }
-        }
-        for e in effects {
-            match e {
-                Effect::Schedule(_) | Effect::Cancel(_) | Effect::CancelPrefix(_) => jobs.push(e),
-                Effect::Notify(n) => notifications.push(*n),
-                Effect::StartEscalation { .. }
-                | Effect::StopEscalation { .. }
-                | Effect::PageUser { .. } => hooks.push(e),
-                Effect::Event(ev) => events.push(ev),
-                _ => {}
-            }
-        }
-        if !batch.is_empty() {
-            self.inner.store.commit(batch).await?;
-        }
-        self.apply_jobs(jobs).await?;
-        for ev in events {
-            self.inner.sink.emit(&ev);
-        }
-        Ok((notifications, hooks))
+        let staged = Self::stage(&self.inner.core.lock(), effects)?;
+        let _order = self.inner.commit_order.lock().await;
+        self.apply_staged(staged).await
     }
 
     /// Applies scheduler effects. Runs of consecutive `Schedule`s are submitted
     /// concurrently, so a durable scheduler with group commit makes them one
     /// transaction instead of one fsync each; cancels are barriers, keeping the
     /// effects' order wherever it matters (a cancel before a re-schedule).
+    ///
+    /// Group flushes go to the in-memory timers instead (see the module doc).
     async fn apply_jobs(&self, jobs: Vec<Effect>) -> Result<(), CoreError> {
         let mut run: Vec<Job> = Vec::new();
+        let mut earliest: Option<Timestamp> = None;
         for j in jobs {
             match j {
+                Effect::Schedule(job) if is_flush_id(&job.id) => {
+                    earliest = Some(earliest.map_or(job.due, |e| e.min(job.due)));
+                    if self.inner.memory_flushes {
+                        self.inner.flushes.schedule(job).await?;
+                    } else {
+                        run.push(job);
+                    }
+                }
                 Effect::Schedule(job) => run.push(job),
+                Effect::Cancel(id) if self.inner.memory_flushes && is_flush_id(&id) => {
+                    self.inner.flushes.cancel(&id).await?;
+                }
                 Effect::Cancel(id) => {
                     self.schedule_all(std::mem::take(&mut run)).await?;
                     self.inner.scheduler.cancel(&id).await?;
                 }
                 Effect::CancelPrefix(p) => {
-                    self.schedule_all(std::mem::take(&mut run)).await?;
-                    self.inner.scheduler.cancel_prefix(&p).await?;
+                    let memory = self.inner.memory_flushes;
+                    if memory && (FLUSH_PREFIX.starts_with(p.as_str()) || is_flush_id(&p)) {
+                        self.inner.flushes.cancel_prefix(&p).await?;
+                    }
+                    if !memory || !is_flush_id(&p) {
+                        self.schedule_all(std::mem::take(&mut run)).await?;
+                        self.inner.scheduler.cancel_prefix(&p).await?;
+                    }
                 }
                 _ => {}
             }
         }
+        if let Some(t) = earliest {
+            self.wake_before(t);
+        }
         self.schedule_all(run).await
+    }
+
+    /// Wakes the run loop when it plans to sleep past `t`.
+    fn wake_before(&self, t: Timestamp) {
+        let planned = self
+            .inner
+            .sleep_until_ms
+            .load(std::sync::atomic::Ordering::Acquire);
+        if t.as_millisecond() < planned {
+            self.inner.wake.notify_one();
+        }
     }
 
     /// Schedules jobs concurrently; returns the first error after all have finished.
@@ -376,70 +530,84 @@ impl Engine {
     /// Hands notifications to the notifier; failures go to the incident timeline.
     /// Several notifications are handed over concurrently (at most
     /// [`DELIVERY_CONCURRENCY`] at a time), so a slow channel does not serialize a
-    /// burst of group flushes; each one is independent and idempotent by id.
+    /// burst of group flushes; each one is independent and idempotent by id. Their
+    /// outbox entries are removed afterwards in one commit.
     async fn deliver(&self, pending: Vec<Notification>) -> usize {
-        if pending.len() <= 1 {
-            return self.deliver_each(pending).await;
+        if pending.is_empty() {
+            return 0;
         }
-        let mut set = tokio::task::JoinSet::new();
+        let mut done = Vec::with_capacity(pending.len());
         let mut sent = 0;
-        for n in pending {
-            if set.len() >= DELIVERY_CONCURRENCY
-                && let Some(Ok(k)) = set.join_next().await
-            {
-                sent += k;
+        if pending.len() == 1 {
+            for n in pending {
+                let (id, ok) = self.hand_over(n).await;
+                sent += usize::from(ok);
+                done.push(id);
             }
-            let engine = self.clone();
-            set.spawn(async move { engine.deliver_each(vec![n]).await });
-        }
-        while let Some(r) = set.join_next().await {
-            if let Ok(k) = r {
-                sent += k;
+        } else {
+            let mut set = tokio::task::JoinSet::new();
+            for n in pending {
+                if set.len() >= DELIVERY_CONCURRENCY
+                    && let Some(Ok((id, ok))) = set.join_next().await
+                {
+                    sent += usize::from(ok);
+                    done.push(id);
+                }
+                let engine = self.clone();
+                set.spawn(async move {
+                    let _slot = engine.inner.hand_over_slots.acquire().await;
+                    engine.hand_over(n).await
+                });
+            }
+            while let Some(r) = set.join_next().await {
+                if let Ok((id, ok)) = r {
+                    sent += usize::from(ok);
+                    done.push(id);
+                }
             }
         }
+        let mut b = WriteBatch::new();
+        for id in done {
+            b.delete(Table::Meta, outbox_key(&id));
+        }
+        // Losing these deletes only means a duplicate hand-over after a crash, which the
+        // notification id makes idempotent.
+        let _ = self.inner.store.commit(b).await;
         sent
     }
 
-    /// Hands notifications over one after another.
-    async fn deliver_each(&self, pending: Vec<Notification>) -> usize {
-        let mut sent = 0;
-        for n in pending {
-            let id = n.id.clone();
-            let receiver = n.receiver.clone();
-            let channel = channel_name(&n).unwrap_or("").to_string();
-            let incident = n.incident.as_ref().map(|i| i.id.clone());
-            match self.inner.notifier.notify(n).await {
-                Ok(()) => {
-                    sent += 1;
-                    self.inner
-                        .sink
-                        .emit(&EngineEvent::NotificationSent { receiver, channel });
-                }
-                Err(e) => {
-                    let reason = e.to_string();
-                    self.inner.sink.emit(&EngineEvent::NotificationFailed {
-                        receiver,
-                        channel: channel.clone(),
-                        reason: reason.clone(),
-                    });
-                    if let Some(inc) = incident {
-                        let kind = EntryKind::DeliveryFailed {
-                            notification_id: id.clone(),
-                            channel,
-                            reason,
-                        };
-                        // Best effort: the failure itself is already reported through the sink.
-                        let _ = self.record_quiet(&inc, kind).await;
-                    }
-                }
+    /// Hands one notification over; returns its id and whether the notifier accepted it.
+    async fn hand_over(&self, n: Notification) -> (String, bool) {
+        let id = n.id.clone();
+        let receiver = n.receiver.clone();
+        let channel = channel_name(&n).unwrap_or("").to_string();
+        let incident = n.incident.as_ref().map(|i| i.id.clone());
+        match self.inner.notifier.notify(n).await {
+            Ok(()) => {
+                self.inner
+                    .sink
+                    .emit(&EngineEvent::NotificationSent { receiver, channel });
+                (id, true)
             }
-            let mut b = WriteBatch::new();
-            b.delete(Table::Meta, outbox_key(&id));
-            // Losing this delete only means a duplicate hand-over after a crash, which the
-            // notification id makes idempotent.
-            let _ = self.inner.store.commit(b).await;
+            Err(e) => {
+                let reason = e.to_string();
+                self.inner.sink.emit(&EngineEvent::NotificationFailed {
+                    receiver,
+                    channel: channel.clone(),
+                    reason: reason.clone(),
+                });
+                if let Some(inc) = incident {
+                    let kind = EntryKind::DeliveryFailed {
+                        notification_id: id.clone(),
+                        channel,
+                        reason,
+                    };
+                    // Best effort: the failure itself is already reported through the sink.
+                    let _ = self.record_quiet(&inc, kind).await;
+                }
+                (id, false)
+            }
         }
-        sent
     }
 
     /// Records a system timeline entry without running hooks or notifications (a
@@ -478,42 +646,90 @@ impl Engine {
         })
     }
 
-    /// Runs every job due now; returns how many ran.
+    /// Runs every job due now; returns how many ran. Returns after the notifications
+    /// the jobs produced were handed over.
     pub async fn run_due_jobs(&self) -> Result<usize, CoreError> {
+        self.run_due(false).await
+    }
+
+    /// Runs every job due now. Group flushes due together run as one decision and one
+    /// commit per [`FLUSH_BATCH`] (a burst of new groups comes due at the same
+    /// group_wait); other jobs one by one, after them. With `detach`, the flushes'
+    /// notifications are handed over by a background task, so the next due flushes
+    /// are not held back by slow deliveries (they are in the outbox already).
+    async fn run_due(&self, detach: bool) -> Result<usize, CoreError> {
         let mut ran = 0;
         loop {
             let now = self.now();
-            let jobs = self
+            let mut flushes = self
                 .inner
-                .scheduler
-                .claim_due(now, JOB_LEASE, JOB_BATCH)
+                .flushes
+                .claim_due(now, JOB_LEASE, FLUSH_BATCH)
                 .await?;
-            if jobs.is_empty() {
+            let jobs = if flushes.len() < FLUSH_BATCH {
+                self.inner
+                    .scheduler
+                    .claim_due(now, JOB_LEASE, JOB_BATCH)
+                    .await?
+            } else {
+                Vec::new()
+            };
+            if flushes.is_empty() && jobs.is_empty() {
                 return Ok(ran);
             }
-            // Group flushes due together run as one decision and one commit (a burst
-            // of new groups comes due at the same group_wait); other jobs one by one.
-            let (flushes, others): (Vec<Job>, Vec<Job>) = jobs
-                .into_iter()
-                .partition(|j| matches!(j.kind, JobKind::GroupFlush { .. }));
+            // Flush jobs armed durably by an earlier version run the same way.
+            let mut durable_flushes = Vec::new();
+            let mut others = Vec::new();
+            for j in jobs {
+                if matches!(j.kind, JobKind::GroupFlush { .. }) {
+                    durable_flushes.push(j.id.clone());
+                    flushes.push(j);
+                } else {
+                    others.push(j);
+                }
+            }
             if !flushes.is_empty() {
-                self.mutate(|core, now, out| {
-                    for job in &flushes {
-                        if let JobKind::GroupFlush { group_key } = &job.kind {
-                            core.flush_job(group_key, job.due, now, out);
+                let round = if detach {
+                    self.inner
+                        .background_rounds
+                        .clone()
+                        .acquire_owned()
+                        .await
+                        .ok()
+                } else {
+                    None
+                };
+                let ((), pending) = self
+                    .decide_and_commit(|core, now, out| {
+                        for job in &flushes {
+                            if let JobKind::GroupFlush { group_key } = &job.kind {
+                                core.flush_job(group_key, job.due, now, out);
+                            }
                         }
-                    }
-                    Ok(())
-                })
-                .await?;
+                        Ok(())
+                    })
+                    .await?;
                 for _ in &flushes {
                     self.inner.sink.emit(&EngineEvent::JobRun {
                         kind: "group_flush",
                     });
                 }
                 ran += flushes.len();
-                self.complete_all(flushes.into_iter().map(|j| j.id).collect())
-                    .await?;
+                for j in &flushes {
+                    if is_flush_id(&j.id) {
+                        self.inner.flushes.complete(&j.id).await?;
+                    }
+                }
+                self.complete_all(durable_flushes).await?;
+                if detach {
+                    let engine = self.clone();
+                    tokio::spawn(async move {
+                        engine.deliver(pending).await;
+                        drop(round);
+                    });
+                } else {
+                    self.deliver(pending).await;
+                }
             }
             for job in others {
                 self.run_job(&job).await?;
@@ -557,9 +773,20 @@ impl Engine {
         Ok(())
     }
 
-    /// The next time a job is due, if any.
+    /// The next time a job (or a group flush) is due, if any.
     pub async fn next_wakeup(&self) -> Result<Option<Timestamp>, CoreError> {
-        Ok(self.inner.scheduler.next_due().await?)
+        let flush = self.inner.flushes.next_due().await?;
+        let job = self.inner.scheduler.next_due().await?;
+        Ok(match (flush, job) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        })
+    }
+
+    /// Group flushes armed in memory (the durable scheduler's `pending` does not list
+    /// them; see the module doc).
+    pub async fn pending_flushes(&self) -> usize {
+        self.inner.flushes.pending().await.map_or(0, |p| p.len())
     }
 
     /// Runs due jobs until `shutdown` completes, sleeping until the next due job (at
@@ -567,21 +794,32 @@ impl Engine {
     /// through the event sink's `JobRun` absence and retried after the lease.
     pub async fn run(&self, shutdown: impl Future<Output = ()>) -> Result<(), CoreError> {
         tokio::pin!(shutdown);
+        use std::sync::atomic::Ordering;
         loop {
             // A failing job stays claimed and is retried after its lease.
-            let _ = self.run_due_jobs().await;
+            let _ = self.run_due(true).await;
             let now = self.now();
             let wait = match self.next_wakeup().await? {
                 Some(t) if t > now => Duration::try_from(t.duration_since(now))
                     .unwrap_or(MAX_IDLE)
                     .min(MAX_IDLE),
-                Some(_) => Duration::from_millis(10),
+                Some(_) => Duration::from_millis(1),
                 None => MAX_IDLE,
             };
+            let until = now
+                .checked_add(crate::duration::signed(wait))
+                .unwrap_or(Timestamp::MAX);
+            self.inner
+                .sleep_until_ms
+                .store(until.as_millisecond(), Ordering::Release);
+            // A timer armed between `next_wakeup` and here already called `notify_one`,
+            // which leaves a permit, so `notified` returns at once.
             tokio::select! {
                 _ = &mut shutdown => return Ok(()),
                 _ = tokio::time::sleep(wait) => {}
+                _ = self.inner.wake.notified() => {}
             }
+            self.inner.sleep_until_ms.store(i64::MAX, Ordering::Release);
         }
     }
 
@@ -642,10 +880,12 @@ impl Engine {
             core.armed_flushes()
         };
         for (key, due) in armed {
-            self.inner
-                .scheduler
-                .schedule(super::core::flush_job(&key, due))
-                .await?;
+            let job = super::core::flush_job(&key, due);
+            if self.inner.memory_flushes {
+                self.inner.flushes.schedule(job).await?;
+            } else {
+                self.inner.scheduler.schedule(job).await?;
+            }
         }
         drop(_w);
         self.deliver(outbox.into_iter().map(|(_, n)| n).collect())
