@@ -180,3 +180,59 @@ async fn unreachable_smtp_is_retryable_and_a_bad_recipient_is_permanent() {
         .unwrap_err();
     assert_eq!(e.retry_action(), RetryAction::DontRetry, "{e}");
 }
+
+/// With a thread store, the first email of an incident to a recipient IS the
+/// thread root (Message-ID = the deterministic root id, no In-Reply-To /
+/// References); later ones reply to it, also after a restart (a new channel over
+/// the same store never sends the root id twice); another recipient gets its
+/// own root. Asserted on the messages as the real SMTP server received them.
+#[tokio::test]
+async fn the_first_email_of_an_incident_is_the_thread_root_and_later_ones_reply_to_it() {
+    use std::sync::Arc;
+
+    use signalcraft_core::memory::MemoryStore;
+    use signalcraft_core::store::Store;
+
+    let smtp = Aiosmtpd::start().await;
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let ch = EmailChannel::new(&config(smtp.port), "channels[0]")
+        .unwrap()
+        .with_thread_store(store.clone());
+    let n1 = sample_notification("incident/smtp/inc-42-b/1", "smtp", "oncall@example.com");
+    let n2 = sample_notification("incident/smtp/inc-42-b/2", "smtp", "oncall@example.com");
+    let d1 = ch.deliver(&n1).await.unwrap();
+    let d2 = ch.deliver(&n2).await.unwrap();
+    drop(ch);
+    // "Restart": a new channel instance over the same store.
+    let ch2 = EmailChannel::new(&config(smtp.port), "channels[0]")
+        .unwrap()
+        .with_thread_store(store);
+    let n3 = sample_notification("incident/smtp/inc-42-b/3", "smtp", "oncall@example.com");
+    ch2.deliver(&n3).await.unwrap();
+    let other = sample_notification("incident/smtp/inc-42-b/4", "smtp", "boss@example.com");
+    ch2.deliver(&other).await.unwrap();
+
+    let mails = smtp.wait_for(4).await;
+    // `sample_notification` is about incident `inc-42`.
+    let root = "<incident-inc-42@signalcraft.example.com>";
+    let (m1, m2, m3, m4) = (&mails[0], &mails[1], &mails[2], &mails[3]);
+    assert_eq!(header(m1, "Message-ID").as_deref(), Some(root));
+    assert_eq!(d1.provider_message_id.as_deref(), Some(root));
+    assert_eq!(header(m1, "In-Reply-To"), None);
+    assert_eq!(header(m1, "References"), None);
+    for m in [m2, m3] {
+        assert_ne!(header(m, "Message-ID").as_deref(), Some(root));
+        assert_eq!(header(m, "In-Reply-To").as_deref(), Some(root));
+        assert_eq!(header(m, "References").as_deref(), Some(root));
+    }
+    assert_eq!(
+        header(m2, "Message-ID"),
+        d2.provider_message_id,
+        "the reply's id is what the log records"
+    );
+    assert_ne!(header(m2, "Message-ID"), header(m3, "Message-ID"));
+    // Another recipient's mailbox gets the root of the same thread id.
+    assert_eq!(header(m4, "To").as_deref(), Some("boss@example.com"));
+    assert_eq!(header(m4, "Message-ID").as_deref(), Some(root));
+    assert_eq!(header(m4, "In-Reply-To"), None);
+}

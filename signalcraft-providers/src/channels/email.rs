@@ -3,15 +3,27 @@
 //! templates, and threading headers so every email about one incident lands in
 //! one thread.
 //!
-//! Threading: each message gets a unique `Message-ID`
-//! `<{notification}.{incident}@{domain}>` and names the incident's root id
-//! `<incident-{incident}@{domain}>` in both `In-Reply-To` and `References`
-//! (`domain` is the sender's domain). The default subject is stable per incident.
+//! Threading: every email about one incident names the same deterministic root id
+//! `<incident-{incident}@{domain}>` (`domain` is the sender's domain; the group
+//! key stands in when there is no incident). With a thread store
+//! ([`EmailChannel::with_thread_store`]), the **first** email of an incident to a
+//! recipient *is* the root: its `Message-ID` is the root id and it has no
+//! `In-Reply-To`/`References`; every later one gets a unique `Message-ID`
+//! `<{notification}.{incident}@{domain}>` and names the root in both headers. The
+//! store remembers which `(incident, recipient)` threads have their root (written
+//! after the root was accepted by the SMTP server), so a restart never sends a
+//! second message with the same `Message-ID` (clients such as Gmail hide
+//! duplicates). Without a store every email is a reply to the root id, which still
+//! threads in common clients but the root itself is never sent. Two emails of a
+//! new thread sent at the same moment: the first claims the root, the other replies
+//! to it; a root that fails to send is released so its retry sends the root again.
+//! The default subject is stable per incident.
 //!
 //! Failure classification: SMTP 4xx replies, timeouts and connection errors retry;
 //! 5xx replies (rejected recipient, auth failure) and invalid addresses are permanent.
 
-use std::sync::OnceLock;
+use std::collections::HashSet;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -23,6 +35,7 @@ use minijinja::Environment;
 use serde::{Deserialize, Serialize};
 use signalcraft_core::channel::{Channel, Delivered, DeliveryError, Notification};
 use signalcraft_core::model::{AlertStatus, Severity};
+use signalcraft_core::store::{Store, StoreExt, Table, WriteBatch};
 
 use super::error::ChannelError;
 use super::http::install_crypto_provider;
@@ -133,8 +146,94 @@ pub struct EmailChannel {
     env: Environment<'static>,
     /// lettre's own timeout bounds connecting only; the whole send is bounded here.
     timeout: Duration,
+    /// Which threads have their root message (see the module doc).
+    threads: Threads,
 }
 
+/// Thread roots: known ones (sent, or read back from the store) and the ones
+/// being sent right now. Only active with a store.
+#[derive(Default)]
+struct Threads {
+    store: Option<Arc<dyn Store>>,
+    known: parking_lot::Mutex<HashSet<String>>,
+    sending: parking_lot::Mutex<HashSet<String>>,
+}
+
+impl Threads {
+    fn store_key(channel: &str, key: &str) -> String {
+        format!("~email-thread/{channel}/{key}")
+    }
+
+    /// Whether this email should be the thread's root: no root known (in memory
+    /// or in the store) and no other email sending it right now. `Some` claims it
+    /// until the claim is dropped (also when the send is abandoned on timeout).
+    async fn claim_root<'a>(
+        &'a self,
+        channel: &str,
+        key: &str,
+    ) -> Result<Option<RootClaim<'a>>, DeliveryError> {
+        let Some(store) = &self.store else {
+            return Ok(None);
+        };
+        if self.known.lock().contains(key) {
+            return Ok(None);
+        }
+        let stored: Option<serde_json::Value> = store
+            .get_json(Table::NotificationLog, &Self::store_key(channel, key))
+            .await
+            .map_err(|e| DeliveryError::Retryable {
+                reason: format!("email: reading the thread store failed: {e}"),
+                retry_after: None,
+            })?;
+        if stored.is_some() {
+            self.known.lock().insert(key.to_string());
+            return Ok(None);
+        }
+        Ok(self
+            .sending
+            .lock()
+            .insert(key.to_string())
+            .then(|| RootClaim {
+                threads: self,
+                key: key.to_string(),
+            }))
+    }
+}
+
+/// A claim on sending a thread's root; released on drop.
+struct RootClaim<'a> {
+    threads: &'a Threads,
+    key: String,
+}
+
+impl RootClaim<'_> {
+    /// The root was accepted by the server: record the thread (memory + store).
+    async fn sent(self, channel: &str) {
+        let key = self.key.as_str();
+        {
+            self.threads.known.lock().insert(key.to_string());
+            if let Some(store) = &self.threads.store {
+                let mut b = WriteBatch::new();
+                b.put_raw(
+                    Table::NotificationLog,
+                    Threads::store_key(channel, key),
+                    b"{}".to_vec(),
+                );
+                // Not fatal: the email went out. A lost mark means a later email
+                // may carry the root id again (a duplicate the client drops).
+                if let Err(e) = store.commit(b).await {
+                    tracing::warn!(channel, error = %e, "email: recording the thread root failed");
+                }
+            }
+        }
+    }
+}
+
+impl Drop for RootClaim<'_> {
+    fn drop(&mut self) {
+        self.threads.sending.lock().remove(&self.key);
+    }
+}
 #[derive(Serialize)]
 struct View<'a> {
     title: String,
@@ -197,6 +296,20 @@ fn id_part(s: &str) -> String {
             }
         })
         .collect()
+}
+
+/// The thread's key in the thread store: incident (or group key) and recipient,
+/// both restricted to Message-ID characters.
+fn thread_key(n: &Notification) -> String {
+    let incident = n
+        .incident
+        .as_ref()
+        .map_or(n.group_key.as_str(), |i| i.id.as_str());
+    format!(
+        "{}/{}",
+        id_part(incident),
+        n.target.address.trim().to_ascii_lowercase()
+    )
 }
 
 /// `(Message-ID, thread root id)` for a notification from `domain`.
@@ -287,7 +400,16 @@ impl EmailChannel {
             transport: OnceLock::new(),
             env,
             timeout: Duration::from_millis(c.timeout_ms),
+            threads: Threads::default(),
         })
+    }
+
+    /// Remembers thread roots in `store` (`Table::NotificationLog`, keys
+    /// `~email-thread/{channel}/{incident}/{recipient}`), which turns on sending
+    /// the root message (see the module doc).
+    pub fn with_thread_store(mut self, store: Arc<dyn Store>) -> Self {
+        self.threads.store = Some(store);
+        self
     }
 
     /// Renders `(subject, text, html)`.
@@ -371,22 +493,38 @@ impl Channel for EmailChannel {
                     reason: "email: target is not an email address".into(),
                 })?;
         let (subject, text, html) = self.render(n)?;
-        let (message_id, root) = threading_ids(n, &self.domain);
-        let msg = Message::builder()
+        let (reply_id, root) = threading_ids(n, &self.domain);
+        let key = thread_key(n);
+        let claim = self.threads.claim_root(&self.name, &key).await?;
+        let mut builder = Message::builder()
             .from(self.from.clone())
             .to(to)
-            .subject(subject)
-            .message_id(Some(message_id.clone()))
-            .in_reply_to(root.clone())
-            .references(root)
-            .multipart(MultiPart::alternative_plain_html(text, html))
-            .map_err(|e| DeliveryError::Permanent {
-                reason: format!("email: building the message failed: {e}"),
-            })?;
-        match tokio::time::timeout(self.timeout, self.transport().send(msg)).await {
-            Ok(r) => r.map_err(|e| self.classify(e))?,
-            Err(_) => return Err(self.timed_out()),
+            .subject(subject);
+        let message_id = if claim.is_some() {
+            root
+        } else {
+            builder = builder.in_reply_to(root.clone()).references(root);
+            reply_id
         };
+        let result = async {
+            let msg = builder
+                .message_id(Some(message_id.clone()))
+                .multipart(MultiPart::alternative_plain_html(text, html))
+                .map_err(|e| DeliveryError::Permanent {
+                    reason: format!("email: building the message failed: {e}"),
+                })?;
+            match tokio::time::timeout(self.timeout, self.transport().send(msg)).await {
+                Ok(r) => r.map(|_| ()).map_err(|e| self.classify(e)),
+                Err(_) => Err(self.timed_out()),
+            }
+        }
+        .await;
+        if let Some(claim) = claim
+            && result.is_ok()
+        {
+            claim.sent(&self.name).await;
+        }
+        result?;
         Ok(Delivered {
             provider_message_id: Some(message_id),
         })
@@ -418,5 +556,71 @@ impl Drop for EmailChannel {
         {
             std::mem::forget(t);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use signalcraft_core::memory::MemoryStore;
+    use signalcraft_core::store::Store;
+
+    use super::Threads;
+
+    /// One root claim at a time per thread; a claim dropped without success
+    /// (failed or abandoned send) is released; a sent root is remembered, also
+    /// by a new instance over the same store; without a store nothing is a root.
+    #[tokio::test]
+    async fn root_claims_are_exclusive_released_on_failure_and_persisted() {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let t = Threads {
+            store: Some(store.clone()),
+            ..Default::default()
+        };
+        let first = t.claim_root("smtp", "inc-1/a@x").await.unwrap();
+        assert!(first.is_some());
+        assert!(
+            t.claim_root("smtp", "inc-1/a@x").await.unwrap().is_none(),
+            "a second email while the root is being sent replies to it"
+        );
+        assert!(t.claim_root("smtp", "inc-1/b@x").await.unwrap().is_some());
+        drop(first); // the root's send failed
+        let again = t.claim_root("smtp", "inc-1/a@x").await.unwrap();
+        assert!(again.is_some(), "released: the retry is the root");
+        again.unwrap().sent("smtp").await;
+        assert!(t.claim_root("smtp", "inc-1/a@x").await.unwrap().is_none());
+
+        let restarted = Threads {
+            store: Some(store.clone()),
+            ..Default::default()
+        };
+        assert!(
+            restarted
+                .claim_root("smtp", "inc-1/a@x")
+                .await
+                .unwrap()
+                .is_none()
+        );
+        let other_channel = Threads {
+            store: Some(store),
+            ..Default::default()
+        };
+        assert!(
+            other_channel
+                .claim_root("other", "inc-1/a@x")
+                .await
+                .unwrap()
+                .is_some(),
+            "threads are per channel instance"
+        );
+        let no_store = Threads::default();
+        assert!(
+            no_store
+                .claim_root("smtp", "inc-2/a@x")
+                .await
+                .unwrap()
+                .is_none()
+        );
     }
 }

@@ -115,8 +115,20 @@ impl ChannelConfig {
     }
 
     /// Builds the channel.
-    #[allow(unreachable_code)] // with no channel feature the enum is empty
     pub fn build(&self, path: &str) -> Result<Arc<dyn Channel>, ChannelError> {
+        self.build_with_store(path, None)
+    }
+
+    /// Builds the channel; channels that keep state beyond the notification log
+    /// use `store` (today: email thread roots, see
+    /// [`EmailChannel::with_thread_store`](super::email::EmailChannel::with_thread_store)).
+    #[allow(unreachable_code)] // with no channel feature the enum is empty
+    pub fn build_with_store(
+        &self,
+        path: &str,
+        store: Option<Arc<dyn signalcraft_core::store::Store>>,
+    ) -> Result<Arc<dyn Channel>, ChannelError> {
+        let _ = &store; // unused without the email feature
         if self.name().trim().is_empty() {
             return Err(ChannelError::config(
                 format!("{path}.name"),
@@ -127,7 +139,13 @@ impl ChannelConfig {
             #[cfg(feature = "channel-slack")]
             ChannelConfig::Slack(c) => Arc::new(SlackChannel::new(c, path)?),
             #[cfg(feature = "channel-email")]
-            ChannelConfig::Email(c) => Arc::new(EmailChannel::new(c, path)?),
+            ChannelConfig::Email(c) => {
+                let ch = EmailChannel::new(c, path)?;
+                Arc::new(match store {
+                    Some(s) => ch.with_thread_store(s),
+                    None => ch,
+                })
+            }
             #[cfg(feature = "channel-twilio")]
             ChannelConfig::TwilioSms(c) => Arc::new(TwilioChannel::new(c, TwilioMode::Sms, path)?),
             #[cfg(feature = "channel-twilio")]
