@@ -29,6 +29,8 @@ use signalcraft_core::model::AlertStatus;
 use super::error::{CallbackError, ChannelError};
 use super::http;
 
+/// Header carrying the notification id (the receiver's idempotency key).
+pub const NOTIFICATION_ID_HEADER: &str = "x-signalcraft-notification-id";
 /// Header carrying the signing timestamp.
 pub const TIMESTAMP_HEADER: &str = "x-signalcraft-timestamp";
 /// Header carrying the signature.
@@ -436,21 +438,31 @@ impl Channel for WebhookChannel {
         let body = render_body(n, self.max_alerts).map_err(|e| DeliveryError::Permanent {
             reason: format!("webhook: rendering failed: {e}"),
         })?;
-        let mut req = self
-            .client
-            .post(self.url.clone())
-            .headers(self.headers.clone())
-            .header(CONTENT_TYPE, "application/json")
-            .header("x-signalcraft-notification-id", n.id.as_str());
+        // The request is built by hand with a header map sized for everything
+        // reqwest and hyper add later (user agent, accept, host, length), so no
+        // map grows on the hot path.
+        let mut headers = HeaderMap::with_capacity(self.headers.len() + 8);
+        for (k, v) in &self.headers {
+            headers.insert(k.clone(), v.clone());
+        }
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        let id = HeaderValue::from_str(&n.id).map_err(|_| DeliveryError::Permanent {
+            reason: "webhook: the notification id is not a valid header value".into(),
+        })?;
+        headers.insert(HeaderName::from_static(NOTIFICATION_ID_HEADER), id);
         if let Some(secret) = &self.secret {
             let ts = self.clock.now().as_second();
-            req = req
-                .header(TIMESTAMP_HEADER, ts.to_string())
-                .header(SIGNATURE_HEADER, sign(secret, ts, &body));
+            let signature = HeaderValue::try_from(sign(secret, ts, &body))
+                .unwrap_or_else(|_| unreachable!("`v1=` + hex is a valid header value"));
+            headers.insert(HeaderName::from_static(TIMESTAMP_HEADER), ts.into());
+            headers.insert(HeaderName::from_static(SIGNATURE_HEADER), signature);
         }
-        let resp = req
-            .body(body)
-            .send()
+        let mut req = reqwest::Request::new(reqwest::Method::POST, self.url.clone());
+        *req.headers_mut() = headers;
+        *req.body_mut() = Some(body.into());
+        let resp = self
+            .client
+            .execute(req)
             .await
             .map_err(|e| http::classify_send_error(e, &format!("webhook {}", self.shown)))?;
         let status = resp.status();
