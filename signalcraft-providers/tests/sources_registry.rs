@@ -244,6 +244,39 @@ fn raw_payload_is_the_alert_object_for_multi_alert_bodies() {
     );
 }
 
+/// With raw payloads kept, each Grafana alert's `raw` is its own object (captured as a
+/// compact slice of the body, no newlines even though the fixture is pretty-printed),
+/// and a CloudWatch alarm's `raw` is `{"envelope": <body>, "alarm": <Message JSON>}`.
+#[test]
+fn raw_payloads_are_compact_per_alert_slices() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../fixtures");
+    let body = std::fs::read(format!("{root}/grafana/firing_with_images.json")).unwrap();
+    let full: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let events = parse("grafana", Integration::new("grafana", "g"), &[], &body).unwrap();
+    assert!(events.len() >= 2);
+    for (i, e) in events.iter().enumerate() {
+        let Event::Alert(a) = e else { panic!() };
+        assert_eq!(a.raw, full["alerts"][i]);
+        assert!(!a.raw.get().contains('\n'), "{}", a.raw.get());
+        let line = serde_json::to_string(e).unwrap();
+        assert!(!line.contains('\n'));
+    }
+    let body = std::fs::read(format!("{root}/cloudwatch/alarm_firing.json")).unwrap();
+    let full: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let alarm: serde_json::Value = serde_json::from_str(full["Message"].as_str().unwrap()).unwrap();
+    let events = parse(
+        "cloudwatch",
+        Integration::new("cloudwatch", "c"),
+        &[],
+        &body,
+    )
+    .unwrap();
+    let Event::Alert(a) = &events[0] else {
+        panic!()
+    };
+    assert_eq!(a.raw, json!({"envelope": full, "alarm": alarm}));
+}
+
 #[test]
 fn alertmanager_fingerprint_is_label_identity() {
     let body = std::fs::read(concat!(

@@ -8,11 +8,13 @@
 //! Authentication: Alertmanager cannot sign; configure its `http_config`
 //! (`authorization` / `basic_auth`) and the matching [`TokenAuth`] secret here.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use jiff::Timestamp;
 use serde::Deserialize;
-use signalcraft_core::model::{Alert, AlertStatus, Event, Labels, Link, Severity};
+use serde_json::value::RawValue;
+use signalcraft_core::model::{Alert, AlertStatus, Event, Labels, Link, RawPayload, Severity};
 use signalcraft_core::provider::{InboundRequest, Provider, ProviderError};
 
 use super::decode::{Common, parse_timestamp};
@@ -44,34 +46,37 @@ impl Default for AlertmanagerConfig {
     }
 }
 
-/// Alertmanager webhook payload (version 4), as `notify/webhook` sends it.
+/// Alertmanager webhook payload (version 4), as `notify/webhook` sends it. Text the
+/// events do not keep is borrowed from the body; `A` is [`AmAlert`] (one pass) or
+/// `&RawValue` (each alert's slice, kept as its raw payload and decoded on its own).
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub(crate) struct AmMessage {
-    pub version: String,
-    #[serde(default)]
-    pub group_key: String,
+pub(crate) struct AmMessage<'a, A> {
+    #[serde(borrow)]
+    pub version: Cow<'a, str>,
+    #[serde(default, borrow)]
+    pub group_key: Cow<'a, str>,
     #[serde(default)]
     pub truncated_alerts: u64,
-    #[serde(default)]
-    pub receiver: String,
-    #[serde(default, rename = "externalURL")]
-    pub external_url: String,
-    pub alerts: Vec<AmAlert>,
+    #[serde(default, borrow)]
+    pub receiver: Cow<'a, str>,
+    #[serde(default, rename = "externalURL", borrow)]
+    pub external_url: Cow<'a, str>,
+    pub alerts: Vec<A>,
 }
 
-/// One alert of the payload (shared with Grafana's superset).
+/// One alert of the payload.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub(crate) struct AmAlert {
+pub(crate) struct AmAlert<'a> {
     pub status: AmStatus,
     pub labels: Labels,
     #[serde(default)]
     pub annotations: BTreeMap<String, String>,
-    #[serde(default)]
-    pub starts_at: Option<String>,
-    #[serde(default)]
-    pub ends_at: Option<String>,
+    #[serde(default, borrow)]
+    pub starts_at: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub ends_at: Option<Cow<'a, str>>,
     #[serde(default, rename = "generatorURL")]
     pub generator_url: Option<String>,
     #[serde(default)]
@@ -105,8 +110,8 @@ pub(crate) fn summary_of(labels: &Labels, annotations: &BTreeMap<String, String>
         .unwrap_or_else(|| "alert".to_string())
 }
 
-pub(crate) fn ts(s: &Option<String>) -> Option<Timestamp> {
-    s.as_deref().and_then(parse_timestamp)
+pub(crate) fn ts(s: Option<&str>) -> Option<Timestamp> {
+    s.and_then(parse_timestamp)
 }
 
 /// Runbook links from the conventional `runbook_url` annotation.
@@ -141,7 +146,58 @@ impl Provider for AlertmanagerProvider {
     }
 
     fn parse(&self, req: &InboundRequest) -> Result<Vec<Event>, ProviderError> {
-        let (msg, raw): (AmMessage, _) = self.common.decode(&req.body)?;
+        let body = &req.body;
+        if !self.common.keep_raw {
+            let mut msg: AmMessage<AmAlert> = self.common.decode(body)?;
+            self.check_version(&msg)?;
+            let alerts = std::mem::take(&mut msg.alerts);
+            let group = Group::of(&msg);
+            return Ok(alerts
+                .into_iter()
+                .map(|a| self.event(&group, a, RawPayload::null()))
+                .collect());
+        }
+        // Raw payloads kept: each alert's slice is its raw payload and is decoded on
+        // its own (no Value of the body is built).
+        let msg: AmMessage<&RawValue> = self.common.decode(body)?;
+        let mut alerts = Vec::with_capacity(msg.alerts.len());
+        for raw in &msg.alerts {
+            match serde_json::from_str::<AmAlert>(raw.get()) {
+                Ok(a) => alerts.push((a, *raw)),
+                // The error as a whole-body decode names it (path, message).
+                Err(_) => return Err(self.common.error_of::<AmMessage<AmAlert>>(body)),
+            }
+        }
+        self.check_version(&msg)?;
+        let group = Group::of(&msg);
+        Ok(alerts
+            .into_iter()
+            .map(|(a, raw)| self.event(&group, a, self.common.raw(raw)))
+            .collect())
+    }
+}
+
+/// What every alert of a request shares.
+struct Group<'m> {
+    group_key: &'m str,
+    receiver: &'m str,
+    truncated_alerts: u64,
+    external_url: &'m str,
+}
+
+impl<'m> Group<'m> {
+    fn of<A>(msg: &'m AmMessage<'_, A>) -> Self {
+        Group {
+            group_key: &msg.group_key,
+            receiver: &msg.receiver,
+            truncated_alerts: msg.truncated_alerts,
+            external_url: &msg.external_url,
+        }
+    }
+}
+
+impl AlertmanagerProvider {
+    fn check_version<A>(&self, msg: &AmMessage<'_, A>) -> Result<(), ProviderError> {
         if msg.version != "4" {
             return Err(self.common.malformed(
                 "$.version",
@@ -151,60 +207,59 @@ impl Provider for AlertmanagerProvider {
                 ),
             ));
         }
+        Ok(())
+    }
+
+    fn event(&self, group: &Group<'_>, a: AmAlert<'_>, raw: RawPayload) -> Event {
+        let severity = a
+            .labels
+            .get("severity")
+            .and_then(|s| Severity::parse_lenient(s))
+            .unwrap_or(self.config.default_severity);
+        let service = self
+            .config
+            .service_labels
+            .iter()
+            .find_map(|l| a.labels.get(l).filter(|v| !v.is_empty()).cloned());
+        let mut links = Vec::new();
+        if let Some(g) = a.generator_url.filter(|u| !u.is_empty()) {
+            links.push(Link {
+                href: g,
+                text: Some("Source".into()),
+            });
+        }
+        runbook_link(&a.annotations, &mut links);
+        if !group.external_url.is_empty() {
+            links.push(Link {
+                href: group.external_url.to_string(),
+                text: Some("Alertmanager".into()),
+            });
+        }
         // Group context shared by every alert of the request (the group labels are a
         // subset of each alert's labels, so they are not repeated here).
-        let mut details = serde_json::Map::new();
-        details.insert("groupKey".into(), msg.group_key.into());
-        details.insert("receiver".into(), msg.receiver.into());
-        details.insert("truncatedAlerts".into(), msg.truncated_alerts.into());
-        let mut out = Vec::with_capacity(msg.alerts.len());
-        for (i, a) in msg.alerts.into_iter().enumerate() {
-            let severity = a
-                .labels
-                .get("severity")
-                .and_then(|s| Severity::parse_lenient(s))
-                .unwrap_or(self.config.default_severity);
-            let service = self
-                .config
-                .service_labels
-                .iter()
-                .find_map(|l| a.labels.get(l).filter(|v| !v.is_empty()).cloned());
-            let mut links = Vec::new();
-            if let Some(g) = a.generator_url.filter(|u| !u.is_empty()) {
-                links.push(Link {
-                    href: g,
-                    text: Some("Source".into()),
-                });
-            }
-            runbook_link(&a.annotations, &mut links);
-            if !msg.external_url.is_empty() {
-                links.push(Link {
-                    href: msg.external_url.clone(),
-                    text: Some("Alertmanager".into()),
-                });
-            }
-            let mut d = details.clone();
-            if let Some(f) = a.fingerprint {
-                d.insert("fingerprint".into(), f.into());
-            }
-            out.push(Event::Alert(Alert {
-                source: self.common.source.clone(),
-                dedup_key: None,
-                status: a.status.into(),
-                severity,
-                summary: summary_of(&a.labels, &a.annotations),
-                details: serde_json::Value::Object(d),
-                labels: a.labels,
-                annotations: a.annotations,
-                links,
-                images: Vec::new(),
-                starts_at: ts(&a.starts_at),
-                ends_at: ts(&a.ends_at),
-                service,
-                raw: self.common.raw_at(&raw, &format!("/alerts/{i}")).into(),
-            }));
+        let mut d = serde_json::Map::new();
+        d.insert("groupKey".into(), group.group_key.into());
+        d.insert("receiver".into(), group.receiver.into());
+        d.insert("truncatedAlerts".into(), group.truncated_alerts.into());
+        if let Some(f) = a.fingerprint {
+            d.insert("fingerprint".into(), f.into());
         }
-        Ok(out)
+        Event::Alert(Alert {
+            source: self.common.source.clone(),
+            dedup_key: None,
+            status: a.status.into(),
+            severity,
+            summary: summary_of(&a.labels, &a.annotations),
+            details: serde_json::Value::Object(d),
+            labels: a.labels,
+            annotations: a.annotations,
+            links,
+            images: Vec::new(),
+            starts_at: ts(a.starts_at.as_deref()),
+            ends_at: ts(a.ends_at.as_deref()),
+            service,
+            raw,
+        })
     }
 }
 

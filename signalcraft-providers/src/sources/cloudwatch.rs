@@ -16,11 +16,12 @@
 //! the topic allow-list `topic_arns`, and that `Timestamp` is within
 //! `replay_window_secs` (default 3600, SNS's longest default retry span) of now.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use jiff::{SignedDuration, Timestamp};
 use serde::Deserialize;
-use signalcraft_core::model::{Alert, AlertStatus, Event, Labels, Link, Severity};
+use signalcraft_core::model::{Alert, AlertStatus, Event, Labels, Link, RawPayload, Severity};
 use signalcraft_core::provider::{InboundRequest, Provider, ProviderError};
 
 use super::decode::{Common, first_line, parse_timestamp, put_label};
@@ -75,47 +76,50 @@ impl Default for CloudWatchConfig {
     }
 }
 
-/// The CloudWatch alarm state-change JSON inside `Message`.
+/// The CloudWatch alarm state-change JSON inside `Message` (text borrowed from the
+/// unescaped message; fields the event does not use are skipped).
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
-struct Alarm {
-    alarm_name: String,
+struct Alarm<'m> {
+    #[serde(borrow)]
+    alarm_name: Cow<'m, str>,
     #[serde(default)]
     alarm_description: Option<String>,
-    #[serde(default, rename = "AWSAccountId")]
-    aws_account_id: Option<String>,
-    new_state_value: String,
+    #[serde(default, rename = "AWSAccountId", borrow)]
+    aws_account_id: Option<Cow<'m, str>>,
+    #[serde(borrow)]
+    new_state_value: Cow<'m, str>,
     #[serde(default)]
     new_state_reason: Option<String>,
-    #[serde(default)]
-    state_change_time: Option<String>,
-    #[serde(default)]
-    region: Option<String>,
-    #[serde(default)]
-    alarm_arn: Option<String>,
-    #[serde(default)]
-    old_state_value: Option<String>,
-    #[serde(default)]
-    trigger: Option<Trigger>,
+    #[serde(default, borrow)]
+    state_change_time: Option<Cow<'m, str>>,
+    #[serde(default, borrow)]
+    region: Option<Cow<'m, str>>,
+    #[serde(default, borrow)]
+    alarm_arn: Option<Cow<'m, str>>,
+    #[serde(default, borrow)]
+    old_state_value: Option<Cow<'m, str>>,
+    #[serde(default, borrow)]
+    trigger: Option<Trigger<'m>>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
-struct Trigger {
-    #[serde(default)]
-    metric_name: Option<String>,
-    #[serde(default)]
-    namespace: Option<String>,
-    #[serde(default)]
-    dimensions: Vec<Dimension>,
+struct Trigger<'m> {
+    #[serde(default, borrow)]
+    metric_name: Option<Cow<'m, str>>,
+    #[serde(default, borrow)]
+    namespace: Option<Cow<'m, str>>,
+    #[serde(default, borrow)]
+    dimensions: Vec<Dimension<'m>>,
 }
 
 #[derive(Debug, Deserialize)]
-struct Dimension {
-    #[serde(alias = "Name")]
-    name: String,
-    #[serde(alias = "Value")]
-    value: String,
+struct Dimension<'m> {
+    #[serde(alias = "Name", borrow)]
+    name: Cow<'m, str>,
+    #[serde(alias = "Value", borrow)]
+    value: Cow<'m, str>,
 }
 
 /// A subscription (or unsubscription) the operator may confirm.
@@ -147,10 +151,7 @@ pub struct CloudWatchProvider {
 }
 
 impl CloudWatchProvider {
-    fn envelope(
-        &self,
-        req: &InboundRequest,
-    ) -> Result<(SnsEnvelope, serde_json::Value), ProviderError> {
+    fn envelope<'b>(&self, req: &'b InboundRequest) -> Result<SnsEnvelope<'b>, ProviderError> {
         self.common.decode(&req.body)
     }
 
@@ -160,7 +161,7 @@ impl CloudWatchProvider {
         &self,
         req: &InboundRequest,
     ) -> Result<Option<String>, ProviderError> {
-        let (env, _) = self.envelope(req)?;
+        let env = self.envelope(req)?;
         let url = self.cert_url(&env)?;
         let known = self.configured_keys.contains_key(&url) || self.cache.get(&url).is_some();
         Ok((!known).then_some(url))
@@ -169,7 +170,8 @@ impl CloudWatchProvider {
     fn cert_url(&self, env: &SnsEnvelope) -> Result<String, ProviderError> {
         let url = env
             .signing_cert_url
-            .clone()
+            .as_deref()
+            .map(str::to_string)
             .ok_or_else(|| ProviderError::MissingHeader {
                 provider: TYPE.into(),
                 header: "SigningCertURL".into(),
@@ -191,7 +193,7 @@ impl CloudWatchProvider {
         &self,
         req: &InboundRequest,
     ) -> Result<Option<SubscriptionRequest>, ProviderError> {
-        let (env, _) = self.envelope(req)?;
+        let env = self.envelope(req)?;
         self.subscription_of(&env)
     }
 
@@ -204,12 +206,13 @@ impl CloudWatchProvider {
         }
         let url = env
             .subscribe_url
-            .clone()
+            .as_deref()
+            .map(str::to_string)
             .ok_or_else(|| self.common.malformed("$.SubscribeURL", "missing"))?;
         check_subscribe_url(&url).map_err(|m| self.common.malformed("$.SubscribeURL", m))?;
         Ok(Some(SubscriptionRequest {
-            kind: env.kind.clone(),
-            topic_arn: env.topic_arn.clone(),
+            kind: env.kind.to_string(),
+            topic_arn: env.topic_arn.to_string(),
             subscribe_url: url,
         }))
     }
@@ -224,7 +227,7 @@ impl CloudWatchProvider {
         confirmer: &dyn SubscriptionConfirmer,
     ) -> Result<Option<SubscriptionRequest>, ProviderError> {
         self.verify(req, now)?;
-        let (env, _) = self.envelope(req)?;
+        let env = self.envelope(req)?;
         match self.subscription_of(&env)? {
             Some(s) if s.kind == "SubscriptionConfirmation" => {
                 confirmer.confirm(&s.subscribe_url).map_err(|m| {
@@ -242,45 +245,64 @@ impl CloudWatchProvider {
         }
     }
 
-    fn alarm_event(
-        &self,
-        env: &SnsEnvelope,
-        raw: &serde_json::Value,
-    ) -> Result<Option<Event>, ProviderError> {
+    /// Why `message` is not CloudWatch alarm JSON, worded as before raw payloads
+    /// became slices: with raw payloads kept a syntax error is reported as a whole and
+    /// type errors carry no position; without, type errors carry the position.
+    fn alarm_error(&self, message: &str) -> ProviderError {
         let not_alarm = |e: &dyn std::fmt::Display| {
             self.common
                 .malformed("$.Message", format!("not CloudWatch alarm JSON: {e}"))
         };
-        // Raw payloads off: decode the alarm straight into its typed form (one pass).
-        let (alarm, alarm_raw): (Alarm, serde_json::Value) = if self.common.keep_raw {
-            let v: serde_json::Value =
-                serde_json::from_str(&env.message).map_err(|e| not_alarm(&e))?;
-            let a = serde_path_to_error::deserialize(&v).map_err(|e| {
-                self.common.malformed(
-                    format!("$.Message.{}", e.path()),
-                    e.into_inner().to_string(),
-                )
-            })?;
-            (a, v)
-        } else {
-            match serde_json::from_str::<Alarm>(&env.message) {
-                Ok(a) => (a, serde_json::Value::Null),
-                Err(_) => {
-                    let mut de = serde_json::Deserializer::from_str(&env.message);
-                    return Err(
-                        match serde_path_to_error::deserialize::<_, Alarm>(&mut de) {
-                            Err(e) if e.inner().is_data() => self.common.malformed(
-                                format!("$.Message.{}", e.path()),
-                                e.into_inner().to_string(),
-                            ),
-                            Err(e) => not_alarm(e.inner()),
-                            Ok(_) => not_alarm(&"trailing characters"),
-                        },
-                    );
-                }
+        if self.common.keep_raw
+            && let Err(e) = serde_json::from_str::<serde_json::Value>(message)
+        {
+            return not_alarm(&e);
+        }
+        let mut de = serde_json::Deserializer::from_str(message);
+        match serde_path_to_error::deserialize::<_, Alarm>(&mut de) {
+            Err(e) if self.common.keep_raw || e.inner().is_data() => {
+                let path = format!("$.Message.{}", e.path());
+                let inner = e.into_inner();
+                let text = inner.to_string();
+                let text = match text.rfind(" at line ") {
+                    Some(i) if self.common.keep_raw && inner.line() > 0 => text[..i].to_string(),
+                    _ => text,
+                };
+                self.common.malformed(path, text)
             }
+            Err(e) => not_alarm(e.inner()),
+            Ok(_) => not_alarm(&"trailing characters"),
+        }
+    }
+
+    /// The raw payload of a notification: `{"envelope": <body>, "alarm": <Message>}`.
+    fn alarm_raw(&self, body: &[u8], message: &str) -> RawPayload {
+        if !self.common.keep_raw {
+            return RawPayload::null();
+        }
+        let Ok(body) = std::str::from_utf8(body) else {
+            return RawPayload::null();
         };
-        let (status, severity) = match alarm.new_state_value.as_str() {
+        let mut text = String::with_capacity(body.len() + message.len() + 24);
+        text.push_str("{\"envelope\":");
+        text.push_str(body.trim());
+        text.push_str(",\"alarm\":");
+        text.push_str(message.trim());
+        text.push('}');
+        RawPayload::from_json(&text).unwrap_or_default()
+    }
+
+    fn alarm_event(
+        &self,
+        env: &SnsEnvelope<'_>,
+        body: &[u8],
+    ) -> Result<Option<Event>, ProviderError> {
+        let message: &str = &env.message;
+        let alarm: Alarm = match serde_json::from_str(message) {
+            Ok(a) => a,
+            Err(_) => return Err(self.alarm_error(message)),
+        };
+        let (status, severity) = match alarm.new_state_value.as_ref() {
             "ALARM" => (AlertStatus::Firing, self.config.alarm_severity),
             "OK" => (AlertStatus::Resolved, self.config.alarm_severity),
             "INSUFFICIENT_DATA" => match self.config.insufficient_data {
@@ -325,7 +347,7 @@ impl CloudWatchProvider {
             for d in &t.dimensions {
                 put_label(&mut labels, &format!("dimension_{}", d.name), &d.value);
                 if d.name == "ServiceName" && !d.value.is_empty() {
-                    service = Some(d.value.clone());
+                    service = Some(d.value.to_string());
                 }
             }
         }
@@ -356,8 +378,9 @@ impl CloudWatchProvider {
         let changed = alarm.state_change_time.as_deref().and_then(parse_timestamp);
         let dedup_key = alarm
             .alarm_arn
-            .clone()
+            .as_deref()
             .filter(|a| !a.is_empty())
+            .map(str::to_string)
             .unwrap_or_else(|| {
                 format!(
                     "{}:{}:{}",
@@ -394,11 +417,7 @@ impl CloudWatchProvider {
                 None
             },
             service,
-            raw: if self.common.keep_raw {
-                serde_json::json!({ "envelope": raw, "alarm": alarm_raw }).into()
-            } else {
-                Default::default()
-            },
+            raw: self.alarm_raw(body, message),
         })))
     }
 }
@@ -412,7 +431,7 @@ impl Provider for CloudWatchProvider {
         if self.verification == Verification::Skip {
             return Ok(());
         }
-        let (env, _) = self.envelope(req)?;
+        let env = self.envelope(req)?;
         let version =
             env.signature_version
                 .as_deref()
@@ -459,7 +478,9 @@ impl Provider for CloudWatchProvider {
         })?;
         key.verify(version, to_sign.as_bytes(), &signature)
             .map_err(|_| bad_signature(TYPE))?;
-        if !self.config.topic_arns.is_empty() && !self.config.topic_arns.contains(&env.topic_arn) {
+        if !self.config.topic_arns.is_empty()
+            && !self.config.topic_arns.iter().any(|t| *t == env.topic_arn)
+        {
             return Err(ProviderError::Unauthorized {
                 provider: TYPE.into(),
                 message: format!("topic {} is not in options.topic_arns", env.topic_arn),
@@ -476,9 +497,9 @@ impl Provider for CloudWatchProvider {
     }
 
     fn parse(&self, req: &InboundRequest) -> Result<Vec<Event>, ProviderError> {
-        let (env, raw) = self.envelope(req)?;
-        match env.kind.as_str() {
-            "Notification" => Ok(self.alarm_event(&env, &raw)?.into_iter().collect()),
+        let env = self.envelope(req)?;
+        match env.kind.as_ref() {
+            "Notification" => Ok(self.alarm_event(&env, &req.body)?.into_iter().collect()),
             "SubscriptionConfirmation" | "UnsubscribeConfirmation" => {
                 let s = self
                     .subscription_of(&env)?

@@ -17,6 +17,8 @@
 //! `token`, header `token_header`, default `X-Signalcraft-Token`) or basic auth
 //! (`basic_auth`, `user:password`); at least one is required.
 
+use std::borrow::Cow;
+
 use jiff::Timestamp;
 use serde::Deserialize;
 use serde_json::Value;
@@ -54,54 +56,55 @@ impl Default for DatadogConfig {
 }
 
 #[derive(Debug, Deserialize)]
-struct Org {
+struct Org<'a> {
     #[serde(default)]
     id: Option<Value>,
-    #[serde(default)]
-    name: Option<String>,
+    #[serde(default, borrow)]
+    name: Option<Cow<'a, str>>,
 }
 
 #[derive(Debug, Deserialize)]
-struct DatadogPayload {
-    title: String,
-    #[serde(default)]
-    body: Option<String>,
-    #[serde(default)]
-    event_type: Option<String>,
+struct DatadogPayload<'a> {
+    #[serde(borrow)]
+    title: Cow<'a, str>,
+    #[serde(default, borrow)]
+    body: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    event_type: Option<Cow<'a, str>>,
     #[serde(default)]
     date: Option<Value>,
     #[serde(default)]
     last_updated: Option<Value>,
     #[serde(default)]
     id: Option<Value>,
-    #[serde(default)]
-    org: Option<Org>,
+    #[serde(default, borrow)]
+    org: Option<Org<'a>>,
     #[serde(default)]
     alert_id: Option<Value>,
-    #[serde(default)]
-    alert_transition: Option<String>,
-    #[serde(default)]
-    alert_type: Option<String>,
-    #[serde(default)]
-    alert_priority: Option<String>,
-    #[serde(default)]
-    alert_scope: Option<String>,
-    #[serde(default)]
-    alert_title: Option<String>,
-    #[serde(default)]
-    alert_query: Option<String>,
-    #[serde(default)]
-    alert_metric: Option<String>,
-    #[serde(default)]
-    aggregate: Option<String>,
+    #[serde(default, borrow)]
+    alert_transition: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    alert_type: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    alert_priority: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    alert_scope: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    alert_title: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    alert_query: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    alert_metric: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    aggregate: Option<Cow<'a, str>>,
     #[serde(default)]
     tags: Option<Value>,
-    #[serde(default)]
-    link: Option<String>,
-    #[serde(default)]
-    hostname: Option<String>,
-    #[serde(default)]
-    snapshot: Option<String>,
+    #[serde(default, borrow)]
+    link: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    hostname: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    snapshot: Option<Cow<'a, str>>,
 }
 
 /// Splits `[P1] [Triggered] CPU high` into (`["P1", "Triggered"]`, `CPU high`).
@@ -116,7 +119,7 @@ fn bracket_prefixes(title: &str) -> (Vec<&str>, &str) {
     (tags, rest)
 }
 
-fn nonempty(s: &Option<String>) -> Option<&str> {
+fn nonempty<'s>(s: &'s Option<Cow<'_, str>>) -> Option<&'s str> {
     s.as_deref()
         .map(str::trim)
         .filter(|s| !s.is_empty() && !s.starts_with('$'))
@@ -144,7 +147,7 @@ impl Provider for DatadogProvider {
     }
 
     fn parse(&self, req: &InboundRequest) -> Result<Vec<Event>, ProviderError> {
-        let (p, raw): (DatadogPayload, _) = self.common.decode(&req.body)?;
+        let (p, raw): (DatadogPayload, _) = self.common.decode_with_raw(&req.body)?;
         let (prefixes, bare_title) = bracket_prefixes(&p.title);
         let transition = nonempty(&p.alert_transition)
             .map(str::to_string)
@@ -209,8 +212,8 @@ impl Provider for DatadogProvider {
             "alert_metric",
             nonempty(&p.alert_metric).unwrap_or(""),
         );
-        if let Some(name) = p.org.as_ref().and_then(|o| o.name.clone()) {
-            put_label(&mut labels, "org", &name);
+        if let Some(name) = p.org.as_ref().and_then(|o| o.name.as_deref()) {
+            put_label(&mut labels, "org", name);
         }
         let alert_id = p
             .alert_id
@@ -229,7 +232,7 @@ impl Provider for DatadogProvider {
             .unwrap_or_else(|| first_line(bare_title, 512));
         let mut annotations = std::collections::BTreeMap::new();
         if let Some(b) = p.body.filter(|b| !b.trim().is_empty()) {
-            annotations.insert("body".to_string(), b);
+            annotations.insert("body".to_string(), b.into_owned());
         }
         if let Some(q) = nonempty(&p.alert_query) {
             annotations.insert("query".to_string(), q.to_string());
@@ -284,7 +287,7 @@ impl Provider for DatadogProvider {
                 None
             },
             service,
-            raw: raw.into(),
+            raw,
         })])
     }
 }

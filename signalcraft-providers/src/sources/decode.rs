@@ -2,9 +2,10 @@
 //! offending field, timestamps in the spellings vendors use, and label helpers.
 
 use jiff::Timestamp;
-use serde::de::DeserializeOwned;
+use serde::Deserialize;
 use serde_json::Value;
-use signalcraft_core::model::{Labels, Source};
+use serde_json::value::RawValue;
+use signalcraft_core::model::{Labels, RawPayload, Source};
 use signalcraft_core::provider::ProviderError;
 
 use super::integration::Integration;
@@ -57,52 +58,69 @@ impl Common {
         Ok(())
     }
 
-    /// Checks the size, then decodes `body` into `T`. With `keep_raw` the body is also
-    /// returned as a [`Value`] (else `Value::Null`). Errors name the JSON path at fault.
-    pub fn decode<T: DeserializeOwned>(&self, body: &[u8]) -> Result<(T, Value), ProviderError> {
+    /// Checks the size, then decodes `body` into `T` in one pass; `T` may borrow
+    /// from `body` (`&str`, `Cow<str>`, `&RawValue` fields). Errors name the JSON path
+    /// at fault (see [`Common::error_of`]).
+    pub fn decode<'de, T: Deserialize<'de>>(&self, body: &'de [u8]) -> Result<T, ProviderError> {
         self.check_size(body)?;
-        if self.keep_raw {
-            let raw: Value =
-                serde_json::from_slice(body).map_err(|e| self.malformed("$", json_message(&e)))?;
-            let typed = self.from_value(&raw)?;
-            Ok((typed, raw))
-        } else {
-            match serde_json::from_slice::<T>(body) {
-                Ok(t) => Ok((t, Value::Null)),
-                // Slow path only on error: re-run with path tracking for the message.
-                Err(_) => Err(self.path_error::<T>(body)),
-            }
+        match serde_json::from_slice::<T>(body) {
+            Ok(t) => Ok(t),
+            // Slow path only on error: re-run with path tracking for the message.
+            Err(_) => Err(self.error_of::<T>(body)),
         }
     }
 
-    /// Decodes a typed view of an already parsed value.
-    pub fn from_value<T: DeserializeOwned>(&self, v: &Value) -> Result<T, ProviderError> {
-        serde_path_to_error::deserialize(v).map_err(|e| {
-            let path = e.path().to_string();
-            self.malformed(jsonpath(&path), e.into_inner().to_string())
-        })
-    }
-
-    /// Typed view of an already parsed body (`raw` not null) or a fresh decode of
-    /// `body` (raw payloads off).
-    pub fn from_value_or_body<T: DeserializeOwned>(
+    /// Like [`Common::decode`], plus the whole body as the raw payload when raw
+    /// payloads are kept (else the empty payload).
+    pub fn decode_with_raw<'de, T: Deserialize<'de>>(
         &self,
-        raw: &Value,
-        body: &[u8],
-    ) -> Result<T, ProviderError> {
-        if raw.is_null() {
-            self.decode::<T>(body).map(|(t, _)| t)
+        body: &'de [u8],
+    ) -> Result<(T, RawPayload), ProviderError> {
+        let t = self.decode(body)?;
+        Ok((t, self.raw_body(body)))
+    }
+
+    /// The whole body as a raw payload when raw payloads are kept (the body was
+    /// already decoded successfully, so it is valid JSON).
+    pub fn raw_body(&self, body: &[u8]) -> RawPayload {
+        if !self.keep_raw {
+            return RawPayload::null();
+        }
+        serde_json::from_slice::<&RawValue>(body)
+            .map(RawPayload::from_raw)
+            .unwrap_or_default()
+    }
+
+    /// `raw` as a raw payload when raw payloads are kept.
+    pub fn raw(&self, raw: &RawValue) -> RawPayload {
+        if self.keep_raw {
+            RawPayload::from_raw(raw)
         } else {
-            self.from_value(raw)
+            RawPayload::null()
         }
     }
 
-    fn path_error<T: DeserializeOwned>(&self, body: &[u8]) -> ProviderError {
+    /// The error for a `body` that does not decode as `T`, naming the JSON path at
+    /// fault. Syntax errors are reported at `$` when raw payloads are kept (the body
+    /// is checked as a whole first), else where they occur; type errors carry the
+    /// line and column only when raw payloads are off. (These are the messages the
+    /// golden fixtures pin.)
+    pub fn error_of<'de, T: Deserialize<'de>>(&self, body: &'de [u8]) -> ProviderError {
+        if self.keep_raw
+            && let Err(e) = serde_json::from_slice::<Value>(body)
+        {
+            return self.malformed("$", json_message(&e));
+        }
         let mut de = serde_json::Deserializer::from_slice(body);
         match serde_path_to_error::deserialize::<_, T>(&mut de) {
             Err(e) => {
                 let path = e.path().to_string();
-                self.malformed(jsonpath(&path), json_message(e.inner()))
+                let message = if self.keep_raw {
+                    without_position(&e.into_inner())
+                } else {
+                    json_message(e.inner())
+                };
+                self.malformed(jsonpath(&path), message)
             }
             Ok(_) => match de.end() {
                 Err(e) => self.malformed("$", json_message(&e)),
@@ -111,21 +129,37 @@ impl Common {
         }
     }
 
-    /// The raw value for one element: `raw` indexed by `path` (a JSON pointer), or
-    /// `Null` when raw payloads are off.
-    pub fn raw_at(&self, raw: &Value, pointer: &str) -> Value {
-        if !self.keep_raw {
-            return Value::Null;
-        }
-        raw.pointer(pointer).cloned().unwrap_or(Value::Null)
+    /// Decodes a typed view of an already parsed value.
+    pub fn from_value<'v, T: Deserialize<'v>>(&self, v: &'v Value) -> Result<T, ProviderError> {
+        serde_path_to_error::deserialize(v).map_err(|e| {
+            let path = e.path().to_string();
+            self.malformed(jsonpath(&path), e.into_inner().to_string())
+        })
     }
+}
+
+/// A serde_json error's message without the ` at line L column C` suffix.
+fn without_position(e: &serde_json::Error) -> String {
+    let m = e.to_string();
+    cut_message(match m.rfind(" at line ") {
+        Some(i) if e.line() > 0 => m[..i].to_string(),
+        _ => m,
+    })
 }
 
 /// Formats a serde_json error without leaking large payload fragments.
 fn json_message(e: &serde_json::Error) -> String {
-    let mut m = e.to_string();
+    cut_message(e.to_string())
+}
+
+/// Cuts a message to about 200 bytes (on a character boundary).
+fn cut_message(mut m: String) -> String {
     if m.len() > 200 {
-        m.truncate(200);
+        let mut end = 200;
+        while !m.is_char_boundary(end) {
+            end -= 1;
+        }
+        m.truncate(end);
         m.push('…');
     }
     m

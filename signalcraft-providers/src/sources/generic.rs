@@ -196,8 +196,7 @@ impl Provider for GenericProvider {
             keep_raw: true,
             ..self.common.clone()
         }
-        .decode(&req.body)?
-        .0;
+        .decode(&req.body)?;
         match &self.config.alerts {
             None => Ok(vec![Event::Alert(self.alert(&body, "$")?)]),
             Some(p) => {

@@ -170,7 +170,7 @@ impl GitHubProvider {
     }
 
     fn push(&self, req: &InboundRequest) -> Result<Vec<Event>, ProviderError> {
-        let (p, raw): (PushEvent, _) = self.common.decode(&req.body)?;
+        let (p, raw): (PushEvent, _) = self.common.decode_with_raw(&req.body)?;
         let Some(branch) = p.git_ref.strip_prefix("refs/heads/") else {
             return Ok(Vec::new()); // tags are not deploys
         };
@@ -257,7 +257,7 @@ impl GitHubProvider {
     }
 
     fn deployment(&self, req: &InboundRequest) -> Result<Vec<Event>, ProviderError> {
-        let (e, raw): (DeploymentEvent, _) = self.common.decode(&req.body)?;
+        let (e, raw): (DeploymentEvent, _) = self.common.decode_with_raw(&req.body)?;
         let d = &e.deployment;
         let mut labels = Self::deployment_labels(d, &e.repository);
         put_label(&mut labels, "change_type", "deployment");
@@ -294,7 +294,7 @@ impl GitHubProvider {
     }
 
     fn deployment_status(&self, req: &InboundRequest) -> Result<Vec<Event>, ProviderError> {
-        let (e, raw): (DeploymentStatusEvent, _) = self.common.decode(&req.body)?;
+        let (e, raw): (DeploymentStatusEvent, _) = self.common.decode_with_raw(&req.body)?;
         let (s, d) = (&e.deployment_status, &e.deployment);
         let env = s.environment.as_deref().unwrap_or(&d.environment);
         let mut labels = Self::deployment_labels(d, &e.repository);

@@ -65,8 +65,9 @@ struct User {
 }
 
 #[derive(Debug, Deserialize)]
-struct Kind {
-    object_kind: String,
+struct Kind<'a> {
+    #[serde(borrow)]
+    object_kind: std::borrow::Cow<'a, str>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -173,12 +174,8 @@ impl GitLabProvider {
         }
     }
 
-    fn deployment(
-        &self,
-        req: &InboundRequest,
-        raw: serde_json::Value,
-    ) -> Result<Vec<Event>, ProviderError> {
-        let d: DeploymentHook = self.common.from_value_or_body(&raw, &req.body)?;
+    fn deployment(&self, req: &InboundRequest) -> Result<Vec<Event>, ProviderError> {
+        let (d, raw): (DeploymentHook, _) = self.common.decode_with_raw(&req.body)?;
         if !matches!(d.status.as_str(), "success" | "failed" | "canceled") {
             return Ok(Vec::new());
         }
@@ -227,20 +224,12 @@ impl GitLabProvider {
                 "user": user_name(&d.user),
                 "project_id": d.project.id,
             }),
-            raw: if self.common.keep_raw {
-                raw.into()
-            } else {
-                Default::default()
-            },
+            raw,
         })])
     }
 
-    fn pipeline(
-        &self,
-        req: &InboundRequest,
-        raw: serde_json::Value,
-    ) -> Result<Vec<Event>, ProviderError> {
-        let p: PipelineHook = self.common.from_value_or_body(&raw, &req.body)?;
+    fn pipeline(&self, req: &InboundRequest) -> Result<Vec<Event>, ProviderError> {
+        let (p, raw): (PipelineHook, _) = self.common.decode_with_raw(&req.body)?;
         let a = &p.object_attributes;
         let default = p.project.default_branch.as_deref().unwrap_or("");
         if a.tag
@@ -287,11 +276,6 @@ impl GitLabProvider {
             "user": user_name(&p.user),
             "project_id": p.project.id,
         });
-        let raw = if self.common.keep_raw {
-            raw
-        } else {
-            serde_json::Value::Null
-        };
         let mut out = Vec::new();
         let page = self.config.page_on_failed_pipeline;
         if page && matches!(a.status.as_str(), "failed" | "success") {
@@ -317,7 +301,7 @@ impl GitLabProvider {
                 starts_at: (status == AlertStatus::Firing).then_some(at),
                 ends_at: (status == AlertStatus::Resolved).then_some(at),
                 service: Some(p.project.web_url.clone()),
-                raw: raw.clone().into(),
+                raw: raw.clone(),
             }));
             if status == AlertStatus::Firing {
                 return Ok(out);
@@ -333,7 +317,7 @@ impl GitLabProvider {
             labels,
             links,
             details,
-            raw: raw.into(),
+            raw,
         }));
         Ok(out)
     }
@@ -364,18 +348,12 @@ impl Provider for GitLabProvider {
     }
 
     fn parse(&self, req: &InboundRequest) -> Result<Vec<Event>, ProviderError> {
-        // One parse into a Value: it gives object_kind and (when kept) the raw payload.
-        let (kind, raw): (Kind, serde_json::Value) = if self.common.keep_raw {
-            self.common.decode(&req.body)?
-        } else {
-            (
-                self.common.decode::<Kind>(&req.body)?.0,
-                serde_json::Value::Null,
-            )
-        };
-        match kind.object_kind.as_str() {
-            "deployment" => self.deployment(req, raw),
-            "pipeline" => self.pipeline(req, raw),
+        // A first, allocation-free pass finds object_kind; the hook's own type then
+        // decodes the body.
+        let kind: Kind = self.common.decode(&req.body)?;
+        match kind.object_kind.as_ref() {
+            "deployment" => self.deployment(req),
+            "pipeline" => self.pipeline(req),
             other => Err(ProviderError::NothingToIngest {
                 provider: TYPE.into(),
                 message: format!(

@@ -11,11 +11,13 @@
 //! `HMAC-SHA256(secret, timestamp ":" body)` when a timestamp header is configured,
 //! in which case the timestamp must lie within `replay_window_secs` of now.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use jiff::{SignedDuration, Timestamp};
 use serde::Deserialize;
-use signalcraft_core::model::{Alert, Event, Image, Labels, Link, Severity};
+use serde_json::value::RawValue;
+use signalcraft_core::model::{Alert, Event, Image, Labels, Link, RawPayload, Severity};
 use signalcraft_core::provider::{InboundRequest, Provider, ProviderError};
 
 use super::alertmanager::{AmStatus, runbook_link, summary_of, ts};
@@ -61,35 +63,36 @@ impl Default for GrafanaConfig {
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct GrafanaMessage {
-    #[serde(default)]
-    receiver: String,
-    #[serde(default)]
-    group_key: String,
+struct GrafanaMessage<'a, A> {
+    #[serde(default, borrow)]
+    receiver: Cow<'a, str>,
+    #[serde(default, borrow)]
+    group_key: Cow<'a, str>,
     #[serde(default)]
     truncated_alerts: u64,
     #[serde(default)]
     org_id: Option<i64>,
-    #[serde(default)]
-    title: String,
-    #[serde(default)]
-    state: String,
-    #[serde(default, rename = "externalURL")]
-    external_url: String,
-    alerts: Vec<GrafanaAlert>,
+    #[serde(default, borrow)]
+    title: Cow<'a, str>,
+    #[serde(default, borrow)]
+    state: Cow<'a, str>,
+    #[serde(default, rename = "externalURL", borrow)]
+    external_url: Cow<'a, str>,
+    alerts: Vec<A>,
 }
 
+/// One alert: Alertmanager's fields plus Grafana's.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct GrafanaAlert {
+struct GrafanaAlert<'a> {
     status: AmStatus,
     labels: Labels,
     #[serde(default)]
     annotations: BTreeMap<String, String>,
-    #[serde(default)]
-    starts_at: Option<String>,
-    #[serde(default)]
-    ends_at: Option<String>,
+    #[serde(default, borrow)]
+    starts_at: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    ends_at: Option<Cow<'a, str>>,
     #[serde(default, rename = "generatorURL")]
     generator_url: Option<String>,
     #[serde(default)]
@@ -103,7 +106,7 @@ struct GrafanaAlert {
     #[serde(default, rename = "imageURL")]
     image_url: Option<String>,
     #[serde(default)]
-    values: Option<BTreeMap<String, serde_json::Value>>,
+    values: Option<serde_json::Map<String, serde_json::Value>>,
     #[serde(default)]
     value_string: Option<String>,
 }
@@ -159,65 +162,93 @@ impl Provider for GrafanaProvider {
     }
 
     fn parse(&self, req: &InboundRequest) -> Result<Vec<Event>, ProviderError> {
-        let (msg, raw): (GrafanaMessage, _) = self.common.decode(&req.body)?;
-        let mut out = Vec::with_capacity(msg.alerts.len());
-        for (i, a) in msg.alerts.into_iter().enumerate() {
-            let severity = a
-                .labels
-                .get("severity")
-                .and_then(|s| Severity::parse_lenient(s))
-                .unwrap_or(self.config.default_severity);
-            let service = self
-                .config
-                .service_labels
-                .iter()
-                .find_map(|l| a.labels.get(l).filter(|v| !v.is_empty()).cloned());
-            let mut links = Vec::new();
-            push_link(&mut links, a.generator_url, "Alert rule");
-            push_link(&mut links, a.dashboard_url.clone(), "Dashboard");
-            push_link(&mut links, a.panel_url.clone(), "Panel");
-            push_link(&mut links, a.silence_url, "Silence");
-            runbook_link(&a.annotations, &mut links);
-            let images = a
-                .image_url
-                .filter(|u| !u.is_empty())
-                .map(|src| Image {
-                    src,
-                    href: a.panel_url.or(a.dashboard_url).filter(|u| !u.is_empty()),
-                    alt: a.labels.get("alertname").cloned(),
-                })
+        let body = &req.body;
+        if !self.common.keep_raw {
+            let mut msg: GrafanaMessage<GrafanaAlert> = self.common.decode(body)?;
+            let alerts = std::mem::take(&mut msg.alerts);
+            return Ok(alerts
                 .into_iter()
-                .collect();
-            let details = serde_json::json!({
-                "receiver": msg.receiver,
-                "groupKey": msg.group_key,
-                "truncatedAlerts": msg.truncated_alerts,
-                "orgId": msg.org_id,
-                "title": msg.title,
-                "state": msg.state,
-                "externalURL": msg.external_url,
-                "fingerprint": a.fingerprint,
-                "values": a.values,
-                "valueString": a.value_string,
-            });
-            out.push(Event::Alert(Alert {
-                source: self.common.source.clone(),
-                dedup_key: None,
-                status: a.status.into(),
-                severity,
-                summary: summary_of(&a.labels, &a.annotations),
-                details,
-                labels: a.labels,
-                annotations: a.annotations,
-                links,
-                images,
-                starts_at: ts(&a.starts_at),
-                ends_at: ts(&a.ends_at),
-                service,
-                raw: self.common.raw_at(&raw, &format!("/alerts/{i}")).into(),
-            }));
+                .map(|a| self.event(&msg, a, RawPayload::null()))
+                .collect());
+        }
+        // Raw payloads kept: each alert's slice is its raw payload and is decoded on
+        // its own (no Value of the body is built).
+        let msg: GrafanaMessage<&RawValue> = self.common.decode(body)?;
+        let mut out = Vec::with_capacity(msg.alerts.len());
+        for raw in &msg.alerts {
+            match serde_json::from_str::<GrafanaAlert>(raw.get()) {
+                Ok(a) => out.push(self.event(&msg, a, self.common.raw(raw))),
+                // The error as a whole-body decode names it (path, message).
+                Err(_) => return Err(self.common.error_of::<GrafanaMessage<GrafanaAlert>>(body)),
+            }
         }
         Ok(out)
+    }
+}
+
+impl GrafanaProvider {
+    fn event<A>(&self, msg: &GrafanaMessage<'_, A>, a: GrafanaAlert<'_>, raw: RawPayload) -> Event {
+        use serde_json::Value;
+        let severity = a
+            .labels
+            .get("severity")
+            .and_then(|s| Severity::parse_lenient(s))
+            .unwrap_or(self.config.default_severity);
+        let service = self
+            .config
+            .service_labels
+            .iter()
+            .find_map(|l| a.labels.get(l).filter(|v| !v.is_empty()).cloned());
+        let mut links = Vec::new();
+        push_link(&mut links, a.generator_url, "Alert rule");
+        push_link(&mut links, a.dashboard_url.clone(), "Dashboard");
+        push_link(&mut links, a.panel_url.clone(), "Panel");
+        push_link(&mut links, a.silence_url, "Silence");
+        runbook_link(&a.annotations, &mut links);
+        let images = a
+            .image_url
+            .filter(|u| !u.is_empty())
+            .map(|src| Image {
+                src,
+                href: a.panel_url.or(a.dashboard_url).filter(|u| !u.is_empty()),
+                alt: a.labels.get("alertname").cloned(),
+            })
+            .into_iter()
+            .collect();
+        let text = |s: &str| Value::String(s.to_string());
+        let mut d = serde_json::Map::new();
+        d.insert("receiver".into(), text(&msg.receiver));
+        d.insert("groupKey".into(), text(&msg.group_key));
+        d.insert("truncatedAlerts".into(), msg.truncated_alerts.into());
+        d.insert("orgId".into(), msg.org_id.map_or(Value::Null, Value::from));
+        d.insert("title".into(), text(&msg.title));
+        d.insert("state".into(), text(&msg.state));
+        d.insert("externalURL".into(), text(&msg.external_url));
+        d.insert(
+            "fingerprint".into(),
+            a.fingerprint.map_or(Value::Null, Value::String),
+        );
+        d.insert("values".into(), a.values.map_or(Value::Null, Value::Object));
+        d.insert(
+            "valueString".into(),
+            a.value_string.map_or(Value::Null, Value::String),
+        );
+        Event::Alert(Alert {
+            source: self.common.source.clone(),
+            dedup_key: None,
+            status: a.status.into(),
+            severity,
+            summary: summary_of(&a.labels, &a.annotations),
+            details: Value::Object(d),
+            labels: a.labels,
+            annotations: a.annotations,
+            links,
+            images,
+            starts_at: ts(a.starts_at.as_deref()),
+            ends_at: ts(a.ends_at.as_deref()),
+            service,
+            raw,
+        })
     }
 }
 

@@ -20,12 +20,16 @@
 //! Authentication: the body's `routing_key` must equal the secret `routing_key`
 //! (constant time) — it is PagerDuty's integration key.
 
+use std::borrow::Cow;
+
 use jiff::Timestamp;
 use serde::Deserialize;
 use serde_json::Value;
+use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 use signalcraft_core::model::{
-    ActionEvent, ActionKind, Alert, AlertStatus, ChangeEvent, Event, Image, Labels, Link, Severity,
+    ActionEvent, ActionKind, Alert, AlertStatus, ChangeEvent, Event, Image, Labels, Link,
+    RawPayload, Severity,
 };
 use signalcraft_core::provider::{InboundRequest, Provider, ProviderError};
 
@@ -43,15 +47,13 @@ const TYPE: &str = "pagerduty";
 pub struct PagerDutyConfig {}
 
 #[derive(Debug, Deserialize)]
-struct PdEvent {
-    #[serde(default)]
-    routing_key: Option<String>,
-    #[serde(default)]
-    event_action: Option<String>,
-    #[serde(default)]
-    dedup_key: Option<String>,
-    #[serde(default)]
-    payload: Option<PdPayload>,
+struct PdEvent<'a> {
+    #[serde(default, borrow)]
+    event_action: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    dedup_key: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    payload: Option<PdPayload<'a>>,
     #[serde(default)]
     images: Vec<PdImage>,
     #[serde(default)]
@@ -63,21 +65,21 @@ struct PdEvent {
 }
 
 #[derive(Debug, Deserialize)]
-struct PdPayload {
-    #[serde(default)]
-    summary: Option<String>,
-    #[serde(default)]
-    source: Option<String>,
-    #[serde(default)]
-    severity: Option<String>,
-    #[serde(default)]
-    timestamp: Option<String>,
-    #[serde(default)]
-    component: Option<String>,
-    #[serde(default)]
-    group: Option<String>,
-    #[serde(default)]
-    class: Option<String>,
+struct PdPayload<'a> {
+    #[serde(default, borrow)]
+    summary: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    source: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    severity: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    timestamp: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    component: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    group: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    class: Option<Cow<'a, str>>,
     #[serde(default)]
     custom_details: Option<Value>,
 }
@@ -99,9 +101,9 @@ struct PdLink {
 }
 
 #[derive(Debug, Deserialize)]
-struct RoutingOnly {
-    #[serde(default)]
-    routing_key: Option<Value>,
+struct RoutingOnly<'a> {
+    #[serde(default, borrow)]
+    routing_key: Option<&'a RawValue>,
 }
 
 /// A `pagerduty` provider.
@@ -119,7 +121,11 @@ pub fn generated_dedup_key(body: &[u8]) -> String {
 }
 
 impl PagerDutyProvider {
-    fn required<'a>(&self, v: &'a Option<String>, field: &str) -> Result<&'a str, ProviderError> {
+    fn required<'a>(
+        &self,
+        v: &'a Option<Cow<'_, str>>,
+        field: &str,
+    ) -> Result<&'a str, ProviderError> {
         v.as_deref()
             .filter(|s| !s.trim().is_empty())
             .ok_or_else(|| {
@@ -128,10 +134,9 @@ impl PagerDutyProvider {
             })
     }
 
-    fn trigger(&self, e: PdEvent, body: &[u8], raw: Value) -> Result<Event, ProviderError> {
-        let p = e
+    fn trigger(&self, e: PdEvent, body: &[u8], raw: RawPayload) -> Result<Event, ProviderError> {
+        let mut p = e
             .payload
-            .as_ref()
             .ok_or_else(|| self.common.malformed("$.payload", "required for trigger"))?;
         let summary = self.required(&p.summary, "$.payload.summary")?;
         let source = self.required(&p.source, "$.payload.source")?;
@@ -185,7 +190,7 @@ impl PagerDutyProvider {
             status: AlertStatus::Firing,
             severity,
             summary: first_line(summary, 1024),
-            details: p.custom_details.clone().unwrap_or(Value::Null),
+            details: p.custom_details.take().unwrap_or(Value::Null),
             labels,
             annotations: Default::default(),
             links,
@@ -200,13 +205,18 @@ impl PagerDutyProvider {
                 .collect(),
             starts_at: p.timestamp.as_deref().and_then(parse_timestamp),
             ends_at: None,
-            service: p.component.clone().filter(|c| !c.is_empty()),
-            raw: raw.into(),
+            service: p.component.filter(|c| !c.is_empty()).map(Cow::into_owned),
+            raw,
         }))
     }
 
-    fn change(&self, e: PdEvent, req: &InboundRequest, raw: Value) -> Result<Event, ProviderError> {
-        let p = e.payload.as_ref().ok_or_else(|| {
+    fn change(
+        &self,
+        e: PdEvent,
+        req: &InboundRequest,
+        raw: RawPayload,
+    ) -> Result<Event, ProviderError> {
+        let mut p = e.payload.ok_or_else(|| {
             self.common
                 .malformed("$.payload", "required for change events")
         })?;
@@ -221,7 +231,7 @@ impl PagerDutyProvider {
                     .malformed("$.payload.timestamp", "missing and no receive time")
             })?,
         };
-        let details = p.custom_details.clone().unwrap_or(Value::Null);
+        let details = p.custom_details.take().unwrap_or(Value::Null);
         let repository = ["repository_url", "repository", "repo"]
             .iter()
             .find_map(|k| details.get(*k).and_then(Value::as_str))
@@ -236,8 +246,8 @@ impl PagerDutyProvider {
             timestamp,
             service: p
                 .source
-                .clone()
                 .filter(|s| !s.is_empty())
+                .map(Cow::into_owned)
                 .or_else(|| repository.clone()),
             repository,
             labels,
@@ -250,7 +260,7 @@ impl PagerDutyProvider {
                 })
                 .collect(),
             details,
-            raw: raw.into(),
+            raw,
         }))
     }
 }
@@ -271,13 +281,24 @@ impl Provider for PagerDutyProvider {
                 message: "required secret is missing".into(),
             });
         };
-        let (r, _): (RoutingOnly, _) = Common {
-            keep_raw: false,
-            ..self.common.clone()
-        }
-        .decode(&req.body)?;
-        let got = match r.routing_key {
-            Some(Value::String(s)) => s,
+        self.common.check_size(&req.body)?;
+        let r: RoutingOnly = match serde_json::from_slice(&req.body) {
+            Ok(r) => r,
+            // Errors as a decode without raw payloads words them.
+            Err(_) => {
+                return Err(Common {
+                    keep_raw: false,
+                    ..self.common.clone()
+                }
+                .error_of::<RoutingOnly>(&req.body));
+            }
+        };
+        // Only a JSON string is a routing key.
+        let got = match r
+            .routing_key
+            .and_then(|raw| serde_json::from_str::<Cow<str>>(raw.get()).ok())
+        {
+            Some(s) => s,
             _ => {
                 return Err(ProviderError::MissingHeader {
                     provider: TYPE.into(),
@@ -296,8 +317,7 @@ impl Provider for PagerDutyProvider {
     }
 
     fn parse(&self, req: &InboundRequest) -> Result<Vec<Event>, ProviderError> {
-        let (e, raw): (PdEvent, _) = self.common.decode(&req.body)?;
-        let _ = &e.routing_key;
+        let (e, raw): (PdEvent, _) = self.common.decode_with_raw(&req.body)?;
         // PagerDuty's change endpoint is /v2/change/enqueue; bodies posted there are
         // change events whatever they contain. Elsewhere, no event_action means change.
         let change_endpoint = req
@@ -329,7 +349,7 @@ impl Provider for PagerDutyProvider {
                     source: self.common.source.clone(),
                     action,
                     dedup_key,
-                    raw: raw.into(),
+                    raw,
                 })
             }
             Some(other) => {

@@ -206,7 +206,7 @@ impl SentryProvider {
     }
 
     fn event_alert(&self, req: &InboundRequest) -> Result<Vec<Event>, ProviderError> {
-        let (h, raw): (EventAlertHook, _) = self.common.decode(&req.body)?;
+        let (h, raw): (EventAlertHook, _) = self.common.decode_with_raw(&req.body)?;
         if h.action != "triggered" {
             return Ok(Vec::new());
         }
@@ -261,7 +261,7 @@ impl SentryProvider {
     }
 
     fn metric_alert(&self, req: &InboundRequest) -> Result<Vec<Event>, ProviderError> {
-        let (h, raw): (MetricAlertHook, _) = self.common.decode(&req.body)?;
+        let (h, raw): (MetricAlertHook, _) = self.common.decode_with_raw(&req.body)?;
         let (status, severity) = match h.action.as_str() {
             "critical" => (AlertStatus::Firing, Severity::Critical),
             "warning" => (AlertStatus::Firing, Severity::Warning),
@@ -312,7 +312,7 @@ impl SentryProvider {
     }
 
     fn issue(&self, req: &InboundRequest) -> Result<Vec<Event>, ProviderError> {
-        let (h, raw): (IssueHook, _) = self.common.decode(&req.body)?;
+        let (h, raw): (IssueHook, _) = self.common.decode_with_raw(&req.body)?;
         let status = match h.action.as_str() {
             "created" | "unresolved" => AlertStatus::Firing,
             "resolved" => AlertStatus::Resolved,

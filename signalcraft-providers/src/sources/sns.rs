@@ -14,6 +14,7 @@
 //! ([`SigningKey::check_valid_at`]). This module never does I/O. [`check_signing_cert_url`] is the only gate a
 //! fetcher may use: it admits `https` URLs on `sns.<region>.amazonaws.com[.cn]` only.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -22,48 +23,49 @@ use jiff::Timestamp;
 use parking_lot::RwLock;
 use serde::Deserialize;
 
-/// The SNS envelope fields that take part in signatures.
+/// The SNS envelope fields that take part in signatures (text borrowed from the
+/// body where it has no escapes).
 #[derive(Debug, Clone, Deserialize)]
-pub struct SnsEnvelope {
+pub struct SnsEnvelope<'a> {
     /// `Notification`, `SubscriptionConfirmation` or `UnsubscribeConfirmation`.
-    #[serde(rename = "Type")]
-    pub kind: String,
+    #[serde(rename = "Type", borrow)]
+    pub kind: Cow<'a, str>,
     /// Unique per message.
-    #[serde(rename = "MessageId")]
-    pub message_id: String,
+    #[serde(rename = "MessageId", borrow)]
+    pub message_id: Cow<'a, str>,
     /// The topic.
-    #[serde(rename = "TopicArn")]
-    pub topic_arn: String,
+    #[serde(rename = "TopicArn", borrow)]
+    pub topic_arn: Cow<'a, str>,
     /// Notification subject (optional).
-    #[serde(rename = "Subject", default)]
-    pub subject: Option<String>,
+    #[serde(rename = "Subject", default, borrow)]
+    pub subject: Option<Cow<'a, str>>,
     /// The message (CloudWatch: alarm JSON as a string).
-    #[serde(rename = "Message")]
-    pub message: String,
+    #[serde(rename = "Message", borrow)]
+    pub message: Cow<'a, str>,
     /// ISO 8601 send time.
-    #[serde(rename = "Timestamp")]
-    pub timestamp: String,
+    #[serde(rename = "Timestamp", borrow)]
+    pub timestamp: Cow<'a, str>,
     /// `1` (SHA1withRSA) or `2` (SHA256withRSA).
-    #[serde(rename = "SignatureVersion", default)]
-    pub signature_version: Option<String>,
+    #[serde(rename = "SignatureVersion", default, borrow)]
+    pub signature_version: Option<Cow<'a, str>>,
     /// Base64 signature.
-    #[serde(rename = "Signature", default)]
-    pub signature: Option<String>,
+    #[serde(rename = "Signature", default, borrow)]
+    pub signature: Option<Cow<'a, str>>,
     /// Where the signing certificate lives.
-    #[serde(rename = "SigningCertURL", default)]
-    pub signing_cert_url: Option<String>,
+    #[serde(rename = "SigningCertURL", default, borrow)]
+    pub signing_cert_url: Option<Cow<'a, str>>,
     /// Confirmation URL (subscription messages).
-    #[serde(rename = "SubscribeURL", default)]
-    pub subscribe_url: Option<String>,
+    #[serde(rename = "SubscribeURL", default, borrow)]
+    pub subscribe_url: Option<Cow<'a, str>>,
     /// Confirmation token (subscription messages).
-    #[serde(rename = "Token", default)]
-    pub token: Option<String>,
+    #[serde(rename = "Token", default, borrow)]
+    pub token: Option<Cow<'a, str>>,
     /// Unsubscribe link (notifications).
-    #[serde(rename = "UnsubscribeURL", default)]
-    pub unsubscribe_url: Option<String>,
+    #[serde(rename = "UnsubscribeURL", default, borrow)]
+    pub unsubscribe_url: Option<Cow<'a, str>>,
 }
 
-impl SnsEnvelope {
+impl SnsEnvelope<'_> {
     /// The string to sign for this message type, or `None` for an unknown `Type`
     /// or a subscription message without `SubscribeURL`/`Token`.
     pub fn string_to_sign(&self) -> Option<String> {
@@ -74,7 +76,7 @@ impl SnsEnvelope {
             s.push_str(v);
             s.push('\n');
         };
-        match self.kind.as_str() {
+        match self.kind.as_ref() {
             "Notification" => {
                 put("Message", &self.message);
                 put("MessageId", &self.message_id);
