@@ -770,3 +770,122 @@ impl<'a> PagingPlanner<'a> {
         }));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::escalation::DirectoryConfig;
+
+    fn dir() -> Directory {
+        let cfg: DirectoryConfig = serde_json::from_value(serde_json::json!({
+            "users": [
+                {"id": "ann", "name": "Ann", "contact_methods": [{"id": "s", "kind": "sms", "address": "+15550001111"}],
+                 "notification_rules": {"high": [{"delay_minutes": 0, "contact_method": "s"}]}},
+                {"id": "bob", "name": "Bob", "contact_methods": [{"id": "s", "kind": "sms", "address": "+15550002222"}],
+                 "notification_rules": {"high": [{"delay_minutes": 0, "contact_method": "s"}]}}
+            ],
+            "escalation_policies": [{"id": "p", "name": "P", "repeat": 2, "levels": [
+                {"targets": [{"type": "user", "id": "ann"}], "delay_minutes": 5},
+                {"targets": [{"type": "user", "id": "bob"}], "delay_minutes": 7}
+            ]}]
+        }))
+        .unwrap();
+        Directory::new(cfg).unwrap()
+    }
+
+    fn view() -> IncidentView {
+        IncidentView {
+            id: "inc-1".into(),
+            number: 1,
+            title: "t".into(),
+            urgency: Urgency::High,
+            acknowledged: false,
+            resolved: false,
+            policy_id: Some("p".into()),
+            round_robin_cursor: 0,
+            generation: 3,
+        }
+    }
+
+    fn job(repeat: u32, level: u32) -> Job {
+        Job {
+            id: escalate_job_id("inc-1", 3, repeat, level),
+            due: "2026-01-01T00:10:00Z".parse().unwrap(),
+            kind: JobKind::Escalate {
+                incident_id: "inc-1".into(),
+                level,
+                repeat,
+            },
+            attempts: 0,
+        }
+    }
+
+    #[test]
+    fn pending_step_ignores_other_generations_and_rule_jobs() {
+        let d = dir();
+        let p = PagingPlanner::new(&d);
+        let mut stale = job(0, 1);
+        stale.id = escalate_job_id("inc-1", 2, 0, 1);
+        let rule = Job {
+            id: "page/inc-1/g3/rule/0.1/ann/0".into(),
+            kind: JobKind::NotifyRule {
+                incident_id: "inc-1".into(),
+                user_id: "ann".into(),
+                rule: 0,
+            },
+            ..job(0, 1)
+        };
+        assert_eq!(
+            p.pending_step(&view(), &[stale.clone(), rule.clone()]),
+            None
+        );
+        let current = job(0, 1);
+        let jobs = [stale, rule, current.clone()];
+        assert_eq!(p.pending_step(&view(), &jobs), Some(&current));
+    }
+
+    #[test]
+    fn escalating_from_the_last_level_starts_the_next_pass_and_stops_the_last_level() {
+        let d = dir();
+        let p = PagingPlanner::new(&d);
+        let now: Timestamp = "2026-01-01T00:03:00Z".parse().unwrap();
+        // Pass 0 paged bob (level 2); the pending step is level 1 of pass 1.
+        let eff = p.escalate_now(&view(), Some(&job(1, 0)), now).unwrap();
+        assert_eq!(
+            eff[0],
+            PagingEffect::CancelPrefix("page/inc-1/g3/rule/0.2/".into())
+        );
+        assert!(eff.iter().any(|e| matches!(e,
+            PagingEffect::Event(PagingEvent::Escalated { level: 1, repeat: 1, users, .. }) if users == &["ann".to_string()])));
+        assert!(eff.iter().any(|e| matches!(e, PagingEffect::Page(pg) if pg.user_id == "ann" && pg.level == 1 && pg.repeat == 1)));
+        let next = eff
+            .iter()
+            .find_map(|e| match e {
+                PagingEffect::Schedule(j) => Some(j.clone()),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(next.id, escalate_job_id("inc-1", 3, 1, 1));
+        assert_eq!(next.due, add_minutes(now, 5));
+
+        // The exhaustion marker pending (last level of the last pass already paged).
+        let e = p.escalate_now(&view(), Some(&job(1, 2)), now).unwrap_err();
+        assert!(matches!(e, CoreError::InvalidTransition { .. }), "{e}");
+        let e = p.escalate_now(&view(), None, now).unwrap_err();
+        assert!(matches!(e, CoreError::InvalidTransition { .. }), "{e}");
+        let mut v = view();
+        v.policy_id = None;
+        assert!(matches!(
+            p.escalate_now(&v, Some(&job(0, 1)), now),
+            Err(CoreError::InvalidInput { .. })
+        ));
+        v.policy_id = Some("gone".into());
+        assert!(matches!(
+            p.escalate_now(&v, Some(&job(0, 1)), now),
+            Err(CoreError::NotFound { .. })
+        ));
+        let mut v = view();
+        v.resolved = true;
+        assert!(p.escalate_now(&v, Some(&job(0, 1)), now).is_err());
+    }
+}
