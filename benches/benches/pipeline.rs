@@ -152,8 +152,7 @@ fn to_groups(
     let now = t0();
     let mut muted = 0;
     for a in alerts {
-        let fp = a.fingerprint();
-        core.ingest_alert(a, now, out);
+        let fp = core.ingest_alert(a, now, out);
         muted += usize::from(core.is_muted(fp, now));
     }
     muted

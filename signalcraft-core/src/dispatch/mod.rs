@@ -12,4 +12,4 @@ pub mod slab;
 
 pub use group::{AggregationGroup, GroupSet, IdBuild, format_labels};
 pub use nflog::{NflogEntry, UpdateReason, needs_update};
-pub use slab::FpSlab;
+pub use slab::{FpSlab, KeySlab};

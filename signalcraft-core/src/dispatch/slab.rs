@@ -1,5 +1,5 @@
-//! [`FpSlab`]: values keyed by fingerprint, stored densely, each with a small "hot"
-//! companion kept in the index itself.
+//! [`KeySlab`] (and [`FpSlab`], keyed by fingerprint): values stored densely, each with
+//! a small "hot" companion kept in the index itself.
 //!
 //! A `HashMap<Fingerprint, V>` with a large `V` moves every value when it grows (and
 //! faults in a whole new table). The slab keeps values in fixed-size chunks that never
@@ -10,6 +10,7 @@
 //! fix-up: O(1), order not kept.
 
 use std::collections::HashMap;
+use std::hash::Hash;
 
 use super::group::IdBuild;
 use crate::model::Fingerprint;
@@ -24,18 +25,21 @@ struct Slot<H> {
     hot: H,
 }
 
-/// Values keyed by fingerprint in never-moving chunks, with a fingerprint → (position,
-/// hot part) map.
+/// Values keyed by a 64-bit id (already a hash: fingerprints, group hashes) in
+/// never-moving chunks, with a key → (position, hot part) map.
 #[derive(Debug, Clone)]
-pub struct FpSlab<V, H = ()> {
-    index: HashMap<Fingerprint, Slot<H>, IdBuild>,
-    keys: Vec<Fingerprint>,
+pub struct KeySlab<K, V, H = ()> {
+    index: HashMap<K, Slot<H>, IdBuild>,
+    keys: Vec<K>,
     chunks: Vec<Vec<V>>,
 }
 
-impl<V, H> Default for FpSlab<V, H> {
+/// A [`KeySlab`] keyed by fingerprint.
+pub type FpSlab<V, H = ()> = KeySlab<Fingerprint, V, H>;
+
+impl<K, V, H> Default for KeySlab<K, V, H> {
     fn default() -> Self {
-        FpSlab {
+        KeySlab {
             index: HashMap::default(),
             keys: Vec::new(),
             chunks: Vec::new(),
@@ -43,7 +47,7 @@ impl<V, H> Default for FpSlab<V, H> {
     }
 }
 
-impl<V, H: Copy> FpSlab<V, H> {
+impl<K: Copy + Eq + Hash, V, H: Copy> KeySlab<K, V, H> {
     /// Number of values.
     #[inline]
     pub fn len(&self) -> usize {
@@ -58,7 +62,7 @@ impl<V, H: Copy> FpSlab<V, H> {
 
     /// Whether `fp` has a value.
     #[inline]
-    pub fn contains_key(&self, fp: &Fingerprint) -> bool {
+    pub fn contains_key(&self, fp: &K) -> bool {
         self.index.contains_key(fp)
     }
 
@@ -78,32 +82,32 @@ impl<V, H: Copy> FpSlab<V, H> {
 
     /// The value for `fp`.
     #[inline]
-    pub fn get(&self, fp: &Fingerprint) -> Option<&V> {
+    pub fn get(&self, fp: &K) -> Option<&V> {
         let s = self.index.get(fp)?;
         self.at(s.pos)
     }
 
     /// The value for `fp`, mutably.
     #[inline]
-    pub fn get_mut(&mut self, fp: &Fingerprint) -> Option<&mut V> {
+    pub fn get_mut(&mut self, fp: &K) -> Option<&mut V> {
         let pos = self.index.get(fp)?.pos;
         self.at_mut(pos)
     }
 
     /// The hot part for `fp` (one probe of the index, no access to the value).
     #[inline]
-    pub fn hot(&self, fp: &Fingerprint) -> Option<&H> {
+    pub fn hot(&self, fp: &K) -> Option<&H> {
         self.index.get(fp).map(|s| &s.hot)
     }
 
     /// The hot part for `fp`, mutably.
     #[inline]
-    pub fn hot_mut(&mut self, fp: &Fingerprint) -> Option<&mut H> {
+    pub fn hot_mut(&mut self, fp: &K) -> Option<&mut H> {
         self.index.get_mut(fp).map(|s| &mut s.hot)
     }
 
     /// Inserts or replaces the value and hot part for `fp`; returns the previous value.
-    pub fn insert(&mut self, fp: Fingerprint, v: V, hot: H) -> Option<V> {
+    pub fn insert(&mut self, fp: K, v: V, hot: H) -> Option<V> {
         if let Some(s) = self.index.get_mut(&fp) {
             s.hot = hot;
             let pos = s.pos;
@@ -128,8 +132,13 @@ impl<V, H: Copy> FpSlab<V, H> {
         None
     }
 
+    /// Every value, in storage order.
+    pub fn values(&self) -> impl Iterator<Item = &V> + '_ {
+        self.chunks.iter().flatten()
+    }
+
     /// Removes and returns the value for `fp`.
-    pub fn remove(&mut self, fp: &Fingerprint) -> Option<V> {
+    pub fn remove(&mut self, fp: &K) -> Option<V> {
         let pos = self.index.remove(fp)?.pos;
         let i = pos as usize;
         if i >= self.keys.len() {

@@ -30,7 +30,7 @@ use crate::CoreError;
 use crate::channel::{Notification, NotificationKind, Target};
 use crate::dispatch::group::{format_labels, group_hash, group_labels, same_group};
 use crate::dispatch::{
-    AggregationGroup, FpSlab, GroupSet, IdBuild, NflogEntry, UpdateReason, needs_update,
+    AggregationGroup, FpSlab, GroupSet, KeySlab, NflogEntry, UpdateReason, needs_update,
 };
 use crate::duration::add;
 use crate::incident::audit::time_key;
@@ -136,7 +136,8 @@ pub struct EngineCore {
     /// Known alerts in never-moving chunks; the index beside each holds the compact
     /// per-alert state the re-send path reads ([`Hot`]), so a duplicate is one probe.
     alerts: FpSlab<AlertEntry, Hot>,
-    groups: HashMap<u64, AggregationGroup, IdBuild>,
+    /// Groups by in-memory hash, dense (the index stays small enough to stay cached).
+    groups: KeySlab<u64, AggregationGroup>,
     group_by_key: HashMap<String, u64>,
     /// Latest incident per group key (to re-open after the group was retired).
     incident_by_key: HashMap<String, String>,
@@ -168,7 +169,7 @@ impl EngineCore {
         EngineCore {
             cfg,
             alerts: FpSlab::default(),
-            groups: HashMap::default(),
+            groups: KeySlab::default(),
             group_by_key: HashMap::new(),
             incident_by_key: HashMap::new(),
             incidents: BTreeMap::new(),
@@ -198,15 +199,28 @@ impl EngineCore {
     /// Handles one normalized event.
     pub fn ingest(&mut self, ev: Event, now: Timestamp, out: &mut Vec<Effect>) {
         match ev {
-            Event::Alert(a) => self.ingest_alert(a, now, out),
+            Event::Alert(a) => {
+                self.ingest_alert(a, now, out);
+            }
             Event::Change(c) => self.ingest_change(c, now, out),
             Event::Action(a) => self.ingest_action(a, now, out),
         }
     }
 
-    /// The alert hot path: fingerprint → dedup → route → group.
-    pub fn ingest_alert(&mut self, alert: Alert, now: Timestamp, out: &mut Vec<Effect>) {
+    /// The alert hot path: fingerprint → dedup → route → group. Returns the alert's
+    /// fingerprint (so a caller need not hash the labels again).
+    pub fn ingest_alert(
+        &mut self,
+        alert: Alert,
+        now: Timestamp,
+        out: &mut Vec<Effect>,
+    ) -> Fingerprint {
         let fp = alert.fingerprint();
+        self.settle(fp, alert, now, out);
+        fp
+    }
+
+    fn settle(&mut self, fp: Fingerprint, alert: Alert, now: Timestamp, out: &mut Vec<Effect>) {
         let known = match self.peek_duplicate(fp, &alert, now, out) {
             Some(Known::Duplicate) => return,
             Some(k) => k,
@@ -248,7 +262,7 @@ impl EngineCore {
         if let Some(Known::Duplicate) = self.peek_duplicate(fp, alert, now, out) {
             return;
         }
-        self.ingest_alert(alert.clone(), now, out);
+        self.settle(fp, alert.clone(), now, out);
     }
 
     /// The duplicate check alone, without consuming the alert: one lookup in the compact
@@ -402,6 +416,7 @@ impl EngineCore {
                 nflog: None,
                 incident,
             },
+            (),
         );
         h
     }
@@ -535,7 +550,7 @@ impl EngineCore {
             ActionKind::Resolve => {
                 let mut alert = e.alert.clone();
                 alert.status = AlertStatus::Resolved;
-                self.ingest_alert(alert, now, out);
+                self.settle(fp, alert, now, out);
             }
             ActionKind::Acknowledge => {
                 let incidents: Vec<String> = e
@@ -1156,7 +1171,7 @@ impl EngineCore {
         inc.timeline_len += 1;
         out.push(Effect::Timeline {
             incident_id: id.to_string(),
-            entry,
+            entry: Box::new(entry),
         });
         out.push(Effect::Persist(Record::Incident(id.to_string())));
     }
@@ -1171,14 +1186,14 @@ impl EngineCore {
         out: &mut Vec<Effect>,
     ) {
         self.seq += 1;
-        out.push(Effect::Audit(AuditEntry {
+        out.push(Effect::Audit(Box::new(AuditEntry {
             id: format!("{}-{}", time_key(now), self.seq),
             at: now,
             actor: actor.clone(),
             action: action.into(),
             target,
             details,
-        }));
+        })));
     }
 
     fn transition(
@@ -1765,7 +1780,7 @@ impl EngineCore {
             self.incident_by_key.insert(g.key.clone(), i.clone());
         }
         self.group_by_key.insert(g.key.clone(), h);
-        self.groups.insert(h, g);
+        self.groups.insert(h, g, ());
     }
 
     /// Loads an alert record (retired ones are ignored).

@@ -35,11 +35,12 @@ pub enum Effect {
     Timeline {
         /// Incident id.
         incident_id: String,
-        /// The entry.
-        entry: TimelineEntry,
+        /// The entry (boxed: rare and large, it would otherwise set the size of every
+        /// effect the per-alert hot path pushes).
+        entry: Box<TimelineEntry>,
     },
-    /// Append an audit entry (`Table::Audit`).
-    Audit(AuditEntry),
+    /// Append an audit entry (`Table::Audit`), boxed for the same reason.
+    Audit(Box<AuditEntry>),
     /// Schedule (or re-arm) a job.
     Schedule(Job),
     /// Cancel a pending job.
