@@ -6,6 +6,9 @@
 //! criterion runs, since criterion reports means, not p99).
 //!
 //! Run: `cargo bench -p signalcraft-benches --bench store`
+//! (latency pass only: `... --bench store -- nomatch`; its shapes:
+//! `STORE_BENCH_SHAPES=64x1,64x8`; gathering off for an A/B run:
+//! `STORE_BENCH_GROUP_WAIT_US=0`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,7 +17,7 @@ use std::time::{Duration, Instant};
 use criterion::{BenchmarkId, Criterion, Throughput};
 use signalcraft_core::memory::MemoryStore;
 use signalcraft_core::store::{Store, Table, WriteBatch};
-use signalcraft_store::RedbStore;
+use signalcraft_store::{RedbStore, StoreOptions};
 
 /// A realistic normalized alert, about 500 bytes of JSON.
 fn alert_json(key: &str) -> Vec<u8> {
@@ -99,6 +102,33 @@ fn runtime() -> tokio::runtime::Runtime {
 /// Commit shapes measured: (concurrent writers, alerts per commit).
 const SHAPES: [(usize, usize); 6] = [(1, 1), (8, 1), (64, 1), (64, 4), (64, 8), (64, 16)];
 
+/// The shapes of the latency pass: all of [`SHAPES`], or those listed in
+/// `STORE_BENCH_SHAPES` (e.g. `64x1,64x8`).
+fn latency_shapes() -> Vec<(usize, usize)> {
+    let Ok(list) = std::env::var("STORE_BENCH_SHAPES") else {
+        return SHAPES.to_vec();
+    };
+    list.split(',')
+        .filter_map(|s| {
+            let (w, k) = s.trim().split_once('x')?;
+            Some((w.parse().ok()?, k.parse().ok()?))
+        })
+        .collect()
+}
+
+/// Store options of the latency pass: defaults, except `group_wait` from
+/// `STORE_BENCH_GROUP_WAIT_US` (microseconds; `0` turns gathering off, for A/B runs).
+fn latency_options() -> StoreOptions {
+    let mut opts = StoreOptions::default();
+    if let Some(us) = std::env::var("STORE_BENCH_GROUP_WAIT_US")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        opts.group_wait = Duration::from_micros(us);
+    }
+    opts
+}
+
 /// User + system CPU time of this process so far, from `/proc/self/stat` (Linux;
 /// zero elsewhere), so figures survive a machine shared with other work.
 fn process_cpu() -> Duration {
@@ -118,6 +148,30 @@ fn process_cpu() -> Duration {
     Duration::from_millis(ticks * 10)
 }
 
+/// Measures this disk: 200 synchronous 4 KiB writes (write + `sync_data`, like
+/// `dd oflag=dsync`) in the directory the stores use; prints p50 and p99, so every
+/// run's figures carry the fsync cost they were measured with.
+fn disk_report() {
+    use std::io::Write as _;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut f = std::fs::File::create(dir.path().join("fsync.probe")).expect("probe file");
+    let page = [0x5au8; 4096];
+    let mut lat: Vec<Duration> = (0..200)
+        .map(|_| {
+            let t = Instant::now();
+            f.write_all(&page).expect("write");
+            f.sync_data().expect("fsync");
+            t.elapsed()
+        })
+        .collect();
+    lat.sort();
+    println!(
+        "disk: synchronous 4 KiB write (write + fdatasync) p50 {:.2} ms, p99 {:.2} ms",
+        percentile(&lat, 0.50).as_secs_f64() * 1e3,
+        percentile(&lat, 0.99).as_secs_f64() * 1e3,
+    );
+}
+
 /// Prints throughput and latency percentiles of durable ingest per commit shape,
 /// the writer's time split (inside the transaction vs in `commit`, i.e. page
 /// write-out + fsync) and the process CPU time per alert.
@@ -127,9 +181,13 @@ fn latency_report(rt: &tokio::runtime::Runtime) {
         "writers | alerts/commit | commits | alerts/s | p50 | p99 | max | transactions | \
          apply ms/txn | commit ms/txn | CPU µs/alert"
     );
-    for (writers, per) in SHAPES {
+    let opts = latency_options();
+    println!("group_wait {:?}", opts.group_wait);
+    for (writers, per) in latency_shapes() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = Arc::new(RedbStore::open(dir.path().join("lat.redb")).expect("open"));
+        let store = Arc::new(
+            RedbStore::open_with(dir.path().join("lat.redb"), opts.clone()).expect("open"),
+        );
         let total = match (writers, per) {
             (1, _) => 2_000,
             (8, _) => 10_000,
@@ -299,7 +357,9 @@ fn futures_lite_block<F: std::future::Future>(f: F) -> F::Output {
 fn main() {
     let rt = runtime();
     let mut c = Criterion::default().configure_from_args();
+    disk_report();
     latency_report(&rt);
+    disk_report();
     bench_ingest(&mut c, &rt);
     bench_reads(&mut c, &rt);
     c.final_summary();
