@@ -199,6 +199,17 @@ async fn auto_remediation_runs_when_an_incident_opens_and_shows_in_the_timeline(
     };
     assert_eq!(state_of("auto-restart"), ["completed"]);
     assert_eq!(state_of("manual-restart"), ["pending_approval"]);
+    if have_jsonschema() {
+        let doc: Value = sc
+            .get("/api/openapi.json", None)
+            .await
+            .json()
+            .await
+            .unwrap();
+        let schema = response_schema(&doc, "/api/v1/incidents/{id}/remediations", "get", "200");
+        let errors = validate(&doc, &schema, &v);
+        assert!(errors.is_empty(), "{}\n{v:#}", errors.join("\n"));
+    }
 
     // Audit: both requests (by the system) and the run with its record.
     let audit = audit_actions(&sc).await;
@@ -288,6 +299,17 @@ async fn approving_needs_the_permission_and_the_plugins_role() {
     assert_eq!(v["record"]["outcome"], "success");
     assert_eq!(v["record"]["approved_by"]["id"], "max");
     assert_eq!(v["record"]["triggered_by"]["type"], "system");
+    if have_jsonschema() {
+        let doc: Value = sc
+            .get("/api/openapi.json", None)
+            .await
+            .json()
+            .await
+            .unwrap();
+        let schema = response_schema(&doc, "/api/v1/remediations/{run}/approve", "post", "200");
+        let errors = validate(&doc, &schema, &v);
+        assert!(errors.is_empty(), "{}\n{v:#}", errors.join("\n"));
+    }
     let d = detail(&sc, &id).await;
     assert_eq!(entries(&d, "remediation_run").len(), runs_before + 1);
     // Approving again: 409, no second run.

@@ -366,3 +366,130 @@ pub struct AuditEntry {
     /// Details.
     pub details: Option<serde_json::Value>,
 }
+
+/// A label matcher.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Matcher {
+    /// Label name.
+    pub name: String,
+    /// `=`, `!=`, `=~` (anchored regex) or `!~`.
+    #[schema(pattern = "^(=|!=|=~|!~)$")]
+    pub op: String,
+    /// Value or regex.
+    pub value: String,
+}
+
+/// A silence.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Silence {
+    /// Id.
+    pub id: String,
+    /// All must match for an alert to be silenced.
+    pub matchers: Vec<Matcher>,
+    /// Start (inclusive).
+    #[schema(format = DateTime)]
+    pub starts_at: String,
+    /// End (exclusive).
+    #[schema(format = DateTime)]
+    pub ends_at: String,
+    /// Author.
+    pub created_by: String,
+    /// Why.
+    pub comment: String,
+    /// Created or last changed.
+    #[schema(format = DateTime)]
+    pub updated_at: String,
+}
+
+/// Where a remediation run is.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RunState {
+    /// Waiting for approval.
+    PendingApproval,
+    /// May start.
+    Approved,
+    /// Handed to the plugin host.
+    Running,
+    /// Finished; see its record.
+    Completed,
+    /// Rejected; never runs.
+    Rejected,
+}
+
+/// One requested run of a remediation action.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RemediationRun {
+    /// Run id (`rem-` + number).
+    pub id: String,
+    /// Action id.
+    pub action_id: String,
+    /// Plugin.
+    pub plugin: String,
+    /// The incident it acts on.
+    pub incident_id: String,
+    /// Who asked (`system` for runs created when the incident opened).
+    pub triggered_by: Actor,
+    /// When.
+    #[schema(format = DateTime)]
+    pub requested_at: String,
+    /// Plan only.
+    pub dry_run: bool,
+    /// Parameters.
+    pub params: Option<serde_json::Value>,
+    /// State.
+    pub state: RunState,
+    /// Who approved (`{"type":"auto"}` or `{"type":"user","id","role","at"}`).
+    pub approval: Option<serde_json::Value>,
+    /// Least role that may approve.
+    pub approval_role: String,
+    /// When it started.
+    #[schema(format = DateTime)]
+    pub started_at: Option<String>,
+}
+
+/// What a finished run produced (also in the timeline and the audit log).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RemediationRecord {
+    /// Run id.
+    pub run_id: String,
+    /// Action id.
+    pub action_id: String,
+    /// Plugin.
+    pub plugin: String,
+    /// Incident.
+    pub incident_id: String,
+    /// Who triggered it.
+    pub triggered_by: Actor,
+    /// Who approved it (`{"type":"auto"}` for auto actions).
+    pub approved_by: serde_json::Value,
+    /// Plan only.
+    pub dry_run: bool,
+    /// Parameters the plugin got.
+    pub inputs: Option<serde_json::Value>,
+    /// Requested.
+    #[schema(format = DateTime)]
+    pub requested_at: String,
+    /// Started.
+    #[schema(format = DateTime)]
+    pub started_at: String,
+    /// Finished.
+    #[schema(format = DateTime)]
+    pub finished_at: String,
+    /// `success`, `failure`, `noop` or `error`.
+    pub outcome: String,
+    /// The plugin's message, or the error.
+    pub message: String,
+    /// The plugin's details.
+    pub details: Option<serde_json::Value>,
+    /// The follow-up applied to the incident (`{"type":"note","text":…}`, …).
+    pub follow_up: Option<serde_json::Value>,
+    /// The typed error (`{"kind":"out_of_fuel"}`, …) when the run failed.
+    pub error: Option<serde_json::Value>,
+    /// Wall time (µs).
+    pub duration_us: u64,
+    /// Fuel consumed.
+    pub fuel_used: u64,
+    /// Peak linear memory (bytes).
+    pub memory_peak: u64,
+}

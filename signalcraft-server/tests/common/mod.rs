@@ -3,6 +3,7 @@
 //! helpers for HTTP calls.
 #![allow(dead_code)]
 
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -474,4 +475,59 @@ impl TwilioFake {
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
     }
+}
+
+/// Whether python3 can import jsonschema (schemathesis brings it).
+pub fn have_jsonschema() -> bool {
+    std::process::Command::new("python3")
+        .args(["-c", "import jsonschema"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// Validates `instance` against `schema` (which may `$ref` the document's
+/// components) with Python's jsonschema; returns the errors.
+pub fn validate(doc: &Value, schema: &Value, instance: &Value) -> Vec<String> {
+    let mut root = schema.clone();
+    root["$schema"] = json!("https://json-schema.org/draft/2020-12/schema");
+    root["components"] = doc["components"].clone();
+    let input = json!({"schema": root, "instance": instance}).to_string();
+    let script = r#"
+import json, sys, jsonschema
+d = json.load(sys.stdin)
+v = jsonschema.Draft202012Validator(d["schema"])
+for e in v.iter_errors(d["instance"]):
+    print("/".join(str(p) for p in e.absolute_path) + ": " + e.message)
+"#;
+    let mut child = std::process::Command::new("python3")
+        .args(["-c", script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "validator failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// The JSON schema of `method path`'s 200/201 response.
+pub fn response_schema(doc: &Value, path: &str, method: &str, status: &str) -> Value {
+    let s =
+        &doc["paths"][path][method]["responses"][status]["content"]["application/json"]["schema"];
+    assert!(!s.is_null(), "no schema for {method} {path} {status}");
+    s.clone()
 }

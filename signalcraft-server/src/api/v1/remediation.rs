@@ -38,7 +38,7 @@ pub struct IncidentRemediations {
     #[schema(value_type = Vec<Object>)]
     pub actions: Vec<signalcraft_core::remediation::gate::RemediationAction>,
     /// Runs so far.
-    #[schema(value_type = Vec<Object>)]
+    #[schema(value_type = Vec<crate::api::schemas::RemediationRun>)]
     pub runs: Vec<serde_json::Value>,
 }
 
@@ -76,7 +76,7 @@ pub struct RunAccepted {
     /// `pending_approval`, or `completed` for auto actions (with the record).
     pub state: String,
     /// The run's record, when it ran.
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<crate::api::schemas::RemediationRecord>)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub record: Option<signalcraft_core::remediation::gate::RemediationRecord>,
 }

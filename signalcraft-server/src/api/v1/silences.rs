@@ -29,7 +29,7 @@ pub struct ListQuery {
 
 /// `GET /api/v1/silences`.
 #[utoipa::path(get, path = "/api/v1/silences", tag = "silences", params(ListQuery), security(("bearer" = [])),
-    responses((status = 200, body = Vec<Object>)))]
+    responses((status = 200, body = Vec<crate::api::schemas::Silence>)))]
 pub async fn list(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -53,7 +53,7 @@ pub async fn list(
 
 /// `GET /api/v1/silences/{id}`.
 #[utoipa::path(get, path = "/api/v1/silences/{id}", tag = "silences", params(("id" = String, Path)), security(("bearer" = [])),
-    responses((status = 200, body = Object), (status = 404, body = crate::error::Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = crate::api::schemas::Silence), (status = 404, body = crate::error::Problem, content_type = "application/problem+json")))]
 pub async fn get_one(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -65,7 +65,7 @@ pub async fn get_one(
 
 /// `POST /api/v1/silences`: create (or update, with `id`).
 #[utoipa::path(post, path = "/api/v1/silences", tag = "silences", request_body = Object, security(("bearer" = [])),
-    responses((status = 201, body = Object), (status = 400, body = crate::error::Problem, content_type = "application/problem+json")))]
+    responses((status = 201, body = crate::api::schemas::Silence), (status = 400, body = crate::error::Problem, content_type = "application/problem+json")))]
 pub async fn create(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -78,7 +78,7 @@ pub async fn create(
 
 /// `DELETE /api/v1/silences/{id}`: expire now.
 #[utoipa::path(delete, path = "/api/v1/silences/{id}", tag = "silences", params(("id" = String, Path)), security(("bearer" = [])),
-    responses((status = 200, body = Object), (status = 404, body = crate::error::Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = crate::api::schemas::Silence), (status = 404, body = crate::error::Problem, content_type = "application/problem+json")))]
 pub async fn expire(
     State(s): State<AppState>,
     Auth(p): Auth,
