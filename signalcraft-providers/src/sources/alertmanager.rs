@@ -17,7 +17,7 @@ use serde_json::value::RawValue;
 use signalcraft_core::model::{Alert, AlertStatus, Event, Labels, Link, RawPayload, Severity};
 use signalcraft_core::provider::{InboundRequest, Provider, ProviderError};
 
-use super::decode::{Common, parse_timestamp};
+use super::decode::{Common, parse_timestamp, severity_of};
 use super::integration::Integration;
 use super::registry::{SourceType, Verification};
 use super::signature::{TOKEN_AUTH_SECRETS, TokenAuth};
@@ -214,7 +214,7 @@ impl AlertmanagerProvider {
         let severity = a
             .labels
             .get("severity")
-            .and_then(|s| Severity::parse_lenient(s))
+            .and_then(|s| severity_of(s))
             .unwrap_or(self.config.default_severity);
         let service = self
             .config

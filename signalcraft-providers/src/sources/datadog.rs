@@ -25,7 +25,9 @@ use serde_json::Value;
 use signalcraft_core::model::{Alert, AlertStatus, Event, Image, Labels, Link, Severity};
 use signalcraft_core::provider::{InboundRequest, Provider, ProviderError};
 
-use super::decode::{Common, first_line, parse_timestamp, put_label, scalar_text};
+use super::decode::{
+    Common, contains_ignore_ascii_case, first_line, parse_timestamp, put_label, scalar_text,
+};
 use super::integration::Integration;
 use super::registry::{SourceType, Verification};
 use super::signature::TokenAuth;
@@ -158,9 +160,11 @@ impl Provider for DatadogProvider {
                     .map(|t| t.to_string())
             })
             .unwrap_or_default();
-        let t = transition.to_ascii_lowercase();
-        let alert_type = nonempty(&p.alert_type).unwrap_or("").to_ascii_lowercase();
-        let status = if t.contains("recovered") || alert_type == "success" {
+        let t = transition.as_str();
+        let alert_type = nonempty(&p.alert_type).unwrap_or("");
+        let status = if contains_ignore_ascii_case(t, "recovered")
+            || alert_type.eq_ignore_ascii_case("success")
+        {
             AlertStatus::Resolved
         } else {
             AlertStatus::Firing
@@ -171,40 +175,52 @@ impl Provider for DatadogProvider {
                 .find(|t| t.len() == 2 && t.starts_with('P'))
                 .map(|s| s.to_string())
         });
-        let severity = if t.contains("warn") || t.contains("no data") {
-            Severity::Warning
-        } else if let Some(s) = priority.as_deref().and_then(Severity::parse_lenient) {
-            s
-        } else {
-            match alert_type.as_str() {
-                "error" => Severity::Error,
-                "warning" => Severity::Warning,
-                "info" => Severity::Info,
-                _ => self.config.default_severity,
+        let severity =
+            if contains_ignore_ascii_case(t, "warn") || contains_ignore_ascii_case(t, "no data") {
+                Severity::Warning
+            } else if let Some(s) = priority.as_deref().and_then(Severity::parse_lenient) {
+                s
+            } else {
+                match alert_type {
+                    a if a.eq_ignore_ascii_case("error") => Severity::Error,
+                    a if a.eq_ignore_ascii_case("warning") => Severity::Warning,
+                    a if a.eq_ignore_ascii_case("info") => Severity::Info,
+                    _ => self.config.default_severity,
+                }
+            };
+        let mut labels = Labels::new();
+        // Tags: a comma-separated string or an array of them (each element may itself
+        // hold several comma-separated tags).
+        let mut service = None;
+        let mut add_tags = |text: &str| {
+            for tag in text.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+                let (k, v) = tag.split_once(':').unwrap_or((tag, ""));
+                put_label(&mut labels, k, if v.is_empty() { "true" } else { v });
+                if k == self.config.service_tag && !v.is_empty() {
+                    service = Some(v.to_string());
+                }
             }
         };
-        let mut labels = Labels::new();
-        let tag_text = p.tags.as_ref().map(|v| match v {
-            Value::Array(a) => a
-                .iter()
-                .filter_map(scalar_text)
-                .collect::<Vec<_>>()
-                .join(","),
-            other => scalar_text(other).unwrap_or_default(),
-        });
-        let mut service = None;
-        for tag in tag_text
-            .as_deref()
-            .unwrap_or("")
-            .split(',')
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-        {
-            let (k, v) = tag.split_once(':').unwrap_or((tag, ""));
-            put_label(&mut labels, k, if v.is_empty() { "true" } else { v });
-            if k == self.config.service_tag && !v.is_empty() {
-                service = Some(v.to_string());
+        match &p.tags {
+            Some(Value::Array(a)) => {
+                for v in a {
+                    match v {
+                        Value::String(s) => add_tags(s),
+                        other => {
+                            if let Some(t) = scalar_text(other) {
+                                add_tags(&t)
+                            }
+                        }
+                    }
+                }
             }
+            Some(Value::String(s)) => add_tags(s),
+            Some(other) => {
+                if let Some(t) = scalar_text(other) {
+                    add_tags(&t)
+                }
+            }
+            None => {}
         }
         put_label(&mut labels, "hostname", nonempty(&p.hostname).unwrap_or(""));
         put_label(

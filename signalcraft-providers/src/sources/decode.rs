@@ -5,7 +5,7 @@ use jiff::Timestamp;
 use serde::Deserialize;
 use serde_json::Value;
 use serde_json::value::RawValue;
-use signalcraft_core::model::{Labels, RawPayload, Source};
+use signalcraft_core::model::{Labels, RawPayload, Severity, Source};
 use signalcraft_core::provider::ProviderError;
 
 use super::integration::Integration;
@@ -215,6 +215,24 @@ pub fn epoch_auto(n: i64) -> Option<Timestamp> {
     }
 }
 
+/// [`Severity::parse_lenient`] without its allocation for the four canonical
+/// lowercase spellings (the common case); other spellings go to `parse_lenient`.
+pub fn severity_of(s: &str) -> Option<Severity> {
+    match s {
+        "critical" => Some(Severity::Critical),
+        "error" => Some(Severity::Error),
+        "warning" => Some(Severity::Warning),
+        "info" => Some(Severity::Info),
+        other => Severity::parse_lenient(other),
+    }
+}
+
+/// True when `haystack` contains `needle` (ASCII lowercase) ignoring ASCII case.
+pub fn contains_ignore_ascii_case(haystack: &str, needle: &str) -> bool {
+    let (h, n) = (haystack.as_bytes(), needle.as_bytes());
+    n.is_empty() || h.windows(n.len()).any(|w| w.eq_ignore_ascii_case(n))
+}
+
 /// Inserts `name=value` unless the value is empty.
 pub fn put_label(labels: &mut Labels, name: &str, value: &str) {
     if !value.is_empty() {
@@ -257,6 +275,21 @@ mod tests {
         assert_eq!(parse_timestamp("1619639400000"), Some(want));
         assert_eq!(parse_timestamp("0001-01-01T00:00:00Z"), None);
         assert_eq!(parse_timestamp("yesterday"), None);
+    }
+
+    #[test]
+    fn severity_fast_path_agrees_with_parse_lenient() {
+        for s in [
+            "critical", "error", "warning", "info", "CRIT", "warn", "P1", "bogus", "",
+        ] {
+            assert_eq!(severity_of(s), Severity::parse_lenient(s), "{s:?}");
+        }
+        assert!(contains_ignore_ascii_case(
+            "Alert Recovered on host",
+            "recovered"
+        ));
+        assert!(!contains_ignore_ascii_case("Triggered", "recovered"));
+        assert!(contains_ignore_ascii_case("[No Data]", "no data"));
     }
 
     #[test]

@@ -21,7 +21,7 @@ use signalcraft_core::model::{Alert, Event, Image, Labels, Link, RawPayload, Sev
 use signalcraft_core::provider::{InboundRequest, Provider, ProviderError};
 
 use super::alertmanager::{AmStatus, runbook_link, summary_of, ts};
-use super::decode::Common;
+use super::decode::{Common, severity_of};
 use super::integration::Integration;
 use super::registry::{SourceType, Verification};
 use super::secret::Secret;
@@ -192,7 +192,7 @@ impl GrafanaProvider {
         let severity = a
             .labels
             .get("severity")
-            .and_then(|s| Severity::parse_lenient(s))
+            .and_then(|s| severity_of(s))
             .unwrap_or(self.config.default_severity);
         let service = self
             .config
