@@ -242,7 +242,7 @@ impl GitHubProvider {
                 "commits": n,
                 "head_commit": p.head_commit.as_ref().map(|c| c.id.clone()),
             }),
-            raw: raw.into(),
+            raw,
         })])
     }
 
@@ -289,7 +289,7 @@ impl GitHubProvider {
                 "description": d.description,
                 "updated_at": d.updated_at,
             }),
-            raw: raw.into(),
+            raw,
         })])
     }
 
@@ -342,7 +342,7 @@ impl GitHubProvider {
                 "description": s.description,
                 "creator": who(&s.creator),
             }),
-            raw: raw.into(),
+            raw,
         })])
     }
 }

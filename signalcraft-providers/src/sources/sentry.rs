@@ -256,7 +256,7 @@ impl SentryProvider {
         a.links = link(e.web_url, "Sentry event");
         a.starts_at = e.datetime.as_deref().and_then(parse_timestamp);
         a.details = serde_json::json!({ "event_id": e.event_id, "tags": tags });
-        a.raw = raw.into();
+        a.raw = raw;
         Ok(vec![Event::Alert(a)])
     }
 
@@ -307,7 +307,7 @@ impl SentryProvider {
         a.links = link(h.data.web_url, "Sentry metric alert");
         a.starts_at = m.date_started.as_deref().and_then(parse_timestamp);
         a.ends_at = m.date_closed.as_deref().and_then(parse_timestamp);
-        a.raw = raw.into();
+        a.raw = raw;
         Ok(vec![Event::Alert(a)])
     }
 
@@ -338,7 +338,7 @@ impl SentryProvider {
         }
         a.links = link(i.web_url.or(i.permalink), "Sentry issue");
         a.starts_at = i.first_seen.as_deref().and_then(parse_timestamp);
-        a.raw = raw.into();
+        a.raw = raw;
         Ok(vec![Event::Alert(a)])
     }
 }
