@@ -29,6 +29,7 @@
 //!   [`extract`]: JSON/query extractors that reject with problems.
 //! * [`auth`]: API tokens (SHA-256 only), roles, permissions, the [`auth::Auth`] extractor.
 //! * [`ratelimit`]: per-key token buckets; [`metrics`]: Prometheus metrics.
+//! * [`queue`]: the scheduler wrapper that counts pending jobs (`queue_depth`).
 //! * [`remediation`]: the approval gate and runner (WASM plugins with the
 //!   `remediation` cargo feature).
 //! * [`normalize`]: the `signalcraft normalize` subcommand (what does SignalCraft make of this payload?).
@@ -45,6 +46,7 @@ pub mod integrations;
 pub mod metrics;
 pub mod normalize;
 pub mod oncall;
+pub mod queue;
 pub mod ratelimit;
 pub mod remediation;
 pub mod router;

@@ -7,7 +7,8 @@
 //! * `alerts_received_total`, `alerts_deduplicated_total`, `alerts_dedup_ratio`;
 //! * `notifications_total{channel,outcome}`, `escalations_total`, `incidents_opened_total`,
 //!   `jobs_run_total{kind}`;
-//! * `queue_depth` (pending durable jobs, sampled at scrape time).
+//! * `queue_depth` (pending durable jobs, read at scrape time from the in-memory
+//!   index of [`crate::queue::CountingScheduler`]).
 
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
@@ -56,7 +57,11 @@ pub struct Metrics {
     incidents_opened: Counter,
     jobs: Family<KindLabel, Counter>,
     queue_depth: Gauge,
+    queue_source: std::sync::OnceLock<QueueDepthSource>,
 }
+
+/// Reads the number of pending jobs without touching the store.
+type QueueDepthSource = Box<dyn Fn() -> u64 + Send + Sync>;
 
 impl std::fmt::Debug for Metrics {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -147,6 +152,7 @@ impl Metrics {
             incidents_opened,
             jobs,
             queue_depth,
+            queue_source: std::sync::OnceLock::new(),
         }
     }
 
@@ -167,6 +173,23 @@ impl Metrics {
         self.ingest_duration
             .get_or_create(&ep)
             .observe(took.as_secs_f64());
+    }
+
+    /// Where `queue_depth` comes from at scrape time (the server sets it once, to its
+    /// [`crate::queue::CountingScheduler`]); later calls are ignored.
+    pub fn set_queue_depth_source(&self, source: impl Fn() -> u64 + Send + Sync + 'static) {
+        let _ = self.queue_source.set(Box::new(source));
+    }
+
+    /// Samples `queue_depth` from its source; `false` when none was set.
+    pub fn sample_queue_depth(&self) -> bool {
+        match self.queue_source.get() {
+            Some(f) => {
+                self.set_queue_depth(f());
+                true
+            }
+            None => false,
+        }
     }
 
     /// Sets the sampled queue depth.

@@ -101,7 +101,11 @@ async fn ready(State(s): State<AppState>) -> Response {
 
 /// `GET /metrics`: Prometheus text exposition.
 async fn metrics(State(s): State<AppState>) -> Response {
-    s.metrics.set_queue_depth(s.engine.queue_depth().await);
+    // The server's scheduler keeps an index of pending ids; an embedder's router
+    // without one falls back to scanning the scheduler.
+    if !s.metrics.sample_queue_depth() {
+        s.metrics.set_queue_depth(s.engine.queue_depth().await);
+    }
     (
         [(
             header::CONTENT_TYPE,

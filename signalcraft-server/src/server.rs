@@ -221,6 +221,10 @@ pub async fn start(
     };
     let clock = opts.clock;
     let metrics = Arc::new(Metrics::new());
+    // Count pending jobs in memory, so /metrics does not scan the job table.
+    let counted = crate::queue::CountingScheduler::wrap(scheduler).await?;
+    let scheduler: Arc<dyn Scheduler> = counted.clone();
+    metrics.set_queue_depth_source(move || counted.depth());
 
     // Tokens: stored ones, config ones (in memory only), bootstrap admin.
     let tokens = TokenRegistry::load(store.as_ref()).await?;

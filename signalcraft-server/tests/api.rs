@@ -1021,3 +1021,74 @@ async fn schedule_changes_arm_the_next_handoff_job() {
     let utc_hour = jobs[0].due.as_second().rem_euclid(86_400) / 3600;
     assert!(utc_hour == 16 || utc_hour == 17, "{}", jobs[0].due);
 }
+
+/// `queue_depth` on /metrics is the number of pending durable jobs, read from the
+/// scheduler's in-memory index (kept in step with schedule / cancel / complete).
+#[tokio::test]
+async fn metrics_queue_depth_counts_pending_jobs() {
+    let sc = start("").await;
+    let depth = || async {
+        let text = sc.get("/metrics", None).await.text().await.unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix("signalcraft_queue_depth "))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or_else(|| panic!("no queue_depth in:\n{text}"))
+    };
+    let pending = || async {
+        sc.server
+            .state
+            .engine
+            .engine
+            .scheduler()
+            .pending()
+            .await
+            .unwrap()
+            .len() as u64
+    };
+    assert_eq!(depth().await, pending().await);
+    let before = depth().await;
+    let a = Some(sc.admin.as_str());
+    assert_eq!(
+        sc.post_json("/api/v1/users", a, &json!({"id": "ann", "name": "Ann"}))
+            .await
+            .status(),
+        201
+    );
+    let schedule = json!({
+        "id": "s1", "name": "S1", "time_zone": "UTC",
+        "layers": [{"name": "l", "rotation": {"participants": ["ann"], "shift_length": {"days": 1},
+                    "start": "2026-01-05", "handoff_time": "09:00"}}],
+        "handoff_notifications": {"incoming": true, "outgoing": false}
+    });
+    let r = sc.post_json("/api/v1/schedules", a, &schedule).await;
+    assert_eq!(r.status(), 201, "{:?}", r.text().await);
+    // The handoff job is armed in the background.
+    let mut now = depth().await;
+    for _ in 0..100 {
+        if now > before {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        now = depth().await;
+    }
+    assert_eq!(now, before + 1);
+    assert_eq!(now, pending().await);
+    // Deleting the schedule cancels its handoff job.
+    let r = sc
+        .client
+        .delete(sc.url("/api/v1/schedules/s1"))
+        .bearer_auth(&sc.admin)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    for _ in 0..100 {
+        now = depth().await;
+        if now == before {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(now, before);
+    assert_eq!(now, pending().await);
+}
