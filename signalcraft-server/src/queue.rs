@@ -6,7 +6,9 @@
 //! with every call that adds or removes jobs (`schedule`, `cancel`, `cancel_prefix`,
 //! `complete`); `claim_due` only leases jobs, which stay pending. It counts what this
 //! process does: jobs another process adds to a shared store are not seen until the
-//! next start (the reference server owns its store alone).
+//! next start (the reference server owns its store alone). Two concurrent calls on
+//! the same id (a job re-armed while it is being completed) can leave the index one
+//! off until the next start; the metric is a gauge, not an accounting record.
 
 use std::collections::HashSet;
 use std::sync::Arc;
