@@ -63,7 +63,12 @@ impl Common {
     /// at fault (see [`Common::error_of`]).
     pub fn decode<'de, T: Deserialize<'de>>(&self, body: &'de [u8]) -> Result<T, ProviderError> {
         self.check_size(body)?;
-        match serde_json::from_slice::<T>(body) {
+        // One UTF-8 check of the whole body (fast on ASCII) instead of one per string.
+        let parsed = match std::str::from_utf8(body) {
+            Ok(text) => serde_json::from_str::<T>(text),
+            Err(_) => serde_json::from_slice::<T>(body),
+        };
+        match parsed {
             Ok(t) => Ok(t),
             // Slow path only on error: re-run with path tracking for the message.
             Err(_) => Err(self.error_of::<T>(body)),
