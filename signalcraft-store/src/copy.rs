@@ -17,7 +17,7 @@
 use std::path::Path;
 
 use redb::{Database, Durability, ReadableTable, TableDefinition};
-use signalcraft_core::store::Table;
+use signalcraft_core::store::{StoreError, Table};
 
 use crate::RedbStore;
 use crate::backup::BackupReport;
@@ -67,7 +67,12 @@ impl RedbStore {
     fn copy_into(&self, dst_path: &Path) -> Result<BackupReport, Error> {
         let snap = self.snapshot()?;
         let src = snap.txn();
-        let dst = Database::create(dst_path).map_err(|e| Error::Store(from_redb(e)))?;
+        let dst = Database::create(dst_path).map_err(|e| match from_redb(e) {
+            StoreError::Io(m) => {
+                Error::Store(StoreError::Io(format!("{}: {m}", dst_path.display())))
+            }
+            other => Error::Store(other),
+        })?;
         let mut copier = Copier {
             db: &dst,
             txn: None,

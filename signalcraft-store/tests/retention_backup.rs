@@ -570,6 +570,9 @@ async fn redb_file_backup_is_one_snapshot_while_writers_run() {
     assert!(!dir.path().join("backup.redb.partial").exists());
     let e = src.backup_to_file(&target).expect_err("target exists");
     assert!(e.to_string().contains("already exists"), "{e}");
+    let missing = dir.path().join("no-such-dir").join("b.redb");
+    let e = src.backup_to_file(&missing).expect_err("no directory");
+    assert!(e.to_string().contains("no-such-dir"), "{e}");
 
     let copy = RedbStore::open_with(&target, opts).expect("open the copy");
     let held = check_invariant(&copy, &floor).await;
