@@ -281,8 +281,8 @@ impl EngineCore {
         let Some(h) = self.alerts.hot_mut(&fp) else {
             return Some(Known::New);
         };
-        if h.status == alert.status && h.content == content_hash(alert) {
-            h.last_seen = now;
+        if h.tag == Hot::tag_of(alert) {
+            h.last_seen_ns = Hot::ns(now);
             out.push(Effect::Event(EngineEvent::AlertDeduplicated {
                 fingerprint: fp,
             }));
@@ -803,12 +803,13 @@ impl EngineCore {
             };
             e.groups.retain(|x| x != h);
             if e.groups.is_empty() {
+                let seen = self.alerts.hot(fp).and_then(Hot::last_seen);
                 if let Some(e) = self.alerts.remove(fp) {
                     let rec = AlertRecord {
                         fingerprint: *fp,
                         alert: e.alert,
                         first_seen: e.first_seen,
-                        last_seen: e.last_seen,
+                        last_seen: seen.map_or(e.last_seen, |s| s.max(e.last_seen)),
                         resolved_at: e.resolved_at,
                         groups: Vec::new(),
                     };
@@ -1680,7 +1681,8 @@ impl EngineCore {
         let last_seen = self
             .alerts
             .hot(&fp)
-            .map_or(e.last_seen, |h| h.last_seen.max(e.last_seen));
+            .and_then(Hot::last_seen)
+            .map_or(e.last_seen, |h| h.max(e.last_seen));
         Some(AlertRecord {
             fingerprint: fp,
             alert: e.alert.clone(),
@@ -1852,22 +1854,41 @@ impl EngineCore {
     }
 }
 
-/// The part of an alert's state the re-send path needs.
+/// The part of an alert's state the re-send path needs, packed into 16 bytes so the
+/// slab index entry (fingerprint, position, this) is 32.
 #[derive(Debug, Clone, Copy)]
 struct Hot {
-    status: AlertStatus,
-    content: u64,
-    last_seen: Timestamp,
+    /// [`content_hash`] with its lowest bit replaced by the status (1 = resolved):
+    /// equal tags mean same status and unchanged content (collisions: 2^-63).
+    tag: u64,
+    /// Last received, nanoseconds since the Unix epoch (saturating: i64 spans the
+    /// years 1677–2262; [`EngineCore::alert_record`] takes the later of this and the
+    /// entry's own `last_seen`).
+    last_seen_ns: i64,
 }
 
 impl Hot {
     #[inline]
     fn of(alert: &Alert, now: Timestamp) -> Self {
         Hot {
-            status: alert.status,
-            content: content_hash(alert),
-            last_seen: now,
+            tag: Self::tag_of(alert),
+            last_seen_ns: Self::ns(now),
         }
+    }
+
+    #[inline]
+    fn tag_of(alert: &Alert) -> u64 {
+        (content_hash(alert) & !1) | u64::from(alert.status == AlertStatus::Resolved)
+    }
+
+    #[inline]
+    fn ns(t: Timestamp) -> i64 {
+        let n = t.as_nanosecond();
+        i64::try_from(n).unwrap_or(if n < 0 { i64::MIN } else { i64::MAX })
+    }
+
+    fn last_seen(&self) -> Option<Timestamp> {
+        Timestamp::from_nanosecond(i128::from(self.last_seen_ns)).ok()
     }
 }
 
@@ -1980,4 +2001,76 @@ fn common(alerts: &[Alert]) -> (Labels, BTreeMap<String, String>) {
         ann.retain(|k, v| a.annotations.get(k) == Some(v));
     }
     (labels, ann)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Source;
+
+    fn t(s: i64) -> Timestamp {
+        Timestamp::from_second(1_772_445_600 + s).unwrap()
+    }
+
+    fn core() -> EngineCore {
+        let cfg: super::super::EngineConfig = serde_json::from_value(serde_json::json!({
+            "route": {"group_wait": "30s", "group_interval": "5m",
+                      "notify": [{"channel": "c", "target": "t"}]}
+        }))
+        .unwrap();
+        EngineCore::new(cfg.compile().unwrap())
+    }
+
+    fn alert() -> Alert {
+        let src = Source {
+            provider: "p".into(),
+            integration: "i".into(),
+        };
+        Alert::firing(src, "s", [("a".to_string(), "1".to_string())].into())
+    }
+
+    #[test]
+    fn duplicate_needs_same_status_and_content_and_keeps_last_seen() {
+        let mut c = core();
+        let mut out = Vec::new();
+        let a = alert();
+        let fp = c.ingest_alert(a.clone(), t(0), &mut out);
+        out.clear();
+        c.ingest_alert(a.clone(), t(10), &mut out);
+        assert!(matches!(
+            out.as_slice(),
+            [Effect::Event(EngineEvent::AlertDeduplicated { .. })]
+        ));
+        assert_eq!(c.alert_record(fp).unwrap().last_seen, t(10));
+        // Same content, other status: not a duplicate.
+        let mut r = a.clone();
+        r.status = AlertStatus::Resolved;
+        out.clear();
+        c.ingest_alert(r.clone(), t(20), &mut out);
+        assert!(out.contains(&Effect::Persist(Record::Alert(fp))));
+        assert_eq!(
+            c.alert_record(fp).unwrap().alert.status,
+            AlertStatus::Resolved
+        );
+        // A re-sent resolve is a duplicate; the retired record written at the flush
+        // carries its time (kept only in the hot part).
+        c.ingest_alert(r, t(25), &mut out);
+        out.clear();
+        c.flush_job(
+            &c.armed_flushes()[0].0.clone(),
+            c.armed_flushes()[0].1,
+            t(30),
+            &mut out,
+        );
+        assert_eq!(c.alert_count(), 0, "fired and resolved inside group_wait");
+        let rec = out.iter().find_map(|e| match e {
+            Effect::Write(WriteOp::Put {
+                table: Table::Alerts,
+                value,
+                ..
+            }) => serde_json::from_slice::<AlertRecord>(value).ok(),
+            _ => None,
+        });
+        assert_eq!(rec.map(|r| r.last_seen), Some(t(25)));
+    }
 }
