@@ -190,6 +190,20 @@ fn throttle_key(kind: &str, address: &str) -> String {
     keyed(&keyed("~throttle/", kind, "/"), address, "")
 }
 
+/// JSON of `v` into a buffer pre-sized to `capacity` (a notification is ~2 KB;
+/// growing from empty would reallocate several times per write), with a large
+/// slack given back.
+fn json<T: Serialize + ?Sized>(v: &T, capacity: usize) -> Result<Vec<u8>, StoreError> {
+    let mut out = Vec::with_capacity(capacity);
+    serde_json::to_writer(&mut out, v).map_err(|e| StoreError::Codec(e.to_string()))?;
+    // An in-memory store keeps the buffer as is: give a large slack back (an
+    // in-place shrink in the allocator, not a copy).
+    if out.capacity() - out.len() > out.len() / 4 {
+        out.shrink_to_fit();
+    }
+    Ok(out)
+}
+
 /// A throttled contact method's next free slot, to persist with a commit.
 #[derive(Debug, Clone, Copy)]
 pub struct ThrottleSlot<'a> {
@@ -342,17 +356,17 @@ impl NotificationLog {
             )?;
         }
         if with_notification {
-            b.put(
+            b.put_raw(
                 Table::NotificationLog,
                 notification_key(&state.notification.id),
-                &state.notification,
-            )?;
+                json(&state.notification, 4096)?,
+            );
         }
-        b.put(
+        b.put_raw(
             Table::NotificationLog,
             state_key(&state.notification.id),
-            &CursorRef::of(state),
-        )?;
+            json(&CursorRef::of(state), 256)?,
+        );
         // The in-flight marker follows the attempt: set with its `sending`
         // record, cleared by any later write of the state.
         match records.iter().find(|r| r.status == DeliveryStatus::Sending) {
@@ -364,11 +378,11 @@ impl NotificationLog {
             None => b.delete(Table::NotificationLog, sending_key(&state.notification.id)),
         };
         for r in records {
-            b.put(
+            b.put_raw(
                 Table::NotificationLog,
                 record_key(&r.notification_id, r.attempt),
-                *r,
-            )?;
+                json(*r, 512)?,
+            );
             if r.attempt == 1
                 && r.status == DeliveryStatus::Sending
                 && let Some(inc) = &r.incident_id
