@@ -456,8 +456,10 @@ impl DeliveryPipeline {
         let mut resumed = 0;
         for (id, started) in markers {
             if add(started, period) > now || !self.in_flight.lock().insert(id.clone()) {
-                // Too young to call interrupted, or being delivered right now.
-                leftover |= add(started, period) > now;
+                // Too young to call interrupted, or its id is busy in this process
+                // (an attempt, or a duplicate `notify` that will answer
+                // `AlreadyAccepted`): look again on the next run.
+                leftover = true;
                 continue;
             }
             let _guard = InFlight {

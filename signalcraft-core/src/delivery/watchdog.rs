@@ -167,8 +167,9 @@ impl Watchdog {
         self.orphans.store(false, SeqCst);
     }
 
-    /// End of a sweep: `leftover` = markers it neither resumed nor saw being
-    /// delivered by this process. Re-arms when anything is left to guard.
+    /// End of a sweep: `leftover` = it left markers it did not resume (too young,
+    /// busy in this process, or more than one run reads). Re-arms when anything
+    /// is left to guard.
     pub(crate) async fn after_sweep(
         &self,
         scheduler: &dyn Scheduler,
