@@ -9,6 +9,10 @@
 //! call (one durable commit), and answers every request in the batch. A request still
 //! returns only after its events are durable; a failed commit fails every request in
 //! that batch and changes nothing. Event order within and across requests is kept.
+//!
+//! The worker decides batch N+1 while batch N commits ([`Engine::ingest_begin`]):
+//! the engine commits batches in the order they were decided, and a task per batch
+//! waits for its commit and answers its requests.
 
 use std::sync::Arc;
 
@@ -179,13 +183,86 @@ async fn batcher(engine: Engine, mut rx: mpsc::Receiver<Pending>) {
                 Err(_) => break,
             }
         }
-        let result = engine
-            .ingest(std::mem::take(&mut events))
-            .await
-            .map(|_| ())
-            .map_err(ApiError::from);
-        for w in waiting.drain(..) {
-            let _ = w.send(result.clone());
+        let batch = std::mem::take(&mut events);
+        let answer = std::mem::take(&mut waiting);
+        match engine.ingest_begin(batch).await {
+            Ok(pending) => {
+                tokio::spawn(async move {
+                    let result = pending.wait().await.map(|_| ()).map_err(ApiError::from);
+                    for w in answer {
+                        let _ = w.send(result.clone());
+                    }
+                });
+            }
+            Err(e) => {
+                let result = Err(ApiError::from(e));
+                for w in answer {
+                    let _ = w.send(result.clone());
+                }
+            }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use signalcraft_core::memory::{MemoryScheduler, MemoryStore};
+    use signalcraft_core::model::{Labels, Source};
+
+    fn alert(i: usize) -> Alert {
+        let mut l = Labels::new();
+        l.insert("alertname".into(), format!("A{}", i % 7));
+        l.insert("instance".into(), format!("i{i}"));
+        Alert::firing(
+            Source {
+                provider: "test".into(),
+                integration: "t".into(),
+            },
+            "s",
+            l,
+        )
+    }
+
+    /// Concurrent requests are coalesced and their commits pipelined; each request
+    /// still returns only once its own alerts are in the store.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_request_returns_after_its_alerts_are_durable() {
+        let store = Arc::new(MemoryStore::new());
+        let scheduler: Arc<dyn Scheduler> = Arc::new(MemoryScheduler::new());
+        let cfg = serde_json::from_value(serde_json::json!({"route": {
+            "group_by": ["alertname"], "group_wait": "30s", "notify": []
+        }}))
+        .expect("config");
+        let engine = Engine::builder(cfg)
+            .store(store.clone() as Arc<dyn Store>)
+            .scheduler(scheduler.clone())
+            .in_memory_flush_timers(true)
+            .build()
+            .expect("engine");
+        let handle = Arc::new(EngineHandle::new(engine, None, scheduler));
+        let mut tasks = Vec::new();
+        for r in 0..64 {
+            let (handle, store) = (handle.clone(), store.clone());
+            tasks.push(tokio::spawn(async move {
+                let alerts: Vec<Alert> = (r * 10..r * 10 + 10).map(alert).collect();
+                let fps: Vec<String> = alerts.iter().map(|a| a.fingerprint().to_string()).collect();
+                handle
+                    .ingest(alerts.into_iter().map(Event::Alert).collect())
+                    .await
+                    .expect("ingest");
+                for fp in fps {
+                    assert!(
+                        store.get(Table::Alerts, &fp).await.expect("get").is_some(),
+                        "alert {fp} acknowledged before it was durable"
+                    );
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.expect("task");
+        }
+        assert_eq!(store.count(Table::Alerts).await.expect("count"), 640);
+        assert_eq!(handle.engine.pending_flushes().await, 7);
     }
 }

@@ -22,4 +22,4 @@ pub use effects::{Effect, Record};
 pub use escalation::{EscalationHook, NoEscalation, PlannerEscalation};
 pub use events::{EngineEvent, EventSink, NoopSink};
 pub use notifier::{ChannelNotifier, Notifier, channel_name};
-pub use shell::{Engine, EngineBuilder, IngestReport};
+pub use shell::{Engine, EngineBuilder, IngestReport, PendingIngest};

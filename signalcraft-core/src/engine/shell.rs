@@ -66,7 +66,7 @@ const FLUSH_BATCH: usize = 2048;
 const BACKGROUND_ROUNDS: usize = 2;
 
 /// Most notifications handed to the notifier at once by one engine call.
-const DELIVERY_CONCURRENCY: usize = 64;
+const DELIVERY_CONCURRENCY: usize = 128;
 
 /// Awaits every task; returns the first error (or panic, as an I/O error) after all
 /// have finished, so no write is left running unobserved.
@@ -120,7 +120,7 @@ struct Inner {
     /// The run loop's planned wake-up (ms since the epoch; `i64::MAX` when not sleeping).
     sleep_until_ms: std::sync::atomic::AtomicI64,
     /// Commit order: held from the end of a decision until its batch is committed.
-    commit_order: tokio::sync::Mutex<CommitChain>,
+    commit_order: Arc<tokio::sync::Mutex<CommitChain>>,
     /// Whether a batch is committing now (read when a decision starts).
     committing: std::sync::atomic::AtomicBool,
     /// Bounds the notifications being handed over at once across all callers
@@ -143,6 +143,36 @@ struct Inner {
 struct CommitChain {
     /// The last batch's commit failed (its error message).
     failed: Option<String>,
+}
+
+/// A decided batch holding its place in the commit order.
+struct Decided {
+    staged: Staged,
+    order: tokio::sync::OwnedMutexGuard<CommitChain>,
+    on_top_of_inflight: bool,
+}
+
+/// An ingest decided but not yet durable: [`PendingIngest::wait`] commits it.
+/// Batches commit in the order they were decided, so a caller may decide the next
+/// batch before waiting for this one (the server's ingest batcher does).
+#[must_use = "the events are durable only once `wait` returned Ok"]
+pub struct PendingIngest {
+    engine: Engine,
+    decided: Decided,
+    accepted: usize,
+}
+
+impl PendingIngest {
+    /// Commits the batch (after every batch decided before it), runs its hooks and
+    /// hands its notifications over. `Ok` means the events are durable.
+    pub async fn wait(self) -> Result<IngestReport, CoreError> {
+        let pending = self.engine.finish(self.decided).await?;
+        let notifications = self.engine.deliver(pending).await;
+        Ok(IngestReport {
+            accepted: self.accepted,
+            notifications,
+        })
+    }
 }
 
 /// A decision's effects, sorted for the commit.
@@ -233,7 +263,7 @@ impl EngineBuilder {
                 memory_flushes: self.memory_flushes,
                 wake: tokio::sync::Notify::new(),
                 sleep_until_ms: std::sync::atomic::AtomicI64::new(i64::MAX),
-                commit_order: tokio::sync::Mutex::new(CommitChain::default()),
+                commit_order: Arc::new(tokio::sync::Mutex::new(CommitChain::default())),
                 committing: std::sync::atomic::AtomicBool::new(false),
                 hand_over_slots: tokio::sync::Semaphore::new(2 * DELIVERY_CONCURRENCY),
                 background_rounds: Arc::new(tokio::sync::Semaphore::new(BACKGROUND_ROUNDS)),
@@ -294,6 +324,17 @@ impl Engine {
         &self,
         f: impl FnOnce(&mut EngineCore, Timestamp, &mut Vec<Effect>) -> Result<T, CoreError>,
     ) -> Result<(T, Vec<Notification>), CoreError> {
+        let (value, decided) = self.decide(f).await?;
+        Ok((value, self.finish(decided).await?))
+    }
+
+    /// Runs the decision under the write lock and stages its batch; returns holding
+    /// the batch's place in the commit order, with the write lock released so the next
+    /// decision may run while this batch commits ([`Engine::finish`]).
+    async fn decide<T>(
+        &self,
+        f: impl FnOnce(&mut EngineCore, Timestamp, &mut Vec<Effect>) -> Result<T, CoreError>,
+    ) -> Result<(T, Decided), CoreError> {
         use std::sync::atomic::Ordering;
         let guard = self.inner.write.lock().await;
         // A batch committing now is one this decision builds on.
@@ -305,10 +346,28 @@ impl Engine {
             let value = f(&mut core, now, &mut effects)?;
             (value, Self::stage(&core, effects)?)
         };
-        let mut order = self.inner.commit_order.lock().await;
+        let order = self.inner.commit_order.clone().lock_owned().await;
         self.inner.committing.store(true, Ordering::Release);
-        // The next decision may run while this batch commits.
         drop(guard);
+        Ok((
+            value,
+            Decided {
+                staged,
+                order,
+                on_top_of_inflight,
+            },
+        ))
+    }
+
+    /// Commits a decided batch in its turn, then runs its hooks; returns the
+    /// notifications to hand out.
+    async fn finish(&self, d: Decided) -> Result<Vec<Notification>, CoreError> {
+        use std::sync::atomic::Ordering;
+        let Decided {
+            staged,
+            mut order,
+            on_top_of_inflight,
+        } = d;
         let result = match order.failed.as_ref() {
             Some(e) if on_top_of_inflight => Err(CoreError::from(crate::store::StoreError::Io(
                 format!("an earlier commit this decision built on failed: {e}"),
@@ -320,7 +379,7 @@ impl Engine {
         drop(order);
         let (pending, hooks) = result?;
         self.run_hooks(hooks).await?;
-        Ok((value, pending))
+        Ok(pending)
     }
 
     /// Sorts a decision's effects and encodes its writes into one batch (under the
@@ -628,6 +687,26 @@ impl Engine {
     }
 
     // ----- ingest and jobs ----------------------------------------------------------
+
+    /// Decides on normalized events now and returns their commit as a
+    /// [`PendingIngest`]: the decision of the next call may run while this one commits.
+    /// Returns once every batch decided earlier holds its place in the commit order.
+    pub async fn ingest_begin(&self, events: Vec<Event>) -> Result<PendingIngest, CoreError> {
+        let accepted = events.len();
+        let ((), decided) = self
+            .decide(|core, now, out| {
+                for ev in events {
+                    core.ingest(ev, now, out);
+                }
+                Ok(())
+            })
+            .await?;
+        Ok(PendingIngest {
+            engine: self.clone(),
+            decided,
+            accepted,
+        })
+    }
 
     /// Ingests normalized events. Returns after the resulting writes are committed.
     pub async fn ingest(&self, events: Vec<Event>) -> Result<IngestReport, CoreError> {
