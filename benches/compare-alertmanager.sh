@@ -53,6 +53,7 @@ YML
 AM_PID=$!
 wait_ready "http://127.0.0.1:$PORT/-/ready"
 AM_VERSION=$("$AM_BIN" --version 2>&1 | head -1)
+AM_LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
 "$LOADGEN" --name alertmanager --url "http://127.0.0.1:$PORT" --pid "$AM_PID" --sink "127.0.0.1:$SINK" \
   "${COMMON[@]}" --out "$WORK/am.json"
 kill "$AM_PID"; wait "$AM_PID" 2>/dev/null || true; AM_PID=
@@ -81,6 +82,7 @@ TOML
 RUST_LOG=warn "$SC" serve --config "$WORK/sc.toml" > "$WORK/sc.log" 2>&1 &
 SC_PID=$!
 wait_ready "http://127.0.0.1:$PORT/-/ready"
+SC_LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
 "$LOADGEN" --name signalcraft --url "http://127.0.0.1:$PORT" --pid "$SC_PID" --sink "127.0.0.1:$SINK" \
   "${COMMON[@]}" --out "$WORK/sc.json"
 kill -TERM "$SC_PID"; wait "$SC_PID" 2>/dev/null || true; SC_PID=
@@ -101,8 +103,13 @@ rows = [
    "<= 1/10 of Alertmanager", "met" if sc["post_p99_ms"] <= am["post_p99_ms"] / 10 else "NOT met"),
   ("groups notified", str(am["groups_notified"]), str(sc["groups_notified"]), "all %d" % sc["groups"],
    "met" if sc["groups_notified"] >= sc["groups"] else "NOT met"),
-  ("all groups notified after first POST", f(am["all_groups_notified_s"], "{:.2f} s"), f(sc["all_groups_notified_s"], "{:.2f} s"),
-   "<= group_wait + 0.5 s after each group's first alert", "see note"),
+  ("all groups notified after first POST", f(am["all_groups_notified_s"], "{:.2f} s"), f(sc["all_groups_notified_s"], "{:.2f} s"), "", ""),
+  ("group's first alert POSTed -> group notified: p50 / p99 / max",
+   "%s / %s / %s" % (f(am.get("group_notify_p50_s"), "{:.2f}"), f(am.get("group_notify_p99_s"), "{:.2f}"), f(am.get("group_notify_max_s"), "{:.2f} s")),
+   "%s / %s / %s" % (f(sc.get("group_notify_p50_s"), "{:.2f}"), f(sc.get("group_notify_p99_s"), "{:.2f}"), f(sc.get("group_notify_max_s"), "{:.2f} s")),
+   "every group <= group_wait + 0.5 s (1.5 s)",
+   "met" if sc.get("groups_over_1_5_s") == 0 else "NOT met (%s groups later)" % sc.get("groups_over_1_5_s")),
+  ("notifications sent in the whole run", str(am["total_notifications"]), str(sc["total_notifications"]), "", ""),
   ("peak RSS (VmHWM)", f(am["peak_rss_mib"], "{:.0f} MiB"), f(sc["peak_rss_mib"], "{:.0f} MiB"),
    "<= 1/5 of Alertmanager", "met" if (sc["peak_rss_mib"] or 1e9) <= (am["peak_rss_mib"] or 0) / 5 else "NOT met"),
   ("idle CPU, 100k active alerts", f(am["idle_cpu_cores"], "{:.3f} cores"), f(sc["idle_cpu_cores"], "{:.3f} cores"),
@@ -117,6 +124,7 @@ for r in rows:
 PY
 )
 echo "$TABLE"
+echo "load average before the Alertmanager run: $AM_LOAD; before the SignalCraft run: $SC_LOAD"
 if [ "${1:-}" = "--append" ]; then
   {
     echo

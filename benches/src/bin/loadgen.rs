@@ -12,7 +12,9 @@
 //! `http://<sink>/` with group_wait 1s / group_interval 1s (benches/compare-alertmanager.sh
 //! writes both configs). Measured:
 //! * accepted alerts/s (all POSTs, 8 connections) and POST latency p50/p99;
-//! * time from the first POST until every group was notified;
+//! * time from the first POST until every group was notified, and for each group the
+//!   time from the POST that carried its first alert until its first notification
+//!   (the "every group notified within group_wait + 0.5 s");
 //! * idle CPU over `--idle-secs` with all alerts active (`/proc/<pid>/stat`);
 //! * notifications caused by re-posting the same alerts (should be 0);
 //! * peak RSS (`VmHWM` in `/proc/<pid>/status`).
@@ -113,6 +115,12 @@ async fn sink_handler(State(s): State<Arc<Mutex<Sink>>>, body: axum::body::Bytes
     "ok"
 }
 
+/// The sink's key (`alertname/service`) of group `g`.
+fn group_key(g: usize, groups: usize) -> String {
+    let side = (groups as f64).sqrt().ceil() as usize;
+    format!("Alert{}/svc{}", g / side, g % side)
+}
+
 /// Alert `n`: group `n % groups` (alertname × service), instance `n / groups`.
 fn alert(n: usize, groups: usize) -> Value {
     let g = n % groups;
@@ -148,11 +156,14 @@ fn vm_hwm_kib(pid: u32) -> Option<u64> {
         .ok()
 }
 
+/// One POST: its batch index, when it was sent, how long until it was answered.
+type Posted = (usize, Instant, Duration);
+
 async fn post_all(
     client: &reqwest::Client,
     a: &Args,
     bodies: Arc<Vec<Vec<u8>>>,
-) -> Result<(Duration, Vec<Duration>), String> {
+) -> Result<(Duration, Vec<Posted>), String> {
     let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
     let mut tasks = Vec::new();
@@ -179,7 +190,7 @@ async fn post_all(
                 if !status.is_success() {
                     return Err(format!("POST answered {status}"));
                 }
-                lat.push(t.elapsed());
+                lat.push((i, t, t.elapsed()));
             }
             Ok::<_, String>(lat)
         }));
@@ -244,13 +255,18 @@ async fn main() {
         a.name, a.alerts, a.batch, a.conns
     );
     let t0 = Instant::now();
-    let (post_time, mut lat) = match post_all(&client, &a, bodies.clone()).await {
+    let (post_time, posted) = match post_all(&client, &a, bodies.clone()).await {
         Ok(x) => x,
         Err(e) => {
             eprintln!("loadgen: {e}");
             std::process::exit(1);
         }
     };
+    let mut sent_at: Vec<Option<Instant>> = vec![None; a.alerts / a.batch];
+    for (i, t, _) in &posted {
+        sent_at[*i] = Some(*t);
+    }
+    let mut lat: Vec<Duration> = posted.iter().map(|p| p.2).collect();
     lat.sort();
     let accepted_per_s = a.alerts as f64 / post_time.as_secs_f64();
     eprintln!(
@@ -278,6 +294,29 @@ async fn main() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     let groups_notified = sink.lock().first_seen.len();
+    // Per group: from the POST carrying its first alert (alert `g`, batch `g / batch`)
+    // to its first notification. Groups never notified count as missing.
+    let mut per_group: Vec<Duration> = {
+        let s = sink.lock();
+        (0..a.groups.min(a.alerts))
+            .filter_map(|g| {
+                let sent = sent_at.get(g / a.batch).copied().flatten()?;
+                let seen = s.first_seen.get(&group_key(g, a.groups))?;
+                Some(seen.saturating_duration_since(sent))
+            })
+            .collect()
+    };
+    per_group.sort();
+    let group_limit = Duration::from_millis(1500);
+    let groups_late = per_group.iter().filter(|d| **d > group_limit).count()
+        + a.groups.min(a.alerts).saturating_sub(per_group.len());
+    eprintln!(
+        "[{}] first alert → notified per group: p50 {:?}, p99 {:?}, max {:?}; {groups_late} over 1.5 s",
+        a.name,
+        pct(&per_group, 0.5),
+        pct(&per_group, 0.99),
+        per_group.last().copied().unwrap_or_default()
+    );
     eprintln!(
         "[{}] {groups_notified} groups notified; last at {all_notified:?}",
         a.name
@@ -314,6 +353,10 @@ async fn main() {
         "post_p99_ms": pct(&lat, 0.99).as_secs_f64() * 1e3,
         "groups_notified": groups_notified,
         "all_groups_notified_s": all_notified.map(|d| d.as_secs_f64()),
+        "group_notify_p50_s": pct(&per_group, 0.5).as_secs_f64(),
+        "group_notify_p99_s": pct(&per_group, 0.99).as_secs_f64(),
+        "group_notify_max_s": per_group.last().map(|d| d.as_secs_f64()),
+        "groups_over_1_5_s": groups_late,
         "idle_cpu_cores": idle_cores,
         "repost_notifications": repost_notifications,
         "peak_rss_mib": rss_mib,
