@@ -65,6 +65,14 @@ pub struct ServerSection {
     pub shutdown_timeout: Duration,
     /// `text` (default) or `json` logs.
     pub log_format: LogFormat,
+    /// Key that seals integration secrets at rest in the embedded store (a secret
+    /// reference, `env:NAME` or `file:PATH`, to 64 hex digits or base64 of 32 bytes).
+    /// Without it secrets are stored in clear.
+    pub encryption_key: Option<String>,
+    /// Keys from before a rotation (secret references): still accepted for reading;
+    /// at start every sealed secret is re-sealed under `encryption_key`, after which
+    /// they can be removed.
+    pub previous_encryption_keys: Vec<String>,
 }
 
 impl Default for ServerSection {
@@ -78,6 +86,8 @@ impl Default for ServerSection {
             max_in_flight: 1024,
             shutdown_timeout: Duration::from_secs(10),
             log_format: LogFormat::Text,
+            encryption_key: None,
+            previous_encryption_keys: Vec::new(),
         }
     }
 }
@@ -306,6 +316,10 @@ pub struct ResolvedSecrets {
     pub twilio_auth_token: Option<Secret>,
     /// Channel name → setting name → value, for settings that are secret references.
     pub channel_secrets: BTreeMap<String, BTreeMap<String, Secret>>,
+    /// `[server].encryption_key`, checked to be a well-formed key.
+    pub store_key: Option<signalcraft_store::SealKey>,
+    /// `[server].previous_encryption_keys`, checked to be well-formed keys.
+    pub previous_store_keys: Vec<signalcraft_store::SealKey>,
 }
 
 fn section<T: DeserializeOwned + Default>(
@@ -718,6 +732,19 @@ pub fn resolve_secrets(
     if let Some(r) = &cfg.alertmanager_api.bearer_token {
         out.am_bearer = res("alertmanager_api.bearer_token".into(), r);
     }
+    let mut seal_keys = Vec::new();
+    if let Some(r) = &cfg.server.encryption_key {
+        seal_keys.push((
+            "server.encryption_key".to_string(),
+            res("server.encryption_key".into(), r),
+        ));
+    } else if !cfg.server.previous_encryption_keys.is_empty() {
+        seal_keys.push(("server.previous_encryption_keys".to_string(), None));
+    }
+    for (i, r) in cfg.server.previous_encryption_keys.iter().enumerate() {
+        let path = format!("server.previous_encryption_keys[{i}]");
+        seal_keys.push((path.clone(), res(path, r)));
+    }
     if let Some(b) = &cfg.alertmanager_api.basic_auth {
         out.am_basic_password = res("alertmanager_api.basic_auth.password".into(), &b.password);
     }
@@ -756,6 +783,23 @@ pub fn resolve_secrets(
                     .or_default()
                     .insert(k.clone(), s);
             }
+        }
+    }
+    for (i, (path, secret)) in seal_keys.into_iter().enumerate() {
+        let Some(secret) = secret else {
+            if i == 0 && cfg.server.encryption_key.is_none() {
+                errors.push(ConfigError::new(
+                    path,
+                    "previous keys are only read during a rotation to server.encryption_key; set it",
+                ));
+            }
+            continue;
+        };
+        match signalcraft_store::SealKey::parse(secret.expose()) {
+            Ok(k) if i == 0 && cfg.server.encryption_key.is_some() => out.store_key = Some(k),
+            Ok(k) => out.previous_store_keys.push(k),
+            // The store's message names the expected form, never the value.
+            Err(e) => errors.push(ConfigError::new(path, e.to_string())),
         }
     }
     let mut seen: BTreeMap<&str, &str> = BTreeMap::new();

@@ -109,9 +109,12 @@ fn cfg_errors(errors: Vec<ConfigError>) -> ServerError {
 }
 
 /// Builds channels from `[[channels]]`, substituting resolved secret references.
+/// `store` (the server's store; `None` when only validating) lets channels keep
+/// durable state, e.g. which email thread roots were sent.
 fn build_channels(
     cfg: &ServerConfig,
     secrets: &ResolvedSecrets,
+    store: Option<Arc<dyn Store>>,
 ) -> Result<Vec<Arc<dyn signalcraft_core::channel::Channel>>, ServerError> {
     let mut out = Vec::new();
     let mut errors = Vec::new();
@@ -146,7 +149,7 @@ fn build_channels(
             &serde_json::Value::Object(obj),
             &path,
         )
-        .and_then(|c| c.build(&path));
+        .and_then(|c| c.build_with_store(&path, store.clone()));
         match built {
             Ok(c) => out.push(c),
             Err(e) => errors.push(ConfigError {
@@ -212,9 +215,23 @@ pub async fn start(
                 &path,
                 signalcraft_store::StoreOptions {
                     cache_bytes: STORE_CACHE_BYTES,
+                    encryption_key: secrets.store_key.clone(),
+                    previous_keys: secrets.previous_store_keys.clone(),
                     ..Default::default()
                 },
             )?;
+            if !secrets.previous_store_keys.is_empty() {
+                // Key rotation: move every sealed secret to the current key now.
+                let report = redb.reseal_secrets().await.map_err(|e| {
+                    ServerError::Other(format!("re-sealing integration secrets: {e}"))
+                })?;
+                tracing::info!(
+                    from_previous = report.from_previous,
+                    from_clear = report.from_clear,
+                    unchanged = report.unchanged,
+                    "re-sealed integration secrets under the current encryption key"
+                );
+            }
             let sched = redb.scheduler();
             (Arc::new(redb), Arc::new(sched))
         }
@@ -251,7 +268,7 @@ pub async fn start(
         .map_err(|e| ServerError::Other(format!("on-call data in the store is invalid: {e}")))?;
 
     // Delivery and engine.
-    let channels = build_channels(&cfg, &secrets)?;
+    let channels = build_channels(&cfg, &secrets, Some(store.clone()))?;
     let delivery_cfg: DeliveryConfig = cfg.delivery.clone();
     let pipeline = Arc::new(
         DeliveryPipeline::new(
@@ -571,7 +588,7 @@ pub fn check_config(file: &Path) -> Result<(), Vec<ConfigError>> {
         errors.extend(e);
     }
     install_crypto_provider();
-    if let Err(ServerError::Config(e)) = build_channels(&cfg, &secrets) {
+    if let Err(ServerError::Config(e)) = build_channels(&cfg, &secrets, None) {
         errors.extend(e);
     }
     if let Err(e) = cfg.delivery.validate() {
