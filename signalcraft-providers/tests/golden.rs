@@ -99,8 +99,16 @@ fn golden_fixtures() {
                 Ok(events) => {
                     ok_cases += 1;
                     for e in &events {
-                        assert_eq!(e.source().provider, provider, "{provider}/{case}");
-                        assert_eq!(e.source().integration, integration.key, "{provider}/{case}");
+                        assert_eq!(
+                            &*e.source().provider,
+                            provider.as_str(),
+                            "{provider}/{case}"
+                        );
+                        assert_eq!(
+                            &*e.source().integration,
+                            integration.key.as_str(),
+                            "{provider}/{case}"
+                        );
                     }
                     json!({ "events": events })
                 }

@@ -346,7 +346,7 @@ impl EngineCore {
                 if let Some(inc) = inc {
                     self.timeline_if_active(
                         &inc,
-                        Actor::integration(&alert.source.integration),
+                        Actor::integration(&*alert.source.integration),
                         now,
                         EntryKind::Ingested {
                             fingerprint: fp,
@@ -465,7 +465,7 @@ impl EngineCore {
             if let Some(inc) = inc {
                 self.timeline_if_active(
                     &inc,
-                    Actor::integration(&integration),
+                    Actor::integration(&*integration),
                     now,
                     EntryKind::Ingested {
                         fingerprint: fp,
@@ -506,7 +506,7 @@ impl EngineCore {
             if let Some(inc) = self.groups.get(&h).and_then(|g| g.incident.clone()) {
                 self.timeline_if_active(
                     &inc,
-                    Actor::integration(&integration),
+                    Actor::integration(&*integration),
                     now,
                     EntryKind::Ingested {
                         fingerprint: fp,
@@ -563,7 +563,7 @@ impl EngineCore {
                     let _ = self.act(
                         &id,
                         IncidentAction::Acknowledge,
-                        Actor::integration(&a.source.integration),
+                        Actor::integration(&*a.source.integration),
                         now,
                         out,
                     );
@@ -1040,7 +1040,7 @@ impl EngineCore {
                     e.first_seen,
                     e.alert.status,
                     e.alert.summary.clone(),
-                    e.alert.source.integration.clone(),
+                    e.alert.source.integration.to_string(),
                 )
             })
             .collect();

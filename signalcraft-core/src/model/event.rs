@@ -43,11 +43,15 @@ impl Event {
 
 /// Where an event came from.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+///
+/// Both fields are shared strings: a provider builds one `Source` per integration and
+/// every event clones it (a reference-count increment, no allocation). The JSON form
+/// is two plain strings.
 pub struct Source {
     /// Provider type, e.g. `alertmanager`, `grafana`, `pagerduty`.
-    pub provider: String,
+    pub provider: Arc<str>,
     /// The integration (configured instance of a provider) that received it.
-    pub integration: String,
+    pub integration: Arc<str>,
 }
 
 /// Whether an alert is currently firing.

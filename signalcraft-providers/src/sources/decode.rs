@@ -29,8 +29,8 @@ impl Common {
         Common {
             provider,
             source: Source {
-                provider: provider.to_string(),
-                integration: integration.key.clone(),
+                provider: provider.into(),
+                integration: integration.key.as_str().into(),
             },
             max_body_bytes: integration.max_body_bytes,
             keep_raw: integration.keep_raw,

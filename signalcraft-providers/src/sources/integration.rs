@@ -87,8 +87,8 @@ impl Integration {
     /// The [`Source`] stamped on every event of this integration.
     pub fn source(&self) -> Source {
         Source {
-            provider: self.provider_type.clone(),
-            integration: self.key.clone(),
+            provider: self.provider_type.as_str().into(),
+            integration: self.key.as_str().into(),
         }
     }
 
