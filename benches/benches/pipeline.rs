@@ -20,6 +20,9 @@
 //! * `pipeline/to_group_cpu_time`, `pipeline/resend_owned_cpu_time`: `to_group` and
 //!   `resend_owned` timed by the thread's CPU time rather than the wall clock (the
 //!   machine is shared; this is the "one core" figure).
+//! * `pipeline/to_group_reserved_cpu_time`: `to_group_cpu_time` with the core's indexes
+//!   pre-sized by `EngineCore::reserve` (untimed), as an embedder knowing its size does.
+//! * `pipeline/resend_cpu_time`: `resend` (borrowed) timed by thread CPU time.
 //! * `pipeline/first_flush_10k_groups`: the first flush of all 10k groups (needs_update,
 //!   incident creation with timeline entries, one notification with 10 alerts each).
 //!   Elements = groups.
@@ -327,6 +330,41 @@ fn bench(c: &mut Criterion) {
                 std::hint::black_box(to_groups(&mut core, alerts.into_iter(), &mut out));
                 total += thread_cpu_time().saturating_sub(start);
                 drop((core, out));
+            }
+            total
+        })
+    });
+
+    // As `to_group_cpu_time` with the core's indexes pre-sized (`EngineCore::reserve`),
+    // as an embedder that knows its working set does once at start.
+    g.bench_function("to_group_reserved_cpu_time", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let (mut core, alerts) = (fresh_core(), prebuilt.clone());
+                core.reserve(ALERTS, NAMES * CLUSTERS);
+                let mut out = Vec::with_capacity(ALERTS * 3);
+                let start = thread_cpu_time();
+                std::hint::black_box(to_groups(&mut core, alerts.into_iter(), &mut out));
+                total += thread_cpu_time().saturating_sub(start);
+                drop((core, out));
+            }
+            total
+        })
+    });
+
+    // `resend` (borrowed, `ingest_alert_ref`) timed by thread CPU time.
+    g.bench_function("resend_cpu_time", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            let mut out = Vec::with_capacity(ALERTS);
+            for _ in 0..iters {
+                out.clear();
+                let start = thread_cpu_time();
+                for a in &prebuilt {
+                    known.ingest_alert_ref(a, later, &mut out);
+                }
+                total += thread_cpu_time().saturating_sub(start);
             }
             total
         })

@@ -106,6 +106,19 @@ impl<K: Copy + Eq + Hash, V, H: Copy> KeySlab<K, V, H> {
         self.index.get_mut(fp).map(|s| &mut s.hot)
     }
 
+    /// Makes room for `additional` more keys without growing: the index is sized once
+    /// (no rehash while filling) and the chunk list's own vector too. Chunks themselves
+    /// are still allocated one at a time as they fill (memory is only touched when used).
+    pub fn reserve(&mut self, additional: usize) {
+        self.index.reserve(additional);
+        self.keys.reserve(additional);
+        self.chunks.reserve(
+            (self.len() + additional)
+                .div_ceil(CHUNK)
+                .saturating_sub(self.chunks.len()),
+        );
+    }
+
     /// Inserts or replaces the value and hot part for `fp`; returns the previous value.
     pub fn insert(&mut self, fp: K, v: V, hot: H) -> Option<V> {
         if let Some(s) = self.index.get_mut(&fp) {

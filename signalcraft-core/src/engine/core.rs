@@ -184,6 +184,17 @@ impl EngineCore {
         }
     }
 
+    /// Makes room for `alerts` more known alerts and `groups` more aggregation groups, so
+    /// filling up to that size never rehashes an index (an embedder that knows its
+    /// working set, e.g. from the store at start or a configured expected size, calls it
+    /// once). Only the indexes are sized up front; entries are still allocated as they
+    /// arrive. Purely a capacity hint: behaviour is unchanged.
+    pub fn reserve(&mut self, alerts: usize, groups: usize) {
+        self.alerts.reserve(alerts);
+        self.groups.reserve(groups);
+        self.group_by_key.reserve(groups);
+    }
+
     /// The compiled configuration.
     pub fn config(&self) -> &CompiledConfig {
         &self.cfg
