@@ -18,16 +18,16 @@
 //! (`basic_auth`, `user:password`); at least one is required.
 
 use std::borrow::Cow;
+use std::fmt;
 
 use jiff::Timestamp;
 use serde::Deserialize;
-use serde_json::Value;
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde_json::{Map, Number, Value};
 use signalcraft_core::model::{Alert, AlertStatus, Event, Image, Labels, Link, Severity};
 use signalcraft_core::provider::{InboundRequest, Provider, ProviderError};
 
-use super::decode::{
-    Common, contains_ignore_ascii_case, first_line, parse_timestamp, put_label, scalar_text,
-};
+use super::decode::{Common, contains_ignore_ascii_case, first_line, parse_timestamp, put_label};
 use super::integration::Integration;
 use super::registry::{SourceType, Verification};
 use super::signature::TokenAuth;
@@ -57,10 +57,153 @@ impl Default for DatadogConfig {
     }
 }
 
+/// Any JSON value where only scalars matter: strings are borrowed from the body when
+/// they have no escapes, numbers keep serde_json's own spelling, arrays and objects are
+/// skipped without being built.
+#[derive(Debug)]
+enum Scalar<'a> {
+    Str(Cow<'a, str>),
+    Num(Number),
+    Bool(bool),
+    /// `null`, an array or an object.
+    Other,
+}
+
+impl Scalar<'_> {
+    /// The scalar as text (`"a"` → `a`, `3` → `3`, `true` → `true`), as
+    /// `decode::scalar_text` spells a `Value`; `None` for null, arrays and objects.
+    fn text(&self) -> Option<String> {
+        match self {
+            Scalar::Str(s) => Some(s.to_string()),
+            Scalar::Num(n) => Some(n.to_string()),
+            Scalar::Bool(b) => Some(b.to_string()),
+            Scalar::Other => None,
+        }
+    }
+}
+
+struct ScalarVisitor;
+
+impl<'de> Visitor<'de> for ScalarVisitor {
+    type Value = Scalar<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Scalar::Str(Cow::Borrowed(v)))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Scalar::Str(Cow::Owned(v.to_string())))
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+        Ok(Scalar::Str(Cow::Owned(v)))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(Scalar::Num(v.into()))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(Scalar::Num(v.into()))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+        Ok(Number::from_f64(v).map_or(Scalar::Other, Scalar::Num))
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+        Ok(Scalar::Bool(v))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(Scalar::Other)
+    }
+    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(Scalar::Other)
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Scalar::Other)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(Scalar::Other)
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Scalar<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(ScalarVisitor)
+    }
+}
+
+/// `tags`: a comma-separated string, or an array whose scalar elements each hold one or
+/// more comma-separated tags (other elements are skipped).
+#[derive(Debug)]
+enum Tags<'a> {
+    List(Vec<Scalar<'a>>),
+    One(Scalar<'a>),
+}
+
+struct TagsVisitor;
+
+impl<'de> Visitor<'de> for TagsVisitor {
+    type Value = Tags<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut v = Vec::with_capacity(seq.size_hint().unwrap_or(8));
+        while let Some(s) = seq.next_element::<Scalar<'de>>()? {
+            v.push(s);
+        }
+        Ok(Tags::List(v))
+    }
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+        ScalarVisitor.visit_borrowed_str(v).map(Tags::One)
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        ScalarVisitor.visit_str(v).map(Tags::One)
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+        ScalarVisitor.visit_string(v).map(Tags::One)
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+        ScalarVisitor.visit_u64(v).map(Tags::One)
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+        ScalarVisitor.visit_i64(v).map(Tags::One)
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+        ScalarVisitor.visit_f64(v).map(Tags::One)
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+        ScalarVisitor.visit_bool(v).map(Tags::One)
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(Tags::One(Scalar::Other))
+    }
+    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(Tags::One(Scalar::Other))
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        ScalarVisitor.visit_map(map).map(Tags::One)
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Tags<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(TagsVisitor)
+    }
+}
+
 #[derive(Debug, Deserialize)]
 struct Org<'a> {
-    #[serde(default)]
-    id: Option<Value>,
+    #[serde(default, borrow)]
+    id: Option<Scalar<'a>>,
     #[serde(default, borrow)]
     name: Option<Cow<'a, str>>,
 }
@@ -73,16 +216,16 @@ struct DatadogPayload<'a> {
     body: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
     event_type: Option<Cow<'a, str>>,
-    #[serde(default)]
-    date: Option<Value>,
-    #[serde(default)]
-    last_updated: Option<Value>,
-    #[serde(default)]
-    id: Option<Value>,
+    #[serde(default, borrow)]
+    date: Option<Scalar<'a>>,
+    #[serde(default, borrow)]
+    last_updated: Option<Scalar<'a>>,
+    #[serde(default, borrow)]
+    id: Option<Scalar<'a>>,
     #[serde(default, borrow)]
     org: Option<Org<'a>>,
-    #[serde(default)]
-    alert_id: Option<Value>,
+    #[serde(default, borrow)]
+    alert_id: Option<Scalar<'a>>,
     #[serde(default, borrow)]
     alert_transition: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
@@ -99,8 +242,8 @@ struct DatadogPayload<'a> {
     alert_metric: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
     aggregate: Option<Cow<'a, str>>,
-    #[serde(default)]
-    tags: Option<Value>,
+    #[serde(default, borrow)]
+    tags: Option<Tags<'a>>,
     #[serde(default, borrow)]
     link: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
@@ -201,25 +344,17 @@ impl Provider for DatadogProvider {
                 }
             }
         };
-        match &p.tags {
-            Some(Value::Array(a)) => {
-                for v in a {
-                    match v {
-                        Value::String(s) => add_tags(s),
-                        other => {
-                            if let Some(t) = scalar_text(other) {
-                                add_tags(&t)
-                            }
-                        }
-                    }
-                }
-            }
-            Some(Value::String(s)) => add_tags(s),
-            Some(other) => {
-                if let Some(t) = scalar_text(other) {
+        let mut add_scalar = |s: &Scalar<'_>| match s {
+            Scalar::Str(s) => add_tags(s),
+            other => {
+                if let Some(t) = other.text() {
                     add_tags(&t)
                 }
             }
+        };
+        match &p.tags {
+            Some(Tags::List(a)) => a.iter().for_each(&mut add_scalar),
+            Some(Tags::One(s)) => add_scalar(s),
             None => {}
         }
         put_label(&mut labels, "hostname", nonempty(&p.hostname).unwrap_or(""));
@@ -234,7 +369,7 @@ impl Provider for DatadogProvider {
         let alert_id = p
             .alert_id
             .as_ref()
-            .and_then(scalar_text)
+            .and_then(Scalar::text)
             .filter(|s| !s.starts_with('$'));
         let dedup_key = if let Some(agg) = nonempty(&p.aggregate) {
             agg.to_string()
@@ -257,24 +392,37 @@ impl Provider for DatadogProvider {
             .last_updated
             .as_ref()
             .or(p.date.as_ref())
-            .and_then(scalar_text)
+            .and_then(Scalar::text)
             .and_then(|s| parse_timestamp(&s));
         let link = nonempty(&p.link).map(str::to_string);
+        // Built directly (same keys and values as before, nulls included): no
+        // intermediate `json!` copies.
+        let opt = |v: Option<String>| v.map_or(Value::Null, Value::String);
+        let mut details = Map::new();
+        details.insert("transition".into(), Value::String(transition));
+        details.insert("event_type".into(), opt(p.event_type.map(Cow::into_owned)));
+        details.insert("event_id".into(), opt(p.id.as_ref().and_then(Scalar::text)));
+        details.insert("alert_id".into(), opt(alert_id));
+        details.insert("priority".into(), opt(priority));
+        details.insert(
+            "scope".into(),
+            opt(nonempty(&p.alert_scope).map(str::to_string)),
+        );
+        details.insert(
+            "org_id".into(),
+            opt(p
+                .org
+                .as_ref()
+                .and_then(|o| o.id.as_ref())
+                .and_then(Scalar::text)),
+        );
         Ok(vec![Event::Alert(Alert {
             source: self.common.source.clone(),
             dedup_key: Some(dedup_key),
             status,
             severity,
             summary,
-            details: serde_json::json!({
-                "transition": transition,
-                "event_type": p.event_type,
-                "event_id": p.id.as_ref().and_then(scalar_text),
-                "alert_id": alert_id,
-                "priority": priority,
-                "scope": nonempty(&p.alert_scope),
-                "org_id": p.org.as_ref().and_then(|o| o.id.as_ref()).and_then(scalar_text),
-            }),
+            details: Value::Object(details),
             labels,
             annotations,
             links: link
@@ -352,5 +500,59 @@ impl SourceType for DatadogType {
             auth,
             verification,
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(body: &str) -> Alert {
+        let provider = DatadogType
+            .build(&Integration::new(TYPE, "dd"), Verification::Skip)
+            .unwrap();
+        match provider
+            .parse(&InboundRequest::from_body(body.as_bytes().to_vec()))
+            .unwrap()
+            .pop()
+        {
+            Some(Event::Alert(a)) => a,
+            other => panic!("expected one alert, got {other:?}"),
+        }
+    }
+
+    /// Scalars of any JSON type are spelled as `serde_json::Value` would print them;
+    /// nested arrays, objects and nulls in `tags` are skipped.
+    #[test]
+    fn non_string_scalars_and_tag_arrays() {
+        let a = parse(
+            r#"{"title": "[Triggered] CPU", "alert_id": 123, "id": 1.5,
+                "org": {"id": -42, "name": "Acme"},
+                "tags": ["env:prod,service:web", 7, true, ["nested:x"], {"o": 1}, null,
+                         "te\u0061m:core"]}"#,
+        );
+        let l = |k: &str| a.labels.get(k).map(String::as_str);
+        assert_eq!(l("env"), Some("prod"));
+        assert_eq!(l("service"), Some("web"));
+        assert_eq!(l("7"), Some("true"));
+        assert_eq!(l("true"), Some("true"));
+        assert_eq!(l("team"), Some("core"));
+        assert_eq!(l("nested"), None);
+        assert_eq!(l("o"), None);
+        assert_eq!(a.service.as_deref(), Some("web"));
+        assert_eq!(a.dedup_key.as_deref(), Some("123:"));
+        assert_eq!(a.details["alert_id"], "123");
+        assert_eq!(a.details["event_id"], "1.5");
+        assert_eq!(a.details["org_id"], "-42");
+        assert_eq!(a.details["scope"], Value::Null);
+    }
+
+    #[test]
+    fn tags_as_a_number_and_ids_as_objects() {
+        let a = parse(r#"{"title": "x", "tags": 5, "alert_id": {"a": 1}, "id": [1]}"#);
+        assert_eq!(a.labels.get("5").map(String::as_str), Some("true"));
+        assert_eq!(a.details["alert_id"], Value::Null);
+        assert_eq!(a.details["event_id"], Value::Null);
+        assert_eq!(a.dedup_key.as_deref(), Some("title:x"));
     }
 }

@@ -117,7 +117,15 @@ pub struct PagerDutyProvider {
 /// The dedup key given to a trigger without one: `sc-` + 32 hex digits of SHA-256(body).
 pub fn generated_dedup_key(body: &[u8]) -> String {
     let digest = Sha256::digest(body);
-    format!("sc-{}", hex::encode(&digest[..16]))
+    let mut hex_digits = [0u8; 32];
+    let mut key = String::with_capacity(3 + hex_digits.len());
+    key.push_str("sc-");
+    match hex::encode_to_slice(&digest[..16], &mut hex_digits) {
+        // Hex digits are ASCII, so this always holds.
+        Ok(()) => key.push_str(std::str::from_utf8(&hex_digits).unwrap_or_default()),
+        Err(_) => key.push_str(&hex::encode(&digest[..16])),
+    }
+    key
 }
 
 impl PagerDutyProvider {
@@ -181,7 +189,7 @@ impl PagerDutyProvider {
         if let Some(u) = e.client_url.filter(|u| !u.is_empty()) {
             links.push(Link {
                 href: u,
-                text: e.client.clone().or(Some("Client".into())),
+                text: e.client.or_else(|| Some("Client".into())),
             });
         }
         Ok(Event::Alert(Alert {
