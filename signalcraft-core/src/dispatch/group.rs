@@ -157,6 +157,87 @@ pub fn group_hash(route: &Route, labels: &Labels) -> u64 {
     h
 }
 
+/// Group-by names handled inline by [`GroupProbe`] (more fall back to map lookups).
+const PROBE_INLINE: usize = 8;
+
+/// The group-by values of one alert under one route, looked up in the alert's labels
+/// once: its [`group_hash`] and a comparison against a candidate group that walks the
+/// group's (sorted) labels instead of looking every name up in both maps again.
+///
+/// Contract: `hash()` equals [`group_hash`]`(route, labels)` and `matches(g)` equals
+/// [`same_group`]`(g, route, labels)` for the route and labels it was built from.
+pub struct GroupProbe<'a> {
+    hash: u64,
+    route_index: usize,
+    /// The present (name, value) pairs sorted by name; valid when `inline`.
+    pairs: [(&'a str, &'a str); PROBE_INLINE],
+    len: usize,
+    /// False for `...`, more than [`PROBE_INLINE`] names or repeated names: `matches`
+    /// then uses [`same_group`].
+    inline: bool,
+    route: &'a Route,
+    labels: &'a Labels,
+}
+
+impl<'a> GroupProbe<'a> {
+    /// Looks the route's group-by values up in `labels`.
+    #[inline]
+    pub fn new(route: &'a Route, labels: &'a Labels) -> Self {
+        let mut p = GroupProbe {
+            hash: 0,
+            route_index: route.index,
+            pairs: [("", ""); PROBE_INLINE],
+            len: 0,
+            inline: false,
+            route,
+            labels,
+        };
+        match &route.group_by {
+            GroupBy::Labels(names) if names.len() <= PROBE_INLINE => {
+                let mut h = 0xcbf2_9ce4_8422_2325u64
+                    ^ (route.index as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+                for n in names {
+                    if let Some(v) = labels.get(n) {
+                        h = mix(h, n.as_bytes());
+                        h = mix(h, v.as_bytes());
+                        if let Some(slot) = p.pairs.get_mut(p.len) {
+                            *slot = (n.as_str(), v.as_str());
+                            p.len += 1;
+                        }
+                    }
+                }
+                p.hash = h;
+                let present = &mut p.pairs[..p.len];
+                present.sort_unstable_by(|a, b| a.0.cmp(b.0));
+                p.inline = present.windows(2).all(|w| w[0].0 != w[1].0);
+            }
+            _ => p.hash = group_hash(route, labels),
+        }
+        p
+    }
+
+    /// The group hash ([`group_hash`]).
+    #[inline]
+    pub fn hash(&self) -> u64 {
+        self.hash
+    }
+
+    /// Whether the alert belongs to `group` ([`same_group`]).
+    #[inline]
+    pub fn matches(&self, group: &AggregationGroup) -> bool {
+        if !self.inline {
+            return same_group(group, self.route, self.labels);
+        }
+        group.route_index == self.route_index
+            && group.labels.len() == self.len
+            && group
+                .labels
+                .iter()
+                .zip(&self.pairs[..self.len])
+                .all(|((k, v), (n, w))| k == n && v == w)
+    }
+}
+
 /// The group labels of an alert under a route (labels absent from the alert are omitted).
 pub fn group_labels(route: &Route, labels: &Labels) -> Labels {
     match &route.group_by {
@@ -230,6 +311,109 @@ mod tests {
         g.retain(|_| false);
         assert!(g.is_empty());
         assert_eq!(g, GroupSet::default());
+    }
+
+    /// `GroupProbe` agrees with `group_hash` / `same_group` for explicit group-by (incl.
+    /// a missing and a repeated name), `...` and other routes.
+    #[test]
+    fn group_probe_agrees_with_group_hash_and_same_group() {
+        use crate::engine::EngineConfig;
+        use crate::routing::RouteConfig;
+        let by = |names: &[&str]| RouteConfig {
+            receiver: Some("r".into()),
+            group_by: Some(names.iter().map(|s| s.to_string()).collect()),
+            ..Default::default()
+        };
+        let cfg = EngineConfig {
+            route: RouteConfig {
+                routes: vec![
+                    by(&["cluster", "alertname"]),
+                    by(&["alertname", "missing"]),
+                    by(&["b", "a", "b"]),
+                    by(&["..."]),
+                ],
+                ..by(&["alertname", "cluster"])
+            },
+            ..Default::default()
+        }
+        .compile()
+        .unwrap();
+        let l = |pairs: &[(&str, &str)]| -> Labels {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let sets = [
+            l(&[
+                ("alertname", "A"),
+                ("cluster", "c1"),
+                ("a", "1"),
+                ("b", "2"),
+            ]),
+            l(&[
+                ("alertname", "A"),
+                ("cluster", "c2"),
+                ("a", "1"),
+                ("b", "2"),
+            ]),
+            l(&[("alertname", "B"), ("cluster", "c1"), ("a", "1")]),
+            l(&[
+                ("alertname", "A"),
+                ("cluster", "c1"),
+                ("a", "1"),
+                ("b", "3"),
+            ]),
+            l(&[("alertname", "A")]),
+            l(&[]),
+        ];
+        for ri in 0..5 {
+            let route = cfg.routes.get(ri).unwrap();
+            for x in &sets {
+                let probe = GroupProbe::new(route, x);
+                assert_eq!(probe.hash(), group_hash(route, x));
+                for rj in 0..5 {
+                    let other = cfg.routes.get(rj).unwrap();
+                    for y in &sets {
+                        let g = AggregationGroup {
+                            key: String::new(),
+                            route: other.id.clone(),
+                            route_index: other.index,
+                            labels: group_labels(other, y),
+                            alerts: Vec::new(),
+                            firing: 0,
+                            created_at: jiff::Timestamp::UNIX_EPOCH,
+                            last_flush: None,
+                            next_flush: None,
+                            nflog: None,
+                            incident: None,
+                        };
+                        assert_eq!(
+                            probe.matches(&g),
+                            same_group(&g, route, x),
+                            "route {ri} labels {x:?} vs group of route {rj} from {y:?}"
+                        );
+                    }
+                }
+            }
+        }
+        // Sanity: the probe does tell groups apart and finds its own.
+        let r0 = cfg.routes.get(0).unwrap();
+        let own = AggregationGroup {
+            key: String::new(),
+            route: r0.id.clone(),
+            route_index: r0.index,
+            labels: group_labels(r0, &sets[0]),
+            alerts: Vec::new(),
+            firing: 0,
+            created_at: jiff::Timestamp::UNIX_EPOCH,
+            last_flush: None,
+            next_flush: None,
+            nflog: None,
+            incident: None,
+        };
+        assert!(GroupProbe::new(r0, &sets[3]).matches(&own));
+        assert!(!GroupProbe::new(r0, &sets[1]).matches(&own));
     }
 
     #[test]

@@ -28,7 +28,7 @@ use super::effects::{Effect, Record};
 use super::events::EngineEvent;
 use crate::CoreError;
 use crate::channel::{Notification, NotificationKind, Target};
-use crate::dispatch::group::{format_labels, group_hash, group_labels, same_group};
+use crate::dispatch::group::{GroupProbe, format_labels, group_hash, group_labels};
 use crate::dispatch::{
     AggregationGroup, FpSlab, GroupSet, KeySlab, NflogEntry, UpdateReason, needs_update,
 };
@@ -397,10 +397,11 @@ impl EngineCore {
         let Some(route) = self.cfg.routes.get(ri) else {
             return 0;
         };
-        let mut h = group_hash(route, &alert.labels);
+        let probe = GroupProbe::new(route, &alert.labels);
+        let mut h = probe.hash();
         loop {
             match self.groups.get(&h) {
-                Some(g) if same_group(g, route, &alert.labels) => return h,
+                Some(g) if probe.matches(g) => return h,
                 Some(_) => h = h.wrapping_add(1), // hash collision: probe on
                 None => break,
             }
