@@ -105,6 +105,23 @@ impl Setup {
             .unwrap()
     }
 
+    /// Polls the incident's detail until `pred` holds (delivery outcomes and
+    /// timeline entries are committed just after the fake sees the request).
+    async fn detail_when(&self, id: &str, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let d = self.detail(id).await;
+            if pred(&d) {
+                return d;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "timed out waiting for {what}: {d:#}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Posts a form to `path` signed for `BASE + path` with `token`.
     async fn signed(&self, path: &str, params: &[(&str, &str)], token: &str) -> reqwest::Response {
         let url = format!("{BASE}{path}");
@@ -171,10 +188,12 @@ async fn sms_escalate_and_keypress_2_page_the_next_level_now_and_keypress_1_ackn
         .await;
     assert_eq!(r.status(), 401);
     assert_eq!(r.headers()["content-type"], "application/problem+json");
-    assert_eq!(
-        escalations(&s.detail(&id).await),
-        [(1, "system".to_string())]
-    );
+    let d = s
+        .detail_when(&id, "the level-1 escalation entry", |d| {
+            !escalations(d).is_empty()
+        })
+        .await;
+    assert_eq!(escalations(&d), [(1, "system".to_string())]);
     assert!(!s.twilio.calls().iter().any(|m| m.form["To"] == BOB));
 
     // ann replies "escalate <n>": bob (level 2) is paged now, not in 10 minutes.
@@ -379,7 +398,17 @@ async fn status_callbacks_update_the_delivery_log_and_forgeries_are_refused() {
             .cloned()
             .unwrap_or_else(|| panic!("no delivery record for {sid}: {d:#}"))
     };
-    let before = trail(&s.detail(&id).await, &to_ops.sid);
+    let has = |d: &Value, sid: &str| {
+        d["delivery_trail"]
+            .as_array()
+            .is_some_and(|t| t.iter().any(|r| r["provider_message_id"] == sid))
+    };
+    let d = s
+        .detail_when(&id, "both SMS in the delivery trail", |d| {
+            has(d, &to_ops.sid) && has(d, &to_ann.sid)
+        })
+        .await;
+    let before = trail(&d, &to_ops.sid);
     assert_eq!(before["status"], "sent");
 
     // Forged "delivered": 401, the record is unchanged.
