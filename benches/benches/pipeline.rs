@@ -25,6 +25,8 @@
 //! * `pipeline/to_group_batched_cpu_time`: `to_group_cpu_time` with the effects taken
 //!   per batch of 1,000 alerts into one reused buffer, as the shell commits batches.
 //! * `pipeline/resend_cpu_time`: `resend` (borrowed) timed by thread CPU time.
+//! * `pipeline/resend_key_cpu_time`: the re-send check from borrowed parts
+//!   (`ResendKeyBuilder` + `EngineCore::ingest_known_resend`), no owned `Alert`.
 //! * `pipeline/first_flush_10k_groups`: the first flush of all 10k groups (needs_update,
 //!   incident creation with timeline entries, one notification with 10 alerts each).
 //!   Elements = groups.
@@ -35,10 +37,11 @@ use std::time::{Duration, Instant};
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use jiff::Timestamp;
+use signalcraft_core::engine::core::ResendKeyBuilder;
 use signalcraft_core::engine::{Effect, EngineConfig, EngineCore};
 use signalcraft_core::incident::Actor;
 use signalcraft_core::inhibit::InhibitRuleConfig;
-use signalcraft_core::model::{Alert, AlertStatus, Event, Labels, Severity, Source};
+use signalcraft_core::model::{Alert, AlertStatus, Event, Fingerprint, Labels, Severity, Source};
 use signalcraft_core::routing::{MatcherSpec, NotifyTarget, RouteConfig};
 use signalcraft_core::scheduler::JobKind;
 use signalcraft_core::silence::SilenceSpec;
@@ -394,6 +397,38 @@ fn bench(c: &mut Criterion) {
                     known.ingest_alert_ref(a, later, &mut out);
                 }
                 total += thread_cpu_time().saturating_sub(start);
+            }
+            total
+        })
+    });
+
+    // The re-send check before an owned Alert exists: fingerprint the (borrowed) labels,
+    // hash the content from borrowed parts and settle through
+    // `EngineCore::ingest_known_resend`, as a provider could on its inbound path.
+    g.bench_function("resend_key_cpu_time", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            let mut out = Vec::with_capacity(ALERTS);
+            for _ in 0..iters {
+                out.clear();
+                let start = thread_cpu_time();
+                let mut known_n = 0usize;
+                for a in &prebuilt {
+                    let fp = Fingerprint::of_label_pairs(
+                        a.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+                    );
+                    let mut kb = ResendKeyBuilder::new(&a.summary, a.severity);
+                    for (k, v) in &a.annotations {
+                        kb.annotation(k, v);
+                    }
+                    for l in &a.links {
+                        kb.link(&l.href, l.text.as_deref());
+                    }
+                    let key = kb.finish(fp, a.status);
+                    known_n += usize::from(known.ingest_known_resend(&key, later, &mut out));
+                }
+                total += thread_cpu_time().saturating_sub(start);
+                assert_eq!(known_n, ALERTS);
             }
             total
         })

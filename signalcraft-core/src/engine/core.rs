@@ -41,6 +41,7 @@ use crate::incident::{
 use crate::inhibit::Inhibitor;
 use crate::model::{
     ActionEvent, ActionKind, Alert, AlertStatus, ChangeEvent, Event, Fingerprint, Labels, Link,
+    Severity,
 };
 use crate::scheduler::{Job, JobKind};
 use crate::service::Service;
@@ -300,6 +301,30 @@ impl EngineCore {
             return Some(Known::Duplicate);
         }
         None
+    }
+
+    /// The re-send check alone, for an event the caller has not turned into an owned
+    /// [`Alert`] yet (e.g. a provider that fingerprints borrowed labels): if the core
+    /// knows `key.fingerprint` with the same status and content, the event is settled
+    /// exactly as [`EngineCore::ingest`] settles an identical re-send (last seen := `now`,
+    /// one [`EngineEvent::AlertDeduplicated`] effect) and `true` is returned. Otherwise
+    /// nothing changes, no effect is pushed, and the caller ingests the event normally.
+    pub fn ingest_known_resend(
+        &mut self,
+        key: &ResendKey,
+        now: Timestamp,
+        out: &mut Vec<Effect>,
+    ) -> bool {
+        match self.alerts.hot_mut(&key.fingerprint) {
+            Some(h) if h.tag == key.tag => {
+                h.last_seen_ns = Hot::ns(now);
+                out.push(Effect::Event(EngineEvent::AlertDeduplicated {
+                    fingerprint: key.fingerprint,
+                }));
+                true
+            }
+            _ => false,
+        }
     }
 
     fn touch_hot(&mut self, fp: Fingerprint, alert: &Alert, now: Timestamp) {
@@ -1908,25 +1933,100 @@ impl Hot {
 /// links): equal hashes mean an unchanged re-send (collisions: 2^-64).
 #[inline]
 fn content_hash(a: &Alert) -> u64 {
-    const P: u64 = 0x0000_0100_0000_01b3;
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut eat = |b: &[u8]| {
-        for x in b {
-            h = (h ^ u64::from(*x)).wrapping_mul(P);
-        }
-        h = (h ^ 0xff).wrapping_mul(P);
-    };
-    eat(a.summary.as_bytes());
-    eat(a.severity.as_str().as_bytes());
+    let mut b = ResendKeyBuilder::new(&a.summary, a.severity);
     for (k, v) in &a.annotations {
-        eat(k.as_bytes());
-        eat(v.as_bytes());
+        b.annotation(k, v);
     }
     for l in &a.links {
-        eat(l.href.as_bytes());
-        eat(l.text.as_deref().unwrap_or("").as_bytes());
+        b.link(&l.href, l.text.as_deref());
     }
-    h
+    b.h
+}
+
+/// What the re-send check needs to know about an alert event: its fingerprint, status
+/// and a hash of its content (summary, severity, annotations, links). Built from an
+/// [`Alert`] ([`ResendKey::of_alert`]) or, before any owned `Alert` exists, from the
+/// borrowed parts of an inbound payload ([`ResendKeyBuilder`]); then
+/// [`EngineCore::ingest_known_resend`] settles an identical re-send without the alert.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResendKey {
+    /// The alert's fingerprint ([`Alert::fingerprint`]: dedup key or label set).
+    pub fingerprint: Fingerprint,
+    /// Content hash with its lowest bit replaced by the status (1 = resolved).
+    tag: u64,
+}
+
+impl ResendKey {
+    /// The key of an alert (what the engine compares on ingest).
+    pub fn of_alert(alert: &Alert) -> Self {
+        ResendKey {
+            fingerprint: alert.fingerprint(),
+            tag: Hot::tag_of(alert),
+        }
+    }
+}
+
+/// Hashes an alert's content from borrowed parts, the same way the engine hashes an
+/// [`Alert`]: call [`ResendKeyBuilder::annotation`] for every annotation in name order
+/// (the order of [`Alert::annotations`]), then [`ResendKeyBuilder::link`] for every link
+/// in order, then [`ResendKeyBuilder::finish`].
+///
+/// Contract: for parts equal to an alert's, the key equals [`ResendKey::of_alert`].
+/// Parts fed in another order (or a part left out) give another key, which can only
+/// make [`EngineCore::ingest_known_resend`] answer "not known" (the event then takes
+/// the normal path): never a false duplicate (other than a 2^-63 hash collision).
+#[derive(Debug, Clone)]
+pub struct ResendKeyBuilder {
+    h: u64,
+}
+
+impl ResendKeyBuilder {
+    const P: u64 = 0x0000_0100_0000_01b3;
+
+    #[inline]
+    fn eat(&mut self, b: &[u8]) {
+        let mut h = self.h;
+        for x in b {
+            h = (h ^ u64::from(*x)).wrapping_mul(Self::P);
+        }
+        self.h = (h ^ 0xff).wrapping_mul(Self::P);
+    }
+
+    /// Starts with the alert's summary and severity.
+    #[inline]
+    pub fn new(summary: &str, severity: Severity) -> Self {
+        let mut b = ResendKeyBuilder {
+            h: 0xcbf2_9ce4_8422_2325,
+        };
+        b.eat(summary.as_bytes());
+        b.eat(severity.as_str().as_bytes());
+        b
+    }
+
+    /// Adds one annotation (call in name order).
+    #[inline]
+    pub fn annotation(&mut self, name: &str, value: &str) -> &mut Self {
+        self.eat(name.as_bytes());
+        self.eat(value.as_bytes());
+        self
+    }
+
+    /// Adds one link (call in the alert's link order).
+    #[inline]
+    pub fn link(&mut self, href: &str, text: Option<&str>) -> &mut Self {
+        self.eat(href.as_bytes());
+        self.eat(text.unwrap_or("").as_bytes());
+        self
+    }
+
+    /// The key for an alert with this content, `fingerprint` and `status`.
+    #[inline]
+    pub fn finish(&self, fingerprint: Fingerprint, status: AlertStatus) -> ResendKey {
+        ResendKey {
+            fingerprint,
+            tag: (self.h & !1) | u64::from(status == AlertStatus::Resolved),
+        }
+    }
 }
 
 /// What an incoming alert is relative to what the core knows.
@@ -2084,5 +2184,111 @@ mod tests {
             _ => None,
         });
         assert_eq!(rec.map(|r| r.last_seen), Some(t(25)));
+    }
+
+    fn rich_alert() -> Alert {
+        let mut a = alert();
+        a.severity = Severity::Warning;
+        a.annotations
+            .insert("runbook".to_string(), "https://r".to_string());
+        a.annotations.insert("desc".to_string(), "d".to_string());
+        a.links.push(crate::model::Link {
+            href: "https://g".into(),
+            text: Some("graph".into()),
+        });
+        a.links.push(crate::model::Link {
+            href: "https://h".into(),
+            text: None,
+        });
+        a
+    }
+
+    fn key_from_parts(a: &Alert) -> ResendKey {
+        let mut b = ResendKeyBuilder::new(&a.summary, a.severity);
+        for (k, v) in &a.annotations {
+            b.annotation(k, v);
+        }
+        for l in &a.links {
+            b.link(&l.href, l.text.as_deref());
+        }
+        b.finish(
+            crate::model::Fingerprint::of_label_pairs(
+                a.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            ),
+            a.status,
+        )
+    }
+
+    #[test]
+    fn resend_key_from_parts_equals_key_of_alert_and_tells_content_apart() {
+        let a = rich_alert();
+        assert_eq!(key_from_parts(&a), ResendKey::of_alert(&a));
+        let mut other = a.clone();
+        other.summary = "t".into();
+        assert_ne!(ResendKey::of_alert(&other), ResendKey::of_alert(&a));
+        let mut other = a.clone();
+        other.status = AlertStatus::Resolved;
+        assert_ne!(ResendKey::of_alert(&other), ResendKey::of_alert(&a));
+        let mut other = a.clone();
+        other.links.pop();
+        assert_ne!(ResendKey::of_alert(&other), ResendKey::of_alert(&a));
+        // Annotations out of name order: another key (a miss, never a false duplicate).
+        let mut b = ResendKeyBuilder::new(&a.summary, a.severity);
+        b.annotation("runbook", "https://r").annotation("desc", "d");
+        for l in &a.links {
+            b.link(&l.href, l.text.as_deref());
+        }
+        assert_ne!(b.finish(a.fingerprint(), a.status), ResendKey::of_alert(&a));
+    }
+
+    #[test]
+    fn known_resend_settles_like_ingest_and_misses_leave_state_alone() {
+        let a = rich_alert();
+        let mut c = core();
+        let mut out = Vec::new();
+        // Unknown alert: a miss, nothing pushed.
+        assert!(!c.ingest_known_resend(&key_from_parts(&a), t(0), &mut out));
+        assert!(out.is_empty());
+        let fp = c.ingest_alert(a.clone(), t(0), &mut out);
+        // The same effects as ingesting the identical alert by value.
+        let mut twin = core();
+        let mut twin_out = Vec::new();
+        twin.ingest_alert(a.clone(), t(0), &mut twin_out);
+        twin_out.clear();
+        twin.ingest_alert(a.clone(), t(10), &mut twin_out);
+        out.clear();
+        assert!(c.ingest_known_resend(&key_from_parts(&a), t(10), &mut out));
+        assert_eq!(out, twin_out);
+        assert_eq!(c.alert_record(fp).unwrap().last_seen, t(10));
+        assert_eq!(
+            c.alert_record(fp),
+            twin.alert_record(fp),
+            "same state as after ingest"
+        );
+        // Changed content or status: a miss, no effect, last seen unchanged; the normal
+        // path then handles it.
+        for changed in [
+            Alert {
+                summary: "other".into(),
+                ..a.clone()
+            },
+            Alert {
+                status: AlertStatus::Resolved,
+                ..a.clone()
+            },
+        ] {
+            out.clear();
+            assert!(!c.ingest_known_resend(&key_from_parts(&changed), t(20), &mut out));
+            assert!(out.is_empty());
+            assert_eq!(c.alert_record(fp).unwrap().last_seen, t(10));
+        }
+        let mut r = a.clone();
+        r.status = AlertStatus::Resolved;
+        c.ingest_alert(r.clone(), t(20), &mut out);
+        out.clear();
+        // Now the resolve is the known state: its re-send is settled, the firing one not.
+        assert!(c.ingest_known_resend(&ResendKey::of_alert(&r), t(25), &mut out));
+        assert!(!c.ingest_known_resend(&ResendKey::of_alert(&a), t(25), &mut out));
+        assert_eq!(out.len(), 1);
     }
 }
