@@ -19,9 +19,9 @@ use std::sync::Arc;
 use signalcraft_core::delivery::{DeliveryPipeline, ProviderStatus};
 use signalcraft_core::engine::{Engine, IncidentAction};
 use signalcraft_core::incident::{Actor, Incident};
-use signalcraft_core::model::{Alert, AlertStatus, Event};
+use signalcraft_core::model::{Alert, Event, Fingerprint};
 use signalcraft_core::scheduler::Scheduler;
-use signalcraft_core::store::{Scan, Store, StoreExt, Table};
+use signalcraft_core::store::Store;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::ApiError;
@@ -118,39 +118,36 @@ impl EngineHandle {
 
     /// Firing alerts with their receivers and the silences muting them.
     pub async fn firing_alerts(&self) -> Vec<(Alert, Vec<String>, Vec<String>)> {
-        let rows: Vec<(String, signalcraft_core::engine::AlertRecord)> = self
-            .engine
-            .store()
-            .scan_json(Table::Alerts, Scan::all())
-            .await
-            .unwrap_or_default();
         let now = self.engine.now();
-        self.engine.with_core(|core| {
-            rows.into_iter()
-                .filter(|(_, r)| r.alert.status == AlertStatus::Firing && r.resolved_at.is_none())
-                .map(|(_, r)| {
-                    let mut receivers: Vec<String> = r
-                        .groups
-                        .iter()
-                        .filter_map(|g| core.group(g))
-                        .filter_map(|g| {
-                            g.incident
-                                .as_deref()
-                                .and_then(|i| core.incident(i))
-                                .map(|i| i.receiver.clone())
-                        })
-                        .collect();
-                    receivers.sort();
-                    receivers.dedup();
-                    let silenced: Vec<String> = core
-                        .silences()
-                        .muted_by(&r.alert.labels, now)
-                        .map(|s| vec![s.id.clone()])
-                        .unwrap_or_default();
-                    (r.alert, receivers, silenced)
-                })
-                .collect()
-        })
+        let mut out: Vec<(Fingerprint, (Alert, Vec<String>, Vec<String>))> =
+            self.engine.with_core(|core| {
+                core.firing_alert_records()
+                    .map(|r| {
+                        let mut receivers: Vec<String> = r
+                            .groups
+                            .iter()
+                            .filter_map(|g| core.group(g))
+                            .filter_map(|g| {
+                                g.incident
+                                    .as_deref()
+                                    .and_then(|i| core.incident(i))
+                                    .map(|i| i.receiver.clone())
+                            })
+                            .collect();
+                        receivers.sort();
+                        receivers.dedup();
+                        let silenced: Vec<String> = core
+                            .silences()
+                            .muted_by(&r.alert.labels, now)
+                            .map(|s| vec![s.id.clone()])
+                            .unwrap_or_default();
+                        (r.fingerprint, (r.alert, receivers, silenced))
+                    })
+                    .collect()
+            });
+        // Stable order: by fingerprint (the store's key order, 16 hex digits).
+        out.sort_unstable_by_key(|(fp, _)| *fp);
+        out.into_iter().map(|(_, a)| a).collect()
     }
 
     /// Applies a provider delivery report (Twilio status callback).
@@ -208,7 +205,9 @@ async fn batcher(engine: Engine, mut rx: mpsc::Receiver<Pending>) {
 mod tests {
     use super::*;
     use signalcraft_core::memory::{MemoryScheduler, MemoryStore};
+    use signalcraft_core::model::AlertStatus;
     use signalcraft_core::model::{Labels, Source};
+    use signalcraft_core::store::{StoreExt, Table};
 
     fn alert(i: usize) -> Alert {
         let mut l = Labels::new();
@@ -264,5 +263,58 @@ mod tests {
         }
         assert_eq!(store.count(Table::Alerts).await.expect("count"), 640);
         assert_eq!(handle.engine.pending_flushes().await, 7);
+    }
+
+    /// `GET /api/v2/alerts` is served from the engine's memory: firing alerts only,
+    /// in fingerprint order, the same set the store holds as firing.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn firing_alerts_come_from_memory_and_skip_resolved() {
+        let store = Arc::new(MemoryStore::new());
+        let scheduler: Arc<dyn Scheduler> = Arc::new(MemoryScheduler::new());
+        let cfg = serde_json::from_value(serde_json::json!({"route": {
+            "group_by": ["alertname"], "group_wait": "30s", "notify": []
+        }}))
+        .expect("config");
+        let engine = Engine::builder(cfg)
+            .store(store.clone() as Arc<dyn Store>)
+            .scheduler(scheduler.clone())
+            .build()
+            .expect("engine");
+        let handle = EngineHandle::new(engine, None, scheduler);
+        let alerts: Vec<Alert> = (0..20).map(alert).collect();
+        let mut resolved = alerts[3].clone();
+        resolved.status = AlertStatus::Resolved;
+        handle
+            .ingest(alerts.iter().cloned().map(Event::Alert).collect())
+            .await
+            .expect("ingest");
+        handle
+            .ingest(vec![Event::Alert(resolved.clone())])
+            .await
+            .expect("resolve");
+
+        let listed = handle.firing_alerts().await;
+        let fps: Vec<Fingerprint> = listed.iter().map(|(a, _, _)| a.fingerprint()).collect();
+        let mut want: Vec<Fingerprint> = alerts
+            .iter()
+            .map(Alert::fingerprint)
+            .filter(|fp| *fp != resolved.fingerprint())
+            .collect();
+        want.sort_unstable();
+        assert_eq!(
+            fps, want,
+            "all firing alerts, sorted, without the resolved one"
+        );
+
+        // The same set the store records as firing.
+        let stored: Vec<(String, signalcraft_core::engine::AlertRecord)> = store
+            .scan_json(Table::Alerts, signalcraft_core::store::Scan::all())
+            .await
+            .expect("scan");
+        let stored_firing = stored
+            .iter()
+            .filter(|(_, r)| r.alert.status == AlertStatus::Firing && r.resolved_at.is_none())
+            .count();
+        assert_eq!(stored_firing, listed.len());
     }
 }

@@ -1776,6 +1776,15 @@ impl EngineCore {
         }
     }
 
+    /// Every firing alert the engine tracks (not resolved), as stored records, in
+    /// no particular order. Served from memory: no store scan.
+    pub fn firing_alert_records(&self) -> impl Iterator<Item = AlertRecord> + '_ {
+        self.alerts
+            .values()
+            .filter(|e| e.alert.status == AlertStatus::Firing && e.resolved_at.is_none())
+            .filter_map(|e| self.alert_record(e.fingerprint))
+    }
+
     /// Number of alerts in memory.
     pub fn alert_count(&self) -> usize {
         self.alerts.len()
