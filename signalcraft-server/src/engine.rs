@@ -34,6 +34,10 @@ struct Pending {
     done: oneshot::Sender<Result<(), ApiError>>,
 }
 
+/// A firing alert as the alert listings show it: the alert, the receivers of its
+/// groups' incidents, and the ids of the silences muting it.
+pub type ListedAlert = (Alert, Vec<String>, Vec<String>);
+
 /// The engine as the HTTP layer uses it.
 pub struct EngineHandle {
     /// The core engine.
@@ -117,34 +121,33 @@ impl EngineHandle {
     }
 
     /// Firing alerts with their receivers and the silences muting them.
-    pub async fn firing_alerts(&self) -> Vec<(Alert, Vec<String>, Vec<String>)> {
+    pub async fn firing_alerts(&self) -> Vec<ListedAlert> {
         let now = self.engine.now();
-        let mut out: Vec<(Fingerprint, (Alert, Vec<String>, Vec<String>))> =
-            self.engine.with_core(|core| {
-                core.firing_alert_records()
-                    .map(|r| {
-                        let mut receivers: Vec<String> = r
-                            .groups
-                            .iter()
-                            .filter_map(|g| core.group(g))
-                            .filter_map(|g| {
-                                g.incident
-                                    .as_deref()
-                                    .and_then(|i| core.incident(i))
-                                    .map(|i| i.receiver.clone())
-                            })
-                            .collect();
-                        receivers.sort();
-                        receivers.dedup();
-                        let silenced: Vec<String> = core
-                            .silences()
-                            .muted_by(&r.alert.labels, now)
-                            .map(|s| vec![s.id.clone()])
-                            .unwrap_or_default();
-                        (r.fingerprint, (r.alert, receivers, silenced))
-                    })
-                    .collect()
-            });
+        let mut out: Vec<(Fingerprint, ListedAlert)> = self.engine.with_core(|core| {
+            core.firing_alert_records()
+                .map(|r| {
+                    let mut receivers: Vec<String> = r
+                        .groups
+                        .iter()
+                        .filter_map(|g| core.group(g))
+                        .filter_map(|g| {
+                            g.incident
+                                .as_deref()
+                                .and_then(|i| core.incident(i))
+                                .map(|i| i.receiver.clone())
+                        })
+                        .collect();
+                    receivers.sort();
+                    receivers.dedup();
+                    let silenced: Vec<String> = core
+                        .silences()
+                        .muted_by(&r.alert.labels, now)
+                        .map(|s| vec![s.id.clone()])
+                        .unwrap_or_default();
+                    (r.fingerprint, (r.alert, receivers, silenced))
+                })
+                .collect()
+        });
         // Stable order: by fingerprint (the store's key order, 16 hex digits).
         out.sort_unstable_by_key(|(fp, _)| *fp);
         out.into_iter().map(|(_, a)| a).collect()
