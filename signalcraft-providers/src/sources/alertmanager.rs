@@ -160,14 +160,9 @@ impl Provider for AlertmanagerProvider {
         // Raw payloads kept: each alert's slice is its raw payload and is decoded on
         // its own (no Value of the body is built).
         let msg: AmMessage<&RawValue> = self.common.decode(body)?;
-        let mut alerts = Vec::with_capacity(msg.alerts.len());
-        for raw in &msg.alerts {
-            match serde_json::from_str::<AmAlert>(raw.get()) {
-                Ok(a) => alerts.push((a, *raw)),
-                // The error as a whole-body decode names it (path, message).
-                Err(_) => return Err(self.common.error_of::<AmMessage<AmAlert>>(body)),
-            }
-        }
+        let alerts = self
+            .common
+            .decode_each::<AmAlert, AmMessage<AmAlert>>(body, &msg.alerts)?;
         self.check_version(&msg)?;
         let group = Group::of(&msg);
         Ok(alerts

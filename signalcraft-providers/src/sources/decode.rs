@@ -105,6 +105,23 @@ impl Common {
         }
     }
 
+    /// Decodes every raw element slice of a body as `A`, keeping each beside its
+    /// slice (the slice becomes the element's raw payload). An element that does not
+    /// decode fails the whole body with the error a full decode as `M` reports.
+    pub fn decode_each<'de, A: Deserialize<'de>, M: Deserialize<'de>>(
+        &self,
+        body: &'de [u8],
+        raws: &[&'de RawValue],
+    ) -> Result<Vec<(A, &'de RawValue)>, ProviderError> {
+        raws.iter()
+            .map(|raw| {
+                serde_json::from_str::<A>(raw.get())
+                    .map(|a| (a, *raw))
+                    .map_err(|_| self.error_of::<M>(body))
+            })
+            .collect()
+    }
+
     /// The error for a `body` that does not decode as `T`, naming the JSON path at
     /// fault. Syntax errors are reported at `$` when raw payloads are kept (the body
     /// is checked as a whole first), else where they occur; type errors carry the

@@ -174,15 +174,13 @@ impl Provider for GrafanaProvider {
         // Raw payloads kept: each alert's slice is its raw payload and is decoded on
         // its own (no Value of the body is built).
         let msg: GrafanaMessage<&RawValue> = self.common.decode(body)?;
-        let mut out = Vec::with_capacity(msg.alerts.len());
-        for raw in &msg.alerts {
-            match serde_json::from_str::<GrafanaAlert>(raw.get()) {
-                Ok(a) => out.push(self.event(&msg, a, self.common.raw(raw))),
-                // The error as a whole-body decode names it (path, message).
-                Err(_) => return Err(self.common.error_of::<GrafanaMessage<GrafanaAlert>>(body)),
-            }
-        }
-        Ok(out)
+        let alerts = self
+            .common
+            .decode_each::<GrafanaAlert, GrafanaMessage<GrafanaAlert>>(body, &msg.alerts)?;
+        Ok(alerts
+            .into_iter()
+            .map(|(a, raw)| self.event(&msg, a, self.common.raw(raw)))
+            .collect())
     }
 }
 

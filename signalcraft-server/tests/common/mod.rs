@@ -128,6 +128,27 @@ pub async fn start_in(
     }
 }
 
+/// Polls a fake's call log until `pred` holds for it, or panics after `timeout`.
+async fn wait_for_calls<T: Clone + std::fmt::Debug>(
+    calls: &Mutex<Vec<T>>,
+    timeout: Duration,
+    what: &str,
+    pred: impl Fn(&[T]) -> bool,
+) -> Vec<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let c = calls.lock().clone();
+        if pred(&c) {
+            return c;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}: {c:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
 /// One call the Slack fake received.
 #[derive(Debug, Clone)]
 pub struct SlackCall {
@@ -209,18 +230,7 @@ impl SlackFake {
         what: &str,
         pred: impl Fn(&[SlackCall]) -> bool,
     ) -> Vec<SlackCall> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let c = self.calls();
-            if pred(&c) {
-                return c;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}: {c:#?}"
-            );
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
+        wait_for_calls(&self.calls, timeout, what, pred).await
     }
 }
 
@@ -462,18 +472,7 @@ impl TwilioFake {
         what: &str,
         pred: impl Fn(&[TwilioCall]) -> bool,
     ) -> Vec<TwilioCall> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let c = self.calls();
-            if pred(&c) {
-                return c;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}: {c:#?}"
-            );
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
+        wait_for_calls(&self.calls, timeout, what, pred).await
     }
 }
 
