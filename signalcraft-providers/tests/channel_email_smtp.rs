@@ -166,8 +166,8 @@ async fn custom_templates_render_and_html_is_escaped() {
 #[tokio::test]
 async fn unreachable_smtp_is_retryable_and_a_bad_recipient_is_permanent() {
     use signalcraft_core::channel::RetryAction;
-    let port = support::closed_port().await;
-    let ch = EmailChannel::new(&config(port), "channels[0]").unwrap();
+    let refused = support::refused_port();
+    let ch = EmailChannel::new(&config(refused.port), "channels[0]").unwrap();
     let e = ch
         .deliver(&sample_notification("n1", "smtp", "oncall@example.com"))
         .await

@@ -33,7 +33,7 @@ use signalcraft_providers::channels::twilio::{
     self, TwilioChannel, TwilioConfig, TwilioMode, expected_signature,
 };
 use signalcraft_providers::channels::webhook::{WebhookChannel, WebhookConfig};
-use support::{Fake, FakeSmtp, Mode, Vendor, closed_port};
+use support::{Fake, FakeSmtp, Mode, Vendor, refused_port};
 
 fn t0() -> Timestamp {
     "2026-01-01T00:00:00Z".parse().unwrap()
@@ -288,7 +288,8 @@ async fn slow_endpoint_times_out_and_fails_over_to_the_second_endpoint() {
 
 #[tokio::test]
 async fn refused_slack_then_rejecting_smtp_then_failing_sms_fail_over_to_the_second_sms_provider() {
-    let port = closed_port().await;
+    let refused = refused_port();
+    let port = refused.port;
     let smtp = FakeSmtp::start().await;
     *smtp.mode.lock().unwrap() = FakeBehaviour::Status {
         code: 550,
@@ -358,7 +359,19 @@ async fn refused_slack_then_rejecting_smtp_then_failing_sms_fail_over_to_the_sec
             ("sms-b".into(), Sent),
         ]
     );
-    assert_eq!(sms_a.requests().len(), 2);
+    let seen: Vec<_> = sms_a
+        .requests()
+        .iter()
+        .map(|r| {
+            format!(
+                "{} {} {:?}",
+                r.method,
+                r.path,
+                String::from_utf8_lossy(&r.body)
+            )
+        })
+        .collect();
+    assert_eq!(seen.len(), 2, "requests to SMS A: {seen:#?}");
     assert_eq!(sms_b.accepted(), 1);
     assert_eq!(smtp.accepted.load(std::sync::atomic::Ordering::SeqCst), 0);
     let trail = p.pipeline.log().trail("inc-42").await.unwrap();

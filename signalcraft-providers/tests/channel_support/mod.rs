@@ -345,11 +345,29 @@ fn accept(
 }
 
 /// A port nothing listens on (connection refused).
-pub async fn closed_port() -> u16 {
+/// A 127.0.0.1 port that refuses connections for as long as this value lives:
+/// the socket is bound (so no other `bind(0)` in the process, such as a fake
+/// server started by a test running in parallel, can be handed the same port)
+/// but never listens, so every connect gets a RST.
+pub struct RefusedPort {
+    pub port: u16,
+    _socket: tokio::net::TcpSocket,
+}
+
+pub fn refused_port() -> RefusedPort {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let port = socket.local_addr().unwrap().port();
+    RefusedPort {
+        port,
+        _socket: socket,
+    }
+}
+
+/// A port that was free a moment ago, for a child process that binds it itself.
+async fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let p = l.local_addr().unwrap().port();
-    drop(l);
-    p
+    l.local_addr().unwrap().port()
 }
 
 /// A minimal SMTP responder speaking enough of RFC 5321 for lettre, whose reply
@@ -466,7 +484,7 @@ class Handler:
             ),
         )
         .unwrap();
-        let port = closed_port().await;
+        let port = free_port().await;
         let child = Command::new("python3")
             .args([
                 "-m",
