@@ -410,37 +410,7 @@ impl RemediationGate {
         role: AccessRole,
         now: Timestamp,
     ) -> Result<&RemediationRun, GateError> {
-        let run = self
-            .runs
-            .get_mut(run_id)
-            .ok_or_else(|| GateError::UnknownRun(run_id.into()))?;
-        if run.state != RunState::PendingApproval {
-            return Err(GateError::WrongState {
-                run: run_id.into(),
-                state: run.state,
-                op: "approve",
-            });
-        }
-        if role < run.approval_role {
-            let err = GateError::Forbidden {
-                user: user.into(),
-                role,
-                required: run.approval_role,
-                plugin: run.plugin.clone(),
-            };
-            let details = serde_json::json!({
-                "run": run_id, "plugin": run.plugin, "incident": run.incident_id,
-                "role": role, "required": run.approval_role, "error": err.to_string(),
-            });
-            self.record(
-                now,
-                Actor::user(user),
-                "remediation.approve_denied",
-                run_id,
-                details,
-            );
-            return Err(err);
-        }
+        let run = self.decide(run_id, user, role, now, Decision::Approve)?;
         run.state = RunState::Approved;
         run.approval = Some(Approval::User {
             id: user.into(),
@@ -462,7 +432,8 @@ impl RemediationGate {
             .ok_or_else(|| GateError::UnknownRun(run_id.into()))
     }
 
-    /// A user rejects a pending run; it will never run. Needs the same role as approving.
+    /// A user rejects a pending run; it will never run. Needs the same role as
+    /// approving; a refusal is audited as `remediation.reject_denied`.
     pub fn reject(
         &mut self,
         run_id: &str,
@@ -470,34 +441,7 @@ impl RemediationGate {
         role: AccessRole,
         now: Timestamp,
     ) -> Result<(), GateError> {
-        let run = self
-            .runs
-            .get_mut(run_id)
-            .ok_or_else(|| GateError::UnknownRun(run_id.into()))?;
-        if run.state != RunState::PendingApproval {
-            return Err(GateError::WrongState {
-                run: run_id.into(),
-                state: run.state,
-                op: "reject",
-            });
-        }
-        if role < run.approval_role {
-            let err = GateError::Forbidden {
-                user: user.into(),
-                role,
-                required: run.approval_role,
-                plugin: run.plugin.clone(),
-            };
-            let details = serde_json::json!({"run": run_id, "error": err.to_string()});
-            self.record(
-                now,
-                Actor::user(user),
-                "remediation.reject_denied",
-                run_id,
-                details,
-            );
-            return Err(err);
-        }
+        let run = self.decide(run_id, user, role, now, Decision::Reject)?;
         run.state = RunState::Rejected;
         let details =
             serde_json::json!({"run": run_id, "plugin": run.plugin, "incident": run.incident_id});
@@ -509,6 +453,52 @@ impl RemediationGate {
             details,
         );
         Ok(())
+    }
+
+    /// What approving and rejecting both check: the run exists, is pending
+    /// approval, and `role` meets its approval role. A refusal for the role is
+    /// audited as `remediation.{approve,reject}_denied`; on success the run is
+    /// returned for the caller to decide.
+    fn decide(
+        &mut self,
+        run_id: &str,
+        user: &str,
+        role: AccessRole,
+        now: Timestamp,
+        decision: Decision,
+    ) -> Result<&mut RemediationRun, GateError> {
+        let run = self
+            .runs
+            .get(run_id)
+            .ok_or_else(|| GateError::UnknownRun(run_id.into()))?;
+        if run.state != RunState::PendingApproval {
+            return Err(GateError::WrongState {
+                run: run_id.into(),
+                state: run.state,
+                op: decision.op(),
+            });
+        }
+        if role < run.approval_role {
+            let err = GateError::Forbidden {
+                user: user.into(),
+                role,
+                required: run.approval_role,
+                plugin: run.plugin.clone(),
+            };
+            let details = serde_json::json!({
+                "run": run_id, "plugin": run.plugin, "incident": run.incident_id,
+                "role": role, "required": run.approval_role, "error": err.to_string(),
+            });
+            let action = match decision {
+                Decision::Approve => "remediation.approve_denied",
+                Decision::Reject => "remediation.reject_denied",
+            };
+            self.record(now, Actor::user(user), action, run_id, details);
+            return Err(err);
+        }
+        self.runs
+            .get_mut(run_id)
+            .ok_or_else(|| GateError::UnknownRun(run_id.into()))
     }
 
     /// Starts an approved run and returns the request to hand to a
@@ -652,6 +642,23 @@ pub async fn execute(
     let req = gate.lock().start(run_id, ctx, clock.now())?;
     let result = runner.run(req).await;
     gate.lock().complete(run_id, result, clock.now())
+}
+
+/// A user's decision on a run pending approval.
+#[derive(Debug, Clone, Copy)]
+enum Decision {
+    Approve,
+    Reject,
+}
+
+impl Decision {
+    /// The operation's name in [`GateError::WrongState`].
+    fn op(self) -> &'static str {
+        match self {
+            Decision::Approve => "approve",
+            Decision::Reject => "reject",
+        }
+    }
 }
 
 #[cfg(test)]
@@ -928,6 +935,73 @@ mod tests {
                 .is_err()
         );
         assert_eq!(runner.runs.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn rejecting_needs_the_approval_role_and_a_rejected_run_can_never_be_approved() {
+        let c = clock();
+        let mut gate = RemediationGate::new(vec![action(
+            "restart",
+            "http-restart",
+            ActionMode::Approval,
+        )])
+        .unwrap();
+        let run = gate
+            .request_run("restart", "inc-1", Actor::user("alice"), false, c.now())
+            .unwrap();
+        let e = gate
+            .reject(&run, "bob", AccessRole::Responder, c.now())
+            .unwrap_err();
+        assert!(
+            matches!(
+                e,
+                GateError::Forbidden {
+                    required: AccessRole::Manager,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        assert_eq!(gate.run(&run).unwrap().state, RunState::PendingApproval);
+        gate.reject(&run, "carol", AccessRole::Manager, c.now())
+            .unwrap();
+        assert_eq!(gate.run(&run).unwrap().state, RunState::Rejected);
+        let e = gate
+            .approve(&run, "dave", AccessRole::Admin, c.now())
+            .unwrap_err();
+        assert!(
+            matches!(
+                e,
+                GateError::WrongState {
+                    state: RunState::Rejected,
+                    op: "approve",
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        let e = gate
+            .reject(&run, "carol", AccessRole::Manager, c.now())
+            .unwrap_err();
+        assert!(
+            matches!(e, GateError::WrongState { op: "reject", .. }),
+            "{e}"
+        );
+        let audit = gate.drain_audit();
+        let actions: Vec<&str> = audit.iter().map(|a| a.action.as_str()).collect();
+        assert_eq!(
+            actions,
+            [
+                "remediation.request",
+                "remediation.reject_denied",
+                "remediation.reject"
+            ]
+        );
+        assert_eq!(audit[1].actor, Actor::user("bob"));
+        assert_eq!(
+            audit[1].details["required"],
+            serde_json::json!(AccessRole::Manager)
+        );
     }
 
     #[test]
