@@ -29,6 +29,9 @@ enum Command {
     Serve(signalcraft_server::server::ServeArgs),
     /// Validate a config file and print every error with its path.
     CheckConfig {
+        /// Output: `text` (errors on stderr) or `json` (an array of {path, message} on stdout).
+        #[arg(long, value_enum, default_value_t = signalcraft_server::server::CheckFormat::Text)]
+        format: signalcraft_server::server::CheckFormat,
         /// The config file.
         file: PathBuf,
     },
@@ -43,8 +46,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let code = match cli.command {
         Command::Serve(args) => signalcraft_server::server::main(args),
-        Command::CheckConfig { file } => signalcraft_server::server::check_config_main(
+        Command::CheckConfig { format, file } => signalcraft_server::server::check_config_main_as(
             &file,
+            format,
             &mut std::io::stdout().lock(),
             &mut std::io::stderr().lock(),
         ),

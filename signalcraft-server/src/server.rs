@@ -550,21 +550,52 @@ pub fn main(args: ServeArgs) -> i32 {
     }
 }
 
+/// Output format of `signalcraft check-config`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum CheckFormat {
+    /// `ok: FILE` on stdout, or one `error: PATH: MESSAGE` line per error on stderr.
+    #[default]
+    Text,
+    /// A JSON array of `{"path", "message"}` on stdout (`[]` when the config is valid).
+    Json,
+}
+
 /// `signalcraft check-config FILE`: prints every error with its path; exit 1 if any.
 pub fn check_config_main(file: &Path, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
-    match check_config(file) {
-        Ok(()) => {
+    check_config_main_as(file, CheckFormat::Text, out, err)
+}
+
+/// `signalcraft check-config [--format text|json] FILE`: prints every error with its
+/// path in `format`; exit 1 if any. With `json`, stdout is always one JSON array
+/// (machine-readable, nothing else is printed there), empty when the config is valid.
+pub fn check_config_main_as(
+    file: &Path,
+    format: CheckFormat,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> i32 {
+    let result = check_config(file);
+    let code = i32::from(result.is_err());
+    match (format, result) {
+        (CheckFormat::Text, Ok(())) => {
             let _ = writeln!(out, "ok: {}", file.display());
-            0
         }
-        Err(errors) => {
+        (CheckFormat::Text, Err(errors)) => {
             for e in &errors {
                 let _ = writeln!(err, "error: {e}");
             }
             let _ = writeln!(err, "{} error(s) in {}", errors.len(), file.display());
-            1
+        }
+        (CheckFormat::Json, result) => {
+            let errors = result.err().unwrap_or_default();
+            let list: Vec<serde_json::Value> = errors
+                .iter()
+                .map(|e| serde_json::json!({"path": e.path, "message": e.message}))
+                .collect();
+            let _ = writeln!(out, "{}", serde_json::Value::Array(list));
         }
     }
+    code
 }
 
 /// Checks a config file fully: structure, engine sections, secrets, integrations and channels.

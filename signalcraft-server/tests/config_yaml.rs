@@ -202,3 +202,47 @@ fn check_config_reads_yaml_and_prints_every_error_with_its_path() {
     assert_eq!(code, Some(0), "{out}{err}");
     assert!(out.contains("ok:"), "{out}");
 }
+
+/// `--format json`: stdout is one JSON array of {path, message}, the same errors the
+/// text format prints, and `[]` (exit 0) for a valid file.
+#[test]
+fn check_config_json_lists_every_error_as_path_and_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(
+        &bad,
+        "server:\n  listen: nope\nintegrations:\n  - name: a\n    type: prometheus\n    key: literal\nroute:\n  group_wait: soon\n",
+    )
+    .unwrap();
+    let (code, out, _) = run(&["check-config", "--format", "json", bad.to_str().unwrap()]);
+    assert_eq!(code, Some(1), "{out}");
+    let list: Vec<serde_json::Value> = serde_json::from_str(&out).expect("stdout is a JSON array");
+    let (text_code, _, text_err) = run(&["check-config", bad.to_str().unwrap()]);
+    assert_eq!(text_code, Some(1));
+    assert_eq!(
+        list.len() + 1,
+        text_err.lines().count(),
+        "one entry per text error line (plus the summary line):\n{out}\n{text_err}"
+    );
+    for e in &list {
+        let path = e["path"].as_str().expect("path is a string");
+        let message = e["message"].as_str().expect("message is a string");
+        assert!(
+            text_err.contains(&format!("error: {path}: {message}")),
+            "{e} not in the text output:\n{text_err}"
+        );
+    }
+    for path in ["integrations[0].type", "integrations[0].key"] {
+        assert!(
+            list.iter().any(|e| e["path"] == path),
+            "missing {path} in {out}"
+        );
+    }
+    let good = dir.path().join("good.yml");
+    std::fs::write(&good, "route:\n  group_wait: 5s\n  group_by: [alertname]\n").unwrap();
+    let (code, out, err) = run(&["check-config", "--format", "json", good.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert_eq!(out.trim(), "[]");
+    let (code, _, err) = run(&["check-config", "--format", "xml", good.to_str().unwrap()]);
+    assert_eq!(code, Some(2), "clap rejects an unknown format: {err}");
+}
