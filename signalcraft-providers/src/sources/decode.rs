@@ -209,6 +209,14 @@ pub fn parse_timestamp(s: &str) -> Option<Timestamp> {
         let n: i64 = s.parse().ok()?;
         return epoch_auto(n);
     }
+    if let Some(t) = iso8601_fast(s) {
+        return Some(t);
+    }
+    parse_timestamp_general(s)
+}
+
+/// The spellings [`iso8601_fast`] declines, through jiff's parsers.
+fn parse_timestamp_general(s: &str) -> Option<Timestamp> {
     if let Ok(t) = s.parse::<Timestamp>() {
         return Some(t);
     }
@@ -226,6 +234,91 @@ pub fn parse_timestamp(s: &str) -> Option<Timestamp> {
         return jiff::tz::TimeZone::UTC.to_timestamp(dt).ok();
     }
     None
+}
+
+/// The common machine spelling `YYYY-MM-DDTHH:MM:SS[.f{1,9}](Z|±HH:MM|±HHMM)` without
+/// jiff's general parsers (which, for the `+0000` form CloudWatch sends, first build and
+/// drop an error). `None` for anything else, including out-of-range fields and leap
+/// seconds: the caller then tries the general parsers, so this only ever answers where
+/// they would give the same instant.
+fn iso8601_fast(s: &str) -> Option<Timestamp> {
+    let b = s.as_bytes();
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' {
+        return None;
+    }
+    if b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        b[r].iter().try_fold(0i64, |n, &c| {
+            c.is_ascii_digit().then(|| n * 10 + i64::from(c - b'0'))
+        })
+    };
+    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) {
+        return None;
+    }
+    if hour > 23 || minute > 59 || second > 59 {
+        return None;
+    }
+    let mut i = 19;
+    let mut nanos = 0i64;
+    if b[i] == b'.' {
+        let start = i + 1;
+        i = start;
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        let digits = i - start;
+        if digits == 0 || digits > 9 {
+            return None;
+        }
+        nanos = num(start..i)? * 10i64.pow((9 - digits) as u32);
+    }
+    let offset_secs = match &b[i..] {
+        [b'Z'] => 0,
+        [sign @ (b'+' | b'-'), h1, h2, rest @ ..] => {
+            let minutes_at = match rest {
+                [b':', _, _] => i + 4,
+                [_, _] => i + 3,
+                _ => return None,
+            };
+            let _ = (h1, h2);
+            let (oh, om) = (num(i + 1..i + 3)?, num(minutes_at..minutes_at + 2)?);
+            if oh > 23 || om > 59 {
+                return None;
+            }
+            let secs = oh * 3600 + om * 60;
+            if *sign == b'-' { -secs } else { secs }
+        }
+        _ => return None,
+    };
+    let days = days_from_civil(year, month, day);
+    let secs = days * 86_400 + hour * 3600 + minute * 60 + second - offset_secs;
+    Timestamp::new(secs, nanos as i32).ok()
+}
+
+/// Days in `month` (1–12) of the proleptic Gregorian `year`.
+fn days_in_month(year: i64, month: i64) -> i64 {
+    match month {
+        2 if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// Days from 1970-01-01 to the given proleptic Gregorian date (Howard Hinnant's
+/// `days_from_civil`).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
 }
 
 /// Epoch seconds, or milliseconds when the number is too large to be seconds.
@@ -297,6 +390,56 @@ mod tests {
         assert_eq!(parse_timestamp("1619639400000"), Some(want));
         assert_eq!(parse_timestamp("0001-01-01T00:00:00Z"), None);
         assert_eq!(parse_timestamp("yesterday"), None);
+    }
+
+    #[test]
+    fn iso8601_fast_path_agrees_with_jiff() {
+        let cases = [
+            "2024-05-01T10:03:12.146+0000",
+            "2024-05-01T10:03:12.146+02:00",
+            "2024-05-01T10:03:12-0530",
+            "2024-05-01T10:03:12Z",
+            "2024-02-29T23:59:59.999999999Z",
+            "2023-02-29T00:00:00Z",
+            "2000-12-31T00:00:00.5Z",
+            "1969-07-20T20:17:40Z",
+            "0000-01-01T00:00:00Z",
+            "9999-12-31T23:59:59Z",
+            "2024-05-01T10:03:60Z",
+            "2024-05-01T24:00:00Z",
+            "2024-13-01T00:00:00Z",
+            "2024-05-01T10:03:12.Z",
+            "2024-05-01T10:03:12.1234567890Z",
+            "2024-05-01T10:03:12+2400",
+            "2024-05-01T10:03:12+0",
+            "2024-05-01t10:03:12z",
+            "2024-05-01 10:03:12Z",
+        ];
+        for s in cases {
+            if let Some(fast) = iso8601_fast(s) {
+                assert_eq!(Some(fast), parse_timestamp_general(s), "{s}");
+            }
+        }
+        assert!(iso8601_fast("2024-05-01T10:03:12.146+0000").is_some());
+        assert!(iso8601_fast("2024-05-01T10:03:12Z").is_some());
+        assert!(iso8601_fast("2024-05-01T10:03:60Z").is_none());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn iso8601_fast_path_agrees_with_jiff_everywhere(
+            y in 0i64..10000, mo in 0i64..14, d in 0i64..33, h in 0i64..26, mi in 0i64..61,
+            s in 0i64..61, frac in proptest::option::of("[0-9]{0,10}"),
+            off in proptest::sample::select(vec!["Z", "+00:00", "+0000", "-0800", "+05:30", "+2359", "-23:59", "+24:00", "+0060", "z", ""]),
+        ) {
+            let text = format!(
+                "{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}{}{off}",
+                frac.map(|f| format!(".{f}")).unwrap_or_default()
+            );
+            if let Some(fast) = iso8601_fast(&text) {
+                proptest::prop_assert_eq!(Some(fast), parse_timestamp_general(&text), "{}", text);
+            }
+        }
     }
 
     #[test]
