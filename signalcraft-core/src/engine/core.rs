@@ -30,7 +30,7 @@ use crate::CoreError;
 use crate::channel::{Notification, NotificationKind, Target};
 use crate::dispatch::group::{GroupProbe, format_labels, group_hash, group_labels};
 use crate::dispatch::{
-    AggregationGroup, FpSlab, GroupSet, KeySlab, NflogEntry, UpdateReason, needs_update,
+    AggregationGroup, FpSlab, GroupSet, KeySlab, NflogEntry, ProbeKey, UpdateReason, needs_update,
 };
 use crate::duration::add;
 use crate::incident::audit::time_key;
@@ -444,7 +444,6 @@ impl EngineCore {
                 key,
                 route: route.id.clone(),
                 route_index: ri,
-                labels,
                 alerts: Vec::new(),
                 firing: 0,
                 created_at: now,
@@ -452,6 +451,8 @@ impl EngineCore {
                 next_flush: Some(due),
                 nflog: None,
                 incident,
+                probe: ProbeKey::of_labels(&labels),
+                labels,
             },
             (),
         );
@@ -1818,6 +1819,7 @@ impl EngineCore {
         };
         g.route_index = route.index;
         g.alerts.clear();
+        g.probe = ProbeKey::of_labels(&g.labels);
         // The hash the hot path computes for members of this group (it only reads the
         // group-by labels, which `g.labels` holds).
         let mut h = group_hash(route, &g.labels);
