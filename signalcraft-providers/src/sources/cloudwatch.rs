@@ -18,6 +18,7 @@
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::ops::Range;
 
 use jiff::{SignedDuration, Timestamp};
 use serde::Deserialize;
@@ -26,6 +27,7 @@ use signalcraft_core::provider::{InboundRequest, Provider, ProviderError};
 
 use super::decode::{Common, first_line, parse_timestamp, put_label};
 use super::integration::Integration;
+use super::nested_json::{Nested, Plain};
 use super::registry::{SourceType, Verification};
 use super::signature::{bad_signature, check_window, malformed_header};
 use super::sns::{
@@ -120,6 +122,210 @@ struct Dimension<'m> {
     name: Cow<'m, str>,
     #[serde(alias = "Value", borrow)]
     value: Cow<'m, str>,
+}
+
+impl<'m> Alarm<'m> {
+    /// The alarm read straight from the envelope's `Message` string literal (one pass,
+    /// no unescaped copy; see [`Nested`]). `None` wherever the general route (unescape,
+    /// then `serde_json`) must decide, which then gives the same alarm or the error it
+    /// always gave: this answers only where that route would give this same alarm.
+    #[cfg(test)]
+    fn from_literal(literal: &'m str) -> Option<Self> {
+        let mut r = Nested::of_literal(literal)?;
+        let alarm = Alarm::read(&mut r)?;
+        r.at_end().then_some(alarm)
+    }
+
+    /// The alarm object `r` is at (see [`Alarm::from_literal`]).
+    fn read(r: &mut Nested<'m>) -> Option<Self> {
+        let mut seen = Fields::default();
+        let mut alarm_name = None;
+        let mut alarm_description = None;
+        let mut aws_account_id = None;
+        let mut new_state_value = None;
+        let mut new_state_reason = None;
+        let mut state_change_time = None;
+        let mut region = None;
+        let mut alarm_arn = None;
+        let mut old_state_value = None;
+        let mut trigger = None;
+        r.object(|r, key| {
+            match key.as_ref() {
+                "AlarmName" => alarm_name = Some(seen.once(0, r.string())?),
+                "AlarmDescription" => {
+                    alarm_description = seen.once(1, r.opt_string())?.map(Cow::into_owned)
+                }
+                "AWSAccountId" => aws_account_id = seen.once(2, r.opt_string())?,
+                "NewStateValue" => new_state_value = Some(seen.once(3, r.string())?),
+                "NewStateReason" => {
+                    new_state_reason = seen.once(4, r.opt_string())?.map(Cow::into_owned)
+                }
+                "StateChangeTime" => state_change_time = seen.once(5, r.opt_string())?,
+                "Region" => region = seen.once(6, r.opt_string())?,
+                "AlarmArn" => alarm_arn = seen.once(7, r.opt_string())?,
+                "OldStateValue" => old_state_value = seen.once(8, r.opt_string())?,
+                "Trigger" => {
+                    let t = if r.null()? {
+                        None
+                    } else {
+                        Some(Trigger::from_nested(r)?)
+                    };
+                    trigger = seen.once(9, Some(t))?;
+                }
+                _ => r.skip_value()?,
+            }
+            Some(())
+        })?;
+        Some(Alarm {
+            alarm_name: alarm_name?,
+            alarm_description,
+            aws_account_id,
+            new_state_value: new_state_value?,
+            new_state_reason,
+            state_change_time,
+            region,
+            alarm_arn,
+            old_state_value,
+            trigger,
+        })
+    }
+}
+
+impl<'m> Trigger<'m> {
+    fn from_nested(r: &mut Nested<'m>) -> Option<Self> {
+        let mut seen = Fields::default();
+        let mut t = Trigger {
+            metric_name: None,
+            namespace: None,
+            dimensions: Vec::new(),
+        };
+        r.object(|r, key| {
+            match key.as_ref() {
+                "MetricName" => t.metric_name = seen.once(0, r.opt_string())?,
+                "Namespace" => t.namespace = seen.once(1, r.opt_string())?,
+                "Dimensions" => {
+                    let mut dims = Vec::new();
+                    r.array(|r| {
+                        dims.push(Dimension::from_nested(r)?);
+                        Some(())
+                    })?;
+                    t.dimensions = seen.once(2, Some(dims))?;
+                }
+                _ => r.skip_value()?,
+            }
+            Some(())
+        })?;
+        Some(t)
+    }
+}
+
+impl<'m> Dimension<'m> {
+    fn from_nested(r: &mut Nested<'m>) -> Option<Self> {
+        let mut seen = Fields::default();
+        let (mut name, mut value) = (None, None);
+        r.object(|r, key| {
+            match key.as_ref() {
+                "name" | "Name" => name = Some(seen.once(0, r.string())?),
+                "value" | "Value" => value = Some(seen.once(1, r.string())?),
+                _ => r.skip_value()?,
+            }
+            Some(())
+        })?;
+        Some(Dimension {
+            name: name?,
+            value: value?,
+        })
+    }
+}
+
+/// A `Notification` read in one pass: the envelope (whose `Message` is the alarm read
+/// straight from the string literal) and the literal's span in `text`. `None` wherever
+/// the general route (`serde_json` into [`SnsEnvelope`], then the alarm from the
+/// unescaped `Message`) must decide; where this answers, that route gives the same.
+fn read_notification(text: &str) -> Option<(SnsEnvelope<'_, Alarm<'_>>, Range<usize>)> {
+    let mut r = Plain::new(text);
+    let mut seen = Fields::default();
+    let (mut kind, mut message_id, mut topic_arn, mut timestamp) = (None, None, None, None);
+    let (mut subject, mut signature_version, mut signature) = (None, None, None);
+    let (mut signing_cert_url, mut subscribe_url, mut token) = (None, None, None);
+    let mut unsubscribe_url = None;
+    let mut message = None;
+    r.object(|r, key| {
+        match key.as_ref() {
+            "Type" => kind = Some(seen.once(0, r.string())?),
+            "MessageId" => message_id = Some(seen.once(1, r.string())?),
+            "TopicArn" => topic_arn = Some(seen.once(2, r.string())?),
+            "Subject" => subject = seen.once(3, r.opt_string())?,
+            "Message" => {
+                let mut inner = r.nested()?;
+                let alarm = Alarm::read(&mut inner)?;
+                let span = r.resume(inner)?;
+                message = Some(seen.once(4, Some((alarm, span)))?);
+            }
+            "Timestamp" => timestamp = Some(seen.once(5, r.string())?),
+            "SignatureVersion" => signature_version = seen.once(6, r.opt_string())?,
+            "Signature" => signature = seen.once(7, r.opt_string())?,
+            "SigningCertURL" => signing_cert_url = seen.once(8, r.opt_string())?,
+            "SubscribeURL" => subscribe_url = seen.once(9, r.opt_string())?,
+            "Token" => token = seen.once(10, r.opt_string())?,
+            "UnsubscribeURL" => unsubscribe_url = seen.once(11, r.opt_string())?,
+            // Other fields: strings and nulls only here (serde skips any value).
+            _ => drop(r.opt_string()?),
+        }
+        Some(())
+    })?;
+    if !r.at_end() {
+        return None;
+    }
+    let (alarm, span) = message?;
+    let env = SnsEnvelope {
+        kind: kind?,
+        message_id: message_id?,
+        topic_arn: topic_arn?,
+        subject,
+        message: alarm,
+        timestamp: timestamp?,
+        signature_version,
+        signature,
+        signing_cert_url,
+        subscribe_url,
+        token,
+        unsubscribe_url,
+    };
+    Some((env, span))
+}
+
+/// Which fields of an object were read (serde refuses a field given twice).
+#[derive(Default)]
+struct Fields(u16);
+
+impl Fields {
+    /// `value`, unless field `bit` was already read.
+    fn once<T>(&mut self, bit: u8, value: Option<T>) -> Option<T> {
+        let mask = 1 << bit;
+        if self.0 & mask != 0 {
+            return None;
+        }
+        self.0 |= mask;
+        value
+    }
+}
+
+/// The envelope fields an alarm event carries.
+struct Notice<'e> {
+    topic_arn: &'e str,
+    message_id: &'e str,
+    subject: Option<&'e str>,
+}
+
+impl<'e, M> From<&'e SnsEnvelope<'_, M>> for Notice<'e> {
+    fn from(env: &'e SnsEnvelope<'_, M>) -> Self {
+        Notice {
+            topic_arn: &env.topic_arn,
+            message_id: &env.message_id,
+            subject: env.subject.as_deref(),
+        }
+    }
 }
 
 /// A subscription (or unsubscription) the operator may confirm.
@@ -292,16 +498,15 @@ impl CloudWatchProvider {
         RawPayload::from_json(&text).unwrap_or_default()
     }
 
+    /// The event of a notification whose Message was read as `alarm`; `message` is
+    /// the unescaped Message (only read for the raw payload).
     fn alarm_event(
         &self,
-        env: &SnsEnvelope<'_>,
+        env: Notice<'_>,
+        alarm: Alarm<'_>,
         body: &[u8],
+        message: &str,
     ) -> Result<Option<Event>, ProviderError> {
-        let message: &str = &env.message;
-        let alarm: Alarm = match serde_json::from_str(message) {
-            Ok(a) => a,
-            Err(_) => return Err(self.alarm_error(message)),
-        };
         let (status, severity) = match alarm.new_state_value.as_ref() {
             "ALARM" => (AlertStatus::Firing, self.config.alarm_severity),
             "OK" => (AlertStatus::Resolved, self.config.alarm_severity),
@@ -345,15 +550,20 @@ impl CloudWatchProvider {
                 t.metric_name.as_deref().unwrap_or(""),
             );
             for d in &t.dimensions {
-                put_label(&mut labels, &format!("dimension_{}", d.name), &d.value);
-                if d.name == "ServiceName" && !d.value.is_empty() {
+                if d.value.is_empty() {
+                    continue;
+                }
+                let mut name = String::with_capacity("dimension_".len() + d.name.len());
+                name.push_str("dimension_");
+                name.push_str(&d.name);
+                labels.insert(name, d.value.to_string());
+                if d.name == "ServiceName" {
                     service = Some(d.value.to_string());
                 }
             }
         }
         let summary = env
             .subject
-            .as_deref()
             .filter(|s| !s.is_empty())
             .map(|s| first_line(s, 512))
             .unwrap_or_else(|| format!("{}: {}", alarm.new_state_value, alarm.alarm_name));
@@ -366,12 +576,19 @@ impl CloudWatchProvider {
         }
         let mut links = Vec::new();
         if !region_code.is_empty() {
-            let name: String =
-                url::form_urlencoded::byte_serialize(alarm.alarm_name.as_bytes()).collect();
+            const CONSOLE: &str = "https://console.aws.amazon.com/cloudwatch/home?region=";
+            const ALARM: &str = "#alarmsV2:alarm/";
+            let mut href = String::with_capacity(
+                CONSOLE.len() + region_code.len() + ALARM.len() + alarm.alarm_name.len() + 8,
+            );
+            href.push_str(CONSOLE);
+            href.push_str(region_code);
+            href.push_str(ALARM);
+            href.extend(url::form_urlencoded::byte_serialize(
+                alarm.alarm_name.as_bytes(),
+            ));
             links.push(Link {
-                href: format!(
-                    "https://console.aws.amazon.com/cloudwatch/home?region={region_code}#alarmsV2:alarm/{name}"
-                ),
+                href,
                 text: Some("CloudWatch alarm".into()),
             });
         }
@@ -395,13 +612,21 @@ impl CloudWatchProvider {
             status,
             severity,
             summary,
-            details: serde_json::json!({
-                "TopicArn": env.topic_arn,
-                "MessageId": env.message_id,
-                "NewStateValue": alarm.new_state_value,
-                "OldStateValue": alarm.old_state_value,
-                "Region": alarm.region,
-            }),
+            details: {
+                // Built directly (the keys and values `json!` gave, nulls included).
+                let text = |v: &str| serde_json::Value::String(v.to_string());
+                let opt = |v: Option<&str>| v.map_or(serde_json::Value::Null, text);
+                let mut d = serde_json::Map::new();
+                d.insert("TopicArn".into(), text(env.topic_arn));
+                d.insert("MessageId".into(), text(env.message_id));
+                d.insert("NewStateValue".into(), text(&alarm.new_state_value));
+                d.insert(
+                    "OldStateValue".into(),
+                    opt(alarm.old_state_value.as_deref()),
+                );
+                d.insert("Region".into(), opt(alarm.region.as_deref()));
+                serde_json::Value::Object(d)
+            },
             labels,
             annotations,
             links,
@@ -497,9 +722,47 @@ impl Provider for CloudWatchProvider {
     }
 
     fn parse(&self, req: &InboundRequest) -> Result<Vec<Event>, ProviderError> {
+        self.common.check_size(&req.body)?;
+        // One pass for the everyday notification: the Message stays the string literal
+        // as sent and the alarm is read from it directly. Anything else (or anything
+        // the one-pass reader declines) takes the general route below, whose results
+        // and errors are the reference.
+        if let Ok(text) = std::str::from_utf8(&req.body)
+            && let Some((env, span)) = read_notification(text)
+            && env.kind == "Notification"
+        {
+            let message = if self.common.keep_raw {
+                serde_json::from_str::<Cow<str>>(&text[span]).unwrap_or_default()
+            } else {
+                Cow::Borrowed("")
+            };
+            let notice = Notice {
+                topic_arn: &env.topic_arn,
+                message_id: &env.message_id,
+                subject: env.subject.as_deref(),
+            };
+            let event = self.alarm_event(notice, env.message, &req.body, &message)?;
+            return Ok(event.into_iter().collect());
+        }
+        self.parse_general(req)
+    }
+}
+
+impl CloudWatchProvider {
+    /// `parse` by the general route: the envelope through `serde_json` (Message
+    /// unescaped), then the alarm from the unescaped text.
+    fn parse_general(&self, req: &InboundRequest) -> Result<Vec<Event>, ProviderError> {
         let env = self.envelope(req)?;
         match env.kind.as_ref() {
-            "Notification" => Ok(self.alarm_event(&env, &req.body)?.into_iter().collect()),
+            "Notification" => {
+                let message: &str = &env.message;
+                let alarm: Alarm = match serde_json::from_str(message) {
+                    Ok(a) => a,
+                    Err(_) => return Err(self.alarm_error(message)),
+                };
+                let event = self.alarm_event(Notice::from(&env), alarm, &req.body, message)?;
+                Ok(event.into_iter().collect())
+            }
             "SubscriptionConfirmation" | "UnsubscribeConfirmation" => {
                 let s = self
                     .subscription_of(&env)?
@@ -600,5 +863,240 @@ impl SourceType for CloudWatchType {
         verification: Verification,
     ) -> Result<Box<dyn Provider>, ProviderError> {
         Ok(Box::new(self.build_provider(integration, verification)?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The one-pass alarm of `alarm_json` (written as the Message string literal), after
+    /// checking that wherever it answers, `serde_json` on the unescaped text gives the
+    /// same alarm.
+    fn one_pass(alarm_json: &str) -> Option<String> {
+        let literal = serde_json::to_string(alarm_json).unwrap();
+        let fast = Alarm::from_literal(&literal).map(|a| format!("{a:?}"));
+        let general = serde_json::from_str::<Alarm>(alarm_json)
+            .ok()
+            .map(|a| format!("{a:?}"));
+        if let Some(f) = &fast {
+            assert_eq!(Some(f), general.as_ref(), "{alarm_json}");
+        }
+        fast
+    }
+
+    fn fixture_message(case: &str) -> String {
+        let path = format!(
+            "{}/../fixtures/cloudwatch/{case}.json",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let env: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        env["Message"].as_str().unwrap().to_string()
+    }
+
+    #[test]
+    fn fixtures_take_the_one_pass_route() {
+        for case in ["alarm_firing", "alarm_ok", "insufficient_data"] {
+            let message = fixture_message(case);
+            assert!(one_pass(&message).is_some(), "{case}");
+        }
+    }
+
+    #[test]
+    fn one_pass_declines_what_serde_refuses() {
+        for bad in [
+            r#"{"AlarmName": "a", "NewStateValue": "OK", "AlarmName": "b"}"#,
+            r#"{"NewStateValue": "OK"}"#,
+            r#"{"AlarmName": null, "NewStateValue": "OK"}"#,
+            r#"{"AlarmName": 5, "NewStateValue": "OK"}"#,
+            r#"{"AlarmName": "a", "NewStateValue": "OK", "Trigger": {"Dimensions": null}}"#,
+            r#"{"AlarmName": "a", "NewStateValue": "OK", "Trigger": {"Dimensions": [{"name": "x", "Name": "y", "value": "v"}]}}"#,
+            r#"{"AlarmName": "a", "NewStateValue": "OK", "Trigger": {"Dimensions": [{"name": "x"}]}}"#,
+            r#"{"AlarmName": "a", "NewStateValue": "OK", "Region": null, "Region": null}"#,
+            r#"["a", "b"]"#,
+            r#"{"AlarmName": "a", "NewStateValue": "OK"} x"#,
+        ] {
+            assert!(one_pass(bad).is_none(), "{bad}");
+            assert!(serde_json::from_str::<Alarm>(bad).is_err(), "{bad}");
+        }
+        // serde reads a struct from an array too; the one-pass reader leaves that to it.
+        let seq = r#"{"AlarmName": "a", "NewStateValue": "OK", "Trigger": []}"#;
+        assert!(one_pass(seq).is_none());
+        assert!(serde_json::from_str::<Alarm>(seq).is_ok());
+        // Escapes at both levels, unknown fields of every kind, nulls.
+        let ok = r#"{"AlarmName": "say \"hi\"\\/x", "Unknown": {"a": [1, 2.5e-3, true, null]},
+            "NewStateValue": "ALARM", "AlarmDescription": null, "Region": "EU (Ireland)",
+            "Trigger": {"Dimensions": [{"Name": "ServiceName", "Value": "api"}], "Period": 60}}"#;
+        assert!(one_pass(ok).is_some());
+    }
+
+    fn provider(keep_raw: bool) -> CloudWatchProvider {
+        let mut i = Integration::new(TYPE, "aws-prod");
+        i.keep_raw = keep_raw;
+        CloudWatchType::default()
+            .build_provider(&i, Verification::Skip)
+            .unwrap()
+    }
+
+    fn fixture_bodies() -> Vec<(String, Vec<u8>)> {
+        let dir = format!("{}/../fixtures/cloudwatch", env!("CARGO_MANIFEST_DIR"));
+        let mut out: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| {
+                let name = p.file_name().unwrap().to_string_lossy().to_string();
+                name.ends_with(".json")
+                    && !name.contains(".expected.")
+                    && name != "integration.json"
+            })
+            .map(|p| (p.display().to_string(), std::fs::read(&p).unwrap()))
+            .collect();
+        out.sort();
+        out
+    }
+
+    fn request(body: Vec<u8>) -> InboundRequest {
+        InboundRequest {
+            headers: Vec::new(),
+            body,
+            url: None,
+            received_at: None,
+        }
+    }
+
+    /// `parse` (one pass where it can) and the general route agree on `body`, results
+    /// and errors alike, with and without raw payloads.
+    fn routes_agree(body: &[u8]) {
+        for keep_raw in [false, true] {
+            let p = provider(keep_raw);
+            let req = request(body.to_vec());
+            assert_eq!(
+                format!("{:?}", p.parse(&req)),
+                format!("{:?}", p.parse_general(&req)),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
+    }
+
+    #[test]
+    fn notifications_take_the_one_pass_route_and_agree_with_the_general_one() {
+        let mut one_pass = Vec::new();
+        for (name, body) in fixture_bodies() {
+            routes_agree(&body);
+            let text = std::str::from_utf8(&body).unwrap();
+            if read_notification(text).is_some() {
+                let case = name.rsplit('/').next().unwrap().trim_end_matches(".json");
+                one_pass.push(case.to_string());
+            }
+        }
+        // The alarm state is checked after reading, on both routes alike.
+        let want = [
+            "alarm_firing",
+            "alarm_ok",
+            "insufficient_data",
+            "malformed_unknown_state",
+        ];
+        assert_eq!(one_pass, want);
+    }
+
+    proptest! {
+        #[test]
+        fn routes_agree_on_mutated_envelopes(
+            case in 0usize..9,
+            edits in proptest::collection::vec(
+                (any::<prop::sample::Index>(), prop_oneof![
+                    Just(b'"'), Just(b'\\'), Just(b','), Just(b'}'), Just(b'{'), Just(b':'),
+                    Just(b'n'), Just(b'1'), Just(b' '), Just(b'\n'), Just(b'u'), Just(b'/'),
+                ]),
+                1..3,
+            ),
+        ) {
+            let bodies = fixture_bodies();
+            let mut body = bodies[case % bodies.len()].1.clone();
+            for (at, byte) in edits {
+                let i = at.index(body.len());
+                body[i] = byte;
+            }
+            routes_agree(&body);
+        }
+    }
+
+    fn field() -> impl Strategy<Value = String> {
+        let key = prop_oneof![
+            Just("AlarmName"),
+            Just("AlarmDescription"),
+            Just("AWSAccountId"),
+            Just("NewStateValue"),
+            Just("NewStateReason"),
+            Just("StateChangeTime"),
+            Just("Region"),
+            Just("AlarmArn"),
+            Just("OldStateValue"),
+            Just("Trigger"),
+            Just("Period"),
+            Just("OKActions"),
+        ];
+        let text = "[a-z \"\\\\/\n\té]{0,8}".prop_map(|s| serde_json::to_string(&s).unwrap());
+        let dimension = (text.clone(), text.clone(), any::<bool>()).prop_map(|(n, v, upper)| {
+            if upper {
+                format!(r#"{{"Name": {n}, "Value": {v}}}"#)
+            } else {
+                format!(r#"{{"value": {v}, "name": {n}}}"#)
+            }
+        });
+        let trigger = (
+            proptest::option::of(text.clone()),
+            proptest::collection::vec(dimension, 0..3),
+        )
+            .prop_map(|(m, d)| {
+                let metric = m
+                    .map(|m| format!(r#""MetricName": {m}, "#))
+                    .unwrap_or_default();
+                format!(
+                    r#"{{{metric}"Period": 60, "Dimensions": [{}]}}"#,
+                    d.join(", ")
+                )
+            });
+        let value = prop_oneof![
+            text,
+            Just("null".to_string()),
+            Just("12.5".to_string()),
+            Just(r#"["arn:a", {"x": [true, false]}]"#.to_string()),
+            trigger,
+        ];
+        (key, value).prop_map(|(k, v)| format!("\"{k}\": {v}"))
+    }
+
+    proptest! {
+        #[test]
+        fn one_pass_agrees_with_serde_on_generated_alarms(
+            fields in proptest::collection::vec(field(), 0..12),
+            pretty in any::<bool>(),
+        ) {
+            let sep = if pretty { ",\n  " } else { ", " };
+            let json = format!(
+                r#"{{"AlarmName": "n", "NewStateValue": "OK"{}{}}}"#,
+                if fields.is_empty() { "" } else { sep },
+                fields.join(sep)
+            );
+            one_pass(&json);
+        }
+
+        #[test]
+        fn one_pass_agrees_with_serde_on_mutated_fixtures(
+            case in prop_oneof![Just("alarm_firing"), Just("alarm_ok"), Just("insufficient_data")],
+            at in any::<prop::sample::Index>(),
+            byte in prop_oneof![Just(b'"'), Just(b'\\'), Just(b','), Just(b'}'), Just(b'n'), Just(b'1'), Just(b' ')],
+        ) {
+            let mut m = fixture_message(case).into_bytes();
+            let i = at.index(m.len());
+            m[i] = byte;
+            if let Ok(m) = String::from_utf8(m) {
+                one_pass(&m);
+            }
+        }
     }
 }

@@ -15,11 +15,15 @@
 //! * [`signature`]: HMAC, constant-time compare, replay windows, token/basic auth.
 //! * [`decode`]: size limit, typed JSON decoding with field paths, vendor timestamps.
 //! * [`sns`]: SNS message signatures (RSA SHA1/SHA256, certificate cache, host checks).
+//! * [`nested_json`]: one-pass reading of JSON held, still escaped, in a JSON string
+//!   (CloudWatch's alarm inside the SNS `Message`).
 //! * one module per source: [`alertmanager`], [`grafana`], [`cloudwatch`], [`github`],
 //!   [`gitlab`], [`sentry`], [`datadog`], [`pagerduty`], [`generic`].
 
 pub mod decode;
 pub mod integration;
+#[cfg(feature = "source-cloudwatch")]
+pub mod nested_json;
 pub mod registry;
 pub mod secret;
 pub mod signature;

@@ -24,9 +24,12 @@ use parking_lot::RwLock;
 use serde::Deserialize;
 
 /// The SNS envelope fields that take part in signatures (text borrowed from the
-/// body where it has no escapes).
+/// body where it has no escapes). `M` is how `Message` is read: unescaped text (the
+/// default), or `&RawValue` to keep the string literal as sent (the CloudWatch source
+/// reads the alarm inside it in one pass); either way the other fields accept exactly
+/// the same input.
 #[derive(Debug, Clone, Deserialize)]
-pub struct SnsEnvelope<'a> {
+pub struct SnsEnvelope<'a, M = Cow<'a, str>> {
     /// `Notification`, `SubscriptionConfirmation` or `UnsubscribeConfirmation`.
     #[serde(rename = "Type", borrow)]
     pub kind: Cow<'a, str>,
@@ -40,8 +43,8 @@ pub struct SnsEnvelope<'a> {
     #[serde(rename = "Subject", default, borrow)]
     pub subject: Option<Cow<'a, str>>,
     /// The message (CloudWatch: alarm JSON as a string).
-    #[serde(rename = "Message", borrow)]
-    pub message: Cow<'a, str>,
+    #[serde(rename = "Message")]
+    pub message: M,
     /// ISO 8601 send time.
     #[serde(rename = "Timestamp", borrow)]
     pub timestamp: Cow<'a, str>,
