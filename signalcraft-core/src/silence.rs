@@ -4,12 +4,14 @@
 //! Unlike Alertmanager, a silence never holds back a *resolved* notification, so
 //! incidents can always close. Store key: `Table::Silences` by [`Silence::id`].
 
+use std::collections::HashMap;
+
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::CoreError;
 use crate::model::Labels;
-use crate::routing::matcher::{Matcher, MatcherSpec};
+use crate::routing::matcher::{MatchOp, Matcher, MatcherSpec};
 
 /// A silence's state at a given instant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -133,9 +135,18 @@ impl SilenceSpec {
 }
 
 /// The set of silences, with fast lookups for the ingest path.
+///
+/// Silences with an `=` matcher are indexed by that matcher's label name and value, so
+/// checking an alert costs one label lookup and one hash probe per distinct indexed
+/// name (plus the full check of the few candidates), not one full check per silence.
 #[derive(Debug, Clone, Default)]
 pub struct Silences {
     all: Vec<Silence>,
+    /// Per label name: value → positions in `all` (ascending) of the silences whose
+    /// first `=` matcher is `name = value`.
+    by_eq: Vec<(String, HashMap<String, Vec<usize>>)>,
+    /// Positions in `all` (ascending) of the silences without an `=` matcher.
+    scan: Vec<usize>,
 }
 
 impl Silences {
@@ -149,6 +160,29 @@ impl Silences {
         match self.all.iter_mut().find(|x| x.id == s.id) {
             Some(x) => *x = s,
             None => self.all.push(s),
+        }
+        self.reindex();
+    }
+
+    /// Rebuilds the `=` index (silences change rarely; alerts are checked constantly).
+    fn reindex(&mut self) {
+        self.by_eq.clear();
+        self.scan.clear();
+        for (i, s) in self.all.iter().enumerate() {
+            let Some(m) = s.matchers.iter().find(|m| m.op() == MatchOp::Eq) else {
+                self.scan.push(i);
+                continue;
+            };
+            let pos = match self.by_eq.iter().position(|(n, _)| n == m.name()) {
+                Some(p) => p,
+                None => {
+                    self.by_eq.push((m.name().to_string(), HashMap::new()));
+                    self.by_eq.len() - 1
+                }
+            };
+            if let Some((_, by_value)) = self.by_eq.get_mut(pos) {
+                by_value.entry(m.value().to_string()).or_default().push(i);
+            }
         }
     }
 
@@ -195,10 +229,31 @@ impl Silences {
         v
     }
 
-    /// The first active silence muting `labels`, if any.
+    /// The first active silence (in insertion order) muting `labels`, if any.
     #[inline]
     pub fn muted_by(&self, labels: &Labels, now: Timestamp) -> Option<&Silence> {
-        self.all.iter().find(|s| s.mutes(labels, now))
+        // The lowest position among the muting silences: candidates are ascending, so
+        // each list stops at its first hit or once past the best so far.
+        let mut best: Option<usize> = None;
+        let mut consider = |positions: &[usize]| {
+            for &i in positions {
+                if best.is_some_and(|b| b < i) {
+                    break;
+                }
+                if self.all.get(i).is_some_and(|s| s.mutes(labels, now)) {
+                    best = Some(i);
+                    break;
+                }
+            }
+        };
+        for (name, by_value) in &self.by_eq {
+            let v = labels.get(name).map_or("", String::as_str);
+            if let Some(positions) = by_value.get(v) {
+                consider(positions);
+            }
+        }
+        consider(&self.scan);
+        best.and_then(|i| self.all.get(i))
     }
 
     /// Number of silences (any state).
@@ -263,6 +318,56 @@ mod tests {
             set.expire("nope", now),
             Err(CoreError::NotFound { .. })
         ));
+    }
+
+    /// The `=` index answers exactly as checking every silence in order would.
+    #[test]
+    fn indexed_lookup_equals_scanning_in_order() {
+        let t0 = ts("2026-01-01T09:00:00Z");
+        let mut set = Silences::new();
+        let specs: [&[&str]; 9] = [
+            &["alertname=A", "cluster=~\"c1.*\""],
+            &["alertname=B"],
+            &["cluster=c2", "alertname=A"],
+            &["team!=db", "env=~\"p.*\""],
+            &["alertname=A"],
+            &["team=~\"db|web\"", "env=prod"],
+            &["missing=", "alertname=C"],
+            &["alertname=A", "team=web"],
+            &["env=prod", "alertname!=B"],
+        ];
+        for (i, m) in specs.iter().enumerate() {
+            set.upsert(spec(m).build(format!("s{i}"), t0).unwrap());
+        }
+        // Replacing one keeps its position and re-indexes it.
+        set.upsert(spec(&["alertname=D"]).build("s1".into(), t0).unwrap());
+        // One expired: never mutes.
+        set.expire("s4", ts("2026-01-01T10:30:00Z")).unwrap();
+        let now = ts("2026-01-01T11:00:00Z");
+        let l = |p: &[(&str, &str)]| -> Labels {
+            p.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let cases = [
+            l(&[("alertname", "A"), ("cluster", "c10"), ("team", "db")]),
+            l(&[("alertname", "A"), ("cluster", "c2"), ("team", "db")]),
+            l(&[("alertname", "A"), ("team", "web"), ("env", "prod")]),
+            l(&[("alertname", "B"), ("team", "db")]),
+            l(&[("alertname", "D"), ("team", "db")]),
+            l(&[("alertname", "C"), ("team", "db")]),
+            l(&[("alertname", "C"), ("team", "db"), ("missing", "x")]),
+            l(&[("alertname", "B"), ("env", "prod"), ("team", "db")]),
+            l(&[("team", "db")]),
+            l(&[]),
+        ];
+        let mut muted = 0;
+        for c in &cases {
+            let naive = set.all.iter().find(|s| s.mutes(c, now)).map(|s| &s.id);
+            assert_eq!(set.muted_by(c, now).map(|s| &s.id), naive, "{c:?}");
+            muted += usize::from(naive.is_some());
+        }
+        assert!(muted >= 6, "the cases exercise muting ({muted})");
     }
 
     #[test]
