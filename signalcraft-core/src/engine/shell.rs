@@ -20,9 +20,20 @@
 //! claim and complete it for every group every group_interval. Off by default, so
 //! the Scheduler still lists flush jobs for embedders and tests that inspect it.
 //!
+//! With [`EngineBuilder::renotify_yield`] (the server turns it on), re-notifications
+//! yield to ingest: a due flush of a group that was already notified is held while
+//! ingest calls keep arriving (one within [`INGEST_BUSY_WINDOW`]), for at most the
+//! configured hold, then runs. The held flush folds every change that arrived
+//! meanwhile into one notification, as a flush delayed by a slow receiver does; a
+//! group's first notification is never held. A held flush lives in memory only: after
+//! a crash the group record's `next_flush` re-arms it as usual.
+//!
 //! Notifications are written to an outbox (`Table::Meta`, key `outbox/<id>`) in the
 //! same batch as the decision that produced them and removed once the notifier
-//! accepted them; [`Engine::recover`] re-sends what a crash left in the outbox.
+//! accepted them; [`Engine::recover`] re-sends what a crash left in the outbox. A
+//! notifier that keeps the outbox itself ([`Notifier::records_notifications`], the
+//! delivery pipeline's notification log) adds its own writes to the decision batch
+//! instead, so each notification is written once.
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -64,6 +75,10 @@ const FLUSH_BATCH: usize = 2048;
 /// change that arrived meanwhile into one notification per group instead of queueing
 /// one per group_interval.
 const BACKGROUND_ROUNDS: usize = 2;
+
+/// Ingest counts as busy for this long after an ingest call started (see
+/// [`EngineBuilder::renotify_yield`]).
+pub const INGEST_BUSY_WINDOW: Duration = Duration::from_millis(100);
 
 /// Most notifications handed to the notifier at once by one engine call.
 const DELIVERY_CONCURRENCY: usize = 128;
@@ -115,6 +130,12 @@ struct Inner {
     flushes: MemoryScheduler,
     /// Whether group flushes use `flushes` instead of the Scheduler.
     memory_flushes: bool,
+    /// Longest a re-notification flush is held while ingest is busy (zero: never).
+    renotify_yield: Duration,
+    /// When the last ingest call started (ms since the epoch on the engine's clock).
+    last_ingest_ms: std::sync::atomic::AtomicI64,
+    /// Re-notification flushes held while ingest is busy: (run at the latest, job).
+    held: Mutex<Vec<(Timestamp, Job)>>,
     /// Wakes the run loop when a timer earlier than its planned wake-up is armed.
     wake: tokio::sync::Notify,
     /// The run loop's planned wake-up (ms since the epoch; `i64::MAX` when not sleeping).
@@ -200,6 +221,7 @@ pub struct EngineBuilder {
     sink: Option<Arc<dyn EventSink>>,
     escalation: Option<Arc<dyn EscalationHook>>,
     memory_flushes: bool,
+    renotify_yield: Duration,
 }
 
 impl EngineBuilder {
@@ -209,6 +231,16 @@ impl EngineBuilder {
     /// `pending` then lists no flush jobs ([`Engine::pending_flushes`] counts them).
     pub fn in_memory_flush_timers(mut self, on: bool) -> Self {
         self.memory_flushes = on;
+        self
+    }
+    /// Lets re-notifications yield to ingest for at most `hold` (at most 30 s, below
+    /// the flush timers' lease; default: zero, off;
+    /// see the module doc). A due flush of a group that was already notified is held
+    /// while ingest calls keep arriving, so a burst of alerts is folded into fewer
+    /// notifications and ingest keeps the CPU and the store's writer; a group's first
+    /// notification is never held.
+    pub fn renotify_yield(mut self, hold: Duration) -> Self {
+        self.renotify_yield = hold.min(Duration::from_secs(30));
         self
     }
     /// The Store (default: [`MemoryStore`]).
@@ -261,6 +293,9 @@ impl EngineBuilder {
                 core: Mutex::new(EngineCore::new(cfg)),
                 flushes: MemoryScheduler::new(),
                 memory_flushes: self.memory_flushes,
+                renotify_yield: self.renotify_yield,
+                last_ingest_ms: std::sync::atomic::AtomicI64::new(i64::MIN),
+                held: Mutex::new(Vec::new()),
                 wake: tokio::sync::Notify::new(),
                 sleep_until_ms: std::sync::atomic::AtomicI64::new(i64::MAX),
                 commit_order: Arc::new(tokio::sync::Mutex::new(CommitChain::default())),
@@ -290,6 +325,7 @@ impl Engine {
             sink: None,
             escalation: None,
             memory_flushes: false,
+            renotify_yield: Duration::ZERO,
         }
     }
 
@@ -344,7 +380,10 @@ impl Engine {
         let (value, staged) = {
             let mut core = self.inner.core.lock();
             let value = f(&mut core, now, &mut effects)?;
-            (value, Self::stage(&core, effects)?)
+            (
+                value,
+                Self::stage(&core, self.inner.notifier.as_ref(), effects)?,
+            )
         };
         let order = self.inner.commit_order.clone().lock_owned().await;
         self.inner.committing.store(true, Ordering::Release);
@@ -384,7 +423,12 @@ impl Engine {
 
     /// Sorts a decision's effects and encodes its writes into one batch (under the
     /// core lock, which `encode` reads).
-    fn stage(core: &EngineCore, effects: Vec<Effect>) -> Result<Staged, CoreError> {
+    fn stage(
+        core: &EngineCore,
+        notifier: &dyn Notifier,
+        effects: Vec<Effect>,
+    ) -> Result<Staged, CoreError> {
+        let recorded = notifier.records_notifications();
         let mut st = Staged {
             batch: WriteBatch::new(),
             jobs: Vec::new(),
@@ -415,7 +459,11 @@ impl Engine {
                     st.batch.put(Table::Audit, a.key(), &a)?;
                 }
                 Effect::Notify(n) => {
-                    st.batch.put(Table::Meta, outbox_key(&n.id), n.as_ref())?;
+                    if recorded {
+                        notifier.record(&n, &mut st.batch)?;
+                    } else {
+                        st.batch.put(Table::Meta, outbox_key(&n.id), n.as_ref())?;
+                    }
                     st.notifications.push(*n);
                 }
                 Effect::Schedule(_) | Effect::Cancel(_) | Effect::CancelPrefix(_) => {
@@ -451,7 +499,11 @@ impl Engine {
         &self,
         effects: Vec<Effect>,
     ) -> Result<(Vec<Notification>, Vec<Effect>), CoreError> {
-        let staged = Self::stage(&self.inner.core.lock(), effects)?;
+        let staged = Self::stage(
+            &self.inner.core.lock(),
+            self.inner.notifier.as_ref(),
+            effects,
+        )?;
         let _order = self.inner.commit_order.lock().await;
         self.apply_staged(staged).await
     }
@@ -583,7 +635,7 @@ impl Engine {
     /// notifier, recording a failure on the incident timeline. Returns whether the
     /// notifier accepted it.
     pub async fn send(&self, n: Notification) -> bool {
-        self.deliver(vec![n]).await == 1
+        self.deliver_as(vec![n], false).await == 1
     }
 
     /// Hands notifications to the notifier; failures go to the incident timeline.
@@ -592,6 +644,13 @@ impl Engine {
     /// burst of group flushes; each one is independent and idempotent by id. Their
     /// outbox entries are removed afterwards in one commit.
     async fn deliver(&self, pending: Vec<Notification>) -> usize {
+        let recorded = self.inner.notifier.records_notifications();
+        self.deliver_as(pending, recorded).await
+    }
+
+    /// [`Engine::deliver`]; `recorded`: the notifications were recorded by the
+    /// notifier ([`Notifier::record`]) rather than written to the engine's outbox.
+    async fn deliver_as(&self, pending: Vec<Notification>, recorded: bool) -> usize {
         if pending.is_empty() {
             return 0;
         }
@@ -599,7 +658,7 @@ impl Engine {
         let mut sent = 0;
         if pending.len() == 1 {
             for n in pending {
-                let (id, ok) = self.hand_over(n).await;
+                let (id, ok) = self.hand_over(n, recorded).await;
                 sent += usize::from(ok);
                 done.push(id);
             }
@@ -615,7 +674,7 @@ impl Engine {
                 let engine = self.clone();
                 set.spawn(async move {
                     let _slot = engine.inner.hand_over_slots.acquire().await;
-                    engine.hand_over(n).await
+                    engine.hand_over(n, recorded).await
                 });
             }
             while let Some(r) = set.join_next().await {
@@ -624,6 +683,10 @@ impl Engine {
                     done.push(id);
                 }
             }
+        }
+        if recorded {
+            // The notifier's first state write removed each one's record marker.
+            return sent;
         }
         let mut b = WriteBatch::new();
         for id in done {
@@ -636,12 +699,17 @@ impl Engine {
     }
 
     /// Hands one notification over; returns its id and whether the notifier accepted it.
-    async fn hand_over(&self, n: Notification) -> (String, bool) {
+    async fn hand_over(&self, n: Notification, recorded: bool) -> (String, bool) {
         let id = n.id.clone();
         let receiver = n.receiver.clone();
         let channel = channel_name(&n).unwrap_or("").to_string();
         let incident = n.incident.as_ref().map(|i| i.id.clone());
-        match self.inner.notifier.notify(n).await {
+        let accepted = if recorded {
+            self.inner.notifier.notify_recorded(n).await
+        } else {
+            self.inner.notifier.notify(n).await
+        };
+        match accepted {
             Ok(()) => {
                 self.inner
                     .sink
@@ -692,6 +760,7 @@ impl Engine {
     /// [`PendingIngest`]: the decision of the next call may run while this one commits.
     /// Returns once every batch decided earlier holds its place in the commit order.
     pub async fn ingest_begin(&self, events: Vec<Event>) -> Result<PendingIngest, CoreError> {
+        self.mark_ingest();
         let accepted = events.len();
         let ((), decided) = self
             .decide(|core, now, out| {
@@ -710,6 +779,7 @@ impl Engine {
 
     /// Ingests normalized events. Returns after the resulting writes are committed.
     pub async fn ingest(&self, events: Vec<Event>) -> Result<IngestReport, CoreError> {
+        self.mark_ingest();
         let n = events.len();
         let ((), sent) = self
             .mutate(|core, now, out| {
@@ -723,6 +793,89 @@ impl Engine {
             accepted: n,
             notifications: sent,
         })
+    }
+
+    /// Notes that an ingest call started (see [`EngineBuilder::renotify_yield`]).
+    fn mark_ingest(&self) {
+        if !self.inner.renotify_yield.is_zero() {
+            self.inner.last_ingest_ms.store(
+                self.now().as_millisecond(),
+                std::sync::atomic::Ordering::Release,
+            );
+        }
+    }
+
+    /// Whether an ingest call started within [`INGEST_BUSY_WINDOW`] before `now`.
+    fn ingest_busy(&self, now: Timestamp) -> bool {
+        let last = self
+            .inner
+            .last_ingest_ms
+            .load(std::sync::atomic::Ordering::Acquire);
+        last != i64::MIN
+            && now.as_millisecond().saturating_sub(last)
+                < i64::try_from(INGEST_BUSY_WINDOW.as_millis()).unwrap_or(i64::MAX)
+    }
+
+    /// When ingest stops counting as busy (`None` when it never ran).
+    fn ingest_quiet_at(&self) -> Option<Timestamp> {
+        let last = self
+            .inner
+            .last_ingest_ms
+            .load(std::sync::atomic::Ordering::Acquire);
+        if last == i64::MIN {
+            return None;
+        }
+        Timestamp::from_millisecond(last)
+            .ok()?
+            .checked_add(crate::duration::signed(INGEST_BUSY_WINDOW))
+            .ok()
+    }
+
+    /// Splits claimed flushes into those to run now and re-notifications to hold
+    /// while ingest is busy (see [`EngineBuilder::renotify_yield`]); releases held
+    /// flushes once ingest is quiet or their hold is over. Returns the flushes to run.
+    fn hold_renotifications(&self, claimed: Vec<Job>, now: Timestamp) -> Vec<Job> {
+        let hold = self.inner.renotify_yield;
+        if hold.is_zero() {
+            return claimed;
+        }
+        let busy = self.ingest_busy(now);
+        let mut held = self.inner.held.lock();
+        let mut run = Vec::with_capacity(claimed.len());
+        if !held.is_empty() {
+            let (release, keep): (Vec<_>, Vec<_>) = std::mem::take(&mut *held)
+                .into_iter()
+                .partition(|(until, _)| !busy || *until <= now);
+            *held = keep;
+            run.extend(release.into_iter().map(|(_, j)| j));
+        }
+        if !busy {
+            run.extend(claimed);
+            return run;
+        }
+        let core = self.inner.core.lock();
+        for job in claimed {
+            // Only a group the receiver has heard of waits; its first notification not.
+            let renotify = matches!(&job.kind, JobKind::GroupFlush { group_key }
+                if core.group(group_key).is_some_and(|g| g.nflog.is_some()));
+            if renotify {
+                let until = job
+                    .due
+                    .checked_add(crate::duration::signed(hold))
+                    .unwrap_or(Timestamp::MAX);
+                held.push((until, job));
+            } else {
+                run.push(job);
+            }
+        }
+        run
+    }
+
+    /// When the earliest held re-notification may run: its hold's end, or once
+    /// ingest is quiet, whichever comes first.
+    fn held_wakeup(&self) -> Option<Timestamp> {
+        let until = self.inner.held.lock().iter().map(|(u, _)| *u).min()?;
+        Some(self.ingest_quiet_at().map_or(until, |q| q.min(until)))
     }
 
     /// Runs every job due now; returns how many ran. Returns after the notifications
@@ -740,12 +893,14 @@ impl Engine {
         let mut ran = 0;
         loop {
             let now = self.now();
-            let mut flushes = self
+            let claimed = self
                 .inner
                 .flushes
                 .claim_due(now, JOB_LEASE, FLUSH_BATCH)
                 .await?;
-            let jobs = if flushes.len() < FLUSH_BATCH {
+            let claimed_all = claimed.len() >= FLUSH_BATCH;
+            let mut flushes = self.hold_renotifications(claimed, now);
+            let jobs = if !claimed_all {
                 self.inner
                     .scheduler
                     .claim_due(now, JOB_LEASE, JOB_BATCH)
@@ -753,7 +908,7 @@ impl Engine {
             } else {
                 Vec::new()
             };
-            if flushes.is_empty() && jobs.is_empty() {
+            if !claimed_all && flushes.is_empty() && jobs.is_empty() {
                 return Ok(ran);
             }
             // Flush jobs armed durably by an earlier version run the same way.
@@ -856,16 +1011,20 @@ impl Engine {
     pub async fn next_wakeup(&self) -> Result<Option<Timestamp>, CoreError> {
         let flush = self.inner.flushes.next_due().await?;
         let job = self.inner.scheduler.next_due().await?;
-        Ok(match (flush, job) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        })
+        Ok([flush, job, self.held_wakeup()].into_iter().flatten().min())
     }
 
     /// Group flushes armed in memory (the durable scheduler's `pending` does not list
     /// them; see the module doc).
     pub async fn pending_flushes(&self) -> usize {
         self.inner.flushes.pending().await.map_or(0, |p| p.len())
+    }
+
+    /// Re-notification flushes held while ingest is busy (see
+    /// [`EngineBuilder::renotify_yield`]); they are still counted by
+    /// [`Engine::pending_flushes`] (claimed timers stay pending until they ran).
+    pub fn held_renotifications(&self) -> usize {
+        self.inner.held.lock().len()
     }
 
     /// Runs due jobs until `shutdown` completes, sleeping until the next due job (at
@@ -967,8 +1126,12 @@ impl Engine {
             }
         }
         drop(_w);
-        self.deliver(outbox.into_iter().map(|(_, n)| n).collect())
+        // Outbox entries of an earlier version (or of a notifier that does not
+        // record), then what the notifier recorded but never handed over.
+        self.deliver_as(outbox.into_iter().map(|(_, n)| n).collect(), false)
             .await;
+        let recorded = self.inner.notifier.recorded_pending().await?;
+        self.deliver_as(recorded, true).await;
         Ok(())
     }
 
@@ -1284,5 +1447,180 @@ impl Engine {
     pub async fn commit_raw(&self, ops: Vec<WriteOp>) -> Result<(), CoreError> {
         self.inner.store.commit(WriteBatch { ops }).await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::channel::{Channel, Delivered, DeliveryError};
+    use crate::clock::ManualClock;
+    use crate::engine::ChannelNotifier;
+    use crate::model::{Alert, Labels, Source};
+
+    #[derive(Default)]
+    struct Rec(Mutex<Vec<Notification>>);
+
+    #[async_trait::async_trait]
+    impl Channel for Rec {
+        fn kind(&self) -> &str {
+            "test"
+        }
+        fn name(&self) -> &str {
+            "rec"
+        }
+        async fn deliver(&self, n: &Notification) -> Result<Delivered, DeliveryError> {
+            self.0.lock().push(n.clone());
+            Ok(Delivered::default())
+        }
+    }
+
+    fn at_ms(ms: i64) -> Timestamp {
+        Timestamp::from_millisecond(1_800_000_000_000 + ms).expect("time")
+    }
+
+    fn alert(name: &str, instance: &str) -> Event {
+        let mut l = Labels::new();
+        l.insert("alertname".into(), name.into());
+        l.insert("instance".into(), instance.into());
+        Event::Alert(Alert::firing(
+            Source {
+                provider: "test".into(),
+                integration: "prom".into(),
+            },
+            format!("{name} is firing"),
+            l,
+        ))
+    }
+
+    fn rig(hold: Duration) -> (Engine, ManualClock, Arc<Rec>) {
+        let cfg: EngineConfig = serde_json::from_value(serde_json::json!({"route": {
+            "group_by": ["alertname"], "group_wait": "1s", "group_interval": "1s",
+            "repeat_interval": "4h", "notify": [{"channel": "rec", "target": "#ops"}]
+        }}))
+        .expect("config");
+        let clock = ManualClock::new(at_ms(0));
+        let rec = Arc::new(Rec::default());
+        let engine = Engine::builder(cfg)
+            .clock(Arc::new(clock.clone()))
+            .notifier(Arc::new(ChannelNotifier::new().with("rec", rec.clone())))
+            .in_memory_flush_timers(true)
+            .renotify_yield(hold)
+            .build()
+            .expect("engine");
+        (engine, clock, rec)
+    }
+
+    fn sent(rec: &Rec) -> Vec<(String, usize)> {
+        rec.0
+            .lock()
+            .iter()
+            .map(|n| {
+                let name = n.group_labels.get("alertname").cloned().unwrap_or_default();
+                (name, n.alerts.len())
+            })
+            .collect()
+    }
+
+    /// While ingest keeps arriving, a due re-notification is held and then folds the
+    /// later changes in; a new group's first notification is not held; once ingest
+    /// is quiet the held flush runs.
+    #[tokio::test]
+    async fn renotifications_yield_to_busy_ingest_first_notifications_do_not() {
+        let (engine, clock, rec) = rig(Duration::from_secs(5));
+        engine.ingest(vec![alert("Down", "1")]).await.unwrap();
+        clock.set(at_ms(1_000));
+        engine.run_due_jobs().await.unwrap();
+        assert_eq!(
+            sent(&rec),
+            vec![("Down".to_string(), 1)],
+            "first flush on time"
+        );
+
+        // A second member joins (re-notification due at 2 s) and a new group starts
+        // (first notification due at 2.9 s).
+        engine.ingest(vec![alert("Down", "2")]).await.unwrap();
+        clock.set(at_ms(1_900));
+        engine.ingest(vec![alert("Up", "1")]).await.unwrap();
+        clock.set(at_ms(1_950));
+        engine.ingest(vec![alert("Down", "3")]).await.unwrap();
+        clock.set(at_ms(2_000));
+        engine.run_due_jobs().await.unwrap();
+        assert_eq!(
+            sent(&rec).len(),
+            1,
+            "re-notification held while ingest is busy"
+        );
+        assert_eq!(engine.held_renotifications(), 1);
+        // The loop wakes when ingest turns quiet (1.95 s + the busy window).
+        assert_eq!(engine.next_wakeup().await.unwrap(), Some(at_ms(2_050)));
+
+        // Ingest keeps going; the new group's first notification still runs on time.
+        clock.set(at_ms(2_880));
+        engine.ingest(vec![alert("Other", "1")]).await.unwrap();
+        clock.set(at_ms(2_900));
+        engine.run_due_jobs().await.unwrap();
+        assert_eq!(
+            sent(&rec),
+            vec![("Down".to_string(), 1), ("Up".to_string(), 1)],
+            "a first notification is never held"
+        );
+        assert_eq!(engine.held_renotifications(), 1);
+
+        // Quiet (no ingest for the busy window): the held flush runs with every change.
+        clock.set(at_ms(2_980));
+        engine.run_due_jobs().await.unwrap();
+        assert_eq!(engine.held_renotifications(), 0);
+        assert_eq!(
+            sent(&rec)[2],
+            ("Down".to_string(), 3),
+            "one notification, all members"
+        );
+        assert_eq!(sent(&rec).len(), 3);
+    }
+
+    /// Under ingest that never pauses, a held re-notification runs once its hold is over.
+    #[tokio::test]
+    async fn a_held_renotification_runs_when_its_hold_is_over() {
+        let (engine, clock, rec) = rig(Duration::from_millis(1_500));
+        engine.ingest(vec![alert("Down", "1")]).await.unwrap();
+        clock.set(at_ms(1_000));
+        engine.run_due_jobs().await.unwrap();
+        engine.ingest(vec![alert("Down", "2")]).await.unwrap();
+        let mut t = 1_000;
+        let mut renotified_at = None;
+        while t < 5_000 && renotified_at.is_none() {
+            t += 50;
+            clock.set(at_ms(t));
+            engine
+                .ingest(vec![alert("Noise", &t.to_string())])
+                .await
+                .unwrap();
+            engine.run_due_jobs().await.unwrap();
+            if rec.0.lock().iter().any(|n| n.alerts.len() == 2) {
+                renotified_at = Some(t);
+            }
+        }
+        // Due at 2 s, held for at most 1.5 s.
+        assert_eq!(renotified_at, Some(3_500));
+    }
+
+    /// Off by default: a due re-notification runs while ingest is busy.
+    #[tokio::test]
+    async fn without_renotify_yield_nothing_is_held() {
+        let (engine, clock, rec) = rig(Duration::ZERO);
+        engine.ingest(vec![alert("Down", "1")]).await.unwrap();
+        clock.set(at_ms(1_000));
+        engine.run_due_jobs().await.unwrap();
+        engine.ingest(vec![alert("Down", "2")]).await.unwrap();
+        clock.set(at_ms(1_990));
+        engine.ingest(vec![alert("Down", "3")]).await.unwrap();
+        clock.set(at_ms(2_000));
+        engine.run_due_jobs().await.unwrap();
+        assert_eq!(engine.held_renotifications(), 0);
+        assert_eq!(
+            sent(&rec),
+            vec![("Down".to_string(), 1), ("Down".to_string(), 3)]
+        );
     }
 }
