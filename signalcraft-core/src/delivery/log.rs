@@ -18,7 +18,11 @@
 //!   batch that records its outcome); its value is the attempt's start time. The
 //!   shared watchdog ([`super::watchdog`]) finds interrupted attempts through it;
 //! * `~throttle/{kind}/{address}` — a throttled contact method's next free slot
-//!   (a timestamp), written with the `sent` record that took the slot.
+//!   (a timestamp), written with the `sent` record that took the slot;
+//! * `~outbox/{notification_id}` — present while a notification the engine recorded
+//!   in its decision batch ([`NotificationLog::record_accepted`], the log serving as
+//!   the engine's outbox) has no state yet; deleted in the batch that writes its
+//!   first state. A restart delivers what these markers name again.
 
 use std::sync::Arc;
 
@@ -185,6 +189,7 @@ fn notification_key(notification_id: &str) -> String {
 }
 
 const SENDING_PREFIX: &str = "~sending/";
+const OUTBOX_PREFIX: &str = "~outbox/";
 
 fn throttle_key(kind: &str, address: &str) -> String {
     keyed(&keyed("~throttle/", kind, "/"), address, "")
@@ -347,7 +352,104 @@ impl NotificationLog {
         records: &[&DeliveryRecord],
         throttle: Option<ThrottleSlot<'_>>,
     ) -> Result<(), StoreError> {
+        self.commit_state(state, with_notification, false, records, throttle)
+            .await
+    }
+
+    /// Adds the writes that record `n` as accepted to `batch` (the engine's decision
+    /// batch): the notification row, its outbox marker and its incident's trail index.
+    /// The first state written for it ([`NotificationLog::commit_state`] with
+    /// `clear_outbox`) deletes the marker.
+    pub fn record_accepted(
+        &self,
+        n: &Notification,
+        batch: &mut WriteBatch,
+    ) -> Result<(), StoreError> {
+        batch.put_raw(
+            Table::NotificationLog,
+            notification_key(&n.id),
+            json(n, 4096)?,
+        );
+        batch.put_raw(
+            Table::NotificationLog,
+            keyed(OUTBOX_PREFIX, &n.id, ""),
+            b"{}".to_vec(),
+        );
+        if let Some(inc) = &n.incident {
+            batch.put_raw(
+                Table::NotificationLog,
+                keyed(&keyed("~incident/", &inc.id, "/"), &n.id, ""),
+                b"{}".to_vec(),
+            );
+        }
+        Ok(())
+    }
+
+    /// Recorded notifications ([`NotificationLog::record_accepted`]) that have no
+    /// state yet, in key order. A marker whose notification row is missing, or whose
+    /// state exists, is stale and removed.
+    pub async fn recorded_pending(&self) -> Result<Vec<Notification>, StoreError> {
+        let rows = self
+            .store
+            .scan(Table::NotificationLog, Scan::prefix(OUTBOX_PREFIX))
+            .await?;
+        let mut out = Vec::new();
+        let mut stale = WriteBatch::new();
+        for (k, _) in rows {
+            let id = unseg(&k[OUTBOX_PREFIX.len()..]);
+            let has_state = self
+                .store
+                .get(Table::NotificationLog, &state_key(&id))
+                .await?
+                .is_some();
+            let n: Option<Notification> = if has_state {
+                None
+            } else {
+                self.store
+                    .get_json(Table::NotificationLog, &notification_key(&id))
+                    .await?
+            };
+            match n {
+                Some(n) => out.push(n),
+                None => {
+                    stale.delete(Table::NotificationLog, k);
+                }
+            }
+        }
+        if !stale.is_empty() {
+            self.store.commit(stale).await?;
+        }
+        Ok(out)
+    }
+
+    /// Removes a recorded notification's outbox marker (it will not be delivered
+    /// again after a restart).
+    pub async fn clear_outbox(&self, notification_id: &str) -> Result<(), StoreError> {
         let mut b = WriteBatch::new();
+        b.delete(
+            Table::NotificationLog,
+            keyed(OUTBOX_PREFIX, notification_id, ""),
+        );
+        self.store.commit(b).await
+    }
+
+    /// [`NotificationLog::commit`], and with `clear_outbox` the deletion of the
+    /// notification's outbox marker in the same batch (its first state).
+    pub async fn commit_state(
+        &self,
+        state: &DeliveryState,
+        with_notification: bool,
+        clear_outbox: bool,
+        records: &[&DeliveryRecord],
+        throttle: Option<ThrottleSlot<'_>>,
+    ) -> Result<(), StoreError> {
+        let mut b = WriteBatch::new();
+        if clear_outbox {
+            b.delete(
+                Table::NotificationLog,
+                keyed(OUTBOX_PREFIX, &state.notification.id, ""),
+            );
+        }
         if let Some(t) = throttle {
             b.put(
                 Table::NotificationLog,

@@ -136,6 +136,20 @@ pub fn redact_address(address: &str) -> String {
     }
 }
 
+/// What of a notification is in the log already (see [`DeliveryPipeline::save`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stored {
+    /// Nothing: the first save writes the notification row too.
+    No,
+    /// The notification row and its state.
+    Yes,
+    /// The notification row and its outbox marker, written by the engine's decision
+    /// batch ([`NotificationLog::record_accepted`]); no state yet. The first save
+    /// writes the state and deletes the marker; until then the marker makes a restart
+    /// deliver it again, so the first attempt needs no `sending` commit before it.
+    Recorded,
+}
+
 fn job_id(notification_id: &str, seq: u32) -> String {
     format!("delivery/{notification_id}/{seq}")
 }
@@ -234,6 +248,50 @@ impl DeliveryPipeline {
         if self.log.state(&n.id).await?.is_some() {
             return Ok(DeliveryOutcome::AlreadyAccepted);
         }
+        let state = self.initial_state(n).map_err(|(_, e)| e)?;
+        self.drive(state, Stored::No).await
+    }
+
+    /// Accepts a notification the engine recorded with
+    /// [`NotificationLog::record_accepted`] in a batch that is committed, and runs
+    /// its chain like [`DeliveryPipeline::notify`]. The first attempt starts without
+    /// a commit of its own (the recorded outbox marker brings the notification back
+    /// after a crash, see [`DeliveryPipeline::recorded_pending`]); its outcome commit
+    /// writes the state and deletes the marker. Idempotent by `n.id`.
+    ///
+    /// Errors: as [`DeliveryPipeline::notify`]; a notification naming no channel
+    /// has its marker removed (retrying it after a restart cannot succeed).
+    pub async fn notify_recorded(&self, n: Notification) -> Result<DeliveryOutcome, CoreError> {
+        if !self.in_flight.lock().insert(n.id.clone()) {
+            return Ok(DeliveryOutcome::AlreadyAccepted);
+        }
+        let _guard = InFlight {
+            set: &self.in_flight,
+            id: n.id.clone(),
+        };
+        if self.log.state(&n.id).await?.is_some() {
+            return Ok(DeliveryOutcome::AlreadyAccepted);
+        }
+        let state = match self.initial_state(n) {
+            Ok(s) => s,
+            Err((id, e)) => {
+                self.log.clear_outbox(&id).await?;
+                return Err(e);
+            }
+        };
+        self.drive(state, Stored::Recorded).await
+    }
+
+    /// Notifications recorded with [`NotificationLog::record_accepted`] whose
+    /// delivery never recorded a state (a crash between the engine's commit and the
+    /// first outcome): hand each to [`DeliveryPipeline::notify_recorded`] again.
+    pub async fn recorded_pending(&self) -> Result<Vec<Notification>, CoreError> {
+        Ok(self.log.recorded_pending().await?)
+    }
+
+    /// The state a newly accepted notification starts in; the error names the
+    /// notification id when its receiver resolves to no channel.
+    fn initial_state(&self, n: Notification) -> Result<DeliveryState, (String, CoreError)> {
         // The engine addresses a channel in the id (`<kind>/<channel>/<rest>`);
         // otherwise the receiver names the channel or chain.
         let key = crate::engine::channel_name(&n)
@@ -248,12 +306,15 @@ impl DeliveryPipeline {
             .iter()
             .find(|s| !self.channels.contains_key(&s.channel))
         {
-            return Err(CoreError::input(
-                "notification.receiver",
-                format!("no channel or failover chain named `{}`", s.channel),
+            return Err((
+                n.id.clone(),
+                CoreError::input(
+                    "notification.receiver",
+                    format!("no channel or failover chain named `{}`", s.channel),
+                ),
             ));
         }
-        let state = DeliveryState {
+        Ok(DeliveryState {
             notification: n,
             steps,
             step: 0,
@@ -264,8 +325,7 @@ impl DeliveryPipeline {
             finished: false,
             job_seq: 0,
             pending_job: None,
-        };
-        self.drive(state, false).await
+        })
     }
 
     /// Runs a due [`JobKind::Delivery`] job. Other kinds, unknown notifications,
@@ -292,7 +352,7 @@ impl DeliveryPipeline {
         if state.awaiting_confirmation == Some(*attempt) {
             return self.confirmation_deadline(state, *attempt).await;
         }
-        self.drive(state, true).await
+        self.drive(state, Stored::Yes).await
     }
 
     /// Claims and runs every due delivery job (for embedders without the engine's
@@ -425,7 +485,7 @@ impl DeliveryPipeline {
             self.fail_over(&mut state, &reason);
             self.log.write_cursor(&state, &[&rec]).await?;
             self.emit_attempt(&rec);
-            self.drive(state, true).await
+            self.drive(state, Stored::Yes).await
         } else {
             rec.status = DeliveryStatus::Failed;
             state.finished = true;
@@ -468,7 +528,7 @@ impl DeliveryPipeline {
             };
             match self.log.state(&id).await? {
                 Some(state) if !state.finished && state.pending_job.is_none() => {
-                    self.drive(state, true).await?;
+                    self.drive(state, Stored::Yes).await?;
                     resumed += 1;
                 }
                 // A marker whose attempt has an outcome: nothing to resume.
@@ -573,7 +633,7 @@ impl DeliveryPipeline {
         &self,
         state: &DeliveryState,
         records: &[&DeliveryRecord],
-        stored: &mut bool,
+        stored: &mut Stored,
     ) -> Result<(), CoreError> {
         self.save_with(state, records, stored, None).await
     }
@@ -583,11 +643,19 @@ impl DeliveryPipeline {
         &self,
         state: &DeliveryState,
         records: &[&DeliveryRecord],
-        stored: &mut bool,
+        stored: &mut Stored,
         throttle: Option<ThrottleSlot<'_>>,
     ) -> Result<(), CoreError> {
-        self.log.commit(state, !*stored, records, throttle).await?;
-        *stored = true;
+        self.log
+            .commit_state(
+                state,
+                *stored == Stored::No,
+                *stored == Stored::Recorded,
+                records,
+                throttle,
+            )
+            .await?;
+        *stored = Stored::Yes;
         Ok(())
     }
 
@@ -596,7 +664,7 @@ impl DeliveryPipeline {
     async fn drive(
         &self,
         state: DeliveryState,
-        stored: bool,
+        stored: Stored,
     ) -> Result<DeliveryOutcome, CoreError> {
         let due = add(self.clock.now(), self.watchdog_period());
         let guard = self.watchdog.enter(self.scheduler.as_ref(), due).await?;
@@ -607,12 +675,12 @@ impl DeliveryPipeline {
 
     /// The loop: one attempt per iteration until sent, failed for good, or waiting.
     ///
-    /// `stored`: whether the notification row is already in the log (then only
-    /// the cursor is rewritten).
+    /// `stored`: what of the notification is in the log already (once the
+    /// notification row is, only the cursor is rewritten).
     async fn attempts(
         &self,
         mut state: DeliveryState,
-        mut stored: bool,
+        mut stored: Stored,
     ) -> Result<DeliveryOutcome, CoreError> {
         loop {
             let now = self.clock.now();
@@ -682,7 +750,9 @@ impl DeliveryPipeline {
             state.tries_on_step += 1;
             self.cancel_pending(&mut state).await?;
             let mut rec = self.record(&state, DeliveryStatus::Sending, now);
-            self.save(&state, &[&rec], &mut stored).await?;
+            if stored != Stored::Recorded {
+                self.save(&state, &[&rec], &mut stored).await?;
+            }
 
             // Only a chain step with its own target needs a re-addressed copy.
             let n = if address == state.notification.target.address {
@@ -819,5 +889,33 @@ impl crate::engine::Notifier for DeliveryPipeline {
 
     async fn run_job(&self, job: &Job) -> Result<(), CoreError> {
         DeliveryPipeline::run_job(self, job).await.map(|_| ())
+    }
+
+    /// The notification log is the engine's outbox: one write of the notification.
+    fn records_notifications(&self) -> bool {
+        true
+    }
+
+    fn record(
+        &self,
+        n: &Notification,
+        batch: &mut crate::store::WriteBatch,
+    ) -> Result<(), crate::store::StoreError> {
+        self.log.record_accepted(n, batch)
+    }
+
+    async fn notify_recorded(&self, n: Notification) -> Result<(), CoreError> {
+        let receiver = n.receiver.clone();
+        match DeliveryPipeline::notify_recorded(self, n).await? {
+            DeliveryOutcome::Failed { error } => Err(CoreError::Delivery {
+                channel: receiver.to_string(),
+                reason: error.to_string(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    async fn recorded_pending(&self) -> Result<Vec<Notification>, CoreError> {
+        DeliveryPipeline::recorded_pending(self).await
     }
 }

@@ -874,3 +874,197 @@ async fn sms_throttle_survives_a_restart() {
         ["n3", "n2"]
     );
 }
+
+/// A store that counts the writes of notification rows (the ~KB JSON of a
+/// notification with its alerts) in any table.
+struct CountingStore {
+    inner: MemoryStore,
+    notification_writes: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl Store for CountingStore {
+    async fn get(
+        &self,
+        table: crate::store::Table,
+        key: &str,
+    ) -> Result<Option<Vec<u8>>, crate::store::StoreError> {
+        self.inner.get(table, key).await
+    }
+    async fn scan(
+        &self,
+        table: crate::store::Table,
+        scan: crate::store::Scan,
+    ) -> Result<Vec<(String, Vec<u8>)>, crate::store::StoreError> {
+        self.inner.scan(table, scan).await
+    }
+    async fn commit(
+        &self,
+        batch: crate::store::WriteBatch,
+    ) -> Result<(), crate::store::StoreError> {
+        for op in &batch.ops {
+            if let crate::store::WriteOp::Put { value, .. } = op
+                && serde_json::from_slice::<crate::channel::Notification>(value).is_ok()
+            {
+                self.notification_writes
+                    .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+        self.inner.commit(batch).await
+    }
+    async fn count(&self, table: crate::store::Table) -> Result<u64, crate::store::StoreError> {
+        self.inner.count(table).await
+    }
+}
+
+/// With the pipeline as the engine's notifier, the notification log is the outbox:
+/// each notification is written once (in the decision's batch), the first attempt
+/// has no `sending` commit of its own, and nothing is left in either outbox.
+#[tokio::test]
+async fn the_engine_records_each_notification_once_in_the_log() {
+    use crate::engine::{Engine, EngineConfig, Notifier};
+    use crate::model::{Alert, Event, Labels, Source};
+    use crate::store::{Scan, Table};
+    let slack = ScriptedChannel::new("slack", "slack");
+    let clock = ManualClock::new(t0());
+    let store = Arc::new(CountingStore {
+        inner: MemoryStore::new(),
+        notification_writes: Default::default(),
+    });
+    let scheduler = Arc::new(MemoryScheduler::new());
+    let pipeline = Arc::new(
+        DeliveryPipeline::new(
+            DeliveryConfig::default(),
+            vec![slack.clone() as Arc<dyn Channel>],
+            store.clone() as Arc<dyn Store>,
+            scheduler.clone() as Arc<dyn Scheduler>,
+            Arc::new(clock.clone()),
+        )
+        .unwrap(),
+    );
+    let cfg: EngineConfig = serde_json::from_value(serde_json::json!({"route": {
+        "group_by": ["alertname"], "group_wait": "30s", "group_interval": "5m",
+        "notify": [{"channel": "slack", "target": "#ops"}]
+    }}))
+    .unwrap();
+    let engine = Engine::builder(cfg)
+        .store(store.clone() as Arc<dyn Store>)
+        .scheduler(scheduler.clone() as Arc<dyn Scheduler>)
+        .clock(Arc::new(clock.clone()))
+        .notifier(pipeline.clone() as Arc<dyn Notifier>)
+        .in_memory_flush_timers(true)
+        .build()
+        .unwrap();
+    let alerts: Vec<Event> = ["A", "B", "C"]
+        .iter()
+        .map(|name| {
+            let mut l = Labels::new();
+            l.insert("alertname".into(), (*name).into());
+            Event::Alert(Alert::firing(
+                Source {
+                    provider: "test".into(),
+                    integration: "prom".into(),
+                },
+                format!("{name} fires"),
+                l,
+            ))
+        })
+        .collect();
+    engine.ingest(alerts).await.unwrap();
+    clock.advance(Duration::from_secs(30));
+    engine.run_due_jobs().await.unwrap();
+    assert_eq!(slack.call_count(), 3, "one notification per group");
+    assert_eq!(
+        store
+            .notification_writes
+            .load(std::sync::atomic::Ordering::SeqCst),
+        3,
+        "each notification serialized and written once"
+    );
+    for n in slack.calls() {
+        let recs = pipeline.log().records(&n.id).await.unwrap();
+        assert_eq!(
+            statuses(&recs),
+            vec![("slack".to_string(), DeliveryStatus::Sent)],
+            "the first attempt is recorded by its outcome commit"
+        );
+        let state = pipeline.log().state(&n.id).await.unwrap().expect("state");
+        assert!(state.finished);
+        assert_eq!(state.notification, n);
+        let inc = n.incident.as_ref().expect("incident").id.clone();
+        assert_eq!(pipeline.log().trail(&inc).await.unwrap().len(), 1);
+    }
+    let meta = store
+        .scan(Table::Meta, Scan::prefix("outbox/"))
+        .await
+        .unwrap();
+    assert!(meta.is_empty(), "no engine outbox rows: {meta:?}");
+    assert!(pipeline.recorded_pending().await.unwrap().is_empty());
+}
+
+/// A recorded notification survives a crash before its hand-over and a crash in
+/// the middle of its first send (which had no commit before it): the next process
+/// finds it through `recorded_pending` and delivers it, once.
+#[tokio::test(start_paused = true)]
+async fn a_recorded_notification_survives_a_crash_before_and_during_its_first_send() {
+    use crate::engine::Notifier;
+    let slack = ScriptedChannel::new("slack", "slack");
+    let r = rig(DeliveryConfig::default(), vec![slack.clone()]);
+    let n1 = sample_notification("incident/slack/inc-42/1", "slack", "#ops");
+    let n2 = sample_notification("incident/slack/inc-42/2", "slack", "#ops");
+    let mut b = crate::store::WriteBatch::new();
+    r.pipeline.log().record_accepted(&n1, &mut b).unwrap();
+    r.pipeline.log().record_accepted(&n2, &mut b).unwrap();
+    r.store.commit(b).await.unwrap();
+    // n1: never handed over. n2: the process dies while the channel hangs.
+    slack.script([Step::Hang]);
+    let fut = Notifier::notify_recorded(&r.pipeline, n2.clone());
+    assert!(
+        tokio::time::timeout(Duration::from_millis(100), fut)
+            .await
+            .is_err()
+    );
+    assert_eq!(slack.call_count(), 1);
+
+    let slack2 = ScriptedChannel::new("slack", "slack");
+    let p2 = DeliveryPipeline::new(
+        DeliveryConfig::default(),
+        vec![slack2.clone() as Arc<dyn Channel>],
+        r.store.clone() as Arc<dyn Store>,
+        r.scheduler.clone() as Arc<dyn Scheduler>,
+        Arc::new(r.clock.clone()),
+    )
+    .unwrap();
+    let pending = p2.recorded_pending().await.unwrap();
+    assert_eq!(pending, vec![n1.clone(), n2.clone()]);
+    for n in pending {
+        Notifier::notify_recorded(&p2, n).await.unwrap();
+    }
+    let sent: Vec<String> = slack2.calls().into_iter().map(|n| n.id).collect();
+    assert_eq!(sent, vec![n1.id.clone(), n2.id.clone()]);
+    assert!(
+        p2.recorded_pending().await.unwrap().is_empty(),
+        "markers cleared"
+    );
+    // Handing one over again (a duplicate) sends nothing.
+    Notifier::notify_recorded(&p2, n1.clone()).await.unwrap();
+    assert_eq!(slack2.call_count(), 2);
+    assert_eq!(p2.log().trail("inc-42").await.unwrap().len(), 2);
+}
+
+/// A recorded notification whose receiver names no channel is an error and its
+/// marker is removed (a restart could not deliver it either).
+#[tokio::test]
+async fn a_recorded_notification_for_no_channel_is_an_error_and_not_retried() {
+    use crate::engine::Notifier;
+    let slack = ScriptedChannel::new("slack", "slack");
+    let r = rig(DeliveryConfig::default(), vec![slack.clone()]);
+    let n = sample_notification("x", "nowhere", "#ops");
+    let mut b = crate::store::WriteBatch::new();
+    r.pipeline.log().record_accepted(&n, &mut b).unwrap();
+    r.store.commit(b).await.unwrap();
+    assert_eq!(r.pipeline.recorded_pending().await.unwrap().len(), 1);
+    assert!(Notifier::notify_recorded(&r.pipeline, n).await.is_err());
+    assert!(r.pipeline.recorded_pending().await.unwrap().is_empty());
+    assert_eq!(slack.call_count(), 0);
+}

@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use crate::channel::{Channel, Notification};
 use crate::error::CoreError;
 use crate::scheduler::Job;
+use crate::store::{StoreError, WriteBatch};
 
 /// Hands notifications produced by the engine to delivery.
 ///
@@ -34,6 +35,36 @@ pub trait Notifier: Send + Sync + 'static {
         let _ = job;
         Ok(())
     }
+
+    /// Whether this notifier keeps the engine's outbox itself. When `true` the
+    /// engine, for every notification a decision produces, calls
+    /// [`Notifier::record`] to add its writes to the decision's batch (instead of
+    /// writing an outbox entry of its own), hands it over with
+    /// [`Notifier::notify_recorded`] once that batch is committed, and at recovery
+    /// hands over again whatever [`Notifier::recorded_pending`] returns. Default:
+    /// `false` (the engine keeps its own outbox in `Table::Meta`).
+    fn records_notifications(&self) -> bool {
+        false
+    }
+
+    /// Adds the writes that make `n` durable as accepted to the engine's decision
+    /// batch (only called when [`Notifier::records_notifications`]).
+    fn record(&self, n: &Notification, batch: &mut WriteBatch) -> Result<(), StoreError> {
+        let _ = (n, batch);
+        Ok(())
+    }
+
+    /// Accepts a notification [`Notifier::record`] recorded in a committed batch;
+    /// same contract as `notify` otherwise. Default: `notify`.
+    async fn notify_recorded(&self, n: Notification) -> Result<(), CoreError> {
+        self.notify(n).await
+    }
+
+    /// Recorded notifications whose hand-over a crash interrupted (called once by
+    /// the engine's recovery). Default: none.
+    async fn recorded_pending(&self) -> Result<Vec<Notification>, CoreError> {
+        Ok(Vec::new())
+    }
 }
 
 #[async_trait]
@@ -43,6 +74,18 @@ impl<N: Notifier + ?Sized> Notifier for Arc<N> {
     }
     async fn run_job(&self, job: &Job) -> Result<(), CoreError> {
         (**self).run_job(job).await
+    }
+    fn records_notifications(&self) -> bool {
+        (**self).records_notifications()
+    }
+    fn record(&self, n: &Notification, batch: &mut WriteBatch) -> Result<(), StoreError> {
+        (**self).record(n, batch)
+    }
+    async fn notify_recorded(&self, n: Notification) -> Result<(), CoreError> {
+        (**self).notify_recorded(n).await
+    }
+    async fn recorded_pending(&self) -> Result<Vec<Notification>, CoreError> {
+        (**self).recorded_pending().await
     }
 }
 
