@@ -73,9 +73,9 @@ pub(crate) struct AmAlert<'a> {
     pub labels: Labels,
     #[serde(default)]
     pub annotations: BTreeMap<String, String>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "super::decode::opt_str")]
     pub starts_at: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "super::decode::opt_str")]
     pub ends_at: Option<Cow<'a, str>>,
     #[serde(default, rename = "generatorURL")]
     pub generator_url: Option<String>,

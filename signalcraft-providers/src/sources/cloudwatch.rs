@@ -87,19 +87,24 @@ struct Alarm<'m> {
     alarm_name: Cow<'m, str>,
     #[serde(default)]
     alarm_description: Option<String>,
-    #[serde(default, rename = "AWSAccountId", borrow)]
+    #[serde(
+        default,
+        rename = "AWSAccountId",
+        borrow,
+        deserialize_with = "super::decode::opt_str"
+    )]
     aws_account_id: Option<Cow<'m, str>>,
     #[serde(borrow)]
     new_state_value: Cow<'m, str>,
     #[serde(default)]
     new_state_reason: Option<String>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "super::decode::opt_str")]
     state_change_time: Option<Cow<'m, str>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "super::decode::opt_str")]
     region: Option<Cow<'m, str>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "super::decode::opt_str")]
     alarm_arn: Option<Cow<'m, str>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "super::decode::opt_str")]
     old_state_value: Option<Cow<'m, str>>,
     #[serde(default, borrow)]
     trigger: Option<Trigger<'m>>,
@@ -108,9 +113,9 @@ struct Alarm<'m> {
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 struct Trigger<'m> {
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "super::decode::opt_str")]
     metric_name: Option<Cow<'m, str>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "super::decode::opt_str")]
     namespace: Option<Cow<'m, str>>,
     #[serde(default, borrow)]
     dimensions: Vec<Dimension<'m>>,

@@ -204,7 +204,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for Tags<'a> {
 struct Org<'a> {
     #[serde(default, borrow)]
     id: Option<Scalar<'a>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "super::decode::opt_str")]
     name: Option<Cow<'a, str>>,
 }
 
@@ -212,9 +212,9 @@ struct Org<'a> {
 struct DatadogPayload<'a> {
     #[serde(borrow)]
     title: Cow<'a, str>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "super::decode::opt_str")]
     body: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "super::decode::opt_str")]
     event_type: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
     date: Option<Scalar<'a>>,
@@ -226,29 +226,29 @@ struct DatadogPayload<'a> {
     org: Option<Org<'a>>,
     #[serde(default, borrow)]
     alert_id: Option<Scalar<'a>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "super::decode::opt_str")]
     alert_transition: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "super::decode::opt_str")]
     alert_type: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "super::decode::opt_str")]
     alert_priority: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "super::decode::opt_str")]
     alert_scope: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "super::decode::opt_str")]
     alert_title: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "super::decode::opt_str")]
     alert_query: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "super::decode::opt_str")]
     alert_metric: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "super::decode::opt_str")]
     aggregate: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
     tags: Option<Tags<'a>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "super::decode::opt_str")]
     link: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "super::decode::opt_str")]
     hostname: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "super::decode::opt_str")]
     snapshot: Option<Cow<'a, str>>,
 }
 

@@ -1,8 +1,12 @@
 //! Shared decoding helpers: the size limit, typed JSON decoding with the path of the
 //! offending field, timestamps in the spellings vendors use, and label helpers.
 
+use std::borrow::Cow;
+use std::fmt;
+
 use jiff::Timestamp;
 use serde::Deserialize;
+use serde::de::{self, Deserializer, Visitor};
 use serde_json::Value;
 use serde_json::value::RawValue;
 use signalcraft_core::model::{Labels, RawPayload, Severity, Source};
@@ -158,6 +162,47 @@ impl Common {
             self.malformed(jsonpath(&path), e.into_inner().to_string())
         })
     }
+}
+
+/// For `Option<Cow<str>>` fields: `#[serde(default, borrow, deserialize_with =
+/// "super::decode::opt_str")]`. serde's own `Option<Cow<str>>` copies the text into a
+/// `String` even under `#[serde(borrow)]` (only a bare `Cow<str>` field borrows); this
+/// borrows it from the input whenever it has no escapes. `null` is `None`; anything
+/// else fails with serde's own message (`… expected a string`).
+pub fn opt_str<'de: 'a, 'a, D: Deserializer<'de>>(d: D) -> Result<Option<Cow<'a, str>>, D::Error> {
+    struct Opt;
+    impl<'de> Visitor<'de> for Opt {
+        type Value = Option<Cow<'de, str>>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("option")
+        }
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_str(Text).map(Some)
+        }
+    }
+    struct Text;
+    impl<'de> Visitor<'de> for Text {
+        type Value = Cow<'de, str>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a string")
+        }
+        fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+            Ok(Cow::Borrowed(v))
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            Ok(Cow::Owned(v.to_string()))
+        }
+        fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+            Ok(Cow::Owned(v))
+        }
+    }
+    d.deserialize_option(Opt)
 }
 
 /// A serde_json error's message without the ` at line L column C` suffix.
@@ -390,6 +435,38 @@ mod tests {
         assert_eq!(parse_timestamp("1619639400000"), Some(want));
         assert_eq!(parse_timestamp("0001-01-01T00:00:00Z"), None);
         assert_eq!(parse_timestamp("yesterday"), None);
+    }
+
+    #[test]
+    fn opt_str_borrows_and_fails_like_serde() {
+        #[derive(Debug, Deserialize)]
+        struct Ours<'a> {
+            #[serde(default, borrow, deserialize_with = "opt_str")]
+            a: Option<Cow<'a, str>>,
+        }
+        #[derive(Debug, Deserialize)]
+        struct Serdes<'a> {
+            #[serde(default, borrow)]
+            a: Option<Cow<'a, str>>,
+        }
+        for text in [
+            r#"{"a": "plain"}"#,
+            r#"{"a": "esc\"aped"}"#,
+            r#"{"a": null}"#,
+            r#"{}"#,
+            r#"{"a": 5}"#,
+            r#"{"a": -1.5}"#,
+            r#"{"a": true}"#,
+            r#"{"a": [1]}"#,
+            r#"{"a": {"b": 1}}"#,
+            r#"{"a": "unterminated}"#,
+        ] {
+            let ours = serde_json::from_str::<Ours>(text).map(|o| o.a);
+            let theirs = serde_json::from_str::<Serdes>(text).map(|o| o.a);
+            assert_eq!(format!("{ours:?}"), format!("{theirs:?}"), "{text}");
+        }
+        let o: Ours = serde_json::from_str(r#"{"a": "plain"}"#).unwrap();
+        assert!(matches!(o.a, Some(Cow::Borrowed("plain"))));
     }
 
     #[test]

@@ -89,9 +89,9 @@ struct GrafanaAlert<'a> {
     labels: Labels,
     #[serde(default)]
     annotations: BTreeMap<String, String>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "super::decode::opt_str")]
     starts_at: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "super::decode::opt_str")]
     ends_at: Option<Cow<'a, str>>,
     #[serde(default, rename = "generatorURL")]
     generator_url: Option<String>,

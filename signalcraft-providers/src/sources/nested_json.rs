@@ -118,6 +118,11 @@ impl<'a> Nested<'a> {
             // outer quote there ends the literal inside an inner string and an outer
             // control character is invalid JSON: `peek` declines both.
             let j = self.i + find_special(&b[self.i..])?;
+            if owned.is_none() && b[j] == b'\\' && b.get(j + 1) == Some(&b'"') {
+                // The usual case: no escapes, ended by an outer `\"`.
+                self.i = j + 2;
+                return Some(Cow::Borrowed(&self.s[seg..j]));
+            }
             self.i = j;
             let (c, n) = self.peek()?;
             match c {

@@ -48,9 +48,9 @@ pub struct PagerDutyConfig {}
 
 #[derive(Debug, Deserialize)]
 struct PdEvent<'a> {
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "super::decode::opt_str")]
     event_action: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "super::decode::opt_str")]
     dedup_key: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
     payload: Option<PdPayload<'a>>,
@@ -66,19 +66,19 @@ struct PdEvent<'a> {
 
 #[derive(Debug, Deserialize)]
 struct PdPayload<'a> {
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "super::decode::opt_str")]
     summary: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "super::decode::opt_str")]
     source: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "super::decode::opt_str")]
     severity: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "super::decode::opt_str")]
     timestamp: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "super::decode::opt_str")]
     component: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "super::decode::opt_str")]
     group: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "super::decode::opt_str")]
     class: Option<Cow<'a, str>>,
     #[serde(default)]
     custom_details: Option<Value>,

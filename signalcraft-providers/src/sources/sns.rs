@@ -40,7 +40,12 @@ pub struct SnsEnvelope<'a, M = Cow<'a, str>> {
     #[serde(rename = "TopicArn", borrow)]
     pub topic_arn: Cow<'a, str>,
     /// Notification subject (optional).
-    #[serde(rename = "Subject", default, borrow)]
+    #[serde(
+        rename = "Subject",
+        default,
+        borrow,
+        deserialize_with = "super::decode::opt_str"
+    )]
     pub subject: Option<Cow<'a, str>>,
     /// The message (CloudWatch: alarm JSON as a string).
     #[serde(rename = "Message")]
@@ -49,22 +54,52 @@ pub struct SnsEnvelope<'a, M = Cow<'a, str>> {
     #[serde(rename = "Timestamp", borrow)]
     pub timestamp: Cow<'a, str>,
     /// `1` (SHA1withRSA) or `2` (SHA256withRSA).
-    #[serde(rename = "SignatureVersion", default, borrow)]
+    #[serde(
+        rename = "SignatureVersion",
+        default,
+        borrow,
+        deserialize_with = "super::decode::opt_str"
+    )]
     pub signature_version: Option<Cow<'a, str>>,
     /// Base64 signature.
-    #[serde(rename = "Signature", default, borrow)]
+    #[serde(
+        rename = "Signature",
+        default,
+        borrow,
+        deserialize_with = "super::decode::opt_str"
+    )]
     pub signature: Option<Cow<'a, str>>,
     /// Where the signing certificate lives.
-    #[serde(rename = "SigningCertURL", default, borrow)]
+    #[serde(
+        rename = "SigningCertURL",
+        default,
+        borrow,
+        deserialize_with = "super::decode::opt_str"
+    )]
     pub signing_cert_url: Option<Cow<'a, str>>,
     /// Confirmation URL (subscription messages).
-    #[serde(rename = "SubscribeURL", default, borrow)]
+    #[serde(
+        rename = "SubscribeURL",
+        default,
+        borrow,
+        deserialize_with = "super::decode::opt_str"
+    )]
     pub subscribe_url: Option<Cow<'a, str>>,
     /// Confirmation token (subscription messages).
-    #[serde(rename = "Token", default, borrow)]
+    #[serde(
+        rename = "Token",
+        default,
+        borrow,
+        deserialize_with = "super::decode::opt_str"
+    )]
     pub token: Option<Cow<'a, str>>,
     /// Unsubscribe link (notifications).
-    #[serde(rename = "UnsubscribeURL", default, borrow)]
+    #[serde(
+        rename = "UnsubscribeURL",
+        default,
+        borrow,
+        deserialize_with = "super::decode::opt_str"
+    )]
     pub unsubscribe_url: Option<Cow<'a, str>>,
 }
 
