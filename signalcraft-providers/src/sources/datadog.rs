@@ -27,7 +27,9 @@ use serde_json::{Map, Number, Value};
 use signalcraft_core::model::{Alert, AlertStatus, Event, Image, Labels, Link, Severity};
 use signalcraft_core::provider::{InboundRequest, Provider, ProviderError};
 
-use super::decode::{Common, contains_ignore_ascii_case, first_line, parse_timestamp, put_label};
+use super::decode::{
+    Common, contains_ignore_ascii_case, first_line, parse_timestamp, put_label, severity_of,
+};
 use super::integration::Integration;
 use super::registry::{SourceType, Verification};
 use super::signature::TokenAuth;
@@ -252,16 +254,38 @@ struct DatadogPayload<'a> {
     snapshot: Option<Cow<'a, str>>,
 }
 
-/// Splits `[P1] [Triggered] CPU high` into (`["P1", "Triggered"]`, `CPU high`).
-fn bracket_prefixes(title: &str) -> (Vec<&str>, &str) {
+/// Reads the leading `[…]` tags of a title: `[P1] [Triggered] CPU high` → priority `P1`,
+/// transition `Triggered`, bare title `CPU high`.
+fn bracket_prefixes(title: &str) -> Prefixes<'_> {
     let mut rest = title.trim_start();
-    let mut tags = Vec::new();
+    let mut p = Prefixes {
+        transition: None,
+        priority: None,
+        bare_title: rest,
+    };
     while let Some(r) = rest.strip_prefix('[') {
         let Some(end) = r.find(']') else { break };
-        tags.push(&r[..end]);
+        let tag = &r[..end];
+        let slot = if tag.len() == 2 && tag.starts_with('P') {
+            &mut p.priority
+        } else {
+            &mut p.transition
+        };
+        slot.get_or_insert(tag);
         rest = r[end + 1..].trim_start();
     }
-    (tags, rest)
+    p.bare_title = rest;
+    p
+}
+
+/// A Datadog title's leading `[…]` tags, e.g. `[P1] [Triggered] CPU high`.
+struct Prefixes<'t> {
+    /// The first tag that is not a priority (`Triggered`, `Recovered`, …).
+    transition: Option<&'t str>,
+    /// The first two-character `P…` tag.
+    priority: Option<&'t str>,
+    /// The title after the tags.
+    bare_title: &'t str,
 }
 
 fn nonempty<'s>(s: &'s Option<Cow<'_, str>>) -> Option<&'s str> {
@@ -293,15 +317,11 @@ impl Provider for DatadogProvider {
 
     fn parse(&self, req: &InboundRequest) -> Result<Vec<Event>, ProviderError> {
         let (p, raw): (DatadogPayload, _) = self.common.decode_with_raw(&req.body)?;
-        let (prefixes, bare_title) = bracket_prefixes(&p.title);
+        let prefixes = bracket_prefixes(&p.title);
+        let bare_title = prefixes.bare_title;
         let transition = nonempty(&p.alert_transition)
+            .or(prefixes.transition)
             .map(str::to_string)
-            .or_else(|| {
-                prefixes
-                    .iter()
-                    .find(|t| !(t.len() == 2 && t.starts_with('P')))
-                    .map(|t| t.to_string())
-            })
             .unwrap_or_default();
         let t = transition.as_str();
         let alert_type = nonempty(&p.alert_type).unwrap_or("");
@@ -312,16 +332,13 @@ impl Provider for DatadogProvider {
         } else {
             AlertStatus::Firing
         };
-        let priority = nonempty(&p.alert_priority).map(str::to_string).or_else(|| {
-            prefixes
-                .iter()
-                .find(|t| t.len() == 2 && t.starts_with('P'))
-                .map(|s| s.to_string())
-        });
+        let priority = nonempty(&p.alert_priority)
+            .or(prefixes.priority)
+            .map(str::to_string);
         let severity =
             if contains_ignore_ascii_case(t, "warn") || contains_ignore_ascii_case(t, "no data") {
                 Severity::Warning
-            } else if let Some(s) = priority.as_deref().and_then(Severity::parse_lenient) {
+            } else if let Some(s) = priority.as_deref().and_then(severity_of) {
                 s
             } else {
                 match alert_type {
@@ -392,8 +409,10 @@ impl Provider for DatadogProvider {
             .last_updated
             .as_ref()
             .or(p.date.as_ref())
-            .and_then(Scalar::text)
-            .and_then(|s| parse_timestamp(&s));
+            .and_then(|s| match s {
+                Scalar::Str(s) => parse_timestamp(s),
+                other => other.text().and_then(|s| parse_timestamp(&s)),
+            });
         let link = nonempty(&p.link).map(str::to_string);
         // Built directly (same keys and values as before, nulls included): no
         // intermediate `json!` copies.
@@ -416,6 +435,21 @@ impl Provider for DatadogProvider {
                 .and_then(|o| o.id.as_ref())
                 .and_then(Scalar::text)),
         );
+        let images = nonempty(&p.snapshot)
+            .map(|src| Image {
+                src: src.to_string(),
+                href: link.clone(),
+                alt: Some(summary_alt(bare_title)),
+            })
+            .into_iter()
+            .collect();
+        let links = link
+            .map(|href| Link {
+                href,
+                text: Some("Datadog".into()),
+            })
+            .into_iter()
+            .collect();
         Ok(vec![Event::Alert(Alert {
             source: self.common.source.clone(),
             dedup_key: Some(dedup_key),
@@ -425,21 +459,8 @@ impl Provider for DatadogProvider {
             details: Value::Object(details),
             labels,
             annotations,
-            links: link
-                .iter()
-                .map(|h| Link {
-                    href: h.clone(),
-                    text: Some("Datadog".into()),
-                })
-                .collect(),
-            images: nonempty(&p.snapshot)
-                .map(|src| Image {
-                    src: src.to_string(),
-                    href: link.clone(),
-                    alt: Some(summary_alt(bare_title)),
-                })
-                .into_iter()
-                .collect(),
+            links,
+            images,
             starts_at: if status == AlertStatus::Firing {
                 at
             } else {

@@ -383,6 +383,10 @@ pub fn severity_of(s: &str) -> Option<Severity> {
         "error" => Some(Severity::Error),
         "warning" => Some(Severity::Warning),
         "info" => Some(Severity::Info),
+        "P1" | "p1" => Some(Severity::Critical),
+        "P2" | "p2" => Some(Severity::Error),
+        "P3" | "p3" => Some(Severity::Warning),
+        "P4" | "p4" | "P5" | "p5" => Some(Severity::Info),
         other => Severity::parse_lenient(other),
     }
 }
@@ -522,7 +526,8 @@ mod tests {
     #[test]
     fn severity_fast_path_agrees_with_parse_lenient() {
         for s in [
-            "critical", "error", "warning", "info", "CRIT", "warn", "P1", "bogus", "",
+            "critical", "error", "warning", "info", "CRIT", "warn", "P1", "p1", "P2", "p2", "P3",
+            "p3", "P4", "p4", "P5", "p5", "P6", "bogus", "",
         ] {
             assert_eq!(severity_of(s), Severity::parse_lenient(s), "{s:?}");
         }
