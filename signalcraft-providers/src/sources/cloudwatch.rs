@@ -26,8 +26,8 @@ use signalcraft_core::model::{Alert, AlertStatus, Event, Labels, Link, RawPayloa
 use signalcraft_core::provider::{InboundRequest, Provider, ProviderError};
 
 use super::decode::{Common, first_line, parse_timestamp, put_label};
+use super::fast_json::{Nested, Plain, Seen};
 use super::integration::Integration;
-use super::nested_json::{Nested, Plain};
 use super::registry::{SourceType, Verification};
 use super::signature::{bad_signature, check_window, malformed_header};
 use super::sns::{
@@ -143,7 +143,7 @@ impl<'m> Alarm<'m> {
 
     /// The alarm object `r` is at (see [`Alarm::from_literal`]).
     fn read(r: &mut Nested<'m>) -> Option<Self> {
-        let mut seen = Fields::default();
+        let mut seen = Seen::default();
         let mut alarm_name = None;
         let mut alarm_description = None;
         let mut aws_account_id = None;
@@ -198,7 +198,7 @@ impl<'m> Alarm<'m> {
 
 impl<'m> Trigger<'m> {
     fn from_nested(r: &mut Nested<'m>) -> Option<Self> {
-        let mut seen = Fields::default();
+        let mut seen = Seen::default();
         let mut t = Trigger {
             metric_name: None,
             namespace: None,
@@ -226,7 +226,7 @@ impl<'m> Trigger<'m> {
 
 impl<'m> Dimension<'m> {
     fn from_nested(r: &mut Nested<'m>) -> Option<Self> {
-        let mut seen = Fields::default();
+        let mut seen = Seen::default();
         let (mut name, mut value) = (None, None);
         r.object(|r, key| {
             match key.as_ref() {
@@ -249,7 +249,7 @@ impl<'m> Dimension<'m> {
 /// unescaped `Message`) must decide; where this answers, that route gives the same.
 fn read_notification(text: &str) -> Option<(SnsEnvelope<'_, Alarm<'_>>, Range<usize>)> {
     let mut r = Plain::new(text);
-    let mut seen = Fields::default();
+    let mut seen = Seen::default();
     let (mut kind, mut message_id, mut topic_arn, mut timestamp) = (None, None, None, None);
     let (mut subject, mut signature_version, mut signature) = (None, None, None);
     let (mut signing_cert_url, mut subscribe_url, mut token) = (None, None, None);
@@ -298,22 +298,6 @@ fn read_notification(text: &str) -> Option<(SnsEnvelope<'_, Alarm<'_>>, Range<us
         unsubscribe_url,
     };
     Some((env, span))
-}
-
-/// Which fields of an object were read (serde refuses a field given twice).
-#[derive(Default)]
-struct Fields(u16);
-
-impl Fields {
-    /// `value`, unless field `bit` was already read.
-    fn once<T>(&mut self, bit: u8, value: Option<T>) -> Option<T> {
-        let mask = 1 << bit;
-        if self.0 & mask != 0 {
-            return None;
-        }
-        self.0 |= mask;
-        value
-    }
 }
 
 /// The envelope fields an alarm event carries.

@@ -24,12 +24,15 @@ use jiff::Timestamp;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Number, Value};
-use signalcraft_core::model::{Alert, AlertStatus, Event, Image, Labels, Link, Severity};
+use signalcraft_core::model::{
+    Alert, AlertStatus, Event, Image, Labels, Link, RawPayload, Severity,
+};
 use signalcraft_core::provider::{InboundRequest, Provider, ProviderError};
 
 use super::decode::{
     Common, contains_ignore_ascii_case, first_line, parse_timestamp, put_label, severity_of,
 };
+use super::fast_json::{Plain, Seen};
 use super::integration::Integration;
 use super::registry::{SourceType, Verification};
 use super::signature::TokenAuth;
@@ -254,6 +257,128 @@ struct DatadogPayload<'a> {
     snapshot: Option<Cow<'a, str>>,
 }
 
+impl<'a> DatadogPayload<'a> {
+    /// The payload read in one pass by [`Plain`]; `None` wherever `serde_json` must
+    /// decide (it then gives this same payload or the error it always gave).
+    fn read(text: &'a str) -> Option<Self> {
+        let mut r = Plain::new(text);
+        let mut seen = Seen::default();
+        let mut p = DatadogPayload {
+            title: Cow::Borrowed(""),
+            body: None,
+            event_type: None,
+            date: None,
+            last_updated: None,
+            id: None,
+            org: None,
+            alert_id: None,
+            alert_transition: None,
+            alert_type: None,
+            alert_priority: None,
+            alert_scope: None,
+            alert_title: None,
+            alert_query: None,
+            alert_metric: None,
+            aggregate: None,
+            tags: None,
+            link: None,
+            hostname: None,
+            snapshot: None,
+        };
+        r.object(|r, key| {
+            match key.as_ref() {
+                "title" => p.title = seen.once(0, r.string())?,
+                "body" => p.body = seen.once(1, r.opt_string())?,
+                "event_type" => p.event_type = seen.once(2, r.opt_string())?,
+                "date" => p.date = seen.once(3, opt_scalar(r))?,
+                "last_updated" => p.last_updated = seen.once(4, opt_scalar(r))?,
+                "id" => p.id = seen.once(5, opt_scalar(r))?,
+                "org" => p.org = seen.once(6, Org::read(r))?,
+                "alert_id" => p.alert_id = seen.once(7, opt_scalar(r))?,
+                "alert_transition" => p.alert_transition = seen.once(8, r.opt_string())?,
+                "alert_type" => p.alert_type = seen.once(9, r.opt_string())?,
+                "alert_priority" => p.alert_priority = seen.once(10, r.opt_string())?,
+                "alert_scope" => p.alert_scope = seen.once(11, r.opt_string())?,
+                "alert_title" => p.alert_title = seen.once(12, r.opt_string())?,
+                "alert_query" => p.alert_query = seen.once(13, r.opt_string())?,
+                "alert_metric" => p.alert_metric = seen.once(14, r.opt_string())?,
+                "aggregate" => p.aggregate = seen.once(15, r.opt_string())?,
+                "tags" => p.tags = seen.once(16, Tags::read(r))?,
+                "link" => p.link = seen.once(17, r.opt_string())?,
+                "hostname" => p.hostname = seen.once(18, r.opt_string())?,
+                "snapshot" => p.snapshot = seen.once(19, r.opt_string())?,
+                _ => r.skip_value()?,
+            }
+            Some(())
+        })?;
+        // `title` is required.
+        (r.at_end() && seen.has(0)).then_some(p)
+    }
+}
+
+impl<'a> Org<'a> {
+    /// `null` → `Some(None)`; an object → `Some(Some(org))`.
+    fn read(r: &mut Plain<'a>) -> Option<Option<Self>> {
+        if r.null()? {
+            return Some(None);
+        }
+        let mut seen = Seen::default();
+        let mut org = Org {
+            id: None,
+            name: None,
+        };
+        r.object(|r, key| {
+            match key.as_ref() {
+                "id" => org.id = seen.once(0, opt_scalar(r))?,
+                "name" => org.name = seen.once(1, r.opt_string())?,
+                _ => r.skip_value()?,
+            }
+            Some(())
+        })?;
+        Some(Some(org))
+    }
+}
+
+impl<'a> Tags<'a> {
+    /// `null` → `Some(None)`; an array → a list of scalars; any other value → one.
+    fn read(r: &mut Plain<'a>) -> Option<Option<Self>> {
+        if r.null()? {
+            return Some(None);
+        }
+        if r.next_byte()? != b'[' {
+            return scalar(r).map(|s| Some(Tags::One(s)));
+        }
+        let mut list = Vec::new();
+        r.array(|r| {
+            list.push(scalar(r)?);
+            Some(())
+        })?;
+        Some(Some(Tags::List(list)))
+    }
+}
+
+/// `null` → `Some(None)`, any other value → `Some(Some(scalar))` (see [`scalar`]).
+fn opt_scalar<'a>(r: &mut Plain<'a>) -> Option<Option<Scalar<'a>>> {
+    if r.null()? {
+        return Some(None);
+    }
+    scalar(r).map(Some)
+}
+
+/// A value as [`Scalar`] reads it: text, a non-negative integer (other numbers
+/// decline), a boolean, or `Other` for null, arrays and objects.
+fn scalar<'a>(r: &mut Plain<'a>) -> Option<Scalar<'a>> {
+    Some(match r.next_byte()? {
+        b'"' => Scalar::Str(r.string()?),
+        b't' | b'f' => Scalar::Bool(r.boolean()?),
+        b'n' | b'[' | b'{' => {
+            r.skip_value()?;
+            Scalar::Other
+        }
+        _ => Scalar::Num(r.integer()?.parse::<u64>().ok()?.into()),
+    })
+}
+
 /// Reads the leading `[…]` tags of a title: `[P1] [Triggered] CPU high` → priority `P1`,
 /// transition `Triggered`, bare title `CPU high`.
 fn bracket_prefixes(title: &str) -> Prefixes<'_> {
@@ -316,7 +441,29 @@ impl Provider for DatadogProvider {
     }
 
     fn parse(&self, req: &InboundRequest) -> Result<Vec<Event>, ProviderError> {
+        // One pass where it can (see `DatadogPayload::read`); serde_json otherwise.
+        if self.common.check_size(&req.body).is_ok()
+            && let Ok(text) = std::str::from_utf8(&req.body)
+            && let Some(p) = DatadogPayload::read(text)
+        {
+            return self.normalize(p, self.common.raw_body(&req.body));
+        }
+        self.parse_general(req)
+    }
+}
+
+impl DatadogProvider {
+    /// `parse` through `serde_json` alone.
+    fn parse_general(&self, req: &InboundRequest) -> Result<Vec<Event>, ProviderError> {
         let (p, raw): (DatadogPayload, _) = self.common.decode_with_raw(&req.body)?;
+        self.normalize(p, raw)
+    }
+
+    fn normalize(
+        &self,
+        p: DatadogPayload<'_>,
+        raw: RawPayload,
+    ) -> Result<Vec<Event>, ProviderError> {
         let prefixes = bracket_prefixes(&p.title);
         let bare_title = prefixes.bare_title;
         let transition = nonempty(&p.alert_transition)
@@ -566,6 +713,109 @@ mod tests {
         assert_eq!(a.details["event_id"], "1.5");
         assert_eq!(a.details["org_id"], "-42");
         assert_eq!(a.details["scope"], Value::Null);
+    }
+
+    fn provider(keep_raw: bool) -> DatadogProvider {
+        let mut i = Integration::new(TYPE, "dd");
+        i.keep_raw = keep_raw;
+        DatadogProvider {
+            common: Common::new(TYPE, &i),
+            config: DatadogConfig::default(),
+            auth: TokenAuth::default(),
+            verification: Verification::Skip,
+        }
+    }
+
+    /// `parse` (one pass where it can) and `serde_json` alone agree on `body`, results
+    /// and errors alike, with and without raw payloads.
+    fn routes_agree(body: &[u8]) {
+        for keep_raw in [false, true] {
+            let p = provider(keep_raw);
+            let req = InboundRequest::from_body(body.to_vec());
+            assert_eq!(
+                format!("{:?}", p.parse(&req)),
+                format!("{:?}", p.parse_general(&req)),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
+    }
+
+    fn fixture_bodies() -> Vec<(String, Vec<u8>)> {
+        let dir = format!("{}/../fixtures/datadog", env!("CARGO_MANIFEST_DIR"));
+        let mut out: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| {
+                let name = p.file_name().unwrap().to_string_lossy().to_string();
+                name.ends_with(".json")
+                    && !name.contains(".expected.")
+                    && name != "integration.json"
+            })
+            .map(|p| {
+                (
+                    p.file_stem().unwrap().to_string_lossy().to_string(),
+                    std::fs::read(&p).unwrap(),
+                )
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn payloads_take_the_one_pass_route_and_agree_with_serde() {
+        let mut one_pass = Vec::new();
+        for (name, body) in fixture_bodies() {
+            routes_agree(&body);
+            if DatadogPayload::read(std::str::from_utf8(&body).unwrap()).is_some() {
+                one_pass.push(name);
+            }
+        }
+        let want = [
+            "default_recovered",
+            "default_triggered",
+            "extended_no_data",
+            "extended_recovered",
+            "extended_triggered",
+            "extended_warn",
+        ];
+        assert_eq!(one_pass, want);
+        for odd in [
+            r#"{"title": "x", "tags": ["a:b", 7, true, null, ["n"], {"o": 1}], "org": {"id": 3, "x": [1]}}"#,
+            r#"{"title": "x", "id": -5, "date": 1.5, "alert_id": 1e3, "org": null, "tags": null}"#,
+            r#"{"title": "x", "title": "y"}"#,
+            r#"{"title": null}"#,
+            r#"{"body": "no title"}"#,
+            r#"{"title": "x", "org": [1]}"#,
+            r#"{"title": "x", "tags": "a:b", "hostname": "h\u0041", "link": "l\/x"}"#,
+            r#"{"title": "x", "last_updated": "1714560000000", "unknown": {"deep": [[[]]]}}"#,
+            r#"{"title": "x"} trailing"#,
+        ] {
+            routes_agree(odd.as_bytes());
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn routes_agree_on_mutated_payloads(
+            case in 0usize..8,
+            edits in proptest::collection::vec(
+                (proptest::prelude::any::<proptest::sample::Index>(), proptest::sample::select(vec![
+                    b'"', b'\\', b',', b'}', b'{', b'[', b']', b':', b'n', b'1', b'-', b'.',
+                    b' ', b'\n', b'u', b't',
+                ])),
+                1..3,
+            ),
+        ) {
+            let bodies = fixture_bodies();
+            let mut body = bodies[case % bodies.len()].1.clone();
+            for (at, byte) in edits {
+                let i = at.index(body.len());
+                body[i] = byte;
+            }
+            routes_agree(&body);
+        }
     }
 
     #[test]

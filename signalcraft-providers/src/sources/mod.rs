@@ -15,15 +15,16 @@
 //! * [`signature`]: HMAC, constant-time compare, replay windows, token/basic auth.
 //! * [`decode`]: size limit, typed JSON decoding with field paths, vendor timestamps.
 //! * [`sns`]: SNS message signatures (RSA SHA1/SHA256, certificate cache, host checks).
-//! * [`nested_json`]: one-pass reading of JSON held, still escaped, in a JSON string
-//!   (CloudWatch's alarm inside the SNS `Message`).
+//! * [`fast_json`]: one-pass JSON readers for hot paths (the SNS envelope and the
+//!   CloudWatch alarm still escaped inside it, Datadog payloads), declining to
+//!   `serde_json` for anything unusual.
 //! * one module per source: [`alertmanager`], [`grafana`], [`cloudwatch`], [`github`],
 //!   [`gitlab`], [`sentry`], [`datadog`], [`pagerduty`], [`generic`].
 
 pub mod decode;
+#[cfg(any(feature = "source-cloudwatch", feature = "source-datadog"))]
+pub mod fast_json;
 pub mod integration;
-#[cfg(feature = "source-cloudwatch")]
-pub mod nested_json;
 pub mod registry;
 pub mod secret;
 pub mod signature;

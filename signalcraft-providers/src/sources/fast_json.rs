@@ -1,31 +1,85 @@
-//! A one-pass reader for JSON text that is itself the still-escaped content of a JSON
-//! string literal — CloudWatch's alarm inside the SNS envelope's `Message`.
+//! One-pass JSON readers for the hot path of a few sources, with `serde_json` as the
+//! reference they fall back to.
 //!
-//! The usual route unescapes the literal into a buffer and parses that buffer again
-//! (two passes over the bytes plus a copy). [`Nested`] reads the inner JSON directly
-//! from the outer literal: an outer `\"` is an inner quote, an outer `\\` an inner
-//! backslash, and so on; inner strings without escapes are borrowed from the outer
-//! text as they are.
+//! * [`Plain`] reads ordinary JSON text (the SNS envelope, a Datadog payload).
+//! * [`Nested`] reads JSON text that is itself the still-escaped content of a JSON
+//!   string literal — CloudWatch's alarm inside the SNS envelope's `Message` — straight
+//!   from the outer text: an outer `\"` is an inner quote, an outer `\\` an inner
+//!   backslash, and so on. The usual route unescapes the literal into a buffer and
+//!   parses that again (two passes plus a copy).
 //!
-//! The reader is deliberately partial. Every method answers `None` ("decline") both
-//! for input that `serde_json` would reject and for what it does not handle (a `\u`
-//! escape at either level, nesting deeper than [`MAX_DEPTH`]). A caller then takes the
-//! general route (unescape + `serde_json`), which gives the results and error messages
-//! it always gave: this module only ever answers where that route would answer the same
-//! (the CloudWatch tests check this against `serde_json` on generated and mutated
-//! input).
+//! Strings without escapes are borrowed from the input as they are.
+//!
+//! The readers are deliberately partial. Every method answers `None` ("decline") both
+//! for input that `serde_json` would reject and for what they do not handle (a `\u`
+//! escape, nesting deeper than [`MAX_DEPTH`], numbers other than integers). A caller
+//! then takes its general route (`serde_json`), which gives the results and error
+//! messages it always gave: a reader only ever answers where that route would answer
+//! the same (each source's tests check this against its general route on fixtures and
+//! on generated and mutated input).
 
 use std::borrow::Cow;
 
 /// Containers nested deeper than this are declined (`serde_json` itself stops at 128).
 pub const MAX_DEPTH: u32 = 64;
 
-/// A cursor over the content of a JSON string literal, read as JSON text.
+/// A cursor over JSON text: plain (`ESCAPED = false`, see [`Plain`]) or held escaped
+/// inside a string literal (`ESCAPED = true`, see [`Nested`]).
 #[derive(Debug, Clone)]
-pub struct Nested<'a> {
+pub struct Reader<'a, const ESCAPED: bool> {
     s: &'a str,
     i: usize,
     depth: u32,
+}
+
+/// A reader over plain JSON text.
+pub type Plain<'a> = Reader<'a, false>;
+
+/// A reader over JSON text held, still escaped, in a string literal.
+pub type Nested<'a> = Reader<'a, true>;
+
+impl<'a> Plain<'a> {
+    /// A reader at the start of `text`.
+    pub fn new(text: &'a str) -> Self {
+        Reader {
+            s: text,
+            i: 0,
+            depth: 0,
+        }
+    }
+
+    /// At a string literal: a [`Nested`] reader over its content. Read the inner value
+    /// with it, then hand it back to [`Plain::resume`].
+    pub fn nested(&mut self) -> Option<Nested<'a>> {
+        self.eat(b'"')?;
+        Some(Reader {
+            s: self.s,
+            i: self.i,
+            depth: 0,
+        })
+    }
+
+    /// Continues after the literal that `inner` (from [`Plain::nested`]) was reading;
+    /// it must have reached the literal's closing quote (only inner whitespace left).
+    /// Returns the literal's span in the text, quotes included.
+    pub fn resume(&mut self, mut inner: Nested<'a>) -> Option<std::ops::Range<usize>> {
+        let start = self.i.checked_sub(1)?;
+        if !inner.at_end() || self.s.as_bytes().get(inner.i) != Some(&b'"') {
+            return None;
+        }
+        self.i = inner.i + 1;
+        Some(start..self.i)
+    }
+
+    /// The text of a non-negative integer that fits `u64` (which `serde_json` hands on
+    /// as a `u64`); `None` for any other number.
+    pub fn integer(&mut self) -> Option<&'a str> {
+        self.peek_ws()?;
+        let start = self.i;
+        self.number()?;
+        let text = &self.s[start..self.i];
+        text.parse::<u64>().is_ok().then_some(text)
+    }
 }
 
 impl<'a> Nested<'a> {
@@ -34,22 +88,31 @@ impl<'a> Nested<'a> {
     /// `None` when `literal` is not quoted.
     pub fn of_literal(literal: &'a str) -> Option<Self> {
         let s = literal.strip_prefix('"')?.strip_suffix('"')?;
-        Some(Nested { s, i: 0, depth: 0 })
+        Some(Reader { s, i: 0, depth: 0 })
     }
+}
 
-    /// True when only inner whitespace is left before the literal's end.
+impl<'a, const ESCAPED: bool> Reader<'a, ESCAPED> {
+    /// True when only whitespace is left (for [`Nested`]: before the literal's end).
     pub fn at_end(&mut self) -> bool {
-        self.peek_ws().is_none() && self.s.as_bytes().get(self.i).is_none_or(|&c| c == b'"')
+        let none_left = self.peek_ws().is_none();
+        match self.s.as_bytes().get(self.i) {
+            None => none_left,
+            Some(&c) => ESCAPED && none_left && c == b'"',
+        }
     }
 
-    /// The next inner byte and how many outer bytes encode it, without consuming it.
-    /// `None` at the literal's end (its closing quote or the end of the text), at an
-    /// outer control character (invalid JSON) and for outer escapes this reader
-    /// declines (`\u`).
+    /// The next byte of the JSON text and how many bytes of the input encode it,
+    /// without consuming it. `None` at the end; for [`Nested`] also at the literal's
+    /// end (its closing quote), at an outer control character (invalid JSON) and at
+    /// outer escapes it declines (`\u`).
     #[inline]
     fn peek(&self) -> Option<(u8, usize)> {
         let b = self.s.as_bytes();
         let c = *b.get(self.i)?;
+        if !ESCAPED {
+            return Some((c, 1));
+        }
         if c != b'\\' {
             return (c >= 0x20 && c != b'"').then_some((c, 1));
         }
@@ -67,7 +130,7 @@ impl<'a> Nested<'a> {
         Some((decoded, 2))
     }
 
-    /// Skips inner whitespace and peeks at the next inner byte.
+    /// Skips whitespace and peeks at the next byte.
     #[inline]
     fn peek_ws(&mut self) -> Option<(u8, usize)> {
         loop {
@@ -79,14 +142,19 @@ impl<'a> Nested<'a> {
         }
     }
 
-    /// Consumes the inner byte `want` (after whitespace).
+    /// Consumes the byte `want` (after whitespace).
     #[inline]
     fn eat(&mut self, want: u8) -> Option<()> {
         let (c, n) = self.peek_ws()?;
         (c == want).then(|| self.i += n)
     }
 
-    /// True, consuming it, when the next inner token is `null`.
+    /// The next byte after whitespace, not consumed.
+    pub fn next_byte(&mut self) -> Option<u8> {
+        self.peek_ws().map(|(c, _)| c)
+    }
+
+    /// True, consuming it, when the next token is `null`.
     pub fn null(&mut self) -> Option<bool> {
         let (c, _) = self.peek_ws()?;
         if c != b'n' {
@@ -94,6 +162,15 @@ impl<'a> Nested<'a> {
         }
         self.literal(b"null")?;
         Some(true)
+    }
+
+    /// `true` or `false`.
+    pub fn boolean(&mut self) -> Option<bool> {
+        match self.peek_ws()?.0 {
+            b't' => self.literal(b"true").map(|_| true),
+            b'f' => self.literal(b"false").map(|_| false),
+            _ => None,
+        }
     }
 
     fn literal(&mut self, word: &[u8]) -> Option<()> {
@@ -107,17 +184,36 @@ impl<'a> Nested<'a> {
         Some(())
     }
 
-    /// An inner string: its text, borrowed when it holds no escapes.
+    /// A string: its text, borrowed when it holds no escapes.
     pub fn string(&mut self) -> Option<Cow<'a, str>> {
         self.eat(b'"')?;
         let b = self.s.as_bytes();
         let mut owned: Option<String> = None;
         let mut seg = self.i;
         loop {
-            // Inner string content is outer text up to the next outer backslash; an
+            // String content runs up to the next quote, backslash or control byte.
+            let j = self.i + find_special(&b[self.i..])?;
+            if !ESCAPED {
+                match b[j] {
+                    b'"' => {
+                        self.i = j + 1;
+                        return Some(finish(owned, &self.s[seg..j]));
+                    }
+                    b'\\' => {
+                        let ch = unescape(*b.get(j + 1)?)?;
+                        let o = owned.get_or_insert_with(String::new);
+                        o.push_str(&self.s[seg..j]);
+                        o.push(ch);
+                        self.i = j + 2;
+                        seg = self.i;
+                        continue;
+                    }
+                    _ => return None,
+                }
+            }
+            // Escaped: inner content is outer text up to the next outer backslash; an
             // outer quote there ends the literal inside an inner string and an outer
             // control character is invalid JSON: `peek` declines both.
-            let j = self.i + find_special(&b[self.i..])?;
             if owned.is_none() && b[j] == b'\\' && b.get(j + 1) == Some(&b'"') {
                 // The usual case: no escapes, ended by an outer `\"`.
                 self.i = j + 2;
@@ -127,30 +223,13 @@ impl<'a> Nested<'a> {
             let (c, n) = self.peek()?;
             match c {
                 b'"' => {
-                    let text = &self.s[seg..j];
                     self.i += n;
-                    return Some(match owned {
-                        None => Cow::Borrowed(text),
-                        Some(mut o) => {
-                            o.push_str(text);
-                            Cow::Owned(o)
-                        }
-                    });
+                    return Some(finish(owned, &self.s[seg..j]));
                 }
                 b'\\' => {
                     self.i += n;
                     let (e, m) = self.peek()?;
-                    let ch = match e {
-                        b'"' => '"',
-                        b'\\' => '\\',
-                        b'/' => '/',
-                        b'n' => '\n',
-                        b't' => '\t',
-                        b'r' => '\r',
-                        b'b' => '\u{8}',
-                        b'f' => '\u{c}',
-                        _ => return None,
-                    };
+                    let ch = unescape(e)?;
                     let o = owned.get_or_insert_with(String::new);
                     o.push_str(&self.s[seg..j]);
                     o.push(ch);
@@ -202,7 +281,7 @@ impl<'a> Nested<'a> {
         Some(())
     }
 
-    /// The next inner byte when it is written as itself (no outer escape).
+    /// The next byte when it is written as itself (no escape).
     fn byte(&self) -> Option<u8> {
         self.s
             .as_bytes()
@@ -221,7 +300,7 @@ impl<'a> Nested<'a> {
         matches!(self.byte(), Some(b'0'..=b'9')).then(|| self.digits())
     }
 
-    /// Skips one inner value of any kind, checking its syntax.
+    /// Skips one value of any kind, checking its syntax.
     pub fn skip_value(&mut self) -> Option<()> {
         let (c, _) = self.peek_ws()?;
         match c {
@@ -236,8 +315,8 @@ impl<'a> Nested<'a> {
         }
     }
 
-    /// Reads an inner object, calling `field(reader, key)` with the reader positioned
-    /// at each value; `field` must consume the value.
+    /// Reads an object, calling `field(reader, key)` with the reader positioned at
+    /// each value; `field` must consume the value.
     pub fn object(
         &mut self,
         mut field: impl FnMut(&mut Self, Cow<'a, str>) -> Option<()>,
@@ -263,8 +342,8 @@ impl<'a> Nested<'a> {
         }
     }
 
-    /// Reads an inner array, calling `element(reader)` at each element; `element`
-    /// must consume it.
+    /// Reads an array, calling `element(reader)` at each element; `element` must
+    /// consume it.
     pub fn array(&mut self, mut element: impl FnMut(&mut Self) -> Option<()>) -> Option<()> {
         self.enter(b'[')?;
         if self.peek_ws()?.0 == b']' {
@@ -299,10 +378,53 @@ impl<'a> Nested<'a> {
         self.depth -= 1;
         Some(())
     }
+}
 
-    /// True when the next inner value is an object (whitespace skipped).
-    pub fn at_object(&mut self) -> Option<bool> {
-        Some(self.peek_ws()?.0 == b'{')
+/// The character a JSON escape `\c` stands for; `None` for `\u` (declined) and
+/// invalid escapes.
+fn unescape(c: u8) -> Option<char> {
+    Some(match c {
+        b'"' => '"',
+        b'\\' => '\\',
+        b'/' => '/',
+        b'n' => '\n',
+        b't' => '\t',
+        b'r' => '\r',
+        b'b' => '\u{8}',
+        b'f' => '\u{c}',
+        _ => return None,
+    })
+}
+
+fn finish<'a>(owned: Option<String>, tail: &'a str) -> Cow<'a, str> {
+    match owned {
+        None => Cow::Borrowed(tail),
+        Some(mut o) => {
+            o.push_str(tail);
+            Cow::Owned(o)
+        }
+    }
+}
+
+/// Which fields of an object were read: serde refuses a field given twice, so the
+/// readers decline it.
+#[derive(Debug, Default)]
+pub struct Seen(u32);
+
+impl Seen {
+    /// True when field number `bit` was read.
+    pub fn has(&self, bit: u8) -> bool {
+        self.0 & (1u32 << bit) != 0
+    }
+
+    /// `value`, unless field number `bit` (< 32) was already read.
+    pub fn once<T>(&mut self, bit: u8, value: Option<T>) -> Option<T> {
+        let mask = 1u32 << bit;
+        if self.0 & mask != 0 {
+            return None;
+        }
+        self.0 |= mask;
+        value
     }
 }
 
@@ -338,153 +460,6 @@ fn find_special(b: &[u8]) -> Option<usize> {
         .map(|p| at + p)
 }
 
-/// A cursor over plain JSON text holding one flat object — the SNS envelope — whose
-/// values are strings, `null`, or a string literal read on with [`Nested`]. Like
-/// [`Nested`] it declines (`None`) anything else and anything `serde_json` refuses.
-#[derive(Debug, Clone)]
-pub struct Plain<'a> {
-    s: &'a str,
-    i: usize,
-}
-
-impl<'a> Plain<'a> {
-    /// A reader at the start of `text`.
-    pub fn new(text: &'a str) -> Self {
-        Plain { s: text, i: 0 }
-    }
-
-    fn peek_ws(&mut self) -> Option<u8> {
-        let b = self.s.as_bytes();
-        while let Some(&c) = b.get(self.i) {
-            match c {
-                b' ' | b'\n' | b'\t' | b'\r' => self.i += 1,
-                _ => return Some(c),
-            }
-        }
-        None
-    }
-
-    fn eat(&mut self, want: u8) -> Option<()> {
-        (self.peek_ws()? == want).then(|| self.i += 1)
-    }
-
-    /// True when only whitespace is left.
-    pub fn at_end(&mut self) -> bool {
-        self.peek_ws().is_none()
-    }
-
-    /// True, consuming it, when the next token is `null`.
-    pub fn null(&mut self) -> Option<bool> {
-        if self.peek_ws()? != b'n' {
-            return Some(false);
-        }
-        self.s.as_bytes()[self.i..]
-            .starts_with(b"null")
-            .then(|| self.i += 4)?;
-        Some(true)
-    }
-
-    /// A string: its text, borrowed when it holds no escapes.
-    pub fn string(&mut self) -> Option<Cow<'a, str>> {
-        self.eat(b'"')?;
-        let b = self.s.as_bytes();
-        let mut owned: Option<String> = None;
-        let mut seg = self.i;
-        loop {
-            let j = self.i + find_special(&b[self.i..])?;
-            match b[j] {
-                b'"' => {
-                    let text = &self.s[seg..j];
-                    self.i = j + 1;
-                    return Some(match owned {
-                        None => Cow::Borrowed(text),
-                        Some(mut o) => {
-                            o.push_str(text);
-                            Cow::Owned(o)
-                        }
-                    });
-                }
-                b'\\' => {
-                    let ch = match *b.get(j + 1)? {
-                        b'"' => '"',
-                        b'\\' => '\\',
-                        b'/' => '/',
-                        b'n' => '\n',
-                        b't' => '\t',
-                        b'r' => '\r',
-                        b'b' => '\u{8}',
-                        b'f' => '\u{c}',
-                        _ => return None,
-                    };
-                    let o = owned.get_or_insert_with(String::new);
-                    o.push_str(&self.s[seg..j]);
-                    o.push(ch);
-                    self.i = j + 2;
-                    seg = self.i;
-                }
-                _ => return None,
-            }
-        }
-    }
-
-    /// `null` → `Some(None)`, a string → `Some(Some(text))`.
-    pub fn opt_string(&mut self) -> Option<Option<Cow<'a, str>>> {
-        if self.null()? {
-            return Some(None);
-        }
-        self.string().map(Some)
-    }
-
-    /// At a string literal: a [`Nested`] reader over its content. Read the inner value
-    /// with it, then hand it back to [`Plain::resume`].
-    pub fn nested(&mut self) -> Option<Nested<'a>> {
-        self.eat(b'"')?;
-        Some(Nested {
-            s: self.s,
-            i: self.i,
-            depth: 0,
-        })
-    }
-
-    /// Continues after the literal that `inner` (from [`Plain::nested`]) was reading;
-    /// it must have reached the literal's closing quote (only inner whitespace left).
-    /// Returns the literal's span in the text, quotes included.
-    pub fn resume(&mut self, mut inner: Nested<'a>) -> Option<std::ops::Range<usize>> {
-        let start = self.i.checked_sub(1)?;
-        if !inner.at_end() || self.s.as_bytes().get(inner.i) != Some(&b'"') {
-            return None;
-        }
-        self.i = inner.i + 1;
-        Some(start..self.i)
-    }
-
-    /// Reads a flat object, calling `field(reader, key)` with the reader positioned at
-    /// each value; `field` must consume the value.
-    pub fn object(
-        &mut self,
-        mut field: impl FnMut(&mut Self, Cow<'a, str>) -> Option<()>,
-    ) -> Option<()> {
-        self.eat(b'{')?;
-        if self.peek_ws()? == b'}' {
-            self.i += 1;
-            return Some(());
-        }
-        loop {
-            let key = self.string()?;
-            self.eat(b':')?;
-            field(self, key)?;
-            match self.peek_ws()? {
-                b',' => self.i += 1,
-                b'}' => {
-                    self.i += 1;
-                    return Some(());
-                }
-                _ => return None,
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -492,7 +467,7 @@ mod tests {
 
     /// Reads any inner value into a `serde_json::Value` with this reader (test
     /// helper: numbers are only checked, and read back by `serde_json`).
-    fn read(r: &mut Nested<'_>) -> Option<Value> {
+    fn read<const E: bool>(r: &mut Reader<'_, E>) -> Option<Value> {
         let (c, _) = r.peek_ws()?;
         Some(match c {
             b'"' => Value::String(r.string()?.into_owned()),
@@ -530,6 +505,13 @@ mod tests {
         if let Some(v) = &ours {
             assert_eq!(Some(v), theirs.as_ref(), "{inner:?}");
         }
+        // The same text read plainly.
+        let mut p = Plain::new(inner);
+        let plain = read(&mut p).filter(|_| p.at_end());
+        if let Some(v) = &plain {
+            assert_eq!(Some(v), theirs.as_ref(), "plain {inner:?}");
+        }
+        assert_eq!(ours.is_some(), plain.is_some(), "{inner:?}");
         ours
     }
 
