@@ -65,6 +65,13 @@ pub struct ServerSection {
     pub shutdown_timeout: Duration,
     /// `text` (default) or `json` logs.
     pub log_format: LogFormat,
+    /// Longest a re-notification (a group already notified that changed) is held back
+    /// while alerts keep arriving, so ingest bursts are folded into fewer notifications
+    /// and keep the CPU; a group's first notification is never held. `0s` turns it
+    /// off (re-notify at every group_interval tick, as Alertmanager does when idle).
+    /// At most 30 s.
+    #[serde(with = "signalcraft_core::duration::serde_str")]
+    pub renotify_yield: Duration,
     /// Key that seals integration secrets at rest in the embedded store (a secret
     /// reference, `env:NAME` or `file:PATH`, to 64 hex digits or base64 of 32 bytes).
     /// Without it secrets are stored in clear.
@@ -86,6 +93,7 @@ impl Default for ServerSection {
             max_in_flight: 1024,
             shutdown_timeout: Duration::from_secs(10),
             log_format: LogFormat::Text,
+            renotify_yield: Duration::from_secs(5),
             encryption_key: None,
             previous_encryption_keys: Vec::new(),
         }
@@ -592,6 +600,12 @@ pub fn validate(cfg: &ServerConfig) -> Vec<ConfigError> {
         errors.push(ConfigError::new(
             "server.request_timeout",
             "must be greater than 0",
+        ));
+    }
+    if s.renotify_yield > Duration::from_secs(30) {
+        errors.push(ConfigError::new(
+            "server.renotify_yield",
+            "must be at most 30s",
         ));
     }
     if let Some(u) = &s.external_url

@@ -67,6 +67,10 @@ pub struct RunningServer {
     pub admin_token_file: Option<PathBuf>,
     shutdown: watch::Sender<bool>,
     join: tokio::task::JoinHandle<Result<(), ServerError>>,
+    /// The store this server opened itself (not one passed in [`StartOptions`]):
+    /// `shutdown` waits until the last task holding it let go, so the file is closed.
+    owned_store: Option<std::sync::Weak<dyn Store>>,
+    shutdown_timeout: std::time::Duration,
 }
 
 impl RunningServer {
@@ -76,11 +80,36 @@ impl RunningServer {
     }
 
     /// Starts a graceful shutdown and waits for it.
+    ///
+    /// When the server opened its own store, this returns once every task holding
+    /// it ended (the ingest batcher, background deliveries, connection tasks), so the
+    /// store file is closed and may be opened again; at most `shutdown_timeout`.
     pub async fn shutdown(self) -> Result<(), ServerError> {
-        let _ = self.shutdown.send(true);
-        self.join
+        let RunningServer {
+            state,
+            shutdown,
+            join,
+            owned_store,
+            shutdown_timeout,
+            ..
+        } = self;
+        let _ = shutdown.send(true);
+        let result = join
             .await
-            .map_err(|e| ServerError::Other(format!("server task failed: {e}")))?
+            .map_err(|e| ServerError::Other(format!("server task failed: {e}")))?;
+        drop(state);
+        if let Some(store) = owned_store {
+            let released = tokio::time::timeout(shutdown_timeout, async {
+                while store.strong_count() > 0 {
+                    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                }
+            })
+            .await;
+            if released.is_err() {
+                tracing::warn!("the store was still in use when the shutdown deadline passed");
+            }
+        }
+        result
     }
 }
 
@@ -207,6 +236,7 @@ pub async fn start(
     install_crypto_provider();
     let data_dir = cfg.server.data_dir.clone();
     bootstrap::ensure_data_dir(&data_dir)?;
+    let opened_here = opts.store.is_none();
     let (store, scheduler): (Arc<dyn Store>, Arc<dyn Scheduler>) = match opts.store {
         Some(s) => s,
         None => {
@@ -303,6 +333,7 @@ pub async fn start(
         // Group records carry their next flush and recover re-arms it: no durable
         // writes to arm, claim and complete a flush job per group per group_interval.
         .in_memory_flush_timers(true)
+        .renotify_yield(cfg.server.renotify_yield)
         .escalation(match opts.escalation {
             Some(e) => e,
             None => paging.clone() as Arc<dyn EscalationHook>,
@@ -396,12 +427,15 @@ pub async fn start(
         tracing::info!("stopped");
         Ok(())
     });
+    let owned_store = opened_here.then(|| Arc::downgrade(&state.store));
     Ok(RunningServer {
         addr,
         state,
         admin_token_file,
         shutdown: tx,
         join,
+        owned_store,
+        shutdown_timeout,
     })
 }
 
