@@ -68,20 +68,20 @@ const JOB_LEASE: Duration = Duration::from_secs(60);
 /// Jobs claimed per round.
 const JOB_BATCH: usize = 256;
 /// Most group flushes decided and committed together.
-const FLUSH_BATCH: usize = 2048;
+const FLUSH_BATCH: usize = 1024;
 /// Flush rounds whose notifications may be handed over in the background at once.
 /// Back-pressure like Alertmanager's (a group's next flush waits for its previous
 /// notification): when delivery falls behind, later flushes wait and fold every
 /// change that arrived meanwhile into one notification per group instead of queueing
 /// one per group_interval.
-const BACKGROUND_ROUNDS: usize = 2;
+const BACKGROUND_ROUNDS: usize = 4;
 
 /// Ingest counts as busy for this long after an ingest call started (see
 /// [`EngineBuilder::renotify_yield`]).
 pub const INGEST_BUSY_WINDOW: Duration = Duration::from_millis(100);
 
 /// Most notifications handed to the notifier at once by one engine call.
-const DELIVERY_CONCURRENCY: usize = 128;
+const DELIVERY_CONCURRENCY: usize = 512;
 
 /// Awaits every task; returns the first error (or panic, as an I/O error) after all
 /// have finished, so no write is left running unobserved.
