@@ -3,6 +3,11 @@
 # POST /api/v2/alerts, in one run on this machine (release builds, 127.0.0.1 only).
 #
 #   benches/compare-alertmanager.sh [--append]     # --append adds the table to BENCHMARKS.md
+#   ONLY=signalcraft benches/compare-alertmanager.sh   # one column only (prints its JSON);
+#                                                    # SC_PERF=FILE records `perf record -g` of
+#                                                    # SignalCraft during the POSTs into FILE;
+#                                                    # SC_SERVER_EXTRA='renotify_yield = "0s"'
+#                                                    # adds lines to SignalCraft's [server]
 #
 # Workload: 100k alerts in batches of 100 over 8 connections, 10,000 groups of
 # [alertname, service], group_wait 1s, group_interval 1s, notifications to the
@@ -33,6 +38,7 @@ CLK_TCK=$(getconf CLK_TCK)
 COMMON=(--alerts "$ALERTS" --batch "$BATCH" --conns "$CONNS" --groups "$NGROUPS" --idle-secs "$IDLE" --clk-tck "$CLK_TCK")
 
 # --- Alertmanager ---------------------------------------------------------------
+if [ "${ONLY:-}" != signalcraft ]; then
 SINK=$(free_port); PORT=$(free_port)
 cat > "$WORK/am.yml" <<YML
 route:
@@ -57,6 +63,8 @@ AM_LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
 "$LOADGEN" --name alertmanager --url "http://127.0.0.1:$PORT" --pid "$AM_PID" --sink "127.0.0.1:$SINK" \
   "${COMMON[@]}" --out "$WORK/am.json"
 kill "$AM_PID"; wait "$AM_PID" 2>/dev/null || true; AM_PID=
+fi
+if [ "${ONLY:-}" = alertmanager ]; then exit 0; fi
 
 # --- SignalCraft ----------------------------------------------------------------
 SINK=$(free_port); PORT=$(free_port)
@@ -65,6 +73,7 @@ cat > "$WORK/sc.toml" <<TOML
 listen = "127.0.0.1:$PORT"
 data_dir = "$WORK/sc-data"
 log_format = "text"
+${SC_SERVER_EXTRA:-}
 
 [[channels]]
 name = "sink"
@@ -83,9 +92,17 @@ RUST_LOG=warn "$SC" serve --config "$WORK/sc.toml" > "$WORK/sc.log" 2>&1 &
 SC_PID=$!
 wait_ready "http://127.0.0.1:$PORT/-/ready"
 SC_LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
+if [ -n "${SC_PERF:-}" ]; then
+  (sleep "${SC_PERF_DELAY:-0}"; perf record -g -o "$SC_PERF" -p "$SC_PID" -- sleep "${SC_PERF_SECS:-8}") > "$WORK/perf.log" 2>&1 &
+fi
 "$LOADGEN" --name signalcraft --url "http://127.0.0.1:$PORT" --pid "$SC_PID" --sink "127.0.0.1:$SINK" \
   "${COMMON[@]}" --out "$WORK/sc.json"
+SC_IO=$(tr '\n' ' ' < "/proc/$SC_PID/io" || true)
+# CPU seconds per thread name (the store's writer thread vs the tokio workers).
+SC_THREADS=$(for t in /proc/$SC_PID/task/*; do echo "$(cat "$t/comm") $(cut -d' ' -f14,15 "$t/stat" 2>/dev/null)"; done |
+  awk -v hz="$CLK_TCK" '{c[$1]+=($(NF-1)+$NF)/hz} END {for (k in c) if (c[k] > 0.05) printf "%s=%.1fs ", k, c[k]}')
 kill -TERM "$SC_PID"; wait "$SC_PID" 2>/dev/null || true; SC_PID=
+if [ "${ONLY:-}" = signalcraft ]; then echo "load average before: $SC_LOAD"; echo "SignalCraft I/O (whole run): $SC_IO"; echo "SignalCraft CPU by thread (whole run): $SC_THREADS"; exit 0; fi
 
 # --- Table ----------------------------------------------------------------------
 TABLE=$(python3 - "$WORK/am.json" "$WORK/sc.json" "$AM_VERSION" <<'PY'
@@ -98,6 +115,7 @@ def ratio(a, b):
 rows = [
   ("accepted alerts/s", f(am["accepted_per_s"], "{:,.0f}"), f(sc["accepted_per_s"], "{:,.0f}"),
    ">= 10x Alertmanager", "met" if sc["accepted_per_s"] >= 10 * am["accepted_per_s"] else "NOT met (" + ratio(am["accepted_per_s"], sc["accepted_per_s"]) + ")"),
+  ("CPU time of the target while the POSTs ran (user+sys)", f(am.get("post_cpu_seconds"), "{:.1f} s"), f(sc.get("post_cpu_seconds"), "{:.1f} s"), "", ""),
   ("POST p50", f(am["post_p50_ms"], "{:.1f} ms"), f(sc["post_p50_ms"], "{:.1f} ms"), "", ""),
   ("POST p99", f(am["post_p99_ms"], "{:.1f} ms"), f(sc["post_p99_ms"], "{:.1f} ms"),
    "<= 1/10 of Alertmanager", "met" if sc["post_p99_ms"] <= am["post_p99_ms"] / 10 else "NOT met"),

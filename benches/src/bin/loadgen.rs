@@ -257,6 +257,7 @@ async fn main() {
         "[{}] posting {} alerts in batches of {} over {} connections",
         a.name, a.alerts, a.batch, a.conns
     );
+    let cpu_before = cpu_ticks(a.pid);
     let t0 = Instant::now();
     let (post_time, posted) = match post_all(&client, &a, bodies.clone()).await {
         Ok(x) => x,
@@ -264,6 +265,12 @@ async fn main() {
             eprintln!("loadgen: {e}");
             std::process::exit(1);
         }
+    };
+    // The target's CPU time (user + system) spent while the POSTs ran: a figure that
+    // other processes' load disturbs less than wall-clock throughput.
+    let post_cpu_s = match (cpu_before, cpu_ticks(a.pid)) {
+        (Some(x), Some(y)) => Some((y - x) as f64 / a.clk_tck as f64),
+        _ => None,
     };
     let mut sent_at: Vec<Option<Instant>> = vec![None; a.alerts / a.batch];
     for (i, t, _) in &posted {
@@ -273,7 +280,7 @@ async fn main() {
     lat.sort();
     let accepted_per_s = a.alerts as f64 / post_time.as_secs_f64();
     eprintln!(
-        "[{}] posted in {:.2?} ({accepted_per_s:.0} alerts/s)",
+        "[{}] posted in {:.2?} ({accepted_per_s:.0} alerts/s), target CPU {post_cpu_s:?} s",
         a.name, post_time
     );
 
@@ -361,6 +368,7 @@ async fn main() {
         "conns": a.conns,
         "groups": a.groups,
         "post_seconds": post_time.as_secs_f64(),
+        "post_cpu_seconds": post_cpu_s,
         "accepted_per_s": accepted_per_s,
         "post_p50_ms": pct(&lat, 0.50).as_secs_f64() * 1e3,
         "post_p99_ms": pct(&lat, 0.99).as_secs_f64() * 1e3,
