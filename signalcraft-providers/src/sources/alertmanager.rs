@@ -10,6 +10,7 @@
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::ops::Range;
 
 use jiff::Timestamp;
 use serde::Deserialize;
@@ -18,6 +19,7 @@ use signalcraft_core::model::{Alert, AlertStatus, Event, Labels, Link, RawPayloa
 use signalcraft_core::provider::{InboundRequest, Provider, ProviderError};
 
 use super::decode::{Common, parse_timestamp, severity_of};
+use super::fast_json::{Plain, Seen};
 use super::integration::Integration;
 use super::registry::{SourceType, Verification};
 use super::signature::{TOKEN_AUTH_SECRETS, TokenAuth};
@@ -146,6 +148,36 @@ impl Provider for AlertmanagerProvider {
     }
 
     fn parse(&self, req: &InboundRequest) -> Result<Vec<Event>, ProviderError> {
+        // One pass where it can (see `AmMessage::read`); serde_json otherwise.
+        let body = &req.body;
+        if self.common.check_size(body).is_ok()
+            && let Ok(text) = std::str::from_utf8(body)
+            && let Some(mut msg) = AmMessage::read(text)
+            && msg.version == "4"
+        {
+            let alerts = std::mem::take(&mut msg.alerts);
+            let group = Group::of(&msg);
+            return Ok(alerts
+                .into_iter()
+                .map(|(a, span)| {
+                    let raw = if self.common.keep_raw {
+                        serde_json::from_str::<&RawValue>(&text[span])
+                            .map(|raw| self.common.raw(raw))
+                            .unwrap_or_default()
+                    } else {
+                        RawPayload::null()
+                    };
+                    self.event(&group, a, raw)
+                })
+                .collect());
+        }
+        self.parse_general(req)
+    }
+}
+
+impl AlertmanagerProvider {
+    /// `parse` through `serde_json` alone.
+    fn parse_general(&self, req: &InboundRequest) -> Result<Vec<Event>, ProviderError> {
         let body = &req.body;
         if !self.common.keep_raw {
             let mut msg: AmMessage<AmAlert> = self.common.decode(body)?;
@@ -170,6 +202,103 @@ impl Provider for AlertmanagerProvider {
             .map(|(a, raw)| self.event(&group, a, self.common.raw(raw)))
             .collect())
     }
+}
+
+impl<'a> AmMessage<'a, (AmAlert<'a>, Range<usize>)> {
+    /// The message read in one pass by [`Plain`], each alert with its span in `text`;
+    /// `None` wherever `serde_json` must decide (it then gives this same message or
+    /// the error it always gave).
+    fn read(text: &'a str) -> Option<Self> {
+        let mut r = Plain::new(text);
+        let mut seen = Seen::default();
+        let mut m = AmMessage {
+            version: Cow::Borrowed(""),
+            group_key: Cow::Borrowed(""),
+            truncated_alerts: 0,
+            receiver: Cow::Borrowed(""),
+            external_url: Cow::Borrowed(""),
+            alerts: Vec::new(),
+        };
+        r.object(|r, key| {
+            match key.as_ref() {
+                "version" => m.version = seen.once(0, r.string())?,
+                "groupKey" => m.group_key = seen.once(1, r.string())?,
+                "truncatedAlerts" => {
+                    let n = r.integer().and_then(|t| t.parse().ok());
+                    m.truncated_alerts = seen.once(2, n)?;
+                }
+                "receiver" => m.receiver = seen.once(3, r.string())?,
+                "externalURL" => m.external_url = seen.once(4, r.string())?,
+                "alerts" => {
+                    let mut alerts = Vec::new();
+                    r.array(|r| {
+                        let start = r.value_start()?;
+                        let alert = AmAlert::read(r)?;
+                        alerts.push((alert, start..r.offset()));
+                        Some(())
+                    })?;
+                    m.alerts = seen.once(5, Some(alerts))?;
+                }
+                _ => r.skip_value()?,
+            }
+            Some(())
+        })?;
+        (r.at_end() && seen.has(0) && seen.has(5)).then_some(m)
+    }
+}
+
+impl<'a> AmAlert<'a> {
+    /// One alert object (see [`AmMessage::read`]).
+    fn read(r: &mut Plain<'a>) -> Option<Self> {
+        let mut seen = Seen::default();
+        let mut status = None;
+        let mut labels = None;
+        let mut a = AmAlert {
+            status: AmStatus::Firing,
+            labels: Labels::new(),
+            annotations: BTreeMap::new(),
+            starts_at: None,
+            ends_at: None,
+            generator_url: None,
+            fingerprint: None,
+        };
+        r.object(|r, key| {
+            match key.as_ref() {
+                "status" => {
+                    let s = match r.string()?.as_ref() {
+                        "firing" => AmStatus::Firing,
+                        "resolved" => AmStatus::Resolved,
+                        _ => return None,
+                    };
+                    status = Some(seen.once(0, Some(s))?);
+                }
+                "labels" => labels = Some(seen.once(1, string_map(r))?),
+                "annotations" => a.annotations = seen.once(2, string_map(r))?,
+                "startsAt" => a.starts_at = seen.once(3, r.opt_string())?,
+                "endsAt" => a.ends_at = seen.once(4, r.opt_string())?,
+                "generatorURL" => {
+                    a.generator_url = seen.once(5, r.opt_string())?.map(Cow::into_owned)
+                }
+                "fingerprint" => a.fingerprint = seen.once(6, r.opt_string())?.map(Cow::into_owned),
+                _ => r.skip_value()?,
+            }
+            Some(())
+        })?;
+        a.status = status?;
+        a.labels = labels?;
+        Some(a)
+    }
+}
+
+/// An object of strings as serde reads it into a map (a repeated key keeps the last).
+fn string_map(r: &mut Plain<'_>) -> Option<BTreeMap<String, String>> {
+    let mut map = BTreeMap::new();
+    r.object(|r, key| {
+        let value = r.string()?;
+        map.insert(key.into_owned(), value.into_owned());
+        Some(())
+    })?;
+    Some(map)
 }
 
 /// What every alert of a request shares.
@@ -291,5 +420,110 @@ impl SourceType for AlertmanagerType {
             auth,
             verification,
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn provider(keep_raw: bool) -> AlertmanagerProvider {
+        let mut i = Integration::new(TYPE, "am");
+        i.keep_raw = keep_raw;
+        AlertmanagerProvider {
+            common: Common::new(TYPE, &i),
+            config: AlertmanagerConfig::default(),
+            auth: TokenAuth::default(),
+            verification: Verification::Skip,
+        }
+    }
+
+    /// `parse` (one pass where it can) and `serde_json` alone agree on `body`, results
+    /// and errors alike, with and without raw payloads.
+    fn routes_agree(body: &[u8]) {
+        for keep_raw in [false, true] {
+            let p = provider(keep_raw);
+            let req = InboundRequest::from_body(body.to_vec());
+            assert_eq!(
+                format!("{:?}", p.parse(&req)),
+                format!("{:?}", p.parse_general(&req)),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
+    }
+
+    fn fixture_bodies() -> Vec<(String, Vec<u8>)> {
+        let dir = format!("{}/../fixtures/alertmanager", env!("CARGO_MANIFEST_DIR"));
+        let mut out: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| {
+                let name = p.file_name().unwrap().to_string_lossy().to_string();
+                name.ends_with(".json")
+                    && !name.contains(".expected.")
+                    && name != "integration.json"
+            })
+            .map(|p| {
+                let name = p.file_stem().unwrap().to_string_lossy().to_string();
+                (name, std::fs::read(&p).unwrap())
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn messages_take_the_one_pass_route_and_agree_with_serde() {
+        let mut one_pass = Vec::new();
+        for (name, body) in fixture_bodies() {
+            routes_agree(&body);
+            if AmMessage::read(std::str::from_utf8(&body).unwrap()).is_some() {
+                one_pass.push(name);
+            }
+        }
+        for want in ["firing_single", "mixed_firing_resolved", "resolved"] {
+            assert!(one_pass.iter().any(|n| n == want), "{want}: {one_pass:?}");
+        }
+        for odd in [
+            r#"{"version": "4", "alerts": [{"status": "firing", "labels": {"a": "1", "a": "2"}}]}"#,
+            r#"{"version": "4", "alerts": [{"status": "firing", "labels": {}, "labels": {}}]}"#,
+            r#"{"version": "4", "alerts": [{"status": "pending", "labels": {}}]}"#,
+            r#"{"version": "4", "alerts": [{"labels": {"a": "b"}}]}"#,
+            r#"{"version": "4", "alerts": [{"status": "resolved", "labels": {"a": null}}]}"#,
+            r#"{"version": "4", "truncatedAlerts": -1, "alerts": []}"#,
+            r#"{"version": "4", "truncatedAlerts": 2.0, "alerts": []}"#,
+            r#"{"version": "4", "truncatedAlerts": 7, "alerts": [], "groupLabels": {"x": [1, {}]}}"#,
+            r#"{"version": "3", "alerts": []}"#,
+            r#"{"alerts": []}"#,
+            r#"{"version": "4"}"#,
+            r#"{"version": "4", "alerts": [["firing", {}]]}"#,
+            r#"{"version": "4", "alerts": [{"status": "firing", "labels": {"a\u0041": "b\n"}, "startsAt": null, "generatorURL": "g\/x", "fingerprint": null}]}"#,
+            r#"{"version": "4", "alerts": []} x"#,
+        ] {
+            routes_agree(odd.as_bytes());
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn routes_agree_on_mutated_messages(
+            case in 0usize..8,
+            edits in proptest::collection::vec(
+                (proptest::prelude::any::<proptest::sample::Index>(), proptest::sample::select(vec![
+                    b'"', b'\\', b',', b'}', b'{', b'[', b']', b':', b'n', b'1', b'-', b'.',
+                    b' ', b'\n', b'u', b't',
+                ])),
+                1..3,
+            ),
+        ) {
+            let bodies = fixture_bodies();
+            let mut body = bodies[case % bodies.len()].1.clone();
+            for (at, byte) in edits {
+                let i = at.index(body.len());
+                body[i] = byte;
+            }
+            routes_agree(&body);
+        }
     }
 }

@@ -149,6 +149,18 @@ impl<'a, const ESCAPED: bool> Reader<'a, ESCAPED> {
         (c == want).then(|| self.i += n)
     }
 
+    /// Skips whitespace and returns the offset of the next value in the text (where a
+    /// `serde_json` `RawValue` of it would start).
+    pub fn value_start(&mut self) -> Option<usize> {
+        self.peek_ws()?;
+        Some(self.i)
+    }
+
+    /// The offset just past what was read so far.
+    pub fn offset(&self) -> usize {
+        self.i
+    }
+
     /// The next byte after whitespace, not consumed.
     pub fn next_byte(&mut self) -> Option<u8> {
         self.peek_ws().map(|(c, _)| c)
