@@ -833,25 +833,32 @@ impl Engine {
 
     /// Splits claimed flushes into those to run now and re-notifications to hold
     /// while ingest is busy (see [`EngineBuilder::renotify_yield`]); releases held
-    /// flushes once ingest is quiet or their hold is over. Returns the flushes to run.
-    fn hold_renotifications(&self, claimed: Vec<Job>, now: Timestamp) -> Vec<Job> {
+    /// flushes once ingest is quiet or their hold is over, oldest first and at most
+    /// [`FLUSH_BATCH`] per call. Returns the flushes to run and whether more held
+    /// ones may run now.
+    fn hold_renotifications(&self, claimed: Vec<Job>, now: Timestamp) -> (Vec<Job>, bool) {
         let hold = self.inner.renotify_yield;
         if hold.is_zero() {
-            return claimed;
+            return (claimed, false);
         }
         let busy = self.ingest_busy(now);
         let mut held = self.inner.held.lock();
         let mut run = Vec::with_capacity(claimed.len());
+        let mut more = false;
         if !held.is_empty() {
-            let (release, keep): (Vec<_>, Vec<_>) = std::mem::take(&mut *held)
-                .into_iter()
-                .partition(|(until, _)| !busy || *until <= now);
-            *held = keep;
-            run.extend(release.into_iter().map(|(_, j)| j));
+            let room = FLUSH_BATCH.saturating_sub(claimed.len()).max(1);
+            // Held in claim order, so their `until` ascends: release from the front.
+            let ready = held
+                .iter()
+                .take_while(|(until, _)| !busy || *until <= now)
+                .count();
+            let n = ready.min(room);
+            more = ready > n;
+            run.extend(held.drain(..n).map(|(_, j)| j));
         }
         if !busy {
             run.extend(claimed);
-            return run;
+            return (run, more);
         }
         let core = self.inner.core.lock();
         for job in claimed {
@@ -868,7 +875,7 @@ impl Engine {
                 run.push(job);
             }
         }
-        run
+        (run, more)
     }
 
     /// When the earliest held re-notification may run: its hold's end, or once
@@ -899,7 +906,8 @@ impl Engine {
                 .claim_due(now, JOB_LEASE, FLUSH_BATCH)
                 .await?;
             let claimed_all = claimed.len() >= FLUSH_BATCH;
-            let mut flushes = self.hold_renotifications(claimed, now);
+            let (mut flushes, more_held) = self.hold_renotifications(claimed, now);
+            let claimed_all = claimed_all || more_held;
             let jobs = if !claimed_all {
                 self.inner
                     .scheduler
@@ -1603,6 +1611,37 @@ mod tests {
         }
         // Due at 2 s, held for at most 1.5 s.
         assert_eq!(renotified_at, Some(3_500));
+    }
+
+    /// More held re-notifications than one flush round takes are all released once
+    /// ingest is quiet (in rounds of at most [`FLUSH_BATCH`]), by one call.
+    #[tokio::test]
+    async fn held_renotifications_beyond_one_round_are_all_released() {
+        let (engine, clock, rec) = rig(Duration::from_secs(5));
+        let groups = FLUSH_BATCH + 100;
+        let names: Vec<String> = (0..groups).map(|g| format!("G{g}")).collect();
+        engine
+            .ingest(names.iter().map(|n| alert(n, "1")).collect())
+            .await
+            .unwrap();
+        clock.set(at_ms(1_000));
+        engine.run_due_jobs().await.unwrap();
+        assert_eq!(rec.0.lock().len(), groups);
+        engine
+            .ingest(names.iter().map(|n| alert(n, "2")).collect())
+            .await
+            .unwrap();
+        clock.set(at_ms(1_950));
+        engine.ingest(vec![alert("Busy", "1")]).await.unwrap();
+        clock.set(at_ms(2_000));
+        engine.run_due_jobs().await.unwrap();
+        assert_eq!(engine.held_renotifications(), groups);
+        clock.set(at_ms(2_100));
+        engine.run_due_jobs().await.unwrap();
+        assert_eq!(engine.held_renotifications(), 0);
+        let sent = rec.0.lock();
+        assert_eq!(sent.len(), 2 * groups);
+        assert!(sent[groups..].iter().all(|n| n.alerts.len() == 2));
     }
 
     /// Off by default: a due re-notification runs while ingest is busy.
