@@ -291,7 +291,7 @@ impl<'a> AmAlert<'a> {
 }
 
 /// An object of strings as serde reads it into a map (a repeated key keeps the last).
-fn string_map(r: &mut Plain<'_>) -> Option<BTreeMap<String, String>> {
+pub(crate) fn string_map(r: &mut Plain<'_>) -> Option<BTreeMap<String, String>> {
     let mut map = BTreeMap::new();
     r.object(|r, key| {
         let value = r.string()?;

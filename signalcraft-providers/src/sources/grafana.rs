@@ -13,6 +13,7 @@
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::ops::Range;
 
 use jiff::{SignedDuration, Timestamp};
 use serde::Deserialize;
@@ -20,8 +21,9 @@ use serde_json::value::RawValue;
 use signalcraft_core::model::{Alert, Event, Image, Labels, Link, RawPayload, Severity};
 use signalcraft_core::provider::{InboundRequest, Provider, ProviderError};
 
-use super::alertmanager::{AmStatus, runbook_link, summary_of, ts};
+use super::alertmanager::{AmStatus, runbook_link, string_map, summary_of, ts};
 use super::decode::{Common, severity_of};
+use super::fast_json::{Plain, Seen};
 use super::integration::Integration;
 use super::registry::{SourceType, Verification};
 use super::secret::Secret;
@@ -111,6 +113,119 @@ struct GrafanaAlert<'a> {
     value_string: Option<String>,
 }
 
+impl<'a> GrafanaMessage<'a, (GrafanaAlert<'a>, Range<usize>)> {
+    /// The message read in one pass by [`Plain`], each alert with its span in `text`;
+    /// `None` wherever `serde_json` must decide (it then gives this same message or
+    /// the error it always gave).
+    fn read(text: &'a str) -> Option<Self> {
+        let mut r = Plain::new(text);
+        let mut seen = Seen::default();
+        let mut m = GrafanaMessage {
+            receiver: Cow::Borrowed(""),
+            group_key: Cow::Borrowed(""),
+            truncated_alerts: 0,
+            org_id: None,
+            title: Cow::Borrowed(""),
+            state: Cow::Borrowed(""),
+            external_url: Cow::Borrowed(""),
+            alerts: Vec::new(),
+        };
+        r.object(|r, key| {
+            match key.as_ref() {
+                "receiver" => m.receiver = seen.once(0, r.string())?,
+                "groupKey" => m.group_key = seen.once(1, r.string())?,
+                "truncatedAlerts" => {
+                    let n = r.integer().and_then(|t| t.parse().ok());
+                    m.truncated_alerts = seen.once(2, n)?;
+                }
+                "orgId" => {
+                    let id = if r.null()? {
+                        Some(None)
+                    } else {
+                        r.integer().and_then(|t| t.parse::<i64>().ok()).map(Some)
+                    };
+                    m.org_id = seen.once(3, id)?;
+                }
+                "title" => m.title = seen.once(4, r.string())?,
+                "state" => m.state = seen.once(5, r.string())?,
+                "externalURL" => m.external_url = seen.once(6, r.string())?,
+                "alerts" => {
+                    let mut alerts = Vec::new();
+                    r.array(|r| {
+                        let start = r.value_start()?;
+                        let alert = GrafanaAlert::read(r, text)?;
+                        alerts.push((alert, start..r.offset()));
+                        Some(())
+                    })?;
+                    m.alerts = seen.once(7, Some(alerts))?;
+                }
+                _ => r.skip_value()?,
+            }
+            Some(())
+        })?;
+        (r.at_end() && seen.has(7)).then_some(m)
+    }
+}
+
+impl<'a> GrafanaAlert<'a> {
+    /// One alert object of `text` (see [`GrafanaMessage::read`]).
+    fn read(r: &mut Plain<'a>, text: &'a str) -> Option<Self> {
+        let mut seen = Seen::default();
+        let (mut status, mut labels) = (None, None);
+        let mut a = GrafanaAlert {
+            status: AmStatus::Firing,
+            labels: Labels::new(),
+            annotations: BTreeMap::new(),
+            starts_at: None,
+            ends_at: None,
+            generator_url: None,
+            fingerprint: None,
+            silence_url: None,
+            dashboard_url: None,
+            panel_url: None,
+            image_url: None,
+            values: None,
+            value_string: None,
+        };
+        let owned = |v: Option<Option<Cow<'_, str>>>| v.map(|v| v.map(Cow::into_owned));
+        r.object(|r, key| {
+            match key.as_ref() {
+                "status" => {
+                    let s = match r.string()?.as_ref() {
+                        "firing" => AmStatus::Firing,
+                        "resolved" => AmStatus::Resolved,
+                        _ => return None,
+                    };
+                    status = Some(seen.once(0, Some(s))?);
+                }
+                "labels" => labels = Some(seen.once(1, string_map(r))?),
+                "annotations" => a.annotations = seen.once(2, string_map(r))?,
+                "startsAt" => a.starts_at = seen.once(3, r.opt_string())?,
+                "endsAt" => a.ends_at = seen.once(4, r.opt_string())?,
+                "generatorURL" => a.generator_url = seen.once(5, owned(r.opt_string()))?,
+                "fingerprint" => a.fingerprint = seen.once(6, owned(r.opt_string()))?,
+                "silenceURL" => a.silence_url = seen.once(7, owned(r.opt_string()))?,
+                "dashboardURL" => a.dashboard_url = seen.once(8, owned(r.opt_string()))?,
+                "panelURL" => a.panel_url = seen.once(9, owned(r.opt_string()))?,
+                "imageURL" => a.image_url = seen.once(10, owned(r.opt_string()))?,
+                "values" => {
+                    // Numbers of any kind: the slice goes through serde_json itself.
+                    let start = r.value_start()?;
+                    r.skip_value()?;
+                    let values = serde_json::from_str(&text[start..r.offset()]).ok();
+                    a.values = seen.once(11, values)?;
+                }
+                "valueString" => a.value_string = seen.once(12, owned(r.opt_string()))?,
+                _ => r.skip_value()?,
+            }
+            Some(())
+        })?;
+        a.status = status?;
+        a.labels = labels?;
+        Some(a)
+    }
+}
+
 /// A `grafana` provider.
 #[derive(Debug)]
 pub struct GrafanaProvider {
@@ -162,6 +277,34 @@ impl Provider for GrafanaProvider {
     }
 
     fn parse(&self, req: &InboundRequest) -> Result<Vec<Event>, ProviderError> {
+        // One pass where it can (see `GrafanaMessage::read`); serde_json otherwise.
+        let body = &req.body;
+        if self.common.check_size(body).is_ok()
+            && let Ok(text) = std::str::from_utf8(body)
+            && let Some(mut msg) = GrafanaMessage::read(text)
+        {
+            let alerts = std::mem::take(&mut msg.alerts);
+            return Ok(alerts
+                .into_iter()
+                .map(|(a, span)| {
+                    let raw = if self.common.keep_raw {
+                        serde_json::from_str::<&RawValue>(&text[span])
+                            .map(|raw| self.common.raw(raw))
+                            .unwrap_or_default()
+                    } else {
+                        RawPayload::null()
+                    };
+                    self.event(&msg, a, raw)
+                })
+                .collect());
+        }
+        self.parse_general(req)
+    }
+}
+
+impl GrafanaProvider {
+    /// `parse` through `serde_json` alone.
+    fn parse_general(&self, req: &InboundRequest) -> Result<Vec<Event>, ProviderError> {
         let body = &req.body;
         if !self.common.keep_raw {
             let mut msg: GrafanaMessage<GrafanaAlert> = self.common.decode(body)?;
@@ -291,5 +434,107 @@ impl SourceType for GrafanaType {
             auth,
             verification,
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn provider(keep_raw: bool) -> GrafanaProvider {
+        let mut i = Integration::new(TYPE, "grafana");
+        i.keep_raw = keep_raw;
+        GrafanaProvider {
+            common: Common::new(TYPE, &i),
+            config: GrafanaConfig::default(),
+            auth: TokenAuth::default(),
+            hmac: None,
+            verification: Verification::Skip,
+        }
+    }
+
+    /// `parse` (one pass where it can) and `serde_json` alone agree on `body`, results
+    /// and errors alike, with and without raw payloads.
+    fn routes_agree(body: &[u8]) {
+        for keep_raw in [false, true] {
+            let p = provider(keep_raw);
+            let req = InboundRequest::from_body(body.to_vec());
+            assert_eq!(
+                format!("{:?}", p.parse(&req)),
+                format!("{:?}", p.parse_general(&req)),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
+    }
+
+    fn fixture_bodies() -> Vec<(String, Vec<u8>)> {
+        let dir = format!("{}/../fixtures/grafana", env!("CARGO_MANIFEST_DIR"));
+        let mut out: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| {
+                let name = p.file_name().unwrap().to_string_lossy().to_string();
+                name.ends_with(".json")
+                    && !name.contains(".expected.")
+                    && name != "integration.json"
+            })
+            .map(|p| {
+                let name = p.file_stem().unwrap().to_string_lossy().to_string();
+                (name, std::fs::read(&p).unwrap())
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn messages_take_the_one_pass_route_and_agree_with_serde() {
+        let mut one_pass = Vec::new();
+        for (name, body) in fixture_bodies() {
+            routes_agree(&body);
+            if GrafanaMessage::read(std::str::from_utf8(&body).unwrap()).is_some() {
+                one_pass.push(name);
+            }
+        }
+        assert_eq!(
+            one_pass,
+            ["datasource_error", "firing_with_images", "resolved"]
+        );
+        for odd in [
+            r#"{"alerts": [{"status": "firing", "labels": {"a": "b"}, "values": {"B": 22.5, "C": 1, "D": -0.0, "E": 1e400}}]}"#,
+            r#"{"alerts": [{"status": "firing", "labels": {}, "values": null, "orgId": 3}]}"#,
+            r#"{"orgId": -7, "alerts": [{"status": "firing", "labels": {}, "values": [1]}]}"#,
+            r#"{"orgId": null, "title": "t", "alerts": [{"status": "resolved", "labels": {}, "imageURL": null, "panelURL": "p\/1"}]}"#,
+            r#"{"orgId": 1.5, "alerts": []}"#,
+            r#"{"alerts": [{"status": "firing", "labels": {}, "fingerprint": "a", "fingerprint": "b"}]}"#,
+            r#"{"title": null, "alerts": []}"#,
+            r#"{"alerts": []}  "#,
+            r#"{"receiver": "r"}"#,
+        ] {
+            routes_agree(odd.as_bytes());
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn routes_agree_on_mutated_messages(
+            case in 0usize..8,
+            edits in proptest::collection::vec(
+                (proptest::prelude::any::<proptest::sample::Index>(), proptest::sample::select(vec![
+                    b'"', b'\\', b',', b'}', b'{', b'[', b']', b':', b'n', b'1', b'-', b'.',
+                    b' ', b'\n', b'u', b't',
+                ])),
+                1..3,
+            ),
+        ) {
+            let bodies = fixture_bodies();
+            let mut body = bodies[case % bodies.len()].1.clone();
+            for (at, byte) in edits {
+                let i = at.index(body.len());
+                body[i] = byte;
+            }
+            routes_agree(&body);
+        }
     }
 }
