@@ -281,14 +281,21 @@ fn parse_timestamp_general(s: &str) -> Option<Timestamp> {
     None
 }
 
-/// The common machine spelling `YYYY-MM-DDTHH:MM:SS[.f{1,9}](Z|±HH:MM|±HHMM)` without
+/// The common machine spellings `YYYY-MM-DDTHH:MM:SS[.f{1,9}](Z|±HH:MM|±HHMM)` and
+/// GitLab's `YYYY-MM-DD HH:MM:SS[.f] (±HHMM|UTC)` without
 /// jiff's general parsers (which, for the `+0000` form CloudWatch sends, first build and
 /// drop an error). `None` for anything else, including out-of-range fields and leap
 /// seconds: the caller then tries the general parsers, so this only ever answers where
 /// they would give the same instant.
 fn iso8601_fast(s: &str) -> Option<Timestamp> {
     let b = s.as_bytes();
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' {
+    // `T`, or GitLab's space with ` +HHMM` / ` UTC` after the time.
+    let spaced = match b.get(10) {
+        Some(b'T') => false,
+        Some(b' ') => true,
+        _ => return None,
+    };
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' {
         return None;
     }
     if b[13] != b':' || b[16] != b':' {
@@ -322,6 +329,17 @@ fn iso8601_fast(s: &str) -> Option<Timestamp> {
         nanos = num(start..i)? * 10i64.pow((9 - digits) as u32);
     }
     let offset_secs = match &b[i..] {
+        [b'Z'] if !spaced => 0,
+        [b' ', b'U', b'T', b'C'] if spaced => 0,
+        [b' ', sign @ (b'+' | b'-'), _, _, _, _] if spaced => {
+            let (oh, om) = (num(i + 2..i + 4)?, num(i + 4..i + 6)?);
+            if oh > 23 || om > 59 {
+                return None;
+            }
+            let secs = oh * 3600 + om * 60;
+            if *sign == b'-' { -secs } else { secs }
+        }
+        _ if spaced => return None,
         [b'Z'] => 0,
         [sign @ (b'+' | b'-'), h1, h2, rest @ ..] => {
             let minutes_at = match rest {
@@ -495,6 +513,11 @@ mod tests {
             "2024-05-01T10:03:12+0",
             "2024-05-01t10:03:12z",
             "2024-05-01 10:03:12Z",
+            "2021-04-28 21:50:00 +0200",
+            "2021-04-28 21:50:00.25 -0200",
+            "2016-08-12 15:23:28 UTC",
+            "2016-08-12T15:23:28 UTC",
+            "2016-08-12T15:23:28 +0200",
         ];
         for s in cases {
             if let Some(fast) = iso8601_fast(s) {
@@ -504,6 +527,8 @@ mod tests {
         assert!(iso8601_fast("2024-05-01T10:03:12.146+0000").is_some());
         assert!(iso8601_fast("2024-05-01T10:03:12Z").is_some());
         assert!(iso8601_fast("2024-05-01T10:03:60Z").is_none());
+        assert!(iso8601_fast("2021-04-28 21:50:00 +0200").is_some());
+        assert!(iso8601_fast("2016-08-12 15:23:28 UTC").is_some());
     }
 
     proptest::proptest! {
@@ -511,10 +536,14 @@ mod tests {
         fn iso8601_fast_path_agrees_with_jiff_everywhere(
             y in 0i64..10000, mo in 0i64..14, d in 0i64..33, h in 0i64..26, mi in 0i64..61,
             s in 0i64..61, frac in proptest::option::of("[0-9]{0,10}"),
-            off in proptest::sample::select(vec!["Z", "+00:00", "+0000", "-0800", "+05:30", "+2359", "-23:59", "+24:00", "+0060", "z", ""]),
+            off in proptest::sample::select(vec![
+                "Z", "+00:00", "+0000", "-0800", "+05:30", "+2359", "-23:59", "+24:00", "+0060",
+                "z", "", " +0200", " -0530", " +02:00", " UTC", " Z", " +2400", " utc",
+            ]),
+            sep in proptest::sample::select(vec!["T", " ", "t"]),
         ) {
             let text = format!(
-                "{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}{}{off}",
+                "{y:04}-{mo:02}-{d:02}{sep}{h:02}:{mi:02}:{s:02}{}{off}",
                 frac.map(|f| format!(".{f}")).unwrap_or_default()
             );
             if let Some(fast) = iso8601_fast(&text) {
