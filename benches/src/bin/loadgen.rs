@@ -266,6 +266,7 @@ async fn main() {
             std::process::exit(1);
         }
     };
+    let posts_done = Instant::now();
     // The target's CPU time (user + system) spent while the POSTs ran: a figure that
     // other processes' load disturbs less than wall-clock throughput.
     let post_cpu_s = match (cpu_before, cpu_ticks(a.pid)) {
@@ -334,11 +335,13 @@ async fn main() {
 
     // Idle CPU with every alert active, once the target has gone quiet: groups whose
     // last alerts arrived late in the posting are re-notified one group_interval
-    // later, so wait until no notification arrived for 3 s (at most 60 s).
+    // later (and a target may hold re-notifications back until ingest ends), so wait
+    // until no notification arrived for 3 s since the last POST was answered (at
+    // most 60 s).
     let quiet_deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let last = sink.lock().last;
-        let quiet = last.is_none_or(|l| l.elapsed() >= Duration::from_secs(3));
+        let last = sink.lock().last.map_or(posts_done, |l| l.max(posts_done));
+        let quiet = last.elapsed() >= Duration::from_secs(3);
         if quiet || Instant::now() > quiet_deadline {
             break;
         }
