@@ -580,7 +580,7 @@ mod tests {
     #[test]
     fn find_special_agrees_with_position() {
         let special = |c: &u8| *c == b'"' || *c == b'\\' || *c < 0x20;
-        for len in 0..40 {
+        for len in 0..70 {
             for at in 0..=len {
                 for (first, second) in [(b'\\', b'"'), (b'"', 0x1f), (b'\n', b'\\'), (0, 0x7f)] {
                     let mut b = vec![b'a'; len];
