@@ -931,7 +931,7 @@ impl Engine {
                 }
             }
             if !flushes.is_empty() {
-                let round = if detach {
+                let mut round = if detach {
                     self.inner
                         .background_rounds
                         .clone()
@@ -941,16 +941,35 @@ impl Engine {
                 } else {
                     None
                 };
-                let ((), pending) = self
-                    .decide_and_commit(|core, now, out| {
-                        for job in &flushes {
-                            if let JobKind::GroupFlush { group_key } = &job.kind {
-                                core.flush_job(group_key, job.due, now, out);
-                            }
+                let decide = |core: &mut EngineCore, now: Timestamp, out: &mut Vec<Effect>| {
+                    for job in &flushes {
+                        if let JobKind::GroupFlush { group_key } = &job.kind {
+                            core.flush_job(group_key, job.due, now, out);
                         }
-                        Ok(())
-                    })
-                    .await?;
+                    }
+                    Ok(())
+                };
+                // Detached: the round commits and hands over in the background, so the
+                // next round is decided while this one commits (commits stay in
+                // decision order). A failed commit leaves the durable flush jobs
+                // claimed, to be retried after their lease, as before.
+                let pending = if detach {
+                    let ((), decided) = self.decide(decide).await?;
+                    let engine = self.clone();
+                    let durable = std::mem::take(&mut durable_flushes);
+                    let round = round.take();
+                    tokio::spawn(async move {
+                        if let Ok(pending) = engine.finish(decided).await
+                            && engine.complete_all(durable).await.is_ok()
+                        {
+                            engine.deliver(pending).await;
+                        }
+                        drop(round);
+                    });
+                    Vec::new()
+                } else {
+                    self.decide_and_commit(decide).await?.1
+                };
                 for _ in &flushes {
                     self.inner.sink.emit(&EngineEvent::JobRun {
                         kind: "group_flush",
@@ -962,14 +981,8 @@ impl Engine {
                         self.inner.flushes.complete(&j.id).await?;
                     }
                 }
-                self.complete_all(durable_flushes).await?;
-                if detach {
-                    let engine = self.clone();
-                    tokio::spawn(async move {
-                        engine.deliver(pending).await;
-                        drop(round);
-                    });
-                } else {
+                if !detach {
+                    self.complete_all(durable_flushes).await?;
                     self.deliver(pending).await;
                 }
             }
