@@ -8,8 +8,10 @@
 //! * the heap one provider-built alert owns (label and annotation maps, strings, link,
 //!   raw payload; not its 320-byte inline part), and the raw payload's JSON size;
 //! * everything the core holds after the alerts were moved into it (their heap, its
-//!   slabs, indexes and groups), and after the first flush of every group (plus
-//!   incidents and notification log entries; notifications are handed out and dropped);
+//!   slabs, indexes and groups), then after `EngineCore::compact_alerts` (what the shell
+//!   calls once a batch's records are encoded: raw payloads released, alerts packed),
+//!   and after the first flush of every group (plus incidents and notification log
+//!   entries; notifications are handed out and dropped);
 //! * each divided by 100,000.
 //!
 //! Run: `cargo bench -p signalcraft-benches --bench core_memory`.
@@ -154,6 +156,8 @@ fn main() {
     drop(out);
     let after_ingest = live() - before_ingest - jobs_bytes;
     assert_eq!(core.alert_count(), ALERTS);
+    assert_eq!(core.compact_alerts(), ALERTS);
+    let after_compact = live() - before_ingest - jobs_bytes;
     assert_eq!(core.group_count(), NAMES * CLUSTERS);
 
     let later = now + jiff::SignedDuration::from_secs(1);
@@ -191,6 +195,10 @@ fn main() {
     println!(
         "  core after ingest (alerts moved in)             {}",
         per_alert(after_ingest)
+    );
+    println!(
+        "  core after compact_alerts (raw released, packed) {}",
+        per_alert(after_compact)
     );
     println!(
         "  core after first flush of every group           {}",

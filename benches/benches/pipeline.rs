@@ -27,6 +27,9 @@
 //! * `pipeline/resend_cpu_time`: `resend` (borrowed) timed by thread CPU time.
 //! * `pipeline/resend_key_cpu_time`: the re-send check from borrowed parts
 //!   (`ResendKeyBuilder` + `EngineCore::ingest_known_resend`), no owned `Alert`.
+//! * `pipeline/compact_cpu_time`: `EngineCore::compact_alerts` over the 100k alerts just
+//!   ingested (raw payloads released, alerts packed; what the shell runs once a batch's
+//!   records are encoded), thread CPU time. Its per-alert cost adds to `to_group`'s.
 //! * `pipeline/first_flush_10k_groups`: the first flush of all 10k groups (needs_update,
 //!   incident creation with timeline entries, one notification with 10 alerts each).
 //!   Elements = groups.
@@ -446,6 +449,23 @@ fn bench(c: &mut Criterion) {
                 }
                 total += thread_cpu_time().saturating_sub(start);
                 drop(out);
+            }
+            total
+        })
+    });
+
+    g.bench_function("compact_cpu_time", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let mut core = fresh_core();
+                let mut out = Vec::with_capacity(ALERTS * 3);
+                to_groups(&mut core, prebuilt.clone().into_iter(), &mut out);
+                let start = thread_cpu_time();
+                let n = core.compact_alerts();
+                total += thread_cpu_time().saturating_sub(start);
+                assert_eq!(n, ALERTS);
+                drop((core, out));
             }
             total
         })

@@ -10,7 +10,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::CoreError;
-use crate::model::Labels;
+use crate::model::{LabelView, Labels};
 use crate::routing::matcher::{MatchOp, Matcher, MatcherSpec};
 
 /// A silence's state at a given instant.
@@ -58,7 +58,7 @@ impl Silence {
 
     /// Whether it silences `labels` at `now` (active and every matcher matches).
     #[inline]
-    pub fn mutes(&self, labels: &Labels, now: Timestamp) -> bool {
+    pub fn mutes<L: LabelView + ?Sized>(&self, labels: &L, now: Timestamp) -> bool {
         self.starts_at <= now
             && now < self.ends_at
             && self.matchers.iter().all(|m| m.matches(labels))
@@ -231,7 +231,7 @@ impl Silences {
 
     /// The first active silence (in insertion order) muting `labels`, if any.
     #[inline]
-    pub fn muted_by(&self, labels: &Labels, now: Timestamp) -> Option<&Silence> {
+    pub fn muted_by<L: LabelView + ?Sized>(&self, labels: &L, now: Timestamp) -> Option<&Silence> {
         // The lowest position among the muting silences: candidates are ascending, so
         // each list stops at its first hit or once past the best so far.
         let mut best: Option<usize> = None;
@@ -247,7 +247,7 @@ impl Silences {
             }
         };
         for (name, by_value) in &self.by_eq {
-            let v = labels.get(name).map_or("", String::as_str);
+            let v = labels.label(name).unwrap_or("");
             if let Some(positions) = by_value.get(v) {
                 consider(positions);
             }
@@ -296,7 +296,8 @@ mod tests {
         let t = ts("2026-01-01T11:00:00Z");
         assert_eq!(s.state(t), SilenceState::Active);
         assert!(s.mutes(&l, t));
-        assert!(!s.mutes(&[("team".to_string(), "web".to_string())].into(), t));
+        let web: Labels = [("team".to_string(), "web".to_string())].into();
+        assert!(!s.mutes(&web, t));
         assert_eq!(s.state(ts("2026-01-01T12:00:00Z")), SilenceState::Expired);
     }
 

@@ -145,38 +145,52 @@ impl AggregationGroup {
 }
 
 /// The groups (in-memory hashes) an alert belongs to: one inline (the common case of a
-/// single matching route, no allocation), more in a `Vec`.
+/// single matching route, no allocation), more in a `Vec`. 24 bytes.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct GroupSet {
-    first: Option<u64>,
-    more: Vec<u64>,
+pub struct GroupSet(Repr);
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+enum Repr {
+    #[default]
+    Empty,
+    One(u64),
+    Many(Vec<u64>),
 }
 
 impl GroupSet {
     /// Adds a group.
     #[inline]
     pub fn push(&mut self, h: u64) {
-        if self.first.is_none() {
-            self.first = Some(h);
-        } else {
-            self.more.push(h);
+        match &mut self.0 {
+            Repr::Empty => self.0 = Repr::One(h),
+            Repr::One(first) => self.0 = Repr::Many(vec![*first, h]),
+            Repr::Many(v) => v.push(h),
         }
     }
 
     /// The groups, in insertion order.
     #[inline]
     pub fn iter(&self) -> impl Iterator<Item = u64> + '_ {
-        self.first.iter().chain(self.more.iter()).copied()
+        let (one, many): (Option<u64>, &[u64]) = match &self.0 {
+            Repr::Empty => (None, &[]),
+            Repr::One(h) => (Some(*h), &[]),
+            Repr::Many(v) => (None, v),
+        };
+        one.into_iter().chain(many.iter().copied())
     }
 
     /// Number of groups.
     pub fn len(&self) -> usize {
-        usize::from(self.first.is_some()) + self.more.len()
+        match &self.0 {
+            Repr::Empty => 0,
+            Repr::One(_) => 1,
+            Repr::Many(v) => v.len(),
+        }
     }
 
     /// Whether it has none.
     pub fn is_empty(&self) -> bool {
-        self.first.is_none()
+        self.len() == 0
     }
 
     /// Keeps only the groups `keep` accepts.

@@ -40,8 +40,8 @@ use crate::incident::{
 };
 use crate::inhibit::Inhibitor;
 use crate::model::{
-    ActionEvent, ActionKind, Alert, AlertStatus, ChangeEvent, Event, Fingerprint, Labels, Link,
-    Severity,
+    ActionEvent, ActionKind, Alert, AlertStatus, ChangeEvent, CompactAlert, Event, Fingerprint,
+    LabelView, Labels, Link, Severity,
 };
 use crate::scheduler::{Job, JobKind};
 use crate::service::Service;
@@ -56,8 +56,13 @@ const MAX_NOTE_LEN: usize = 16 * 1024;
 /// An alert the engine knows.
 #[derive(Debug, Clone)]
 pub struct AlertEntry {
-    /// The latest version received.
-    pub alert: Alert,
+    /// The latest version received: in full until [`EngineCore::compact_alerts`], then
+    /// packed without its raw payload.
+    pub alert: StoredAlert,
+    /// Whether the raw payload of the current version is no longer in memory (only in
+    /// the record written when it was received): records encoded from now on say so
+    /// ([`AlertRecord::payload_elided`]).
+    pub raw_elided: bool,
     /// Identity.
     pub fingerprint: Fingerprint,
     /// First received (this occurrence).
@@ -87,6 +92,153 @@ pub struct AlertRecord {
     /// Group keys it belongs to (empty once retired).
     #[serde(default)]
     pub groups: Vec<String>,
+    /// `true` when the engine wrote this record after it had released the alert's raw
+    /// payload from memory ([`EngineCore::compact_alerts`]): `alert.raw` is null here
+    /// although the alert had one, and the record written when this version was
+    /// received holds it. A writer that replaces a stored record by this one should keep
+    /// the stored `alert.raw` ([`AlertRecord::merge_stored_payload`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub payload_elided: bool,
+}
+
+impl AlertRecord {
+    /// For a record with [`AlertRecord::payload_elided`]: takes the raw payload from the
+    /// record currently stored under the same key (when that one has a payload) and
+    /// clears the flag. Returns whether the record changed. Records without the flag are
+    /// left alone (their payload is the newest).
+    pub fn merge_stored_payload(&mut self, stored: &AlertRecord) -> bool {
+        if !self.payload_elided || stored.alert.raw.is_null() {
+            return false;
+        }
+        self.alert.raw = stored.alert.raw.clone();
+        self.payload_elided = stored.payload_elided;
+        true
+    }
+}
+
+/// The latest version of a known alert as the engine holds it.
+#[derive(Debug, Clone)]
+pub enum StoredAlert {
+    /// As received (with its raw payload) until [`EngineCore::compact_alerts`]. Inline,
+    /// not boxed: receiving an alert moves it into its entry without an allocation.
+    Full(Alert),
+    /// Packed, raw payload released.
+    Compact(CompactAlert),
+}
+
+/// Read access to a stored alert, whichever form it is in.
+#[derive(Debug, Clone, Copy)]
+pub enum AlertRef<'a> {
+    /// Held in full.
+    Full(&'a Alert),
+    /// Packed.
+    Compact(&'a CompactAlert),
+    /// Not found (a broken internal invariant; reads as an empty resolved alert).
+    Missing,
+}
+
+#[inline]
+fn view(stored: &StoredAlert) -> AlertRef<'_> {
+    match stored {
+        StoredAlert::Full(a) => AlertRef::Full(a),
+        StoredAlert::Compact(c) => AlertRef::Compact(c),
+    }
+}
+
+impl AlertRef<'_> {
+    /// Firing or resolved.
+    #[inline]
+    pub fn status(self) -> AlertStatus {
+        match self {
+            AlertRef::Full(a) => a.status,
+            AlertRef::Compact(c) => c.status,
+            AlertRef::Missing => AlertStatus::Resolved,
+        }
+    }
+
+    /// Severity.
+    pub fn severity(self) -> Severity {
+        match self {
+            AlertRef::Full(a) => a.severity,
+            AlertRef::Compact(c) => c.severity,
+            AlertRef::Missing => Severity::Info,
+        }
+    }
+
+    /// Summary.
+    pub fn summary(&self) -> &str {
+        match self {
+            AlertRef::Full(a) => &a.summary,
+            AlertRef::Compact(c) => c.summary(),
+            AlertRef::Missing => "",
+        }
+    }
+
+    /// The integration that sent it.
+    pub fn integration(&self) -> &str {
+        match self {
+            AlertRef::Full(a) => &a.source.integration,
+            AlertRef::Compact(c) => &c.source.integration,
+            AlertRef::Missing => "",
+        }
+    }
+
+    /// The alert (a compact one comes back with a null raw payload).
+    pub fn to_alert(self) -> Alert {
+        match self {
+            AlertRef::Full(a) => a.clone(),
+            AlertRef::Compact(c) => c.to_alert(),
+            AlertRef::Missing => {
+                let src = crate::model::Source {
+                    provider: "".into(),
+                    integration: "".into(),
+                };
+                let mut a = Alert::firing(src, "", Labels::new());
+                a.status = AlertStatus::Resolved;
+                a
+            }
+        }
+    }
+
+    /// Runs `f` on the labels as a [`Labels`] map (a compact alert builds one).
+    pub fn with_labels<T>(self, f: impl FnOnce(&Labels) -> T) -> T {
+        match self {
+            AlertRef::Full(a) => f(&a.labels),
+            AlertRef::Compact(c) => f(&c.to_labels()),
+            AlertRef::Missing => f(&Labels::new()),
+        }
+    }
+
+    /// Whether `new` carries other content (summary, severity, annotations, links).
+    fn content_differs(self, new: &Alert) -> bool {
+        match self {
+            AlertRef::Full(old) => content_changed(old, new),
+            AlertRef::Compact(c) => {
+                c.summary() != new.summary
+                    || c.severity != new.severity
+                    || !c.annotations().eq(new
+                        .annotations
+                        .iter()
+                        .map(|(k, v)| (k.as_str(), v.as_str())))
+                    || !c.links().eq(new
+                        .links
+                        .iter()
+                        .map(|l| (l.href.as_str(), l.text.as_deref())))
+            }
+            AlertRef::Missing => true,
+        }
+    }
+}
+
+impl LabelView for AlertRef<'_> {
+    #[inline]
+    fn label(&self, name: &str) -> Option<&str> {
+        match self {
+            AlertRef::Full(a) => a.labels.label(name),
+            AlertRef::Compact(c) => c.label(name),
+            AlertRef::Missing => None,
+        }
+    }
 }
 
 /// Why a firing alert is held back.
@@ -152,6 +304,9 @@ pub struct EngineCore {
     policy_opens: HashMap<String, u64>,
     seq: u64,
     route_buf: Vec<usize>,
+    /// Alerts whose latest version is held in full (with its raw payload) until
+    /// [`EngineCore::compact_alerts`] (may hold stale or repeated entries).
+    uncompacted: Vec<Fingerprint>,
 }
 
 fn fp_key(fp: Fingerprint) -> String {
@@ -182,6 +337,7 @@ impl EngineCore {
             policy_opens: HashMap::new(),
             seq: 0,
             route_buf: Vec::with_capacity(4),
+            uncompacted: Vec::new(),
         }
     }
 
@@ -242,9 +398,7 @@ impl EngineCore {
             Known::Duplicate => {}
             Known::Changed => {
                 self.touch_hot(fp, &alert, now);
-                if let Some(e) = self.alerts.get_mut(&fp) {
-                    e.alert = alert;
-                }
+                self.set_full(fp, alert);
                 out.push(Effect::Persist(Record::Alert(fp)));
             }
             Known::Resolves => {
@@ -343,11 +497,12 @@ impl EngineCore {
         let Some(e) = self.alerts.get_mut(&fp) else {
             return Known::New;
         };
-        match (e.alert.status, alert.status) {
+        let stored = view(&e.alert);
+        match (stored.status(), alert.status) {
             (a, b) if a == b => {
                 // Re-send (Prometheus re-sends every evaluation): nothing to notify.
                 e.last_seen = now;
-                if content_changed(&e.alert, alert) {
+                if stored.content_differs(alert) {
                     Known::Changed
                 } else {
                     out.push(Effect::Event(EngineEvent::AlertDeduplicated {
@@ -399,7 +554,8 @@ impl EngineCore {
         self.alerts.insert(
             fp,
             AlertEntry {
-                alert,
+                alert: StoredAlert::Full(alert),
+                raw_elided: false,
                 fingerprint: fp,
                 first_seen: now,
                 last_seen: now,
@@ -408,7 +564,65 @@ impl EngineCore {
             },
             hot,
         );
+        self.note_full(fp);
         out.push(Effect::Persist(Record::Alert(fp)));
+    }
+
+    /// Makes `alert` the latest version of the known alert `fp`, held in full.
+    fn set_full(&mut self, fp: Fingerprint, alert: Alert) {
+        if let Some(e) = self.alerts.get_mut(&fp) {
+            e.alert = StoredAlert::Full(alert);
+            e.raw_elided = false;
+            self.note_full(fp);
+        }
+    }
+
+    /// Records that `fp`'s latest version is held in full, for
+    /// [`EngineCore::compact_alerts`]. Bounded even if that is never called: once the
+    /// list outgrows twice the alerts known, stale and repeated entries are dropped.
+    fn note_full(&mut self, fp: Fingerprint) {
+        if self.uncompacted.len() >= 2 * self.alerts.len() + 4096 {
+            let alerts = &self.alerts;
+            self.uncompacted.retain(|f| {
+                alerts
+                    .get(f)
+                    .is_some_and(|e| matches!(e.alert, StoredAlert::Full(_)))
+            });
+            self.uncompacted.sort_unstable();
+            self.uncompacted.dedup();
+        }
+        self.uncompacted.push(fp);
+    }
+
+    /// Releases the raw payloads of the alert versions received since the last call and
+    /// packs those alerts ([`CompactAlert`]: every string in one allocation; ≈1.8 KB →
+    /// ≈0.3 KB of heap for an Alertmanager alert). Returns how many were packed.
+    ///
+    /// Contract: call only once the effects of every earlier call on this core were
+    /// encoded ([`EngineCore::encode`]): the [`Record::Alert`] writes they hold are the
+    /// only durable copy of those raw payloads (the shell encodes a decision's effects
+    /// under the same lock right after deciding, so calling this right after staging
+    /// is safe). Records encoded later for these alerts carry no raw payload and are
+    /// marked [`AlertRecord::payload_elided`]. Decisions are unaffected; notifications
+    /// built later carry the alerts without their raw payloads.
+    pub fn compact_alerts(&mut self) -> usize {
+        let mut n = 0;
+        let mut todo = std::mem::take(&mut self.uncompacted);
+        for fp in todo.drain(..) {
+            let Some(e) = self.alerts.get_mut(&fp) else {
+                continue;
+            };
+            if let StoredAlert::Full(a) = &e.alert {
+                let had_raw = !a.raw.is_null();
+                e.alert = StoredAlert::Compact(CompactAlert::from_alert(a));
+                e.raw_elided |= had_raw;
+                n += 1;
+            }
+        }
+        // Keep a modest buffer for the next batch, not the largest one ever seen.
+        todo.shrink_to(4096);
+        self.uncompacted = todo;
+        n
     }
 
     /// Finds or creates the group for an alert under route `ri`; returns its hash.
@@ -466,19 +680,23 @@ impl EngineCore {
         now: Timestamp,
         out: &mut Vec<Effect>,
     ) {
+        if !self.alerts.contains_key(&fp) {
+            return;
+        }
+        if !self.inhibitor.is_empty() {
+            self.inhibitor.observe(fp, &alert.labels, false);
+        }
         let Some(e) = self.alerts.get_mut(&fp) else {
             return;
         };
         let summary = alert.summary.clone();
         let integration = alert.source.integration.clone();
-        e.alert = alert;
-        e.alert.status = AlertStatus::Resolved;
+        let mut alert = alert;
+        alert.status = AlertStatus::Resolved;
         e.resolved_at = Some(now);
         e.last_seen = now;
         let groups = e.groups.clone();
-        if !self.inhibitor.is_empty() {
-            self.inhibitor.observe(fp, &e.alert.labels, false);
-        }
+        self.set_full(fp, alert);
         out.push(Effect::Persist(Record::Alert(fp)));
         for h in groups.iter() {
             let Some(g) = self.groups.get_mut(&h) else {
@@ -523,18 +741,21 @@ impl EngineCore {
         now: Timestamp,
         out: &mut Vec<Effect>,
     ) {
+        if !self.alerts.contains_key(&fp) {
+            return;
+        }
+        if !self.inhibitor.is_empty() {
+            self.inhibitor.observe(fp, &alert.labels, true);
+        }
         let Some(e) = self.alerts.get_mut(&fp) else {
             return;
         };
         let summary = alert.summary.clone();
         let integration = alert.source.integration.clone();
-        e.alert = alert;
         e.resolved_at = None;
         e.last_seen = now;
         let groups = e.groups.clone();
-        if !self.inhibitor.is_empty() {
-            self.inhibitor.observe(fp, &e.alert.labels, true);
-        }
+        self.set_full(fp, alert);
         out.push(Effect::Persist(Record::Alert(fp)));
         for h in groups.iter() {
             if let Some(g) = self.groups.get_mut(&h) {
@@ -586,9 +807,15 @@ impl EngineCore {
         };
         match a.action {
             ActionKind::Resolve => {
-                let mut alert = e.alert.clone();
+                let mut alert = view(&e.alert).to_alert();
+                let elided = e.raw_elided || matches!(e.alert, StoredAlert::Compact(_));
                 alert.status = AlertStatus::Resolved;
                 self.settle(fp, alert, now, out);
+                // The resolved version repeats the stored one: its raw payload (if it had
+                // one) is still only in the stored record.
+                if elided && let Some(e) = self.alerts.get_mut(&fp) {
+                    e.raw_elided = true;
+                }
             }
             ActionKind::Acknowledge => {
                 let incidents: Vec<String> = e
@@ -625,11 +852,26 @@ impl EngineCore {
         None
     }
 
+    /// [`EngineCore::mute_of`] for a stored alert (a compact one builds a label map only
+    /// if an inhibit rule must be checked).
+    fn stored_mute(&self, fp: Fingerprint, a: AlertRef<'_>, now: Timestamp) -> Option<Mute> {
+        if let AlertRef::Full(a) = a {
+            return self.mute_of(fp, &a.labels, now);
+        }
+        if !self.silences.is_empty() && self.silences.muted_by(&a, now).is_some() {
+            return Some(Mute::Silenced);
+        }
+        if !self.inhibitor.is_empty() && a.with_labels(|l| self.inhibitor.is_inhibited(fp, l)) {
+            return Some(Mute::Inhibited);
+        }
+        None
+    }
+
     /// [`EngineCore::mute_of`] for a known alert by fingerprint.
     pub fn is_muted(&self, fp: Fingerprint, now: Timestamp) -> bool {
         self.alerts
             .get(&fp)
-            .is_some_and(|e| self.mute_of(fp, &e.alert.labels, now).is_some())
+            .is_some_and(|e| self.stored_mute(fp, view(&e.alert), now).is_some())
     }
 
     /// Runs a `GroupFlush` job. Stale jobs (the group is gone or was re-armed to another
@@ -679,7 +921,8 @@ impl EngineCore {
             let Some(e) = self.alerts.get(fp) else {
                 continue;
             };
-            if e.alert.status == AlertStatus::Resolved {
+            let a = view(&e.alert);
+            if a.status() == AlertStatus::Resolved {
                 resolved.push(*fp);
                 continue;
             }
@@ -688,14 +931,15 @@ impl EngineCore {
                 any_muted = true;
                 continue;
             }
-            if self.silences.muted_by(&e.alert.labels, now).is_some() {
+            if self.silences.muted_by(&a, now).is_some() {
                 any_muted = true;
                 out.push(Effect::Event(EngineEvent::AlertSilenced {
                     fingerprint: *fp,
                 }));
                 continue;
             }
-            if self.inhibitor.is_inhibited(*fp, &e.alert.labels) {
+            if !self.inhibitor.is_empty() && a.with_labels(|l| self.inhibitor.is_inhibited(*fp, l))
+            {
                 any_muted = true;
                 out.push(Effect::Event(EngineEvent::AlertInhibited {
                     fingerprint: *fp,
@@ -845,7 +1089,11 @@ impl EngineCore {
                 if let Some(e) = self.alerts.remove(fp) {
                     let rec = AlertRecord {
                         fingerprint: *fp,
-                        alert: e.alert,
+                        payload_elided: e.raw_elided,
+                        alert: match e.alert {
+                            StoredAlert::Full(a) => a,
+                            StoredAlert::Compact(c) => c.to_alert(),
+                        },
                         first_seen: e.first_seen,
                         last_seen: seen.map_or(e.last_seen, |s| s.max(e.last_seen)),
                         resolved_at: e.resolved_at,
@@ -896,7 +1144,7 @@ impl EngineCore {
         let alerts: Vec<Alert> = firing
             .iter()
             .chain(resolved)
-            .filter_map(|fp| self.alerts.get(fp).map(|e| e.alert.clone()))
+            .filter_map(|fp| self.alerts.get(fp).map(|e| view(&e.alert).to_alert()))
             .collect();
         let status = if firing.is_empty() {
             AlertStatus::Resolved
@@ -1011,7 +1259,7 @@ impl EngineCore {
         let sev = firing
             .iter()
             .filter_map(|f| self.alerts.get(f))
-            .map(|e| e.alert.severity)
+            .map(|e| view(&e.alert).severity())
             .min();
         if let Some(inc) = self.incidents.get_mut(id) {
             for f in firing {
@@ -1047,13 +1295,13 @@ impl EngineCore {
         let first: Vec<&AlertEntry> = firing.iter().filter_map(|f| self.alerts.get(f)).collect();
         let severity = first
             .iter()
-            .map(|e| e.alert.severity)
+            .map(|e| view(&e.alert).severity())
             .min()
             .unwrap_or(crate::model::Severity::Error);
         let title = first
             .iter()
             .min_by_key(|e| (e.first_seen, e.fingerprint))
-            .map(|e| e.alert.summary.clone())
+            .map(|e| view(&e.alert).summary().to_string())
             .filter(|s| !s.is_empty())
             .unwrap_or_else(|| format_labels(&g.labels));
         let service = route.as_ref().and_then(|r| r.service.clone());
@@ -1076,9 +1324,9 @@ impl EngineCore {
                 (
                     e.fingerprint,
                     e.first_seen,
-                    e.alert.status,
-                    e.alert.summary.clone(),
-                    e.alert.source.integration.to_string(),
+                    view(&e.alert).status(),
+                    view(&e.alert).summary().to_string(),
+                    view(&e.alert).integration().to_string(),
                 )
             })
             .collect();
@@ -1723,7 +1971,8 @@ impl EngineCore {
             .map_or(e.last_seen, |h| h.max(e.last_seen));
         Some(AlertRecord {
             fingerprint: fp,
-            alert: e.alert.clone(),
+            alert: view(&e.alert).to_alert(),
+            payload_elided: e.raw_elided,
             first_seen: e.first_seen,
             last_seen,
             resolved_at: e.resolved_at,
@@ -1782,7 +2031,7 @@ impl EngineCore {
     pub fn firing_alert_records(&self) -> impl Iterator<Item = AlertRecord> + '_ {
         self.alerts
             .values()
-            .filter(|e| e.alert.status == AlertStatus::Firing && e.resolved_at.is_none())
+            .filter(|e| view(&e.alert).status() == AlertStatus::Firing && e.resolved_at.is_none())
             .filter_map(|e| self.alert_record(e.fingerprint))
     }
 
@@ -1854,10 +2103,12 @@ impl EngineCore {
             self.inhibitor.observe(r.fingerprint, &r.alert.labels, true);
         }
         let hot = Hot::of(&r.alert, r.last_seen);
+        // Already stored: nothing needs the raw payload in memory.
         self.alerts.insert(
             r.fingerprint,
             AlertEntry {
-                alert: r.alert,
+                raw_elided: r.payload_elided || !r.alert.raw.is_null(),
+                alert: StoredAlert::Compact(CompactAlert::from_alert(&r.alert)),
                 fingerprint: r.fingerprint,
                 first_seen: r.first_seen,
                 last_seen: r.last_seen,
@@ -2195,6 +2446,208 @@ mod tests {
             _ => None,
         });
         assert_eq!(rec.map(|r| r.last_seen), Some(t(25)));
+    }
+
+    /// Strips what compaction legitimately changes (raw payloads, the elided flag) so
+    /// the two cores' outputs can be compared.
+    fn without_raw(effects: &[Effect]) -> Vec<Effect> {
+        effects
+            .iter()
+            .map(|e| match e {
+                Effect::Notify(n) => {
+                    let mut n = n.clone();
+                    for a in &mut n.alerts {
+                        a.raw = crate::model::RawPayload::null();
+                    }
+                    Effect::Notify(n)
+                }
+                Effect::Write(WriteOp::Put {
+                    table: Table::Alerts,
+                    key,
+                    value,
+                }) => {
+                    let mut r: AlertRecord = serde_json::from_slice(value).unwrap();
+                    r.alert.raw = crate::model::RawPayload::null();
+                    r.payload_elided = false;
+                    Effect::Write(WriteOp::Put {
+                        table: Table::Alerts,
+                        key: key.clone(),
+                        value: serde_json::to_vec(&r).unwrap(),
+                    })
+                }
+                other => other.clone(),
+            })
+            .collect()
+    }
+
+    /// A core that compacts after every call decides exactly as one that never does:
+    /// same effects (but raw payloads), same records; its records written after the
+    /// compaction are marked `payload_elided` and merge back the stored raw payload.
+    #[test]
+    fn compacting_changes_no_decision_and_marks_elided_records() {
+        let cfg: super::super::EngineConfig = serde_json::from_value(serde_json::json!({
+            "route": {"group_wait": "30s", "group_interval": "5m", "group_by": ["g"],
+                      "notify": [{"channel": "c", "target": "t"}]},
+            "inhibit_rules": [{"source_matchers": ["a=src"], "target_matchers": ["sev=low"],
+                               "equal": ["g"]}]
+        }))
+        .unwrap();
+        let compiled = cfg.compile().unwrap();
+        let (mut plain, mut packed) =
+            (EngineCore::new(compiled.clone()), EngineCore::new(compiled));
+        let src = Source {
+            provider: "p".into(),
+            integration: "i".into(),
+        };
+        let mk = |pairs: &[(&str, &str)], summary: &str| {
+            let mut a = Alert::firing(
+                src.clone(),
+                summary,
+                pairs
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            );
+            a.annotations.insert("d".into(), format!("about {summary}"));
+            a.links.push(crate::model::Link {
+                href: "https://g".into(),
+                text: Some("graph".into()),
+            });
+            a.raw =
+                crate::model::RawPayload::from_json(&format!(r#"{{"s":"{summary}"}}"#)).unwrap();
+            a
+        };
+        let target = mk(&[("a", "t"), ("g", "1"), ("sev", "low")], "target");
+        let mut source = mk(&[("a", "src"), ("g", "1")], "source");
+        source.dedup_key = Some("src-key".into());
+        let silenced = mk(&[("a", "quiet"), ("g", "2")], "quiet");
+        let other = mk(&[("a", "x"), ("g", "2")], "x");
+        let mut changed = other.clone();
+        changed.summary = "x changed".into();
+        let mut resolved = target.clone();
+        resolved.status = AlertStatus::Resolved;
+        let spec = SilenceSpec {
+            id: None,
+            matchers: vec![crate::routing::MatcherSpec::Text("a=quiet".into())],
+            starts_at: Some(t(0)),
+            ends_at: t(100_000),
+            created_by: "u".into(),
+            comment: String::new(),
+        };
+        let steps: Vec<Box<dyn Fn(&mut EngineCore, &mut Vec<Effect>)>> = vec![
+            Box::new(|c, o| {
+                c.put_silence(&spec, Actor::System, t(0), o).unwrap();
+            }),
+            Box::new(|c, o| {
+                for a in [&target, &source, &silenced, &other] {
+                    c.ingest_alert(a.clone(), t(1), o);
+                }
+            }),
+            Box::new(|c, o| {
+                c.ingest_alert(other.clone(), t(5), o);
+                c.ingest_alert(changed.clone(), t(6), o);
+            }),
+            Box::new(|c, o| {
+                for (k, due) in c.armed_flushes() {
+                    c.flush_job(&k, due, t(40), o);
+                }
+            }),
+            Box::new(|c, o| {
+                c.ingest_alert(resolved.clone(), t(50), o);
+                c.ingest(
+                    Event::Action(ActionEvent {
+                        source: src.clone(),
+                        action: ActionKind::Resolve,
+                        dedup_key: "src-key".into(),
+                        raw: Default::default(),
+                    }),
+                    t(51),
+                    o,
+                );
+            }),
+            Box::new(|c, o| {
+                for (k, due) in c.armed_flushes() {
+                    c.flush_job(&k, due, t(400), o);
+                }
+            }),
+            Box::new(|c, o| {
+                c.ingest_alert(target.clone(), t(500), o);
+                for (k, due) in c.armed_flushes() {
+                    c.flush_job(&k, due, t(1000), o);
+                }
+            }),
+        ];
+        let fps: Vec<Fingerprint> = [&target, &source, &silenced, &other]
+            .iter()
+            .map(|a| a.fingerprint())
+            .collect();
+        let mut elided = 0;
+        let mut notified = 0;
+        for step in &steps {
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            step(&mut plain, &mut a);
+            step(&mut packed, &mut b);
+            assert_eq!(without_raw(&a), without_raw(&b));
+            notified += a.iter().filter(|e| matches!(e, Effect::Notify(_))).count();
+            for fp in &fps {
+                let (x, y) = (plain.alert_record(*fp), packed.alert_record(*fp));
+                assert_eq!(x.is_some(), y.is_some());
+                if let (Some(mut x), Some(mut y)) = (x, y) {
+                    elided += usize::from(y.payload_elided);
+                    // An elided record merges the stored raw payload back.
+                    if y.payload_elided {
+                        assert!(y.alert.raw.is_null());
+                        assert!(y.merge_stored_payload(&x));
+                        assert!(!y.payload_elided);
+                    }
+                    assert_eq!(x.alert.raw, y.alert.raw);
+                    x.payload_elided = false;
+                    y.payload_elided = false;
+                    assert_eq!(x, y);
+                }
+            }
+            assert_eq!(
+                without_raw(
+                    &fps.iter()
+                        .filter_map(|f| plain.encode(&Record::Alert(*f)))
+                        .map(Effect::Write)
+                        .collect::<Vec<_>>()
+                ),
+                without_raw(
+                    &fps.iter()
+                        .filter_map(|f| packed.encode(&Record::Alert(*f)))
+                        .map(Effect::Write)
+                        .collect::<Vec<_>>()
+                )
+            );
+            packed.compact_alerts();
+            assert!(packed.uncompacted.is_empty());
+        }
+        assert!(elided > 0, "some records were written after compaction");
+        assert!(notified >= 3, "the scenario notifies ({notified})");
+        assert!(
+            packed
+                .alerts
+                .values()
+                .all(|e| matches!(e.alert, StoredAlert::Compact(_)))
+        );
+    }
+
+    #[test]
+    fn uncompacted_list_stays_bounded_without_compaction() {
+        let mut c = core();
+        let mut out = Vec::new();
+        let base = alert();
+        for i in 0..20_000 {
+            let mut a = base.clone();
+            a.summary = format!("v{i}");
+            c.ingest_alert(a, t(i), &mut out);
+            out.clear();
+        }
+        assert_eq!(c.alert_count(), 1);
+        assert!(c.uncompacted.len() <= 2 * c.alert_count() + 4096 + 1);
+        assert_eq!(c.compact_alerts(), 1);
+        assert!(c.uncompacted.capacity() <= 4096);
     }
 
     fn rich_alert() -> Alert {

@@ -11,6 +11,20 @@ use serde::{Deserialize, Serialize};
 /// A sorted set of `name = value` labels (Prometheus semantics: names unique).
 pub type Labels = BTreeMap<String, String>;
 
+/// Read access to a label set by name, whatever its representation ([`Labels`] or a
+/// packed [`super::CompactAlert`]): what matchers, silences and routing need.
+pub trait LabelView {
+    /// The value of label `name`, if present.
+    fn label(&self, name: &str) -> Option<&str>;
+}
+
+impl LabelView for Labels {
+    #[inline]
+    fn label(&self, name: &str) -> Option<&str> {
+        self.get(name).map(String::as_str)
+    }
+}
+
 /// A 64-bit identity of an alert.
 ///
 /// * Without a provider dedup key it is the FNV-1a 64 hash of the sorted label

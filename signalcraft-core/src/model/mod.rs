@@ -1,10 +1,12 @@
 //! The normalized data model: events, alerts, labels and fingerprints.
 
+mod compact;
 mod event;
 mod labels;
 
+pub use compact::CompactAlert;
 pub use event::{
     ActionEvent, ActionKind, Alert, AlertStatus, ChangeEvent, EVENT_SCHEMA, Event, Image, Link,
     RawPayload, Severity, Source,
 };
-pub use labels::{Fingerprint, Labels};
+pub use labels::{Fingerprint, LabelView, Labels};

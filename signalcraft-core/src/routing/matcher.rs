@@ -16,7 +16,7 @@ use std::fmt;
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 
-use crate::model::Labels;
+use crate::model::LabelView;
 
 /// A matcher operator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -215,14 +215,14 @@ impl Matcher {
 
     /// Whether a label set matches.
     #[inline]
-    pub fn matches(&self, labels: &Labels) -> bool {
-        self.matches_value(labels.get(&self.name).map(String::as_str).unwrap_or(""))
+    pub fn matches<L: LabelView + ?Sized>(&self, labels: &L) -> bool {
+        self.matches_value(labels.label(&self.name).unwrap_or(""))
     }
 }
 
 /// Whether every matcher matches (an empty list matches everything).
 #[inline]
-pub fn matches_all(matchers: &[Matcher], labels: &Labels) -> bool {
+pub fn matches_all<L: LabelView + ?Sized>(matchers: &[Matcher], labels: &L) -> bool {
     matchers.iter().all(|m| m.matches(labels))
 }
 
@@ -420,6 +420,7 @@ mod tests {
     }
 
     use super::*;
+    use crate::model::Labels;
 
     fn labels(p: &[(&str, &str)]) -> Labels {
         p.iter()
