@@ -352,6 +352,15 @@ impl EngineCore {
         self.group_by_key.reserve(groups);
     }
 
+    /// Forgets all state (alerts, groups, incidents, silences, services, changes,
+    /// counters), keeping the configuration: the core is as after [`EngineCore::new`].
+    /// For a shell whose durable commit failed after the core decided: the store holds
+    /// the last committed state, so reset and load it again (the `load_*` methods, as at
+    /// start) to drop the decisions that were not committed.
+    pub fn reset(&mut self) {
+        *self = EngineCore::new(self.cfg.clone());
+    }
+
     /// The compiled configuration.
     pub fn config(&self) -> &CompiledConfig {
         &self.cfg
@@ -463,6 +472,27 @@ impl EngineCore {
     /// exactly as [`EngineCore::ingest`] settles an identical re-send (last seen := `now`,
     /// one [`EngineEvent::AlertDeduplicated`] effect) and `true` is returned. Otherwise
     /// nothing changes, no effect is pushed, and the caller ingests the event normally.
+    ///
+    /// Contract for callers (the server's `POST /api/v2/alerts` path):
+    /// * Build `key` from the values the provider *would put in the [`Alert`]*, after all
+    ///   of its normalization (status derived from `endsAt`, severity mapping, summary
+    ///   fallbacks, trimmed or defaulted fields): fingerprint
+    ///   [`Fingerprint::of_dedup_key`]`(integration, key)` when the alert has a dedup key,
+    ///   else [`Fingerprint::of_label_pairs`] over the label pairs in byte-wise name order
+    ///   (the order of [`Labels`]; with duplicate names, only the value the provider
+    ///   keeps); content with [`ResendKeyBuilder`] (annotations in name order, links in
+    ///   order). Any deviation can only produce a miss (`false`), never a false
+    ///   duplicate (except a 2^-63 hash collision).
+    /// * On `true` the event is fully handled: do not ingest it, and write nothing for it
+    ///   (as for a duplicate through `ingest`, the stored alert record is left as is; its
+    ///   `last_seen` is kept in memory and written with the next record of that alert).
+    ///   Apply the pushed effect like any other (it is a metrics event only).
+    /// * On `false` build the `Alert` and [`EngineCore::ingest`] it as usual.
+    /// * Call it under the same lock as `ingest`, with the same `now`, in the events'
+    ///   order: a check and an `ingest` of the same fingerprint in one batch must keep
+    ///   their order.
+    /// * Works whether or not the known alert was compacted ([`EngineCore::compact_alerts`]):
+    ///   the check reads only the index entry (status, content hash, last seen).
     pub fn ingest_known_resend(
         &mut self,
         key: &ResendKey,
@@ -971,11 +1001,13 @@ impl EngineCore {
             reason = (!resolved.iter().all(|r| prev.binary_search(r).is_ok()))
                 .then_some(UpdateReason::NewResolved);
         }
+        // An incident no longer in memory was closed and evicted: not open either.
         if reason == Some(UpdateReason::Repeat)
-            && g.incident
-                .as_ref()
-                .and_then(|i| self.incidents.get(i))
-                .is_some_and(|i| i.state != IncidentState::Open)
+            && g.incident.as_ref().is_some_and(|i| {
+                self.incidents
+                    .get(i)
+                    .is_none_or(|i| i.state != IncidentState::Open)
+            })
         {
             reason = None;
         }
@@ -1753,6 +1785,37 @@ impl EngineCore {
         self.incidents.get(id).cloned().ok_or_else(|| not_found(id))
     }
 
+    /// Drops closed incidents (closed at or before `closed_before`) from memory and
+    /// returns their ids. Their stored records (written when they closed) stay the only
+    /// copy, so callers must answer queries for them from the store: [`EngineCore::incident`]
+    /// and [`EngineCore::list_incidents`] no longer see them.
+    ///
+    /// Decisions are unchanged: a group whose incident was evicted behaves as with a
+    /// closed incident (no repeat notifications; a new firing alert opens a new
+    /// incident). Two differences: notifications sent for such a group (e.g. its
+    /// alerts resolving) carry no incident reference, and no timeline entry is appended
+    /// to the evicted incident for them. Call it only after the batch that closed them
+    /// was encoded ([`EngineCore::encode`] reads the incident from memory).
+    pub fn evict_closed_incidents(&mut self, closed_before: Timestamp) -> Vec<String> {
+        let gone: Vec<String> = self
+            .incidents
+            .values()
+            .filter(|i| {
+                i.state == IncidentState::Closed && i.closed_at.is_some_and(|t| t <= closed_before)
+            })
+            .map(|i| i.id.clone())
+            .collect();
+        for id in &gone {
+            self.incidents.remove(id);
+        }
+        gone
+    }
+
+    /// Number of incidents in memory.
+    pub fn incident_count(&self) -> usize {
+        self.incidents.len()
+    }
+
     /// An incident by id, or by number (`"42"`).
     pub fn incident(&self, id: &str) -> Option<&Incident> {
         self.incidents.get(id).or_else(|| {
@@ -2003,10 +2066,13 @@ impl EngineCore {
                 let g = self.groups.get(h)?;
                 (Table::Groups, g.key.clone(), Some(serde_json::to_vec(g)))
             }
+            // Incidents are never deleted by the engine: one no longer in memory was
+            // evicted after closing ([`EngineCore::evict_closed_incidents`]) and its
+            // stored record is final.
             Record::Incident(id) => (
                 Table::Incidents,
                 id.clone(),
-                self.incidents.get(id).map(serde_json::to_vec),
+                Some(serde_json::to_vec(self.incidents.get(id)?)),
             ),
             Record::Silence(id) => (
                 Table::Silences,
@@ -2648,6 +2714,89 @@ mod tests {
         assert!(c.uncompacted.len() <= 2 * c.alert_count() + 4096 + 1);
         assert_eq!(c.compact_alerts(), 1);
         assert!(c.uncompacted.capacity() <= 4096);
+    }
+
+    #[test]
+    fn evicted_closed_incidents_behave_as_closed_and_are_never_deleted() {
+        let (mut kept, mut evicted) = (core(), core());
+        let a = alert();
+        let mut b = alert();
+        b.labels.insert("b".into(), "2".into());
+        let run = |c: &mut EngineCore, evict: bool| -> Vec<Vec<Effect>> {
+            let mut steps = Vec::new();
+            let mut out = Vec::new();
+            c.ingest_alert(a.clone(), t(0), &mut out);
+            let (k, due) = c.armed_flushes()[0].clone();
+            c.flush_job(&k, due, t(30), &mut out);
+            let id = c.list_incidents(&IncidentFilter::default()).items[0]
+                .id
+                .clone();
+            c.act(&id, IncidentAction::Resolve, Actor::System, t(40), &mut out)
+                .unwrap();
+            c.act(&id, IncidentAction::Close, Actor::System, t(50), &mut out)
+                .unwrap();
+            steps.push(std::mem::take(&mut out));
+            if evict {
+                assert_eq!(c.evict_closed_incidents(t(49)), Vec::<String>::new());
+                assert_eq!(c.evict_closed_incidents(t(50)), vec![id.clone()]);
+                assert!(c.incident(&id).is_none());
+                assert_eq!(c.incident_count(), 0);
+                assert_eq!(
+                    c.encode(&Record::Incident(id.clone())),
+                    None,
+                    "never a delete"
+                );
+            }
+            // Repeats of the still-firing alert: none, the incident is closed.
+            for (k, due) in c.armed_flushes() {
+                c.flush_job(&k, due, t(5 * 3600), &mut out);
+            }
+            steps.push(std::mem::take(&mut out));
+            // A new alert in the group opens a new incident.
+            c.ingest_alert(b.clone(), t(5 * 3600 + 10), &mut out);
+            for (k, due) in c.armed_flushes() {
+                c.flush_job(&k, due, due, &mut out);
+            }
+            let now_open = c.list_incidents(&IncidentFilter::default()).items;
+            assert!(
+                now_open
+                    .iter()
+                    .any(|i| i.id != id && i.state == IncidentState::Open)
+            );
+            steps.push(out);
+            steps
+        };
+        let x = run(&mut kept, false);
+        let y = run(&mut evicted, true);
+        assert_eq!(x[0], y[0]);
+        assert!(
+            !y[1].iter().any(|e| matches!(e, Effect::Notify(_))),
+            "no repeat"
+        );
+        assert_eq!(x[1], y[1]);
+        assert!(y[2].iter().any(|e| matches!(e, Effect::Notify(_))));
+        assert_eq!(x[2], y[2]);
+    }
+
+    #[test]
+    fn reset_forgets_state_and_keeps_config() {
+        let mut c = core();
+        let mut out = Vec::new();
+        c.ingest_alert(alert(), t(0), &mut out);
+        assert_eq!((c.alert_count(), c.group_count()), (1, 1));
+        c.reset();
+        assert_eq!(
+            (c.alert_count(), c.group_count(), c.incident_count()),
+            (0, 0, 0)
+        );
+        assert!(c.armed_flushes().is_empty());
+        // Same configuration: the same alert is new again and groups the same way.
+        out.clear();
+        c.ingest_alert(alert(), t(0), &mut out);
+        assert!(out.contains(&Effect::Event(EngineEvent::AlertReceived {
+            fingerprint: alert().fingerprint()
+        })));
+        assert_eq!(c.group_count(), 1);
     }
 
     fn rich_alert() -> Alert {
