@@ -117,6 +117,8 @@ impl AlertRecord {
 }
 
 /// The latest version of a known alert as the engine holds it.
+// Deliberately unboxed: a `Box` per received alert measured 15-40 % slower ingest.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum StoredAlert {
     /// As received (with its raw payload) until [`EngineCore::compact_alerts`]. Inline,
@@ -2600,7 +2602,8 @@ mod tests {
             created_by: "u".into(),
             comment: String::new(),
         };
-        let steps: Vec<Box<dyn Fn(&mut EngineCore, &mut Vec<Effect>)>> = vec![
+        type Step<'a> = Box<dyn Fn(&mut EngineCore, &mut Vec<Effect>) + 'a>;
+        let steps: Vec<Step> = vec![
             Box::new(|c, o| {
                 c.put_silence(&spec, Actor::System, t(0), o).unwrap();
             }),
