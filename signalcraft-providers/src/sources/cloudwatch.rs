@@ -25,7 +25,7 @@ use serde::Deserialize;
 use signalcraft_core::model::{Alert, AlertStatus, Event, Labels, Link, RawPayload, Severity};
 use signalcraft_core::provider::{InboundRequest, Provider, ProviderError};
 
-use super::decode::{Common, first_line, parse_timestamp, put_label};
+use super::decode::{Common, first_line_of, parse_timestamp, put_label};
 use super::fast_json::{Nested, Plain, Seen};
 use super::integration::Integration;
 use super::registry::{SourceType, Verification};
@@ -304,7 +304,7 @@ fn read_notification(text: &str) -> Option<(SnsEnvelope<'_, Alarm<'_>>, Range<us
 struct Notice<'e> {
     topic_arn: &'e str,
     message_id: &'e str,
-    subject: Option<&'e str>,
+    subject: Option<Cow<'e, str>>,
 }
 
 impl<'e, M> From<&'e SnsEnvelope<'_, M>> for Notice<'e> {
@@ -312,7 +312,7 @@ impl<'e, M> From<&'e SnsEnvelope<'_, M>> for Notice<'e> {
         Notice {
             topic_arn: &env.topic_arn,
             message_id: &env.message_id,
-            subject: env.subject.as_deref(),
+            subject: env.subject.as_deref().map(Cow::Borrowed),
         }
     }
 }
@@ -554,7 +554,7 @@ impl CloudWatchProvider {
         let summary = env
             .subject
             .filter(|s| !s.is_empty())
-            .map(|s| first_line(s, 512))
+            .map(|s| first_line_of(s, 512))
             .unwrap_or_else(|| format!("{}: {}", alarm.new_state_value, alarm.alarm_name));
         let mut annotations = BTreeMap::new();
         if let Some(d) = alarm.alarm_description.filter(|d| !d.is_empty()) {
@@ -728,7 +728,7 @@ impl Provider for CloudWatchProvider {
             let notice = Notice {
                 topic_arn: &env.topic_arn,
                 message_id: &env.message_id,
-                subject: env.subject.as_deref(),
+                subject: env.subject,
             };
             let event = self.alarm_event(notice, env.message, &req.body, &message)?;
             return Ok(event.into_iter().collect());

@@ -431,6 +431,16 @@ pub fn first_line(s: &str, max: usize) -> String {
     }
 }
 
+/// [`first_line`] of text that may already be owned: reused as it is when it is
+/// already its own first line (one line, trimmed, at most `max` bytes), else cut.
+pub fn first_line_of(s: Cow<'_, str>, max: usize) -> String {
+    if s.len() <= max && !s.contains('\n') && s.trim().len() == s.len() {
+        s.into_owned()
+    } else {
+        first_line(&s, max)
+    }
+}
+
 /// A JSON scalar as text (`"a"` → `a`, `3` → `3`, `true` → `true`); `None` for
 /// null, arrays and objects.
 pub fn scalar_text(v: &Value) -> Option<String> {
@@ -566,6 +576,30 @@ mod tests {
         ));
         assert!(!contains_ignore_ascii_case("Triggered", "recovered"));
         assert!(contains_ignore_ascii_case("[No Data]", "no data"));
+    }
+
+    #[test]
+    fn first_line_of_equals_first_line() {
+        for s in [
+            "one line",
+            " padded ",
+            "two\nlines",
+            "cr\r\nlf",
+            "trailing cr\r",
+            "inner\rcr",
+            "",
+            "héllo wörld",
+            "exactly",
+            "a bit longer than max",
+        ] {
+            for max in [0, 4, 7, 512] {
+                assert_eq!(
+                    first_line_of(Cow::Owned(s.to_string()), max),
+                    first_line(s, max)
+                );
+                assert_eq!(first_line_of(Cow::Borrowed(s), max), first_line(s, max));
+            }
+        }
     }
 
     #[test]
