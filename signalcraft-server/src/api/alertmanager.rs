@@ -52,6 +52,11 @@ pub fn to_alerts(
     now: Timestamp,
 ) -> Result<Vec<Alert>, ApiError> {
     let mut out = Vec::with_capacity(posted.len());
+    // One Source per request: each alert shares it (two Arc clones, no allocation).
+    let source = Source {
+        provider: "alertmanager".into(),
+        integration: integration.into(),
+    };
     for (i, p) in posted.into_iter().enumerate() {
         if p.labels.is_empty() {
             return Err(ApiError::invalid(
@@ -73,12 +78,12 @@ pub fn to_alerts(
                 "endsAt must not be before startsAt",
             ));
         }
-        out.push(convert(p, integration, now));
+        out.push(convert(p, &source, now));
     }
     Ok(out)
 }
 
-fn convert(p: PostableAlert, integration: &str, now: Timestamp) -> Alert {
+fn convert(p: PostableAlert, source: &Source, now: Timestamp) -> Alert {
     let status = match p.ends_at {
         Some(e) if e <= now => AlertStatus::Resolved,
         _ => AlertStatus::Firing,
@@ -116,10 +121,7 @@ fn convert(p: PostableAlert, integration: &str, now: Timestamp) -> Alert {
     }
     let service = labels.get("service").or_else(|| labels.get("job")).cloned();
     Alert {
-        source: Source {
-            provider: "alertmanager".into(),
-            integration: integration.into(),
-        },
+        source: source.clone(),
         dedup_key: None,
         status,
         severity,
