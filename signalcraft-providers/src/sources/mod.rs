@@ -15,8 +15,8 @@
 //! * [`signature`]: HMAC, constant-time compare, replay windows, token/basic auth.
 //! * [`decode`]: size limit, typed JSON decoding with field paths, vendor timestamps.
 //! * [`sns`]: SNS message signatures (RSA SHA1/SHA256, certificate cache, host checks).
-//! * [`fast_json`]: one-pass JSON readers for hot paths (Alertmanager, Grafana and
-//!   Datadog payloads, the SNS envelope and the CloudWatch alarm still escaped inside it),
+//! * [`fast_json`]: one-pass JSON readers for hot paths (Alertmanager, Grafana,
+//!   Datadog and PagerDuty payloads, the SNS envelope and the CloudWatch alarm still escaped inside it),
 //!   declining to `serde_json` for anything unusual.
 //! * one module per source: [`alertmanager`], [`grafana`], [`cloudwatch`], [`github`],
 //!   [`gitlab`], [`sentry`], [`datadog`], [`pagerduty`], [`generic`].
@@ -26,7 +26,8 @@ pub mod decode;
     feature = "source-alertmanager",
     feature = "source-cloudwatch",
     feature = "source-datadog",
-    feature = "source-grafana"
+    feature = "source-grafana",
+    feature = "source-pagerduty"
 ))]
 pub mod fast_json;
 pub mod integration;

@@ -34,6 +34,7 @@ use signalcraft_core::model::{
 use signalcraft_core::provider::{InboundRequest, Provider, ProviderError};
 
 use super::decode::{Common, first_line, parse_timestamp, put_label};
+use super::fast_json::{Plain, Seen};
 use super::integration::Integration;
 use super::registry::{SourceType, Verification};
 use super::secret::Secret;
@@ -98,6 +99,123 @@ struct PdLink {
     href: String,
     #[serde(default)]
     text: Option<String>,
+}
+
+impl<'a> PdEvent<'a> {
+    /// The event read in one pass by [`Plain`]; `None` wherever `serde_json` must
+    /// decide (it then gives this same event or the error it always gave).
+    fn read(text: &'a str) -> Option<Self> {
+        let mut r = Plain::new(text);
+        let mut seen = Seen::default();
+        let mut e = PdEvent {
+            event_action: None,
+            dedup_key: None,
+            payload: None,
+            images: Vec::new(),
+            links: Vec::new(),
+            client: None,
+            client_url: None,
+        };
+        let owned = |v: Option<Option<Cow<'_, str>>>| v.map(|v| v.map(Cow::into_owned));
+        r.object(|r, key| {
+            match key.as_ref() {
+                "event_action" => e.event_action = seen.once(0, r.opt_string())?,
+                "dedup_key" => e.dedup_key = seen.once(1, r.opt_string())?,
+                "payload" => {
+                    let p = if r.null()? {
+                        Some(None)
+                    } else {
+                        PdPayload::read(r, text).map(Some)
+                    };
+                    e.payload = seen.once(2, p)?;
+                }
+                "images" => {
+                    let mut images = Vec::new();
+                    r.array(|r| {
+                        let mut seen = Seen::default();
+                        let (mut src, mut href, mut alt) = (None, None, None);
+                        r.object(|r, key| {
+                            match key.as_ref() {
+                                "src" => src = Some(seen.once(0, r.string())?.into_owned()),
+                                "href" => href = seen.once(1, owned(r.opt_string()))?,
+                                "alt" => alt = seen.once(2, owned(r.opt_string()))?,
+                                _ => r.skip_value()?,
+                            }
+                            Some(())
+                        })?;
+                        images.push(PdImage {
+                            src: src?,
+                            href,
+                            alt,
+                        });
+                        Some(())
+                    })?;
+                    e.images = seen.once(3, Some(images))?;
+                }
+                "links" => {
+                    let mut links = Vec::new();
+                    r.array(|r| {
+                        let mut seen = Seen::default();
+                        let (mut href, mut text) = (None, None);
+                        r.object(|r, key| {
+                            match key.as_ref() {
+                                "href" => href = Some(seen.once(0, r.string())?.into_owned()),
+                                "text" => text = seen.once(1, owned(r.opt_string()))?,
+                                _ => r.skip_value()?,
+                            }
+                            Some(())
+                        })?;
+                        links.push(PdLink { href: href?, text });
+                        Some(())
+                    })?;
+                    e.links = seen.once(4, Some(links))?;
+                }
+                "client" => e.client = seen.once(5, owned(r.opt_string()))?,
+                "client_url" => e.client_url = seen.once(6, owned(r.opt_string()))?,
+                _ => r.skip_value()?,
+            }
+            Some(())
+        })?;
+        r.at_end().then_some(e)
+    }
+}
+
+impl<'a> PdPayload<'a> {
+    /// The `payload` object of `text` (see [`PdEvent::read`]).
+    fn read(r: &mut Plain<'a>, text: &'a str) -> Option<Self> {
+        let mut seen = Seen::default();
+        let mut p = PdPayload {
+            summary: None,
+            source: None,
+            severity: None,
+            timestamp: None,
+            component: None,
+            group: None,
+            class: None,
+            custom_details: None,
+        };
+        r.object(|r, key| {
+            match key.as_ref() {
+                "summary" => p.summary = seen.once(0, r.opt_string())?,
+                "source" => p.source = seen.once(1, r.opt_string())?,
+                "severity" => p.severity = seen.once(2, r.opt_string())?,
+                "timestamp" => p.timestamp = seen.once(3, r.opt_string())?,
+                "component" => p.component = seen.once(4, r.opt_string())?,
+                "group" => p.group = seen.once(5, r.opt_string())?,
+                "class" => p.class = seen.once(6, r.opt_string())?,
+                "custom_details" => {
+                    // Any JSON: its slice goes through serde_json itself.
+                    let start = r.value_start()?;
+                    r.skip_value()?;
+                    let details = serde_json::from_str(&text[start..r.offset()]).ok();
+                    p.custom_details = seen.once(7, details)?;
+                }
+                _ => r.skip_value()?,
+            }
+            Some(())
+        })?;
+        Some(p)
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -325,7 +443,30 @@ impl Provider for PagerDutyProvider {
     }
 
     fn parse(&self, req: &InboundRequest) -> Result<Vec<Event>, ProviderError> {
+        // One pass where it can (see `PdEvent::read`); serde_json otherwise.
+        if self.common.check_size(&req.body).is_ok()
+            && let Ok(text) = std::str::from_utf8(&req.body)
+            && let Some(e) = PdEvent::read(text)
+        {
+            return self.normalize(req, e, self.common.raw_body(&req.body));
+        }
+        self.parse_general(req)
+    }
+}
+
+impl PagerDutyProvider {
+    /// `parse` through `serde_json` alone.
+    fn parse_general(&self, req: &InboundRequest) -> Result<Vec<Event>, ProviderError> {
         let (e, raw): (PdEvent, _) = self.common.decode_with_raw(&req.body)?;
+        self.normalize(req, e, raw)
+    }
+
+    fn normalize(
+        &self,
+        req: &InboundRequest,
+        e: PdEvent<'_>,
+        raw: RawPayload,
+    ) -> Result<Vec<Event>, ProviderError> {
         // PagerDuty's change endpoint is /v2/change/enqueue; bodies posted there are
         // change events whatever they contain. Elsewhere, no event_action means change.
         let change_endpoint = req
@@ -403,5 +544,116 @@ impl SourceType for PagerDutyType {
             routing_key: integration.secret("routing_key").cloned(),
             verification,
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn provider(keep_raw: bool) -> PagerDutyProvider {
+        let mut i = Integration::new(TYPE, "pd");
+        i.keep_raw = keep_raw;
+        PagerDutyProvider {
+            common: Common::new(TYPE, &i),
+            routing_key: None,
+            verification: Verification::Skip,
+        }
+    }
+
+    /// `parse` (one pass where it can) and `serde_json` alone agree on `body`, results
+    /// and errors alike, with and without raw payloads, on both endpoints.
+    fn routes_agree(body: &[u8]) {
+        for keep_raw in [false, true] {
+            for url in [None, Some("http://127.0.0.1/v2/change/enqueue")] {
+                let p = provider(keep_raw);
+                let mut req = InboundRequest::from_body(body.to_vec());
+                req.url = url.map(String::from);
+                assert_eq!(
+                    format!("{:?}", p.parse(&req)),
+                    format!("{:?}", p.parse_general(&req)),
+                    "{}",
+                    String::from_utf8_lossy(body)
+                );
+            }
+        }
+    }
+
+    fn fixture_bodies() -> Vec<(String, Vec<u8>)> {
+        let dir = format!("{}/../fixtures/pagerduty", env!("CARGO_MANIFEST_DIR"));
+        let mut out: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| {
+                let name = p.file_name().unwrap().to_string_lossy().to_string();
+                name.ends_with(".json")
+                    && !name.contains(".expected.")
+                    && name != "integration.json"
+            })
+            .map(|p| {
+                let name = p.file_stem().unwrap().to_string_lossy().to_string();
+                (name, std::fs::read(&p).unwrap())
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn events_take_the_one_pass_route_and_agree_with_serde() {
+        let mut one_pass = Vec::new();
+        for (name, body) in fixture_bodies() {
+            routes_agree(&body);
+            if PdEvent::read(std::str::from_utf8(&body).unwrap()).is_some() {
+                one_pass.push(name);
+            }
+        }
+        for want in [
+            "acknowledge",
+            "change_event",
+            "resolve",
+            "trigger",
+            "trigger_without_dedup_key",
+        ] {
+            assert!(one_pass.iter().any(|n| n == want), "{want}: {one_pass:?}");
+        }
+        for odd in [
+            r#"{"event_action": "trigger", "payload": {"summary": "s", "source": "h", "severity": "info", "custom_details": {"n": 1.5e3, "a": [null, true], "s": "x\ny"}}}"#,
+            r#"{"event_action": "trigger", "payload": {"summary": "s", "source": "h", "severity": "info", "custom_details": 12}, "images": [{"src": "i", "alt": null, "x": 1}], "links": [{"href": "l", "text": "t"}]}"#,
+            r#"{"event_action": "trigger", "payload": null}"#,
+            r#"{"event_action": "trigger", "payload": {"summary": "s", "summary": "t", "source": "h", "severity": "info"}}"#,
+            r#"{"event_action": "trigger", "images": null, "payload": {"summary": "s", "source": "h", "severity": "info"}}"#,
+            r#"{"event_action": "trigger", "images": [{"href": "no src"}], "payload": {"summary": "s", "source": "h", "severity": "info"}}"#,
+            r#"{"event_action": "trigger", "links": [{"href": null}], "payload": {"summary": "s", "source": "h", "severity": "info"}}"#,
+            r#"{"event_action": "resolve", "dedup_key": "k", "client": "c", "client_url": null, "routing_key": "r"}"#,
+            r#"{"event_action": "resolve", "dedup_key": "k\u0041"}"#,
+            r#"{"payload": {"summary": "deploy", "timestamp": "2024-05-01T10:00:00Z"}}"#,
+            r#"{"event_action": 5}"#,
+            r#"[]"#,
+        ] {
+            routes_agree(odd.as_bytes());
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn routes_agree_on_mutated_events(
+            case in 0usize..16,
+            edits in proptest::collection::vec(
+                (proptest::prelude::any::<proptest::sample::Index>(), proptest::sample::select(vec![
+                    b'"', b'\\', b',', b'}', b'{', b'[', b']', b':', b'n', b'1', b'-', b'.',
+                    b' ', b'\n', b'u', b't',
+                ])),
+                1..3,
+            ),
+        ) {
+            let bodies = fixture_bodies();
+            let mut body = bodies[case % bodies.len()].1.clone();
+            for (at, byte) in edits {
+                let i = at.index(body.len());
+                body[i] = byte;
+            }
+            routes_agree(&body);
+        }
     }
 }
