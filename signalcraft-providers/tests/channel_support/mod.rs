@@ -484,44 +484,47 @@ class Handler:
             ),
         )
         .unwrap();
-        let port = free_port().await;
-        let child = Command::new("python3")
-            .args([
-                "-m",
-                "aiosmtpd",
-                "-n",
-                "-l",
-                &format!("127.0.0.1:{port}"),
-                "-c",
-                "sc_handler.Handler",
-            ])
-            .env("PYTHONPATH", dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("python3 with aiosmtpd is required (see .ci/install-deps)");
-        // Wait until it accepts connections.
-        for _ in 0..100 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .is_ok()
-            {
-                return Aiosmtpd { port, dir, child };
+        // The port is free when chosen but not reserved until Python binds it, so
+        // a fake started meanwhile by a parallel test may take it: then aiosmtpd
+        // exits (address in use), or the port answers with another server's
+        // greeting. Either way, try again on a new port.
+        for _ in 0..5 {
+            let port = free_port().await;
+            let mut child = Command::new("python3")
+                .args([
+                    "-m",
+                    "aiosmtpd",
+                    "-n",
+                    "-l",
+                    &format!("127.0.0.1:{port}"),
+                    "-c",
+                    "sc_handler.Handler",
+                ])
+                .env("PYTHONPATH", dir.path())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("python3 with aiosmtpd is required (see .ci/install-deps)");
+            // Python's start-up is slow on a loaded 2-core machine: allow 20 s.
+            for _ in 0..400 {
+                if child.try_wait().ok().flatten().is_some() {
+                    break; // exited: most likely the port was taken
+                }
+                if is_aiosmtpd(port).await {
+                    return Aiosmtpd { port, dir, child };
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            let _ = child.kill();
+            let _ = child.wait();
         }
-        let mut child = child;
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!(
-            "aiosmtpd did not start on 127.0.0.1:{port} (is aiosmtpd installed? run .ci/install-deps)"
-        );
+        panic!("aiosmtpd did not start (is aiosmtpd installed? run .ci/install-deps)");
     }
 
-    /// Received messages (raw RFC 5322), waiting up to 5 s for `n` of them.
+    /// Received messages (raw RFC 5322), waiting up to 15 s for `n` of them.
     pub async fn wait_for(&self, n: usize) -> Vec<String> {
         let dir: PathBuf = self.dir.path().join("mail");
-        for _ in 0..100 {
+        for _ in 0..300 {
             let mut files: Vec<_> = std::fs::read_dir(&dir)
                 .unwrap()
                 .filter_map(|e| e.ok())
@@ -546,6 +549,21 @@ impl Drop for Aiosmtpd {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Whether `127.0.0.1:port` greets like aiosmtpd (`220 <host> Python SMTP …`),
+/// and not like some other server that took the port.
+async fn is_aiosmtpd(port: u16) -> bool {
+    let Ok(stream) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
+        return false;
+    };
+    let mut greeting = String::new();
+    let mut reader = BufReader::new(stream);
+    let read = reader.read_line(&mut greeting);
+    matches!(
+        tokio::time::timeout(Duration::from_secs(5), read).await,
+        Ok(Ok(_)) if greeting.starts_with("220") && greeting.contains("Python SMTP")
+    )
 }
 
 /// Captures every log line emitted on this thread while the guard lives.
