@@ -80,6 +80,10 @@ const BACKGROUND_ROUNDS: usize = 4;
 /// [`EngineBuilder::renotify_yield`]).
 pub const INGEST_BUSY_WINDOW: Duration = Duration::from_millis(100);
 
+/// Longest one ingest call waits for the notification backlog (see
+/// [`EngineBuilder::ingest_waits_for_backlog`]).
+pub const BACKLOG_WAIT: Duration = Duration::from_millis(250);
+
 /// Most notifications handed to the notifier at once by one engine call.
 const DELIVERY_CONCURRENCY: usize = 512;
 
@@ -136,6 +140,11 @@ struct Inner {
     last_ingest_ms: std::sync::atomic::AtomicI64,
     /// Re-notification flushes held while ingest is busy: (run at the latest, job).
     held: Mutex<Vec<(Timestamp, Job)>>,
+    /// Notifications being handed over (decided and committed, not yet accepted).
+    backlog: std::sync::atomic::AtomicUsize,
+    /// Ingest waits while `backlog` exceeds this (0: never; see
+    /// [`EngineBuilder::ingest_waits_for_backlog`]).
+    backlog_limit: usize,
     /// Wakes the run loop when a timer earlier than its planned wake-up is armed.
     wake: tokio::sync::Notify,
     /// The run loop's planned wake-up (ms since the epoch; `i64::MAX` when not sleeping).
@@ -222,6 +231,7 @@ pub struct EngineBuilder {
     escalation: Option<Arc<dyn EscalationHook>>,
     memory_flushes: bool,
     renotify_yield: Duration,
+    backlog_limit: usize,
 }
 
 impl EngineBuilder {
@@ -241,6 +251,17 @@ impl EngineBuilder {
     /// notification is never held.
     pub fn renotify_yield(mut self, hold: Duration) -> Self {
         self.renotify_yield = hold.min(Duration::from_secs(30));
+        self
+    }
+    /// Lets ingest yield to notification delivery (default: 0, off): an ingest call
+    /// waits, for at most [`BACKLOG_WAIT`], while more than `limit` notifications are
+    /// being handed over. A burst of new groups comes due together one group_wait
+    /// after its alerts; without this their first notifications share the CPU and
+    /// the store's writer with the ingest that keeps arriving and are sent late.
+    /// With [`EngineBuilder::renotify_yield`] the order is: first notifications,
+    /// then ingest, then re-notifications.
+    pub fn ingest_waits_for_backlog(mut self, limit: usize) -> Self {
+        self.backlog_limit = limit;
         self
     }
     /// The Store (default: [`MemoryStore`]).
@@ -296,6 +317,8 @@ impl EngineBuilder {
                 renotify_yield: self.renotify_yield,
                 last_ingest_ms: std::sync::atomic::AtomicI64::new(i64::MIN),
                 held: Mutex::new(Vec::new()),
+                backlog: std::sync::atomic::AtomicUsize::new(0),
+                backlog_limit: self.backlog_limit,
                 wake: tokio::sync::Notify::new(),
                 sleep_until_ms: std::sync::atomic::AtomicI64::new(i64::MAX),
                 commit_order: Arc::new(tokio::sync::Mutex::new(CommitChain::default())),
@@ -326,6 +349,7 @@ impl Engine {
             escalation: None,
             memory_flushes: false,
             renotify_yield: Duration::ZERO,
+            backlog_limit: 0,
         }
     }
 
@@ -654,6 +678,9 @@ impl Engine {
         if pending.is_empty() {
             return 0;
         }
+        self.inner
+            .backlog
+            .fetch_add(pending.len(), std::sync::atomic::Ordering::AcqRel);
         let mut done = Vec::with_capacity(pending.len());
         let mut sent = 0;
         if pending.len() == 1 {
@@ -700,6 +727,14 @@ impl Engine {
 
     /// Hands one notification over; returns its id and whether the notifier accepted it.
     async fn hand_over(&self, n: Notification, recorded: bool) -> (String, bool) {
+        /// Takes one notification off the backlog when the hand-over ends (or is dropped).
+        struct Counted<'a>(&'a std::sync::atomic::AtomicUsize);
+        impl Drop for Counted<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+            }
+        }
+        let _counted = Counted(&self.inner.backlog);
         let id = n.id.clone();
         let receiver = n.receiver.clone();
         let channel = channel_name(&n).unwrap_or("").to_string();
@@ -760,6 +795,7 @@ impl Engine {
     /// [`PendingIngest`]: the decision of the next call may run while this one commits.
     /// Returns once every batch decided earlier holds its place in the commit order.
     pub async fn ingest_begin(&self, events: Vec<Event>) -> Result<PendingIngest, CoreError> {
+        self.wait_for_backlog().await;
         self.mark_ingest();
         let accepted = events.len();
         let ((), decided) = self
@@ -779,6 +815,7 @@ impl Engine {
 
     /// Ingests normalized events. Returns after the resulting writes are committed.
     pub async fn ingest(&self, events: Vec<Event>) -> Result<IngestReport, CoreError> {
+        self.wait_for_backlog().await;
         self.mark_ingest();
         let n = events.len();
         let ((), sent) = self
@@ -793,6 +830,28 @@ impl Engine {
             accepted: n,
             notifications: sent,
         })
+    }
+
+    /// Notifications being handed over now (see
+    /// [`EngineBuilder::ingest_waits_for_backlog`]).
+    pub fn notification_backlog(&self) -> usize {
+        self.inner
+            .backlog
+            .load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Waits (at most [`BACKLOG_WAIT`]) while the notification backlog is over the
+    /// limit (see [`EngineBuilder::ingest_waits_for_backlog`]).
+    async fn wait_for_backlog(&self) {
+        let limit = self.inner.backlog_limit;
+        if limit == 0 {
+            return;
+        }
+        // Runtime time (not the engine's Clock): this bounds a real wait.
+        let until = tokio::time::Instant::now() + BACKLOG_WAIT;
+        while self.notification_backlog() > limit && tokio::time::Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
     }
 
     /// Notes that an ingest call started (see [`EngineBuilder::renotify_yield`]).
@@ -899,6 +958,19 @@ impl Engine {
     async fn run_due(&self, detach: bool) -> Result<usize, CoreError> {
         let mut ran = 0;
         loop {
+            // Detached: wait for a free background round *before* claiming, so a round
+            // takes everything that came due while the earlier ones were busy (up to
+            // FLUSH_BATCH) instead of the few flushes due at an earlier claim.
+            let mut round = if detach {
+                self.inner
+                    .background_rounds
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .ok()
+            } else {
+                None
+            };
             let now = self.now();
             let claimed = self
                 .inner
@@ -931,16 +1003,6 @@ impl Engine {
                 }
             }
             if !flushes.is_empty() {
-                let mut round = if detach {
-                    self.inner
-                        .background_rounds
-                        .clone()
-                        .acquire_owned()
-                        .await
-                        .ok()
-                } else {
-                    None
-                };
                 let decide = |core: &mut EngineCore, now: Timestamp, out: &mut Vec<Effect>| {
                     for job in &flushes {
                         if let JobKind::GroupFlush { group_key } = &job.kind {
@@ -1655,6 +1717,73 @@ mod tests {
         let sent = rec.0.lock();
         assert_eq!(sent.len(), 2 * groups);
         assert!(sent[groups..].iter().all(|n| n.alerts.len() == 2));
+    }
+
+    /// A notifier whose hand-overs wait at a gate.
+    struct Gated {
+        gate: tokio::sync::Semaphore,
+    }
+
+    #[async_trait::async_trait]
+    impl Notifier for Gated {
+        async fn notify(&self, _n: Notification) -> Result<(), CoreError> {
+            let _ = self.gate.acquire().await;
+            Ok(())
+        }
+    }
+
+    /// With `ingest_waits_for_backlog`, ingest waits (bounded) while more
+    /// notifications than the limit are being handed over, and goes on at once when
+    /// the backlog is under it.
+    #[tokio::test(start_paused = true)]
+    async fn ingest_waits_while_the_notification_backlog_is_over_the_limit() {
+        let cfg: EngineConfig = serde_json::from_value(serde_json::json!({"route": {
+            "group_by": ["alertname"], "group_wait": "1s", "group_interval": "1s",
+            "notify": [{"channel": "rec", "target": "#ops"}]
+        }}))
+        .expect("config");
+        let clock = ManualClock::new(at_ms(0));
+        let gated = Arc::new(Gated {
+            gate: tokio::sync::Semaphore::new(0),
+        });
+        let engine = Engine::builder(cfg)
+            .clock(Arc::new(clock.clone()))
+            .notifier(gated.clone())
+            .in_memory_flush_timers(true)
+            .ingest_waits_for_backlog(1)
+            .build()
+            .expect("engine");
+        let start = tokio::time::Instant::now();
+        engine
+            .ingest(vec![alert("A", "1"), alert("B", "1")])
+            .await
+            .unwrap();
+        assert!(
+            start.elapsed() < Duration::from_millis(10),
+            "no backlog yet"
+        );
+        clock.set(at_ms(1_000));
+        let runner = engine.clone();
+        let flush = tokio::spawn(async move { runner.run_due_jobs().await });
+        while engine.notification_backlog() < 2 {
+            tokio::task::yield_now().await;
+        }
+        let start = tokio::time::Instant::now();
+        engine.ingest(vec![alert("C", "1")]).await.unwrap();
+        let waited = start.elapsed();
+        assert!(
+            waited >= BACKLOG_WAIT && waited < BACKLOG_WAIT + Duration::from_millis(50),
+            "waited {waited:?}"
+        );
+        gated.gate.add_permits(10);
+        flush.await.unwrap().unwrap();
+        assert_eq!(engine.notification_backlog(), 0);
+        let start = tokio::time::Instant::now();
+        engine.ingest(vec![alert("D", "1")]).await.unwrap();
+        assert!(
+            start.elapsed() < Duration::from_millis(10),
+            "backlog drained"
+        );
     }
 
     /// Off by default: a due re-notification runs while ingest is busy.
