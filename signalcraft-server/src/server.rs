@@ -30,10 +30,6 @@ use crate::metrics::Metrics;
 use crate::ratelimit::RateLimiter;
 use crate::state::{AppState, Inner};
 
-/// Notifications being handed over above which ingest waits for them (see
-/// `EngineBuilder::ingest_waits_for_backlog`).
-const INGEST_BACKLOG_LIMIT: usize = 256;
-
 /// redb page cache of the server's store. The engine keeps every active record in
 /// memory and reads the store only at start and for history, so a big page cache
 /// (the store's default is 256 MiB) would mostly double the memory of what the engine
@@ -338,9 +334,8 @@ pub async fn start(
         // writes to arm, claim and complete a flush job per group per group_interval.
         .in_memory_flush_timers(true)
         .renotify_yield(cfg.server.renotify_yield)
-        // First notifications of a burst of new groups before more ingest: a POST
-        // waits (at most 250 ms) while over 256 notifications are being handed over.
-        .ingest_waits_for_backlog(INGEST_BACKLOG_LIMIT)
+        // First notifications of a burst of new groups before more ingest.
+        .ingest_waits_for_backlog(cfg.server.ingest_backlog_limit)
         .escalation(match opts.escalation {
             Some(e) => e,
             None => paging.clone() as Arc<dyn EscalationHook>,
