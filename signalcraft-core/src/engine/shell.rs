@@ -25,7 +25,7 @@
 //! ingest calls keep arriving (one within [`INGEST_BUSY_WINDOW`]), for at most the
 //! configured hold, then runs. The held flush folds every change that arrived
 //! meanwhile into one notification, as a flush delayed by a slow receiver does; a
-//! group's first notification is never held. A held flush lives in memory only: after
+//! group's first notification and a group's resolved notification are never held. A held flush lives in memory only: after
 //! a crash the group record's `next_flush` re-arms it as usual.
 //!
 //! Notifications are written to an outbox (`Table::Meta`, key `outbox/<id>`) in the
@@ -921,9 +921,11 @@ impl Engine {
         }
         let core = self.inner.core.lock();
         for job in claimed {
-            // Only a group the receiver has heard of waits; its first notification not.
+            // Only a group the receiver has heard of and that still fires waits: its
+            // first notification and its resolved notification (a prompt resolve,
+            // pulled in to `resolve_wait`) are never held.
             let renotify = matches!(&job.kind, JobKind::GroupFlush { group_key }
-                if core.group(group_key).is_some_and(|g| g.nflog.is_some()));
+                if core.group(group_key).is_some_and(|g| g.nflog.is_some() && g.firing > 0));
             if renotify {
                 let until = job
                     .due
@@ -1660,6 +1662,30 @@ mod tests {
             "one notification, all members"
         );
         assert_eq!(sent(&rec).len(), 3);
+    }
+
+    /// A notified group whose last alert resolves is told at once (resolve_wait 0)
+    /// even while ingest is busy: a resolved notification is never held.
+    #[tokio::test]
+    async fn a_resolved_notification_is_not_held_by_busy_ingest() {
+        let (engine, clock, rec) = rig(Duration::from_secs(5));
+        engine.ingest(vec![alert("Down", "1")]).await.unwrap();
+        clock.set(at_ms(1_000));
+        engine.run_due_jobs().await.unwrap();
+        assert_eq!(sent(&rec).len(), 1);
+        let Event::Alert(mut resolved) = alert("Down", "1") else {
+            panic!("an alert event")
+        };
+        resolved.status = crate::model::AlertStatus::Resolved;
+        clock.set(at_ms(1_400));
+        engine.ingest(vec![Event::Alert(resolved)]).await.unwrap();
+        clock.set(at_ms(1_450));
+        engine.ingest(vec![alert("Noise", "1")]).await.unwrap();
+        engine.run_due_jobs().await.unwrap();
+        assert_eq!(engine.held_renotifications(), 0);
+        let n = rec.0.lock();
+        assert_eq!(n.len(), 2, "the resolve went out while ingest was busy");
+        assert_eq!(n[1].status, crate::model::AlertStatus::Resolved);
     }
 
     /// Under ingest that never pauses, a held re-notification runs once its hold is over.
