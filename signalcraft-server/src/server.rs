@@ -333,6 +333,8 @@ pub async fn start(
         // Group records carry their next flush and recover re-arms it: no durable
         // writes to arm, claim and complete a flush job per group per group_interval.
         .in_memory_flush_timers(true)
+        // Raw payloads live in the store, not in memory (a third of the memory per alert).
+        .compact_alerts(true)
         .renotify_yield(cfg.server.renotify_yield)
         // First notifications of a burst of new groups before more ingest.
         .ingest_waits_for_backlog(cfg.server.ingest_backlog_limit)

@@ -134,6 +134,9 @@ struct Inner {
     flushes: MemoryScheduler,
     /// Whether group flushes use `flushes` instead of the Scheduler.
     memory_flushes: bool,
+    /// Whether alerts are packed after each decision is staged
+    /// ([`EngineBuilder::compact_alerts`]).
+    compact_alerts: bool,
     /// Longest a re-notification flush is held while ingest is busy (zero: never).
     renotify_yield: Duration,
     /// When the last ingest call started (ms since the epoch on the engine's clock).
@@ -232,9 +235,22 @@ pub struct EngineBuilder {
     memory_flushes: bool,
     renotify_yield: Duration,
     backlog_limit: usize,
+    compact_alerts: bool,
 }
 
 impl EngineBuilder {
+    /// Packs every alert after the decision that received it is staged and drops its
+    /// raw payload from memory (default: off; see [`EngineCore::compact_alerts`]):
+    /// about a third of the memory per active alert. The raw payload stays in the
+    /// Store: the record written when a version was received holds it, and a later
+    /// rewrite of that record by the engine (a retire, a group change) takes it over
+    /// from the stored record before committing. Notifications built from compacted
+    /// alerts carry no raw payload.
+    pub fn compact_alerts(mut self, on: bool) -> Self {
+        self.compact_alerts = on;
+        self
+    }
+
     /// Keeps group flush timers in memory instead of the Scheduler (default: off).
     /// Safe because group records carry their next flush and [`Engine::recover`]
     /// re-arms it; saves three durable writes per group flush. The Scheduler's
@@ -314,6 +330,7 @@ impl EngineBuilder {
                 core: Mutex::new(EngineCore::new(cfg)),
                 flushes: MemoryScheduler::new(),
                 memory_flushes: self.memory_flushes,
+                compact_alerts: self.compact_alerts,
                 renotify_yield: self.renotify_yield,
                 last_ingest_ms: std::sync::atomic::AtomicI64::new(i64::MIN),
                 held: Mutex::new(Vec::new()),
@@ -350,6 +367,7 @@ impl Engine {
             memory_flushes: false,
             renotify_yield: Duration::ZERO,
             backlog_limit: 0,
+            compact_alerts: false,
         }
     }
 
@@ -404,10 +422,13 @@ impl Engine {
         let (value, staged) = {
             let mut core = self.inner.core.lock();
             let value = f(&mut core, now, &mut effects)?;
-            (
-                value,
-                Self::stage(&core, self.inner.notifier.as_ref(), effects)?,
-            )
+            let staged = Self::stage(&core, self.inner.notifier.as_ref(), effects)?;
+            if self.inner.compact_alerts {
+                // Safe here: this decision's alert records (the only durable copy of
+                // their raw payloads) were just encoded into `staged`.
+                core.compact_alerts();
+            }
+            (value, staged)
         };
         let order = self.inner.commit_order.clone().lock_owned().await;
         self.inner.committing.store(true, Ordering::Release);
@@ -506,9 +527,12 @@ impl Engine {
     /// events; returns the notifications and the escalation hooks.
     async fn apply_staged(
         &self,
-        st: Staged,
+        mut st: Staged,
     ) -> Result<(Vec<Notification>, Vec<Effect>), CoreError> {
         if !st.batch.is_empty() {
+            if self.inner.compact_alerts {
+                self.restore_elided_payloads(&mut st.batch).await?;
+            }
             self.inner.store.commit(st.batch).await?;
         }
         self.apply_jobs(st.jobs).await?;
@@ -516,6 +540,42 @@ impl Engine {
             self.inner.sink.emit(&ev);
         }
         Ok((st.notifications, st.hooks))
+    }
+
+    /// Gives every alert record in `batch` that the core wrote without the raw
+    /// payload it released ([`AlertRecord::payload_elided`]) the payload of the record
+    /// it replaces. Runs in commit order, so the stored record includes every earlier
+    /// batch. Only elided records are decoded: serde writes the flag last and only
+    /// when set, so the check is a suffix comparison.
+    async fn restore_elided_payloads(&self, batch: &mut WriteBatch) -> Result<(), CoreError> {
+        const ELIDED: &[u8] = b",\"payload_elided\":true}";
+        for op in &mut batch.ops {
+            let WriteOp::Put {
+                table: Table::Alerts,
+                key,
+                value,
+            } = op
+            else {
+                continue;
+            };
+            if !value.ends_with(ELIDED) {
+                continue;
+            }
+            let mut rec: AlertRecord = serde_json::from_slice(value)
+                .map_err(|e| crate::store::StoreError::Codec(format!("alerts/{key}: {e}")))?;
+            let stored = self
+                .inner
+                .store
+                .get_json::<AlertRecord>(Table::Alerts, key)
+                .await?;
+            if let Some(stored) = stored
+                && rec.merge_stored_payload(&stored)
+            {
+                *value = serde_json::to_vec(&rec)
+                    .map_err(|e| crate::store::StoreError::Codec(format!("alerts/{key}: {e}")))?;
+            }
+        }
+        Ok(())
     }
 
     /// Commits effects produced outside a decision (the write lock held by the caller).
@@ -1686,6 +1746,59 @@ mod tests {
         let n = rec.0.lock();
         assert_eq!(n.len(), 2, "the resolve went out while ingest was busy");
         assert_eq!(n[1].status, crate::model::AlertStatus::Resolved);
+    }
+
+    /// With compaction on, the record an alert retires with still holds the raw
+    /// payload of its last version (the resolve's), taken over from the stored record,
+    /// although memory released it; the notifications are unchanged.
+    #[tokio::test]
+    async fn compacted_alerts_retire_with_their_stored_raw_payload() {
+        let cfg: EngineConfig = serde_json::from_value(serde_json::json!({"route": {
+            "group_by": ["alertname"], "group_wait": "1s", "group_interval": "1s",
+            "repeat_interval": "4h", "notify": [{"channel": "rec", "target": "#ops"}]
+        }}))
+        .expect("config");
+        let clock = ManualClock::new(at_ms(0));
+        let rec = Arc::new(Rec::default());
+        let engine = Engine::builder(cfg)
+            .clock(Arc::new(clock.clone()))
+            .notifier(Arc::new(ChannelNotifier::new().with("rec", rec.clone())))
+            .compact_alerts(true)
+            .build()
+            .expect("engine");
+        let with_raw = |status, v: u32| {
+            let Event::Alert(mut a) = alert("Down", "1") else {
+                panic!("an alert event")
+            };
+            a.status = status;
+            a.raw = crate::model::RawPayload::from_value(&serde_json::json!({ "v": v }));
+            a
+        };
+        let firing = with_raw(crate::model::AlertStatus::Firing, 1);
+        let fp = firing.fingerprint();
+        engine.ingest(vec![Event::Alert(firing)]).await.unwrap();
+        clock.set(at_ms(1_000));
+        engine.run_due_jobs().await.unwrap();
+        let resolved = with_raw(crate::model::AlertStatus::Resolved, 2);
+        clock.set(at_ms(1_400));
+        engine.ingest(vec![Event::Alert(resolved)]).await.unwrap();
+        engine.run_due_jobs().await.unwrap();
+
+        let n = rec.0.lock().clone();
+        assert_eq!(n.len(), 2);
+        assert_eq!(n[1].status, crate::model::AlertStatus::Resolved);
+        let stored = engine
+            .store()
+            .get_json::<AlertRecord>(Table::Alerts, &fp.to_string())
+            .await
+            .unwrap()
+            .expect("alert record");
+        assert!(stored.groups.is_empty(), "retired: {stored:?}");
+        assert!(!stored.payload_elided);
+        assert_eq!(
+            serde_json::to_value(&stored.alert.raw).unwrap(),
+            serde_json::json!({"v": 2})
+        );
     }
 
     /// Under ingest that never pauses, a held re-notification runs once its hold is over.
