@@ -213,3 +213,40 @@ async fn a_batch_decided_on_top_of_a_failed_commit_fails_too() {
     r.engine.ingest(vec![alert("Down", "3")]).await.unwrap();
     assert!(store.inner.count(Table::Alerts).await.unwrap() >= 1);
 }
+
+/// A failed commit leaves nothing of its decision in memory: the alert whose ingest
+/// failed is new again when it is re-sent, so the retry persists it and opens its
+/// group (without the rebuild the re-send was a duplicate and never stored).
+#[tokio::test]
+async fn after_a_failed_commit_the_core_is_rebuilt_from_the_store() {
+    let store = Arc::new(GatedStore::default());
+    let r = rig(store.clone() as Arc<dyn Store>, ManualClock::new(at(0)));
+    r.engine.ingest(vec![alert("Up", "1")]).await.unwrap();
+
+    store.fail.store(true, Ordering::SeqCst);
+    let e = r
+        .engine
+        .ingest(vec![alert("Down", "1")])
+        .await
+        .expect_err("commit fails");
+    assert!(e.to_string().contains("disk full"), "{e}");
+    store.fail.store(false, Ordering::SeqCst);
+
+    r.engine.ingest(vec![alert("Down", "1")]).await.unwrap();
+    assert_eq!(r.engine.with_core(|c| c.alert_count()), 2);
+    assert_eq!(store.inner.count(Table::Alerts).await.unwrap(), 2);
+    assert_eq!(store.inner.count(Table::Groups).await.unwrap(), 2);
+
+    // Both groups flush once, on time, from the rebuilt core.
+    r.clock.set(at(30));
+    r.engine.run_due_jobs().await.unwrap();
+    let mut notified: Vec<String> = r
+        .rec
+        .0
+        .lock()
+        .iter()
+        .map(|n| n.group_labels["alertname"].clone())
+        .collect();
+    notified.sort();
+    assert_eq!(notified, ["Down", "Up"]);
+}

@@ -11,7 +11,9 @@
 //! the next caller while the batch commits, so the next decision overlaps this
 //! commit. Batches still commit one after another in decision order (a FIFO commit
 //! lock), and a batch decided while the one before it was committing fails if that
-//! one failed (it was decided on top of it).
+//! one failed (it was decided on top of it). After a failed commit the next decision
+//! first rebuilds the core from the store, so a failed call changes nothing, in the
+//! store or in memory.
 //!
 //! With [`EngineBuilder::in_memory_flush_timers`] (the server turns it on), group
 //! flushes are timers in memory, not durable jobs: every group record carries its
@@ -137,6 +139,9 @@ struct Inner {
     /// Whether alerts are packed after each decision is staged
     /// ([`EngineBuilder::compact_alerts`]).
     compact_alerts: bool,
+    /// A commit failed: the core holds decisions the store does not. The next
+    /// decision first rebuilds the core from the store ([`Engine::rebuild_core`]).
+    stale: std::sync::atomic::AtomicBool,
     /// Longest a re-notification flush is held while ingest is busy (zero: never).
     renotify_yield: Duration,
     /// When the last ingest call started (ms since the epoch on the engine's clock).
@@ -331,6 +336,7 @@ impl EngineBuilder {
                 flushes: MemoryScheduler::new(),
                 memory_flushes: self.memory_flushes,
                 compact_alerts: self.compact_alerts,
+                stale: std::sync::atomic::AtomicBool::new(false),
                 renotify_yield: self.renotify_yield,
                 last_ingest_ms: std::sync::atomic::AtomicI64::new(i64::MIN),
                 held: Mutex::new(Vec::new()),
@@ -415,6 +421,9 @@ impl Engine {
     ) -> Result<(T, Decided), CoreError> {
         use std::sync::atomic::Ordering;
         let guard = self.inner.write.lock().await;
+        if self.inner.stale.load(Ordering::SeqCst) {
+            self.rebuild_core().await?;
+        }
         // A batch committing now is one this decision builds on.
         let on_top_of_inflight = self.inner.committing.load(Ordering::Acquire);
         let now = self.now();
@@ -459,6 +468,9 @@ impl Engine {
             _ => self.apply_staged(staged).await,
         };
         order.failed = result.as_ref().err().map(|e| e.to_string());
+        if result.is_err() {
+            self.inner.stale.store(true, Ordering::SeqCst);
+        }
         self.inner.committing.store(false, Ordering::Release);
         drop(order);
         let (pending, hooks) = result?;
@@ -589,7 +601,13 @@ impl Engine {
             effects,
         )?;
         let _order = self.inner.commit_order.lock().await;
-        self.apply_staged(staged).await
+        let result = self.apply_staged(staged).await;
+        if result.is_err() {
+            self.inner
+                .stale
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+        result
     }
 
     /// Applies scheduler effects. Runs of consecutive `Schedule`s are submitted
@@ -1209,7 +1227,41 @@ impl Engine {
     /// Rebuilds in-memory state from the Store (call once at startup, before serving),
     /// re-arms every group's flush job and re-sends notifications left in the outbox.
     pub async fn recover(&self) -> Result<(), CoreError> {
-        let _w = self.inner.write.lock().await;
+        let w = self.inner.write.lock().await;
+        let outbox: Vec<(String, Notification)> = self
+            .inner
+            .store
+            .scan_json(Table::Meta, Scan::prefix("outbox/"))
+            .await?;
+        self.load_core(false).await?;
+        drop(w);
+        // Outbox entries of an earlier version (or of a notifier that does not
+        // record), then what the notifier recorded but never handed over.
+        self.deliver_as(outbox.into_iter().map(|(_, n)| n).collect(), false)
+            .await;
+        let recorded = self.inner.notifier.recorded_pending().await?;
+        self.deliver_as(recorded, true).await;
+        Ok(())
+    }
+
+    /// After a failed commit (the write lock held): waits until every batch decided
+    /// before has committed or failed, then replaces the core's state by the store's,
+    /// so no decision of a failed batch survives in memory (an alert whose ingest
+    /// failed is new again when it is re-sent). On error the core stays marked stale
+    /// and the decision that called this fails.
+    async fn rebuild_core(&self) -> Result<(), CoreError> {
+        let _order = self.inner.commit_order.lock().await;
+        self.load_core(true).await?;
+        self.inner
+            .stale
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Loads groups, alerts, incidents, silences, services and recent changes from
+    /// the store into the core (after [`EngineCore::reset`] when `reset`) and arms
+    /// the groups' flushes. The caller holds the write lock.
+    async fn load_core(&self, reset: bool) -> Result<(), CoreError> {
         let store = &self.inner.store;
         let groups: Vec<(String, AggregationGroup)> =
             store.scan_json(Table::Groups, Scan::all()).await?;
@@ -1221,9 +1273,6 @@ impl Engine {
             store.scan_json(Table::Silences, Scan::all()).await?;
         let services: Vec<(String, Service)> =
             store.scan_json(Table::Services, Scan::all()).await?;
-        let outbox: Vec<(String, Notification)> = store
-            .scan_json(Table::Meta, Scan::prefix("outbox/"))
-            .await?;
         let now = self.now();
         let window = self.inner.core.lock().config().change_window;
         let since = crate::incident::audit::time_key(
@@ -1241,6 +1290,9 @@ impl Engine {
             .await?;
         let armed = {
             let mut core = self.inner.core.lock();
+            if reset {
+                core.reset();
+            }
             for (_, g) in groups {
                 core.load_group(g);
             }
@@ -1270,13 +1322,6 @@ impl Engine {
                 self.inner.scheduler.schedule(job).await?;
             }
         }
-        drop(_w);
-        // Outbox entries of an earlier version (or of a notifier that does not
-        // record), then what the notifier recorded but never handed over.
-        self.deliver_as(outbox.into_iter().map(|(_, n)| n).collect(), false)
-            .await;
-        let recorded = self.inner.notifier.recorded_pending().await?;
-        self.deliver_as(recorded, true).await;
         Ok(())
     }
 
