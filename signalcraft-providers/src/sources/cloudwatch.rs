@@ -858,6 +858,7 @@ impl SourceType for CloudWatchType {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sources::route_check::{assert_routes_agree, fixture_bodies, mutated_fixture};
     use proptest::prelude::*;
 
     /// The one-pass alarm of `alarm_json` (written as the Message string literal), after
@@ -929,23 +930,6 @@ mod tests {
             .unwrap()
     }
 
-    fn fixture_bodies() -> Vec<(String, Vec<u8>)> {
-        let dir = format!("{}/../fixtures/cloudwatch", env!("CARGO_MANIFEST_DIR"));
-        let mut out: Vec<_> = std::fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| {
-                let name = p.file_name().unwrap().to_string_lossy().to_string();
-                name.ends_with(".json")
-                    && !name.contains(".expected.")
-                    && name != "integration.json"
-            })
-            .map(|p| (p.display().to_string(), std::fs::read(&p).unwrap()))
-            .collect();
-        out.sort();
-        out
-    }
-
     fn request(body: Vec<u8>) -> InboundRequest {
         InboundRequest {
             headers: Vec::new(),
@@ -961,24 +945,18 @@ mod tests {
         for keep_raw in [false, true] {
             let p = provider(keep_raw);
             let req = request(body.to_vec());
-            assert_eq!(
-                format!("{:?}", p.parse(&req)),
-                format!("{:?}", p.parse_general(&req)),
-                "{}",
-                String::from_utf8_lossy(body)
-            );
+            assert_routes_agree(p.parse(&req), p.parse_general(&req), body);
         }
     }
 
     #[test]
     fn notifications_take_the_one_pass_route_and_agree_with_the_general_one() {
         let mut one_pass = Vec::new();
-        for (name, body) in fixture_bodies() {
+        for (name, body) in fixture_bodies("cloudwatch") {
             routes_agree(&body);
             let text = std::str::from_utf8(&body).unwrap();
             if read_notification(text).is_some() {
-                let case = name.rsplit('/').next().unwrap().trim_end_matches(".json");
-                one_pass.push(case.to_string());
+                one_pass.push(name);
             }
         }
         // The alarm state is checked after reading, on both routes alike.
@@ -1003,12 +981,7 @@ mod tests {
                 1..3,
             ),
         ) {
-            let bodies = fixture_bodies();
-            let mut body = bodies[case % bodies.len()].1.clone();
-            for (at, byte) in edits {
-                let i = at.index(body.len());
-                body[i] = byte;
-            }
+            let body = mutated_fixture("cloudwatch", case, edits);
             routes_agree(&body);
         }
     }

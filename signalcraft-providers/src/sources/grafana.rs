@@ -440,6 +440,7 @@ impl SourceType for GrafanaType {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sources::route_check::{assert_routes_agree, fixture_bodies, mutated_fixture};
 
     fn provider(keep_raw: bool) -> GrafanaProvider {
         let mut i = Integration::new(TYPE, "grafana");
@@ -459,39 +460,14 @@ mod tests {
         for keep_raw in [false, true] {
             let p = provider(keep_raw);
             let req = InboundRequest::from_body(body.to_vec());
-            assert_eq!(
-                format!("{:?}", p.parse(&req)),
-                format!("{:?}", p.parse_general(&req)),
-                "{}",
-                String::from_utf8_lossy(body)
-            );
+            assert_routes_agree(p.parse(&req), p.parse_general(&req), body);
         }
-    }
-
-    fn fixture_bodies() -> Vec<(String, Vec<u8>)> {
-        let dir = format!("{}/../fixtures/grafana", env!("CARGO_MANIFEST_DIR"));
-        let mut out: Vec<_> = std::fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| {
-                let name = p.file_name().unwrap().to_string_lossy().to_string();
-                name.ends_with(".json")
-                    && !name.contains(".expected.")
-                    && name != "integration.json"
-            })
-            .map(|p| {
-                let name = p.file_stem().unwrap().to_string_lossy().to_string();
-                (name, std::fs::read(&p).unwrap())
-            })
-            .collect();
-        out.sort();
-        out
     }
 
     #[test]
     fn messages_take_the_one_pass_route_and_agree_with_serde() {
         let mut one_pass = Vec::new();
-        for (name, body) in fixture_bodies() {
+        for (name, body) in fixture_bodies("grafana") {
             routes_agree(&body);
             if GrafanaMessage::read(std::str::from_utf8(&body).unwrap()).is_some() {
                 one_pass.push(name);
@@ -528,12 +504,7 @@ mod tests {
                 1..3,
             ),
         ) {
-            let bodies = fixture_bodies();
-            let mut body = bodies[case % bodies.len()].1.clone();
-            for (at, byte) in edits {
-                let i = at.index(body.len());
-                body[i] = byte;
-            }
+            let body = mutated_fixture("grafana", case, edits);
             routes_agree(&body);
         }
     }

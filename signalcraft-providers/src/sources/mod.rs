@@ -32,6 +32,17 @@ pub mod decode;
 pub mod fast_json;
 pub mod integration;
 pub mod registry;
+#[cfg(all(
+    test,
+    any(
+        feature = "source-alertmanager",
+        feature = "source-cloudwatch",
+        feature = "source-datadog",
+        feature = "source-grafana",
+        feature = "source-pagerduty"
+    )
+))]
+mod route_check;
 pub mod secret;
 pub mod signature;
 #[cfg(feature = "source-cloudwatch")]
