@@ -159,16 +159,7 @@ impl Provider for AlertmanagerProvider {
             let group = Group::of(&msg);
             return Ok(alerts
                 .into_iter()
-                .map(|(a, span)| {
-                    let raw = if self.common.keep_raw {
-                        serde_json::from_str::<&RawValue>(&text[span])
-                            .map(|raw| self.common.raw(raw))
-                            .unwrap_or_default()
-                    } else {
-                        RawPayload::null()
-                    };
-                    self.event(&group, a, raw)
-                })
+                .map(|(a, span)| self.event(&group, a, self.common.raw_slice(text, span)))
                 .collect());
         }
         self.parse_general(req)

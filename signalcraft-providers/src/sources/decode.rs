@@ -100,6 +100,18 @@ impl Common {
             .unwrap_or_default()
     }
 
+    /// The JSON text `text[span]` (a slice a one-pass reader found) as a raw payload
+    /// when raw payloads are kept; empty when they are not or the slice is not JSON.
+    pub fn raw_slice(&self, text: &str, span: std::ops::Range<usize>) -> RawPayload {
+        if !self.keep_raw {
+            return RawPayload::null();
+        }
+        text.get(span)
+            .and_then(|slice| serde_json::from_str::<&RawValue>(slice).ok())
+            .map(RawPayload::from_raw)
+            .unwrap_or_default()
+    }
+
     /// `raw` as a raw payload when raw payloads are kept.
     pub fn raw(&self, raw: &RawValue) -> RawPayload {
         if self.keep_raw {

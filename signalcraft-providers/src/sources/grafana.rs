@@ -286,16 +286,7 @@ impl Provider for GrafanaProvider {
             let alerts = std::mem::take(&mut msg.alerts);
             return Ok(alerts
                 .into_iter()
-                .map(|(a, span)| {
-                    let raw = if self.common.keep_raw {
-                        serde_json::from_str::<&RawValue>(&text[span])
-                            .map(|raw| self.common.raw(raw))
-                            .unwrap_or_default()
-                    } else {
-                        RawPayload::null()
-                    };
-                    self.event(&msg, a, raw)
-                })
+                .map(|(a, span)| self.event(&msg, a, self.common.raw_slice(text, span)))
                 .collect());
         }
         self.parse_general(req)
