@@ -85,6 +85,7 @@ pub struct IntegrationView {
 pub struct Integrations {
     by_key_hash: Arc<RwLock<HashMap<String, Arc<LiveIntegration>>>>,
     certificate_fetcher: Arc<RwLock<Arc<dyn CertificateFetcher>>>,
+    certificate_fetches: Arc<CertificateFetches>,
 }
 
 impl Default for Integrations {
@@ -92,6 +93,7 @@ impl Default for Integrations {
         Integrations {
             by_key_hash: Arc::default(),
             certificate_fetcher: Arc::new(RwLock::new(Arc::new(HttpsCertificateFetcher::new()))),
+            certificate_fetches: Arc::default(),
         }
     }
 }
@@ -405,18 +407,98 @@ impl CertificateFetcher for HttpsCertificateFetcher {
     }
 }
 
+/// How long a failed certificate fetch is answered from memory before the URL is
+/// fetched again.
+pub const CERTIFICATE_FAILURE_TTL: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Failed fetches remembered at most (older ones are forgotten first).
+const MAX_REMEMBERED_FAILURES: usize = 1024;
+
+/// Single flight and a negative cache for signing-certificate fetches: a burst of
+/// SNS requests naming one uncached certificate makes one fetch, and a URL whose
+/// fetch failed is not fetched again for [`CERTIFICATE_FAILURE_TTL`] (each request
+/// gets the same error meanwhile), so a bad or unreachable URL cannot turn every
+/// request into an outbound HTTPS call.
+#[derive(Default)]
+struct CertificateFetches {
+    /// One lock per URL being fetched; requests for it wait on the same lock.
+    in_flight: parking_lot::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Recent failures by URL.
+    failed: parking_lot::Mutex<HashMap<String, (std::time::Instant, CertificateFetchError)>>,
+}
+
+impl CertificateFetches {
+    fn recent_failure(&self, url: &str) -> Option<CertificateFetchError> {
+        let failed = self.failed.lock();
+        let (at, e) = failed.get(url)?;
+        (at.elapsed() < CERTIFICATE_FAILURE_TTL).then(|| e.clone())
+    }
+
+    fn remember_failure(&self, url: &str, e: &CertificateFetchError) {
+        let mut failed = self.failed.lock();
+        failed.retain(|_, (at, _)| at.elapsed() < CERTIFICATE_FAILURE_TTL);
+        if failed.len() >= MAX_REMEMBERED_FAILURES
+            && let Some(oldest) = failed
+                .iter()
+                .min_by_key(|(_, (at, _))| *at)
+                .map(|(k, _)| k.clone())
+        {
+            failed.remove(&oldest);
+        }
+        failed.insert(url.to_string(), (std::time::Instant::now(), e.clone()));
+    }
+
+    /// Fetches `url` unless it failed recently or another request fetched it into
+    /// `registry`'s cache while this one waited; `Ok(None)` when it is cached now.
+    async fn fetch(
+        &self,
+        url: &str,
+        registry: &Registry,
+        fetcher: &dyn CertificateFetcher,
+    ) -> Result<Option<String>, CertificateFetchError> {
+        if let Some(e) = self.recent_failure(url) {
+            return Err(e);
+        }
+        let lock = self
+            .in_flight
+            .lock()
+            .entry(url.to_string())
+            .or_default()
+            .clone();
+        let _turn = lock.lock().await;
+        if registry.certificate_cache().get(url).is_some() {
+            return Ok(None);
+        }
+        if let Some(e) = self.recent_failure(url) {
+            return Err(e);
+        }
+        let result = fetcher.fetch(url).await;
+        if let Err(e) = &result {
+            self.remember_failure(url, e);
+        }
+        let mut in_flight = self.in_flight.lock();
+        if in_flight.get(url).is_some_and(|l| Arc::ptr_eq(l, &lock)) {
+            in_flight.remove(url);
+        }
+        result.map(Some)
+    }
+}
+
 /// Fetches the signing certificate `url` through the integrations' fetcher and puts
-/// it in `registry`'s cache. Maps failures to the HTTP problem the webhook answers:
-/// a refused URL → 403, a certificate over the size limit → 413, anything else → 502.
+/// it in `registry`'s cache; concurrent requests for one URL share one fetch, and a
+/// failed fetch is answered from memory for [`CERTIFICATE_FAILURE_TTL`]. Maps
+/// failures to the HTTP problem the webhook answers: a refused URL → 403, a
+/// certificate over the size limit → 413, anything else → 502.
 pub async fn fetch_signing_certificate(
     integrations: &Integrations,
     registry: &Registry,
     url: &str,
 ) -> Result<(), ApiError> {
     use axum::http::StatusCode;
-    let pem = integrations
-        .certificate_fetcher()
-        .fetch(url)
+    let fetcher = integrations.certificate_fetcher();
+    let fetched = integrations
+        .certificate_fetches
+        .fetch(url, registry, fetcher.as_ref())
         .await
         .map_err(|e| match e {
             CertificateFetchError::Refused(_) => ApiError::forbidden(e.to_string()),
@@ -431,6 +513,9 @@ pub async fn fetch_signing_certificate(
                 e.to_string(),
             ),
         })?;
+    let Some(pem) = fetched else {
+        return Ok(()); // fetched by a concurrent request
+    };
     registry
         .certificate_cache()
         .insert_pem(url, &pem)

@@ -283,6 +283,48 @@ mod sns_certificate_tests {
         ));
     }
 
+    /// Concurrent requests naming one uncached certificate share one fetch; a fetch
+    /// that failed is answered from memory, without a new request, while it is recent.
+    #[tokio::test]
+    async fn certificate_fetches_are_shared_and_recent_failures_remembered() {
+        use crate::integrations::{Integrations, fetch_signing_certificate};
+        let (addr, hits) = cert_host(read("cloudwatch/signing/test-cert.pem")).await;
+        let integrations = Integrations::default();
+        integrations.set_certificate_fetcher(Arc::new(fetcher(addr, Duration::from_millis(300))));
+        let registry = signalcraft_providers::sources::Registry::builtin();
+        let (a, b, c, d) = tokio::join!(
+            fetch_signing_certificate(&integrations, &registry, CERT_URL),
+            fetch_signing_certificate(&integrations, &registry, CERT_URL),
+            fetch_signing_certificate(&integrations, &registry, CERT_URL),
+            fetch_signing_certificate(&integrations, &registry, CERT_URL),
+        );
+        for r in [a, b, c, d] {
+            r.unwrap();
+        }
+        assert_eq!(
+            hits.load(Ordering::SeqCst),
+            1,
+            "one fetch for four requests"
+        );
+        assert!(registry.certificate_cache().get(CERT_URL).is_some());
+
+        let slow = "https://sns.us-east-1.amazonaws.com/slow.pem";
+        let first = fetch_signing_certificate(&integrations, &registry, slow)
+            .await
+            .unwrap_err();
+        assert_eq!(first.status, StatusCode::BAD_GATEWAY);
+        assert_eq!(hits.load(Ordering::SeqCst), 2);
+        let again = fetch_signing_certificate(&integrations, &registry, slow)
+            .await
+            .unwrap_err();
+        assert_eq!(again.to_string(), first.to_string());
+        assert_eq!(
+            hits.load(Ordering::SeqCst),
+            2,
+            "a recent failure is not fetched again"
+        );
+    }
+
     /// A server with one `cloudwatch` integration (no configured certificates) on a
     /// manual clock at the fixtures' message time.
     async fn server(dir: &tempfile::TempDir) -> crate::server::RunningServer {
