@@ -238,18 +238,7 @@ impl DeliveryPipeline {
     /// Errors: [`CoreError::InvalidInput`] when `n.receiver` names no channel and no
     /// chain; [`CoreError::Store`] when the log or the scheduler fails.
     pub async fn notify(&self, n: Notification) -> Result<DeliveryOutcome, CoreError> {
-        if !self.in_flight.lock().insert(n.id.clone()) {
-            return Ok(DeliveryOutcome::AlreadyAccepted);
-        }
-        let _guard = InFlight {
-            set: &self.in_flight,
-            id: n.id.clone(),
-        };
-        if self.log.state(&n.id).await?.is_some() {
-            return Ok(DeliveryOutcome::AlreadyAccepted);
-        }
-        let state = self.initial_state(n).map_err(|(_, e)| e)?;
-        self.drive(state, Stored::No).await
+        self.accept(n, Stored::No).await
     }
 
     /// Accepts a notification the engine recorded with
@@ -262,6 +251,12 @@ impl DeliveryPipeline {
     /// Errors: as [`DeliveryPipeline::notify`]; a notification naming no channel
     /// has its marker removed (retrying it after a restart cannot succeed).
     pub async fn notify_recorded(&self, n: Notification) -> Result<DeliveryOutcome, CoreError> {
+        self.accept(n, Stored::Recorded).await
+    }
+
+    /// [`DeliveryPipeline::notify`] and [`DeliveryPipeline::notify_recorded`]: once per
+    /// id (in this process and in the log), then the chain from its first step.
+    async fn accept(&self, n: Notification, stored: Stored) -> Result<DeliveryOutcome, CoreError> {
         if !self.in_flight.lock().insert(n.id.clone()) {
             return Ok(DeliveryOutcome::AlreadyAccepted);
         }
@@ -275,11 +270,13 @@ impl DeliveryPipeline {
         let state = match self.initial_state(n) {
             Ok(s) => s,
             Err((id, e)) => {
-                self.log.clear_outbox(&id).await?;
+                if stored == Stored::Recorded {
+                    self.log.clear_outbox(&id).await?;
+                }
                 return Err(e);
             }
         };
-        self.drive(state, Stored::Recorded).await
+        self.drive(state, stored).await
     }
 
     /// Notifications recorded with [`NotificationLog::record_accepted`] whose

@@ -1684,6 +1684,14 @@ mod tests {
     }
 
     fn rig(hold: Duration) -> (Engine, ManualClock, Arc<Rec>) {
+        rig_with(|b| b.in_memory_flush_timers(true).renotify_yield(hold))
+    }
+
+    /// An engine on a manual clock (group_wait = group_interval = 1 s) notifying a
+    /// recording channel, with `tweak` applied to its builder.
+    fn rig_with(
+        tweak: impl FnOnce(EngineBuilder) -> EngineBuilder,
+    ) -> (Engine, ManualClock, Arc<Rec>) {
         let cfg: EngineConfig = serde_json::from_value(serde_json::json!({"route": {
             "group_by": ["alertname"], "group_wait": "1s", "group_interval": "1s",
             "repeat_interval": "4h", "notify": [{"channel": "rec", "target": "#ops"}]
@@ -1691,13 +1699,10 @@ mod tests {
         .expect("config");
         let clock = ManualClock::new(at_ms(0));
         let rec = Arc::new(Rec::default());
-        let engine = Engine::builder(cfg)
+        let builder = Engine::builder(cfg)
             .clock(Arc::new(clock.clone()))
-            .notifier(Arc::new(ChannelNotifier::new().with("rec", rec.clone())))
-            .in_memory_flush_timers(true)
-            .renotify_yield(hold)
-            .build()
-            .expect("engine");
+            .notifier(Arc::new(ChannelNotifier::new().with("rec", rec.clone())));
+        let engine = tweak(builder).build().expect("engine");
         (engine, clock, rec)
     }
 
@@ -1798,19 +1803,7 @@ mod tests {
     /// although memory released it; the notifications are unchanged.
     #[tokio::test]
     async fn compacted_alerts_retire_with_their_stored_raw_payload() {
-        let cfg: EngineConfig = serde_json::from_value(serde_json::json!({"route": {
-            "group_by": ["alertname"], "group_wait": "1s", "group_interval": "1s",
-            "repeat_interval": "4h", "notify": [{"channel": "rec", "target": "#ops"}]
-        }}))
-        .expect("config");
-        let clock = ManualClock::new(at_ms(0));
-        let rec = Arc::new(Rec::default());
-        let engine = Engine::builder(cfg)
-            .clock(Arc::new(clock.clone()))
-            .notifier(Arc::new(ChannelNotifier::new().with("rec", rec.clone())))
-            .compact_alerts(true)
-            .build()
-            .expect("engine");
+        let (engine, clock, rec) = rig_with(|b| b.compact_alerts(true));
         let with_raw = |status, v: u32| {
             let Event::Alert(mut a) = alert("Down", "1") else {
                 panic!("an alert event")
