@@ -12,7 +12,8 @@
 //!
 //! * Model: [`model`] (events, alerts, labels, fingerprints).
 //! * Seams: [`provider`] (inbound), [`channel`] (outbound), [`store`] (persistence),
-//!   [`scheduler`] (durable timers), [`clock`] (time), [`remediation`] (plugins).
+//!   [`scheduler`] (durable timers), [`journal`] (durable ingest before the decision),
+//!   [`clock`] (time), [`remediation`] (plugins).
 //! * On-call: [`oncall`] (people, rotations, schedules, overrides), [`escalation`]
 //!   (policies, notification rules, paging).
 //! * Delivery: [`delivery`] (retry, backoff, failover, notification log, health).
@@ -30,6 +31,7 @@ pub mod error;
 pub mod escalation;
 pub mod incident;
 pub mod inhibit;
+pub mod journal;
 pub mod memory;
 pub mod model;
 pub mod oncall;
