@@ -26,12 +26,30 @@ use crate::store::StoreError;
 /// Sequence number of a journal record (1-based; 0 means "none").
 pub type JournalSeq = u64;
 
+/// Called with a record's sequence number once it is durable (see
+/// [`Journal::append_then`]).
+pub type OnDurable = Box<dyn FnOnce(JournalSeq) + Send + 'static>;
+
 /// An append-only, crash-safe log of opaque records (see the module doc).
 #[async_trait]
 pub trait Journal: Send + Sync + 'static {
     /// Appends one record; returns its sequence number once it is durable.
     /// Concurrent appends share one sync (group commit) and get consecutive numbers.
     async fn append(&self, record: Vec<u8>) -> Result<JournalSeq, StoreError>;
+
+    /// [`Journal::append`], and `on_durable` runs with the record's sequence number
+    /// once the record is durable, before this returns `Ok`. Across all appends the
+    /// callbacks run one at a time in sequence-number order, and a callback runs even
+    /// when the caller's future was dropped after the record was handed over, so a
+    /// consumer fed by the callbacks sees every durable record exactly once, in
+    /// journal order. The callback runs on the journal's writer (possibly a plain
+    /// thread): it must be short and must not block (send to a channel). It does not
+    /// run for a record whose append fails.
+    async fn append_then(
+        &self,
+        record: Vec<u8>,
+        on_durable: OnDurable,
+    ) -> Result<JournalSeq, StoreError>;
 
     /// Every record with a sequence number greater than `after`, in order.
     async fn replay(&self, after: JournalSeq) -> Result<Vec<(JournalSeq, Vec<u8>)>, StoreError>;
