@@ -59,6 +59,12 @@ pub enum EngineEvent {
         /// Job kind tag (`group_flush`, `escalate`, …).
         kind: &'static str,
     },
+    /// Journaled events could not be applied (or released) yet; nothing is lost, they
+    /// stay in the journal and are replayed.
+    JournalTrouble {
+        /// What failed.
+        reason: String,
+    },
 }
 
 /// Receives [`EngineEvent`]s synchronously; must be cheap and never block.

@@ -50,6 +50,7 @@ use super::core::{AlertRecord, EngineCore, IncidentAction};
 use super::effects::{Effect, Record};
 use super::escalation::{EscalationHook, NoEscalation};
 use super::events::{EngineEvent, EventSink, NoopSink};
+use super::journaled::Journaled;
 use super::notifier::{ChannelNotifier, Notifier, channel_name};
 use crate::CoreError;
 use crate::channel::Notification;
@@ -58,6 +59,7 @@ use crate::dispatch::AggregationGroup;
 use crate::incident::{
     Actor, AuditEntry, AuditQuery, EntryKind, Incident, IncidentFilter, Page, Role, TimelineEntry,
 };
+use crate::journal::{Journal, JournalSeq};
 use crate::memory::{MemoryScheduler, MemoryStore};
 use crate::model::{ChangeEvent, Event};
 use crate::scheduler::{Job, JobKind, Scheduler};
@@ -174,6 +176,8 @@ struct Inner {
     core: Mutex<EngineCore>,
     write: tokio::sync::Mutex<()>,
     ext_seq: std::sync::atomic::AtomicU64,
+    /// Journaled ingest ([`EngineBuilder::journal`]).
+    journal: Option<Journaled>,
 }
 
 /// State passed along the commit order.
@@ -238,6 +242,8 @@ pub struct EngineBuilder {
     sink: Option<Arc<dyn EventSink>>,
     escalation: Option<Arc<dyn EscalationHook>>,
     memory_flushes: bool,
+    journal: Option<Arc<dyn Journal>>,
+    journal_max_lag: usize,
     renotify_yield: Duration,
     backlog_limit: usize,
     compact_alerts: bool,
@@ -285,6 +291,22 @@ impl EngineBuilder {
         self.backlog_limit = limit;
         self
     }
+    /// Journaled ingest: [`Engine::submit`] returns once events are durable in this
+    /// journal and the engine decides on them in the background (see
+    /// [`super::journaled`]). Open the journal with [`super::journal_applied`] of the
+    /// same Store, and call [`Engine::recover`] before submitting.
+    pub fn journal(mut self, j: Arc<dyn Journal>) -> Self {
+        self.journal = Some(j);
+        self
+    }
+
+    /// Most submitted events the background decision may be behind before
+    /// [`Engine::submit`] waits (default [`super::journaled::DEFAULT_MAX_LAG`]).
+    pub fn journal_max_lag(mut self, events: usize) -> Self {
+        self.journal_max_lag = events;
+        self
+    }
+
     /// The Store (default: [`MemoryStore`]).
     pub fn store(mut self, s: Arc<dyn Store>) -> Self {
         self.store = Some(s);
@@ -350,6 +372,9 @@ impl EngineBuilder {
                 background_rounds: Arc::new(tokio::sync::Semaphore::new(BACKGROUND_ROUNDS)),
                 write: tokio::sync::Mutex::new(()),
                 ext_seq: std::sync::atomic::AtomicU64::new(0),
+                journal: self
+                    .journal
+                    .map(|j| Journaled::new(j, self.journal_max_lag)),
             }),
         })
     }
@@ -374,7 +399,19 @@ impl Engine {
             renotify_yield: Duration::ZERO,
             backlog_limit: 0,
             compact_alerts: false,
+            journal: None,
+            journal_max_lag: super::journaled::DEFAULT_MAX_LAG,
         }
+    }
+
+    /// The journaled-ingest state, when the engine has a journal.
+    pub(super) fn journal_state(&self) -> Option<&Journaled> {
+        self.inner.journal.as_ref()
+    }
+
+    /// Emits an engine event to the sink.
+    pub(super) fn emit(&self, ev: &EngineEvent) {
+        self.inner.sink.emit(ev);
     }
 
     /// The current time on the engine's clock.
@@ -873,10 +910,20 @@ impl Engine {
     /// [`PendingIngest`]: the decision of the next call may run while this one commits.
     /// Returns once every batch decided earlier holds its place in the commit order.
     pub async fn ingest_begin(&self, events: Vec<Event>) -> Result<PendingIngest, CoreError> {
+        self.ingest_begin_marked(events, None).await
+    }
+
+    /// [`Engine::ingest_begin`]; with `applied`, the batch also records that journal
+    /// records up to that sequence number are applied (see [`super::journaled`]).
+    pub(super) async fn ingest_begin_marked(
+        &self,
+        events: Vec<Event>,
+        applied: Option<JournalSeq>,
+    ) -> Result<PendingIngest, CoreError> {
         self.wait_for_backlog().await;
         self.mark_ingest();
         let accepted = events.len();
-        let ((), decided) = self
+        let ((), mut decided) = self
             .decide(|core, now, out| {
                 for ev in events {
                     core.ingest(ev, now, out);
@@ -884,6 +931,12 @@ impl Engine {
                 Ok(())
             })
             .await?;
+        if let Some(seq) = applied {
+            decided
+                .staged
+                .batch
+                .put(Table::Meta, super::journaled::JOURNAL_APPLIED_KEY, &seq)?;
+        }
         Ok(PendingIngest {
             engine: self.clone(),
             decided,
@@ -933,7 +986,7 @@ impl Engine {
     }
 
     /// Notes that an ingest call started (see [`EngineBuilder::renotify_yield`]).
-    fn mark_ingest(&self) {
+    pub(super) fn mark_ingest(&self) {
         if !self.inner.renotify_yield.is_zero() {
             self.inner.last_ingest_ms.store(
                 self.now().as_millisecond(),
@@ -1235,6 +1288,7 @@ impl Engine {
             .await?;
         self.load_core(false).await?;
         drop(w);
+        self.replay_journal().await?;
         // Outbox entries of an earlier version (or of a notifier that does not
         // record), then what the notifier recorded but never handed over.
         self.deliver_as(outbox.into_iter().map(|(_, n)| n).collect(), false)

@@ -1,0 +1,386 @@
+//! Journaled ingest ([`EngineBuilder::journal`](super::EngineBuilder::journal)): an
+//! ingest call returns once its events are durable in the [`Journal`]; the engine
+//! decides on them and commits the outcome to the Store in the background.
+//!
+//! # Contract
+//! * [`Engine::submit`] encodes the events as one journal record and returns after
+//!   the journal made it durable. A submitted event is never lost: either the Store
+//!   holds its outcome, or the journal holds it and [`Engine::recover`] replays it.
+//! * One applier task takes the records in journal order, as many as are waiting (at
+//!   most [`APPLY_BATCH`] events), decides on them in one decision and commits the
+//!   outcome together with the highest sequence number it covers (`Table::Meta`, key
+//!   [`JOURNAL_APPLIED_KEY`]), so a record's outcome and the mark that it was
+//!   applied are written atomically. Decisions and commits overlap as for
+//!   [`Engine::ingest_begin`]. Committed records are released from the journal.
+//! * Submitted-but-unapplied events are bounded
+//!   ([`EngineBuilder::journal_max_lag`](super::EngineBuilder::journal_max_lag)):
+//!   `submit` waits while the applier is that far behind, so memory stays bounded and
+//!   a slow store slows ingest down instead of queueing without limit.
+//! * When a commit fails, the engine's core is rebuilt from the Store (as after any
+//!   failed commit) and the applier replays the journal from the Store's applied mark
+//!   before taking new records, retrying with back-off while the Store keeps failing.
+//! * [`Engine::journal_settled`] waits until everything submitted so far is
+//!   committed (tests, shutdown, read-your-writes).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{Notify, mpsc};
+
+use super::shell::Engine;
+use crate::CoreError;
+use crate::journal::{Journal, JournalSeq};
+use crate::model::Event;
+use crate::store::{StoreError, StoreExt, Table};
+
+/// `Table::Meta` key holding the highest journal sequence number whose events the
+/// Store holds the outcome of (a JSON number).
+pub const JOURNAL_APPLIED_KEY: &str = "journal/applied";
+
+/// Most events the applier decides on in one decision.
+pub const APPLY_BATCH: usize = 20_000;
+
+/// Default bound on submitted-but-unapplied events.
+pub const DEFAULT_MAX_LAG: usize = 50_000;
+
+/// Longest pause between retries of a failing replay.
+const MAX_RETRY: Duration = Duration::from_secs(5);
+
+/// Version of the journal record format.
+const RECORD_VERSION: u32 = 1;
+
+/// A journal record, as written.
+#[derive(Serialize)]
+struct RecordOut<'a> {
+    v: u32,
+    events: &'a [Event],
+}
+
+/// A journal record, as read back.
+#[derive(Deserialize)]
+struct RecordIn {
+    v: u32,
+    events: Vec<Event>,
+}
+
+/// Encodes events as one journal record.
+pub(super) fn encode_record(events: &[Event]) -> Result<Vec<u8>, CoreError> {
+    serde_json::to_vec(&RecordOut {
+        v: RECORD_VERSION,
+        events,
+    })
+    .map_err(|e| StoreError::Codec(format!("journal record: {e}")).into())
+}
+
+/// Decodes one journal record.
+pub(super) fn decode_record(seq: JournalSeq, bytes: &[u8]) -> Result<Vec<Event>, CoreError> {
+    let rec: RecordIn = serde_json::from_slice(bytes)
+        .map_err(|e| StoreError::Corrupt(format!("journal record {seq}: {e}")))?;
+    if rec.v != RECORD_VERSION {
+        return Err(StoreError::Corrupt(format!(
+            "journal record {seq} has format version {}, this build reads {RECORD_VERSION}",
+            rec.v
+        ))
+        .into());
+    }
+    Ok(rec.events)
+}
+
+/// Reads the Store's applied mark ([`JOURNAL_APPLIED_KEY`]; 0 when absent). Open the
+/// journal with it, so its sequence numbers continue after it.
+pub async fn journal_applied(store: &dyn crate::store::Store) -> Result<JournalSeq, CoreError> {
+    Ok(store
+        .get_json::<JournalSeq>(Table::Meta, JOURNAL_APPLIED_KEY)
+        .await?
+        .unwrap_or(0))
+}
+
+/// A durable record on its way to the applier.
+struct Entry {
+    seq: JournalSeq,
+    events: Vec<Event>,
+    lag: LagGuard,
+}
+
+/// Counts events as submitted-but-unapplied until dropped.
+struct LagGuard {
+    n: usize,
+    state: Arc<Lag>,
+}
+
+impl Drop for LagGuard {
+    fn drop(&mut self) {
+        self.state.events.fetch_sub(self.n, Ordering::AcqRel);
+        self.state.freed.notify_waiters();
+    }
+}
+
+#[derive(Default)]
+struct Lag {
+    events: AtomicUsize,
+    freed: Notify,
+}
+
+/// The journaled-ingest state of an engine.
+pub(super) struct Journaled {
+    journal: Arc<dyn Journal>,
+    tx: mpsc::UnboundedSender<Entry>,
+    rx: Mutex<Option<mpsc::UnboundedReceiver<Entry>>>,
+    lag: Arc<Lag>,
+    max_lag: usize,
+    /// Highest sequence number committed to the Store.
+    applied: AtomicU64,
+    /// Highest sequence number handed to the applier.
+    durable: AtomicU64,
+    /// Notified whenever `applied` moves.
+    applied_moved: Notify,
+}
+
+impl Journaled {
+    pub(super) fn new(journal: Arc<dyn Journal>, max_lag: usize) -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        Journaled {
+            journal,
+            tx,
+            rx: Mutex::new(Some(rx)),
+            lag: Arc::new(Lag::default()),
+            max_lag: max_lag.max(1),
+            applied: AtomicU64::new(0),
+            durable: AtomicU64::new(0),
+            applied_moved: Notify::new(),
+        }
+    }
+
+    fn mark_applied(&self, seq: JournalSeq) {
+        self.applied.fetch_max(seq, Ordering::AcqRel);
+        self.applied_moved.notify_waiters();
+    }
+}
+
+impl Engine {
+    fn journaled(&self) -> Result<&Journaled, CoreError> {
+        self.journal_state()
+            .ok_or_else(|| CoreError::InvalidConfig {
+                path: "engine.journal".into(),
+                message: "this engine has no journal (EngineBuilder::journal)".into(),
+            })
+    }
+
+    /// Makes events durable in the journal and queues them for the background
+    /// decision; returns their journal sequence number (see the module doc). Waits
+    /// first while the applier is [`EngineBuilder::journal_max_lag`] events behind.
+    ///
+    /// [`EngineBuilder::journal_max_lag`]: super::EngineBuilder::journal_max_lag
+    pub async fn submit(&self, events: Vec<Event>) -> Result<JournalSeq, CoreError> {
+        let j = self.journaled()?;
+        self.start_applier();
+        self.mark_ingest();
+        let n = events.len();
+        loop {
+            let freed = j.lag.freed.notified();
+            if j.lag.events.load(Ordering::Acquire) < j.max_lag {
+                break;
+            }
+            freed.await;
+        }
+        j.lag.events.fetch_add(n, Ordering::AcqRel);
+        let lag = LagGuard {
+            n,
+            state: j.lag.clone(),
+        };
+        let record = encode_record(&events)?;
+        let tx = j.tx.clone();
+        // Owned by the journal from here on: it runs once the record is durable, or is
+        // dropped (releasing the lag) when the append fails.
+        let on_durable = Box::new(move |seq: JournalSeq| {
+            let _ = tx.send(Entry { seq, events, lag });
+        });
+        let seq = j.journal.append_then(record, on_durable).await?;
+        j.durable.fetch_max(seq, Ordering::AcqRel);
+        Ok(seq)
+    }
+
+    /// Waits until every event submitted before this call is committed to the Store.
+    pub async fn journal_settled(&self) -> Result<(), CoreError> {
+        let j = self.journaled()?;
+        let target = j.durable.load(Ordering::Acquire);
+        loop {
+            let moved = j.applied_moved.notified();
+            if j.applied.load(Ordering::Acquire) >= target {
+                return Ok(());
+            }
+            moved.await;
+        }
+    }
+
+    /// The highest journal sequence number whose outcome is committed.
+    pub fn journal_applied_seq(&self) -> Option<JournalSeq> {
+        self.journal_state()
+            .map(|j| j.applied.load(Ordering::Acquire))
+    }
+
+    /// Replays every journal record after the Store's applied mark (called by
+    /// [`Engine::recover`] after the core is loaded). Returns the last sequence number
+    /// replayed (the applied mark when there was nothing to replay).
+    pub(super) async fn replay_journal(&self) -> Result<JournalSeq, CoreError> {
+        let Some(j) = self.journal_state() else {
+            return Ok(0);
+        };
+        let applied = journal_applied(self.store().as_ref()).await?;
+        j.mark_applied(applied);
+        let records = j.journal.replay(applied).await?;
+        let mut batch: Vec<Event> = Vec::new();
+        let mut through = applied;
+        for (seq, bytes) in records {
+            batch.extend(decode_record(seq, &bytes)?);
+            through = seq;
+            if batch.len() >= APPLY_BATCH {
+                self.apply_now(std::mem::take(&mut batch), through).await?;
+            }
+        }
+        if through > applied {
+            self.apply_now(batch, through).await?;
+        }
+        j.durable.fetch_max(through, Ordering::AcqRel);
+        Ok(through)
+    }
+
+    /// Decides on replayed events and commits them with the applied mark `through`.
+    async fn apply_now(&self, events: Vec<Event>, through: JournalSeq) -> Result<(), CoreError> {
+        let pending = self.ingest_begin_marked(events, Some(through)).await?;
+        pending.wait().await?;
+        if let Some(j) = self.journal_state() {
+            j.mark_applied(through);
+            j.journal.release(through).await?;
+        }
+        Ok(())
+    }
+
+    /// Reports an applier problem through the event sink.
+    fn journal_trouble(&self, reason: String) {
+        self.emit(&super::events::EngineEvent::JournalTrouble { reason });
+    }
+
+    /// Starts the applier task once (on the first submit).
+    fn start_applier(&self) {
+        let Some(j) = self.journal_state() else {
+            return;
+        };
+        let Some(rx) = j.rx.lock().take() else {
+            return;
+        };
+        let engine = self.clone();
+        tokio::spawn(async move { engine.apply_loop(rx).await });
+    }
+
+    /// The applier: takes durable records in order and decides on them in batches
+    /// (see the module doc).
+    async fn apply_loop(self, mut rx: mpsc::UnboundedReceiver<Entry>) {
+        let failed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        // Poked by a failed commit, so the replay starts without waiting for a submit.
+        let poke = Arc::new(Notify::new());
+        let mut commits = tokio::task::JoinSet::new();
+        // Records at or below this were replayed after a failure; skip their copies.
+        let mut skip_through: JournalSeq = 0;
+        loop {
+            let first = tokio::select! {
+                e = rx.recv() => match e {
+                    Some(e) => Some(e),
+                    None => break,
+                },
+                () = poke.notified() => None,
+            };
+            if first.is_none() || failed.load(Ordering::Acquire) {
+                while commits.join_next().await.is_some() {}
+                if failed.load(Ordering::Acquire) {
+                    skip_through = self.replay_until_ok().await;
+                    failed.store(false, Ordering::Release);
+                }
+            }
+            let Some(first) = first else {
+                continue;
+            };
+            let mut entries = vec![first];
+            let mut n = entries[0].events.len();
+            while n < APPLY_BATCH {
+                match rx.try_recv() {
+                    Ok(e) => {
+                        n += e.events.len();
+                        entries.push(e);
+                    }
+                    Err(_) => break,
+                }
+            }
+            // Reap finished commits (their results were handled in the task).
+            while commits.try_join_next().is_some() {}
+            entries.retain(|e| e.seq > skip_through);
+            let Some(through) = entries.last().map(|e| e.seq) else {
+                continue;
+            };
+            let mut events = Vec::with_capacity(n);
+            let mut guards = Vec::with_capacity(entries.len());
+            for e in entries {
+                events.extend(e.events);
+                guards.push(e.lag);
+            }
+            match self.ingest_begin_marked(events, Some(through)).await {
+                Ok(pending) => {
+                    let engine = self.clone();
+                    let (failed, poke) = (failed.clone(), poke.clone());
+                    commits.spawn(async move {
+                        match pending.wait().await {
+                            Ok(_) => {
+                                if let Some(j) = engine.journal_state() {
+                                    j.mark_applied(through);
+                                    if let Err(e) = j.journal.release(through).await {
+                                        engine.journal_trouble(format!(
+                                            "journal release failed: {e}"
+                                        ));
+                                    }
+                                }
+                            }
+                            Err(e) => {
+                                engine.journal_trouble(format!(
+                                    "committing journaled events through {through} failed \
+                                     (they stay in the journal and are replayed): {e}"
+                                ));
+                                failed.store(true, Ordering::Release);
+                                poke.notify_one();
+                            }
+                        }
+                        drop(guards);
+                    });
+                }
+                Err(e) => {
+                    self.journal_trouble(format!(
+                        "deciding on journaled events through {through} failed \
+                         (they stay in the journal and are replayed): {e}"
+                    ));
+                    drop(guards);
+                    failed.store(true, Ordering::Release);
+                    poke.notify_one();
+                }
+            }
+        }
+        while commits.join_next().await.is_some() {}
+    }
+
+    /// Replays the journal from the Store's applied mark until it succeeds; returns
+    /// the last sequence number replayed.
+    async fn replay_until_ok(&self) -> JournalSeq {
+        let mut pause = Duration::from_millis(50);
+        loop {
+            match self.replay_journal().await {
+                Ok(through) => return through,
+                Err(e) => {
+                    self.journal_trouble(format!("replaying the journal failed, retrying: {e}"));
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(MAX_RETRY);
+                }
+            }
+        }
+    }
+}

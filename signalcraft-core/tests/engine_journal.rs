@@ -1,0 +1,364 @@
+//! Journaled ingest (`EngineBuilder::journal`, `Engine::submit`): an event is durable
+//! once `submit` returns, decided and committed in the background with the journal's
+//! applied mark, replayed by `recover` after a crash, and replayed by the applier
+//! itself after a failed commit, without duplicating alerts or incidents.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use jiff::{SignedDuration, Timestamp};
+use parking_lot::Mutex;
+use signalcraft_core::channel::{Channel, Delivered, DeliveryError, Notification};
+use signalcraft_core::clock::ManualClock;
+use signalcraft_core::engine::{
+    ChannelNotifier, Engine, EngineConfig, JOURNAL_APPLIED_KEY, journal_applied,
+};
+use signalcraft_core::journal::{Journal, JournalSeq, OnDurable};
+use signalcraft_core::memory::{MemoryScheduler, MemoryStore};
+use signalcraft_core::model::{Alert, Event, Labels, Source};
+use signalcraft_core::scheduler::Scheduler;
+use signalcraft_core::store::{Scan, Store, StoreError, StoreExt, Table, WriteBatch};
+
+const T0: &str = "2026-03-02T10:00:00Z";
+
+/// A journal in memory that outlives engines (a "disk" shared across restarts).
+#[derive(Default)]
+struct TestJournal {
+    records: Mutex<Vec<(JournalSeq, Vec<u8>)>>,
+    last: Mutex<JournalSeq>,
+    released: Mutex<JournalSeq>,
+}
+
+#[async_trait]
+impl Journal for TestJournal {
+    async fn append(&self, record: Vec<u8>) -> Result<JournalSeq, StoreError> {
+        self.append_then(record, Box::new(|_| {})).await
+    }
+    async fn append_then(
+        &self,
+        record: Vec<u8>,
+        on_durable: OnDurable,
+    ) -> Result<JournalSeq, StoreError> {
+        // The lock is held across the callback: callbacks run in sequence order.
+        let mut last = self.last.lock();
+        *last += 1;
+        let seq = *last;
+        self.records.lock().push((seq, record));
+        on_durable(seq);
+        Ok(seq)
+    }
+    async fn replay(&self, after: JournalSeq) -> Result<Vec<(JournalSeq, Vec<u8>)>, StoreError> {
+        Ok(self
+            .records
+            .lock()
+            .iter()
+            .filter(|(s, _)| *s > after)
+            .cloned()
+            .collect())
+    }
+    async fn release(&self, through: JournalSeq) -> Result<(), StoreError> {
+        self.records.lock().retain(|(s, _)| *s > through);
+        let mut r = self.released.lock();
+        *r = (*r).max(through);
+        Ok(())
+    }
+    fn last_seq(&self) -> JournalSeq {
+        *self.last.lock()
+    }
+}
+
+/// A MemoryStore whose commits can be made to fail or wait.
+#[derive(Default)]
+struct FlakyStore {
+    inner: MemoryStore,
+    fail: AtomicBool,
+    failed: AtomicUsize,
+    /// Commits wait while a test holds this for writing.
+    gate: tokio::sync::RwLock<()>,
+}
+
+#[async_trait]
+impl Store for FlakyStore {
+    async fn get(&self, table: Table, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.inner.get(table, key).await
+    }
+    async fn scan(&self, table: Table, scan: Scan) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        self.inner.scan(table, scan).await
+    }
+    async fn commit(&self, batch: WriteBatch) -> Result<(), StoreError> {
+        let _open = self.gate.read().await;
+        if self.fail.load(Ordering::SeqCst) {
+            self.failed.fetch_add(1, Ordering::SeqCst);
+            return Err(StoreError::Io("disk full".into()));
+        }
+        self.inner.commit(batch).await
+    }
+    async fn count(&self, table: Table) -> Result<u64, StoreError> {
+        self.inner.count(table).await
+    }
+}
+
+#[derive(Default)]
+struct Rec(Mutex<Vec<Notification>>);
+
+#[async_trait]
+impl Channel for Rec {
+    fn kind(&self) -> &str {
+        "test"
+    }
+    fn name(&self) -> &str {
+        "rec"
+    }
+    async fn deliver(&self, n: &Notification) -> Result<Delivered, DeliveryError> {
+        self.0.lock().push(n.clone());
+        Ok(Delivered::default())
+    }
+}
+
+fn config() -> EngineConfig {
+    serde_json::from_value(serde_json::json!({"route": {
+        "group_by": ["alertname"], "group_wait": "30s", "group_interval": "5m",
+        "repeat_interval": "4h", "notify": [{"channel": "rec", "target": "#ops"}]
+    }}))
+    .expect("config")
+}
+
+fn alert(name: &str, instance: &str) -> Event {
+    let mut l = Labels::new();
+    l.insert("alertname".into(), name.into());
+    l.insert("instance".into(), instance.into());
+    Event::Alert(Alert::firing(
+        Source {
+            provider: "test".into(),
+            integration: "prom".into(),
+        },
+        format!("{name} is firing"),
+        l,
+    ))
+}
+
+fn at(secs: i64) -> Timestamp {
+    T0.parse::<Timestamp>().unwrap() + SignedDuration::from_secs(secs)
+}
+
+fn engine(
+    store: Arc<dyn Store>,
+    journal: Arc<dyn Journal>,
+    clock: &ManualClock,
+    rec: Arc<Rec>,
+) -> Engine {
+    Engine::builder(config())
+        .store(store)
+        .scheduler(Arc::new(MemoryScheduler::new()) as Arc<dyn Scheduler>)
+        .clock(Arc::new(clock.clone()))
+        .notifier(Arc::new(ChannelNotifier::new().with("rec", rec)))
+        .in_memory_flush_timers(true)
+        .journal(journal)
+        .build()
+        .expect("engine")
+}
+
+async fn alert_count(store: &dyn Store) -> u64 {
+    store.count(Table::Alerts).await.expect("count")
+}
+
+async fn incident_count(store: &dyn Store) -> u64 {
+    store.count(Table::Incidents).await.expect("count")
+}
+
+/// Settles with a deadline, so a broken applier fails the test instead of hanging.
+async fn settle(e: &Engine) {
+    tokio::time::timeout(Duration::from_secs(10), e.journal_settled())
+        .await
+        .expect("the applier settles")
+        .expect("settled");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn submitted_events_are_committed_with_the_applied_mark() {
+    let store = Arc::new(MemoryStore::new());
+    let journal = Arc::new(TestJournal::default());
+    let clock = ManualClock::new(at(0));
+    let e = engine(store.clone(), journal.clone(), &clock, Arc::default());
+    e.recover().await.unwrap();
+
+    let mut tasks = Vec::new();
+    for r in 0..16 {
+        let e = e.clone();
+        tasks.push(tokio::spawn(async move {
+            let events = (0..25)
+                .map(|i| alert(&format!("A{}", r % 4), &format!("{r}-{i}")))
+                .collect();
+            e.submit(events).await.expect("submit")
+        }));
+    }
+    let mut seqs = Vec::new();
+    for t in tasks {
+        seqs.push(t.await.unwrap());
+    }
+    seqs.sort_unstable();
+    assert_eq!(seqs, (1..=16).collect::<Vec<_>>(), "one record per submit");
+    settle(&e).await;
+
+    assert_eq!(alert_count(store.as_ref()).await, 400);
+    assert_eq!(
+        store
+            .get_json::<JournalSeq>(Table::Meta, JOURNAL_APPLIED_KEY)
+            .await
+            .unwrap(),
+        Some(16),
+        "the store records the last applied record"
+    );
+    assert_eq!(e.journal_applied_seq(), Some(16));
+    assert_eq!(*journal.released.lock(), 16, "applied records are released");
+    assert!(journal.records.lock().is_empty());
+    assert_eq!(e.pending_flushes().await, 4, "one group per alertname");
+}
+
+/// Nothing reached the store (every commit failed) when the process died; the
+/// journal still has every submitted record and the next start replays them once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recover_replays_what_the_store_never_got() {
+    let store = Arc::new(FlakyStore::default());
+    let journal = Arc::new(TestJournal::default());
+    let clock = ManualClock::new(at(0));
+    let first = engine(store.clone(), journal.clone(), &clock, Arc::default());
+    first.recover().await.unwrap();
+    first
+        .submit(vec![alert("Down", "1"), alert("Down", "2")])
+        .await
+        .unwrap();
+    store.fail.store(true, Ordering::SeqCst);
+    first.submit(vec![alert("Up", "1")]).await.unwrap();
+    // Wait until the applier tried (and failed) to commit the second record.
+    for _ in 0..200 {
+        if store.failed.load(Ordering::SeqCst) > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(store.failed.load(Ordering::SeqCst) > 0, "a commit failed");
+    drop(first); // the crash: the applier's retries die with the process
+    store.fail.store(false, Ordering::SeqCst);
+    let applied = journal_applied(store.as_ref()).await.unwrap();
+    assert!(applied <= 2);
+
+    let rec = Arc::new(Rec::default());
+    let second = engine(store.clone(), journal.clone(), &clock, rec.clone());
+    second.recover().await.unwrap();
+    assert_eq!(
+        alert_count(store.as_ref()).await,
+        3,
+        "every submitted alert"
+    );
+    assert_eq!(journal_applied(store.as_ref()).await.unwrap(), 2);
+    // Both groups flush once: nothing was doubled by the replay.
+    clock.set(at(30));
+    second.run_due_jobs().await.unwrap();
+    let sent = rec.0.lock().clone();
+    assert_eq!(sent.len(), 2);
+    assert_eq!(sent.iter().map(|n| n.alerts.len()).sum::<usize>(), 3);
+    assert_eq!(incident_count(store.as_ref()).await, 2);
+
+    // New submits continue after the replayed records.
+    let seq = second.submit(vec![alert("Up", "2")]).await.unwrap();
+    assert!(seq > 2);
+    settle(&second).await;
+    assert_eq!(alert_count(store.as_ref()).await, 4);
+}
+
+/// A failed commit in a running engine: the applier replays from the store's mark
+/// once the store works again, and every event lands exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_applier_replays_after_a_failed_commit() {
+    let store = Arc::new(FlakyStore::default());
+    let journal = Arc::new(TestJournal::default());
+    let clock = ManualClock::new(at(0));
+    let rec = Arc::new(Rec::default());
+    let e = engine(store.clone(), journal.clone(), &clock, rec.clone());
+    e.recover().await.unwrap();
+    e.submit(vec![alert("Down", "1")]).await.unwrap();
+    settle(&e).await;
+
+    store.fail.store(true, Ordering::SeqCst);
+    e.submit(vec![alert("Down", "2"), alert("Up", "1")])
+        .await
+        .expect("durable in the journal even though the store fails");
+    for _ in 0..200 {
+        if store.failed.load(Ordering::SeqCst) > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(store.failed.load(Ordering::SeqCst) > 0, "a commit failed");
+    store.fail.store(false, Ordering::SeqCst);
+    // The applier retries on its own: no further submit is needed.
+    settle(&e).await;
+    assert_eq!(alert_count(store.as_ref()).await, 3);
+    e.submit(vec![alert("Up", "2")]).await.unwrap();
+    settle(&e).await;
+    assert_eq!(alert_count(store.as_ref()).await, 4);
+    assert_eq!(journal_applied(store.as_ref()).await.unwrap(), 3);
+
+    clock.set(at(30));
+    e.run_due_jobs().await.unwrap();
+    let sent = rec.0.lock().clone();
+    assert_eq!(sent.len(), 2, "one notification per group");
+    assert_eq!(
+        sent.iter().map(|n| n.alerts.len()).sum::<usize>(),
+        4,
+        "each alert once"
+    );
+    assert_eq!(incident_count(store.as_ref()).await, 2);
+}
+
+/// Without a journal, `submit` is a typed error (and `ingest` still works).
+#[tokio::test]
+async fn submit_without_a_journal_is_an_error() {
+    let e = Engine::builder(config()).build().unwrap();
+    let err = e.submit(vec![alert("Down", "1")]).await.unwrap_err();
+    assert!(err.to_string().contains("journal"), "{err}");
+    assert!(e.journal_settled().await.is_err());
+    e.ingest(vec![alert("Down", "1")]).await.unwrap();
+}
+
+/// Submit waits while the applier is `journal_max_lag` events behind (commits held
+/// at a gate), and goes on once the applier catches up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn submit_waits_while_the_applier_is_too_far_behind() {
+    let store = Arc::new(FlakyStore::default());
+    let journal = Arc::new(TestJournal::default());
+    let clock = ManualClock::new(at(0));
+    let e = Engine::builder(config())
+        .store(store.clone() as Arc<dyn Store>)
+        .clock(Arc::new(clock.clone()))
+        .in_memory_flush_timers(true)
+        .journal(journal.clone())
+        .journal_max_lag(10)
+        .build()
+        .unwrap();
+    e.recover().await.unwrap();
+    let gate = store.gate.write().await;
+    let batch =
+        |i: usize| -> Vec<Event> { (0..5).map(|j| alert("Down", &format!("{i}-{j}"))).collect() };
+    e.submit(batch(0)).await.unwrap();
+    e.submit(batch(1)).await.unwrap();
+    // 10 events are in flight behind the held commit: the next submit waits.
+    let third = tokio::spawn({
+        let e = e.clone();
+        async move { e.submit(batch(2)).await }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!third.is_finished(), "submit waits for the applier");
+    assert_eq!(journal.last_seq(), 2, "and has not appended yet");
+    drop(gate);
+    tokio::time::timeout(Duration::from_secs(10), third)
+        .await
+        .expect("submit goes on once the applier caught up")
+        .unwrap()
+        .unwrap();
+    settle(&e).await;
+    assert_eq!(alert_count(store.as_ref()).await, 15);
+}
