@@ -21,6 +21,7 @@
 //! * [`store`]: [`RedbStore`], [`StoreOptions`] (open, read, commit).
 //! * [`scheduler`]: [`RedbScheduler`], durable jobs in the same file.
 //! * [`writer`]: the group-commit writer thread.
+//! * [`journal`]: [`FileJournal`], the durable ingest journal (segment files, group commit).
 //! * [`tables`]: the on-disk layout.
 //! * [`schema`]: schema version and migrations.
 //! * [`seal`]: encryption at rest of integration secrets.
@@ -33,6 +34,7 @@
 pub mod backup;
 pub mod copy;
 pub mod error;
+pub mod journal;
 pub mod retention;
 pub mod scheduler;
 pub mod schema;
@@ -43,6 +45,7 @@ pub mod tables;
 pub mod writer;
 
 pub use error::Error;
+pub use journal::FileJournal;
 pub use retention::{RetentionPolicy, RetentionReport};
 pub use scheduler::RedbScheduler;
 pub use schema::SCHEMA_VERSION;
