@@ -19,6 +19,8 @@ use crate::error::ServerError;
 pub const ADMIN_TOKEN_FILE: &str = "admin-token";
 /// File name of the embedded store inside the data directory.
 pub const STORE_FILE: &str = "signalcraft.redb";
+/// Directory of the ingest journal inside the data directory (`[server] journal`).
+pub const JOURNAL_DIR: &str = "journal";
 /// File name of the default config written next to the data directory.
 pub const DEFAULT_CONFIG_FILE: &str = "signalcraft.toml";
 

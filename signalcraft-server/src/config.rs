@@ -78,6 +78,17 @@ pub struct ServerSection {
     /// side-by-side benchmark 256 did not notify groups measurably sooner and raised
     /// the POST p99.
     pub ingest_backlog_limit: usize,
+    /// Journaled ingest (on by default, with the embedded store): an ingest request
+    /// is answered once its events are durable in an append-only journal under
+    /// `<data_dir>/journal`; the engine decides on them and commits the outcome to the
+    /// store in the background, in large batches, and replays the journal at start.
+    /// Every other request first waits until every ingest answered before it is
+    /// applied, so reads still see acknowledged writes. `false`: each ingest request
+    /// waits for the store commit of its batch.
+    pub journal: bool,
+    /// With `journal`: most events accepted but not yet applied before ingest
+    /// requests wait for the engine (bounds memory when the store falls behind).
+    pub journal_max_lag: usize,
     /// Key that seals integration secrets at rest in the embedded store (a secret
     /// reference, `env:NAME` or `file:PATH`, to 64 hex digits or base64 of 32 bytes).
     /// Without it secrets are stored in clear.
@@ -101,6 +112,8 @@ impl Default for ServerSection {
             log_format: LogFormat::Text,
             renotify_yield: Duration::from_secs(5),
             ingest_backlog_limit: 0,
+            journal: true,
+            journal_max_lag: 50_000,
             encryption_key: None,
             previous_encryption_keys: Vec::new(),
         }
@@ -606,6 +619,12 @@ pub fn validate(cfg: &ServerConfig) -> Vec<ConfigError> {
     if s.request_timeout.is_zero() {
         errors.push(ConfigError::new(
             "server.request_timeout",
+            "must be greater than 0",
+        ));
+    }
+    if s.journal_max_lag == 0 {
+        errors.push(ConfigError::new(
+            "server.journal_max_lag",
             "must be greater than 0",
         ));
     }

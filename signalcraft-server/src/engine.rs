@@ -13,6 +13,13 @@
 //! The worker decides batch N+1 while batch N commits ([`Engine::ingest_begin`]):
 //! the engine commits batches in the order they were decided, and a task per batch
 //! waits for its commit and answers its requests.
+//!
+//! # Journaled ingest
+//! With a journal (`[server] journal`, the default with the embedded store) the
+//! batcher is not used: [`EngineHandle::ingest`] returns once the events are durable
+//! in the journal ([`Engine::submit`]) and the engine applies them in the
+//! background. [`EngineHandle::settled`] lets every other request first wait until
+//! everything acknowledged before it is applied, so reads see acknowledged writes.
 
 use std::sync::Arc;
 
@@ -28,6 +35,9 @@ use crate::error::ApiError;
 
 /// Most events one coalesced engine call takes.
 pub const MAX_COALESCED_EVENTS: usize = 20_000;
+
+/// Longest a request waits for acknowledged ingest to be applied before it reads.
+pub const SETTLE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 struct Pending {
     events: Vec<Event>,
@@ -71,8 +81,17 @@ impl EngineHandle {
         }
     }
 
-    /// Ingests events; returns once they are durable (coalesced with concurrent calls).
+    /// Ingests events; returns once they are durable (in the journal, or committed
+    /// to the store coalesced with concurrent calls).
     pub async fn ingest(&self, events: Vec<Event>) -> Result<(), ApiError> {
+        if self.journaled() {
+            return self
+                .engine
+                .submit(events)
+                .await
+                .map(|_| ())
+                .map_err(ApiError::from);
+        }
         let (done, rx) = oneshot::channel();
         self.tx
             .send(Pending { events, done })
@@ -80,6 +99,29 @@ impl EngineHandle {
             .map_err(|_| ApiError::unavailable("the server is shutting down"))?;
         rx.await
             .map_err(|_| ApiError::unavailable("the server is shutting down"))?
+    }
+
+    /// Whether ingest goes through the journal.
+    pub fn journaled(&self) -> bool {
+        self.engine.journal_applied_seq().is_some()
+    }
+
+    /// Waits (at most [`SETTLE_WAIT`]) until every ingest acknowledged so far is
+    /// applied, so the caller reads what was acknowledged. Immediate without a
+    /// journal or when the engine is caught up; past the bound the caller goes on
+    /// with what is applied.
+    pub async fn settled(&self) {
+        if self.journaled() {
+            let _ = tokio::time::timeout(SETTLE_WAIT, self.engine.journal_settled()).await;
+        }
+    }
+
+    /// Waits until every acknowledged ingest is applied (no bound; the caller bounds it).
+    pub async fn settled_for_shutdown(&self) -> Result<(), ApiError> {
+        if self.journaled() {
+            self.engine.journal_settled().await?;
+        }
+        Ok(())
     }
 
     /// Applies an action to an incident (by id or number).

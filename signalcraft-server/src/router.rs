@@ -8,6 +8,9 @@
 //! 3. `timeout(request_timeout)`.
 //! 4. `DefaultBodyLimit(body_limit_bytes)`: extractors refuse larger bodies with 413.
 //! 5. `TraceLayer`: one span per request.
+//! 6. [`read_after_ingest`]: with journaled ingest, every request except ingest and
+//!    the health/metrics endpoints first waits until the ingest acknowledged before
+//!    it is applied.
 
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::{DefaultBodyLimit, State};
@@ -68,9 +71,37 @@ pub fn build_router(state: AppState) -> Router {
                 .concurrency_limit(max_in_flight)
                 .timeout(timeout)
                 .layer(DefaultBodyLimit::max(body_limit))
-                .layer(TraceLayer::new_for_http()),
+                .layer(TraceLayer::new_for_http())
+                .layer(axum::middleware::from_fn_with_state(
+                    state.clone(),
+                    read_after_ingest,
+                )),
         )
         .with_state(state)
+}
+
+/// Whether a request only ingests events (it need not see earlier ingests applied),
+/// or is a probe that must answer at once.
+fn skips_settle(method: &axum::http::Method, path: &str) -> bool {
+    let ingest = method == axum::http::Method::POST
+        && (path == "/api/v2/alerts"
+            || path == "/v2/enqueue"
+            || path == "/v2/change/enqueue"
+            || path.starts_with("/integrations/"));
+    ingest || matches!(path, "/-/healthy" | "/-/ready" | "/metrics")
+}
+
+/// Makes a request see every ingest acknowledged before it arrived (journaled
+/// ingest applies events in the background; see [`crate::engine`]).
+async fn read_after_ingest(
+    State(s): State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if !skips_settle(req.method(), req.uri().path()) {
+        s.engine.settled().await;
+    }
+    next.run(req).await
 }
 
 async fn not_found() -> ApiError {

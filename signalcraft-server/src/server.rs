@@ -324,7 +324,18 @@ pub async fn start(
     if engine_cfg.external_url.is_none() {
         engine_cfg.external_url = cfg.server.external_url.clone();
     }
-    let engine = Engine::builder(engine_cfg)
+    let mut builder = Engine::builder(engine_cfg);
+    if opened_here && cfg.server.journal {
+        // The journal continues after what the store already holds (see
+        // signalcraft_core::journal); recover() below replays the rest.
+        let applied = signalcraft_core::engine::journal_applied(store.as_ref()).await?;
+        let journal =
+            signalcraft_store::FileJournal::open(data_dir.join(bootstrap::JOURNAL_DIR), applied)?;
+        builder = builder
+            .journal(Arc::new(journal))
+            .journal_max_lag(cfg.server.journal_max_lag);
+    }
+    let engine = builder
         .store(store.clone())
         .scheduler(scheduler.clone())
         .clock(clock.clone())
@@ -421,6 +432,13 @@ pub async fn start(
         tokio::select! {
             r = server => r.map_err(|e| ServerError::Other(format!("HTTP server: {e}")))?,
             _ = deadline => tracing::warn!("shutdown deadline passed; dropping in-flight requests"),
+        }
+        // Everything acknowledged is durable in the journal already; applying it now
+        // only spares the next start a replay.
+        if let Ok(Err(e)) =
+            tokio::time::timeout(shutdown_timeout, st.engine.settled_for_shutdown()).await
+        {
+            tracing::warn!(error = %e, "applying the ingest journal before stopping failed");
         }
         match tokio::time::timeout(shutdown_timeout, engine_task).await {
             Ok(Ok(Ok(()))) => {}
