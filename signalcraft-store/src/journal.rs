@@ -218,6 +218,8 @@ impl FileJournal {
             options,
             poisoned: None,
             buf: Vec::new(),
+            #[cfg(test)]
+            fault: None,
         };
         let thread = std::thread::Builder::new()
             .name("signalcraft-journal".into())
@@ -785,6 +787,9 @@ struct WriterState {
     poisoned: Option<String>,
     /// The group's framed records (reused between groups).
     buf: Vec<u8>,
+    /// Tests: the next write stops halfway with ENOSPC.
+    #[cfg(test)]
+    fault: Option<()>,
 }
 
 type Replies = Vec<(
@@ -926,13 +931,7 @@ impl WriterState {
         if pending.is_empty() {
             return Ok(());
         }
-        let at = self.active.len;
-        let written = self
-            .active
-            .file
-            .seek(SeekFrom::Start(at))
-            .and_then(|_| self.active.file.write_all(&self.buf))
-            .and_then(|()| self.active.file.sync_data());
+        let written = self.write_buffer();
         self.shared.counters.syncs.fetch_add(1, Ordering::Relaxed);
         if let Err(e) = written {
             let err = file_err(&self.active.path, "append to", &e);
@@ -968,6 +967,20 @@ impl WriterState {
             replies.push((reply, Ok(seq)));
         }
         Ok(())
+    }
+
+    /// Writes the buffer at the durable end of the active segment and syncs it.
+    fn write_buffer(&mut self) -> std::io::Result<()> {
+        let file = &mut self.active.file;
+        file.seek(SeekFrom::Start(self.active.len))?;
+        #[cfg(test)]
+        if self.fault.take().is_some() {
+            // A write cut short by a full disk: half the group reaches the file.
+            file.write_all(&self.buf[..self.buf.len() / 2])?;
+            return Err(std::io::Error::from_raw_os_error(28));
+        }
+        file.write_all(&self.buf)?;
+        file.sync_data()
     }
 
     /// Cuts the active segment back to its durable length after a failed write or
@@ -1018,5 +1031,168 @@ fn same_error(e: &StoreError) -> StoreError {
     match e {
         StoreError::Io(m) => StoreError::Io(m.clone()),
         other => StoreError::Io(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A writer over a fresh journal in `dir`, driven synchronously.
+    fn writer(dir: &Path, segment_bytes: u64) -> WriterState {
+        let shared = Arc::new(Shared::default());
+        let active = recover(dir, 0, &shared).unwrap();
+        WriterState {
+            dir: dir.to_path_buf(),
+            active,
+            shared,
+            options: JournalOptions {
+                segment_bytes,
+                ..JournalOptions::default()
+            },
+            poisoned: None,
+            buf: Vec::new(),
+            fault: None,
+        }
+    }
+
+    /// Commits `records` as one group; returns each result and the callbacks run.
+    fn commit(
+        w: &mut WriterState,
+        records: &[&[u8]],
+    ) -> (Vec<Result<JournalSeq, StoreError>>, Vec<JournalSeq>) {
+        let called = Arc::new(Mutex::new(Vec::new()));
+        let mut rxs = Vec::new();
+        let group = records
+            .iter()
+            .map(|r| {
+                let (reply, rx) = oneshot::channel();
+                rxs.push(rx);
+                let called = called.clone();
+                Req {
+                    record: r.to_vec(),
+                    on_durable: Some(Box::new(move |s| called.lock().push(s))),
+                    reply,
+                }
+            })
+            .collect();
+        for (tx, result) in w.commit(group) {
+            let _ = tx.send(result);
+        }
+        let results = rxs
+            .into_iter()
+            .map(|mut rx| rx.try_recv().unwrap())
+            .collect();
+        let called = called.lock().clone();
+        (results, called)
+    }
+
+    fn seqs(results: &[Result<JournalSeq, StoreError>]) -> Vec<JournalSeq> {
+        results.iter().map(|r| *r.as_ref().unwrap()).collect()
+    }
+
+    fn io_message(r: &Result<JournalSeq, StoreError>) -> String {
+        match r {
+            Err(StoreError::Io(m)) => m.clone(),
+            other => panic!("expected an I/O error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_failed_write_is_cut_off_and_its_numbers_handed_out_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = writer(dir.path(), 1 << 20);
+        let (r, called) = commit(&mut w, &[b"a", b"b"]);
+        assert_eq!(seqs(&r), vec![1, 2]);
+        assert_eq!(called, vec![1, 2]);
+        let durable = std::fs::metadata(&w.active.path).unwrap().len();
+
+        w.fault = Some(());
+        let (r, called) = commit(&mut w, &[b"ccccccccccccccccccccccc", b"d"]);
+        assert!(io_message(&r[0]).contains("disk full"), "{:?}", r[0]);
+        assert!(io_message(&r[1]).contains("disk full"));
+        assert!(
+            called.is_empty(),
+            "no callback for a record that is not durable"
+        );
+        // The half-written group is gone from the file.
+        assert_eq!(std::fs::metadata(&w.active.path).unwrap().len(), durable);
+        assert!(w.poisoned.is_none());
+        assert_eq!(w.shared.last_seq.load(Ordering::Relaxed), 2);
+
+        let (r, called) = commit(&mut w, &[b"e"]);
+        assert_eq!(seqs(&r), vec![3]);
+        assert_eq!(called, vec![3]);
+        let expected = vec![(1, b"a".to_vec()), (2, b"b".to_vec()), (3, b"e".to_vec())];
+        assert_eq!(replay_files(&w.shared, 0).unwrap(), expected);
+        let c = &w.shared.counters;
+        assert_eq!(c.failed_appends.load(Ordering::Relaxed), 2);
+        assert_eq!(c.appends.load(Ordering::Relaxed), 3);
+
+        // Reopened: nothing torn, nothing lost.
+        let shared = Shared::default();
+        recover(dir.path(), 0, &shared).unwrap();
+        assert_eq!(replay_files(&shared, 0).unwrap(), expected);
+        assert_eq!(
+            shared.counters.torn_bytes_dropped.load(Ordering::Relaxed),
+            0
+        );
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_write_that_cannot_be_undone_fails_every_later_append() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = writer(dir.path(), 1 << 20);
+        assert_eq!(seqs(&commit(&mut w, &[b"a"]).0), vec![1]);
+        // Writes to /dev/full fail with ENOSPC and it cannot be truncated.
+        w.active.file = OpenOptions::new().write(true).open("/dev/full").unwrap();
+        let (r, called) = commit(&mut w, &[b"b"]);
+        assert!(io_message(&r[0]).contains("disk full"), "{:?}", r[0]);
+        assert!(called.is_empty());
+        assert!(w.poisoned.is_some());
+        let (r, called) = commit(&mut w, &[b"c", b"d"]);
+        for result in &r {
+            let m = io_message(result);
+            assert!(m.contains("unusable") && m.contains("reopen"), "{m}");
+        }
+        assert!(called.is_empty());
+        // What was acknowledged is intact on disk.
+        let shared = Shared::default();
+        recover(dir.path(), 0, &shared).unwrap();
+        assert_eq!(replay_files(&shared, 0).unwrap(), vec![(1, b"a".to_vec())]);
+    }
+
+    #[test]
+    fn a_group_spanning_rotations_is_numbered_in_order_across_segments() {
+        let dir = tempfile::tempdir().unwrap();
+        // Header 16 + one 60-byte record (frame 76) per 100-byte segment.
+        let mut w = writer(dir.path(), 100);
+        let records: Vec<Vec<u8>> = (0..5u8).map(|i| vec![i; 60]).collect();
+        let refs: Vec<&[u8]> = records.iter().map(Vec::as_slice).collect();
+        let (r, called) = commit(&mut w, &refs);
+        assert_eq!(seqs(&r), vec![1, 2, 3, 4, 5]);
+        assert_eq!(called, vec![1, 2, 3, 4, 5]);
+        assert_eq!(w.shared.segments.lock().len(), 5);
+        assert_eq!(w.shared.counters.syncs.load(Ordering::Relaxed), 5);
+        let expected: Vec<_> = (1..=5).zip(records).collect();
+        assert_eq!(replay_files(&w.shared, 0).unwrap(), expected);
+    }
+
+    #[test]
+    fn segment_names_round_trip_and_sort_by_number() {
+        assert_eq!(segment_name(42), "journal-00000000000000000042.log");
+        assert_eq!(parse_segment_name(&segment_name(42)), Some(42));
+        assert_eq!(parse_segment_name(&segment_name(u64::MAX)), Some(u64::MAX));
+        assert!(segment_name(9) < segment_name(10));
+        for bad in [
+            "journal-42.log",
+            "journal-0000000000000000004x.log",
+            "journal-00000000000000000000.log",
+            "journal-00000000000000000042.log.tmp",
+            "journal.lock",
+        ] {
+            assert_eq!(parse_segment_name(bad), None, "{bad}");
+        }
     }
 }
