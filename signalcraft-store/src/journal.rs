@@ -162,7 +162,26 @@ struct Req {
 /// failure handling).
 ///
 /// Dropping it lets the writer finish every append already handed over, then
-/// joins the writer thread and releases the directory lock.
+/// joins the writer thread (so a drop may wait for a sync or two) and releases the
+/// directory lock.
+///
+/// `append_then` callbacks run on the writer thread; one that panics stops the
+/// writer, and every append after it fails with [`StoreError::Closed`] (fail-stop:
+/// a consumer fed by the callbacks would otherwise miss a record).
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), signalcraft_core::store::StoreError> {
+/// use signalcraft_core::journal::Journal;
+/// let applied = 0; // the highest sequence number the store has applied
+/// let journal = signalcraft_store::FileJournal::open("/var/lib/signalcraft/journal", applied)?;
+/// for (seq, record) in journal.replay(applied).await? {
+///     // apply `record`, then commit `seq` as applied with the store
+/// #   let _ = (seq, record);
+/// }
+/// let seq = journal.append(b"one ingest request".to_vec()).await?; // durable now
+/// journal.release(seq).await?; // once the store has applied it
+/// # Ok(()) }
+/// ```
 pub struct FileJournal {
     dir: PathBuf,
     shared: Arc<Shared>,

@@ -421,6 +421,27 @@ async fn a_second_open_of_the_directory_is_refused_while_it_is_open() {
     assert_eq!(j.append(b"b".to_vec()).await.unwrap(), 2);
 }
 
+/// Another process sees the lock too: util-linux `flock -n` on the lock file fails
+/// while the journal is open and succeeds once it is dropped.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn the_directory_lock_is_visible_to_other_processes() {
+    let dir = tempfile::tempdir().unwrap();
+    let lock = dir.path().join("journal.lock");
+    let try_lock = || {
+        std::process::Command::new("flock")
+            .arg("-n")
+            .arg(&lock)
+            .arg("true")
+            .status()
+            .expect("util-linux flock")
+    };
+    let j = FileJournal::open(dir.path(), 0).unwrap();
+    assert!(!try_lock().success(), "flock -n must fail while open");
+    drop(j);
+    assert!(try_lock().success(), "flock -n must succeed once closed");
+}
+
 #[tokio::test]
 async fn many_segments_round_trip_and_big_records_get_their_own() {
     let dir = tempfile::tempdir().unwrap();
