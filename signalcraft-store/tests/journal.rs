@@ -1,6 +1,11 @@
 //! FileJournal: durability across reopen, group commit under concurrency, torn
-//! tails, corruption, the applied number, release, the directory lock, rotation and
-//! a failed segment creation (ENOSPC from /dev/full).
+//! tails, corruption, the applied number, release, the directory lock, rotation, a
+//! failed segment creation (ENOSPC from /dev/full), and with real child processes: a
+//! child killed with SIGKILL while appending, and a child under a file size limit
+//! (RLIMIT_FSIZE, SIGXFSZ ignored) whose writes fail halfway.
+//!
+//! The child is this same test binary re-executed with `CHILD_ENV` set; the test
+//! `child_process_entry` is its entry point and does nothing in a normal run.
 
 use std::fs::OpenOptions;
 use std::io::Write;
@@ -509,4 +514,206 @@ async fn a_full_disk_at_rotation_fails_the_append_and_later_appends_recover() {
         j.replay(0).await.unwrap(),
         vec![(1, record(0, 60)), (2, record(2, 60))]
     );
+}
+
+// ---------------------------------------------------------------- child processes
+
+const CHILD_ENV: &str = "SIGNALCRAFT_JOURNAL_TEST_CHILD";
+const DIR_ENV: &str = "SIGNALCRAFT_JOURNAL_TEST_DIR";
+
+/// The payload of the record tagged `tag` (what the parent expects back).
+fn tagged(tag: u64, len: usize) -> Vec<u8> {
+    record(tag as usize, len)
+}
+
+/// Entry point of the child process (no-op unless `CHILD_ENV` is set).
+#[test]
+fn child_process_entry() {
+    let Ok(mode) = std::env::var(CHILD_ENV) else {
+        return;
+    };
+    // The harness printed "test child_process_entry ... " without a newline.
+    println!();
+    let dir = PathBuf::from(std::env::var(DIR_ENV).expect("dir env"));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async move {
+        match mode.as_str() {
+            "append" => child_append(&dir).await,
+            "fill" => child_fill(&dir).await,
+            other => panic!("unknown child mode {other}"),
+        }
+    });
+    std::process::exit(0);
+}
+
+/// Eight appenders append 2 KB records forever, printing `ACK <seq> <tag>`.
+async fn child_append(dir: &Path) {
+    let j = Arc::new(FileJournal::open(dir, 0).expect("child open"));
+    let out = Arc::new(Mutex::new(std::io::stdout()));
+    let tags = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let (j, out, tags) = (j.clone(), out.clone(), tags.clone());
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let tag = tags.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let seq = j.append(tagged(tag, 2000)).await.expect("append");
+                let mut out = out.lock();
+                let _ = writeln!(out, "ACK {seq} {tag}");
+                let _ = out.flush();
+            }
+        }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+}
+
+/// Appends 30 KB records until one fails, then a 10-byte one; prints
+/// `ACK <seq> <tag> <len>`, `ERR <error>` and `DONE`.
+async fn child_fill(dir: &Path) {
+    let j = FileJournal::open(dir, 0).expect("child open");
+    for tag in 0..10_000u64 {
+        match j.append(tagged(tag, 30_000)).await {
+            Ok(seq) => println!("ACK {seq} {tag} 30000"),
+            Err(e) => {
+                println!("ERR {e:?}");
+                // The segment was cut back: a small record still fits under the limit.
+                match j.append(tagged(tag + 1, 10)).await {
+                    Ok(seq) => println!("ACK {seq} {} 10", tag + 1),
+                    Err(e) => println!("ERR2 {e:?}"),
+                }
+                println!("STATS {:?}", j.stats());
+                println!("DONE");
+                return;
+            }
+        }
+    }
+    println!("NOFAIL");
+}
+
+fn child(mode: &str, dir: &Path) -> std::process::Command {
+    let mut c = std::process::Command::new(std::env::current_exe().expect("exe"));
+    c.args([
+        "--exact",
+        "child_process_entry",
+        "--nocapture",
+        "--test-threads=1",
+    ])
+    .env(CHILD_ENV, mode)
+    .env(DIR_ENV, dir);
+    c
+}
+
+/// `(seq, tag, len)` of every complete `ACK` line.
+fn acks(stdout: &str) -> Vec<(JournalSeq, u64, usize)> {
+    stdout
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.strip_prefix("ACK ")?.split(' ');
+            let seq = f.next()?.parse().ok()?;
+            let tag = f.next()?.parse().ok()?;
+            let len = f.next().map_or(Some(2000), |v| v.parse().ok())?;
+            Some((seq, tag, len))
+        })
+        .collect()
+}
+
+#[test]
+fn a_killed_appender_loses_nothing_it_acknowledged() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mut last = 0;
+    for round in 0..3 {
+        let mut c = child("append", dir.path())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(c.stdout.take().unwrap()).lines();
+        let mut acked = Vec::new();
+        // Kill it mid-stream, after a number of acknowledgements that varies by round.
+        while acked.len() < 150 + round * 70 {
+            let line = lines.next().expect("child output").unwrap();
+            acked.extend(acks(&line));
+        }
+        c.kill().unwrap();
+        c.wait().unwrap();
+        // Complete lines written before the kill are acknowledgements too.
+        for line in lines {
+            match line {
+                Ok(l) if !l.is_empty() => acked.extend(acks(&l)),
+                _ => break,
+            }
+        }
+        rt.block_on(async {
+            let j = FileJournal::open(dir.path(), 0).unwrap();
+            let replayed: std::collections::BTreeMap<JournalSeq, Vec<u8>> =
+                j.replay(last).await.unwrap().into_iter().collect();
+            for (seq, tag, len) in &acked {
+                assert_eq!(
+                    replayed.get(seq),
+                    Some(&tagged(*tag, *len)),
+                    "round {round}: acknowledged record {seq} (tag {tag}) survived"
+                );
+            }
+            // Numbers continue where the previous round's records end.
+            assert_eq!(replayed.keys().next(), Some(&(last + 1)), "round {round}");
+            last = j.last_seq();
+            assert!(last >= acked.iter().map(|a| a.0).max().unwrap());
+        });
+    }
+}
+
+#[test]
+fn a_file_size_limit_fails_appends_cleanly_and_loses_nothing_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let exe = std::env::current_exe().unwrap();
+    // 4 MiB (bash counts 1024-byte blocks) or 2 MiB (dash, 512): either cuts a write.
+    let script = r#"trap '' XFSZ; ulimit -f 4096 || exit 97; exec "$0" "$@""#;
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .arg(exe)
+        .args(child("fill", dir.path()).get_args())
+        .env(CHILD_ENV, "fill")
+        .env(DIR_ENV, dir.path())
+        .output()
+        .unwrap();
+    assert_ne!(
+        out.status.code(),
+        Some(97),
+        "this shell cannot set a file size limit"
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "no panic: {stdout}");
+    assert!(stdout.contains("DONE"), "the limit was hit: {stdout}");
+    let err = stdout.lines().find(|l| l.starts_with("ERR ")).unwrap();
+    assert!(
+        err.contains("Io(") && err.contains("file size limit"),
+        "a clear I/O error: {err}"
+    );
+    let acked = acks(&stdout);
+    assert!(acked.len() > 10, "{stdout}");
+    // The small record after the failure was acknowledged with the failed number.
+    let (small_seq, _, small_len) = *acked.last().unwrap();
+    assert_eq!(small_len, 10);
+    assert_eq!(small_seq, acked.len() as u64);
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let j = FileJournal::open(dir.path(), 0).unwrap();
+        // Nothing torn: the failed write was cut off before the next one.
+        assert_eq!(j.stats().torn_bytes_dropped, 0);
+        let expected: Vec<(JournalSeq, Vec<u8>)> = acked
+            .iter()
+            .map(|(seq, tag, len)| (*seq, tagged(*tag, *len)))
+            .collect();
+        assert_eq!(j.replay(0).await.unwrap(), expected);
+    });
 }
