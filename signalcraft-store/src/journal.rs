@@ -148,6 +148,8 @@ struct Shared {
     files: RwLock<()>,
     /// The highest durable sequence number (or the applied number opened with).
     last_seq: AtomicU64,
+    /// The highest `through` passed to `release`.
+    released: AtomicU64,
     counters: Counters,
 }
 
@@ -335,7 +337,20 @@ impl Journal for FileJournal {
 
     /// Deletes, oldest first, every segment but the active one whose records are all
     /// at or below `through`, then syncs the directory.
+    ///
+    /// An active segment at least a quarter of [`JournalOptions::segment_bytes`]
+    /// long whose records are all released is closed before the next append, so a
+    /// later release can delete it too.
     async fn release(&self, through: JournalSeq) -> Result<(), StoreError> {
+        self.shared.released.fetch_max(through, Ordering::AcqRel);
+        let deletable = {
+            let segments = self.shared.segments.lock();
+            segments.len() > 1 && segments[0].last <= through
+        };
+        if !deletable {
+            // The common case (called after every applied batch): no file to delete.
+            return Ok(());
+        }
         let shared = self.shared.clone();
         let dir = self.dir.clone();
         tokio::task::spawn_blocking(move || release_files(&shared, &dir, through))
@@ -910,6 +925,10 @@ impl WriterState {
         let mut pending: Pending = Vec::new();
         self.buf.clear();
         let mut failure: Option<StoreError> = None;
+        if self.active_is_released() {
+            // Best effort: if the new segment cannot be made, keep the active one.
+            let _ = self.rotate();
+        }
         for req in group {
             if let Some(e) = &failure {
                 replies.push((req.reply, Err(same_error(e))));
@@ -1019,6 +1038,16 @@ impl WriterState {
                 self.active.path.display()
             ));
         }
+    }
+
+    /// Whether the active segment holds records, all released, and is large enough
+    /// (a quarter of `segment_bytes`) to be worth closing early.
+    fn active_is_released(&self) -> bool {
+        let has_records = self.active.len > HEADER_LEN;
+        let last = self.active.next - 1;
+        has_records
+            && last <= self.shared.released.load(Ordering::Acquire)
+            && self.active.len >= self.options.segment_bytes / 4
     }
 
     /// Closes the active segment and starts one named after the next record.

@@ -398,6 +398,37 @@ async fn release_deletes_whole_applied_segments_but_never_the_active_one() {
 }
 
 #[tokio::test]
+async fn a_large_fully_released_active_segment_is_closed_at_the_next_append() {
+    let dir = tempfile::tempdir().unwrap();
+    // 16 + 3 × 116 = 364 bytes: a quarter of 1,200 (300) is exceeded, the limit is not.
+    let j = FileJournal::open_with(dir.path(), 0, tiny(1200)).unwrap();
+    let records: Vec<Vec<u8>> = (0..3).map(|i| record(i, 100)).collect();
+    append_all(&j, &records).await;
+    j.release(2).await.unwrap();
+    j.append(b"x".to_vec()).await.unwrap();
+    assert_eq!(
+        segments(dir.path()).len(),
+        1,
+        "record 3 is not released yet"
+    );
+    j.release(4).await.unwrap();
+    assert_eq!(j.append(b"y".to_vec()).await.unwrap(), 5);
+    // Closed before "y": a new segment starts at 5 and the old one can go.
+    let files = segments(dir.path());
+    assert_eq!(files.len(), 2);
+    assert!(files[1].ends_with("journal-00000000000000000005.log"));
+    j.release(4).await.unwrap();
+    let files = segments(dir.path());
+    assert_eq!(files.len(), 1);
+    assert_eq!(j.replay(0).await.unwrap(), vec![(5, b"y".to_vec())]);
+
+    // A small released segment stays (no file per group under light load).
+    j.release(5).await.unwrap();
+    j.append(b"z".to_vec()).await.unwrap();
+    assert_eq!(segments(dir.path()).len(), 1);
+}
+
+#[tokio::test]
 async fn open_deletes_segments_the_store_has_applied() {
     let dir = tempfile::tempdir().unwrap();
     let records: Vec<Vec<u8>> = (0..10).map(|i| record(i, 100)).collect();
