@@ -11,7 +11,10 @@
 //!   framed as `[payload len u32 LE][crc32 u32 LE][seq u64 LE][payload]`, where the
 //!   CRC-32 (IEEE) covers the length bytes, the seq bytes and the payload. A segment
 //!   is closed once the next record would take it over
-//!   [`JournalOptions::segment_bytes`] (a larger record gets a segment of its own).
+//!   [`JournalOptions::segment_bytes`] (a larger record gets a segment of its own),
+//!   or early, before the next append, once it is a quarter full and all released.
+//!   `release` deletes closed segments whose records are all released; `open`
+//!   deletes those the store has applied.
 //!
 //! # Group commit
 //! One writer thread owns the active segment. It takes every append waiting (up to
