@@ -244,26 +244,34 @@ fn raw_payload_is_the_alert_object_for_multi_alert_bodies() {
     );
 }
 
-/// With raw payloads kept, each Grafana alert's `raw` is its own object (captured as a
-/// compact slice of the body, no newlines even though the fixture is pretty-printed),
-/// and a CloudWatch alarm's `raw` is `{"envelope": <body>, "alarm": <Message JSON>}`.
+/// With raw payloads kept, each Grafana alert's `raw` is its own object: the exact
+/// bytes of its slice of the body (pretty-printed here, as the fixture is), written
+/// compactly (serialized events stay one line). A CloudWatch alarm's `raw` is the SNS
+/// envelope exactly as received (the alarm JSON is inside it, in `Message`).
 #[test]
-fn raw_payloads_are_compact_per_alert_slices() {
+fn raw_payloads_are_exact_slices_written_compactly() {
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../fixtures");
     let body = std::fs::read(format!("{root}/grafana/firing_with_images.json")).unwrap();
+    let text = std::str::from_utf8(&body).unwrap();
     let full: serde_json::Value = serde_json::from_slice(&body).unwrap();
     let events = parse("grafana", Integration::new("grafana", "g"), &[], &body).unwrap();
     assert!(events.len() >= 2);
     for (i, e) in events.iter().enumerate() {
         let Event::Alert(a) = e else { panic!() };
         assert_eq!(a.raw, full["alerts"][i]);
-        assert!(!a.raw.get().contains('\n'), "{}", a.raw.get());
+        assert!(text.contains(a.raw.get()), "{}", a.raw.get());
+        assert!(a.raw.get().contains('\n'), "the fixture's own layout");
         let line = serde_json::to_string(e).unwrap();
-        assert!(!line.contains('\n'));
+        assert!(!line.contains('\n'), "{line}");
+        let back: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(back["raw"], full["alerts"][i]);
+        assert_eq!(
+            serde_json::to_string(&back["raw"]).unwrap().len(),
+            a.raw.compact_json().len()
+        );
     }
     let body = std::fs::read(format!("{root}/cloudwatch/alarm_firing.json")).unwrap();
     let full: serde_json::Value = serde_json::from_slice(&body).unwrap();
-    let alarm: serde_json::Value = serde_json::from_str(full["Message"].as_str().unwrap()).unwrap();
     let events = parse(
         "cloudwatch",
         Integration::new("cloudwatch", "c"),
@@ -274,7 +282,10 @@ fn raw_payloads_are_compact_per_alert_slices() {
     let Event::Alert(a) = &events[0] else {
         panic!()
     };
-    assert_eq!(a.raw, json!({"envelope": full, "alarm": alarm}));
+    assert_eq!(a.raw, full);
+    assert_eq!(a.raw.get(), std::str::from_utf8(&body).unwrap().trim());
+    let line = serde_json::to_string(&events[0]).unwrap();
+    assert!(!line.contains('\n'), "{line}");
 }
 
 #[test]

@@ -6,14 +6,13 @@
 //! without a new schema version.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::sync::Arc;
 
 use jiff::Timestamp;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use serde_json::value::RawValue;
+use serde::{Deserialize, Serialize};
 
 use super::labels::{Fingerprint, Labels};
+pub use super::raw_payload::RawPayload;
 
 /// The schema identifier written in every serialized event.
 pub const EVENT_SCHEMA: &str = "signalcraft.event/v1";
@@ -260,166 +259,6 @@ impl ActionEvent {
     }
 }
 
-/// A provider payload kept verbatim as JSON text, for audit (`raw` of events).
-///
-/// Contract:
-/// * It serializes as the JSON it holds (not as a string), so an event's JSON form is
-///   the same as if the payload were a `serde_json::Value`; an empty payload is JSON
-///   `null` ([`RawPayload::is_null`], also the `Default`).
-/// * The text is compact: whitespace outside strings is removed when the payload is
-///   captured, so serialized events stay one line (JSON Lines, logs).
-/// * Cloning is cheap (shared, immutable text).
-/// * Equality is JSON equality: texts that differ only in key order or number
-///   spelling compare equal (the slow path parses both; only taken when texts differ).
-#[derive(Clone, Default)]
-pub struct RawPayload(Option<Arc<RawValue>>);
-
-impl RawPayload {
-    /// The empty payload (serializes as `null`).
-    pub const fn null() -> Self {
-        RawPayload(None)
-    }
-
-    /// Captures a slice of a request body (typically borrowed from the body while
-    /// decoding). JSON `null` gives the empty payload.
-    pub fn from_raw(raw: &RawValue) -> Self {
-        let text = raw.get();
-        if text == "null" {
-            return RawPayload(None);
-        }
-        match compact(text) {
-            // Nothing to remove: copy the slice as it is.
-            None => RawPayload(Some(Arc::from(raw.to_owned()))),
-            // `compact` only drops insignificant whitespace, so this re-validation
-            // cannot fail on text that was valid JSON; keep the original if it does.
-            Some(c) => match RawValue::from_string(c) {
-                Ok(b) => RawPayload(Some(Arc::from(b))),
-                Err(_) => RawPayload(Some(Arc::from(raw.to_owned()))),
-            },
-        }
-    }
-
-    /// Captures a parsed value (serialized compactly).
-    pub fn from_value(v: &serde_json::Value) -> Self {
-        if v.is_null() {
-            return RawPayload(None);
-        }
-        match serde_json::value::to_raw_value(v) {
-            Ok(b) => RawPayload(Some(Arc::from(b))),
-            Err(_) => RawPayload(None),
-        }
-    }
-
-    /// Parses JSON text into a payload; errors when `json` is not valid JSON.
-    pub fn from_json(json: &str) -> Result<Self, serde_json::Error> {
-        let raw: &RawValue = serde_json::from_str(json)?;
-        Ok(Self::from_raw(raw))
-    }
-
-    /// True for the empty payload.
-    pub fn is_null(&self) -> bool {
-        self.0.is_none()
-    }
-
-    /// The JSON text (`null` for the empty payload).
-    pub fn get(&self) -> &str {
-        self.0.as_deref().map_or("null", RawValue::get)
-    }
-
-    /// The payload as a parsed value (`Value::Null` for the empty payload).
-    pub fn to_value(&self) -> serde_json::Value {
-        serde_json::from_str(self.get()).unwrap_or(serde_json::Value::Null)
-    }
-}
-
-/// Removes whitespace outside JSON strings; `None` when there is none to remove.
-fn compact(text: &str) -> Option<String> {
-    let bytes = text.as_bytes();
-    let is_ws = |b: u8| matches!(b, b' ' | b'\n' | b'\r' | b'\t');
-    // Find the first removable byte; most payloads on the wire are already compact.
-    let (mut in_str, mut esc) = (false, false);
-    let mut first = None;
-    for (i, &b) in bytes.iter().enumerate() {
-        if in_str {
-            if esc {
-                esc = false;
-            } else if b == b'\\' {
-                esc = true;
-            } else if b == b'"' {
-                in_str = false;
-            }
-        } else if b == b'"' {
-            in_str = true;
-        } else if is_ws(b) {
-            first = Some(i);
-            break;
-        }
-    }
-    let first = first?;
-    let mut out = Vec::with_capacity(bytes.len());
-    out.extend_from_slice(&bytes[..first]);
-    for &b in &bytes[first..] {
-        if in_str {
-            out.push(b);
-            if esc {
-                esc = false;
-            } else if b == b'\\' {
-                esc = true;
-            } else if b == b'"' {
-                in_str = false;
-            }
-        } else if b == b'"' {
-            in_str = true;
-            out.push(b);
-        } else if !is_ws(b) {
-            out.push(b);
-        }
-    }
-    // Only ASCII whitespace was dropped, so the bytes are still UTF-8.
-    String::from_utf8(out).ok()
-}
-
-impl fmt::Debug for RawPayload {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.get())
-    }
-}
-
-impl PartialEq for RawPayload {
-    fn eq(&self, other: &Self) -> bool {
-        self.get() == other.get() || self.to_value() == other.to_value()
-    }
-}
-
-impl PartialEq<serde_json::Value> for RawPayload {
-    fn eq(&self, other: &serde_json::Value) -> bool {
-        self.to_value() == *other
-    }
-}
-
-impl From<serde_json::Value> for RawPayload {
-    fn from(v: serde_json::Value) -> Self {
-        Self::from_value(&v)
-    }
-}
-
-impl Serialize for RawPayload {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match &self.0 {
-            Some(raw) => raw.serialize(s),
-            None => s.serialize_unit(),
-        }
-    }
-}
-
-impl<'de> Deserialize<'de> for RawPayload {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        // Works with serde_json's deserializers (text and `Value`).
-        let raw = Box::<RawValue>::deserialize(d)?;
-        Ok(Self::from_raw(&raw))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -442,37 +281,6 @@ mod tests {
         assert_eq!(v["severity"], "error");
         let back: Event = serde_json::from_value(v).unwrap();
         assert_eq!(back, Event::Alert(a));
-    }
-
-    #[test]
-    fn raw_payload_serializes_as_compact_json() {
-        let body = "{\n  \"a\": [1, 2],\t\"s\": \"x y\\\" z\"\n}";
-        let v: serde_json::Value = serde_json::from_str(body).unwrap();
-        let p = RawPayload::from_json(body).unwrap();
-        assert_eq!(p.get(), r#"{"a":[1,2],"s":"x y\" z"}"#);
-        assert_eq!(p, v);
-        let mut a = Alert::firing(
-            Source {
-                provider: "p".into(),
-                integration: "i".into(),
-            },
-            "s",
-            Labels::new(),
-        );
-        assert!(!serde_json::to_string(&a).unwrap().contains("raw"));
-        a.raw = p.clone();
-        let text = serde_json::to_string(&a).unwrap();
-        assert!(
-            text.contains(r#""raw":{"a":[1,2],"s":"x y\" z"}"#),
-            "{text}"
-        );
-        let back: Alert = serde_json::from_str(&text).unwrap();
-        assert_eq!(back.raw, p);
-        // Through a Value (key order differs): still equal as JSON.
-        let back: Alert = serde_json::from_value(serde_json::to_value(&a).unwrap()).unwrap();
-        assert_eq!(back, a);
-        assert!(RawPayload::from_json("null").unwrap().is_null());
-        assert!(RawPayload::from_json("{").is_err());
     }
 
     #[test]

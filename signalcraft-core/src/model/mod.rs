@@ -3,6 +3,7 @@
 mod compact;
 mod event;
 mod labels;
+mod raw_payload;
 
 pub use compact::CompactAlert;
 pub use event::{

@@ -10,7 +10,6 @@
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
-use std::ops::Range;
 
 use jiff::Timestamp;
 use serde::Deserialize;
@@ -19,7 +18,7 @@ use signalcraft_core::model::{Alert, AlertStatus, Event, Labels, Link, RawPayloa
 use signalcraft_core::provider::{InboundRequest, Provider, ProviderError};
 
 use super::decode::{Common, parse_timestamp, severity_of};
-use super::fast_json::{Plain, Seen};
+use super::fast_json::{Plain, Seen, Span};
 use super::integration::Integration;
 use super::registry::{SourceType, Verification};
 use super::signature::{TOKEN_AUTH_SECRETS, TokenAuth};
@@ -156,10 +155,19 @@ impl Provider for AlertmanagerProvider {
             && msg.version == "4"
         {
             let alerts = std::mem::take(&mut msg.alerts);
+            let shared = self.common.share(text);
             let group = Group::of(&msg);
             return Ok(alerts
                 .into_iter()
-                .map(|(a, span)| self.event(&group, a, self.common.raw_slice(text, span)))
+                .map(|(a, span)| {
+                    // SAFETY: `read` read `text` to its end and declines whatever is not
+                    // valid JSON; `span` is one alert object it read in full.
+                    let raw = unsafe {
+                        self.common
+                            .raw_span(shared.as_ref(), span.range, span.compact)
+                    };
+                    self.event(&group, a, raw)
+                })
                 .collect());
         }
         self.parse_general(req)
@@ -195,7 +203,7 @@ impl AlertmanagerProvider {
     }
 }
 
-impl<'a> AmMessage<'a, (AmAlert<'a>, Range<usize>)> {
+impl<'a> AmMessage<'a, (AmAlert<'a>, Span)> {
     /// The message read in one pass by [`Plain`], each alert with its span in `text`;
     /// `None` wherever `serde_json` must decide (it then gives this same message or
     /// the error it always gave).
@@ -223,9 +231,7 @@ impl<'a> AmMessage<'a, (AmAlert<'a>, Range<usize>)> {
                 "alerts" => {
                     let mut alerts = Vec::new();
                     r.array(|r| {
-                        let start = r.value_start()?;
-                        let alert = AmAlert::read(r)?;
-                        alerts.push((alert, start..r.offset()));
+                        alerts.push(r.spanned(AmAlert::read)?);
                         Some(())
                     })?;
                     m.alerts = seen.once(5, Some(alerts))?;

@@ -18,7 +18,6 @@
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
-use std::ops::Range;
 
 use jiff::{SignedDuration, Timestamp};
 use serde::Deserialize;
@@ -243,11 +242,11 @@ impl<'m> Dimension<'m> {
     }
 }
 
-/// A `Notification` read in one pass: the envelope (whose `Message` is the alarm read
-/// straight from the string literal) and the literal's span in `text`. `None` wherever
+/// A `Notification` read in one pass: the envelope, whose `Message` is the alarm read
+/// straight from the string literal. `None` wherever
 /// the general route (`serde_json` into [`SnsEnvelope`], then the alarm from the
 /// unescaped `Message`) must decide; where this answers, that route gives the same.
-fn read_notification(text: &str) -> Option<(SnsEnvelope<'_, Alarm<'_>>, Range<usize>)> {
+fn read_notification(text: &str) -> Option<SnsEnvelope<'_, Alarm<'_>>> {
     let mut r = Plain::new(text);
     let mut seen = Seen::default();
     let (mut kind, mut message_id, mut topic_arn, mut timestamp) = (None, None, None, None);
@@ -264,8 +263,8 @@ fn read_notification(text: &str) -> Option<(SnsEnvelope<'_, Alarm<'_>>, Range<us
             "Message" => {
                 let mut inner = r.nested()?;
                 let alarm = Alarm::read(&mut inner)?;
-                let span = r.resume(inner)?;
-                message = Some(seen.once(4, Some((alarm, span)))?);
+                r.resume(inner)?;
+                message = Some(seen.once(4, Some(alarm))?);
             }
             "Timestamp" => timestamp = Some(seen.once(5, r.string())?),
             "SignatureVersion" => signature_version = seen.once(6, r.opt_string())?,
@@ -282,7 +281,7 @@ fn read_notification(text: &str) -> Option<(SnsEnvelope<'_, Alarm<'_>>, Range<us
     if !r.at_end() {
         return None;
     }
-    let (alarm, span) = message?;
+    let alarm = message?;
     let env = SnsEnvelope {
         kind: kind?,
         message_id: message_id?,
@@ -297,7 +296,7 @@ fn read_notification(text: &str) -> Option<(SnsEnvelope<'_, Alarm<'_>>, Range<us
         token,
         unsubscribe_url,
     };
-    Some((env, span))
+    Some(env)
 }
 
 /// The envelope fields an alarm event carries.
@@ -470,31 +469,13 @@ impl CloudWatchProvider {
         }
     }
 
-    /// The raw payload of a notification: `{"envelope": <body>, "alarm": <Message>}`.
-    fn alarm_raw(&self, body: &[u8], message: &str) -> RawPayload {
-        if !self.common.keep_raw {
-            return RawPayload::null();
-        }
-        let Ok(body) = std::str::from_utf8(body) else {
-            return RawPayload::null();
-        };
-        let mut text = String::with_capacity(body.len() + message.len() + 24);
-        text.push_str("{\"envelope\":");
-        text.push_str(body.trim());
-        text.push_str(",\"alarm\":");
-        text.push_str(message.trim());
-        text.push('}');
-        RawPayload::from_json(&text).unwrap_or_default()
-    }
-
-    /// The event of a notification whose Message was read as `alarm`; `message` is
-    /// the unescaped Message (only read for the raw payload).
+    /// The event of a notification whose Message was read as `alarm`; `raw` gives its
+    /// raw payload (the envelope as received), only called for an event.
     fn alarm_event(
         &self,
         env: Notice<'_>,
         alarm: Alarm<'_>,
-        body: &[u8],
-        message: &str,
+        raw: impl FnOnce() -> RawPayload,
     ) -> Result<Option<Event>, ProviderError> {
         let (status, severity) = match alarm.new_state_value.as_ref() {
             "ALARM" => (AlertStatus::Firing, self.config.alarm_severity),
@@ -631,7 +612,7 @@ impl CloudWatchProvider {
                 None
             },
             service,
-            raw: self.alarm_raw(body, message),
+            raw: raw(),
         })))
     }
 }
@@ -717,20 +698,18 @@ impl Provider for CloudWatchProvider {
         // the one-pass reader declines) takes the general route below, whose results
         // and errors are the reference.
         if let Ok(text) = std::str::from_utf8(&req.body)
-            && let Some((env, span)) = read_notification(text)
+            && let Some(env) = read_notification(text)
             && env.kind == "Notification"
         {
-            let message = if self.common.keep_raw {
-                serde_json::from_str::<Cow<str>>(&text[span]).unwrap_or_default()
-            } else {
-                Cow::Borrowed("")
-            };
             let notice = Notice {
                 topic_arn: &env.topic_arn,
                 message_id: &env.message_id,
                 subject: env.subject,
             };
-            let event = self.alarm_event(notice, env.message, &req.body, &message)?;
+            // SAFETY: `read_notification` read the whole text and declines whatever is
+            // not valid JSON.
+            let raw = || unsafe { self.common.raw_text(text) };
+            let event = self.alarm_event(notice, env.message, raw)?;
             return Ok(event.into_iter().collect());
         }
         self.parse_general(req)
@@ -749,7 +728,10 @@ impl CloudWatchProvider {
                     Ok(a) => a,
                     Err(_) => return Err(self.alarm_error(message)),
                 };
-                let event = self.alarm_event(Notice::from(&env), alarm, &req.body, message)?;
+                // SAFETY: `envelope` decoded the whole body with serde_json, which
+                // accepts only one valid JSON value.
+                let raw = || unsafe { self.common.raw_body(&req.body) };
+                let event = self.alarm_event(Notice::from(&env), alarm, raw)?;
                 Ok(event.into_iter().collect())
             }
             "SubscriptionConfirmation" | "UnsubscribeConfirmation" => {

@@ -446,7 +446,9 @@ impl Provider for DatadogProvider {
             && let Ok(text) = std::str::from_utf8(&req.body)
             && let Some(p) = DatadogPayload::read(text)
         {
-            return self.normalize(p, self.common.raw_body(&req.body));
+            // SAFETY: `read` read the whole text and declines whatever is not valid JSON.
+            let raw = unsafe { self.common.raw_text(text) };
+            return self.normalize(p, raw);
         }
         self.parse_general(req)
     }

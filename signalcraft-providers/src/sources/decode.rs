@@ -3,6 +3,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::sync::Arc;
 
 use jiff::Timestamp;
 use serde::Deserialize;
@@ -86,30 +87,76 @@ impl Common {
         body: &'de [u8],
     ) -> Result<(T, RawPayload), ProviderError> {
         let t = self.decode(body)?;
-        Ok((t, self.raw_body(body)))
+        // SAFETY: `decode` succeeded, and serde_json only accepts a body that is one
+        // valid JSON value (ignored fields are checked too, trailing text refused).
+        Ok((t, unsafe { self.raw_body(body) }))
     }
 
-    /// The whole body as a raw payload when raw payloads are kept (the body was
-    /// already decoded successfully, so it is valid JSON).
-    pub fn raw_body(&self, body: &[u8]) -> RawPayload {
-        if !self.keep_raw {
-            return RawPayload::null();
+    /// The whole body as a raw payload when raw payloads are kept (else empty): one
+    /// copy of its text, without leading and trailing whitespace, not checked again.
+    ///
+    /// # Safety
+    ///
+    /// `body` must be one valid JSON value (up to surrounding whitespace): call it
+    /// only after a decoder accepted the whole body (see
+    /// [`RawPayload::from_span_unchecked`]).
+    pub unsafe fn raw_body(&self, body: &[u8]) -> RawPayload {
+        match std::str::from_utf8(body) {
+            // SAFETY: the caller's promise.
+            Ok(text) => unsafe { self.raw_text(text) },
+            Err(_) => RawPayload::null(),
         }
-        serde_json::from_slice::<&RawValue>(body)
-            .map(RawPayload::from_raw)
-            .unwrap_or_default()
     }
 
-    /// The JSON text `text[span]` (a slice a one-pass reader found) as a raw payload
-    /// when raw payloads are kept; empty when they are not or the slice is not JSON.
-    pub fn raw_slice(&self, text: &str, span: std::ops::Range<usize>) -> RawPayload {
-        if !self.keep_raw {
+    /// [`Common::raw_body`] of a body already known to be UTF-8.
+    ///
+    /// # Safety
+    ///
+    /// As for [`Common::raw_body`].
+    pub unsafe fn raw_text(&self, text: &str) -> RawPayload {
+        let Some(text) = self.share(text) else {
             return RawPayload::null();
-        }
-        text.get(span)
-            .and_then(|slice| serde_json::from_str::<&RawValue>(slice).ok())
-            .map(RawPayload::from_raw)
-            .unwrap_or_default()
+        };
+        const WS: [char; 4] = [' ', '\n', '\t', '\r'];
+        let start = text.len() - text.trim_start_matches(WS).len();
+        let end = text.trim_end_matches(WS).len().max(start);
+        // SAFETY: the caller's promise, less the surrounding whitespace.
+        unsafe { self.raw_span(Some(&text), start..end, false) }
+    }
+
+    /// One copy of a request's text for the raw payloads of its events to share, when
+    /// raw payloads are kept (else `None`). Offsets into `text` are offsets into the
+    /// copy.
+    pub fn share(&self, text: &str) -> Option<Arc<str>> {
+        self.keep_raw.then(|| Arc::from(text))
+    }
+
+    /// The JSON value `text[span]` of a shared request text (from [`Common::share`]) as
+    /// a raw payload, without copying or checking it; empty when `text` is `None`.
+    /// `compact`: the reader saw no whitespace inside the span.
+    ///
+    /// # Safety
+    ///
+    /// `text[span]` must be exactly one valid JSON value without surrounding
+    /// whitespace, e.g. the span of a value a one-pass reader read in full, from a text
+    /// it read to the end (see [`RawPayload::from_span_unchecked`]).
+    pub unsafe fn raw_span(
+        &self,
+        text: Option<&Arc<str>>,
+        span: std::ops::Range<usize>,
+        compact: bool,
+    ) -> RawPayload {
+        let Some(text) = text else {
+            return RawPayload::null();
+        };
+        debug_assert!(
+            text.get(span.clone())
+                .is_some_and(|s| serde_json::from_str::<&RawValue>(s)
+                    .is_ok_and(|r| r.get().len() == s.len())),
+            "raw_span: {span:?} is not one JSON value of the text"
+        );
+        // SAFETY: the caller's promise.
+        unsafe { RawPayload::from_span_unchecked(text, span, compact) }
     }
 
     /// `raw` as a raw payload when raw payloads are kept.

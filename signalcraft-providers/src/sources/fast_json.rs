@@ -30,10 +30,21 @@ pub struct Reader<'a, const ESCAPED: bool> {
     s: &'a str,
     i: usize,
     depth: u32,
+    /// Whitespace bytes skipped so far (between tokens, not inside strings).
+    skipped_ws: usize,
 }
 
 /// A reader over plain JSON text.
 pub type Plain<'a> = Reader<'a, false>;
+
+/// Where a value read by [`Plain::spanned`] is in the text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Span {
+    /// Its bytes, from its first byte to just past its last (no whitespace around).
+    pub range: std::ops::Range<usize>,
+    /// True when the reader skipped no whitespace inside it (it is compact JSON).
+    pub compact: bool,
+}
 
 /// A reader over JSON text held, still escaped, in a string literal.
 pub type Nested<'a> = Reader<'a, true>;
@@ -45,6 +56,7 @@ impl<'a> Plain<'a> {
             s: text,
             i: 0,
             depth: 0,
+            skipped_ws: 0,
         }
     }
 
@@ -56,6 +68,7 @@ impl<'a> Plain<'a> {
             s: self.s,
             i: self.i,
             depth: 0,
+            skipped_ws: 0,
         })
     }
 
@@ -69,6 +82,20 @@ impl<'a> Plain<'a> {
         }
         self.i = inner.i + 1;
         Some(start..self.i)
+    }
+
+    /// Reads the next value with `read` and returns it with its [`Span`] in the text.
+    pub fn spanned<T>(&mut self, read: impl FnOnce(&mut Self) -> Option<T>) -> Option<(T, Span)> {
+        let start = self.value_start()?;
+        let ws = self.skipped_ws;
+        let value = read(self)?;
+        Some((
+            value,
+            Span {
+                range: start..self.i,
+                compact: self.skipped_ws == ws,
+            },
+        ))
     }
 
     /// The text of a non-negative integer that fits `u64` (which `serde_json` hands on
@@ -88,7 +115,12 @@ impl<'a> Nested<'a> {
     /// `None` when `literal` is not quoted.
     pub fn of_literal(literal: &'a str) -> Option<Self> {
         let s = literal.strip_prefix('"')?.strip_suffix('"')?;
-        Some(Reader { s, i: 0, depth: 0 })
+        Some(Reader {
+            s,
+            i: 0,
+            depth: 0,
+            skipped_ws: 0,
+        })
     }
 }
 
@@ -136,7 +168,10 @@ impl<'a, const ESCAPED: bool> Reader<'a, ESCAPED> {
         loop {
             let (c, n) = self.peek()?;
             match c {
-                b' ' | b'\n' | b'\t' | b'\r' => self.i += n,
+                b' ' | b'\n' | b'\t' | b'\r' => {
+                    self.i += n;
+                    self.skipped_ws += 1;
+                }
                 _ => return Some((c, n)),
             }
         }
@@ -476,6 +511,32 @@ fn find_special(b: &[u8]) -> Option<usize> {
 mod tests {
     use super::*;
     use serde_json::Value;
+
+    #[test]
+    fn spans_cover_the_value_and_tell_whether_it_is_compact() {
+        let text = r#" [ {"a":"x y"} , { "b" : 1 }, {"c":[1,{"d":null}]}
+        ] "#;
+        let mut r = Plain::new(text);
+        let mut spans = Vec::new();
+        r.array(|r| {
+            spans.push(r.spanned(|r| r.skip_value())?.1);
+            Some(())
+        })
+        .unwrap();
+        assert!(r.at_end());
+        let got: Vec<(&str, bool)> = spans
+            .iter()
+            .map(|s| (&text[s.range.clone()], s.compact))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (r#"{"a":"x y"}"#, true),
+                (r#"{ "b" : 1 }"#, false),
+                (r#"{"c":[1,{"d":null}]}"#, true),
+            ]
+        );
+    }
 
     /// Reads any inner value into a `serde_json::Value` with this reader (test
     /// helper: numbers are only checked, and read back by `serde_json`).

@@ -13,7 +13,6 @@
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
-use std::ops::Range;
 
 use jiff::{SignedDuration, Timestamp};
 use serde::Deserialize;
@@ -23,7 +22,7 @@ use signalcraft_core::provider::{InboundRequest, Provider, ProviderError};
 
 use super::alertmanager::{AmStatus, runbook_link, string_map, summary_of, ts};
 use super::decode::{Common, severity_of};
-use super::fast_json::{Plain, Seen};
+use super::fast_json::{Plain, Seen, Span};
 use super::integration::Integration;
 use super::registry::{SourceType, Verification};
 use super::secret::Secret;
@@ -113,7 +112,7 @@ struct GrafanaAlert<'a> {
     value_string: Option<String>,
 }
 
-impl<'a> GrafanaMessage<'a, (GrafanaAlert<'a>, Range<usize>)> {
+impl<'a> GrafanaMessage<'a, (GrafanaAlert<'a>, Span)> {
     /// The message read in one pass by [`Plain`], each alert with its span in `text`;
     /// `None` wherever `serde_json` must decide (it then gives this same message or
     /// the error it always gave).
@@ -152,9 +151,7 @@ impl<'a> GrafanaMessage<'a, (GrafanaAlert<'a>, Range<usize>)> {
                 "alerts" => {
                     let mut alerts = Vec::new();
                     r.array(|r| {
-                        let start = r.value_start()?;
-                        let alert = GrafanaAlert::read(r, text)?;
-                        alerts.push((alert, start..r.offset()));
+                        alerts.push(r.spanned(|r| GrafanaAlert::read(r, text))?);
                         Some(())
                     })?;
                     m.alerts = seen.once(7, Some(alerts))?;
@@ -284,9 +281,18 @@ impl Provider for GrafanaProvider {
             && let Some(mut msg) = GrafanaMessage::read(text)
         {
             let alerts = std::mem::take(&mut msg.alerts);
+            let shared = self.common.share(text);
             return Ok(alerts
                 .into_iter()
-                .map(|(a, span)| self.event(&msg, a, self.common.raw_slice(text, span)))
+                .map(|(a, span)| {
+                    // SAFETY: `read` read `text` to its end and declines whatever is not
+                    // valid JSON; `span` is one alert object it read in full.
+                    let raw = unsafe {
+                        self.common
+                            .raw_span(shared.as_ref(), span.range, span.compact)
+                    };
+                    self.event(&msg, a, raw)
+                })
                 .collect());
         }
         self.parse_general(req)

@@ -448,7 +448,9 @@ impl Provider for PagerDutyProvider {
             && let Ok(text) = std::str::from_utf8(&req.body)
             && let Some(e) = PdEvent::read(text)
         {
-            return self.normalize(req, e, self.common.raw_body(&req.body));
+            // SAFETY: `read` read the whole text and declines whatever is not valid JSON.
+            let raw = unsafe { self.common.raw_text(text) };
+            return self.normalize(req, e, raw);
         }
         self.parse_general(req)
     }
