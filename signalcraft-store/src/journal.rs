@@ -638,8 +638,10 @@ struct Walked {
 
 /// Checks the header and every record of one segment's bytes, calling `each` with
 /// every good record in order. With `tail_may_be_torn` (the last segment at open),
-/// damage that reaches the end of the file is reported as a torn tail; any other
-/// damage is [`StoreError::Corrupt`] naming the file and byte offset.
+/// damage that no good record follows is a torn tail (a write the crash cut, or
+/// zeros or stale blocks where it never landed): reported, not an error. Any other
+/// damage is [`StoreError::Corrupt`] naming the file and byte offset (and the good
+/// record found after it), so an acknowledged record is never silently dropped.
 fn walk(
     path: &Path,
     data: &[u8],
@@ -675,62 +677,120 @@ fn walk(
             &format!("unsupported segment format version {version} (this build reads {VERSION})"),
         ));
     }
+    if data[12..16] != [0; 4] {
+        return Err(corrupt(12, "reserved segment header bytes are not zero"));
+    }
     let mut off = header.len();
     let mut expected = first;
     let mut count = 0u64;
     while off < data.len() {
-        let rest = data.len() - off;
-        // `reaches_end`: the damage ends at the end of the file, as a torn write's does.
-        let bad = |what: String, reaches_end: bool| {
-            let zero_tail = data[off..].iter().all(|b| *b == 0);
-            if tail_may_be_torn && (reaches_end || zero_tail) {
-                Ok(Walked {
-                    end: off,
-                    count,
-                    torn: true,
-                })
-            } else {
-                Err(corrupt(
-                    off,
-                    &format!("{what} (record {expected}, {rest} bytes to the end of the file)"),
-                ))
+        let what = match frame_at(data, off) {
+            Frame::Good { seq, payload, end } if seq == expected => {
+                each(seq, payload);
+                count += 1;
+                expected += 1;
+                off = end;
+                continue;
             }
+            Frame::Good { seq, .. } => {
+                return Err(corrupt(
+                    off,
+                    &format!("record has sequence number {seq}, expected {expected}"),
+                ));
+            }
+            Frame::Short => "incomplete record header".to_owned(),
+            Frame::PastEnd { len } => format!("record length {len} runs past the end of the file"),
+            Frame::BadChecksum => "record checksum mismatch".to_owned(),
         };
-        if rest < FRAME_LEN {
-            return bad("incomplete record header".into(), true);
+        let rest = data.len() - off;
+        let what = format!("{what} (record {expected}, {rest} bytes to the end of the file)");
+        if !tail_may_be_torn {
+            return Err(corrupt(off, &what));
         }
-        let len_bytes: [u8; 4] = [data[off], data[off + 1], data[off + 2], data[off + 3]];
-        let len = u32::from_le_bytes(len_bytes) as usize;
-        let crc = u32::from_le_bytes([data[off + 4], data[off + 5], data[off + 6], data[off + 7]]);
-        let mut seq_bytes = [0u8; 8];
-        seq_bytes.copy_from_slice(&data[off + 8..off + 16]);
-        let seq = u64::from_le_bytes(seq_bytes);
-        if len > rest - FRAME_LEN {
-            return bad(
-                format!("record length {len} runs past the end of the file"),
-                true,
-            );
-        }
-        let end = off + FRAME_LEN + len;
-        let payload = &data[off + FRAME_LEN..end];
-        if checksum(&len_bytes, &seq_bytes, payload) != crc {
-            return bad("record checksum mismatch".into(), end == data.len());
-        }
-        if seq != expected {
-            return Err(corrupt(
+        return match good_record_after(data, off + 1, expected) {
+            None => Ok(Walked {
+                end: off,
+                count,
+                torn: true,
+            }),
+            Some((at, seq)) => Err(corrupt(
                 off,
-                &format!("record has sequence number {seq}, expected {expected}"),
-            ));
-        }
-        each(seq, payload);
-        count += 1;
-        expected += 1;
-        off = end;
+                &format!("{what}, followed by good record {seq} at byte offset {at}"),
+            )),
+        };
     }
     Ok(Walked {
         end: off,
         count,
         torn: false,
+    })
+}
+
+/// What the bytes at one offset hold.
+enum Frame<'a> {
+    /// A record whose checksum matches.
+    Good {
+        seq: JournalSeq,
+        payload: &'a [u8],
+        /// Offset after the record.
+        end: usize,
+    },
+    /// Fewer bytes than a frame header.
+    Short,
+    /// The length field points past the end of the data.
+    PastEnd { len: usize },
+    /// The checksum does not match.
+    BadChecksum,
+}
+
+/// Reads the record frame at `off` (`off < data.len()`).
+fn frame_at(data: &[u8], off: usize) -> Frame<'_> {
+    let rest = data.len() - off;
+    if rest < FRAME_LEN {
+        return Frame::Short;
+    }
+    let len_bytes: [u8; 4] = [data[off], data[off + 1], data[off + 2], data[off + 3]];
+    let len = u32::from_le_bytes(len_bytes) as usize;
+    let crc = u32::from_le_bytes([data[off + 4], data[off + 5], data[off + 6], data[off + 7]]);
+    let mut seq_bytes = [0u8; 8];
+    seq_bytes.copy_from_slice(&data[off + 8..off + 16]);
+    if len > rest - FRAME_LEN {
+        return Frame::PastEnd { len };
+    }
+    let end = off + FRAME_LEN + len;
+    let payload = &data[off + FRAME_LEN..end];
+    if checksum(&len_bytes, &seq_bytes, payload) != crc {
+        return Frame::BadChecksum;
+    }
+    Frame::Good {
+        seq: u64::from_le_bytes(seq_bytes),
+        payload,
+        end,
+    }
+}
+
+/// The first good record at or after `from` whose sequence number could follow
+/// `expected` in these bytes (greater, by at most one per 16 bytes left): evidence
+/// that damage before it is not a torn tail. Only the sequence number is compared
+/// at most offsets, so scanning a whole segment stays cheap (this runs only when a
+/// segment is damaged).
+fn good_record_after(
+    data: &[u8],
+    from: usize,
+    expected: JournalSeq,
+) -> Option<(usize, JournalSeq)> {
+    let limit = expected.saturating_add((data.len().saturating_sub(from) / FRAME_LEN) as u64);
+    (from..data.len().saturating_sub(FRAME_LEN - 1)).find_map(|at| {
+        let mut seq = [0u8; 8];
+        seq.copy_from_slice(&data[at + 8..at + 16]);
+        let seq = u64::from_le_bytes(seq);
+        if seq <= expected || seq > limit {
+            return None;
+        }
+        match frame_at(data, at) {
+            Frame::Good { seq, .. } => Some((at, seq)),
+            _ => None,
+        }
     })
 }
 

@@ -259,6 +259,62 @@ fn flip_byte(path: &Path, offset: u64) {
 }
 
 #[tokio::test]
+async fn every_cut_of_the_last_segment_opens_with_the_whole_records_before_it() {
+    let records: Vec<Vec<u8>> = (0..4).map(|i| record(i, 20)).collect();
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let j = FileJournal::open(dir.path(), 0).unwrap();
+        append_all(&j, &records).await;
+    }
+    let seg = segments(dir.path()).remove(0);
+    let full = std::fs::read(&seg).unwrap();
+    assert_eq!(full.len(), 16 + 4 * 36);
+    for cut in 0..=full.len() {
+        std::fs::write(&seg, &full[..cut]).unwrap();
+        let j = FileJournal::open(dir.path(), 0).unwrap_or_else(|e| panic!("cut {cut}: {e}"));
+        let whole = cut.saturating_sub(16) / 36;
+        assert_eq!(
+            j.replay(0).await.unwrap(),
+            numbered(1, &records[..whole]),
+            "cut at {cut}"
+        );
+        assert_eq!(j.last_seq(), whole as u64);
+    }
+}
+
+#[tokio::test]
+async fn every_damaged_byte_is_corrupt_unless_it_is_in_the_last_record() {
+    let records: Vec<Vec<u8>> = (0..4).map(|i| record(i, 20)).collect();
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let j = FileJournal::open(dir.path(), 0).unwrap();
+        append_all(&j, &records).await;
+    }
+    let seg = segments(dir.path()).remove(0);
+    let full = std::fs::read(&seg).unwrap();
+    let last_record = full.len() - 36;
+    for pos in 0..full.len() {
+        let mut damaged = full.clone();
+        damaged[pos] ^= 0x5A;
+        std::fs::write(&seg, &damaged).unwrap();
+        let opened = FileJournal::open(dir.path(), 0);
+        if pos < last_record {
+            // The header, or a record that good records follow: never dropped silently.
+            let msg = corrupt_message(opened.map(|_| ()).unwrap_err());
+            assert!(msg.contains("byte offset"), "byte {pos}: {msg}");
+        } else {
+            // Indistinguishable from a torn write: the last record is dropped.
+            let j = opened.unwrap_or_else(|e| panic!("byte {pos}: {e}"));
+            assert_eq!(
+                j.replay(0).await.unwrap(),
+                numbered(1, &records[..3]),
+                "byte {pos}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
 async fn damage_before_the_last_record_is_corrupt_naming_file_and_offset() {
     let records: Vec<Vec<u8>> = (0..5).map(|i| record(i, 100)).collect();
 
@@ -276,6 +332,10 @@ async fn damage_before_the_last_record_is_corrupt_naming_file_and_offset() {
     assert!(msg.contains(name), "{msg}");
     assert!(msg.contains("byte offset 132"), "{msg}");
     assert!(msg.contains("checksum"), "{msg}");
+    assert!(
+        msg.contains("followed by good record 3 at byte offset 248"),
+        "{msg}"
+    );
     // The file is left as it was: nothing cut off.
     assert_eq!(std::fs::metadata(&seg).unwrap().len(), 16 + 5 * 116);
 
