@@ -28,13 +28,15 @@
 //! it never blocks a tokio worker on I/O.
 //!
 //! # Failures
-//! * Open: a torn record at the end of the last segment (short frame, length past
-//!   the end, or a checksum mismatch on the very last record, or a tail of zero
-//!   bytes) was never acknowledged: it is cut off and the file synced. Anything else
-//!   (a bad record followed by more data, any damage in an earlier segment, a bad
-//!   header, sequence numbers that do not ascend by one across files, records missing
-//!   between the store's applied number and the first segment) is
-//!   [`StoreError::Corrupt`] naming the file and byte offset.
+//! * Open: damage in the last segment that no good record follows (a short frame, a
+//!   length past the end, a checksum mismatch, zeros or stale bytes where a write
+//!   never landed) is a torn tail: a write the crash interrupted, never acknowledged.
+//!   It is cut off and the file synced. Anything else (damage followed by a good
+//!   record, any damage in an earlier segment, a bad header, sequence numbers that do
+//!   not ascend by one across files, records missing between the store's applied
+//!   number and the first segment) is [`StoreError::Corrupt`] naming the file and
+//!   byte offset. Damage inside the very last record cannot be told from a torn
+//!   write and drops that record.
 //! * Append: a failed write or sync answers every append of that group not yet synced
 //!   with [`StoreError::Io`]; the segment is truncated back to its last synced length
 //!   (and synced) before the next group, and their sequence numbers are handed out
