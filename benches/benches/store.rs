@@ -5,8 +5,15 @@
 //! incident-by-id reads; and per-commit latency percentiles (printed before the
 //! criterion runs, since criterion reports means, not p99).
 //!
+//! Also a bulk pass (write amplification of the journaled ingest's background apply):
+//! 100,000 new ~570-byte alerts with random 16-hex-digit keys committed in batches of
+//! 20,000 and of 800 into a fresh file, then the same keys updated once, reporting
+//! alerts/s, file size, bytes written (`/proc/self/io` `write_bytes`) and the store
+//! writer thread's CPU time.
+//!
 //! Run: `cargo bench -p signalcraft-benches --bench store`
-//! (latency pass only: `... --bench store -- nomatch`; its shapes:
+//! (latency and bulk passes only: `... --bench store -- nomatch`; passes:
+//! `STORE_BENCH_PASSES=bulk` or `latency`; latency shapes:
 //! `STORE_BENCH_SHAPES=64x1,64x8`; gathering off for an A/B run:
 //! `STORE_BENCH_GROUP_WAIT_US=0`).
 
@@ -354,11 +361,136 @@ fn futures_lite_block<F: std::future::Future>(f: F) -> F::Output {
     }
 }
 
+/// A realistic stored alert record with a 16-hex-digit fingerprint, about 570 bytes;
+/// `version` tells an update from the first write.
+fn bulk_alert_json(key: &str, version: u32) -> Vec<u8> {
+    let mut v = alert_json(key);
+    v.pop(); // the closing brace
+    v.extend_from_slice(format!(r#","updated":{version}}}"#).as_bytes());
+    v
+}
+
+/// Deterministic pseudo-random 16-hex-digit fingerprints (splitmix64).
+fn random_keys(n: usize) -> Vec<String> {
+    let mut x: u64 = 0x5eed_0f_a1e7;
+    (0..n)
+        .map(|_| {
+            x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = x;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            format!("{:016x}", z ^ (z >> 31))
+        })
+        .collect()
+}
+
+/// `write_bytes` of `/proc/self/io`: bytes this process caused to be written to
+/// storage (Linux; zero elsewhere).
+fn io_write_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/io")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("write_bytes:"))
+                .and_then(|v| v.trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// CPU time of the store's writer thread(s) (`signalcraft-store-writer`, the comm is
+/// cut to 15 bytes) from `/proc/self/task/*/schedstat`, in nanoseconds.
+fn writer_cpu_nanos() -> u64 {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0;
+    };
+    tasks
+        .flatten()
+        .filter(|t| {
+            std::fs::read_to_string(t.path().join("comm"))
+                .is_ok_and(|c| c.trim_end() == "signalcraft-sto")
+        })
+        .filter_map(|t| {
+            std::fs::read_to_string(t.path().join("schedstat"))
+                .ok()?
+                .split_whitespace()
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum()
+}
+
+/// The bulk pass: what one big background apply costs in bytes written and writer
+/// CPU, for new alerts and for updates of the same alerts.
+fn bulk_report(rt: &tokio::runtime::Runtime) {
+    const N: usize = 100_000;
+    let keys = random_keys(N);
+    println!(
+        "bulk apply (redb, one durable commit per batch), {N} alerts of {} bytes, random keys",
+        bulk_alert_json(&keys[0], 1).len()
+    );
+    println!(
+        "phase | alerts/batch | alerts/s | file MB | written MB | written bytes/alert | \
+         writer CPU s | writer µs/alert | process CPU µs/alert"
+    );
+    for per in [20_000usize, 800] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("bulk.redb");
+        let store = RedbStore::open(&path).expect("open");
+        for (phase, version) in [("insert", 1u32), ("update", 2)] {
+            let batches: Vec<WriteBatch> = keys
+                .chunks(per)
+                .map(|chunk| {
+                    let mut b = WriteBatch::new();
+                    for k in chunk {
+                        b.put_raw(Table::Alerts, k.clone(), bulk_alert_json(k, version));
+                    }
+                    b
+                })
+                .collect();
+            let (io, wcpu, cpu) = (io_write_bytes(), writer_cpu_nanos(), process_cpu());
+            let t = Instant::now();
+            for b in batches {
+                rt.block_on(store.commit(b)).expect("commit");
+            }
+            let elapsed = t.elapsed();
+            let written = io_write_bytes().saturating_sub(io);
+            let wcpu = writer_cpu_nanos().saturating_sub(wcpu);
+            let cpu = process_cpu().saturating_sub(cpu);
+            let file = store.file_size().expect("size");
+            println!(
+                "{phase} | {per} | {:.0} | {:.1} | {:.1} | {:.0} | {:.2} | {:.1} | {:.1}",
+                N as f64 / elapsed.as_secs_f64(),
+                file as f64 / 1e6,
+                written as f64 / 1e6,
+                written as f64 / N as f64,
+                wcpu as f64 / 1e9,
+                wcpu as f64 / 1e3 / N as f64,
+                cpu.as_secs_f64() * 1e6 / N as f64,
+            );
+        }
+        assert_eq!(
+            rt.block_on(store.count(Table::Alerts)).expect("count"),
+            N as u64
+        );
+    }
+}
+
+/// Whether `pass` is selected by `STORE_BENCH_PASSES` (all when unset).
+fn pass_enabled(pass: &str) -> bool {
+    std::env::var("STORE_BENCH_PASSES").map_or(true, |v| v.split(',').any(|p| p.trim() == pass))
+}
+
 fn main() {
     let rt = runtime();
     let mut c = Criterion::default().configure_from_args();
     disk_report();
-    latency_report(&rt);
+    if pass_enabled("bulk") {
+        bulk_report(&rt);
+    }
+    if pass_enabled("latency") {
+        latency_report(&rt);
+    }
     disk_report();
     bench_ingest(&mut c, &rt);
     bench_reads(&mut c, &rt);
