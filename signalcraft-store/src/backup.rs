@@ -4,7 +4,7 @@
 //! writers keep running and nothing committed later leaks in) as:
 //!
 //! ```text
-//! {"signalcraft_backup":1,"schema":1}
+//! {"signalcraft_backup":1,"schema":2}
 //! {"table":"alerts","key":"fp1","value":{...}}         one line per record
 //! {"table":"blobs","key":"x","bytes":"<base64>"}        a record that is not JSON
 //! {"job":{"id":"esc/inc-1/0","due":"…","kind":{…},"attempts":0}}   pending jobs
@@ -90,27 +90,25 @@ impl RedbStore {
         };
         write_line(&mut out, &header)?;
         for table in Table::ALL {
-            let t = r.table(table)?;
-            for e in t.iter().map_err(from_redb)? {
-                let (k, v) = e.map_err(from_redb)?;
-                let bytes = v.value();
+            r.records(table)?.for_each(|key, bytes| {
                 let line = match serde_json::from_slice::<serde_json::Value>(bytes) {
                     Ok(value) => RecordLine {
                         table: table.name().into(),
-                        key: k.value().into(),
+                        key: key.into(),
                         value: Some(value),
                         bytes: None,
                     },
                     Err(_) => RecordLine {
                         table: table.name().into(),
-                        key: k.value().into(),
+                        key: key.into(),
                         value: None,
                         bytes: Some(B64.encode(bytes)),
                     },
                 };
                 write_line(&mut out, &line)?;
                 report.records += 1;
-            }
+                Ok::<(), Error>(())
+            })?;
         }
         let jobs = r.txn().open_table(JOBS).map_err(from_redb)?;
         for e in jobs.iter().map_err(from_redb)? {
@@ -216,8 +214,7 @@ impl RedbStore {
     fn ensure_empty(&self) -> Result<(), Error> {
         let r = self.snapshot()?;
         for table in Table::ALL {
-            let t = r.table(table)?;
-            let count = t.len().map_err(from_redb)?;
+            let count = r.records(table)?.len()?;
             if count > 0 {
                 return Err(Error::NotEmpty {
                     table: table.name().into(),

@@ -16,12 +16,13 @@
 
 use std::path::Path;
 
-use redb::{Database, Durability, ReadableTable, TableDefinition};
+use redb::{Database, Durability, Key, ReadableTable, TableDefinition, Value};
 use signalcraft_core::store::{StoreError, Table};
 
 use crate::RedbStore;
 use crate::backup::BackupReport;
 use crate::error::{Error, from_redb};
+use crate::indexed::{self, Records};
 use crate::tables::{self, JOB_QUEUE, JOBS, SCHEMA};
 
 /// Records copied per write transaction of the copy (non-durable until the last).
@@ -81,8 +82,16 @@ impl RedbStore {
         let mut report = BackupReport::default();
         copier.with_txn(|txn| tables::create_all(txn).map_err(Error::Store))?;
         for table in Table::ALL {
-            let t = snap.table(table)?;
-            report.records += copy_table(&mut copier, t, tables::data(table))?;
+            match snap.records(table)? {
+                Records::Plain(t) => {
+                    report.records += copy_table(&mut copier, t, tables::data(table))?;
+                }
+                Records::Indexed(t) => {
+                    // Copied as stored: records by sequence number, then the index.
+                    copy_table(&mut copier, t.records(), indexed::RECORDS)?;
+                    report.records += copy_table(&mut copier, t.index(), indexed::INDEX)?;
+                }
+            }
         }
         let jobs = src.open_table(JOBS).map_err(from_redb)?;
         report.jobs = copy_table(&mut copier, &jobs, JOBS)?;
@@ -117,11 +126,11 @@ impl RedbStore {
     }
 }
 
-/// Copies one `&str → &[u8]` table; returns the number of records.
-fn copy_table(
+/// Copies one table; returns the number of entries.
+fn copy_table<K: Key + 'static, V: Value + 'static>(
     copier: &mut Copier<'_>,
-    src: &impl ReadableTable<&'static str, &'static [u8]>,
-    def: TableDefinition<'static, &'static str, &'static [u8]>,
+    src: &impl ReadableTable<K, V>,
+    def: TableDefinition<'static, K, V>,
 ) -> Result<u64, Error> {
     let total = src.len().map_err(from_redb)?;
     let mut rows = src.iter().map_err(from_redb)?;

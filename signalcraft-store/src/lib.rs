@@ -23,6 +23,7 @@
 //! * [`writer`]: the group-commit writer thread.
 //! * [`journal`]: [`FileJournal`], the durable ingest journal (segment files, group commit).
 //! * [`tables`]: the on-disk layout.
+//! * [`indexed`]: the alerts' layout (records appended by sequence number, a key index).
 //! * [`schema`]: schema version and migrations.
 //! * [`seal`]: encryption at rest of integration secrets.
 //! * [`retention`]: removing closed incidents (and their alerts, timeline) by age.
@@ -34,6 +35,7 @@
 pub mod backup;
 pub mod copy;
 pub mod error;
+pub mod indexed;
 pub mod journal;
 pub mod retention;
 pub mod scheduler;

@@ -11,8 +11,11 @@
 //!   [`StoreError::Corrupt`].
 //!
 //! Version history:
-//! * **1** — the first layout (see [`crate::tables`]). No migrations exist yet; the
-//!   framework is exercised by a test-only 1 → 2 migration.
+//! * **1** — the first layout: one `key → record` table per [`Table`](signalcraft_core::store::Table).
+//! * **2** — the alerts move to the indexed layout of [`crate::indexed`]
+//!   (`alerts.index` + `alerts.records` instead of `alerts`), so new alerts are
+//!   appended instead of rewriting the table's pages. Migration: every record of
+//!   `alerts` is copied in key order, then `alerts` is deleted.
 
 use redb::{ReadableTable, TableHandle, WriteTransaction};
 use signalcraft_core::store::StoreError;
@@ -21,7 +24,7 @@ use crate::error::from_redb;
 use crate::tables::{self, SCHEMA};
 
 /// The schema version this build writes and reads.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 const VERSION_KEY: &str = "version";
 
@@ -38,7 +41,11 @@ pub(crate) struct Migration {
 }
 
 /// Every migration of this build, in order.
-pub(crate) const MIGRATIONS: &[Migration] = &[];
+pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
+    from: 1,
+    description: "alerts move to the indexed layout (alerts.index + alerts.records)",
+    apply: crate::indexed::migrate_from_plain,
+}];
 
 /// Brings the database to `target`, creating or migrating it. Returns the version
 /// found on disk (`None` for a new database).
@@ -106,17 +113,20 @@ mod tests {
 
     use super::*;
 
-    /// A test-only migration: v2 adds `"schema": 2` to every alert record.
+    /// The version after this build's, for a test-only migration.
+    const NEXT: u32 = SCHEMA_VERSION + 1;
+
+    /// A test-only migration to [`NEXT`]: every incident record gains a `schema` field.
     fn add_schema_field(txn: &WriteTransaction) -> Result<(), StoreError> {
         let mut t = txn
-            .open_table(tables::data(Table::Alerts))
+            .open_table(tables::data(Table::Incidents))
             .map_err(from_redb)?;
         let mut rows = Vec::new();
         for e in t.iter().map_err(from_redb)? {
             let (k, v) = e.map_err(from_redb)?;
             let mut json: serde_json::Value =
                 serde_json::from_slice(v.value()).map_err(|e| StoreError::Codec(e.to_string()))?;
-            json["schema"] = 2.into();
+            json["schema"] = NEXT.into();
             rows.push((
                 k.value().to_owned(),
                 serde_json::to_vec(&json).unwrap_or_default(),
@@ -128,11 +138,16 @@ mod tests {
         Ok(())
     }
 
-    const TO_V2: &[Migration] = &[Migration {
-        from: 1,
-        description: "alerts gain a schema field",
-        apply: add_schema_field,
-    }];
+    /// This build's migrations plus the test-only step to [`NEXT`].
+    fn to_next() -> Vec<Migration> {
+        let mut m = MIGRATIONS.to_vec();
+        m.push(Migration {
+            from: SCHEMA_VERSION,
+            description: "incidents gain a schema field",
+            apply: add_schema_field,
+        });
+        m
+    }
 
     fn in_txn<R>(db: &Database, f: impl FnOnce(&WriteTransaction) -> R) -> R {
         let txn = db.begin_write().expect("begin");
@@ -142,44 +157,58 @@ mod tests {
     }
 
     #[test]
+    fn every_step_from_one_to_this_version_exists() {
+        for v in 1..SCHEMA_VERSION {
+            assert_eq!(
+                MIGRATIONS.iter().filter(|m| m.from == v).count(),
+                1,
+                "migration from {v}"
+            );
+        }
+        assert!(MIGRATIONS.iter().all(|m| m.from < SCHEMA_VERSION));
+    }
+
+    #[test]
     fn new_database_is_stamped_and_migrations_run_in_order() {
         let dir = tempfile::tempdir().expect("tempdir");
         let db = Database::create(dir.path().join("fixture.redb")).expect("create");
-        // A v1 fixture database with one alert.
+        // A database of this version with one incident.
         assert_eq!(
-            in_txn(&db, |t| prepare(t, MIGRATIONS, 1)).expect("prepare"),
+            in_txn(&db, |t| prepare(t, MIGRATIONS, SCHEMA_VERSION)).expect("prepare"),
             None
         );
         in_txn(&db, |t| {
-            t.open_table(tables::data(Table::Alerts))
+            t.open_table(tables::data(Table::Incidents))
                 .expect("table")
-                .insert("fp1", br#"{"status":"firing"}"#.as_slice())
+                .insert("inc-1", br#"{"state":"open"}"#.as_slice())
                 .expect("insert");
         });
-        // Opening with a build that knows v2 migrates it.
+        // Opening with a build that knows the next version migrates it.
+        let next = to_next();
         assert_eq!(
-            in_txn(&db, |t| prepare(t, TO_V2, 2)).expect("migrate"),
-            Some(1)
+            in_txn(&db, |t| prepare(t, &next, NEXT)).expect("migrate"),
+            Some(SCHEMA_VERSION)
         );
         let r = db.begin_read().expect("read");
-        let t = r.open_table(tables::data(Table::Alerts)).expect("table");
+        let t = r.open_table(tables::data(Table::Incidents)).expect("table");
         let v: serde_json::Value =
-            serde_json::from_slice(t.get("fp1").expect("get").expect("row").value()).expect("json");
-        assert_eq!(v["schema"], 2);
-        assert_eq!(v["status"], "firing");
+            serde_json::from_slice(t.get("inc-1").expect("get").expect("row").value())
+                .expect("json");
+        assert_eq!(v["schema"], NEXT);
+        assert_eq!(v["state"], "open");
         drop((t, r));
-        // Re-opening at v2 runs nothing again.
+        // Re-opening at the next version runs nothing again.
         assert_eq!(
-            in_txn(&db, |t| prepare(t, TO_V2, 2)).expect("reopen"),
-            Some(2)
+            in_txn(&db, |t| prepare(t, &next, NEXT)).expect("reopen"),
+            Some(NEXT)
         );
-        // A v1 build refuses the v2 database.
-        let e = in_txn(&db, |t| prepare(t, MIGRATIONS, 1)).expect_err("too new");
+        // This build refuses the newer database.
+        let e = in_txn(&db, |t| prepare(t, MIGRATIONS, SCHEMA_VERSION)).expect_err("too new");
         assert_eq!(
             e,
             StoreError::SchemaTooNew {
-                found: 2,
-                supported: 1
+                found: NEXT,
+                supported: SCHEMA_VERSION
             }
         );
     }
@@ -188,10 +217,11 @@ mod tests {
     fn missing_migration_step_and_foreign_database_are_errors() {
         let dir = tempfile::tempdir().expect("tempdir");
         let db = Database::create(dir.path().join("a.redb")).expect("create");
-        in_txn(&db, |t| prepare(t, MIGRATIONS, 1)).expect("v1");
-        let e = in_txn(&db, |t| prepare(t, MIGRATIONS, 3)).expect_err("gap");
+        in_txn(&db, |t| prepare(t, MIGRATIONS, SCHEMA_VERSION)).expect("current");
+        let e = in_txn(&db, |t| prepare(t, MIGRATIONS, SCHEMA_VERSION + 2)).expect_err("gap");
+        let want = format!("no migration from schema version {SCHEMA_VERSION}");
         assert!(
-            matches!(e, StoreError::Corrupt(ref m) if m.contains("no migration from schema version 1")),
+            matches!(e, StoreError::Corrupt(ref m) if m.contains(&want)),
             "{e}"
         );
 
@@ -203,7 +233,7 @@ mod tests {
                 .insert("x", 1)
                 .expect("insert");
         });
-        let e = in_txn(&db2, |t| prepare(t, MIGRATIONS, 1)).expect_err("foreign");
+        let e = in_txn(&db2, |t| prepare(t, MIGRATIONS, SCHEMA_VERSION)).expect_err("foreign");
         assert!(e.to_string().contains("not a SignalCraft store"), "{e}");
     }
 }

@@ -12,21 +12,20 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use parking_lot::RwLock;
-use redb::{Database, ReadOnlyTable, ReadTransaction, ReadableDatabase};
+use redb::{Database, ReadTransaction, ReadableDatabase};
 use signalcraft_core::store::{StoreError, Table};
 
 use crate::error::from_redb;
+use crate::indexed::{self, IndexedRead, PlainTable, Records};
 use crate::tables;
-
-/// A read-only table of records.
-pub(crate) type DataTable = ReadOnlyTable<&'static str, &'static [u8]>;
 
 const N: usize = Table::ALL.len();
 
 /// One read transaction and the data tables opened in it so far.
 pub(crate) struct Snapshot {
     txn: ReadTransaction,
-    tables: [OnceLock<DataTable>; N],
+    tables: [OnceLock<PlainTable>; N],
+    indexed: OnceLock<IndexedRead>,
 }
 
 impl Snapshot {
@@ -34,6 +33,7 @@ impl Snapshot {
         Snapshot {
             txn,
             tables: [const { OnceLock::new() }; N],
+            indexed: OnceLock::new(),
         }
     }
 
@@ -42,8 +42,21 @@ impl Snapshot {
         &self.txn
     }
 
-    /// A data table of this snapshot, opened once.
-    pub(crate) fn table(&self, table: Table) -> Result<&DataTable, StoreError> {
+    /// The records of a table in this snapshot, whatever its layout (tables are
+    /// opened once per snapshot).
+    pub(crate) fn records(&self, table: Table) -> Result<Records<'_>, StoreError> {
+        if indexed::is_indexed(table) {
+            if let Some(t) = self.indexed.get() {
+                return Ok(Records::Indexed(t));
+            }
+            let t = IndexedRead::open(&self.txn)?;
+            return Ok(Records::Indexed(self.indexed.get_or_init(|| t)));
+        }
+        self.plain(table).map(Records::Plain)
+    }
+
+    /// A table in the plain `key → record` layout, opened once.
+    fn plain(&self, table: Table) -> Result<&PlainTable, StoreError> {
         let Some(i) = Table::ALL.iter().position(|t| *t == table) else {
             // A table added to core after this build: open it uncached.
             return Err(StoreError::Corrupt(format!(

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use parking_lot::RwLock;
-use redb::{Database, Durability, ReadableTableMetadata};
+use redb::{Database, Durability};
 use signalcraft_core::store::{Scan, Store, StoreError, Table, WriteBatch, WriteOp};
 
 use crate::error::from_redb;
@@ -13,7 +13,6 @@ use crate::scheduler::{self, RedbScheduler};
 use crate::schema::{self, MIGRATIONS, SCHEMA_VERSION};
 use crate::seal::{self, SealKey};
 use crate::snapshot::{ReadCache, Snapshot};
-use crate::tables;
 use crate::writer::{Op, Writer};
 
 /// Longest key accepted, in bytes.
@@ -323,8 +322,7 @@ fn with_path(path: &Path, e: StoreError) -> StoreError {
 impl Store for RedbStore {
     async fn get(&self, table: Table, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let snap = self.snapshot()?;
-        let t = snap.table(table)?;
-        let v = t.get(key).map_err(from_redb)?.map(|g| g.value().to_vec());
+        let v = snap.records(table)?.get(key)?;
         match v {
             Some(v) => self.unseal(table, key, v).map(Some),
             None => Ok(None),
@@ -333,7 +331,7 @@ impl Store for RedbStore {
 
     async fn scan(&self, table: Table, scan: Scan) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
         let snap = self.snapshot()?;
-        let rows = tables::scan_table(snap.table(table)?, &scan)?;
+        let rows = snap.records(table)?.scan(&scan)?;
         if table != Table::Integrations {
             return Ok(rows);
         }
@@ -352,6 +350,6 @@ impl Store for RedbStore {
 
     async fn count(&self, table: Table) -> Result<u64, StoreError> {
         let snap = self.snapshot()?;
-        snap.table(table)?.len().map_err(from_redb)
+        snap.records(table)?.len()
     }
 }

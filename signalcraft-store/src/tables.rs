@@ -1,5 +1,7 @@
 //! On-disk layout: one redb table per [`Table`] (named [`Table::name`], `&str` key →
-//! JSON bytes), plus internal tables whose names start with `__`:
+//! JSON bytes), except [`Table::Alerts`], which is two tables (`alerts.index`: key →
+//! sequence number, `alerts.records`: sequence number → JSON bytes; see
+//! [`crate::indexed`]), plus internal tables whose names start with `__`:
 //!
 //! * `__schema`: `"version"` → schema version (`u64`), see [`crate::schema`].
 //! * `__jobs`: job id → JSON `JobRecord` (the job, its lease), see [`crate::scheduler`].
@@ -12,9 +14,12 @@ use redb::{ReadableTable, TableDefinition, WriteTransaction};
 use signalcraft_core::store::{Scan, StoreError, Table, WriteOp};
 
 use crate::error::from_redb;
+use crate::indexed::{self, IndexedMut};
 
-/// The redb definition of a data table.
+/// The redb definition of a data table in the plain `key → record` layout, i.e. any
+/// table but those [`indexed::is_indexed`] names (their data is elsewhere).
 pub(crate) fn data(table: Table) -> TableDefinition<'static, &'static str, &'static [u8]> {
+    debug_assert!(!indexed::is_indexed(table), "{} is indexed", table.name());
     TableDefinition::new(table.name())
 }
 
@@ -28,7 +33,11 @@ pub(crate) const JOB_QUEUE: TableDefinition<(i128, &str), ()> = TableDefinition:
 /// Creates every table that does not exist yet.
 pub(crate) fn create_all(txn: &WriteTransaction) -> Result<(), StoreError> {
     for t in Table::ALL {
-        txn.open_table(data(t)).map_err(from_redb)?;
+        if indexed::is_indexed(t) {
+            indexed::create(txn)?;
+        } else {
+            txn.open_table(data(t)).map_err(from_redb)?;
+        }
     }
     txn.open_table(SCHEMA).map_err(from_redb)?;
     txn.open_table(JOBS).map_err(from_redb)?;
@@ -36,34 +45,79 @@ pub(crate) fn create_all(txn: &WriteTransaction) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Applies validated writes in order, reusing the open table across consecutive
-/// writes to the same table (also across the batches of a group).
+/// Applies validated writes in order. Each table is opened once per call and kept
+/// open for the later writes (also across the batches of a group).
 pub(crate) fn apply_writes<'a>(
     txn: &WriteTransaction,
     ops: impl IntoIterator<Item = &'a WriteOp>,
 ) -> Result<(), StoreError> {
-    let mut ops = ops.into_iter().peekable();
-    while let Some(first) = ops.peek() {
-        let table = op_table(first);
-        let mut t = txn.open_table(data(table)).map_err(from_redb)?;
-        while let Some(op) = ops.next_if(|op| op_table(op) == table) {
-            match op {
-                WriteOp::Put { key, value, .. } => {
-                    t.insert(key.as_str(), value.as_slice())
-                        .map_err(from_redb)?;
-                }
-                WriteOp::Delete { key, .. } => {
-                    t.remove(key.as_str()).map_err(from_redb)?;
-                }
-            }
+    let mut open = OpenTables::new(txn);
+    for op in ops {
+        match op {
+            WriteOp::Put { table, key, value } => open.put(*table, key, value)?,
+            WriteOp::Delete { table, key } => open.delete(*table, key)?,
         }
     }
     Ok(())
 }
 
-fn op_table(op: &WriteOp) -> Table {
-    match op {
-        WriteOp::Put { table, .. } | WriteOp::Delete { table, .. } => *table,
+const N: usize = Table::ALL.len();
+
+/// The tables of one transaction opened so far.
+struct OpenTables<'txn> {
+    txn: &'txn WriteTransaction,
+    plain: [Option<redb::Table<'txn, &'static str, &'static [u8]>>; N],
+    indexed: Option<IndexedMut<'txn>>,
+}
+
+impl<'txn> OpenTables<'txn> {
+    fn new(txn: &'txn WriteTransaction) -> Self {
+        OpenTables {
+            txn,
+            plain: [const { None }; N],
+            indexed: None,
+        }
+    }
+
+    fn put(&mut self, table: Table, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        if indexed::is_indexed(table) {
+            return self.indexed()?.put(key, value);
+        }
+        self.plain(table)?.insert(key, value).map_err(from_redb)?;
+        Ok(())
+    }
+
+    fn delete(&mut self, table: Table, key: &str) -> Result<(), StoreError> {
+        if indexed::is_indexed(table) {
+            return self.indexed()?.delete(key);
+        }
+        self.plain(table)?.remove(key).map_err(from_redb)?;
+        Ok(())
+    }
+
+    fn indexed(&mut self) -> Result<&mut IndexedMut<'txn>, StoreError> {
+        if self.indexed.is_none() {
+            self.indexed = Some(IndexedMut::open(self.txn)?);
+        }
+        self.indexed
+            .as_mut()
+            .ok_or_else(|| StoreError::Corrupt("indexed tables not open".into()))
+    }
+
+    fn plain(
+        &mut self,
+        table: Table,
+    ) -> Result<&mut redb::Table<'txn, &'static str, &'static [u8]>, StoreError> {
+        let i = Table::ALL
+            .iter()
+            .position(|t| *t == table)
+            .ok_or_else(|| StoreError::Corrupt(format!("unknown table {}", table.name())))?;
+        if self.plain[i].is_none() {
+            self.plain[i] = Some(self.txn.open_table(data(table)).map_err(from_redb)?);
+        }
+        self.plain[i]
+            .as_mut()
+            .ok_or_else(|| StoreError::Corrupt(format!("{} not open", table.name())))
     }
 }
 
@@ -84,11 +138,17 @@ pub(crate) fn prefix_end(prefix: &str) -> Option<String> {
     None
 }
 
-/// Runs a [`Scan`] over one table. `after` is a cursor in iteration order: keys
+/// Runs a [`Scan`] over a table keyed by the store's keys; `record` turns each
+/// selected entry into its record bytes. `after` is a cursor in iteration order: keys
 /// strictly greater than it (forward) or strictly smaller (reverse).
-pub(crate) fn scan_table<T>(t: &T, scan: &Scan) -> Result<Vec<(String, Vec<u8>)>, StoreError>
+pub(crate) fn scan_table<V, T>(
+    t: &T,
+    scan: &Scan,
+    mut record: impl FnMut(&str, V::SelfType<'_>) -> Result<Vec<u8>, StoreError>,
+) -> Result<Vec<(String, Vec<u8>)>, StoreError>
 where
-    T: ReadableTable<&'static str, &'static [u8]>,
+    V: redb::Value + 'static,
+    T: ReadableTable<&'static str, V>,
 {
     let end = prefix_end(&scan.prefix);
     let mut lower: Bound<&str> = Bound::Included(scan.prefix.as_str());
@@ -123,13 +183,15 @@ where
     let mut push = |entry: Result<
         (
             redb::AccessGuard<'_, &'static str>,
-            redb::AccessGuard<'_, &'static [u8]>,
+            redb::AccessGuard<'_, V>,
         ),
         redb::StorageError,
     >|
      -> Result<bool, StoreError> {
         let (k, v) = entry.map_err(from_redb)?;
-        out.push((k.value().to_owned(), v.value().to_vec()));
+        let key = k.value();
+        let value = record(key, v.value())?;
+        out.push((key.to_owned(), value));
         Ok(out.len() < limit)
     };
     if scan.reverse {

@@ -424,7 +424,6 @@ fn apply(txn: &WriteTransaction, op: &Op) -> Result<Reply, StoreError> {
 
 #[cfg(test)]
 mod tests {
-    use redb::ReadableDatabase;
     use signalcraft_core::store::Table;
 
     use super::*;
@@ -566,11 +565,9 @@ mod tests {
         assert!(matches!(results[2], Ok(Reply::Unit)), "{:?}", results[2]);
         assert_eq!(counters.fallbacks.load(Ordering::Relaxed), 1);
         assert_eq!(counters.transactions.load(Ordering::Relaxed), 4);
-        let r = db.read().begin_read().expect("read");
-        let t = r
-            .open_table(crate::tables::data(Table::Alerts))
-            .expect("table");
-        assert!(t.get("a").expect("get").is_some());
-        assert!(t.get("b").expect("get").is_some());
+        let snap = ReadCache::default().get(&db).expect("snapshot");
+        let alerts = snap.records(Table::Alerts).expect("alerts");
+        assert!(alerts.get("a").expect("get").is_some());
+        assert!(alerts.get("b").expect("get").is_some());
     }
 }
