@@ -20,6 +20,8 @@
 //! * `pipeline/to_group_cpu_time`, `pipeline/resend_owned_cpu_time`: `to_group` and
 //!   `resend_owned` timed by the thread's CPU time rather than the wall clock (the
 //!   machine is shared; this is the "one core" figure).
+//! * `pipeline/normalize_to_group_cpu_time`: `normalize_to_group` timed by thread CPU
+//!   time (normalization from raw fields inside the timed loop).
 //! * `pipeline/to_group_reserved_cpu_time`: `to_group_cpu_time` with the core's indexes
 //!   pre-sized by `EngineCore::reserve` (untimed), as an embedder knowing its size does.
 //! * `pipeline/to_group_batched_cpu_time`: `to_group_cpu_time` with the effects taken
@@ -27,6 +29,8 @@
 //! * `pipeline/resend_cpu_time`: `resend` (borrowed) timed by thread CPU time.
 //! * `pipeline/resend_key_cpu_time`: the re-send check from borrowed parts
 //!   (`ResendKeyBuilder` + `EngineCore::ingest_known_resend`), no owned `Alert`.
+//! * `pipeline/resend_owned_all_cpu_time`: `resend_owned_cpu_time` with the 100k events
+//!   handed over as one batch (`EngineCore::ingest_all`, as the shell's batch loop).
 //! * `pipeline/compact_cpu_time`: `EngineCore::compact_alerts` over the 100k alerts just
 //!   ingested (raw payloads released, alerts packed; what the shell runs once a batch's
 //!   records are encoded), thread CPU time. Its per-alert cost adds to `to_group`'s.
@@ -48,6 +52,12 @@ use signalcraft_core::model::{Alert, AlertStatus, Event, Fingerprint, Labels, Se
 use signalcraft_core::routing::{MatcherSpec, NotifyTarget, RouteConfig};
 use signalcraft_core::scheduler::JobKind;
 use signalcraft_core::silence::SilenceSpec;
+
+/// With `--features mimalloc`: the reference server's allocator (`signalcraft-server`
+/// runs mimalloc), so the figures show the pipeline as the server runs it.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const ALERTS: usize = 100_000;
 const NAMES: usize = 100;
@@ -190,6 +200,18 @@ fn flush_all(core: &mut EngineCore, out: &[Effect]) -> usize {
     notified
 }
 
+/// With `--features mimalloc`, as `signalcraft-server` starts: transparent huge pages
+/// off for this process (mimalloc would otherwise fault in and zero 2 MiB per first
+/// touch of an arena region).
+#[cfg(feature = "mimalloc")]
+fn disable_transparent_huge_pages() {
+    // SAFETY: prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0) takes integer arguments only and
+    // changes a per-process flag; no memory is passed to the kernel.
+    unsafe {
+        libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
+    }
+}
+
 /// CPU time this thread has run (Linux `/proc/thread-self/schedstat`, first field, ns).
 fn thread_cpu_time() -> Duration {
     let s = std::fs::read_to_string("/proc/thread-self/schedstat").expect("schedstat (Linux)");
@@ -202,6 +224,8 @@ fn thread_cpu_time() -> Duration {
 }
 
 fn bench(c: &mut Criterion) {
+    #[cfg(feature = "mimalloc")]
+    disable_transparent_huge_pages();
     let src = Source {
         provider: "alertmanager".into(),
         integration: "prom".into(),
@@ -343,6 +367,27 @@ fn bench(c: &mut Criterion) {
         })
     });
 
+    // `normalize_to_group` timed by thread CPU time: each alert is built from its raw
+    // fields (label map + `Alert`) inside the timed loop, then the whole pipeline runs.
+    g.bench_function("normalize_to_group_cpu_time", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let mut core = fresh_core();
+                let mut out = Vec::with_capacity(ALERTS * 3);
+                let start = thread_cpu_time();
+                std::hint::black_box(to_groups(
+                    &mut core,
+                    raws.iter().map(|r| normalize(r, &src)),
+                    &mut out,
+                ));
+                total += thread_cpu_time().saturating_sub(start);
+                drop((core, out));
+            }
+            total
+        })
+    });
+
     // As `to_group_cpu_time` with the core's indexes pre-sized (`EngineCore::reserve`),
     // as an embedder that knows its working set does once at start.
     g.bench_function("to_group_reserved_cpu_time", |b| {
@@ -437,17 +482,37 @@ fn bench(c: &mut Criterion) {
         })
     });
 
+    // The effect buffer is reused across iterations (cleared untimed), as in
+    // `resend_cpu_time` and as the shell reuses its per-batch buffer.
     g.bench_function("resend_owned_cpu_time", |b| {
         b.iter_custom(|iters| {
             let mut total = Duration::ZERO;
+            let mut out = Vec::with_capacity(ALERTS);
             for _ in 0..iters {
                 let alerts = prebuilt.clone();
-                let mut out = Vec::with_capacity(ALERTS);
+                out.clear();
                 let start = thread_cpu_time();
                 for a in alerts {
                     known.ingest(Event::Alert(a), later, &mut out);
                 }
                 total += thread_cpu_time().saturating_sub(start);
+            }
+            total
+        })
+    });
+
+    // As `resend_owned_cpu_time`, the whole batch handed over at once
+    // (`EngineCore::ingest_all`), as the shell hands over a request's events.
+    g.bench_function("resend_owned_all_cpu_time", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let events: Vec<Event> = prebuilt.iter().cloned().map(Event::Alert).collect();
+                let mut out = Vec::with_capacity(ALERTS);
+                let start = thread_cpu_time();
+                known.ingest_all(events, later, &mut out);
+                total += thread_cpu_time().saturating_sub(start);
+                assert_eq!(out.len(), ALERTS);
                 drop(out);
             }
             total

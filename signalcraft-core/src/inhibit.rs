@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::CoreError;
-use crate::model::{Fingerprint, Labels};
+use crate::model::{Fingerprint, LabelView};
 use crate::routing::matcher::{Matcher, MatcherSpec, compile_all, matches_all};
 
 /// An inhibit rule as configured.
@@ -57,10 +57,10 @@ impl InhibitRuleConfig {
     }
 }
 
-fn equal_hash(equal: &[String], labels: &Labels) -> u64 {
+fn equal_hash<L: LabelView + ?Sized>(equal: &[String], labels: &L) -> u64 {
     let pairs = equal
         .iter()
-        .map(|n| (n.as_str(), labels.get(n).map(String::as_str).unwrap_or("")));
+        .map(|n| (n.as_str(), labels.label(n).unwrap_or("")));
     Fingerprint::of_label_pairs(pairs).0
 }
 
@@ -85,7 +85,7 @@ impl Inhibitor {
     }
 
     /// Records that an alert fires (`firing = true`) or stopped firing.
-    pub fn observe(&mut self, fp: Fingerprint, labels: &Labels, firing: bool) {
+    pub fn observe<L: LabelView + ?Sized>(&mut self, fp: Fingerprint, labels: &L, firing: bool) {
         for (rule, map) in self.rules.iter().zip(self.sources.iter_mut()) {
             if !matches_all(&rule.source, labels) {
                 continue;
@@ -107,7 +107,7 @@ impl Inhibitor {
     }
 
     /// Whether the alert `fp` with `labels` is inhibited by some other firing alert.
-    pub fn is_inhibited(&self, fp: Fingerprint, labels: &Labels) -> bool {
+    pub fn is_inhibited<L: LabelView + ?Sized>(&self, fp: Fingerprint, labels: &L) -> bool {
         self.rules
             .iter()
             .zip(self.sources.iter())
@@ -123,6 +123,7 @@ impl Inhibitor {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::Labels;
 
     fn labels(p: &[(&str, &str)]) -> Labels {
         p.iter()
