@@ -18,6 +18,9 @@
 //! string, unescaped), while `typed` also reads the alarm JSON inside `Message` and
 //! normalizes it — strictly more work than the baseline.
 //!
+//! `--features mimalloc` runs every row under the server's allocator (mimalloc)
+//! instead of the system allocator (glibc here).
+//!
 //! Time is this thread's CPU time (`CLOCK_THREAD_CPUTIME_ID`), not the wall clock,
 //! so the three rows stay comparable while other processes share the machine (on an
 //! idle machine the two agree). Throughput is reported in bytes/s by criterion;
@@ -33,6 +36,13 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use signalcraft_core::model::Event;
 use signalcraft_core::provider::{InboundRequest, Provider};
 use signalcraft_providers::sources::{Integration, Registry, Verification};
+
+/// With `--features mimalloc`: the reference server's allocator (`signalcraft-server`
+/// runs mimalloc), for figures as the server parses; the default is the system
+/// allocator. Every row of a run uses the same allocator.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 struct Case {
     req: InboundRequest,
