@@ -86,10 +86,21 @@ impl Common {
         &self,
         body: &'de [u8],
     ) -> Result<(T, RawPayload), ProviderError> {
-        let t = self.decode(body)?;
-        // SAFETY: `decode` succeeded, and serde_json only accepts a body that is one
-        // valid JSON value (ignored fields are checked too, trailing text refused).
-        Ok((t, unsafe { self.raw_body(body) }))
+        if !self.keep_raw {
+            return Ok((self.decode(body)?, RawPayload::null()));
+        }
+        self.check_size(body)?;
+        // As `decode`, sharing its UTF-8 check with the raw payload.
+        let Ok(text) = std::str::from_utf8(body) else {
+            // Not UTF-8: no raw payload (no valid JSON body gets here).
+            return Ok((self.decode(body)?, RawPayload::null()));
+        };
+        match serde_json::from_str::<T>(text) {
+            // SAFETY: serde_json accepted `text` as a whole, and it only accepts one
+            // valid JSON value (ignored fields are checked too, trailing text refused).
+            Ok(t) => Ok((t, unsafe { self.raw_text(text) })),
+            Err(_) => Err(self.error_of::<T>(body)),
+        }
     }
 
     /// The whole body as a raw payload when raw payloads are kept (else empty): one
