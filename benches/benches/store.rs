@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput};
 use signalcraft_core::memory::MemoryStore;
-use signalcraft_core::store::{Store, Table, WriteBatch};
+use signalcraft_core::store::{Scan, Store, Table, WriteBatch};
 use signalcraft_store::{RedbStore, StoreOptions};
 
 /// A realistic normalized alert, about 500 bytes of JSON.
@@ -477,6 +477,16 @@ fn bulk_report(rt: &tokio::runtime::Runtime) {
         assert_eq!(
             rt.block_on(store.count(Table::Alerts)).expect("count"),
             N as u64
+        );
+        // What a restart pays to load every alert (the engine's recovery scan).
+        let t = Instant::now();
+        let rows = rt
+            .block_on(store.scan(Table::Alerts, Scan::all()))
+            .expect("scan");
+        println!(
+            "scan all | {per} | {} rows in {:.1} ms",
+            rows.len(),
+            t.elapsed().as_secs_f64() * 1e3
         );
     }
 }

@@ -139,13 +139,13 @@ pub(crate) fn prefix_end(prefix: &str) -> Option<String> {
 }
 
 /// Runs a [`Scan`] over a table keyed by the store's keys; `record` turns each
-/// selected entry into its record bytes. `after` is a cursor in iteration order: keys
+/// selected entry's value into what is returned beside its key. `after` is a cursor in iteration order: keys
 /// strictly greater than it (forward) or strictly smaller (reverse).
-pub(crate) fn scan_table<V, T>(
+pub(crate) fn scan_table<V, T, R>(
     t: &T,
     scan: &Scan,
-    mut record: impl FnMut(&str, V::SelfType<'_>) -> Result<Vec<u8>, StoreError>,
-) -> Result<Vec<(String, Vec<u8>)>, StoreError>
+    mut record: impl FnMut(&str, V::SelfType<'_>) -> Result<R, StoreError>,
+) -> Result<Vec<(String, R)>, StoreError>
 where
     V: redb::Value + 'static,
     T: ReadableTable<&'static str, V>,
