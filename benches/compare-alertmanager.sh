@@ -93,7 +93,7 @@ SC_PID=$!
 wait_ready "http://127.0.0.1:$PORT/-/ready"
 SC_LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
 if [ -n "${SC_PERF:-}" ]; then
-  (sleep "${SC_PERF_DELAY:-0}"; perf record -g -o "$SC_PERF" -p "$SC_PID" -- sleep "${SC_PERF_SECS:-8}") > "$WORK/perf.log" 2>&1 &
+  (sleep "${SC_PERF_DELAY:-0}"; perf record ${SC_PERF_ARGS:--g} -o "$SC_PERF" -p "$SC_PID" -- sleep "${SC_PERF_SECS:-8}") > "$WORK/perf.log" 2>&1 &
 fi
 "$LOADGEN" --name signalcraft --url "http://127.0.0.1:$PORT" --pid "$SC_PID" --sink "127.0.0.1:$SINK" \
   "${COMMON[@]}" --out "$WORK/sc.json"

@@ -89,6 +89,8 @@ pub struct ServerSection {
     /// With `journal`: most events accepted but not yet applied before ingest
     /// requests wait for the engine (bounds memory when the store falls behind).
     pub journal_max_lag: usize,
+    /// With `journal`: most events the engine decides on and commits together.
+    pub journal_apply_batch: usize,
     /// Key that seals integration secrets at rest in the embedded store (a secret
     /// reference, `env:NAME` or `file:PATH`, to 64 hex digits or base64 of 32 bytes).
     /// Without it secrets are stored in clear.
@@ -114,6 +116,7 @@ impl Default for ServerSection {
             ingest_backlog_limit: 0,
             journal: true,
             journal_max_lag: 50_000,
+            journal_apply_batch: 20_000,
             encryption_key: None,
             previous_encryption_keys: Vec::new(),
         }
@@ -619,6 +622,12 @@ pub fn validate(cfg: &ServerConfig) -> Vec<ConfigError> {
     if s.request_timeout.is_zero() {
         errors.push(ConfigError::new(
             "server.request_timeout",
+            "must be greater than 0",
+        ));
+    }
+    if s.journal_apply_batch == 0 {
+        errors.push(ConfigError::new(
+            "server.journal_apply_batch",
             "must be greater than 0",
         ));
     }

@@ -333,7 +333,8 @@ pub async fn start(
             signalcraft_store::FileJournal::open(data_dir.join(bootstrap::JOURNAL_DIR), applied)?;
         builder = builder
             .journal(Arc::new(journal))
-            .journal_max_lag(cfg.server.journal_max_lag);
+            .journal_max_lag(cfg.server.journal_max_lag)
+            .journal_apply_batch(cfg.server.journal_apply_batch);
     }
     let engine = builder
         .store(store.clone())

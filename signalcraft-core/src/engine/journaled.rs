@@ -7,7 +7,8 @@
 //!   the journal made it durable. A submitted event is never lost: either the Store
 //!   holds its outcome, or the journal holds it and [`Engine::recover`] replays it.
 //! * One applier task takes the records in journal order, as many as are waiting (at
-//!   most [`APPLY_BATCH`] events), decides on them in one decision and commits the
+//!   most [`EngineBuilder::journal_apply_batch`](super::EngineBuilder::journal_apply_batch)
+//!   events, default [`APPLY_BATCH`]), decides on them in one decision and commits the
 //!   outcome together with the highest sequence number it covers (`Table::Meta`, key
 //!   [`JOURNAL_APPLIED_KEY`]), so a record's outcome and the mark that it was
 //!   applied are written atomically. Decisions and commits overlap as for
@@ -40,7 +41,7 @@ use crate::store::{StoreError, StoreExt, Table};
 /// Store holds the outcome of (a JSON number).
 pub const JOURNAL_APPLIED_KEY: &str = "journal/applied";
 
-/// Most events the applier decides on in one decision.
+/// Default for the most events the applier decides on in one decision.
 pub const APPLY_BATCH: usize = 20_000;
 
 /// Default bound on submitted-but-unapplied events.
@@ -131,6 +132,8 @@ pub(super) struct Journaled {
     rx: Mutex<Option<mpsc::UnboundedReceiver<Entry>>>,
     lag: Arc<Lag>,
     max_lag: usize,
+    /// Most events per decision.
+    apply_batch: usize,
     /// Highest sequence number committed to the Store.
     applied: AtomicU64,
     /// Highest sequence number handed to the applier.
@@ -140,7 +143,7 @@ pub(super) struct Journaled {
 }
 
 impl Journaled {
-    pub(super) fn new(journal: Arc<dyn Journal>, max_lag: usize) -> Self {
+    pub(super) fn new(journal: Arc<dyn Journal>, max_lag: usize, apply_batch: usize) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         Journaled {
             journal,
@@ -148,6 +151,7 @@ impl Journaled {
             rx: Mutex::new(Some(rx)),
             lag: Arc::new(Lag::default()),
             max_lag: max_lag.max(1),
+            apply_batch: apply_batch.max(1),
             applied: AtomicU64::new(0),
             durable: AtomicU64::new(0),
             applied_moved: Notify::new(),
@@ -237,7 +241,7 @@ impl Engine {
         for (seq, bytes) in records {
             batch.extend(decode_record(seq, &bytes)?);
             through = seq;
-            if batch.len() >= APPLY_BATCH {
+            if batch.len() >= j.apply_batch {
                 self.apply_now(std::mem::take(&mut batch), through).await?;
             }
         }
@@ -279,6 +283,7 @@ impl Engine {
     /// The applier: takes durable records in order and decides on them in batches
     /// (see the module doc).
     async fn apply_loop(self, mut rx: mpsc::UnboundedReceiver<Entry>) {
+        let apply_batch = self.journal_state().map_or(APPLY_BATCH, |j| j.apply_batch);
         let failed = Arc::new(std::sync::atomic::AtomicBool::new(false));
         // Poked by a failed commit, so the replay starts without waiting for a submit.
         let poke = Arc::new(Notify::new());
@@ -305,7 +310,7 @@ impl Engine {
             };
             let mut entries = vec![first];
             let mut n = entries[0].events.len();
-            while n < APPLY_BATCH {
+            while n < apply_batch {
                 match rx.try_recv() {
                     Ok(e) => {
                         n += e.events.len();

@@ -244,6 +244,7 @@ pub struct EngineBuilder {
     memory_flushes: bool,
     journal: Option<Arc<dyn Journal>>,
     journal_max_lag: usize,
+    journal_apply_batch: usize,
     renotify_yield: Duration,
     backlog_limit: usize,
     compact_alerts: bool,
@@ -304,6 +305,14 @@ impl EngineBuilder {
     /// [`Engine::submit`] waits (default [`super::journaled::DEFAULT_MAX_LAG`]).
     pub fn journal_max_lag(mut self, events: usize) -> Self {
         self.journal_max_lag = events;
+        self
+    }
+
+    /// Most journaled events decided on (and committed) together (default
+    /// [`super::journaled::APPLY_BATCH`]): larger batches amortize the store's
+    /// commit, smaller ones let group flushes interleave sooner.
+    pub fn journal_apply_batch(mut self, events: usize) -> Self {
+        self.journal_apply_batch = events;
         self
     }
 
@@ -374,7 +383,7 @@ impl EngineBuilder {
                 ext_seq: std::sync::atomic::AtomicU64::new(0),
                 journal: self
                     .journal
-                    .map(|j| Journaled::new(j, self.journal_max_lag)),
+                    .map(|j| Journaled::new(j, self.journal_max_lag, self.journal_apply_batch)),
             }),
         })
     }
@@ -401,6 +410,7 @@ impl Engine {
             compact_alerts: false,
             journal: None,
             journal_max_lag: super::journaled::DEFAULT_MAX_LAG,
+            journal_apply_batch: super::journaled::APPLY_BATCH,
         }
     }
 
