@@ -42,6 +42,7 @@ fn start(dir: &Path) -> (Child, String) {
         }
     }
     let _ = child.kill();
+    let _ = child.wait();
     panic!("the server printed no URL");
 }
 
