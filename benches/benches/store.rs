@@ -373,7 +373,7 @@ fn bulk_alert_json(key: &str, version: u32) -> Vec<u8> {
 
 /// Deterministic pseudo-random 16-hex-digit fingerprints (splitmix64).
 fn random_keys(n: usize) -> Vec<String> {
-    let mut x: u64 = 0x5eed_0f_a1e7;
+    let mut x: u64 = 0x005e_ed0f_a1e7;
     (0..n)
         .map(|_| {
             x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
