@@ -336,6 +336,12 @@ mod tests {
     }
 
     #[test]
+    fn stays_small_inside_an_alert() {
+        // A shared text (fat pointer) and two 32-bit offsets; `None` in the pointer's niche.
+        assert_eq!(std::mem::size_of::<RawPayload>(), 24);
+    }
+
+    #[test]
     fn spans_share_one_text() {
         let text: Arc<str> = Arc::from(r#"{"alerts":[{"a":1}, {"b":"x y"},null]}"#);
         let at = |needle: &str| {
