@@ -10,7 +10,6 @@ use std::time::Duration;
 use async_trait::async_trait;
 use jiff::{SignedDuration, Timestamp};
 use parking_lot::Mutex;
-use signalcraft_core::channel::{Channel, Delivered, DeliveryError, Notification};
 use signalcraft_core::clock::ManualClock;
 use signalcraft_core::engine::{
     ChannelNotifier, Engine, EngineConfig, JOURNAL_APPLIED_KEY, journal_applied,
@@ -20,6 +19,7 @@ use signalcraft_core::memory::{MemoryScheduler, MemoryStore};
 use signalcraft_core::model::{Alert, Event, Labels, Source};
 use signalcraft_core::scheduler::Scheduler;
 use signalcraft_core::store::{Scan, Store, StoreError, StoreExt, Table, WriteBatch};
+use signalcraft_core::testing::channel::ScriptedChannel;
 
 const T0: &str = "2026-03-02T10:00:00Z";
 
@@ -100,21 +100,9 @@ impl Store for FlakyStore {
     }
 }
 
-#[derive(Default)]
-struct Rec(Mutex<Vec<Notification>>);
-
-#[async_trait]
-impl Channel for Rec {
-    fn kind(&self) -> &str {
-        "test"
-    }
-    fn name(&self) -> &str {
-        "rec"
-    }
-    async fn deliver(&self, n: &Notification) -> Result<Delivered, DeliveryError> {
-        self.0.lock().push(n.clone());
-        Ok(Delivered::default())
-    }
+/// The recording channel every test routes to.
+fn rec() -> Arc<ScriptedChannel> {
+    ScriptedChannel::new("test", "rec")
 }
 
 fn config() -> EngineConfig {
@@ -147,7 +135,7 @@ fn engine(
     store: Arc<dyn Store>,
     journal: Arc<dyn Journal>,
     clock: &ManualClock,
-    rec: Arc<Rec>,
+    rec: Arc<ScriptedChannel>,
 ) -> Engine {
     Engine::builder(config())
         .store(store)
@@ -181,7 +169,7 @@ async fn submitted_events_are_committed_with_the_applied_mark() {
     let store = Arc::new(MemoryStore::new());
     let journal = Arc::new(TestJournal::default());
     let clock = ManualClock::new(at(0));
-    let e = engine(store.clone(), journal.clone(), &clock, Arc::default());
+    let e = engine(store.clone(), journal.clone(), &clock, rec());
     e.recover().await.unwrap();
 
     let mut tasks = Vec::new();
@@ -224,7 +212,7 @@ async fn recover_replays_what_the_store_never_got() {
     let store = Arc::new(FlakyStore::default());
     let journal = Arc::new(TestJournal::default());
     let clock = ManualClock::new(at(0));
-    let first = engine(store.clone(), journal.clone(), &clock, Arc::default());
+    let first = engine(store.clone(), journal.clone(), &clock, rec());
     first.recover().await.unwrap();
     first
         .submit(vec![alert("Down", "1"), alert("Down", "2")])
@@ -245,7 +233,7 @@ async fn recover_replays_what_the_store_never_got() {
     let applied = journal_applied(store.as_ref()).await.unwrap();
     assert!(applied <= 2);
 
-    let rec = Arc::new(Rec::default());
+    let rec = rec();
     let second = engine(store.clone(), journal.clone(), &clock, rec.clone());
     second.recover().await.unwrap();
     assert_eq!(
@@ -257,7 +245,7 @@ async fn recover_replays_what_the_store_never_got() {
     // Both groups flush once: nothing was doubled by the replay.
     clock.set(at(30));
     second.run_due_jobs().await.unwrap();
-    let sent = rec.0.lock().clone();
+    let sent = rec.calls();
     assert_eq!(sent.len(), 2);
     assert_eq!(sent.iter().map(|n| n.alerts.len()).sum::<usize>(), 3);
     assert_eq!(incident_count(store.as_ref()).await, 2);
@@ -276,7 +264,7 @@ async fn the_applier_replays_after_a_failed_commit() {
     let store = Arc::new(FlakyStore::default());
     let journal = Arc::new(TestJournal::default());
     let clock = ManualClock::new(at(0));
-    let rec = Arc::new(Rec::default());
+    let rec = rec();
     let e = engine(store.clone(), journal.clone(), &clock, rec.clone());
     e.recover().await.unwrap();
     e.submit(vec![alert("Down", "1")]).await.unwrap();
@@ -304,7 +292,7 @@ async fn the_applier_replays_after_a_failed_commit() {
 
     clock.set(at(30));
     e.run_due_jobs().await.unwrap();
-    let sent = rec.0.lock().clone();
+    let sent = rec.calls();
     assert_eq!(sent.len(), 2, "one notification per group");
     assert_eq!(
         sent.iter().map(|n| n.alerts.len()).sum::<usize>(),

@@ -257,8 +257,10 @@ impl Engine {
         let pending = self.ingest_begin_marked(events, Some(through)).await?;
         pending.wait().await?;
         if let Some(j) = self.journal_state() {
+            // Released before marked, so a settled engine has released what it applied.
+            let released = j.journal.release(through).await;
             j.mark_applied(through);
-            j.journal.release(through).await?;
+            released?;
         }
         Ok(())
     }
@@ -339,12 +341,12 @@ impl Engine {
                         match pending.wait().await {
                             Ok(_) => {
                                 if let Some(j) = engine.journal_state() {
-                                    j.mark_applied(through);
                                     if let Err(e) = j.journal.release(through).await {
                                         engine.journal_trouble(format!(
                                             "journal release failed: {e}"
                                         ));
                                     }
+                                    j.mark_applied(through);
                                 }
                             }
                             Err(e) => {
