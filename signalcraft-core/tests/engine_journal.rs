@@ -27,6 +27,8 @@ const T0: &str = "2026-03-02T10:00:00Z";
 #[derive(Default)]
 struct TestJournal {
     records: Mutex<Vec<(JournalSeq, Vec<u8>)>>,
+    /// Every record ever appended (kept after release).
+    appended: Mutex<Vec<Vec<u8>>>,
     last: Mutex<JournalSeq>,
     released: Mutex<JournalSeq>,
 }
@@ -45,6 +47,7 @@ impl Journal for TestJournal {
         let mut last = self.last.lock();
         *last += 1;
         let seq = *last;
+        self.appended.lock().push(record.clone());
         self.records.lock().push((seq, record));
         on_durable(seq);
         Ok(seq)
@@ -349,4 +352,104 @@ async fn submit_waits_while_the_applier_is_too_far_behind() {
         .unwrap();
     settle(&e).await;
     assert_eq!(alert_count(store.as_ref()).await, 15);
+}
+
+fn resolved(name: &str, instance: &str) -> Event {
+    let Event::Alert(mut a) = alert(name, instance) else {
+        unreachable!()
+    };
+    a.status = signalcraft_core::model::AlertStatus::Resolved;
+    Event::Alert(a)
+}
+
+/// Identical re-sends while the applier is caught up are settled in memory without a
+/// journal record; a changed alert in the same request is journaled alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn caught_up_resends_need_no_journal_record() {
+    let store = Arc::new(MemoryStore::new());
+    let journal = Arc::new(TestJournal::default());
+    let clock = ManualClock::new(at(0));
+    let e = engine(store.clone(), journal.clone(), &clock, rec());
+    e.recover().await.unwrap();
+    assert_eq!(
+        e.submit(vec![alert("Down", "1"), alert("Down", "2")])
+            .await
+            .unwrap(),
+        1
+    );
+    settle(&e).await;
+    clock.set(at(10));
+    assert_eq!(
+        e.submit(vec![alert("Down", "1"), alert("Down", "2")])
+            .await
+            .unwrap(),
+        0,
+        "nothing to journal"
+    );
+    assert_eq!(journal.last_seq(), 1);
+    // A re-send's last seen moves in memory, as through a decision.
+    let fp = match alert("Down", "1") {
+        Event::Alert(a) => a.fingerprint(),
+        _ => unreachable!(),
+    };
+    assert_eq!(
+        e.with_core(|c| c.alert_record(fp).map(|r| r.last_seen)),
+        Some(at(10))
+    );
+    // One changed alert among re-sends: only it is journaled.
+    let seq = e
+        .submit(vec![alert("Down", "1"), resolved("Down", "2")])
+        .await
+        .unwrap();
+    assert_eq!(seq, 2);
+    let appended = journal.appended.lock().clone();
+    let last = appended.last().expect("a record");
+    let text = String::from_utf8_lossy(last);
+    assert_eq!(text.matches("\"kind\":\"alert\"").count(), 1, "{text}");
+    assert!(text.contains("resolved"), "{text}");
+    settle(&e).await;
+    assert_eq!(alert_count(store.as_ref()).await, 2);
+}
+
+/// A re-send never overtakes an earlier event about the same alert: not one still
+/// in flight (commits held), and not one earlier in the same request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resend_never_overtakes_an_earlier_change() {
+    let store = Arc::new(FlakyStore::default());
+    let journal = Arc::new(TestJournal::default());
+    let clock = ManualClock::new(at(0));
+    let e = engine(store.clone(), journal.clone(), &clock, rec());
+    e.recover().await.unwrap();
+    e.submit(vec![alert("Down", "1")]).await.unwrap();
+    settle(&e).await;
+    let fp = match alert("Down", "1") {
+        Event::Alert(a) => a.fingerprint(),
+        _ => unreachable!(),
+    };
+    let status = |e: &Engine| e.with_core(|c| c.alert_record(fp).map(|r| r.alert.status));
+
+    // Same request: resolve, then the identical firing alert: it fires in the end.
+    let seq = e
+        .submit(vec![resolved("Down", "1"), alert("Down", "1")])
+        .await
+        .unwrap();
+    assert_eq!(seq, 2, "both journaled");
+    settle(&e).await;
+    assert_eq!(
+        status(&e),
+        Some(signalcraft_core::model::AlertStatus::Firing)
+    );
+
+    // In flight: a resolve waits behind a held commit; the re-send that follows is
+    // journaled behind it instead of being settled against the stale state.
+    let gate = store.gate.write().await;
+    e.submit(vec![resolved("Down", "1")]).await.unwrap();
+    let seq = e.submit(vec![alert("Down", "1")]).await.unwrap();
+    assert_eq!(seq, 4, "journaled, not settled in memory");
+    drop(gate);
+    settle(&e).await;
+    assert_eq!(
+        status(&e),
+        Some(signalcraft_core::model::AlertStatus::Firing)
+    );
 }

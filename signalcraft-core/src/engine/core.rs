@@ -495,6 +495,28 @@ impl EngineCore {
         self.settle(fp, alert.clone(), now, out);
     }
 
+    /// Settles `alert` here only if it is an identical re-send of a known firing alert
+    /// (last seen := `now`, one [`EngineEvent::AlertDeduplicated`] effect) and returns
+    /// `true`; otherwise changes nothing, pushes nothing and returns `false` (the
+    /// caller ingests it as usual). Same decision as [`EngineCore::ingest`] makes for
+    /// a re-send.
+    pub fn settle_if_resend(
+        &mut self,
+        alert: &Alert,
+        now: Timestamp,
+        out: &mut Vec<Effect>,
+    ) -> bool {
+        let fp = alert.fingerprint();
+        match self.alerts.hot_mut(&fp) {
+            Some(h) if h.tag == Hot::tag_of(alert) => {
+                h.last_seen_ns = Hot::ns(now);
+                out.push(Effect::Event(EngineEvent::AlertDeduplicated { fingerprint: fp }));
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// The duplicate check alone, without consuming the alert: one lookup in the compact
     /// `hot` map (status + content hash + last seen), no access to the stored alert.
     /// `Some(Duplicate)` or `Some(New)` settle it; `None`: known but not a plain

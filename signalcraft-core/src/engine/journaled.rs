@@ -22,6 +22,13 @@
 //!   before taking new records, retrying with back-off while the Store keeps failing.
 //! * [`Engine::journal_settled`] waits until everything submitted so far is
 //!   committed (tests, shutdown, read-your-writes).
+//! * Re-sends need no journal: while the applier is caught up (nothing submitted
+//!   is unapplied), an identical re-send of a known firing alert is settled at once
+//!   in memory, exactly as a decision would settle it (last seen moves; nothing is
+//!   written, as for any duplicate), and only the other events are journaled. With
+//!   events in flight every event is journaled, so a re-send never overtakes an
+//!   earlier change of the same alert. A Prometheus that re-sends every alert on
+//!   every evaluation costs no fsync in the steady state.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -178,10 +185,16 @@ impl Engine {
     /// first while the applier is [`EngineBuilder::journal_max_lag`] events behind.
     ///
     /// [`EngineBuilder::journal_max_lag`]: super::EngineBuilder::journal_max_lag
+    /// Returns 0 when every event was an identical re-send settled in memory (see
+    /// the module doc) and nothing needed the journal.
     pub async fn submit(&self, events: Vec<Event>) -> Result<JournalSeq, CoreError> {
         let j = self.journaled()?;
         self.start_applier();
         self.mark_ingest();
+        let events = self.settle_resends(j, events);
+        if events.is_empty() {
+            return Ok(0);
+        }
         let n = events.len();
         loop {
             let freed = j.lag.freed.notified();
@@ -205,6 +218,53 @@ impl Engine {
         let seq = j.journal.append_then(record, on_durable).await?;
         j.durable.fetch_max(seq, Ordering::AcqRel);
         Ok(seq)
+    }
+
+    /// Settles identical re-sends in memory while nothing submitted is unapplied;
+    /// returns the events that still need the journal, in order.
+    fn settle_resends(&self, j: &Journaled, events: Vec<Event>) -> Vec<Event> {
+        if j.lag.events.load(Ordering::Acquire) != 0
+            || !events.iter().any(|e| matches!(e, Event::Alert(_)))
+        {
+            return events;
+        }
+        let now = self.now();
+        let mut effects = Vec::new();
+        let rest = self.with_core_mut(|core| {
+            // Checked again under the core lock: the applier decides under it too.
+            if j.lag.events.load(Ordering::Acquire) != 0 {
+                return events;
+            }
+            // Within the request, an event never overtakes an earlier journaled one
+            // about the same alert: after a journaled alert its fingerprint is never
+            // settled here, and after any other journaled event nothing is.
+            let mut kept_fps = std::collections::HashSet::new();
+            let mut settling = true;
+            events
+                .into_iter()
+                .filter(|e| {
+                    let Event::Alert(a) = e else {
+                        settling = false;
+                        return true;
+                    };
+                    if settling {
+                        let after_kept =
+                            !kept_fps.is_empty() && kept_fps.contains(&a.fingerprint());
+                        if !after_kept && core.settle_if_resend(a, now, &mut effects) {
+                            return false;
+                        }
+                        kept_fps.insert(a.fingerprint());
+                    }
+                    true
+                })
+                .collect()
+        });
+        for e in effects {
+            if let super::effects::Effect::Event(ev) = e {
+                self.emit(&ev);
+            }
+        }
+        rest
     }
 
     /// Waits until every event submitted before this call is committed to the Store.
@@ -346,8 +406,12 @@ impl Engine {
                                             "journal release failed: {e}"
                                         ));
                                     }
+                                    // Off the lag before marked applied: a settled
+                                    // engine is caught up (see `settle_resends`).
+                                    drop(guards);
                                     j.mark_applied(through);
                                 }
+                                return;
                             }
                             Err(e) => {
                                 engine.journal_trouble(format!(

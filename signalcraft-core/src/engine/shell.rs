@@ -1697,6 +1697,12 @@ impl Engine {
         f(&self.inner.core.lock())
     }
 
+    /// The core under its lock, for decisions that need no commit (the journaled
+    /// path's re-sends).
+    pub(super) fn with_core_mut<T>(&self, f: impl FnOnce(&mut EngineCore) -> T) -> T {
+        f(&mut self.inner.core.lock())
+    }
+
     /// Raw write for embedders extending the engine (e.g. the store's retention jobs).
     pub async fn commit_raw(&self, ops: Vec<WriteOp>) -> Result<(), CoreError> {
         self.inner.store.commit(WriteBatch { ops }).await?;
