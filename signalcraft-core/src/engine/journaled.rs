@@ -230,7 +230,9 @@ impl Engine {
         }
         let now = self.now();
         let mut effects = Vec::new();
-        let rest = self.with_core_mut(|core| {
+        let mut events = Some(events);
+        let settled = self.with_core_mut(|core| {
+            let events = events.take().unwrap_or_default();
             // Checked again under the core lock: the applier decides under it too.
             if j.lag.events.load(Ordering::Acquire) != 0 {
                 return events;
@@ -259,6 +261,7 @@ impl Engine {
                 })
                 .collect()
         });
+        let rest = settled.or(events).unwrap_or_default();
         for e in effects {
             if let super::effects::Effect::Event(ev) = e {
                 self.emit(&ev);

@@ -1698,9 +1698,14 @@ impl Engine {
     }
 
     /// The core under its lock, for decisions that need no commit (the journaled
-    /// path's re-sends).
-    pub(super) fn with_core_mut<T>(&self, f: impl FnOnce(&mut EngineCore) -> T) -> T {
-        f(&mut self.inner.core.lock())
+    /// path's re-sends); `None` while the core is stale (a commit failed and the core
+    /// holds decisions the store does not).
+    pub(super) fn with_core_mut<T>(&self, f: impl FnOnce(&mut EngineCore) -> T) -> Option<T> {
+        let mut core = self.inner.core.lock();
+        if self.inner.stale.load(std::sync::atomic::Ordering::SeqCst) {
+            return None;
+        }
+        Some(f(&mut core))
     }
 
     /// Raw write for embedders extending the engine (e.g. the store's retention jobs).
