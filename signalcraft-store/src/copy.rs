@@ -87,9 +87,10 @@ impl RedbStore {
                     report.records += copy_table(&mut copier, t, tables::data(table))?;
                 }
                 Records::Indexed(t) => {
-                    // Copied as stored: records by sequence number, then the index.
+                    // Copied as stored: records by sequence number, then both indexes.
                     copy_table(&mut copier, t.records(), indexed::RECORDS)?;
                     report.records += copy_table(&mut copier, t.index(), indexed::INDEX)?;
+                    report.records += copy_table(&mut copier, t.recent(), indexed::RECENT)?;
                 }
             }
         }

@@ -11,6 +11,15 @@
 //!   there (redb packs ascending appends into full pages).
 //! * [`INDEX`] (`alerts.index`): key → sequence number. Entries are ~30 bytes, so a
 //!   batch touches about 1/20 of the pages it would touch in a `key → record` table.
+//! * [`RECENT`] (`alerts.index.recent`): the index entries of keys added since the last
+//!   merge, at most about 1/8 of [`INDEX`] (never fewer than [`RECENT_MIN`]). Random
+//!   keys still land on most leaves of the index they go to; sending them to this
+//!   small one first means a small commit rewrites a few recent pages instead of most
+//!   of the index. The keys a run of writes adds are collected and written at its end,
+//!   in key order: into [`RECENT`] while it stays within its bound, else together with
+//!   [`RECENT`]'s entries into [`INDEX`] (rewriting it once per ~1/8 of its size in new
+//!   keys; a big batch goes there directly), after which [`RECENT`] is emptied. A key
+//!   is in one of the two, never both.
 //!
 //! A put of an existing key overwrites the record at its sequence number in place:
 //! the index is only read, and one record page is rewritten (moving it to a new
@@ -20,6 +29,8 @@
 //! contract requires), `count` is the index's length. Sequence numbers are private
 //! to this module: nothing outside it sees them, and one freed by deleting the
 //! newest record may be handed out again.
+
+use std::collections::HashMap;
 
 use redb::{
     ReadOnlyTable, ReadTransaction, ReadableTable, ReadableTableMetadata, TableDefinition,
@@ -34,30 +45,48 @@ use crate::tables;
 pub(crate) const INDEX: TableDefinition<&str, u64> = TableDefinition::new("alerts.index");
 /// Sequence number → record bytes.
 pub(crate) const RECORDS: TableDefinition<u64, &[u8]> = TableDefinition::new("alerts.records");
+/// Key → sequence number for keys added since the last merge into [`INDEX`].
+pub(crate) const RECENT: TableDefinition<&str, u64> = TableDefinition::new("alerts.index.recent");
+
+/// [`RECENT`] is merged into [`INDEX`] once it holds more than this many entries…
+pub(crate) const RECENT_MIN: u64 = 256;
+/// … and more than [`INDEX`]'s length divided by this.
+const RECENT_SHARE: u64 = 8;
+
+/// Whether a recent index of `recent` entries beside a main index of `main` entries
+/// is due to be merged.
+fn merge_due(recent: u64, main: u64) -> bool {
+    recent > RECENT_MIN.max(main / RECENT_SHARE)
+}
 
 /// Whether `table` is stored in the indexed layout (else as one `key → record` table).
 pub(crate) fn is_indexed(table: Table) -> bool {
     table == Table::Alerts
 }
 
-/// Creates both tables if they do not exist.
+/// Creates the tables if they do not exist.
 pub(crate) fn create(txn: &WriteTransaction) -> Result<(), StoreError> {
     txn.open_table(INDEX).map_err(from_redb)?;
+    txn.open_table(RECENT).map_err(from_redb)?;
     txn.open_table(RECORDS).map_err(from_redb)?;
     Ok(())
 }
 
-/// The indexed tables opened for writing, with the next free sequence number.
+/// The indexed tables opened for writing, with the next free sequence number and
+/// the keys added so far (indexed by [`IndexedMut::finish`]).
 pub(crate) struct IndexedMut<'txn> {
     index: redb::Table<'txn, &'static str, u64>,
+    recent: redb::Table<'txn, &'static str, u64>,
     records: redb::Table<'txn, u64, &'static [u8]>,
     next: u64,
+    added: HashMap<String, u64>,
 }
 
 impl<'txn> IndexedMut<'txn> {
-    /// Opens both tables in `txn`.
+    /// Opens the tables in `txn`. Call [`IndexedMut::finish`] after the last write.
     pub(crate) fn open(txn: &'txn WriteTransaction) -> Result<Self, StoreError> {
         let index = txn.open_table(INDEX).map_err(from_redb)?;
+        let recent = txn.open_table(RECENT).map_err(from_redb)?;
         let records = txn.open_table(RECORDS).map_err(from_redb)?;
         let last = records.last().map_err(from_redb)?.map(|(k, _)| k.value());
         let next = match last {
@@ -68,19 +97,71 @@ impl<'txn> IndexedMut<'txn> {
         };
         Ok(IndexedMut {
             index,
+            recent,
             records,
             next,
+            added: HashMap::new(),
         })
+    }
+
+    /// Writes the index entries of the keys added: into [`RECENT`], or, once that
+    /// would outgrow its bound, with [`RECENT`]'s entries into [`INDEX`] (then
+    /// [`RECENT`] is emptied). Without it the added keys are not indexed.
+    pub(crate) fn finish(self, txn: &WriteTransaction) -> Result<(), StoreError> {
+        let IndexedMut {
+            mut index,
+            mut recent,
+            added,
+            ..
+        } = self;
+        if added.is_empty() {
+            return Ok(());
+        }
+        let mut added: Vec<(String, u64)> = added.into_iter().collect();
+        added.sort_unstable();
+        let recent_len = recent.len().map_err(from_redb)?;
+        if !merge_due(
+            recent_len + added.len() as u64,
+            index.len().map_err(from_redb)?,
+        ) {
+            for (k, seq) in &added {
+                recent.insert(k.as_str(), *seq).map_err(from_redb)?;
+            }
+            return Ok(());
+        }
+        for e in recent.iter().map_err(from_redb)? {
+            let (k, seq) = e.map_err(from_redb)?;
+            index.insert(k.value(), seq.value()).map_err(from_redb)?;
+        }
+        for (k, seq) in &added {
+            index.insert(k.as_str(), *seq).map_err(from_redb)?;
+        }
+        drop(recent);
+        // Deleting the table frees its pages at once; readers expect it, so it is
+        // created again, empty.
+        txn.delete_table(RECENT).map_err(from_redb)?;
+        txn.open_table(RECENT).map_err(from_redb)?;
+        Ok(())
+    }
+
+    /// The sequence number of `key`, if it is stored.
+    fn seq(&self, key: &str) -> Result<Option<u64>, StoreError> {
+        if let Some(&seq) = self.added.get(key) {
+            return Ok(Some(seq));
+        }
+        if let Some(g) = self.recent.get(key).map_err(from_redb)? {
+            return Ok(Some(g.value()));
+        }
+        Ok(self.index.get(key).map_err(from_redb)?.map(|g| g.value()))
     }
 
     /// Inserts or replaces `key` (in place when it exists, appended when it is new).
     pub(crate) fn put(&mut self, key: &str, value: &[u8]) -> Result<(), StoreError> {
-        let existing = self.index.get(key).map_err(from_redb)?.map(|g| g.value());
-        let seq = match existing {
+        let seq = match self.seq(key)? {
             Some(seq) => seq,
             None => {
                 let seq = self.next;
-                self.index.insert(key, seq).map_err(from_redb)?;
+                self.added.insert(key.to_owned(), seq);
                 self.next = seq.checked_add(1).ok_or_else(|| {
                     StoreError::Corrupt(format!("{}: sequence numbers exhausted", RECORDS.name()))
                 })?;
@@ -93,11 +174,21 @@ impl<'txn> IndexedMut<'txn> {
 
     /// Removes `key` if present.
     pub(crate) fn delete(&mut self, key: &str) -> Result<(), StoreError> {
-        let removed = self
-            .index
-            .remove(key)
-            .map_err(from_redb)?
-            .map(|g| g.value());
+        let mut removed = self.added.remove(key);
+        if removed.is_none() {
+            removed = self
+                .recent
+                .remove(key)
+                .map_err(from_redb)?
+                .map(|g| g.value());
+        }
+        if removed.is_none() {
+            removed = self
+                .index
+                .remove(key)
+                .map_err(from_redb)?
+                .map(|g| g.value());
+        }
         if let Some(seq) = removed {
             self.records.remove(seq).map_err(from_redb)?;
         }
@@ -111,14 +202,16 @@ pub(crate) type PlainTable = ReadOnlyTable<&'static str, &'static [u8]>;
 /// The indexed tables opened in a read transaction.
 pub(crate) struct IndexedRead {
     index: ReadOnlyTable<&'static str, u64>,
+    recent: ReadOnlyTable<&'static str, u64>,
     records: ReadOnlyTable<u64, &'static [u8]>,
 }
 
 impl IndexedRead {
-    /// Opens both tables in `txn`.
+    /// Opens the tables in `txn`.
     pub(crate) fn open(txn: &ReadTransaction) -> Result<Self, StoreError> {
         Ok(IndexedRead {
             index: txn.open_table(INDEX).map_err(from_redb)?,
+            recent: txn.open_table(RECENT).map_err(from_redb)?,
             records: txn.open_table(RECORDS).map_err(from_redb)?,
         })
     }
@@ -126,6 +219,47 @@ impl IndexedRead {
     /// The index (for copying the file as is).
     pub(crate) fn index(&self) -> &ReadOnlyTable<&'static str, u64> {
         &self.index
+    }
+
+    /// The recent index (for copying the file as is).
+    pub(crate) fn recent(&self) -> &ReadOnlyTable<&'static str, u64> {
+        &self.recent
+    }
+
+    /// The sequence number of `key`, if it is stored.
+    fn seq(&self, key: &str) -> Result<Option<u64>, StoreError> {
+        if let Some(g) = self.recent.get(key).map_err(from_redb)? {
+            return Ok(Some(g.value()));
+        }
+        Ok(self.index.get(key).map_err(from_redb)?.map(|g| g.value()))
+    }
+
+    /// The index entries a [`Scan`] selects from both indexes, in scan order.
+    fn scan_entries(&self, scan: &Scan) -> Result<Vec<(String, u64)>, StoreError> {
+        let main = tables::scan_table(&self.index, scan, |_, seq| Ok(seq))?;
+        let recent = tables::scan_table(&self.recent, scan, |_, seq| Ok(seq))?;
+        if recent.is_empty() {
+            return Ok(main);
+        }
+        // Each list holds the first `limit` of its own keys, so the first `limit` of
+        // their merge are the first `limit` of all.
+        let limit = if scan.limit == 0 {
+            usize::MAX
+        } else {
+            scan.limit
+        };
+        let mut out = Vec::with_capacity((main.len() + recent.len()).min(limit));
+        let (mut a, mut b) = (main.into_iter().peekable(), recent.into_iter().peekable());
+        while out.len() < limit {
+            let take_a = match (a.peek(), b.peek()) {
+                (Some(x), Some(y)) => (x.0 < y.0) != scan.reverse,
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+                (None, None) => break,
+            };
+            out.extend(if take_a { a.next() } else { b.next() });
+        }
+        Ok(out)
     }
 
     /// The records by sequence number (for copying the file as is).
@@ -220,10 +354,7 @@ impl Records<'_> {
     pub(crate) fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         match self {
             Records::Plain(t) => Ok(t.get(key).map_err(from_redb)?.map(|g| g.value().to_vec())),
-            Records::Indexed(t) => {
-                let seq = t.index.get(key).map_err(from_redb)?.map(|g| g.value());
-                seq.map(|seq| t.record(key, seq)).transpose()
-            }
+            Records::Indexed(t) => t.seq(key)?.map(|seq| t.record(key, seq)).transpose(),
         }
     }
 
@@ -231,9 +362,7 @@ impl Records<'_> {
     pub(crate) fn scan(&self, scan: &Scan) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
         match self {
             Records::Plain(t) => tables::scan_table(*t, scan, |_, v: &[u8]| Ok(v.to_vec())),
-            Records::Indexed(t) => {
-                t.records_of(tables::scan_table(&t.index, scan, |_, seq| Ok(seq))?)
-            }
+            Records::Indexed(t) => t.records_of(t.scan_entries(scan)?),
         }
     }
 
@@ -241,7 +370,9 @@ impl Records<'_> {
     pub(crate) fn len(&self) -> Result<u64, StoreError> {
         match self {
             Records::Plain(t) => t.len().map_err(from_redb),
-            Records::Indexed(t) => t.index.len().map_err(from_redb),
+            Records::Indexed(t) => {
+                Ok(t.index.len().map_err(from_redb)? + t.recent.len().map_err(from_redb)?)
+            }
         }
     }
 
@@ -258,10 +389,20 @@ impl Records<'_> {
                 }
             }
             Records::Indexed(t) => {
+                // The recent index is small (about 1/8 of the main one): hold its
+                // entries and interleave them with the main index as it streams by.
+                let recent = tables::scan_table(&t.recent, &Scan::all(), |_, seq| Ok(seq))?;
+                let mut recent = recent.into_iter().peekable();
                 for e in t.index.iter().map_err(from_redb)? {
                     let (k, seq) = e.map_err(from_redb)?;
                     let key = k.value();
+                    while let Some((rk, rseq)) = recent.next_if(|(rk, _)| rk.as_str() < key) {
+                        f(&rk, &t.record(&rk, rseq)?)?;
+                    }
                     f(key, &t.record(key, seq.value())?)?;
+                }
+                for (rk, rseq) in recent {
+                    f(&rk, &t.record(&rk, rseq)?)?;
                 }
             }
         }
@@ -304,23 +445,37 @@ mod tests {
 
     fn write(db: &Database, f: impl FnOnce(&mut IndexedMut<'_>)) {
         let txn = db.begin_write().expect("begin");
-        f(&mut IndexedMut::open(&txn).expect("open"));
+        let mut t = IndexedMut::open(&txn).expect("open");
+        f(&mut t);
+        t.finish(&txn).expect("finish");
         txn.commit().expect("commit");
     }
 
-    /// `(key, sequence number)` of every index entry, and the sequence numbers held.
-    fn layout(db: &Database) -> (Vec<(String, u64)>, Vec<u64>) {
-        let r = db.begin_read().expect("read");
-        let t = IndexedRead::open(&r).expect("open");
-        let index = t
-            .index()
-            .iter()
+    fn entries(t: &ReadOnlyTable<&'static str, u64>) -> Vec<(String, u64)> {
+        t.iter()
             .expect("iter")
             .map(|e| {
                 let (k, v) = e.expect("entry");
                 (k.value().to_owned(), v.value())
             })
-            .collect();
+            .collect()
+    }
+
+    /// `(key, sequence number)` of every entry of both indexes (sorted), and the
+    /// sequence numbers held.
+    fn layout(db: &Database) -> (Vec<(String, u64)>, Vec<u64>) {
+        let r = db.begin_read().expect("read");
+        let t = IndexedRead::open(&r).expect("open");
+        let mut index = entries(t.index());
+        let recent = entries(t.recent());
+        assert!(
+            recent
+                .iter()
+                .all(|(k, _)| index.iter().all(|(i, _)| i != k)),
+            "a key in both indexes"
+        );
+        index.extend(recent);
+        index.sort();
         let seqs = t
             .records()
             .iter()
@@ -447,6 +602,90 @@ mod tests {
             matches!(&e, StoreError::Corrupt(m) if m.contains(&named)),
             "{e}"
         );
+    }
+
+    /// New keys go to the recent index until it would outgrow its bound; then its
+    /// entries and the new ones go to the main index. Reads see both.
+    #[test]
+    fn the_recent_index_is_merged_once_it_outgrows_its_bound() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = Database::create(dir.path().join("i.redb")).expect("create");
+        let n = RECENT_MIN;
+        let key = |i: u64| format!("{:016x}", i.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        write(&db, |t| {
+            for i in 0..n {
+                t.put(&key(i), &i.to_be_bytes()).expect("put");
+            }
+            // Added and removed in the same run: never indexed.
+            t.put("gone", b"x").expect("put");
+            t.delete("gone").expect("delete");
+        });
+        let sizes = |db: &Database| {
+            let r = db.begin_read().expect("read");
+            let t = IndexedRead::open(&r).expect("open");
+            (
+                t.index().len().expect("len"),
+                t.recent().len().expect("len"),
+            )
+        };
+        assert_eq!(sizes(&db), (0, n), "new keys wait in the recent index");
+        // Deleting and updating reach keys in the recent index; ten more keys make
+        // it outgrow its bound.
+        write(&db, |t| {
+            t.delete(&key(0)).expect("delete");
+            t.put(&key(1), b"updated").expect("put");
+            for i in n..n + 10 {
+                t.put(&key(i), &i.to_be_bytes()).expect("put");
+                t.put(&key(i), &i.to_be_bytes()).expect("put twice");
+            }
+        });
+        let total = n + 10 - 1;
+        assert_eq!(sizes(&db), (total, 0), "merged into the main index");
+        write(&db, |t| {
+            t.put("new", b"new").expect("put");
+            t.delete(&key(2)).expect("delete");
+        });
+        assert_eq!(sizes(&db), (total - 1, 1));
+        let r = db.begin_read().expect("read");
+        let t = IndexedRead::open(&r).expect("open");
+        let records = Records::Indexed(&t);
+        assert_eq!(records.len().expect("len"), total);
+        assert_eq!(records.get(&key(0)).expect("get"), None);
+        assert_eq!(records.get(&key(2)).expect("get"), None);
+        assert_eq!(records.get("gone").expect("get"), None);
+        assert_eq!(
+            records.get(&key(1)).expect("get").as_deref(),
+            Some(&b"updated"[..])
+        );
+        assert_eq!(
+            records.get("new").expect("get").as_deref(),
+            Some(&b"new"[..])
+        );
+        let all = records.scan(&Scan::all()).expect("scan");
+        let mut keys: Vec<String> = (3..n + 10).map(key).chain([key(1), "new".into()]).collect();
+        keys.sort();
+        assert_eq!(all.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>(), keys);
+        let mut streamed = Vec::new();
+        records
+            .for_each(|k, v| {
+                streamed.push((k.to_owned(), v.to_vec()));
+                Ok::<(), StoreError>(())
+            })
+            .expect("for_each");
+        assert_eq!(streamed, all);
+        // Every record is reachable and no sequence number is used twice.
+        let (index, seqs) = layout(&db);
+        assert_eq!(index.len() as u64, total);
+        assert_eq!(seqs.len() as u64, total);
+    }
+
+    #[test]
+    fn merge_is_due_past_the_minimum_and_an_eighth_of_the_index() {
+        assert!(!merge_due(RECENT_MIN, 0));
+        assert!(merge_due(RECENT_MIN + 1, 0));
+        assert!(!merge_due(RECENT_MIN + 1, 8 * (RECENT_MIN + 1)));
+        assert!(merge_due(12_501, 100_000));
+        assert!(!merge_due(12_500, 100_000));
     }
 
     #[test]

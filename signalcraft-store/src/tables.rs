@@ -58,7 +58,7 @@ pub(crate) fn apply_writes<'a>(
             WriteOp::Delete { table, key } => open.delete(*table, key)?,
         }
     }
-    Ok(())
+    open.finish()
 }
 
 const N: usize = Table::ALL.len();
@@ -93,6 +93,14 @@ impl<'txn> OpenTables<'txn> {
         }
         self.plain(table)?.remove(key).map_err(from_redb)?;
         Ok(())
+    }
+
+    /// Completes the writes of the indexed layout (see [`IndexedMut::finish`]).
+    fn finish(mut self) -> Result<(), StoreError> {
+        match self.indexed.take() {
+            Some(t) => t.finish(self.txn),
+            None => Ok(()),
+        }
     }
 
     fn indexed(&mut self) -> Result<&mut IndexedMut<'txn>, StoreError> {
