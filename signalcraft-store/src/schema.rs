@@ -13,9 +13,10 @@
 //! Version history:
 //! * **1** — the first layout: one `key → record` table per [`Table`](signalcraft_core::store::Table).
 //! * **2** — the alerts move to the indexed layout of [`crate::indexed`]
-//!   (`alerts.index` + `alerts.records` instead of `alerts`), so new alerts are
-//!   appended instead of rewriting the table's pages. Migration: every record of
-//!   `alerts` is copied in key order, then `alerts` is deleted.
+//!   (`alerts.records`, `alerts.index`, `alerts.index.recent` instead of `alerts`),
+//!   so new alerts are appended instead of rewriting the table's pages. Migration:
+//!   every record of `alerts` is copied in key order (into `alerts.index`), then
+//!   `alerts` is deleted.
 
 use redb::{ReadableTable, TableHandle, WriteTransaction};
 use signalcraft_core::store::StoreError;
@@ -43,7 +44,7 @@ pub(crate) struct Migration {
 /// Every migration of this build, in order.
 pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
     from: 1,
-    description: "alerts move to the indexed layout (alerts.index + alerts.records)",
+    description: "alerts move to the indexed layout (alerts.records + alerts.index)",
     apply: crate::indexed::migrate_from_plain,
 }];
 

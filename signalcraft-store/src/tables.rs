@@ -1,7 +1,8 @@
 //! On-disk layout: one redb table per [`Table`] (named [`Table::name`], `&str` key →
-//! JSON bytes), except [`Table::Alerts`], which is two tables (`alerts.index`: key →
-//! sequence number, `alerts.records`: sequence number → JSON bytes; see
-//! [`crate::indexed`]), plus internal tables whose names start with `__`:
+//! JSON bytes), except [`Table::Alerts`], which is three tables (`alerts.records`:
+//! sequence number → JSON bytes; `alerts.index` and `alerts.index.recent`: key →
+//! sequence number; see [`crate::indexed`]), plus internal tables whose names start
+//! with `__`:
 //!
 //! * `__schema`: `"version"` → schema version (`u64`), see [`crate::schema`].
 //! * `__jobs`: job id → JSON `JobRecord` (the job, its lease), see [`crate::scheduler`].
