@@ -3,32 +3,32 @@
 //! Alert keys are fingerprints (hashes), so they arrive in random order. Stored in one
 //! `key → record` B-tree, every big batch of new alerts lands on nearly every leaf and
 //! copy-on-write rewrites almost the whole table per commit (a 20,000-alert batch
-//! rewrote ~all of a 60 MB table). So the alerts live in two tables instead:
+//! rewrote ~all of a 60 MB table). So the alerts live in three tables instead:
 //!
-//! * [`RECORDS`] (`alerts.records`): sequence number (`u64`) → record bytes. A new
-//!   key gets the next sequence number (the largest in the table + 1), so new records
-//!   are appended at the right edge of the B-tree and a batch writes only new pages
-//!   there (redb packs ascending appends into full pages).
-//! * [`INDEX`] (`alerts.index`): key → sequence number. Entries are ~30 bytes, so a
-//!   batch touches about 1/20 of the pages it would touch in a `key → record` table.
-//! * [`RECENT`] (`alerts.index.recent`): the index entries of keys added since the last
-//!   merge, at most about 1/8 of [`INDEX`] (never fewer than [`RECENT_MIN`]). Random
-//!   keys still land on most leaves of the index they go to; sending them to this
-//!   small one first means a small commit rewrites a few recent pages instead of most
-//!   of the index. The keys a run of writes adds are collected and written at its end,
-//!   in key order: into [`RECENT`] while it stays within its bound, else together with
-//!   [`RECENT`]'s entries into [`INDEX`] (rewriting it once per ~1/8 of its size in new
-//!   keys; a big batch goes there directly), after which [`RECENT`] is emptied. A key
-//!   is in one of the two, never both.
+//! * `alerts.records`: sequence number (`u64`) → record bytes. A new key gets the
+//!   next sequence number (the largest in the table + 1), so new records are appended
+//!   at the right edge of the B-tree and a batch writes only new pages there (redb
+//!   packs ascending appends into full pages).
+//! * `alerts.index`: key → sequence number. Entries are ~30 bytes, so a batch touches
+//!   about 1/20 of the pages it would touch in a `key → record` table.
+//! * `alerts.index.recent`: the same for keys added since the last merge, at most
+//!   max(256, 1/8 of `alerts.index`) entries. Random keys still land on most leaves of
+//!   the index they go to; sending them to this small one first means a small commit
+//!   rewrites a few of its pages instead of most of `alerts.index`. The keys a run of
+//!   writes adds are collected and written at its end, in key order: into the recent
+//!   index while it stays within its bound, else, together with the recent index's
+//!   entries, into `alerts.index` (rewriting it about once per 1/8 of its size in new
+//!   keys; a big batch goes there directly), after which the recent index is emptied.
+//!   A key is in one of the two indexes, never both.
 //!
 //! A put of an existing key overwrites the record at its sequence number in place:
-//! the index is only read, and one record page is rewritten (moving it to a new
+//! the indexes are only read, and one record page is rewritten (moving it to a new
 //! number would rewrite that same page to delete it, plus an index page and the
-//! right edge). A delete removes both entries. `get` and `scan` go through the
-//! index (so scans are in key order, as the [`Store`](signalcraft_core::store::Store)
-//! contract requires), `count` is the index's length. Sequence numbers are private
-//! to this module: nothing outside it sees them, and one freed by deleting the
-//! newest record may be handed out again.
+//! right edge). A delete removes the index entry and the record. `get` and `scan` go
+//! through the indexes (so scans are in key order, as the
+//! [`Store`](signalcraft_core::store::Store) contract requires), `count` adds up their
+//! lengths. Sequence numbers are private to this module: nothing outside it sees
+//! them, and one freed by deleting the newest record may be handed out again.
 
 use std::collections::HashMap;
 
