@@ -42,28 +42,124 @@ impl std::fmt::Debug for LiveIntegration {
     }
 }
 
-/// The stored form of an API-created integration (`Table::Integrations`, key: name).
-/// Secrets are sealed at rest by the store when an encryption key is configured.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// The name under which an integration record keeps its URL key inside `secrets`
+/// (reserved: secret names starting with `$` are refused by the API).
+pub const KEY_SECRET: &str = "$integration_key";
+
+/// An API-created integration (`Table::Integrations`, key: name).
+///
+/// Stored form (JSON): `name`, `type`, `key_sha256` (hex SHA-256 of the URL key),
+/// `secrets` (the named provider secrets plus the URL key under [`KEY_SECRET`]),
+/// `options`, `rate_limit_per_minute`, `created_at`. The store seals the whole
+/// `secrets` field at rest when `[server] encryption_key` is set, so the URL key is
+/// never in the database file in clear then; without a key it is stored in clear like
+/// the other secrets.
+///
+/// Older records kept the URL key in clear in a top-level `key` field; they still
+/// load, and [`load_stored`](crate::api::v1::integrations::load_stored) re-writes
+/// every record in the current form at start.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(try_from = "IntegrationRecord", into = "IntegrationRecord")]
 pub struct StoredIntegration {
     /// Name.
     pub name: String,
     /// Provider type.
-    #[serde(rename = "type")]
     pub provider_type: String,
-    /// The URL key.
+    /// The URL key (the `{key}` in `/integrations/{key}`).
     pub key: String,
-    /// Named secrets.
-    #[serde(default)]
+    /// Named provider secrets (without the URL key).
     pub secrets: BTreeMap<String, String>,
     /// Provider options.
-    #[serde(default)]
     pub options: serde_json::Value,
     /// Rate limit per minute.
-    #[serde(default)]
     pub rate_limit_per_minute: u32,
     /// Created.
     pub created_at: Timestamp,
+}
+
+impl std::fmt::Debug for StoredIntegration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredIntegration")
+            .field("name", &self.name)
+            .field("provider_type", &self.provider_type)
+            .field("secret_names", &self.secrets.keys().collect::<Vec<_>>())
+            .field("rate_limit_per_minute", &self.rate_limit_per_minute)
+            .field("created_at", &self.created_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The JSON form of a [`StoredIntegration`] (both the current and the old form).
+#[derive(Serialize, Deserialize)]
+struct IntegrationRecord {
+    name: String,
+    #[serde(rename = "type")]
+    provider_type: String,
+    /// Old form only: the URL key in clear.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    key: Option<String>,
+    /// Current form: hex SHA-256 of the URL key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    key_sha256: Option<String>,
+    #[serde(default)]
+    secrets: BTreeMap<String, String>,
+    #[serde(default)]
+    options: serde_json::Value,
+    #[serde(default)]
+    rate_limit_per_minute: u32,
+    created_at: Timestamp,
+}
+
+impl From<StoredIntegration> for IntegrationRecord {
+    fn from(s: StoredIntegration) -> Self {
+        let key_sha256 = Some(hash_token(&s.key));
+        let mut secrets = s.secrets;
+        secrets.insert(KEY_SECRET.to_string(), s.key);
+        IntegrationRecord {
+            name: s.name,
+            provider_type: s.provider_type,
+            key: None,
+            key_sha256,
+            secrets,
+            options: s.options,
+            rate_limit_per_minute: s.rate_limit_per_minute,
+            created_at: s.created_at,
+        }
+    }
+}
+
+impl TryFrom<IntegrationRecord> for StoredIntegration {
+    type Error = String;
+
+    /// Errors never contain the key or a secret.
+    fn try_from(mut r: IntegrationRecord) -> Result<Self, String> {
+        let key = match (r.secrets.remove(KEY_SECRET), r.key) {
+            (Some(k), _) | (None, Some(k)) => k,
+            (None, None) => {
+                return Err(format!(
+                    "integration record {:?} has no key (neither secrets.{KEY_SECRET} nor key)",
+                    r.name
+                ));
+            }
+        };
+        if let Some(h) = &r.key_sha256
+            && !h.eq_ignore_ascii_case(&hash_token(&key))
+        {
+            return Err(format!(
+                "integration record {:?}: key_sha256 does not match its key",
+                r.name
+            ));
+        }
+        Ok(StoredIntegration {
+            name: r.name,
+            provider_type: r.provider_type,
+            key,
+            secrets: r.secrets,
+            options: r.options,
+            rate_limit_per_minute: r.rate_limit_per_minute,
+            created_at: r.created_at,
+        })
+    }
 }
 
 /// What the API shows about an integration (never the key or secrets).
@@ -526,4 +622,78 @@ pub async fn fetch_signing_certificate(
                 format!("signing certificate {url}: {m}"),
             )
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: &str = "url-key-0123456789abcdef";
+
+    fn record() -> StoredIntegration {
+        StoredIntegration {
+            name: "gh".into(),
+            provider_type: "github".into(),
+            key: KEY.into(),
+            secrets: BTreeMap::from([("webhook_secret".to_string(), "s3cret".to_string())]),
+            options: serde_json::Value::Null,
+            rate_limit_per_minute: 5,
+            created_at: Timestamp::from_second(1_700_000_000).expect("timestamp"),
+        }
+    }
+
+    #[test]
+    fn the_key_is_stored_inside_secrets_with_its_hash_beside_it() {
+        let v = serde_json::to_value(record()).expect("serialize");
+        assert!(v.get("key").is_none(), "no top-level key: {v}");
+        assert_eq!(v["key_sha256"], hash_token(KEY));
+        assert_eq!(v["secrets"][KEY_SECRET], KEY);
+        assert_eq!(v["secrets"]["webhook_secret"], "s3cret");
+        // Everything outside `secrets` (what the store leaves unsealed) lacks the key.
+        let mut outside = v.clone();
+        outside["secrets"] = serde_json::Value::Null;
+        assert!(!outside.to_string().contains(KEY), "{outside}");
+
+        let back: StoredIntegration = serde_json::from_value(v).expect("deserialize");
+        assert_eq!(back.key, KEY);
+        assert_eq!(back.secrets.len(), 1, "the key is not a provider secret");
+        assert_eq!(back.rate_limit_per_minute, 5);
+    }
+
+    #[test]
+    fn old_form_records_with_a_clear_key_still_load() {
+        let old = serde_json::json!({
+            "name": "gh", "type": "github", "key": KEY,
+            "secrets": {"webhook_secret": "s3cret"}, "options": null,
+            "rate_limit_per_minute": 0, "created_at": "2026-01-01T00:00:00Z"
+        });
+        let rec: StoredIntegration = serde_json::from_value(old).expect("old form");
+        assert_eq!(rec.key, KEY);
+        assert_eq!(rec.secrets["webhook_secret"], "s3cret");
+        let rewritten = serde_json::to_value(&rec).expect("serialize");
+        assert!(rewritten.get("key").is_none());
+        assert_eq!(rewritten["secrets"][KEY_SECRET], KEY);
+    }
+
+    #[test]
+    fn records_without_a_key_or_with_a_wrong_hash_are_errors_without_the_key() {
+        let none = serde_json::json!({
+            "name": "gh", "type": "github", "created_at": "2026-01-01T00:00:00Z"
+        });
+        let e = serde_json::from_value::<StoredIntegration>(none).expect_err("no key");
+        assert!(e.to_string().contains("has no key"), "{e}");
+
+        let mut v = serde_json::to_value(record()).expect("serialize");
+        v["key_sha256"] = serde_json::Value::String(hash_token("another key"));
+        let e = serde_json::from_value::<StoredIntegration>(v).expect_err("hash mismatch");
+        assert!(e.to_string().contains("key_sha256 does not match"), "{e}");
+        assert!(!e.to_string().contains(KEY), "the key is not in the error");
+    }
+
+    #[test]
+    fn debug_shows_neither_key_nor_secrets() {
+        let d = format!("{:?}", record());
+        assert!(!d.contains(KEY) && !d.contains("s3cret"), "{d}");
+        assert!(d.contains("webhook_secret"), "{d}");
+    }
 }
