@@ -118,7 +118,8 @@ pub struct NewIntegration {
     /// Provider type.
     #[serde(rename = "type")]
     pub provider_type: String,
-    /// Named provider secrets (e.g. `webhook_secret`).
+    /// Named provider secrets (e.g. `webhook_secret`); names starting with `$` are
+    /// reserved. Sealed at rest with the key when the server has an encryption key.
     #[serde(default)]
     pub secrets: BTreeMap<String, String>,
     /// Provider options.
