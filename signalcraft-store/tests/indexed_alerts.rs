@@ -147,6 +147,10 @@ async fn schema_1_alerts_migrate_to_the_indexed_layout() {
     assert!(!names.iter().any(|n| n == "alerts"), "{names:?}");
     assert!(names.iter().any(|n| n == "alerts.index"), "{names:?}");
     assert!(names.iter().any(|n| n == "alerts.records"), "{names:?}");
+    assert!(
+        names.iter().any(|n| n == "alerts.index.recent"),
+        "{names:?}"
+    );
 
     // Reopening runs no migration again and keeps every write.
     let s = RedbStore::open(&path).expect("reopen");
