@@ -453,3 +453,31 @@ async fn a_resend_never_overtakes_an_earlier_change() {
         Some(signalcraft_core::model::AlertStatus::Firing)
     );
 }
+
+/// The applier does not keep the engine alive: once the last `Engine` is dropped it
+/// ends and the store is released (a server can reopen its file).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_the_engine_stops_the_applier_and_releases_the_store() {
+    let store = Arc::new(MemoryStore::new());
+    let journal = Arc::new(TestJournal::default());
+    let clock = ManualClock::new(at(0));
+    let e = engine(store.clone(), journal.clone(), &clock, rec());
+    e.recover().await.unwrap();
+    e.submit(vec![alert("Down", "1")]).await.unwrap();
+    settle(&e).await;
+    drop(e);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while Arc::strong_count(&store) > 1 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(
+        Arc::strong_count(&store),
+        1,
+        "the engine still holds the store"
+    );
+    assert_eq!(
+        Arc::strong_count(&journal),
+        1,
+        "the engine still holds the journal"
+    );
+}

@@ -341,14 +341,18 @@ impl Engine {
         let Some(rx) = j.rx.lock().take() else {
             return;
         };
-        let engine = self.clone();
-        tokio::spawn(async move { engine.apply_loop(rx).await });
+        let apply_batch = j.apply_batch;
+        tokio::spawn(Engine::apply_loop(self.downgrade(), rx, apply_batch));
     }
 
     /// The applier: takes durable records in order and decides on them in batches
-    /// (see the module doc).
-    async fn apply_loop(self, mut rx: mpsc::UnboundedReceiver<Entry>) {
-        let apply_batch = self.journal_state().map_or(APPLY_BATCH, |j| j.apply_batch);
+    /// (see the module doc). It holds the engine only while it works on a batch, so
+    /// it ends once the last [`Engine`] is dropped (which closes its channel).
+    async fn apply_loop(
+        weak: super::shell::WeakEngine,
+        mut rx: mpsc::UnboundedReceiver<Entry>,
+        apply_batch: usize,
+    ) {
         let failed = Arc::new(std::sync::atomic::AtomicBool::new(false));
         // Poked by a failed commit, so the replay starts without waiting for a submit.
         let poke = Arc::new(Notify::new());
@@ -363,10 +367,13 @@ impl Engine {
                 },
                 () = poke.notified() => None,
             };
+            let Some(this) = weak.upgrade() else {
+                break;
+            };
             if first.is_none() || failed.load(Ordering::Acquire) {
                 while commits.join_next().await.is_some() {}
                 if failed.load(Ordering::Acquire) {
-                    skip_through = self.replay_until_ok().await;
+                    skip_through = this.replay_until_ok().await;
                     failed.store(false, Ordering::Release);
                 }
             }
@@ -396,9 +403,9 @@ impl Engine {
                 events.extend(e.events);
                 guards.push(e.lag);
             }
-            match self.ingest_begin_marked(events, Some(through)).await {
+            match this.ingest_begin_marked(events, Some(through)).await {
                 Ok(pending) => {
-                    let engine = self.clone();
+                    let engine = this.clone();
                     let (failed, poke) = (failed.clone(), poke.clone());
                     commits.spawn(async move {
                         match pending.wait().await {
@@ -429,7 +436,7 @@ impl Engine {
                     });
                 }
                 Err(e) => {
-                    self.journal_trouble(format!(
+                    this.journal_trouble(format!(
                         "deciding on journaled events through {through} failed \
                          (they stay in the journal and are replayed): {e}"
                     ));

@@ -232,6 +232,18 @@ pub struct Engine {
     inner: Arc<Inner>,
 }
 
+/// A reference to an [`Engine`] that does not keep it alive (background tasks that
+/// must end when the last `Engine` is dropped).
+#[derive(Clone)]
+pub(super) struct WeakEngine(std::sync::Weak<Inner>);
+
+impl WeakEngine {
+    /// The engine, unless every `Engine` was dropped.
+    pub(super) fn upgrade(&self) -> Option<Engine> {
+        self.0.upgrade().map(|inner| Engine { inner })
+    }
+}
+
 /// Builds an [`Engine`]; every part defaults to the in-memory / system one.
 pub struct EngineBuilder {
     config: EngineConfig,
@@ -412,6 +424,11 @@ impl Engine {
             journal_max_lag: super::journaled::DEFAULT_MAX_LAG,
             journal_apply_batch: super::journaled::APPLY_BATCH,
         }
+    }
+
+    /// A reference that does not keep the engine alive.
+    pub(super) fn downgrade(&self) -> WeakEngine {
+        WeakEngine(Arc::downgrade(&self.inner))
     }
 
     /// The journaled-ingest state, when the engine has a journal.
