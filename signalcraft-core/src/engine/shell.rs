@@ -952,9 +952,7 @@ impl Engine {
         let accepted = events.len();
         let ((), mut decided) = self
             .decide(|core, now, out| {
-                for ev in events {
-                    core.ingest(ev, now, out);
-                }
+                core.ingest_all(events, now, out);
                 Ok(())
             })
             .await?;
@@ -978,9 +976,7 @@ impl Engine {
         let n = events.len();
         let ((), sent) = self
             .mutate(|core, now, out| {
-                for ev in events {
-                    core.ingest(ev, now, out);
-                }
+                core.ingest_all(events, now, out);
                 Ok(())
             })
             .await?;
