@@ -115,7 +115,7 @@ impl Default for ServerSection {
             renotify_yield: Duration::from_secs(5),
             ingest_backlog_limit: 0,
             journal: true,
-            journal_max_lag: 50_000,
+            journal_max_lag: 100_000,
             journal_apply_batch: 20_000,
             encryption_key: None,
             previous_encryption_keys: Vec::new(),

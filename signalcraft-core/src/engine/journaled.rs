@@ -52,7 +52,7 @@ pub const JOURNAL_APPLIED_KEY: &str = "journal/applied";
 pub const APPLY_BATCH: usize = 20_000;
 
 /// Default bound on submitted-but-unapplied events.
-pub const DEFAULT_MAX_LAG: usize = 50_000;
+pub const DEFAULT_MAX_LAG: usize = 100_000;
 
 /// Longest pause between retries of a failing replay.
 const MAX_RETRY: Duration = Duration::from_secs(5);
