@@ -10,6 +10,7 @@
 //! (latency pass only: `... --bench journal -- nomatch`; its length per shape:
 //! `JOURNAL_BENCH_SECS=2`; gathering off for an A/B run: `JOURNAL_BENCH_GROUP_WAIT_US=0`).
 
+use signalcraft_benches::probe::percentile;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -111,13 +112,6 @@ enum Limit {
     Time(Duration),
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
-
 /// User + system CPU time of this process so far, from `/proc/self/stat` (Linux;
 /// zero elsewhere), so figures survive a machine shared with other work.
 fn process_cpu() -> Duration {
@@ -133,36 +127,6 @@ fn process_cpu() -> Duration {
         .filter_map(|&i| f.get(i).and_then(|v| v.parse::<u64>().ok()))
         .sum();
     Duration::from_millis(ticks * 10)
-}
-
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_default()
-}
-
-/// 200 synchronous 4 KiB writes (write + `sync_data`) in a temporary directory, so
-/// every run's figures carry the fsync cost they were measured with.
-fn disk_report() {
-    use std::io::Write as _;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut f = std::fs::File::create(dir.path().join("fsync.probe")).expect("probe file");
-    let page = [0x5au8; 4096];
-    let mut lat: Vec<Duration> = (0..200)
-        .map(|_| {
-            let t = Instant::now();
-            f.write_all(&page).expect("write");
-            f.sync_data().expect("fsync");
-            t.elapsed()
-        })
-        .collect();
-    lat.sort();
-    println!(
-        "disk: synchronous 4 KiB write (write + fdatasync) p50 {:.2} ms, p99 {:.2} ms; load average {}",
-        percentile(&lat, 0.50).as_secs_f64() * 1e3,
-        percentile(&lat, 0.99).as_secs_f64() * 1e3,
-        load_average()
-    );
 }
 
 fn latency_report(rt: &tokio::runtime::Runtime) {
@@ -252,7 +216,10 @@ fn bench_appends(c: &mut Criterion, rt: &tokio::runtime::Runtime) {
 
 fn main() {
     let rt = runtime();
-    disk_report();
+    match tempfile::tempdir().map(|d| signalcraft_benches::probe::disk_report(d.path())) {
+        Ok(Ok(line)) => println!("{line}"),
+        _ => println!("disk: fsync probe unavailable"),
+    }
     latency_report(&rt);
     let mut c = Criterion::default().configure_from_args();
     bench_appends(&mut c, &rt);

@@ -18,6 +18,7 @@
 //! `STORE_BENCH_SHAPES=64x1,64x8`; gathering off for an A/B run:
 //! `STORE_BENCH_GROUP_WAIT_US=0`).
 
+use signalcraft_benches::probe::percentile;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -91,14 +92,6 @@ async fn ingest<S: Store>(
     (start.elapsed(), all)
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i]
-}
-
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -154,30 +147,6 @@ fn process_cpu() -> Duration {
         .sum();
     // The kernel reports in USER_HZ, 100 on every Linux we run on.
     Duration::from_millis(ticks * 10)
-}
-
-/// Measures this disk: 200 synchronous 4 KiB writes (write + `sync_data`, like
-/// `dd oflag=dsync`) in the directory the stores use; prints p50 and p99, so every
-/// run's figures carry the fsync cost they were measured with.
-fn disk_report() {
-    use std::io::Write as _;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut f = std::fs::File::create(dir.path().join("fsync.probe")).expect("probe file");
-    let page = [0x5au8; 4096];
-    let mut lat: Vec<Duration> = (0..200)
-        .map(|_| {
-            let t = Instant::now();
-            f.write_all(&page).expect("write");
-            f.sync_data().expect("fsync");
-            t.elapsed()
-        })
-        .collect();
-    lat.sort();
-    println!(
-        "disk: synchronous 4 KiB write (write + fdatasync) p50 {:.2} ms, p99 {:.2} ms",
-        percentile(&lat, 0.50).as_secs_f64() * 1e3,
-        percentile(&lat, 0.99).as_secs_f64() * 1e3,
-    );
 }
 
 /// Prints throughput and latency percentiles of durable ingest per commit shape,
@@ -499,14 +468,20 @@ fn pass_enabled(pass: &str) -> bool {
 fn main() {
     let rt = runtime();
     let mut c = Criterion::default().configure_from_args();
-    disk_report();
+    match tempfile::tempdir().map(|d| signalcraft_benches::probe::disk_report(d.path())) {
+        Ok(Ok(line)) => println!("{line}"),
+        _ => println!("disk: fsync probe unavailable"),
+    }
     if pass_enabled("bulk") {
         bulk_report(&rt);
     }
     if pass_enabled("latency") {
         latency_report(&rt);
     }
-    disk_report();
+    match tempfile::tempdir().map(|d| signalcraft_benches::probe::disk_report(d.path())) {
+        Ok(Ok(line)) => println!("{line}"),
+        _ => println!("disk: fsync probe unavailable"),
+    }
     bench_ingest(&mut c, &rt);
     bench_reads(&mut c, &rt);
     c.final_summary();
