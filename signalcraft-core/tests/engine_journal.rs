@@ -151,6 +151,31 @@ fn engine(
         .expect("engine")
 }
 
+/// A started engine on a fresh store and journal, routing to a recording channel.
+struct Rig {
+    store: Arc<FlakyStore>,
+    journal: Arc<TestJournal>,
+    clock: ManualClock,
+    rec: Arc<ScriptedChannel>,
+    e: Engine,
+}
+
+async fn started() -> Rig {
+    let store = Arc::new(FlakyStore::default());
+    let journal = Arc::new(TestJournal::default());
+    let clock = ManualClock::new(at(0));
+    let rec = rec();
+    let e = engine(store.clone(), journal.clone(), &clock, rec.clone());
+    e.recover().await.expect("recover");
+    Rig {
+        store,
+        journal,
+        clock,
+        rec,
+        e,
+    }
+}
+
 async fn alert_count(store: &dyn Store) -> u64 {
     store.count(Table::Alerts).await.expect("count")
 }
@@ -169,11 +194,9 @@ async fn settle(e: &Engine) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn submitted_events_are_committed_with_the_applied_mark() {
-    let store = Arc::new(MemoryStore::new());
-    let journal = Arc::new(TestJournal::default());
-    let clock = ManualClock::new(at(0));
-    let e = engine(store.clone(), journal.clone(), &clock, rec());
-    e.recover().await.unwrap();
+    let Rig {
+        store, journal, e, ..
+    } = started().await;
 
     let mut tasks = Vec::new();
     for r in 0..16 {
@@ -264,12 +287,13 @@ async fn recover_replays_what_the_store_never_got() {
 /// once the store works again, and every event lands exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_applier_replays_after_a_failed_commit() {
-    let store = Arc::new(FlakyStore::default());
-    let journal = Arc::new(TestJournal::default());
-    let clock = ManualClock::new(at(0));
-    let rec = rec();
-    let e = engine(store.clone(), journal.clone(), &clock, rec.clone());
-    e.recover().await.unwrap();
+    let Rig {
+        store,
+        clock,
+        rec,
+        e,
+        ..
+    } = started().await;
     e.submit(vec![alert("Down", "1")]).await.unwrap();
     settle(&e).await;
 
@@ -366,11 +390,13 @@ fn resolved(name: &str, instance: &str) -> Event {
 /// journal record; a changed alert in the same request is journaled alone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn caught_up_resends_need_no_journal_record() {
-    let store = Arc::new(MemoryStore::new());
-    let journal = Arc::new(TestJournal::default());
-    let clock = ManualClock::new(at(0));
-    let e = engine(store.clone(), journal.clone(), &clock, rec());
-    e.recover().await.unwrap();
+    let Rig {
+        store,
+        journal,
+        clock,
+        e,
+        ..
+    } = started().await;
     assert_eq!(
         e.submit(vec![alert("Down", "1"), alert("Down", "2")])
             .await
@@ -415,11 +441,7 @@ async fn caught_up_resends_need_no_journal_record() {
 /// in flight (commits held), and not one earlier in the same request.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_resend_never_overtakes_an_earlier_change() {
-    let store = Arc::new(FlakyStore::default());
-    let journal = Arc::new(TestJournal::default());
-    let clock = ManualClock::new(at(0));
-    let e = engine(store.clone(), journal.clone(), &clock, rec());
-    e.recover().await.unwrap();
+    let Rig { store, e, .. } = started().await;
     e.submit(vec![alert("Down", "1")]).await.unwrap();
     settle(&e).await;
     let fp = match alert("Down", "1") {
@@ -458,11 +480,9 @@ async fn a_resend_never_overtakes_an_earlier_change() {
 /// ends and the store is released (a server can reopen its file).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropping_the_engine_stops_the_applier_and_releases_the_store() {
-    let store = Arc::new(MemoryStore::new());
-    let journal = Arc::new(TestJournal::default());
-    let clock = ManualClock::new(at(0));
-    let e = engine(store.clone(), journal.clone(), &clock, rec());
-    e.recover().await.unwrap();
+    let Rig {
+        store, journal, e, ..
+    } = started().await;
     e.submit(vec![alert("Down", "1")]).await.unwrap();
     settle(&e).await;
     drop(e);
