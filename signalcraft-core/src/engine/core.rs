@@ -510,7 +510,9 @@ impl EngineCore {
         match self.alerts.hot_mut(&fp) {
             Some(h) if h.tag == Hot::tag_of(alert) => {
                 h.last_seen_ns = Hot::ns(now);
-                out.push(Effect::Event(EngineEvent::AlertDeduplicated { fingerprint: fp }));
+                out.push(Effect::Event(EngineEvent::AlertDeduplicated {
+                    fingerprint: fp,
+                }));
                 true
             }
             _ => false,
