@@ -501,3 +501,30 @@ async fn dropping_the_engine_stops_the_applier_and_releases_the_store() {
         "the engine still holds the journal"
     );
 }
+
+/// Neither does an applier retrying a store that keeps failing: the engine is not
+/// held between attempts, so dropping it ends the retries (the next start replays).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retrying_applier_does_not_keep_a_dropped_engine_alive() {
+    let Rig { store, e, .. } = started().await;
+    store.fail.store(true, Ordering::SeqCst);
+    e.submit(vec![alert("Down", "1")]).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while store.failed.load(Ordering::SeqCst) < 2 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(
+        store.failed.load(Ordering::SeqCst) >= 2,
+        "the applier retried"
+    );
+    drop(e);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while Arc::strong_count(&store) > 1 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        Arc::strong_count(&store),
+        1,
+        "the retrying applier holds the engine"
+    );
+}

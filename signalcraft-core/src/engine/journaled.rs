@@ -367,18 +367,21 @@ impl Engine {
                 },
                 () = poke.notified() => None,
             };
-            let Some(this) = weak.upgrade() else {
-                break;
-            };
             if first.is_none() || failed.load(Ordering::Acquire) {
                 while commits.join_next().await.is_some() {}
                 if failed.load(Ordering::Acquire) {
-                    skip_through = this.replay_until_ok().await;
+                    let Some(through) = Engine::replay_until_ok(&weak).await else {
+                        break;
+                    };
+                    skip_through = through;
                     failed.store(false, Ordering::Release);
                 }
             }
             let Some(first) = first else {
                 continue;
+            };
+            let Some(this) = weak.upgrade() else {
+                break;
             };
             let mut entries = vec![first];
             let mut n = entries[0].events.len();
@@ -450,14 +453,17 @@ impl Engine {
     }
 
     /// Replays the journal from the Store's applied mark until it succeeds; returns
-    /// the last sequence number replayed.
-    async fn replay_until_ok(&self) -> JournalSeq {
+    /// the last sequence number replayed, or `None` once the engine was dropped (the
+    /// next start replays instead). The engine is not held between attempts.
+    async fn replay_until_ok(weak: &super::shell::WeakEngine) -> Option<JournalSeq> {
         let mut pause = Duration::from_millis(50);
         loop {
-            match self.replay_journal().await {
-                Ok(through) => return through,
+            let engine = weak.upgrade()?;
+            match engine.replay_journal().await {
+                Ok(through) => return Some(through),
                 Err(e) => {
-                    self.journal_trouble(format!("replaying the journal failed, retrying: {e}"));
+                    engine.journal_trouble(format!("replaying the journal failed, retrying: {e}"));
+                    drop(engine);
                     tokio::time::sleep(pause).await;
                     pause = (pause * 2).min(MAX_RETRY);
                 }
