@@ -3,22 +3,21 @@
 //! re-arms them from the group records, and a batch decided on top of a failed commit
 //! fails too.
 
+mod shell_support;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use jiff::{SignedDuration, Timestamp};
 use parking_lot::Mutex;
+use shell_support::{alert, at, config};
 use signalcraft_core::channel::{Channel, Delivered, DeliveryError, Notification};
 use signalcraft_core::clock::ManualClock;
-use signalcraft_core::engine::{ChannelNotifier, Engine, EngineConfig};
+use signalcraft_core::engine::{ChannelNotifier, Engine};
 use signalcraft_core::memory::{MemoryScheduler, MemoryStore};
-use signalcraft_core::model::{Alert, Event, Labels, Source};
 use signalcraft_core::scheduler::Scheduler;
 use signalcraft_core::store::{Scan, Store, StoreError, Table, WriteBatch};
-
-const T0: &str = "2026-03-02T10:00:00Z";
 
 #[derive(Default)]
 struct Rec(Mutex<Vec<Notification>>);
@@ -70,28 +69,6 @@ impl Store for GatedStore {
     }
 }
 
-fn config() -> EngineConfig {
-    serde_json::from_value(serde_json::json!({"route": {
-        "group_by": ["alertname"], "group_wait": "30s", "group_interval": "5m",
-        "repeat_interval": "4h", "notify": [{"channel": "rec", "target": "#ops"}]
-    }}))
-    .expect("config")
-}
-
-fn alert(name: &str, instance: &str) -> Event {
-    let mut l = Labels::new();
-    l.insert("alertname".into(), name.into());
-    l.insert("instance".into(), instance.into());
-    Event::Alert(Alert::firing(
-        Source {
-            provider: "test".into(),
-            integration: "prom".into(),
-        },
-        format!("{name} is firing"),
-        l,
-    ))
-}
-
 struct Rig {
     engine: Engine,
     clock: ManualClock,
@@ -116,10 +93,6 @@ fn rig(store: Arc<dyn Store>, clock: ManualClock) -> Rig {
         scheduler,
         rec,
     }
-}
-
-fn at(secs: i64) -> Timestamp {
-    T0.parse::<Timestamp>().unwrap() + SignedDuration::from_secs(secs)
 }
 
 #[tokio::test]

@@ -3,25 +3,23 @@
 //! applied mark, replayed by `recover` after a crash, and replayed by the applier
 //! itself after a failed commit, without duplicating alerts or incidents.
 
+mod shell_support;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use jiff::{SignedDuration, Timestamp};
 use parking_lot::Mutex;
+use shell_support::{alert, at, config};
 use signalcraft_core::clock::ManualClock;
-use signalcraft_core::engine::{
-    ChannelNotifier, Engine, EngineConfig, JOURNAL_APPLIED_KEY, journal_applied,
-};
+use signalcraft_core::engine::{ChannelNotifier, Engine, JOURNAL_APPLIED_KEY, journal_applied};
 use signalcraft_core::journal::{Journal, JournalSeq, OnDurable};
 use signalcraft_core::memory::{MemoryScheduler, MemoryStore};
-use signalcraft_core::model::{Alert, Event, Labels, Source};
+use signalcraft_core::model::Event;
 use signalcraft_core::scheduler::Scheduler;
 use signalcraft_core::store::{Scan, Store, StoreError, StoreExt, Table, WriteBatch};
 use signalcraft_core::testing::channel::ScriptedChannel;
-
-const T0: &str = "2026-03-02T10:00:00Z";
 
 /// A journal in memory that outlives engines (a "disk" shared across restarts).
 #[derive(Default)]
@@ -106,32 +104,6 @@ impl Store for FlakyStore {
 /// The recording channel every test routes to.
 fn rec() -> Arc<ScriptedChannel> {
     ScriptedChannel::new("test", "rec")
-}
-
-fn config() -> EngineConfig {
-    serde_json::from_value(serde_json::json!({"route": {
-        "group_by": ["alertname"], "group_wait": "30s", "group_interval": "5m",
-        "repeat_interval": "4h", "notify": [{"channel": "rec", "target": "#ops"}]
-    }}))
-    .expect("config")
-}
-
-fn alert(name: &str, instance: &str) -> Event {
-    let mut l = Labels::new();
-    l.insert("alertname".into(), name.into());
-    l.insert("instance".into(), instance.into());
-    Event::Alert(Alert::firing(
-        Source {
-            provider: "test".into(),
-            integration: "prom".into(),
-        },
-        format!("{name} is firing"),
-        l,
-    ))
-}
-
-fn at(secs: i64) -> Timestamp {
-    T0.parse::<Timestamp>().unwrap() + SignedDuration::from_secs(secs)
 }
 
 fn engine(
