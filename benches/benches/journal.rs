@@ -10,7 +10,7 @@
 //! (latency pass only: `... --bench journal -- nomatch`; its length per shape:
 //! `JOURNAL_BENCH_SECS=2`; gathering off for an A/B run: `JOURNAL_BENCH_GROUP_WAIT_US=0`).
 
-use signalcraft_benches::probe::percentile;
+use signalcraft_benches::probe::{percentile, process_cpu};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -110,23 +110,6 @@ async fn append_load(
 enum Limit {
     Count(u64),
     Time(Duration),
-}
-
-/// User + system CPU time of this process so far, from `/proc/self/stat` (Linux;
-/// zero elsewhere), so figures survive a machine shared with other work.
-fn process_cpu() -> Duration {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
-        return Duration::ZERO;
-    };
-    let Some(rest) = stat.rfind(')').map(|i| &stat[i + 2..]) else {
-        return Duration::ZERO;
-    };
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: u64 = [11, 12]
-        .iter()
-        .filter_map(|&i| f.get(i).and_then(|v| v.parse::<u64>().ok()))
-        .sum();
-    Duration::from_millis(ticks * 10)
 }
 
 fn latency_report(rt: &tokio::runtime::Runtime) {

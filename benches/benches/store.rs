@@ -18,7 +18,7 @@
 //! `STORE_BENCH_SHAPES=64x1,64x8`; gathering off for an A/B run:
 //! `STORE_BENCH_GROUP_WAIT_US=0`).
 
-use signalcraft_benches::probe::percentile;
+use signalcraft_benches::probe::{percentile, process_cpu};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -128,25 +128,6 @@ fn latency_options() -> StoreOptions {
         opts.group_wait = Duration::from_micros(us);
     }
     opts
-}
-
-/// User + system CPU time of this process so far, from `/proc/self/stat` (Linux;
-/// zero elsewhere), so figures survive a machine shared with other work.
-fn process_cpu() -> Duration {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
-        return Duration::ZERO;
-    };
-    // Fields after the parenthesised command name; utime and stime are 14 and 15.
-    let Some(rest) = stat.rfind(')').map(|i| &stat[i + 2..]) else {
-        return Duration::ZERO;
-    };
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: u64 = [11, 12]
-        .iter()
-        .filter_map(|&i| f.get(i).and_then(|v| v.parse::<u64>().ok()))
-        .sum();
-    // The kernel reports in USER_HZ, 100 on every Linux we run on.
-    Duration::from_millis(ticks * 10)
 }
 
 /// Prints throughput and latency percentiles of durable ingest per commit shape,

@@ -2527,6 +2527,18 @@ mod tests {
     use super::*;
     use crate::model::Source;
 
+    /// A silence of `a=quiet` from t(0) to t(100_000).
+    fn quiet_silence() -> SilenceSpec {
+        SilenceSpec {
+            id: None,
+            matchers: vec![crate::routing::MatcherSpec::Text("a=quiet".into())],
+            starts_at: Some(t(0)),
+            ends_at: t(100_000),
+            created_by: "u".into(),
+            comment: String::new(),
+        }
+    }
+
     fn t(s: i64) -> Timestamp {
         Timestamp::from_second(1_772_445_600 + s).unwrap()
     }
@@ -2671,14 +2683,7 @@ mod tests {
         changed.summary = "x changed".into();
         let mut resolved = target.clone();
         resolved.status = AlertStatus::Resolved;
-        let spec = SilenceSpec {
-            id: None,
-            matchers: vec![crate::routing::MatcherSpec::Text("a=quiet".into())],
-            starts_at: Some(t(0)),
-            ends_at: t(100_000),
-            created_by: "u".into(),
-            comment: String::new(),
-        };
+        let spec = quiet_silence();
         type Step<'a> = Box<dyn Fn(&mut EngineCore, &mut Vec<Effect>) + 'a>;
         let steps: Vec<Step> = vec![
             Box::new(|c, o| {
@@ -3007,14 +3012,7 @@ mod tests {
             provider: "p".into(),
             integration: "i".into(),
         };
-        let spec = SilenceSpec {
-            id: None,
-            matchers: vec![crate::routing::MatcherSpec::Text("a=quiet".into())],
-            starts_at: Some(t(0)),
-            ends_at: t(100_000),
-            created_by: "u".into(),
-            comment: String::new(),
-        };
+        let spec = quiet_silence();
         let mut o = Vec::new();
         one.put_silence(&spec, Actor::System, t(0), &mut o).unwrap();
         all.put_silence(&spec, Actor::System, t(0), &mut o).unwrap();
