@@ -255,6 +255,11 @@ impl EventSink for Metrics {
                     })
                     .inc();
             }
+            EngineEvent::JournalTrouble { reason } => {
+                // Nothing is lost (the events stay in the journal), but the operator
+                // must see that the store is refusing the applier's commits.
+                tracing::warn!(reason = %reason, "ingest journal: applying events is failing");
+            }
             _ => {}
         }
     }

@@ -183,10 +183,10 @@ impl Engine {
     /// Makes events durable in the journal and queues them for the background
     /// decision; returns their journal sequence number (see the module doc). Waits
     /// first while the applier is [`EngineBuilder::journal_max_lag`] events behind.
-    ///
-    /// [`EngineBuilder::journal_max_lag`]: super::EngineBuilder::journal_max_lag
     /// Returns 0 when every event was an identical re-send settled in memory (see
     /// the module doc) and nothing needed the journal.
+    ///
+    /// [`EngineBuilder::journal_max_lag`]: super::EngineBuilder::journal_max_lag
     pub async fn submit(&self, events: Vec<Event>) -> Result<JournalSeq, CoreError> {
         let j = self.journaled()?;
         self.start_applier();
