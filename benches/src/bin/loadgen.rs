@@ -98,6 +98,8 @@ fn parse_args() -> Result<Args, String> {
 #[derive(Default)]
 struct Sink {
     first_seen: HashMap<String, Instant>,
+    /// Alerts carried by each group's first notification.
+    first_alerts: Vec<usize>,
     notifications: usize,
     last: Option<Instant>,
 }
@@ -111,11 +113,87 @@ async fn sink_handler(State(s): State<Arc<Mutex<Sink>>>, body: axum::body::Bytes
         gl["alertname"].as_str().unwrap_or("?"),
         gl["service"].as_str().unwrap_or("?")
     );
+    let alerts = v["alerts"].as_array().map_or(0, Vec::len);
     let mut s = s.lock();
     s.notifications += 1;
     s.last = Some(now);
-    s.first_seen.entry(key).or_insert(now);
+    if let std::collections::hash_map::Entry::Vacant(e) = s.first_seen.entry(key) {
+        e.insert(now);
+        s.first_alerts.push(alerts);
+    }
     "ok"
+}
+
+/// Every 100 ms from the first POST: (elapsed, target CPU ticks, own CPU ticks).
+type CpuTrace = Arc<Mutex<Vec<(Duration, Option<u64>, Option<u64>)>>>;
+
+/// Samples the target's and this process's CPU time every 100 ms for `secs`.
+fn trace_cpu(pid: u32, t0: Instant, secs: u64) -> CpuTrace {
+    let trace: CpuTrace = Arc::default();
+    let out = trace.clone();
+    tokio::spawn(async move {
+        let me = std::process::id();
+        let mut tick = tokio::time::interval(Duration::from_millis(100));
+        while t0.elapsed() < Duration::from_secs(secs) {
+            tick.tick().await;
+            let sample = (t0.elapsed(), cpu_ticks(pid), cpu_ticks(me));
+            out.lock().push(sample);
+        }
+    });
+    trace
+}
+
+/// One line per 250 ms from the first POST until every group was notified: groups
+/// first notified in it, and the target's and the load generator's CPU (cores).
+fn print_timeline(name: &str, t0: Instant, sink: &Sink, trace: &CpuTrace, clk_tck: u64) {
+    let end = sink
+        .first_seen
+        .values()
+        .max()
+        .map_or(Duration::ZERO, |l| l.duration_since(t0));
+    let trace = trace.lock();
+    // CPU cores used between two instants, from the samples at or before them.
+    let cores = |from: Duration, to: Duration, target: bool| -> f64 {
+        let at = |t: Duration| {
+            let s = trace.iter().rfind(|s| s.0 <= t).or(trace.first())?;
+            Some((s.0, if target { s.1? } else { s.2? }))
+        };
+        match (at(from), at(to)) {
+            (Some((ta, a)), Some((tb, b))) if tb > ta => {
+                b.saturating_sub(a) as f64 / clk_tck as f64 / (tb - ta).as_secs_f64()
+            }
+            _ => 0.0,
+        }
+    };
+    let step = Duration::from_millis(250);
+    let mut from = Duration::ZERO;
+    let mut line = String::new();
+    while from <= end {
+        let to = from + step;
+        let n = sink
+            .first_seen
+            .values()
+            .filter(|t| {
+                let d = t.duration_since(t0);
+                d >= from && d < to
+            })
+            .count();
+        line.push_str(&format!(
+            "\n  {:>5.2}s groups {n:>5} target {:.2} loadgen {:.2} cores",
+            from.as_secs_f64(),
+            cores(from, to, true),
+            cores(from, to, false)
+        ));
+        from = to;
+    }
+    let mut alerts = sink.first_alerts.clone();
+    alerts.sort_unstable();
+    eprintln!(
+        "[{name}] timeline (per 250 ms from the first POST):{line}\n[{name}] alerts per first notification: min {} median {} max {}",
+        alerts.first().unwrap_or(&0),
+        alerts.get(alerts.len() / 2).unwrap_or(&0),
+        alerts.last().unwrap_or(&0)
+    );
 }
 
 /// The sink's key (`alertname/service`) of group `g`.
@@ -259,6 +337,7 @@ async fn main() {
     );
     let cpu_before = cpu_ticks(a.pid);
     let t0 = Instant::now();
+    let trace = trace_cpu(a.pid, t0, 10);
     let (post_time, posted) = match post_all(&client, &a, bodies.clone()).await {
         Ok(x) => x,
         Err(e) => {
@@ -305,6 +384,7 @@ async fn main() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     let groups_notified = sink.lock().first_seen.len();
+    print_timeline(&a.name, t0, &sink.lock(), &trace, a.clk_tck);
     // Per group: from the POST carrying its first alert (alert `g`, batch `g / batch`)
     // to its first notification. Groups never notified count as missing.
     let mut per_group: Vec<Duration> = {

@@ -37,6 +37,11 @@ pub const TIMESTAMP_HEADER: &str = "x-signalcraft-timestamp";
 pub const SIGNATURE_HEADER: &str = "x-signalcraft-signature";
 /// Replay window receivers should enforce.
 pub const REPLAY_WINDOW_SECS: i64 = 300;
+/// Requests one webhook channel sends at once by default: the idle connections
+/// its client keeps per host ([`http::client`]), so a burst of deliveries (a
+/// thousand groups due at the same group_wait) reuses kept-alive connections
+/// instead of opening one per request beyond the pool and closing it afterwards.
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 256;
 
 /// Configuration of one webhook channel.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -377,6 +382,8 @@ pub struct WebhookChannel {
     max_alerts: usize,
     client: reqwest::Client,
     clock: Arc<dyn Clock>,
+    /// Bounds requests in flight (see [`WebhookChannel::with_max_in_flight`]).
+    in_flight: tokio::sync::Semaphore,
 }
 
 impl WebhookChannel {
@@ -414,7 +421,15 @@ impl WebhookChannel {
             max_alerts: c.max_alerts,
             client: http::client(Duration::from_millis(c.timeout_ms), path)?,
             clock: Arc::new(SystemClock),
+            in_flight: tokio::sync::Semaphore::new(DEFAULT_MAX_IN_FLIGHT),
         })
+    }
+
+    /// Sends at most `n` requests at once (at least 1; default
+    /// [`DEFAULT_MAX_IN_FLIGHT`]); further deliveries wait for a free slot.
+    pub fn with_max_in_flight(mut self, n: usize) -> Self {
+        self.in_flight = tokio::sync::Semaphore::new(n.max(1));
+        self
     }
 
     /// Uses `clock` for signature timestamps.
@@ -460,6 +475,9 @@ impl Channel for WebhookChannel {
         let mut req = reqwest::Request::new(reqwest::Method::POST, self.url.clone());
         *req.headers_mut() = headers;
         *req.body_mut() = Some(body.into());
+        // Never closed, so `acquire` cannot fail; without a permit it would only
+        // mean one request more in flight.
+        let _slot = self.in_flight.acquire().await.ok();
         let resp = self
             .client
             .execute(req)
@@ -493,6 +511,73 @@ mod tests {
     use signalcraft_core::testing::channel::sample_notification;
 
     use super::{render, render_body};
+
+    /// A burst of deliveries never has more requests in flight than the bound, and
+    /// every one is delivered.
+    #[tokio::test]
+    async fn requests_in_flight_are_bounded() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+
+        use axum::routing::post;
+        use signalcraft_core::channel::Channel;
+
+        #[derive(Default)]
+        struct Seen {
+            now: AtomicUsize,
+            max: AtomicUsize,
+            total: AtomicUsize,
+        }
+        let seen = Arc::new(Seen::default());
+        let s = seen.clone();
+        let app = axum::Router::new().route(
+            "/",
+            post(move || {
+                let s = s.clone();
+                async move {
+                    let n = s.now.fetch_add(1, Ordering::SeqCst) + 1;
+                    s.max.fetch_max(n, Ordering::SeqCst);
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                    s.now.fetch_sub(1, Ordering::SeqCst);
+                    s.total.fetch_add(1, Ordering::SeqCst);
+                    "ok"
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let cfg = super::WebhookConfig {
+            name: "hook".into(),
+            url: format!("http://{addr}/"),
+            headers: Default::default(),
+            secret: None,
+            timeout_ms: 5_000,
+            max_alerts: 0,
+        };
+        let ch = Arc::new(
+            super::WebhookChannel::new(&cfg, "channels[0]")
+                .unwrap()
+                .with_max_in_flight(2),
+        );
+        let mut set = tokio::task::JoinSet::new();
+        for i in 0..8 {
+            let ch = ch.clone();
+            set.spawn(async move {
+                let n = sample_notification(&format!("incident/hook/{i}"), "hook", "");
+                ch.deliver(&n).await
+            });
+        }
+        while let Some(r) = set.join_next().await {
+            r.unwrap().unwrap();
+        }
+        assert_eq!(seen.total.load(Ordering::SeqCst), 8);
+        assert_eq!(
+            seen.max.load(Ordering::SeqCst),
+            2,
+            "at most 2, and the bound was reached"
+        );
+    }
 
     /// The fast body must be exactly the documented payload's JSON.
     #[test]
