@@ -558,6 +558,10 @@ impl Engine {
             events: Vec::new(),
         };
         let mut seen: HashSet<Record> = HashSet::new();
+        // Timeline entries, one run per incident (in the order incidents first
+        // appear); each run is stored as one record (`timeline::encode_run`).
+        let mut runs: Vec<(String, Vec<Box<TimelineEntry>>)> = Vec::new();
+        let mut run_of: std::collections::HashMap<String, usize> = Default::default();
         for e in effects {
             match e {
                 Effect::Persist(r) => {
@@ -569,13 +573,17 @@ impl Engine {
                     }
                 }
                 Effect::Write(op) => st.batch.ops.push(op),
-                Effect::Timeline { incident_id, entry } => {
-                    st.batch.put(
-                        Table::Timeline,
-                        Incident::timeline_key(&incident_id, entry.seq),
-                        &entry,
-                    )?;
-                }
+                Effect::Timeline { incident_id, entry } => match run_of.get(&incident_id) {
+                    // The core appends an incident's entries with consecutive `seq`s;
+                    // anything else starts a record of its own.
+                    Some(&i) if runs[i].1.last().is_some_and(|l| l.seq + 1 == entry.seq) => {
+                        runs[i].1.push(entry);
+                    }
+                    _ => {
+                        run_of.insert(incident_id.clone(), runs.len());
+                        runs.push((incident_id, vec![entry]));
+                    }
+                },
                 Effect::Audit(a) => {
                     st.batch.put(Table::Audit, a.key(), &a)?;
                 }
@@ -595,6 +603,15 @@ impl Engine {
                 | Effect::PageUser { .. } => st.hooks.push(e),
                 Effect::Event(ev) => st.events.push(ev),
             }
+        }
+        for (incident_id, entries) in runs {
+            let Some(first) = entries.first() else {
+                continue;
+            };
+            let key = Incident::timeline_key(&incident_id, first.seq);
+            let value = crate::incident::timeline::encode_run(&entries)
+                .map_err(|e| crate::store::StoreError::Codec(format!("timeline/{key}: {e}")))?;
+            st.batch.put_raw(Table::Timeline, key, value);
         }
         Ok(st)
     }
@@ -1425,12 +1442,19 @@ impl Engine {
     /// An incident's timeline, oldest first.
     pub async fn timeline(&self, id: &str) -> Result<Vec<TimelineEntry>, CoreError> {
         let inc = self.get_incident(id)?;
-        let rows: Vec<(String, TimelineEntry)> = self
+        let rows = self
             .inner
             .store
-            .scan_json(Table::Timeline, Scan::prefix(format!("{}/", inc.id)))
+            .scan(Table::Timeline, Scan::prefix(format!("{}/", inc.id)))
             .await?;
-        Ok(rows.into_iter().map(|(_, e)| e).collect())
+        let mut out = Vec::with_capacity(rows.len());
+        for (key, value) in rows {
+            out.extend(
+                crate::incident::timeline::decode_stored(&value)
+                    .map_err(|e| crate::store::StoreError::Codec(format!("timeline/{key}: {e}")))?,
+            );
+        }
+        Ok(out)
     }
 
     /// An incident's alerts (from memory while active, else from the Store).
@@ -1803,6 +1827,73 @@ mod tests {
                 (name, n.alerts.len())
             })
             .collect()
+    }
+
+    /// Several groups flushed in one round: each is notified once, and each
+    /// incident's first-notification entries (one per member alert, grouped, routed,
+    /// notified) are stored as one record and read back complete and gapless; a later
+    /// lone entry gets a record of its own after them.
+    #[tokio::test]
+    async fn a_flush_rounds_timeline_runs_are_one_record_per_incident_and_read_back_whole() {
+        let (engine, clock, rec) = rig(Duration::ZERO);
+        engine
+            .ingest(vec![
+                alert("A", "1"),
+                alert("A", "2"),
+                alert("A", "3"),
+                alert("B", "1"),
+            ])
+            .await
+            .unwrap();
+        clock.set(at_ms(1_000));
+        assert_eq!(
+            engine.run_due_jobs().await.unwrap(),
+            2,
+            "one round, two groups"
+        );
+        let mut got = sent(&rec);
+        got.sort();
+        assert_eq!(
+            got,
+            vec![("A".into(), 3), ("B".into(), 1)],
+            "each group once"
+        );
+        let store = engine.store().clone();
+        let page = engine.list_incidents(&IncidentFilter::default());
+        assert_eq!(page.items.len(), 2);
+        for inc in &page.items {
+            let rows = store
+                .scan(Table::Timeline, Scan::prefix(format!("{}/", inc.id)))
+                .await
+                .unwrap();
+            assert_eq!(rows.len(), 1, "one record for the run of {}", inc.id);
+            let tl = engine.timeline(&inc.id).await.unwrap();
+            let members = inc.alerts.len();
+            let kinds: Vec<&str> = tl.iter().map(|e| e.kind.type_name()).collect();
+            let mut want = vec!["ingested"; members];
+            want.extend(["grouped", "routed", "notified"]);
+            assert_eq!(kinds, want, "{}", inc.id);
+            let seqs: Vec<u64> = tl.iter().map(|e| e.seq).collect();
+            assert_eq!(seqs, (0..tl.len() as u64).collect::<Vec<_>>());
+        }
+        let a = page
+            .items
+            .iter()
+            .find(|i| i.alerts.len() == 3)
+            .expect("incident of A");
+        engine
+            .acknowledge(&a.id, Actor::user("alice"))
+            .await
+            .unwrap();
+        let rows = store
+            .scan(Table::Timeline, Scan::prefix(format!("{}/", a.id)))
+            .await
+            .unwrap();
+        assert_eq!(rows.len(), 2);
+        let tl = engine.timeline(&a.id).await.unwrap();
+        assert_eq!(tl.len(), 7);
+        assert_eq!(tl[6].seq, 6);
+        assert_eq!(tl[6].kind.type_name(), "acknowledged");
     }
 
     /// While ingest keeps arriving, a due re-notification is held and then folds the

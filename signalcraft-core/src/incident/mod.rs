@@ -5,7 +5,9 @@
 //! * [`audit`]: the audit log entry type.
 //!
 //! Store keys: `Table::Incidents` by [`Incident::id`] (`inc-` + 10-digit number, so keys
-//! sort by number); `Table::Timeline` by `<incident id>/<seq, 10 digits>`.
+//! sort by number); `Table::Timeline` by `<incident id>/<seq, 10 digits>`, one record
+//! per entry or per run of consecutive entries appended together, keyed by the run's
+//! first `seq` ([`timeline::encode_run`], read back by [`timeline::decode_stored`]).
 
 pub mod audit;
 pub mod state;

@@ -231,9 +231,65 @@ impl EntryKind {
     }
 }
 
+/// Encodes a run of entries of one incident with consecutive `seq`s as one stored
+/// record (key: the first entry's [`Incident::timeline_key`](super::Incident::timeline_key)):
+/// a lone entry as its JSON object, several as a JSON array of them in `seq` order.
+/// A decision that appends many entries at once (an incident's first notification
+/// writes one per member alert, then grouped, routed and notified) thus costs one
+/// store write instead of one per entry. [`decode_stored`] reads either form.
+pub fn encode_run<E: std::borrow::Borrow<TimelineEntry>>(
+    entries: &[E],
+) -> serde_json::Result<Vec<u8>> {
+    match entries {
+        [one] => serde_json::to_vec(one.borrow()),
+        many => {
+            let refs: Vec<&TimelineEntry> = many.iter().map(|e| e.borrow()).collect();
+            serde_json::to_vec(&refs)
+        }
+    }
+}
+
+/// Decodes one stored timeline record ([`encode_run`]): the entries it holds, in
+/// `seq` order.
+pub fn decode_stored(bytes: &[u8]) -> serde_json::Result<Vec<TimelineEntry>> {
+    if bytes.trim_ascii_start().first() == Some(&b'[') {
+        serde_json::from_slice(bytes)
+    } else {
+        serde_json::from_slice(bytes).map(|e| vec![e])
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn runs_round_trip_and_a_lone_entry_keeps_the_single_form() {
+        let entry = |seq: u64| TimelineEntry {
+            seq,
+            at: Timestamp::UNIX_EPOCH,
+            actor: Actor::System,
+            kind: EntryKind::Grouped {
+                group_key: format!("g{seq}"),
+                alerts: 2,
+            },
+        };
+        let one = encode_run(&[entry(4)]).unwrap();
+        assert_eq!(
+            one,
+            serde_json::to_vec(&entry(4)).unwrap(),
+            "lone entry: as before"
+        );
+        assert_eq!(decode_stored(&one).unwrap(), vec![entry(4)]);
+        let run = vec![entry(0), entry(1), entry(2)];
+        let bytes = encode_run(&run).unwrap();
+        assert_eq!(bytes.first(), Some(&b'['));
+        assert_eq!(decode_stored(&bytes).unwrap(), run);
+        assert!(
+            decode_stored(b"{\"seq\":1}").is_err(),
+            "an entry missing fields is an error"
+        );
+    }
 
     #[test]
     fn entry_json_form_is_flat_and_tagged() {
