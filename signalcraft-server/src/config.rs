@@ -91,6 +91,13 @@ pub struct ServerSection {
     pub journal_max_lag: usize,
     /// With `journal`: most events the engine decides on and commits together.
     pub journal_apply_batch: usize,
+    /// With `journal`: most bytes of accepted-but-unapplied journal records (the
+    /// memory the engine's queue holds) before ingest requests wait for the engine.
+    pub journal_max_lag_bytes: usize,
+    /// Page cache of the embedded store (redb), in bytes. The engine keeps every
+    /// active record in memory and reads the store only at start, for history and to
+    /// update records, so a small cache suffices.
+    pub store_cache_bytes: usize,
     /// Key that seals integration secrets at rest in the embedded store (a secret
     /// reference, `env:NAME` or `file:PATH`, to 64 hex digits or base64 of 32 bytes).
     /// Without it secrets are stored in clear.
@@ -100,6 +107,12 @@ pub struct ServerSection {
     /// they can be removed.
     pub previous_encryption_keys: Vec<String>,
 }
+
+/// Default of `[server] journal_max_lag_bytes`.
+pub const DEFAULT_JOURNAL_MAX_LAG_BYTES: usize = 64 << 20;
+
+/// Default of `[server] store_cache_bytes`.
+pub const DEFAULT_STORE_CACHE_BYTES: usize = 4 << 20;
 
 impl Default for ServerSection {
     fn default() -> Self {
@@ -117,6 +130,8 @@ impl Default for ServerSection {
             journal: true,
             journal_max_lag: 100_000,
             journal_apply_batch: 20_000,
+            journal_max_lag_bytes: DEFAULT_JOURNAL_MAX_LAG_BYTES,
+            store_cache_bytes: DEFAULT_STORE_CACHE_BYTES,
             encryption_key: None,
             previous_encryption_keys: Vec::new(),
         }
@@ -628,6 +643,12 @@ pub fn validate(cfg: &ServerConfig) -> Vec<ConfigError> {
     if s.journal_apply_batch == 0 {
         errors.push(ConfigError::new(
             "server.journal_apply_batch",
+            "must be greater than 0",
+        ));
+    }
+    if s.journal_max_lag_bytes == 0 {
+        errors.push(ConfigError::new(
+            "server.journal_max_lag_bytes",
             "must be greater than 0",
         ));
     }

@@ -30,11 +30,11 @@ use crate::metrics::Metrics;
 use crate::ratelimit::RateLimiter;
 use crate::state::{AppState, Inner};
 
-/// redb page cache of the server's store. The engine keeps every active record in
-/// memory and reads the store only at start and for history, so a big page cache
-/// (the store's default is 256 MiB) would mostly double the memory of what the engine
-/// already holds.
-pub const STORE_CACHE_BYTES: usize = 32 << 20;
+/// redb page cache of the server's store (default of `[server] store_cache_bytes`).
+/// The engine keeps every active record in memory and reads the store only at start
+/// and for history, so a big page cache (the store's default is 256 MiB) would mostly
+/// double the memory of what the engine already holds.
+pub const STORE_CACHE_BYTES: usize = config::DEFAULT_STORE_CACHE_BYTES;
 
 /// Arguments of `signalcraft serve`.
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -244,7 +244,7 @@ pub async fn start(
             let redb = signalcraft_store::RedbStore::open_with(
                 &path,
                 signalcraft_store::StoreOptions {
-                    cache_bytes: STORE_CACHE_BYTES,
+                    cache_bytes: cfg.server.store_cache_bytes,
                     encryption_key: secrets.store_key.clone(),
                     previous_keys: secrets.previous_store_keys.clone(),
                     ..Default::default()
@@ -355,6 +355,7 @@ pub async fn start(
             None => paging.clone() as Arc<dyn EscalationHook>,
         })
         .build()?;
+    engine.set_journal_max_lag_bytes(cfg.server.journal_max_lag_bytes);
     engine.recover().await?;
     // Handoff notifications: each schedule's next handoff is a durable job.
     crate::state::rearm_handoffs(&engine, &oncall.directory()).await?;

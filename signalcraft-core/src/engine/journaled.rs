@@ -13,8 +13,14 @@
 //!   [`JOURNAL_APPLIED_KEY`]), so a record's outcome and the mark that it was
 //!   applied are written atomically. Decisions and commits overlap as for
 //!   [`Engine::ingest_begin`]. Committed records are released from the journal.
-//! * Submitted-but-unapplied events are bounded
-//!   ([`EngineBuilder::journal_max_lag`](super::EngineBuilder::journal_max_lag)):
+//! * Submitted-but-unapplied events wait for the applier as their encoded journal
+//!   record (the bytes just made durable), not as decoded [`Event`]s: the applier
+//!   decodes each record when it takes it. A queued alert costs its JSON (about a
+//!   third of a decoded `Alert` with its label maps), and the decoded events of a
+//!   request are freed as soon as the request is encoded.
+//! * Submitted-but-unapplied events are bounded, by count
+//!   ([`EngineBuilder::journal_max_lag`](super::EngineBuilder::journal_max_lag)) and by
+//!   the bytes of their queued records ([`Engine::set_journal_max_lag_bytes`]):
 //!   `submit` waits while the applier is that far behind, so memory stays bounded and
 //!   a slow store slows ingest down instead of queueing without limit.
 //! * When a commit fails, the engine's core is rebuilt from the Store (as after any
@@ -41,7 +47,7 @@ use tokio::sync::{Notify, mpsc};
 use super::shell::Engine;
 use crate::CoreError;
 use crate::journal::{Journal, JournalSeq};
-use crate::model::Event;
+use crate::model::{ActionEvent, Alert, ChangeEvent, Event};
 use crate::store::{StoreError, StoreExt, Table};
 
 /// `Table::Meta` key holding the highest journal sequence number whose events the
@@ -54,28 +60,79 @@ pub const APPLY_BATCH: usize = 20_000;
 /// Default bound on submitted-but-unapplied events.
 pub const DEFAULT_MAX_LAG: usize = 100_000;
 
+/// Default bound on the bytes of submitted-but-unapplied journal records (no bound
+/// until [`Engine::set_journal_max_lag_bytes`] sets one).
+pub const DEFAULT_MAX_LAG_BYTES: usize = usize::MAX;
+
 /// Longest pause between retries of a failing replay.
 const MAX_RETRY: Duration = Duration::from_secs(5);
 
-/// Version of the journal record format.
-const RECORD_VERSION: u32 = 1;
+/// Version of the journal record format this build writes. Version 1 wrote each
+/// [`Event`] with its own internally tagged form (`{"kind":"alert",…}`), which serde
+/// decodes through a buffer that cannot hold a [`RawPayload`](crate::model::RawPayload),
+/// so a record with a raw payload could not be read back; version 2 tags each event
+/// externally (`{"alert":{…}}`), decoded in one pass. Both are read.
+const RECORD_VERSION: u32 = 2;
+
+/// An event as a version 2 record writes it.
+#[derive(Serialize)]
+#[serde(rename_all = "lowercase")]
+enum EventOut<'a> {
+    Alert(&'a Alert),
+    Change(&'a ChangeEvent),
+    Action(&'a ActionEvent),
+}
+
+/// An event as a version 2 record is read.
+#[derive(Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum EventIn {
+    Alert(Alert),
+    Change(ChangeEvent),
+    Action(ActionEvent),
+}
+
+impl From<EventIn> for Event {
+    fn from(e: EventIn) -> Self {
+        match e {
+            EventIn::Alert(a) => Event::Alert(a),
+            EventIn::Change(c) => Event::Change(c),
+            EventIn::Action(a) => Event::Action(a),
+        }
+    }
+}
 
 /// A journal record, as written.
 #[derive(Serialize)]
 struct RecordOut<'a> {
     v: u32,
-    events: &'a [Event],
+    events: Vec<EventOut<'a>>,
 }
 
-/// A journal record, as read back.
+/// A version 2 journal record, as read back.
 #[derive(Deserialize)]
 struct RecordIn {
+    v: u32,
+    events: Vec<EventIn>,
+}
+
+/// A version 1 journal record, as read back.
+#[derive(Deserialize)]
+struct RecordInV1 {
     v: u32,
     events: Vec<Event>,
 }
 
 /// Encodes events as one journal record.
 pub(super) fn encode_record(events: &[Event]) -> Result<Vec<u8>, CoreError> {
+    let events = events
+        .iter()
+        .map(|e| match e {
+            Event::Alert(a) => EventOut::Alert(a),
+            Event::Change(c) => EventOut::Change(c),
+            Event::Action(a) => EventOut::Action(a),
+        })
+        .collect();
     serde_json::to_vec(&RecordOut {
         v: RECORD_VERSION,
         events,
@@ -83,18 +140,32 @@ pub(super) fn encode_record(events: &[Event]) -> Result<Vec<u8>, CoreError> {
     .map_err(|e| StoreError::Codec(format!("journal record: {e}")).into())
 }
 
-/// Decodes one journal record.
+/// Decodes one journal record (either version).
 pub(super) fn decode_record(seq: JournalSeq, bytes: &[u8]) -> Result<Vec<Event>, CoreError> {
-    let rec: RecordIn = serde_json::from_slice(bytes)
-        .map_err(|e| StoreError::Corrupt(format!("journal record {seq}: {e}")))?;
-    if rec.v != RECORD_VERSION {
-        return Err(StoreError::Corrupt(format!(
-            "journal record {seq} has format version {}, this build reads {RECORD_VERSION}",
-            rec.v
+    let corrupt =
+        |e: &dyn std::fmt::Display| StoreError::Corrupt(format!("journal record {seq}: {e}"));
+    let (v, events) = match serde_json::from_slice::<RecordIn>(bytes) {
+        Ok(rec) => (rec.v, rec.events.into_iter().map(Event::from).collect()),
+        // Not the version 2 layout: a version 1 record (or damage, reported as such).
+        Err(_) => {
+            let rec: RecordInV1 = serde_json::from_slice(bytes).map_err(|e| corrupt(&e))?;
+            if rec.v != 1 {
+                return Err(corrupt(&format_args!(
+                    "format version {} in a version 1 layout",
+                    rec.v
+                ))
+                .into());
+            }
+            (rec.v, rec.events)
+        }
+    };
+    if v != 1 && v != RECORD_VERSION {
+        return Err(corrupt(&format_args!(
+            "format version {v}, this build reads 1 and {RECORD_VERSION}"
         ))
         .into());
     }
-    Ok(rec.events)
+    Ok(events)
 }
 
 /// Reads the Store's applied mark ([`JOURNAL_APPLIED_KEY`]; 0 when absent). Open the
@@ -106,22 +177,25 @@ pub async fn journal_applied(store: &dyn crate::store::Store) -> Result<JournalS
         .unwrap_or(0))
 }
 
-/// A durable record on its way to the applier.
+/// A durable record on its way to the applier: its encoded bytes (decoded by the
+/// applier, see the module doc).
 struct Entry {
     seq: JournalSeq,
-    events: Vec<Event>,
+    record: Vec<u8>,
     lag: LagGuard,
 }
 
-/// Counts events as submitted-but-unapplied until dropped.
+/// Counts events (and their record's bytes) as submitted-but-unapplied until dropped.
 struct LagGuard {
     n: usize,
+    bytes: usize,
     state: Arc<Lag>,
 }
 
 impl Drop for LagGuard {
     fn drop(&mut self) {
         self.state.events.fetch_sub(self.n, Ordering::AcqRel);
+        self.state.bytes.fetch_sub(self.bytes, Ordering::AcqRel);
         self.state.freed.notify_waiters();
     }
 }
@@ -129,6 +203,7 @@ impl Drop for LagGuard {
 #[derive(Default)]
 struct Lag {
     events: AtomicUsize,
+    bytes: AtomicUsize,
     freed: Notify,
 }
 
@@ -139,6 +214,8 @@ pub(super) struct Journaled {
     rx: Mutex<Option<mpsc::UnboundedReceiver<Entry>>>,
     lag: Arc<Lag>,
     max_lag: usize,
+    /// Bound on the bytes of queued records ([`Engine::set_journal_max_lag_bytes`]).
+    max_lag_bytes: AtomicUsize,
     /// Most events per decision.
     apply_batch: usize,
     /// Highest sequence number committed to the Store.
@@ -158,11 +235,23 @@ impl Journaled {
             rx: Mutex::new(Some(rx)),
             lag: Arc::new(Lag::default()),
             max_lag: max_lag.max(1),
+            max_lag_bytes: AtomicUsize::new(DEFAULT_MAX_LAG_BYTES),
             apply_batch: apply_batch.max(1),
             applied: AtomicU64::new(0),
             durable: AtomicU64::new(0),
             applied_moved: Notify::new(),
         }
+    }
+
+    /// Whether a submit must wait for the applier: the lag is at its bound of events
+    /// or of bytes. A submit into an empty queue never waits, so one record larger
+    /// than the byte bound still goes through.
+    fn lag_full(&self) -> bool {
+        let events = self.lag.events.load(Ordering::Acquire);
+        events >= self.max_lag
+            || (events > 0
+                && self.lag.bytes.load(Ordering::Acquire)
+                    >= self.max_lag_bytes.load(Ordering::Relaxed))
     }
 
     fn mark_applied(&self, seq: JournalSeq) {
@@ -196,24 +285,33 @@ impl Engine {
             return Ok(0);
         }
         let n = events.len();
+        let record = encode_record(&events)?;
+        // The queue holds the record's bytes; the decoded events go now.
+        drop(events);
         loop {
             let freed = j.lag.freed.notified();
-            if j.lag.events.load(Ordering::Acquire) < j.max_lag {
+            if !j.lag_full() {
                 break;
             }
             freed.await;
         }
         j.lag.events.fetch_add(n, Ordering::AcqRel);
+        j.lag.bytes.fetch_add(record.len(), Ordering::AcqRel);
         let lag = LagGuard {
             n,
+            bytes: record.len(),
             state: j.lag.clone(),
         };
-        let record = encode_record(&events)?;
+        let queued = record.clone();
         let tx = j.tx.clone();
         // Owned by the journal from here on: it runs once the record is durable, or is
         // dropped (releasing the lag) when the append fails.
         let on_durable = Box::new(move |seq: JournalSeq| {
-            let _ = tx.send(Entry { seq, events, lag });
+            let _ = tx.send(Entry {
+                seq,
+                record: queued,
+                lag,
+            });
         });
         let seq = j.journal.append_then(record, on_durable).await?;
         j.durable.fetch_max(seq, Ordering::AcqRel);
@@ -287,6 +385,28 @@ impl Engine {
     pub fn journal_applied_seq(&self) -> Option<JournalSeq> {
         self.journal_state()
             .map(|j| j.applied.load(Ordering::Acquire))
+    }
+
+    /// Bounds the bytes of submitted-but-unapplied journal records (the memory the
+    /// applier's queue holds; default: no bound beyond
+    /// [`EngineBuilder::journal_max_lag`](super::EngineBuilder::journal_max_lag)).
+    /// `submit` waits while the queued records reach it; a record alone in the queue
+    /// is never held back. No effect on an engine without a journal.
+    pub fn set_journal_max_lag_bytes(&self, bytes: usize) {
+        if let Some(j) = self.journal_state() {
+            j.max_lag_bytes.store(bytes.max(1), Ordering::Relaxed);
+            j.lag.freed.notify_waiters();
+        }
+    }
+
+    /// Events and record bytes submitted but not yet applied (0, 0 without a journal).
+    pub fn journal_lag(&self) -> (usize, usize) {
+        self.journal_state().map_or((0, 0), |j| {
+            (
+                j.lag.events.load(Ordering::Acquire),
+                j.lag.bytes.load(Ordering::Acquire),
+            )
+        })
     }
 
     /// Replays every journal record after the Store's applied mark (called by
@@ -384,11 +504,11 @@ impl Engine {
                 break;
             };
             let mut entries = vec![first];
-            let mut n = entries[0].events.len();
+            let mut n = entries[0].lag.n;
             while n < apply_batch {
                 match rx.try_recv() {
                     Ok(e) => {
-                        n += e.events.len();
+                        n += e.lag.n;
                         entries.push(e);
                     }
                     Err(_) => break,
@@ -402,11 +522,21 @@ impl Engine {
             };
             let mut events = Vec::with_capacity(n);
             let mut guards = Vec::with_capacity(entries.len());
+            let mut decoded = Ok(());
             for e in entries {
-                events.extend(e.events);
+                if decoded.is_ok() {
+                    match decode_record(e.seq, &e.record) {
+                        Ok(evs) => events.extend(evs),
+                        Err(err) => decoded = Err(err),
+                    }
+                }
                 guards.push(e.lag);
             }
-            match this.ingest_begin_marked(events, Some(through)).await {
+            let begun = match decoded {
+                Ok(()) => this.ingest_begin_marked(events, Some(through)).await,
+                Err(e) => Err(e),
+            };
+            match begun {
                 Ok(pending) => {
                     let engine = this.clone();
                     let (failed, poke) = (failed.clone(), poke.clone());
@@ -469,5 +599,54 @@ impl Engine {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Labels, RawPayload, Source};
+
+    fn alert(raw: Option<&str>) -> Event {
+        let mut a = Alert::firing(
+            Source {
+                provider: "p".into(),
+                integration: "i".into(),
+            },
+            "s",
+            Labels::from([("alertname".to_string(), "Down".to_string())]),
+        );
+        if let Some(raw) = raw {
+            a.raw = RawPayload::from_json(raw).unwrap();
+        }
+        Event::Alert(a)
+    }
+
+    #[test]
+    fn records_round_trip_with_raw_payloads() {
+        let events = vec![alert(Some(r#"{"a": [1, 2]}"#)), alert(None)];
+        let bytes = encode_record(&events).unwrap();
+        assert!(bytes.starts_with(br#"{"v":2,"events":[{"alert":{"#));
+        assert_eq!(decode_record(7, &bytes).unwrap(), events);
+    }
+
+    #[test]
+    fn version_1_records_are_still_read() {
+        let events = vec![alert(None)];
+        let v1 = serde_json::to_vec(&serde_json::json!({"v": 1, "events": &events})).unwrap();
+        assert!(String::from_utf8_lossy(&v1).contains(r#""kind":"alert""#));
+        assert_eq!(decode_record(3, &v1).unwrap(), events);
+    }
+
+    #[test]
+    fn unknown_versions_and_damage_are_corrupt_records() {
+        let v3 = br#"{"v":3,"events":[]}"#;
+        let err = decode_record(4, v3).unwrap_err().to_string();
+        assert!(
+            err.contains("journal record 4") && err.contains("version 3"),
+            "{err}"
+        );
+        let err = decode_record(5, b"{\"v\":2,\"ev").unwrap_err().to_string();
+        assert!(err.contains("journal record 5"), "{err}");
     }
 }
