@@ -17,6 +17,10 @@
 //! show what the policy costs; `policy_only` runs the policy with a no-op channel.
 //!
 //! Target (issue 5): ≥ 20 000 webhook deliveries/s on a 2-core machine.
+//!
+//! `cargo bench -p signalcraft-benches --bench delivery -- flush_burst` instead runs
+//! one burst of 10,000 first group flushes through the engine and the pipeline and
+//! prints CPU per group (issue 7's group-notification target; see `flush_burst`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -401,9 +405,141 @@ fn bench(c: &mut Criterion) {
 
 criterion_group!(benches, bench);
 
+/// Alerts and groups of the flush burst (issue 7's workload: 100k alerts in 10,000
+/// groups of [alertname, service]).
+const BURST_ALERTS: usize = 100_000;
+const BURST_GROUPS: usize = 10_000;
+
+/// One burst of first group flushes, the shape of issue 7's group-notification
+/// target: [`BURST_ALERTS`] alerts in [`BURST_GROUPS`] groups are ingested (not
+/// measured), then every group's first flush comes due at the same instant and
+/// `Engine::run_due_jobs` decides them (incident, timeline, notification log),
+/// commits them and delivers every notification through the delivery pipeline.
+/// Prints the CPU of the whole process (engine, store writer, client, in-process
+/// sink) per group for that flush phase, and its wall time. Variants: the redb store
+/// and a webhook to the lean sink (what the server does), the same with a no-op
+/// channel (no HTTP), and the in-memory store with a no-op channel.
+fn flush_burst() {
+    use signalcraft_core::clock::ManualClock;
+    use signalcraft_core::engine::{Engine, EngineConfig, Notifier};
+    use signalcraft_core::model::{Alert, Event, Labels, Source};
+    use signalcraft_core::scheduler::Scheduler;
+    use signalcraft_core::store::Store;
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let _guard = rt.enter();
+    let url = lean_sink(&rt);
+    let side = (BURST_GROUPS as f64).sqrt().ceil() as usize;
+    let events: Vec<Event> = (0..BURST_ALERTS)
+        .map(|n| {
+            let g = n % BURST_GROUPS;
+            let mut l = Labels::new();
+            l.insert("alertname".into(), format!("Alert{}", g / side));
+            l.insert("service".into(), format!("svc{}", g % side));
+            l.insert("instance".into(), format!("i{}", n / BURST_GROUPS));
+            l.insert("severity".into(), "warning".into());
+            let mut a = Alert::firing(
+                Source {
+                    provider: "alertmanager".into(),
+                    integration: "prometheus".into(),
+                },
+                format!("load test alert {n}"),
+                l,
+            );
+            a.annotations
+                .insert("summary".into(), format!("load test alert {n}"));
+            Event::Alert(a)
+        })
+        .collect();
+    for (case, redb, http) in [
+        ("flush_burst_redb_webhook_lean_sink", true, true),
+        ("flush_burst_redb_noop_channel", true, false),
+        ("flush_burst_memory_store_noop_channel", false, false),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, scheduler): (Arc<dyn Store>, Arc<dyn Scheduler>) = if redb {
+            let s = signalcraft_store::RedbStore::open(dir.path().join("store.redb")).unwrap();
+            let sched = s.scheduler();
+            (Arc::new(s), Arc::new(sched))
+        } else {
+            (
+                Arc::new(MemoryStore::new()),
+                Arc::new(MemoryScheduler::new()),
+            )
+        };
+        let clock = ManualClock::new(jiff::Timestamp::from_second(1_800_000_000).unwrap());
+        let channel: Arc<dyn Channel> = if http {
+            webhook(&url)
+        } else {
+            signalcraft_core::testing::channel::ScriptedChannel::new("webhook", "hook")
+        };
+        let pipeline = Arc::new(
+            DeliveryPipeline::new(
+                DeliveryConfig::default(),
+                vec![channel],
+                store.clone(),
+                scheduler.clone(),
+                Arc::new(clock.clone()),
+            )
+            .unwrap(),
+        );
+        let cfg: EngineConfig = serde_json::from_value(serde_json::json!({"route": {
+            "receiver": "hook",
+            "group_by": ["alertname", "service"], "group_wait": "1s", "group_interval": "1s",
+            "repeat_interval": "24h", "notify": [{"channel": "hook", "target": url}]
+        }}))
+        .unwrap();
+        let engine = Engine::builder(cfg)
+            .store(store)
+            .scheduler(scheduler)
+            .clock(Arc::new(clock.clone()))
+            .notifier(pipeline as Arc<dyn Notifier>)
+            .in_memory_flush_timers(true)
+            .compact_alerts(true)
+            .build()
+            .unwrap();
+        let ingest_wall = Instant::now();
+        rt.block_on(async {
+            for chunk in events.chunks(1_000) {
+                engine.ingest(chunk.to_vec()).await.unwrap();
+            }
+        });
+        let ingest_wall = ingest_wall.elapsed();
+        clock.advance(Duration::from_secs(1));
+        let cpu0 = cpu_time();
+        let wall = Instant::now();
+        let ran = rt.block_on(engine.run_due_jobs()).unwrap();
+        let wall = wall.elapsed();
+        let cpu = cpu_time() - cpu0;
+        assert_eq!(ran, BURST_GROUPS, "every group flushed once");
+        assert_eq!(
+            engine.with_core(|c| c.incident_count()),
+            BURST_GROUPS,
+            "one incident per group"
+        );
+        eprintln!(
+            "{case}: {BURST_GROUPS} first flushes of {} alerts each: {:.0} µs CPU per group \
+             (whole process), wall {:.2?} ({:.0} groups/s); ingest took {ingest_wall:.2?}",
+            BURST_ALERTS / BURST_GROUPS,
+            cpu.as_secs_f64() * 1e6 / BURST_GROUPS as f64,
+            wall,
+            BURST_GROUPS as f64 / wall.as_secs_f64()
+        );
+        drop(engine);
+    }
+}
+
 fn main() {
     if std::env::var_os(SINK_ENV).is_some() {
         run_sink_process();
+        return;
+    }
+    if std::env::args().any(|a| a == "flush_burst") {
+        flush_burst();
         return;
     }
     benches();
