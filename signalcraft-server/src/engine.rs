@@ -164,35 +164,20 @@ impl EngineHandle {
 
     /// Firing alerts with their receivers and the silences muting them.
     pub async fn firing_alerts(&self) -> Vec<ListedAlert> {
-        let now = self.engine.now();
-        let mut out: Vec<(Fingerprint, ListedAlert)> = self.engine.with_core(|core| {
-            core.firing_alert_records()
-                .map(|r| {
-                    let mut receivers: Vec<String> = r
-                        .groups
-                        .iter()
-                        .filter_map(|g| core.group(g))
-                        .filter_map(|g| {
-                            g.incident
-                                .as_deref()
-                                .and_then(|i| core.incident(i))
-                                .map(|i| i.receiver.clone())
-                        })
-                        .collect();
-                    receivers.sort();
-                    receivers.dedup();
-                    let silenced: Vec<String> = core
-                        .silences()
-                        .muted_by(&r.alert.labels, now)
-                        .map(|s| vec![s.id.clone()])
-                        .unwrap_or_default();
-                    (r.fingerprint, (r.alert, receivers, silenced))
-                })
-                .collect()
-        });
+        let fps = self.firing_fingerprints();
+        list_firing(&self.engine, &fps)
+    }
+
+    /// The fingerprints of the firing alerts, in order (see [`list_firing`], which
+    /// builds them a slice at a time, so a list of every alert never is in memory at
+    /// once).
+    pub fn firing_fingerprints(&self) -> Vec<Fingerprint> {
+        let mut fps: Vec<Fingerprint> = self
+            .engine
+            .with_core(|core| core.firing_alert_records().map(|r| r.fingerprint).collect());
         // Stable order: by fingerprint (the store's key order, 16 hex digits).
-        out.sort_unstable_by_key(|(fp, _)| *fp);
-        out.into_iter().map(|(_, a)| a).collect()
+        fps.sort_unstable();
+        fps
     }
 
     /// Applies a provider delivery report (Twilio status callback).
@@ -244,6 +229,43 @@ async fn batcher(engine: Engine, mut rx: mpsc::Receiver<Pending>) {
             }
         }
     }
+}
+
+/// The alerts of `fps` that are firing now, with their receivers and the silences
+/// muting them, in the order of `fps` (one look at the core; alerts resolved or gone
+/// since `fps` was taken are left out).
+pub fn list_firing(engine: &Engine, fps: &[Fingerprint]) -> Vec<ListedAlert> {
+    let now = engine.now();
+    engine.with_core(|core| {
+        fps.iter()
+            .filter_map(|fp| core.alert_record(*fp))
+            .filter(|r| {
+                r.alert.status == signalcraft_core::model::AlertStatus::Firing
+                    && r.resolved_at.is_none()
+            })
+            .map(|r| {
+                let mut receivers: Vec<String> = r
+                    .groups
+                    .iter()
+                    .filter_map(|g| core.group(g))
+                    .filter_map(|g| {
+                        g.incident
+                            .as_deref()
+                            .and_then(|i| core.incident(i))
+                            .map(|i| i.receiver.clone())
+                    })
+                    .collect();
+                receivers.sort();
+                receivers.dedup();
+                let silenced: Vec<String> = core
+                    .silences()
+                    .muted_by(&r.alert.labels, now)
+                    .map(|s| vec![s.id.clone()])
+                    .unwrap_or_default();
+                (r.alert, receivers, silenced)
+            })
+            .collect()
+    })
 }
 
 #[cfg(test)]

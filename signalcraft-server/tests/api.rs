@@ -1092,3 +1092,57 @@ async fn metrics_queue_depth_counts_pending_jobs() {
     assert_eq!(now, before);
     assert_eq!(now, pending().await);
 }
+
+/// `GET /api/v2/alerts` streams the firing alerts a slice at a time: a list longer
+/// than one slice is still one JSON array with every alert once, in fingerprint
+/// order, and the `silenced` / `active` filters apply across slices.
+#[tokio::test]
+async fn alertmanager_alert_list_spans_several_slices() {
+    let sc = start("").await;
+    let n = 1_300; // more than two slices of 512
+    for chunk in (0..n).collect::<Vec<usize>>().chunks(250) {
+        let body: Vec<Value> = chunk
+            .iter()
+            .map(|i| json!({"labels": {"alertname": "Many", "instance": format!("i{i}"), "quiet": if i % 3 == 0 { "yes" } else { "no" }}}))
+            .collect();
+        let r = sc.post_json("/api/v2/alerts", None, &json!(body)).await;
+        assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    }
+    let list = |q: &'static str| {
+        let c = sc.client.clone();
+        let url = sc.url(&format!("/api/v2/alerts{q}"));
+        async move {
+            let r = c.get(url).send().await.unwrap();
+            assert_eq!(r.status(), 200);
+            assert_eq!(r.headers()["content-type"], "application/json");
+            r.json::<Vec<Value>>().await.unwrap()
+        }
+    };
+    let all = list("").await;
+    assert_eq!(all.len(), n);
+    let fps: Vec<&str> = all
+        .iter()
+        .map(|a| a["fingerprint"].as_str().unwrap())
+        .collect();
+    let mut sorted = fps.clone();
+    sorted.sort_unstable();
+    sorted.dedup();
+    assert_eq!(fps, sorted, "each alert once, in fingerprint order");
+
+    let silence = json!({"matchers": ["quiet=\"yes\""], "ends_at": "2099-01-01T00:00:00Z", "created_by": "t"});
+    let r = sc
+        .post_json("/api/v1/silences", Some(&sc.admin), &silence)
+        .await;
+    assert_eq!(r.status(), 201);
+    let quiet = n.div_ceil(3);
+    let active = list("?silenced=false").await;
+    assert_eq!(active.len(), n - quiet);
+    assert!(active.iter().all(|a| a["labels"]["quiet"] == "no"));
+    let silenced = list("?active=false").await;
+    assert_eq!(silenced.len(), quiet);
+    assert!(silenced.iter().all(|a| a["labels"]["quiet"] == "yes"));
+    assert_eq!(
+        list("?active=false&silenced=false").await,
+        Vec::<Value>::new()
+    );
+}

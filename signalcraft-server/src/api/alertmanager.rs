@@ -420,25 +420,93 @@ pub async fn list_alerts(
     State(s): State<AppState>,
     headers: HeaderMap,
     crate::extract::ApiQuery(q): crate::extract::ApiQuery<ListQuery>,
-) -> Result<axum::Json<Vec<GettableAlert>>, ApiError> {
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
     check_auth(&s, &headers)?;
-    let show_silenced = q.silenced.as_deref() != Some("false");
-    let show_active = q.active.as_deref() != Some("false");
-    let out = s
-        .engine
-        .firing_alerts()
-        .await
-        .into_iter()
-        .filter(|(_, _, silenced)| {
-            if silenced.is_empty() {
-                show_active
-            } else {
-                show_silenced
+    let body = AlertList {
+        engine: s.engine.engine.clone(),
+        fps: s.engine.firing_fingerprints(),
+        next: 0,
+        show_silenced: q.silenced.as_deref() != Some("false"),
+        show_active: q.active.as_deref() != Some("false"),
+        wrote_any: false,
+        done: false,
+    };
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            axum::http::HeaderValue::from_static("application/json"),
+        )],
+        axum::body::Body::from_stream(body),
+    )
+        .into_response())
+}
+
+/// Alerts per chunk of the `GET /api/v2/alerts` body.
+const LIST_CHUNK: usize = 512;
+
+/// The body of `GET /api/v2/alerts`: a JSON array written [`LIST_CHUNK`] alerts at a
+/// time, each chunk built from the engine when it is sent, so the response never
+/// holds every alert in memory (100k alerts were ~200 MB built at once).
+struct AlertList {
+    engine: signalcraft_core::engine::Engine,
+    fps: Vec<signalcraft_core::model::Fingerprint>,
+    next: usize,
+    show_silenced: bool,
+    show_active: bool,
+    wrote_any: bool,
+    done: bool,
+}
+
+impl AlertList {
+    /// The next piece of the array, or `None` after the closing bracket.
+    fn next_chunk(&mut self) -> Option<bytes::Bytes> {
+        if self.done {
+            return None;
+        }
+        let mut out = Vec::new();
+        if self.next == 0 && !self.wrote_any {
+            out.push(b'[');
+        }
+        while out.len() <= 1 && self.next < self.fps.len() {
+            let end = (self.next + LIST_CHUNK).min(self.fps.len());
+            let listed = crate::engine::list_firing(&self.engine, &self.fps[self.next..end]);
+            self.next = end;
+            for (a, receivers, silenced) in listed {
+                let shown = if silenced.is_empty() {
+                    self.show_active
+                } else {
+                    self.show_silenced
+                };
+                if !shown {
+                    continue;
+                }
+                if self.wrote_any {
+                    out.push(b',');
+                }
+                // A GettableAlert of owned strings and maps always serializes.
+                if serde_json::to_writer(&mut out, &gettable(&a, receivers, silenced)).is_ok() {
+                    self.wrote_any = true;
+                }
             }
-        })
-        .map(|(a, receivers, silenced)| gettable(&a, receivers, silenced))
-        .collect();
-    Ok(axum::Json(out))
+        }
+        if self.next >= self.fps.len() {
+            out.push(b']');
+            self.done = true;
+        }
+        Some(bytes::Bytes::from(out))
+    }
+}
+
+impl futures_core::Stream for AlertList {
+    type Item = Result<bytes::Bytes, std::convert::Infallible>;
+
+    fn poll_next(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        std::task::Poll::Ready(self.get_mut().next_chunk().map(Ok))
+    }
 }
 
 /// `GET /api/v2/status`: Alertmanager's status object (cluster disabled).
