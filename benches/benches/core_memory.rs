@@ -5,6 +5,9 @@
 //! Alertmanager alert carries besides: two annotations, a generator link and the raw
 //! payload (~300 bytes of JSON, as the server's `/api/v2/alerts` keeps it). Reported:
 //!
+//! * the inline sizes that set the core's per-alert slots: `Alert`, `AlertEntry` (one
+//!   slot of the alert slab, as large as a full `Alert` plus the entry's own fields even
+//!   after compaction), `CompactAlert`, and `Effect` (one element of the effect buffer);
 //! * the heap one provider-built alert owns (label and annotation maps, strings, link,
 //!   raw payload; not its 320-byte inline part), and the raw payload's JSON size;
 //! * everything the core holds after the alerts were moved into it (their heap, its
@@ -179,6 +182,13 @@ fn main() {
     println!(
         "core_memory: {ALERTS} alerts, {} groups",
         core.group_count()
+    );
+    println!(
+        "  inline sizes: Alert {} B, AlertEntry (slab slot) {} B, CompactAlert {} B, Effect {} B",
+        std::mem::size_of::<Alert>(),
+        std::mem::size_of::<signalcraft_core::engine::core::AlertEntry>(),
+        std::mem::size_of::<signalcraft_core::model::CompactAlert>(),
+        std::mem::size_of::<Effect>(),
     );
     println!(
         "  heap owned by one normalized alert (incl. raw)  {}",
