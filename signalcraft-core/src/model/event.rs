@@ -18,7 +18,13 @@ pub use super::raw_payload::RawPayload;
 pub const EVENT_SCHEMA: &str = "signalcraft.event/v1";
 
 /// One normalized inbound event.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// JSON form: the variant's object with a `kind` field (`"alert"`, `"change"` or
+/// `"action"`). Deserializing takes serde_json input (text or `Value`): the event is read
+/// as raw JSON first and then as the variant its `kind` names, so a raw payload inside
+/// it keeps its exact text (a derived internally tagged enum buffers its content, and a
+/// buffered [`RawPayload`] cannot be read back).
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum Event {
     /// Something that can page.
@@ -27,6 +33,31 @@ pub enum Event {
     Change(ChangeEvent),
     /// An acknowledge/resolve request sent by a tool (PagerDuty Events API semantics).
     Action(ActionEvent),
+}
+
+impl<'de> Deserialize<'de> for Event {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+
+        /// Only the tag; every other field is skipped.
+        #[derive(Deserialize)]
+        struct Kind<'a> {
+            #[serde(borrow)]
+            kind: std::borrow::Cow<'a, str>,
+        }
+        const KINDS: &[&str] = &["alert", "change", "action"];
+
+        let raw = Box::<serde_json::value::RawValue>::deserialize(d)?;
+        let json = raw.get();
+        let kind = serde_json::from_str::<Kind<'_>>(json).map_err(D::Error::custom)?;
+        let event = match kind.kind.as_ref() {
+            "alert" => serde_json::from_str(json).map(Event::Alert),
+            "change" => serde_json::from_str(json).map(Event::Change),
+            "action" => serde_json::from_str(json).map(Event::Action),
+            other => return Err(D::Error::unknown_variant(other, KINDS)),
+        };
+        event.map_err(D::Error::custom)
+    }
 }
 
 impl Event {
@@ -281,6 +312,38 @@ mod tests {
         assert_eq!(v["severity"], "error");
         let back: Event = serde_json::from_value(v).unwrap();
         assert_eq!(back, Event::Alert(a));
+    }
+
+    #[test]
+    fn events_with_raw_payloads_read_back_from_text_and_value() {
+        let mut labels = Labels::new();
+        labels.insert("alertname".into(), "DiskFull".into());
+        let mut a = Alert::firing(
+            Source {
+                provider: "alertmanager".into(),
+                integration: "prom".into(),
+            },
+            "disk full",
+            labels,
+        );
+        a.raw = RawPayload::from_json(r#"{"labels":{"alertname":"DiskFull"},"n":1.50}"#).unwrap();
+        let text = serde_json::to_string(&Event::Alert(a.clone())).unwrap();
+        let back: Event = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, Event::Alert(a.clone()));
+        let Event::Alert(back) = back else {
+            unreachable!()
+        };
+        // The payload's own text survives (a number written as 1.50 stays so).
+        assert!(back.raw.compact_json().contains("1.50"));
+        let from_value: Vec<Event> = serde_json::from_value(serde_json::json!([
+            serde_json::from_str::<serde_json::Value>(&text).unwrap()
+        ]))
+        .unwrap();
+        assert_eq!(from_value.len(), 1);
+        let bad = serde_json::from_str::<Event>(r#"{"kind":"page","summary":"x"}"#).unwrap_err();
+        assert!(bad.to_string().contains("unknown variant `page`"), "{bad}");
+        let untagged = serde_json::from_str::<Event>(r#"{"summary":"x"}"#).unwrap_err();
+        assert!(untagged.to_string().contains("kind"), "{untagged}");
     }
 
     #[test]
