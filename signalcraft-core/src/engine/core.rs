@@ -1252,11 +1252,13 @@ impl EngineCore {
         let Some(route) = self.cfg.routes.get(g.route_index) else {
             return;
         };
-        let alerts: Vec<Alert> = firing
-            .iter()
-            .chain(resolved)
-            .filter_map(|fp| self.alerts.get(fp).map(|e| view(&e.alert).to_alert()))
-            .collect();
+        let mut alerts: Vec<Alert> = Vec::with_capacity(firing.len() + resolved.len());
+        alerts.extend(
+            firing
+                .iter()
+                .chain(resolved)
+                .filter_map(|fp| self.alerts.get(fp).map(|e| view(&e.alert).to_alert())),
+        );
         let status = if firing.is_empty() {
             AlertStatus::Resolved
         } else {
@@ -1282,7 +1284,6 @@ impl EngineCore {
             )
         });
         let (mut common_labels, mut common_annotations) = common(&alerts);
-        let mut alerts = alerts;
         let mut entries = Vec::new();
         let last = route.notify.len().saturating_sub(1);
         for (ti, t) in route.notify.iter().enumerate() {
@@ -1583,11 +1584,23 @@ impl EngineCore {
             kind,
         };
         inc.timeline_len += 1;
-        out.push(Effect::Timeline {
+        let timeline = Effect::Timeline {
             incident_id: id.to_string(),
             entry: Box::new(entry),
-        });
-        out.push(Effect::Persist(Record::Incident(id.to_string())));
+        };
+        // The incident record is encoded from its state when the batch is staged, so
+        // one `Persist` of it per run of entries is enough: when the previous effect
+        // already persists this incident, the entry goes before it (an incident's
+        // first decision appends a dozen entries in a row).
+        match out.last() {
+            Some(Effect::Persist(Record::Incident(last))) if last == id => {
+                out.insert(out.len() - 1, timeline);
+            }
+            _ => {
+                out.push(timeline);
+                out.push(Effect::Persist(Record::Incident(id.to_string())));
+            }
+        }
     }
 
     fn audit(

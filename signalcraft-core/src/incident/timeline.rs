@@ -240,13 +240,17 @@ impl EntryKind {
 pub fn encode_run<E: std::borrow::Borrow<TimelineEntry>>(
     entries: &[E],
 ) -> serde_json::Result<Vec<u8>> {
+    // An entry is ~150-250 bytes of JSON: size the buffer once instead of growing it
+    // from serde_json's default (an incident's first decision writes a dozen entries).
+    let mut out = Vec::with_capacity(256 * entries.len());
     match entries {
-        [one] => serde_json::to_vec(one.borrow()),
+        [one] => serde_json::to_writer(&mut out, one.borrow())?,
         many => {
             let refs: Vec<&TimelineEntry> = many.iter().map(|e| e.borrow()).collect();
-            serde_json::to_vec(&refs)
+            serde_json::to_writer(&mut out, &refs)?;
         }
     }
+    Ok(out)
 }
 
 /// Decodes one stored timeline record ([`encode_run`]): the entries it holds, in
