@@ -1417,9 +1417,13 @@ impl EngineCore {
             return id;
         };
         g.incident = Some(id.clone());
-        let g = g.clone();
+        // Borrowed, not cloned: only the timeline calls at the end need `&mut self`,
+        // and what they take from the group and route is extracted before them.
+        let Some(g) = self.groups.get(&h) else {
+            return id;
+        };
         self.incident_by_key.insert(g.key.clone(), id.clone());
-        let route = self.cfg.routes.get(g.route_index).cloned();
+        let route = self.cfg.routes.get(g.route_index);
         let first: Vec<&AlertEntry> = firing.iter().filter_map(|f| self.alerts.get(f)).collect();
         let severity = first
             .iter()
@@ -1499,6 +1503,16 @@ impl EngineCore {
             *c += 1;
         }
         let policy = incident.escalation_policy.clone();
+        let grouped = EntryKind::Grouped {
+            group_key: g.key.clone(),
+            alerts: g.alerts.len(),
+        };
+        let routed = route.map(|r| EntryKind::Routed {
+            route: r.id.clone(),
+            receiver: r.receiver.clone(),
+            service,
+            escalation_policy: policy.clone(),
+        });
         self.incidents.insert(id.clone(), incident);
         out.push(Effect::Persist(Record::Incident(id.clone())));
         for (fp, at, status, summary, integration) in members {
@@ -1514,29 +1528,9 @@ impl EngineCore {
                 out,
             );
         }
-        self.timeline(
-            &id,
-            Actor::System,
-            now,
-            EntryKind::Grouped {
-                group_key: g.key.clone(),
-                alerts: g.alerts.len(),
-            },
-            out,
-        );
-        if let Some(r) = &route {
-            self.timeline(
-                &id,
-                Actor::System,
-                now,
-                EntryKind::Routed {
-                    route: r.id.clone(),
-                    receiver: r.receiver.clone(),
-                    service,
-                    escalation_policy: policy.clone(),
-                },
-                out,
-            );
+        self.timeline(&id, Actor::System, now, grouped, out);
+        if let Some(routed) = routed {
+            self.timeline(&id, Actor::System, now, routed, out);
         }
         out.push(Effect::Event(EngineEvent::IncidentOpened {
             incident_id: id.clone(),
