@@ -1274,10 +1274,10 @@ impl EngineCore {
                 }
             }
         }
-        let recent_changes = service
+        let mut recent_changes = service
             .map(|s| self.recent_changes_for(s, now))
             .unwrap_or_default();
-        let incident_ref = incident.map(|i| {
+        let mut incident_ref = incident.map(|i| {
             i.to_ref(
                 service.map(|s| s.name.clone()),
                 self.cfg.external_url.as_deref(),
@@ -1289,32 +1289,40 @@ impl EngineCore {
         for (ti, t) in route.notify.iter().enumerate() {
             let id = format!("incident/{}/{ti}-{h:016x}-{}", t.channel, time_key(now));
             entries.push((id.clone(), t.channel.clone(), t.target.clone()));
-            // The last target's notification takes the alerts and maps instead of a copy.
-            let (alerts, common_labels, common_annotations) = if ti == last {
-                (
-                    std::mem::take(&mut alerts),
-                    std::mem::take(&mut common_labels),
-                    std::mem::take(&mut common_annotations),
-                )
-            } else {
-                (
-                    alerts.clone(),
-                    common_labels.clone(),
-                    common_annotations.clone(),
-                )
-            };
+            // The last target's notification takes the alerts, maps and lists instead
+            // of a copy.
+            let (alerts, common_labels, common_annotations, incident, runbooks, recent_changes) =
+                if ti == last {
+                    (
+                        std::mem::take(&mut alerts),
+                        std::mem::take(&mut common_labels),
+                        std::mem::take(&mut common_annotations),
+                        incident_ref.take(),
+                        std::mem::take(&mut runbooks),
+                        std::mem::take(&mut recent_changes),
+                    )
+                } else {
+                    (
+                        alerts.clone(),
+                        common_labels.clone(),
+                        common_annotations.clone(),
+                        incident_ref.clone(),
+                        runbooks.clone(),
+                        recent_changes.clone(),
+                    )
+                };
             out.push(Effect::Notify(Box::new(Notification {
                 id,
                 kind: NotificationKind::Incident,
                 group_key: g.key.clone(),
                 status,
-                incident: incident_ref.clone(),
+                incident,
                 alerts,
                 group_labels: g.labels.clone(),
                 common_labels,
                 common_annotations,
-                runbooks: runbooks.clone(),
-                recent_changes: recent_changes.clone(),
+                runbooks,
+                recent_changes,
                 receiver: route.receiver.clone(),
                 target: Target {
                     address: t.target.clone(),
