@@ -296,12 +296,17 @@ fn run_full_policy(
     })
 }
 
-fn bench(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
+/// The benches' runtime: two workers, as the machine has two cores.
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
-        .unwrap();
+        .unwrap()
+}
+
+fn bench(c: &mut Criterion) {
+    let rt = runtime();
     let _guard = rt.enter();
     let lean = webhook(&lean_sink(&rt));
     let axum = webhook(&axum_sink(&rt));
@@ -479,11 +484,7 @@ fn flush_burst() {
     use signalcraft_core::scheduler::Scheduler;
     use signalcraft_core::store::Store;
 
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime();
     let _guard = rt.enter();
     let url = lean_sink(&rt);
     let side = (BURST_GROUPS as f64).sqrt().ceil() as usize;

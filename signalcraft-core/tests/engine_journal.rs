@@ -164,6 +164,34 @@ async fn settle(e: &Engine) {
         .expect("settled");
 }
 
+/// Submits `events` while the store's commits are held by `gate`: the submit must
+/// wait without appending to the journal; once the gate is released it goes through.
+async fn submit_waits_until_released(
+    e: &Engine,
+    events: Vec<Event>,
+    journal: &TestJournal,
+    gate: tokio::sync::RwLockWriteGuard<'_, ()>,
+) {
+    let appended_before = journal.last_seq();
+    let waiting = tokio::spawn({
+        let e = e.clone();
+        async move { e.submit(events).await }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!waiting.is_finished(), "submit waits for the applier");
+    assert_eq!(
+        journal.last_seq(),
+        appended_before,
+        "and has not appended yet"
+    );
+    drop(gate);
+    tokio::time::timeout(Duration::from_secs(10), waiting)
+        .await
+        .expect("submit goes on once the applier caught up")
+        .unwrap()
+        .unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn submitted_events_are_committed_with_the_applied_mark() {
     let Rig {
@@ -384,19 +412,7 @@ async fn submit_waits_while_the_applier_is_too_far_behind() {
     e.submit(batch(0)).await.unwrap();
     e.submit(batch(1)).await.unwrap();
     // 10 events are in flight behind the held commit: the next submit waits.
-    let third = tokio::spawn({
-        let e = e.clone();
-        async move { e.submit(batch(2)).await }
-    });
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(!third.is_finished(), "submit waits for the applier");
-    assert_eq!(journal.last_seq(), 2, "and has not appended yet");
-    drop(gate);
-    tokio::time::timeout(Duration::from_secs(10), third)
-        .await
-        .expect("submit goes on once the applier caught up")
-        .unwrap()
-        .unwrap();
+    submit_waits_until_released(&e, batch(2), &journal, gate).await;
     settle(&e).await;
     assert_eq!(alert_count(store.as_ref()).await, 15);
 }
@@ -432,19 +448,7 @@ async fn submit_waits_while_the_queued_records_reach_the_byte_bound() {
         bytes, appended,
         "the queue counts the record's encoded bytes"
     );
-    let second = tokio::spawn({
-        let e = e.clone();
-        async move { e.submit(batch(1)).await }
-    });
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(!second.is_finished(), "submit waits for the applier");
-    assert_eq!(journal.last_seq(), 1, "and has not appended yet");
-    drop(gate);
-    tokio::time::timeout(Duration::from_secs(10), second)
-        .await
-        .expect("submit goes on once the applier caught up")
-        .unwrap()
-        .unwrap();
+    submit_waits_until_released(&e, batch(1), &journal, gate).await;
     settle(&e).await;
     assert_eq!(alert_count(store.as_ref()).await, 10);
     assert_eq!(e.journal_lag(), (0, 0), "nothing queued once settled");
