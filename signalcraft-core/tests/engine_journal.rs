@@ -604,3 +604,38 @@ async fn a_retrying_applier_does_not_keep_a_dropped_engine_alive() {
         "the retrying applier holds the engine"
     );
 }
+
+/// group_wait counts from when the journal accepted an alert, not from when the
+/// applier got to it: with the applier held back for 20 s, a group created from an
+/// alert accepted at 0 is notified at group_wait (30 s), not at 50 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_wait_counts_from_acceptance_when_the_applier_lags() {
+    let Rig {
+        store,
+        clock,
+        rec,
+        e,
+        ..
+    } = started().await;
+    let gate = store.gate.write().await;
+    // The first record is decided and its commit waits at the gate; the second is
+    // decided and waits for the first commit; the third waits in the queue.
+    e.submit(vec![alert("First", "1")]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    e.submit(vec![alert("Second", "1")]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    e.submit(vec![alert("Third", "1")]).await.unwrap();
+    clock.set(at(20));
+    drop(gate);
+    settle(&e).await;
+
+    clock.set(at(30));
+    e.run_due_jobs().await.unwrap();
+    let mut notified: Vec<String> = rec
+        .calls()
+        .iter()
+        .map(|n| n.group_labels["alertname"].clone())
+        .collect();
+    notified.sort();
+    assert_eq!(notified, ["First", "Second", "Third"]);
+}

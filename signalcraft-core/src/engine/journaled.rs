@@ -19,6 +19,10 @@
 //!   360 bytes in `benches/compare-alertmanager.sh`, against ~2.4 KB for a decoded
 //!   `Alert` with its label maps), and the decoded events of a request are freed as
 //!   soon as the request is encoded.
+//! * Each record carries the time the journal accepted it, and its events are decided
+//!   at that time (clamped to the decision's clock and to the previous record's time),
+//!   so an alert's first/last seen and its group's `group_wait` count from acceptance,
+//!   however far behind the applier is or however late a replay after a crash runs.
 //! * Submitted-but-unapplied events are bounded, by count
 //!   ([`EngineBuilder::journal_max_lag`](super::EngineBuilder::journal_max_lag)) and by
 //!   the bytes of their queued records ([`Engine::set_journal_max_lag_bytes`]):
@@ -41,6 +45,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
+use jiff::Timestamp;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, mpsc};
@@ -107,6 +112,8 @@ impl From<EventIn> for Event {
 #[derive(Serialize)]
 struct RecordOut<'a> {
     v: u32,
+    /// When the journal accepted the events (the engine's clock at submit).
+    at: Timestamp,
     events: Vec<EventOut<'a>>,
 }
 
@@ -114,7 +121,21 @@ struct RecordOut<'a> {
 #[derive(Deserialize)]
 struct RecordIn {
     v: u32,
+    /// Absent in records written before it was added.
+    #[serde(default)]
+    at: Option<Timestamp>,
     events: Vec<EventIn>,
+}
+
+/// The events of one journal record, as the applier decides on them.
+#[derive(Debug, PartialEq)]
+pub(super) struct Received {
+    /// When the journal accepted them (`None` for records that do not say): the
+    /// decision's time for these events, so timers such as `group_wait` count from
+    /// acceptance however far behind the applier is.
+    pub(super) at: Option<Timestamp>,
+    /// The events, in order.
+    pub(super) events: Vec<Event>,
 }
 
 /// A version 1 journal record, as read back.
@@ -124,8 +145,8 @@ struct RecordInV1 {
     events: Vec<Event>,
 }
 
-/// Encodes events as one journal record.
-pub(super) fn encode_record(events: &[Event]) -> Result<Vec<u8>, CoreError> {
+/// Encodes events accepted at `at` as one journal record.
+pub(super) fn encode_record(events: &[Event], at: Timestamp) -> Result<Vec<u8>, CoreError> {
     let events = events
         .iter()
         .map(|e| match e {
@@ -136,17 +157,22 @@ pub(super) fn encode_record(events: &[Event]) -> Result<Vec<u8>, CoreError> {
         .collect();
     serde_json::to_vec(&RecordOut {
         v: RECORD_VERSION,
+        at,
         events,
     })
     .map_err(|e| StoreError::Codec(format!("journal record: {e}")).into())
 }
 
 /// Decodes one journal record (either version).
-pub(super) fn decode_record(seq: JournalSeq, bytes: &[u8]) -> Result<Vec<Event>, CoreError> {
+pub(super) fn decode_record(seq: JournalSeq, bytes: &[u8]) -> Result<Received, CoreError> {
     let corrupt =
         |e: &dyn std::fmt::Display| StoreError::Corrupt(format!("journal record {seq}: {e}"));
-    let (v, events) = match serde_json::from_slice::<RecordIn>(bytes) {
-        Ok(rec) => (rec.v, rec.events.into_iter().map(Event::from).collect()),
+    let (v, at, events) = match serde_json::from_slice::<RecordIn>(bytes) {
+        Ok(rec) => (
+            rec.v,
+            rec.at,
+            rec.events.into_iter().map(Event::from).collect(),
+        ),
         // Not the version 2 layout: a version 1 record (or damage, reported as such).
         Err(_) => {
             let rec: RecordInV1 = serde_json::from_slice(bytes).map_err(|e| corrupt(&e))?;
@@ -157,7 +183,7 @@ pub(super) fn decode_record(seq: JournalSeq, bytes: &[u8]) -> Result<Vec<Event>,
                 ))
                 .into());
             }
-            (rec.v, rec.events)
+            (rec.v, None, rec.events)
         }
     };
     if v != 1 && v != RECORD_VERSION {
@@ -166,7 +192,7 @@ pub(super) fn decode_record(seq: JournalSeq, bytes: &[u8]) -> Result<Vec<Event>,
         ))
         .into());
     }
-    Ok(events)
+    Ok(Received { at, events })
 }
 
 /// Reads the Store's applied mark ([`JOURNAL_APPLIED_KEY`]; 0 when absent). Open the
@@ -286,7 +312,7 @@ impl Engine {
             return Ok(0);
         }
         let n = events.len();
-        let record = encode_record(&events)?;
+        let record = encode_record(&events, self.now())?;
         // The queue holds the record's bytes; the decoded events go now.
         drop(events);
         loop {
@@ -420,13 +446,17 @@ impl Engine {
         let applied = journal_applied(self.store().as_ref()).await?;
         j.mark_applied(applied);
         let records = j.journal.replay(applied).await?;
-        let mut batch: Vec<Event> = Vec::new();
+        let mut batch: Vec<Received> = Vec::new();
+        let mut events = 0;
         let mut through = applied;
         for (seq, bytes) in records {
-            batch.extend(decode_record(seq, &bytes)?);
+            let received = decode_record(seq, &bytes)?;
+            events += received.events.len();
+            batch.push(received);
             through = seq;
-            if batch.len() >= j.apply_batch {
+            if events >= j.apply_batch {
                 self.apply_now(std::mem::take(&mut batch), through).await?;
+                events = 0;
             }
         }
         if through > applied {
@@ -437,7 +467,7 @@ impl Engine {
     }
 
     /// Decides on replayed events and commits them with the applied mark `through`.
-    async fn apply_now(&self, events: Vec<Event>, through: JournalSeq) -> Result<(), CoreError> {
+    async fn apply_now(&self, events: Vec<Received>, through: JournalSeq) -> Result<(), CoreError> {
         let pending = self.ingest_begin_marked(events, Some(through)).await?;
         pending.wait().await?;
         if let Some(j) = self.journal_state() {
@@ -521,13 +551,13 @@ impl Engine {
             let Some(through) = entries.last().map(|e| e.seq) else {
                 continue;
             };
-            let mut events = Vec::with_capacity(n);
+            let mut events = Vec::with_capacity(entries.len());
             let mut guards = Vec::with_capacity(entries.len());
             let mut decoded = Ok(());
             for e in entries {
                 if decoded.is_ok() {
                     match decode_record(e.seq, &e.record) {
-                        Ok(evs) => events.extend(evs),
+                        Ok(received) => events.push(received),
                         Err(err) => decoded = Err(err),
                     }
                 }
@@ -626,9 +656,16 @@ mod tests {
     #[test]
     fn records_round_trip_with_raw_payloads() {
         let events = vec![alert(Some(r#"{"a": [1, 2]}"#)), alert(None)];
-        let bytes = encode_record(&events).unwrap();
-        assert!(bytes.starts_with(br#"{"v":2,"events":[{"alert":{"#));
-        assert_eq!(decode_record(7, &bytes).unwrap(), events);
+        let at: Timestamp = "2026-03-02T10:00:00.5Z".parse().unwrap();
+        let bytes = encode_record(&events, at).unwrap();
+        assert!(bytes.starts_with(br#"{"v":2,"at":"2026-03-02T10:00:00.5Z","events":[{"alert":{"#));
+        assert_eq!(
+            decode_record(7, &bytes).unwrap(),
+            Received {
+                at: Some(at),
+                events
+            }
+        );
     }
 
     #[test]
@@ -636,7 +673,23 @@ mod tests {
         let events = vec![alert(None)];
         let v1 = serde_json::to_vec(&serde_json::json!({"v": 1, "events": &events})).unwrap();
         assert!(String::from_utf8_lossy(&v1).contains(r#""kind":"alert""#));
-        assert_eq!(decode_record(3, &v1).unwrap(), events);
+        assert_eq!(
+            decode_record(3, &v1).unwrap(),
+            Received { at: None, events }
+        );
+    }
+
+    #[test]
+    fn version_2_records_without_an_acceptance_time_are_still_read() {
+        let events = vec![alert(None)];
+        let with_at = encode_record(&events, Timestamp::UNIX_EPOCH).unwrap();
+        let mut v: serde_json::Value = serde_json::from_slice(&with_at).unwrap();
+        v.as_object_mut().unwrap().remove("at");
+        let without = serde_json::to_vec(&v).unwrap();
+        assert_eq!(
+            decode_record(2, &without).unwrap(),
+            Received { at: None, events }
+        );
     }
 
     #[test]

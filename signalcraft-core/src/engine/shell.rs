@@ -954,22 +954,32 @@ impl Engine {
     /// [`PendingIngest`]: the decision of the next call may run while this one commits.
     /// Returns once every batch decided earlier holds its place in the commit order.
     pub async fn ingest_begin(&self, events: Vec<Event>) -> Result<PendingIngest, CoreError> {
-        self.ingest_begin_marked(events, None).await
+        let received = super::journaled::Received { at: None, events };
+        self.ingest_begin_marked(vec![received], None).await
     }
 
     /// [`Engine::ingest_begin`]; with `applied`, the batch also records that journal
     /// records up to that sequence number are applied (see [`super::journaled`]).
     pub(super) async fn ingest_begin_marked(
         &self,
-        events: Vec<Event>,
+        received: Vec<super::journaled::Received>,
         applied: Option<JournalSeq>,
     ) -> Result<PendingIngest, CoreError> {
         self.wait_for_backlog().await;
         self.mark_ingest();
-        let accepted = events.len();
+        let accepted = received.iter().map(|r| r.events.len()).sum();
         let ((), mut decided) = self
             .decide(|core, now, out| {
-                core.ingest_all(events, now, out);
+                // Each group of events is decided at the time it was received (never
+                // later than now, never before an earlier group's), so its timers count
+                // from acceptance even when the decision comes later.
+                let mut at = None;
+                for r in received {
+                    let t = r.at.map_or(now, |t| t.min(now));
+                    let t = at.map_or(t, |prev: Timestamp| t.max(prev));
+                    at = Some(t);
+                    core.ingest_all(r.events, t, out);
+                }
                 Ok(())
             })
             .await?;
