@@ -239,6 +239,7 @@ fn webhook(url: &str) -> Arc<dyn Channel> {
                 secret: Some("bench-secret".into()),
                 timeout_ms: 10_000,
                 max_alerts: 0,
+                max_in_flight: 256,
             },
             "channels[0]",
         )

@@ -388,6 +388,7 @@ async fn webhook_body_is_alertmanager_v4_plus_signalcraft_and_the_signature_veri
             secret: Some("whsec".into()),
             timeout_ms: 2_000,
             max_alerts: 0,
+            max_in_flight: 256,
         },
         "channels[0]",
     )

@@ -76,6 +76,7 @@ async fn webhook_channel_conforms() {
         secret: Some("whsec-signing-456".into()),
         timeout_ms: TIMEOUT_MS,
         max_alerts: 0,
+        max_in_flight: 256,
     };
     let rig = HttpRig {
         channel: Arc::new(WebhookChannel::new(&cfg, "channels[0]").unwrap()),

@@ -56,6 +56,7 @@ fn webhook(name: &str, url: String, timeout_ms: u64) -> Arc<dyn Channel> {
                 secret: None,
                 timeout_ms,
                 max_alerts: 0,
+                max_in_flight: 256,
             },
             "channels[0]",
         )

@@ -63,10 +63,18 @@ pub struct WebhookConfig {
     /// Send at most this many alerts (0 = all); the rest are counted in `truncatedAlerts`.
     #[serde(default)]
     pub max_alerts: usize,
+    /// Most requests in flight at once (default [`DEFAULT_MAX_IN_FLIGHT`], at least 1);
+    /// further deliveries wait for a free slot.
+    #[serde(default = "default_max_in_flight")]
+    pub max_in_flight: usize,
 }
 
 fn default_timeout_ms() -> u64 {
     10_000
+}
+
+fn default_max_in_flight() -> usize {
+    DEFAULT_MAX_IN_FLIGHT
 }
 
 /// Alertmanager webhook v4 payload plus the `signalcraft` extension.
@@ -412,6 +420,12 @@ impl WebhookChannel {
                 "must be greater than 0",
             ));
         }
+        if c.max_in_flight == 0 {
+            return Err(ChannelError::config(
+                format!("{path}.max_in_flight"),
+                "must be greater than 0",
+            ));
+        }
         Ok(WebhookChannel {
             name: c.name.clone(),
             shown: http::redact_url(&url),
@@ -421,7 +435,7 @@ impl WebhookChannel {
             max_alerts: c.max_alerts,
             client: http::client(Duration::from_millis(c.timeout_ms), path)?,
             clock: Arc::new(SystemClock),
-            in_flight: tokio::sync::Semaphore::new(DEFAULT_MAX_IN_FLIGHT),
+            in_flight: tokio::sync::Semaphore::new(c.max_in_flight),
         })
     }
 
@@ -512,8 +526,8 @@ mod tests {
 
     use super::{render, render_body};
 
-    /// A burst of deliveries never has more requests in flight than the bound, and
-    /// every one is delivered.
+    /// A burst of deliveries never has more requests in flight than the configured
+    /// `max_in_flight`, and every one is delivered; 0 is refused with its config path.
     #[tokio::test]
     async fn requests_in_flight_are_bounded() {
         use std::sync::Arc;
@@ -554,12 +568,20 @@ mod tests {
             secret: None,
             timeout_ms: 5_000,
             max_alerts: 0,
+            max_in_flight: 0,
         };
-        let ch = Arc::new(
-            super::WebhookChannel::new(&cfg, "channels[0]")
-                .unwrap()
-                .with_max_in_flight(2),
+        let err = super::WebhookChannel::new(&cfg, "channels[0]")
+            .err()
+            .unwrap();
+        assert!(
+            err.to_string().contains("channels[0].max_in_flight"),
+            "{err}"
         );
+        let cfg = super::WebhookConfig {
+            max_in_flight: 2,
+            ..cfg
+        };
+        let ch = Arc::new(super::WebhookChannel::new(&cfg, "channels[0]").unwrap());
         let mut set = tokio::task::JoinSet::new();
         for i in 0..8 {
             let ch = ch.clone();
