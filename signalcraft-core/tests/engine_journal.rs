@@ -390,25 +390,33 @@ async fn submit_without_a_journal_is_an_error() {
     e.ingest(vec![alert("Down", "1")]).await.unwrap();
 }
 
+/// A started engine on a gated store that accepts at most `max_lag` unapplied events.
+async fn lagging(max_lag: usize) -> (Arc<FlakyStore>, Arc<TestJournal>, Engine) {
+    let store = Arc::new(FlakyStore::default());
+    let journal = Arc::new(TestJournal::default());
+    let e = Engine::builder(config())
+        .store(store.clone() as Arc<dyn Store>)
+        .clock(Arc::new(ManualClock::new(at(0))))
+        .in_memory_flush_timers(true)
+        .journal(journal.clone())
+        .journal_max_lag(max_lag)
+        .build()
+        .unwrap();
+    e.recover().await.unwrap();
+    (store, journal, e)
+}
+
+/// Five firing `Down` alerts, instances `<i>-0` … `<i>-4`.
+fn batch(i: usize) -> Vec<Event> {
+    (0..5).map(|j| alert("Down", &format!("{i}-{j}"))).collect()
+}
+
 /// Submit waits while the applier is `journal_max_lag` events behind (commits held
 /// at a gate), and goes on once the applier catches up.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn submit_waits_while_the_applier_is_too_far_behind() {
-    let store = Arc::new(FlakyStore::default());
-    let journal = Arc::new(TestJournal::default());
-    let clock = ManualClock::new(at(0));
-    let e = Engine::builder(config())
-        .store(store.clone() as Arc<dyn Store>)
-        .clock(Arc::new(clock.clone()))
-        .in_memory_flush_timers(true)
-        .journal(journal.clone())
-        .journal_max_lag(10)
-        .build()
-        .unwrap();
-    e.recover().await.unwrap();
+    let (store, journal, e) = lagging(10).await;
     let gate = store.gate.write().await;
-    let batch =
-        |i: usize| -> Vec<Event> { (0..5).map(|j| alert("Down", &format!("{i}-{j}"))).collect() };
     e.submit(batch(0)).await.unwrap();
     e.submit(batch(1)).await.unwrap();
     // 10 events are in flight behind the held commit: the next submit waits.
@@ -423,23 +431,10 @@ async fn submit_waits_while_the_applier_is_too_far_behind() {
 /// once the applier caught up.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn submit_waits_while_the_queued_records_reach_the_byte_bound() {
-    let store = Arc::new(FlakyStore::default());
-    let journal = Arc::new(TestJournal::default());
-    let clock = ManualClock::new(at(0));
-    let e = Engine::builder(config())
-        .store(store.clone() as Arc<dyn Store>)
-        .clock(Arc::new(clock.clone()))
-        .in_memory_flush_timers(true)
-        .journal(journal.clone())
-        .journal_max_lag(1_000)
-        .build()
-        .unwrap();
-    e.recover().await.unwrap();
+    let (store, journal, e) = lagging(1_000).await;
     // Smaller than any record: only a record alone in the queue goes through.
     e.set_journal_max_lag_bytes(1);
     let gate = store.gate.write().await;
-    let batch =
-        |i: usize| -> Vec<Event> { (0..5).map(|j| alert("Down", &format!("{i}-{j}"))).collect() };
     e.submit(batch(0)).await.unwrap();
     let (events, bytes) = e.journal_lag();
     assert_eq!(events, 5);
