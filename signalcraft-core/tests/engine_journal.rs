@@ -390,6 +390,15 @@ async fn submit_without_a_journal_is_an_error() {
     e.ingest(vec![alert("Down", "1")]).await.unwrap();
 }
 
+/// Polls `done` every few milliseconds until it holds or `within` has passed (the
+/// caller asserts on the outcome).
+async fn wait_for(within: Duration, done: impl Fn() -> bool) {
+    let deadline = tokio::time::Instant::now() + within;
+    while !done() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 /// A started engine on a gated store that accepts at most `max_lag` unapplied events.
 async fn lagging(max_lag: usize) -> (Arc<FlakyStore>, Arc<TestJournal>, Engine) {
     let store = Arc::new(FlakyStore::default());
@@ -557,10 +566,7 @@ async fn dropping_the_engine_stops_the_applier_and_releases_the_store() {
     e.submit(vec![alert("Down", "1")]).await.unwrap();
     settle(&e).await;
     drop(e);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while Arc::strong_count(&store) > 1 && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    wait_for(Duration::from_secs(5), || Arc::strong_count(&store) == 1).await;
     assert_eq!(
         Arc::strong_count(&store),
         1,
@@ -580,19 +586,16 @@ async fn a_retrying_applier_does_not_keep_a_dropped_engine_alive() {
     let Rig { store, e, .. } = started().await;
     store.fail.store(true, Ordering::SeqCst);
     e.submit(vec![alert("Down", "1")]).await.unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while store.failed.load(Ordering::SeqCst) < 2 && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    wait_for(Duration::from_secs(5), || {
+        store.failed.load(Ordering::SeqCst) >= 2
+    })
+    .await;
     assert!(
         store.failed.load(Ordering::SeqCst) >= 2,
         "the applier retried"
     );
     drop(e);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while Arc::strong_count(&store) > 1 && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_for(Duration::from_secs(10), || Arc::strong_count(&store) == 1).await;
     assert_eq!(
         Arc::strong_count(&store),
         1,

@@ -622,41 +622,17 @@ fn engine_config(table: &toml::Table, errors: &mut Vec<ConfigError>) -> EngineCo
 pub fn validate(cfg: &ServerConfig) -> Vec<ConfigError> {
     let mut errors = Vec::new();
     let s = &cfg.server;
-    if s.body_limit_bytes == 0 {
-        errors.push(ConfigError::new(
-            "server.body_limit_bytes",
-            "must be greater than 0",
-        ));
-    }
-    if s.max_in_flight == 0 {
-        errors.push(ConfigError::new(
-            "server.max_in_flight",
-            "must be greater than 0",
-        ));
-    }
-    if s.request_timeout.is_zero() {
-        errors.push(ConfigError::new(
-            "server.request_timeout",
-            "must be greater than 0",
-        ));
-    }
-    if s.journal_apply_batch == 0 {
-        errors.push(ConfigError::new(
-            "server.journal_apply_batch",
-            "must be greater than 0",
-        ));
-    }
-    if s.journal_max_lag_bytes == 0 {
-        errors.push(ConfigError::new(
-            "server.journal_max_lag_bytes",
-            "must be greater than 0",
-        ));
-    }
-    if s.journal_max_lag == 0 {
-        errors.push(ConfigError::new(
-            "server.journal_max_lag",
-            "must be greater than 0",
-        ));
+    for (path, zero) in [
+        ("server.body_limit_bytes", s.body_limit_bytes == 0),
+        ("server.max_in_flight", s.max_in_flight == 0),
+        ("server.request_timeout", s.request_timeout.is_zero()),
+        ("server.journal_apply_batch", s.journal_apply_batch == 0),
+        ("server.journal_max_lag_bytes", s.journal_max_lag_bytes == 0),
+        ("server.journal_max_lag", s.journal_max_lag == 0),
+    ] {
+        if zero {
+            errors.push(ConfigError::new(path, "must be greater than 0"));
+        }
     }
     if s.renotify_yield > Duration::from_secs(30) {
         errors.push(ConfigError::new(

@@ -1768,7 +1768,6 @@ mod tests {
     use crate::channel::{Channel, Delivered, DeliveryError};
     use crate::clock::ManualClock;
     use crate::engine::ChannelNotifier;
-    use crate::model::{Alert, Labels, Source};
 
     #[derive(Default)]
     struct Rec(Mutex<Vec<Notification>>);
@@ -1791,19 +1790,7 @@ mod tests {
         Timestamp::from_millisecond(1_800_000_000_000 + ms).expect("time")
     }
 
-    fn alert(name: &str, instance: &str) -> Event {
-        let mut l = Labels::new();
-        l.insert("alertname".into(), name.into());
-        l.insert("instance".into(), instance.into());
-        Event::Alert(Alert::firing(
-            Source {
-                provider: "test".into(),
-                integration: "prom".into(),
-            },
-            format!("{name} is firing"),
-            l,
-        ))
-    }
+    use crate::testing::fixtures::firing_alert as alert;
 
     fn rig(hold: Duration) -> (Engine, ManualClock, Arc<Rec>) {
         rig_with(|b| b.in_memory_flush_timers(true).renotify_yield(hold))

@@ -4,7 +4,7 @@
 
 use jiff::{SignedDuration, Timestamp};
 use signalcraft_core::engine::EngineConfig;
-use signalcraft_core::model::{Alert, Event, Labels, Source};
+use signalcraft_core::model::Event;
 
 /// The start of every test's clock.
 pub const T0: &str = "2026-03-02T10:00:00Z";
@@ -20,17 +20,7 @@ pub fn config() -> EngineConfig {
 
 /// A firing alert `{alertname=name, instance=instance}` from integration `prom`.
 pub fn alert(name: &str, instance: &str) -> Event {
-    let mut l = Labels::new();
-    l.insert("alertname".into(), name.into());
-    l.insert("instance".into(), instance.into());
-    Event::Alert(Alert::firing(
-        Source {
-            provider: "test".into(),
-            integration: "prom".into(),
-        },
-        format!("{name} is firing"),
-        l,
-    ))
+    signalcraft_core::testing::fixtures::firing_alert(name, instance)
 }
 
 /// `secs` seconds after [`T0`].
