@@ -19,6 +19,9 @@ use crate::service::Service;
 /// Default window of change events shown with incidents and notifications.
 pub const DEFAULT_CHANGE_WINDOW: Duration = Duration::from_secs(2 * 3600);
 
+/// Default of [`EngineConfig::closed_incident_memory_age`]: one hour.
+pub const DEFAULT_CLOSED_INCIDENT_MEMORY_AGE: Duration = Duration::from_secs(3600);
+
 /// The engine's configuration as written.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -41,6 +44,11 @@ pub struct EngineConfig {
     /// How far back change events count as "recent" (default `2h`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub change_window: Option<String>,
+    /// How long a closed incident stays in the engine's memory after it closed
+    /// (default `1h`; `0s`: evicted at the next sweep). An evicted incident stays in
+    /// the Store (until store retention removes it) and is read from there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub closed_incident_memory_age: Option<String>,
 }
 
 /// A validated configuration.
@@ -58,6 +66,8 @@ pub struct CompiledConfig {
     pub external_url: Option<String>,
     /// Change window.
     pub change_window: Duration,
+    /// How long a closed incident stays in memory after it closed.
+    pub closed_incident_memory_age: Duration,
 }
 
 impl EngineConfig {
@@ -108,6 +118,12 @@ impl EngineConfig {
             None => DEFAULT_CHANGE_WINDOW,
             Some(s) => parse_duration(s).map_err(|e| CoreError::config("change_window", e))?,
         };
+        let closed_incident_memory_age = match &self.closed_incident_memory_age {
+            None => DEFAULT_CLOSED_INCIDENT_MEMORY_AGE,
+            Some(s) => {
+                parse_duration(s).map_err(|e| CoreError::config("closed_incident_memory_age", e))?
+            }
+        };
         Ok(CompiledConfig {
             routes,
             intervals,
@@ -115,6 +131,7 @@ impl EngineConfig {
             services: self.services.clone(),
             external_url: self.external_url.clone(),
             change_window,
+            closed_incident_memory_age,
         })
     }
 
@@ -156,8 +173,30 @@ mod tests {
         assert!(e.contains("services[0].slos[0].objective"), "{e}");
         let e = err(serde_json::json!({"change_window": "soon"}));
         assert!(e.contains("change_window"), "{e}");
+        let e = err(serde_json::json!({"closed_incident_memory_age": "-1h"}));
+        assert!(e.contains("closed_incident_memory_age"), "{e}");
         let e = err(serde_json::json!({"time_intervals": [{"name": "a"}, {"name": "a"}]}));
         assert!(e.contains("time_intervals[1].name"), "{e}");
+    }
+
+    #[test]
+    fn closed_incident_memory_age_defaults_to_an_hour_and_takes_zero() {
+        let c = EngineConfig::default().compile().unwrap();
+        assert_eq!(c.closed_incident_memory_age, Duration::from_secs(3600));
+        let c: EngineConfig =
+            serde_json::from_value(serde_json::json!({"closed_incident_memory_age": "0s"}))
+                .unwrap();
+        assert_eq!(
+            c.compile().unwrap().closed_incident_memory_age,
+            Duration::ZERO
+        );
+        let c: EngineConfig =
+            serde_json::from_value(serde_json::json!({"closed_incident_memory_age": "15m"}))
+                .unwrap();
+        assert_eq!(
+            c.compile().unwrap().closed_incident_memory_age,
+            Duration::from_secs(900)
+        );
     }
 
     #[test]

@@ -1916,9 +1916,25 @@ impl EngineCore {
             .map(|i| i.id.clone())
             .collect();
         for id in &gone {
-            self.incidents.remove(id);
+            if let Some(i) = self.incidents.remove(id)
+                && self.incident_by_key.get(&i.group_key) == Some(&i.id)
+            {
+                // A closed incident is never re-opened: the entry would only lead a
+                // new group of this key to open a new incident, as no entry does.
+                self.incident_by_key.remove(&i.group_key);
+            }
         }
         gone
+    }
+
+    /// When the earliest-closed incident still in memory closed (`None`: no closed
+    /// incident in memory); the shell's next eviction is due this long after it.
+    pub fn earliest_closed_at(&self) -> Option<Timestamp> {
+        self.incidents
+            .values()
+            .filter(|i| i.state == IncidentState::Closed)
+            .filter_map(|i| i.closed_at)
+            .min()
     }
 
     /// Number of incidents in memory.
@@ -2116,20 +2132,30 @@ impl EngineCore {
         let inc = self
             .incident(incident_id)
             .ok_or_else(|| not_found(incident_id))?;
+        Ok(self.recent_changes_of(inc, window, now))
+    }
+
+    /// [`EngineCore::recent_changes`] for an incident given whole (one read from the
+    /// store after it was evicted from memory).
+    pub fn recent_changes_of(
+        &self,
+        inc: &Incident,
+        window: Option<Duration>,
+        now: Timestamp,
+    ) -> Vec<ChangeEvent> {
         let Some(svc) = inc.service.as_ref().and_then(|s| self.services.get(s)) else {
-            return Ok(Vec::new());
+            return Vec::new();
         };
         let w = window.unwrap_or(self.cfg.change_window);
         let since = now
             .checked_sub(crate::duration::signed(w))
             .unwrap_or(Timestamp::MIN);
-        Ok(self
-            .changes
+        self.changes
             .iter()
             .rev()
             .filter(|c| c.timestamp >= since && c.timestamp <= now && svc.owns_change(c))
             .cloned()
-            .collect())
+            .collect()
     }
 
     // ----- records for the shell ----------------------------------------------------
@@ -2297,11 +2323,7 @@ impl EngineCore {
 
     /// Loads an incident.
     pub fn load_incident(&mut self, i: Incident) {
-        self.next_incident = self.next_incident.max(i.number + 1);
-        if let Some(p) = &i.escalation_policy {
-            let c = self.policy_opens.entry(p.clone()).or_insert(0);
-            *c = (*c).max(i.round_robin_cursor + 1);
-        }
+        self.count_stored_incident(&i);
         let newer = self
             .incident_by_key
             .get(&i.group_key)
@@ -2311,6 +2333,17 @@ impl EngineCore {
                 .insert(i.group_key.clone(), i.id.clone());
         }
         self.incidents.insert(i.id.clone(), i);
+    }
+
+    /// Takes a stored incident that stays out of memory (closed and evicted) into
+    /// account: the incident number and round-robin counters move past it, so ids stay
+    /// unique and round-robin goes on as if it were loaded.
+    pub fn count_stored_incident(&mut self, i: &Incident) {
+        self.next_incident = self.next_incident.max(i.number + 1);
+        if let Some(p) = &i.escalation_policy {
+            let c = self.policy_opens.entry(p.clone()).or_insert(0);
+            *c = (*c).max(i.round_robin_cursor + 1);
+        }
     }
 
     /// Loads a silence.

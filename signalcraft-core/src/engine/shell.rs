@@ -57,7 +57,8 @@ use crate::channel::Notification;
 use crate::clock::{Clock, SystemClock};
 use crate::dispatch::AggregationGroup;
 use crate::incident::{
-    Actor, AuditEntry, AuditQuery, EntryKind, Incident, IncidentFilter, Page, Role, TimelineEntry,
+    Actor, AuditEntry, AuditQuery, EntryKind, Incident, IncidentFilter, IncidentState, Page, Role,
+    TimelineEntry,
 };
 use crate::journal::{Journal, JournalSeq};
 use crate::memory::{MemoryScheduler, MemoryStore};
@@ -176,6 +177,15 @@ struct Inner {
     core: Mutex<EngineCore>,
     write: tokio::sync::Mutex<()>,
     ext_seq: std::sync::atomic::AtomicU64,
+    /// When the next closed incident is due to leave memory (ms since the epoch on the
+    /// engine's clock; `i64::MAX`: none in memory). See [`Engine::evict_closed_incidents`].
+    next_eviction_ms: std::sync::atomic::AtomicI64,
+    /// Incident actions running now ([`Engine::act`]): a sweep waits for none, so an
+    /// action's hooks always find its incident in memory.
+    acts_in_flight: std::sync::atomic::AtomicUsize,
+    /// Some closed incident is in the Store only (evicted, or left out at start):
+    /// listing closed incidents reads the Store too.
+    evicted_any: std::sync::atomic::AtomicBool,
     /// Journaled ingest ([`EngineBuilder::journal`]).
     journal: Option<Journaled>,
 }
@@ -393,6 +403,9 @@ impl EngineBuilder {
                 background_rounds: Arc::new(tokio::sync::Semaphore::new(BACKGROUND_ROUNDS)),
                 write: tokio::sync::Mutex::new(()),
                 ext_seq: std::sync::atomic::AtomicU64::new(0),
+                next_eviction_ms: std::sync::atomic::AtomicI64::new(i64::MAX),
+                acts_in_flight: std::sync::atomic::AtomicUsize::new(0),
+                evicted_any: std::sync::atomic::AtomicBool::new(false),
                 journal: self
                     .journal
                     .map(|j| Journaled::new(j, self.journal_max_lag, self.journal_apply_batch)),
@@ -1139,6 +1152,7 @@ impl Engine {
     /// notifications are handed over by a background task, so the next due flushes
     /// are not held back by slow deliveries (they are in the outbox already).
     async fn run_due(&self, detach: bool) -> Result<usize, CoreError> {
+        self.evict_if_due().await;
         let mut ran = 0;
         loop {
             // Detached: wait for a free background round *before* claiming, so a round
@@ -1277,7 +1291,18 @@ impl Engine {
     pub async fn next_wakeup(&self) -> Result<Option<Timestamp>, CoreError> {
         let flush = self.inner.flushes.next_due().await?;
         let job = self.inner.scheduler.next_due().await?;
-        Ok([flush, job, self.held_wakeup()].into_iter().flatten().min())
+        let evict = match self
+            .inner
+            .next_eviction_ms
+            .load(std::sync::atomic::Ordering::Acquire)
+        {
+            i64::MAX => None,
+            ms => Timestamp::from_millisecond(ms).ok(),
+        };
+        Ok([flush, job, self.held_wakeup(), evict]
+            .into_iter()
+            .flatten()
+            .min())
     }
 
     /// Group flushes armed in memory (the durable scheduler's `pending` does not list
@@ -1371,14 +1396,18 @@ impl Engine {
             store.scan_json(Table::Groups, Scan::all()).await?;
         let alerts: Vec<(String, AlertRecord)> =
             store.scan_json(Table::Alerts, Scan::all()).await?;
-        let incidents: Vec<(String, Incident)> =
-            store.scan_json(Table::Incidents, Scan::all()).await?;
         let silences: Vec<(String, Silence)> =
             store.scan_json(Table::Silences, Scan::all()).await?;
         let services: Vec<(String, Service)> =
             store.scan_json(Table::Services, Scan::all()).await?;
         let now = self.now();
-        let window = self.inner.core.lock().config().change_window;
+        let (window, age) = {
+            let core = self.inner.core.lock();
+            (
+                core.config().change_window,
+                core.config().closed_incident_memory_age,
+            )
+        };
         let since = crate::incident::audit::time_key(
             now.checked_sub(crate::duration::signed(window))
                 .unwrap_or(Timestamp::UNIX_EPOCH),
@@ -1403,9 +1432,6 @@ impl Engine {
             for (_, a) in alerts {
                 core.load_alert(a);
             }
-            for (_, i) in incidents {
-                core.load_incident(i);
-            }
             for (_, s) in silences {
                 core.load_silence(s);
             }
@@ -1418,6 +1444,7 @@ impl Engine {
             core.bump_seq(u64::try_from(now.as_millisecond()).unwrap_or(0));
             core.armed_flushes()
         };
+        self.load_incidents(now, age).await?;
         for (key, due) in armed {
             let job = super::core::flush_job(&key, due);
             if self.inner.memory_flushes {
@@ -1429,14 +1456,258 @@ impl Engine {
         Ok(())
     }
 
+    /// Loads the stored incidents into the core a page at a time, except those closed
+    /// longer than `age` before `now`, which stay in the Store only (their numbers and
+    /// round-robin cursors still count); arms the next eviction. The caller holds the
+    /// write lock.
+    async fn load_incidents(&self, now: Timestamp, age: Duration) -> Result<(), CoreError> {
+        use std::sync::atomic::Ordering;
+        const PAGE: usize = 1024;
+        let closed_before = now
+            .checked_sub(crate::duration::signed(age))
+            .unwrap_or(Timestamp::MIN);
+        let mut after: Option<String> = None;
+        let mut left_out = false;
+        loop {
+            let page: Vec<(String, Incident)> = self
+                .inner
+                .store
+                .scan_json(
+                    Table::Incidents,
+                    Scan {
+                        after: after.take(),
+                        limit: PAGE,
+                        ..Scan::all()
+                    },
+                )
+                .await?;
+            let full = page.len() == PAGE;
+            after = page.last().map(|(k, _)| k.clone());
+            let mut core = self.inner.core.lock();
+            for (_, i) in page {
+                if i.state == IncidentState::Closed
+                    && i.closed_at.is_some_and(|t| t <= closed_before)
+                {
+                    core.count_stored_incident(&i);
+                    left_out = true;
+                } else {
+                    core.load_incident(i);
+                }
+            }
+            if !full {
+                break;
+            }
+        }
+        if left_out {
+            self.inner.evicted_any.store(true, Ordering::Release);
+        }
+        let next = self.inner.core.lock().earliest_closed_at();
+        self.inner
+            .next_eviction_ms
+            .store(Self::eviction_due_ms(next, age), Ordering::Release);
+        Ok(())
+    }
+
+    /// When an incident closed at `closed_at` is due to leave memory (ms; `i64::MAX`
+    /// for none).
+    fn eviction_due_ms(closed_at: Option<Timestamp>, age: Duration) -> i64 {
+        closed_at.map_or(i64::MAX, |t| {
+            t.checked_add(crate::duration::signed(age))
+                .unwrap_or(Timestamp::MAX)
+                .as_millisecond()
+        })
+    }
+
+    /// How long a closed incident stays in memory
+    /// ([`EngineConfig::closed_incident_memory_age`]).
+    fn closed_memory_age(&self) -> Duration {
+        self.inner.core.lock().config().closed_incident_memory_age
+    }
+
+    /// Notes that an incident in memory is closed since `closed_at`: the next eviction
+    /// is due no later than `closed_at` + the memory age (wakes the run loop).
+    fn note_closed(&self, closed_at: Timestamp) {
+        let due = Self::eviction_due_ms(Some(closed_at), self.closed_memory_age());
+        self.inner
+            .next_eviction_ms
+            .fetch_min(due, std::sync::atomic::Ordering::AcqRel);
+        if let Ok(t) = Timestamp::from_millisecond(due) {
+            self.wake_before(t);
+        }
+    }
+
+    /// Runs [`Engine::evict_closed_incidents`] when an eviction is due on the clock.
+    async fn evict_if_due(&self) {
+        let due = self
+            .inner
+            .next_eviction_ms
+            .load(std::sync::atomic::Ordering::Acquire);
+        if due != i64::MAX && self.now().as_millisecond() >= due {
+            self.evict_closed_incidents().await;
+        }
+    }
+
+    /// Drops from memory every incident closed longer ago than
+    /// [`EngineConfig::closed_incident_memory_age`] (the run loop calls it when one is
+    /// due); returns how many left. They stay in the Store, and every read answers
+    /// for them from there ([`Engine::fetch_incident`], [`Engine::fetch_incidents`],
+    /// [`Engine::timeline`], [`Engine::incident_alerts`]); an action on one loads it
+    /// back for the action.
+    ///
+    /// Waits for every decided batch to commit (an evicted incident's stored record is
+    /// its last state). While an incident action is running, or after a failed commit
+    /// (the core is rebuilt from the Store by the next decision), it evicts nothing
+    /// and the sweep is retried a second later.
+    pub async fn evict_closed_incidents(&self) -> usize {
+        use std::sync::atomic::Ordering;
+        let retry = |engine: &Engine| {
+            let later = engine.now().as_millisecond().saturating_add(1_000);
+            engine
+                .inner
+                .next_eviction_ms
+                .fetch_min(later, Ordering::AcqRel);
+        };
+        if self.inner.acts_in_flight.load(Ordering::Acquire) > 0 {
+            retry(self);
+            return 0;
+        }
+        let _w = self.inner.write.lock().await;
+        let _order = self.inner.commit_order.lock().await;
+        if self.inner.stale.load(Ordering::SeqCst)
+            || self.inner.acts_in_flight.load(Ordering::Acquire) > 0
+        {
+            retry(self);
+            return 0;
+        }
+        let now = self.now();
+        let mut core = self.inner.core.lock();
+        let age = core.config().closed_incident_memory_age;
+        let closed_before = now
+            .checked_sub(crate::duration::signed(age))
+            .unwrap_or(Timestamp::MIN);
+        let gone = core.evict_closed_incidents(closed_before).len();
+        // Under the core lock: a close decided meanwhile notes itself after this.
+        self.inner.next_eviction_ms.store(
+            Self::eviction_due_ms(core.earliest_closed_at(), age),
+            Ordering::Release,
+        );
+        if gone > 0 {
+            self.inner.evicted_any.store(true, Ordering::Release);
+        }
+        gone
+    }
+
     // ----- incidents ----------------------------------------------------------------
 
-    /// Incidents matching a filter, newest first.
+    /// Incidents in memory matching a filter, newest first: every incident that is
+    /// not closed, and closed ones until they are evicted
+    /// ([`Engine::evict_closed_incidents`]). [`Engine::fetch_incidents`] lists the
+    /// evicted ones too.
     pub fn list_incidents(&self, filter: &IncidentFilter) -> Page<Incident> {
         self.inner.core.lock().list_incidents(filter)
     }
 
-    /// One incident by id or number.
+    /// Incidents matching a filter, newest first, paged by id cursor (as
+    /// [`EngineCore::list_incidents`]), closed incidents evicted from memory included:
+    /// they are read from the Store, and the page, its order and its `next` cursor are
+    /// what [`Engine::list_incidents`] returned before they were evicted.
+    pub async fn fetch_incidents(
+        &self,
+        filter: &IncidentFilter,
+    ) -> Result<Page<Incident>, CoreError> {
+        const CHUNK: usize = 256;
+        let mem = self.list_incidents(filter);
+        let only_active =
+            !filter.states.is_empty() && !filter.states.contains(&IncidentState::Closed);
+        if only_active
+            || !self
+                .inner
+                .evicted_any
+                .load(std::sync::atomic::Ordering::Acquire)
+        {
+            return Ok(mem);
+        }
+        let size = filter.page_size();
+        // `mem` holds the first `size` matches in memory; with more in memory, no
+        // stored incident below its last one can make this page.
+        let mem_more = mem.next.is_some();
+        let floor = if mem_more {
+            mem.items.last().map(|i| i.id.clone())
+        } else {
+            None
+        };
+        let mut stored: Vec<Incident> = Vec::new();
+        let mut after = filter.before.clone();
+        'scan: loop {
+            let rows: Vec<(String, Incident)> = self
+                .inner
+                .store
+                .scan_json(
+                    Table::Incidents,
+                    Scan {
+                        after: after.take(),
+                        limit: CHUNK,
+                        reverse: true,
+                        ..Scan::all()
+                    },
+                )
+                .await?;
+            let full = rows.len() == CHUNK;
+            after = rows.last().map(|(k, _)| k.clone());
+            let core = self.inner.core.lock();
+            for (key, i) in rows {
+                if floor.as_ref().is_some_and(|f| key < *f) {
+                    break 'scan;
+                }
+                if core.incident(&key).is_none() && filter.matches(&i) {
+                    stored.push(i);
+                    if stored.len() > size {
+                        break 'scan;
+                    }
+                }
+            }
+            if !full {
+                break;
+            }
+        }
+        let mut items = mem.items;
+        items.extend(stored);
+        items.sort_by(|a, b| b.id.cmp(&a.id));
+        let next = if items.len() > size || mem_more {
+            items.truncate(size);
+            items.last().map(|i| i.id.clone())
+        } else {
+            None
+        };
+        Ok(Page { items, next })
+    }
+
+    /// One incident by id or number, from memory or, once evicted
+    /// ([`Engine::evict_closed_incidents`]), from the Store: the same record either way.
+    pub async fn fetch_incident(&self, id: &str) -> Result<Incident, CoreError> {
+        if let Ok(i) = self.get_incident(id) {
+            return Ok(i);
+        }
+        let store = &self.inner.store;
+        if let Some(i) = store.get_json::<Incident>(Table::Incidents, id).await? {
+            return Ok(i);
+        }
+        if let Ok(n) = id.parse::<u64>()
+            && let Some(i) = store
+                .get_json::<Incident>(Table::Incidents, &Incident::id_for(n))
+                .await?
+        {
+            return Ok(i);
+        }
+        Err(CoreError::NotFound {
+            kind: "incident",
+            id: id.into(),
+        })
+    }
+
+    /// One incident in memory by id or number (every incident that is not closed, and
+    /// closed ones until they are evicted); [`Engine::fetch_incident`] also finds the
+    /// evicted ones.
     pub fn get_incident(&self, id: &str) -> Result<Incident, CoreError> {
         self.inner
             .core
@@ -1449,9 +1720,9 @@ impl Engine {
             })
     }
 
-    /// An incident's timeline, oldest first.
+    /// An incident's timeline, oldest first (evicted incidents included).
     pub async fn timeline(&self, id: &str) -> Result<Vec<TimelineEntry>, CoreError> {
-        let inc = self.get_incident(id)?;
+        let inc = self.fetch_incident(id).await?;
         let rows = self
             .inner
             .store
@@ -1467,10 +1738,18 @@ impl Engine {
         Ok(out)
     }
 
-    /// An incident's alerts (from memory while active, else from the Store).
+    /// An incident's alerts (from memory while active, else from the Store), evicted
+    /// incidents included.
     pub async fn incident_alerts(&self, id: &str) -> Result<Vec<AlertRecord>, CoreError> {
-        let inc = self.get_incident(id)?;
-        let mut found = self.inner.core.lock().incident_alerts(&inc.id);
+        let inc = self.fetch_incident(id).await?;
+        // As `EngineCore::incident_alerts`, which needs the incident in memory.
+        let mut found: Vec<AlertRecord> = {
+            let core = self.inner.core.lock();
+            inc.alerts
+                .iter()
+                .filter_map(|fp| core.alert_record(*fp))
+                .collect()
+        };
         for fp in &inc.alerts {
             if !found.iter().any(|a| a.fingerprint == *fp)
                 && let Some(a) = self
@@ -1485,17 +1764,44 @@ impl Engine {
         Ok(found)
     }
 
+    /// Applies an action to an incident; one evicted from memory is loaded back for it
+    /// (and leaves again at the next sweep).
     async fn act(
         &self,
         id: &str,
         action: IncidentAction,
         actor: Actor,
     ) -> Result<Incident, CoreError> {
-        let id = self.get_incident(id)?.id;
-        Ok(self
-            .mutate(|core, now, out| core.act(&id, action, actor, now, out))
-            .await?
-            .0)
+        use std::sync::atomic::Ordering;
+        /// Counts the action in `acts_in_flight` until it ends (or is dropped).
+        struct InFlight<'a>(&'a std::sync::atomic::AtomicUsize);
+        impl Drop for InFlight<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::AcqRel);
+            }
+        }
+        self.inner.acts_in_flight.fetch_add(1, Ordering::AcqRel);
+        let _in_flight = InFlight(&self.inner.acts_in_flight);
+        let inc = self.fetch_incident(id).await?;
+        let id = inc.id.clone();
+        let was_closed = inc.closed_at.filter(|_| inc.state == IncidentState::Closed);
+        let result = self
+            .mutate(|core, now, out| {
+                if core.incident(&id).is_none() {
+                    core.load_incident(inc);
+                }
+                core.act(&id, action, actor, now, out)
+            })
+            .await
+            .map(|r| r.0);
+        let closed = match &result {
+            Ok(r) if r.state == IncidentState::Closed => r.closed_at,
+            _ => was_closed,
+        };
+        if let Some(t) = closed {
+            self.note_closed(t);
+        }
+        result
     }
 
     /// open → acknowledged (stops escalation).
@@ -1574,7 +1880,7 @@ impl Engine {
     /// immediately, through the escalation hook, which pages that level and records an
     /// `escalated` timeline entry (with an audit entry) by `actor`.
     pub async fn escalate_now(&self, id: &str, actor: Actor) -> Result<Incident, CoreError> {
-        let id = self.get_incident(id)?.id;
+        let id = self.fetch_incident(id).await?.id;
         self.inner
             .escalation
             .escalate_now(self, &id, &actor)
@@ -1605,6 +1911,20 @@ impl Engine {
             .core
             .lock()
             .recent_changes(incident_id, window, now)
+    }
+
+    /// [`Engine::recent_changes`] for an incident given whole, e.g. one from
+    /// [`Engine::fetch_incident`] that was evicted from memory.
+    pub fn recent_changes_of(
+        &self,
+        incident: &Incident,
+        window: Option<Duration>,
+    ) -> Vec<ChangeEvent> {
+        let now = self.now();
+        self.inner
+            .core
+            .lock()
+            .recent_changes_of(incident, window, now)
     }
 
     // ----- silences -----------------------------------------------------------------
