@@ -1,0 +1,61 @@
+//! Closed incidents leave the engine's memory and are served from redb: the shared
+//! suite of signalcraft-core/tests/eviction_suite, over a RedbStore that every restart
+//! closes and reopens.
+
+#[path = "../../signalcraft-core/tests/eviction_suite/mod.rs"]
+mod eviction_suite;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use eviction_suite::*;
+use signalcraft_core::store::Store;
+use signalcraft_store::RedbStore;
+
+/// A redb file in a temporary directory, opened anew by each engine.
+struct Redb {
+    _dir: tempfile::TempDir,
+    path: PathBuf,
+}
+
+impl StoreFactory for Redb {
+    fn open(&self) -> Arc<dyn Store> {
+        Arc::new(RedbStore::open(&self.path).expect("open redb"))
+    }
+}
+
+fn redb() -> Redb {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("signalcraft.redb");
+    Redb { _dir: dir, path }
+}
+
+#[tokio::test]
+async fn eviction_waits_for_the_age_on_the_clock() {
+    eviction_waits_for_the_age(&redb()).await;
+}
+
+#[tokio::test]
+async fn get_and_list_are_unchanged_by_eviction() {
+    reads_are_unchanged_by_eviction(&redb()).await;
+}
+
+#[tokio::test]
+async fn an_action_on_an_evicted_incident_loads_it_back() {
+    an_action_on_an_evicted_incident(&redb()).await;
+}
+
+#[tokio::test]
+async fn a_group_firing_after_close_gets_a_new_incident() {
+    a_new_alert_after_close_opens_a_new_incident(&redb()).await;
+}
+
+#[tokio::test]
+async fn restart_loads_no_old_closed_incident_but_serves_it() {
+    restart_leaves_old_closed_incidents_in_the_store(&redb()).await;
+}
+
+#[tokio::test]
+async fn memory_stays_bounded_over_1000_incidents() {
+    memory_stays_bounded(&redb(), 1000, 100).await;
+}
