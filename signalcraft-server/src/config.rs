@@ -324,7 +324,8 @@ pub struct ServerConfig {
     /// `[remediation]`: plugin manifests and actions.
     pub remediation: crate::remediation::RemediationSection,
     /// The engine's configuration (`route`, `time_intervals`, `inhibit_rules`,
-    /// `services`, `change_window`), validated by the engine.
+    /// `services`, `change_window`, `closed_incident_memory_age`), validated by the
+    /// engine.
     pub engine: EngineConfig,
     /// Config-as-code sections (`users`, `teams`, `schedules`, `escalation_policies`)
     /// as written; `signalcraft apply` validates and stores them.
@@ -338,6 +339,7 @@ pub const ENGINE_SECTIONS: &[&str] = &[
     "inhibit_rules",
     "services",
     "change_window",
+    "closed_incident_memory_age",
 ];
 
 /// Top-level keys of config-as-code (`signalcraft apply`); `serve` ignores them.
@@ -945,6 +947,35 @@ mod tests {
         assert!(e[0].message.contains("null"), "{e:#?}");
         let e = parse_as("- just\n- a list\n", ConfigFormat::Yaml).unwrap_err();
         assert_eq!(e.len(), 1, "{e:#?}");
+    }
+
+    #[test]
+    fn closed_incident_memory_age_is_an_engine_option_checked_with_its_path() {
+        let c = parse("closed_incident_memory_age = \"30m\"\n[server]\n").unwrap();
+        assert_eq!(c.engine.closed_incident_memory_age.as_deref(), Some("30m"));
+        assert_eq!(
+            c.engine.compile().unwrap().closed_incident_memory_age,
+            Duration::from_secs(1800)
+        );
+        let c = parse("closed_incident_memory_age = \"0s\"\n").unwrap();
+        assert!(
+            c.engine
+                .compile()
+                .unwrap()
+                .closed_incident_memory_age
+                .is_zero()
+        );
+        let errs = parse("closed_incident_memory_age = \"soon\"\n").unwrap_err();
+        assert_eq!(errs.len(), 1, "{errs:#?}");
+        assert_eq!(errs[0].path, "closed_incident_memory_age");
+        // The default config leaves it commented: the engine's default (1h).
+        let t = default_config_text("127.0.0.1:1234".parse().unwrap(), Path::new("/tmp/x"));
+        assert!(t.contains("# closed_incident_memory_age = \"1h\""));
+        let c = parse(&t).unwrap();
+        assert_eq!(
+            c.engine.compile().unwrap().closed_incident_memory_age,
+            Duration::from_secs(3600)
+        );
     }
 
     #[test]

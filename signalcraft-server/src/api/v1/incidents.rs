@@ -111,7 +111,8 @@ pub async fn list(
         before: q.cursor,
         limit,
     };
-    let page = s.engine.engine.list_incidents(&filter);
+    // Closed incidents evicted from the engine's memory are listed from the store.
+    let page = s.engine.engine.fetch_incidents(&filter).await?;
     Ok(Json(IncidentPage {
         items: page.items,
         next: page.next,
@@ -154,14 +155,15 @@ pub async fn get_one(
 ) -> ApiResult<Json<IncidentDetail>> {
     p.require(Role::Viewer)?;
     let e = &s.engine.engine;
-    let incident = e.get_incident(&id)?;
+    // From memory, or from the store once closed and evicted from memory.
+    let incident = e.fetch_incident(&id).await?;
     let timeline = e.timeline(&incident.id).await?;
     let alerts = e.incident_alerts(&incident.id).await?;
     let delivery_trail = match &s.engine.delivery {
         Some(d) => d.log().trail(&incident.id).await?,
         None => Vec::new(),
     };
-    let recent_changes = e.recent_changes(&incident.id, None).unwrap_or_default();
+    let recent_changes = e.recent_changes_of(&incident, None);
     let runbooks = incident.runbooks.clone();
     Ok(Json(IncidentDetail {
         incident,

@@ -69,7 +69,7 @@ pub async fn trail(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Vec<DeliveryRecord>>> {
     p.require(Role::Viewer)?;
-    let inc = s.engine.engine.get_incident(&id)?;
+    let inc = s.engine.engine.fetch_incident(&id).await?;
     match &s.engine.delivery {
         Some(d) => Ok(Json(d.log().trail(&inc.id).await?)),
         None => Ok(Json(Vec::new())),
