@@ -1560,12 +1560,14 @@ impl Engine {
     /// and the sweep is retried a second later.
     pub async fn evict_closed_incidents(&self) -> usize {
         use std::sync::atomic::Ordering;
+        // Not `fetch_min`: a due time in the past would keep the run loop spinning
+        // until the action ends. The sweep recomputes what is due when it runs.
         let retry = |engine: &Engine| {
             let later = engine.now().as_millisecond().saturating_add(1_000);
             engine
                 .inner
                 .next_eviction_ms
-                .fetch_min(later, Ordering::AcqRel);
+                .store(later, Ordering::Release);
         };
         if self.inner.acts_in_flight.load(Ordering::Acquire) > 0 {
             retry(self);
