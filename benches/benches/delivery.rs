@@ -21,6 +21,8 @@
 //! `cargo bench -p signalcraft-benches --bench delivery -- flush_burst` instead runs
 //! one burst of 10,000 first group flushes through the engine and the pipeline and
 //! prints CPU per group (issue 7's group-notification target; see `flush_burst`).
+//! `FLUSH_BURST_CASE=<substring>` runs only the matching flush cases; `--features
+//! mimalloc` runs under the server's allocator.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -42,6 +44,24 @@ use signalcraft_providers::channels::webhook::{WebhookChannel, WebhookConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const BATCH: u64 = 2_048;
+
+/// With `--features mimalloc`: the reference server's allocator (`signalcraft-server`
+/// runs mimalloc), so `flush_burst` shows the flush path as the server runs it.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// With `--features mimalloc`, as `signalcraft-server` starts: transparent huge pages
+/// off for this process (mimalloc would otherwise fault in and zero 2 MiB per first
+/// touch of an arena region).
+#[cfg(feature = "mimalloc")]
+fn disable_transparent_huge_pages() {
+    // SAFETY: prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0) takes integer arguments only and
+    // changes a per-process flag; no memory is passed to the kernel.
+    unsafe {
+        libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
+    }
+}
 
 /// This process's user + system CPU time (`/proc/self/stat`, clock ticks of
 /// 10 ms): on a shared machine, CPU per delivery says more than wall time.
@@ -464,6 +484,17 @@ impl Channel for NoopChannel {
     }
 }
 
+/// With `PERF_CTL_FIFO=<path>` (the fifo of `perf record --control fifo:<path> -D -1`),
+/// turns perf's recording on (`enable`) or off (`disable`), so a profile covers the
+/// flush phase only, not the ingest before it.
+fn perf_control(cmd: &str) {
+    if let Some(path) = std::env::var_os("PERF_CTL_FIFO")
+        && let Ok(mut f) = std::fs::OpenOptions::new().write(true).open(path)
+    {
+        let _ = writeln!(f, "{cmd}");
+    }
+}
+
 /// Alerts and groups of the flush burst (issue 7's workload: 100k alerts in 10,000
 /// groups of [alertname, service]).
 const BURST_ALERTS: usize = 100_000;
@@ -510,11 +541,16 @@ fn flush_burst() {
             Event::Alert(a)
         })
         .collect();
+    // `FLUSH_BURST_CASE=<substring>` runs only the matching cases.
+    let only = std::env::var("FLUSH_BURST_CASE").unwrap_or_default();
     for (case, redb, http) in [
         ("flush_burst_redb_webhook_lean_sink", true, true),
         ("flush_burst_redb_noop_channel", true, false),
         ("flush_burst_memory_store_noop_channel", false, false),
     ] {
+        if !case.contains(only.as_str()) {
+            continue;
+        }
         let dir = tempfile::tempdir().unwrap();
         let (store, scheduler): (Arc<dyn Store>, Arc<dyn Scheduler>) = if redb {
             let s = signalcraft_store::RedbStore::open(dir.path().join("store.redb")).unwrap();
@@ -567,9 +603,11 @@ fn flush_burst() {
         clock.advance(Duration::from_secs(1));
         let cpu0 = cpu_time();
         let writer0 = thread_cpu_time("signalcraft-sto");
+        perf_control("enable");
         let wall = Instant::now();
         let ran = rt.block_on(engine.run_due_jobs()).unwrap();
         let wall = wall.elapsed();
+        perf_control("disable");
         let cpu = cpu_time() - cpu0;
         let writer = thread_cpu_time("signalcraft-sto") - writer0;
         assert_eq!(ran, BURST_GROUPS, "every group flushed once");
@@ -593,6 +631,8 @@ fn flush_burst() {
 }
 
 fn main() {
+    #[cfg(feature = "mimalloc")]
+    disable_transparent_huge_pages();
     if std::env::var_os(SINK_ENV).is_some() {
         run_sink_process();
         return;
