@@ -52,7 +52,8 @@ pub async fn list(
 ) -> ApiResult<Json<IncidentRemediations>> {
     p.require(Role::Viewer)?;
     let r = rem(&s)?;
-    let inc = s.engine.engine.get_incident(&id)?;
+    // Closed incidents evicted from memory are read from the store.
+    let inc = s.engine.engine.fetch_incident(&id).await?;
     let (actions, runs) = r.for_incident(&inc.id, inc.service.as_deref(), Some(&inc.route));
     Ok(Json(IncidentRemediations { actions, runs }))
 }
