@@ -190,6 +190,40 @@ struct Inner {
     journal: Option<Journaled>,
 }
 
+/// The stored incidents a start-up (or rebuild) loads, and what it leaves in the
+/// Store: of those, the one with the highest number and, per escalation policy, the
+/// one with the highest round-robin cursor, enough for
+/// [`EngineCore::count_stored_incident`] to give the same counters as counting all.
+#[derive(Default)]
+struct StoredIncidents {
+    load: Vec<Incident>,
+    left_out: bool,
+    highest: Option<Incident>,
+    per_policy: std::collections::HashMap<String, Incident>,
+}
+
+impl StoredIncidents {
+    fn leave_out(&mut self, i: Incident) {
+        self.left_out = true;
+        if let Some(p) = &i.escalation_policy
+            && self
+                .per_policy
+                .get(p)
+                .is_none_or(|c| c.round_robin_cursor < i.round_robin_cursor)
+        {
+            self.per_policy.insert(p.clone(), i.clone());
+        }
+        if self.highest.as_ref().is_none_or(|h| h.number < i.number) {
+            self.highest = Some(i);
+        }
+    }
+
+    /// The left-out incidents the core's counters must count.
+    fn counted(&self) -> impl Iterator<Item = &Incident> {
+        self.highest.iter().chain(self.per_policy.values())
+    }
+}
+
 /// State passed along the commit order.
 #[derive(Default)]
 struct CommitChain {
@@ -1421,6 +1455,7 @@ impl Engine {
                 },
             )
             .await?;
+        let mut incidents = self.scan_incidents(now, age).await?;
         let armed = {
             let mut core = self.inner.core.lock();
             if reset {
@@ -1432,6 +1467,12 @@ impl Engine {
             for (_, a) in alerts {
                 core.load_alert(a);
             }
+            for i in std::mem::take(&mut incidents.load) {
+                core.load_incident(i);
+            }
+            for i in incidents.counted() {
+                core.count_stored_incident(i);
+            }
             for (_, s) in silences {
                 core.load_silence(s);
             }
@@ -1442,9 +1483,17 @@ impl Engine {
                 core.remember_change(c);
             }
             core.bump_seq(u64::try_from(now.as_millisecond()).unwrap_or(0));
+            self.inner.next_eviction_ms.store(
+                Self::eviction_due_ms(core.earliest_closed_at(), age),
+                std::sync::atomic::Ordering::Release,
+            );
             core.armed_flushes()
         };
-        self.load_incidents(now, age).await?;
+        if incidents.left_out {
+            self.inner
+                .evicted_any
+                .store(true, std::sync::atomic::Ordering::Release);
+        }
         for (key, due) in armed {
             let job = super::core::flush_job(&key, due);
             if self.inner.memory_flushes {
@@ -1456,18 +1505,21 @@ impl Engine {
         Ok(())
     }
 
-    /// Loads the stored incidents into the core a page at a time, except those closed
-    /// longer than `age` before `now`, which stay in the Store only (their numbers and
-    /// round-robin cursors still count); arms the next eviction. The caller holds the
-    /// write lock.
-    async fn load_incidents(&self, now: Timestamp, age: Duration) -> Result<(), CoreError> {
-        use std::sync::atomic::Ordering;
+    /// Reads the stored incidents a page at a time and keeps those to load: every one
+    /// except those closed longer than `age` before `now`, which stay in the Store
+    /// only. Of those, only what moves the core's counters is kept (see
+    /// [`StoredIncidents`]).
+    async fn scan_incidents(
+        &self,
+        now: Timestamp,
+        age: Duration,
+    ) -> Result<StoredIncidents, CoreError> {
         const PAGE: usize = 1024;
         let closed_before = now
             .checked_sub(crate::duration::signed(age))
             .unwrap_or(Timestamp::MIN);
+        let mut out = StoredIncidents::default();
         let mut after: Option<String> = None;
-        let mut left_out = false;
         loop {
             let page: Vec<(String, Incident)> = self
                 .inner
@@ -1483,29 +1535,20 @@ impl Engine {
                 .await?;
             let full = page.len() == PAGE;
             after = page.last().map(|(k, _)| k.clone());
-            let mut core = self.inner.core.lock();
             for (_, i) in page {
                 if i.state == IncidentState::Closed
                     && i.closed_at.is_some_and(|t| t <= closed_before)
                 {
-                    core.count_stored_incident(&i);
-                    left_out = true;
+                    out.leave_out(i);
                 } else {
-                    core.load_incident(i);
+                    out.load.push(i);
                 }
             }
             if !full {
                 break;
             }
         }
-        if left_out {
-            self.inner.evicted_any.store(true, Ordering::Release);
-        }
-        let next = self.inner.core.lock().earliest_closed_at();
-        self.inner
-            .next_eviction_ms
-            .store(Self::eviction_due_ms(next, age), Ordering::Release);
-        Ok(())
+        Ok(out)
     }
 
     /// When an incident closed at `closed_at` is due to leave memory (ms; `i64::MAX`
