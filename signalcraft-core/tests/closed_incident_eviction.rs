@@ -51,3 +51,8 @@ async fn restart_loads_no_old_closed_incident_but_serves_it() {
 async fn memory_stays_bounded_over_1000_incidents() {
     memory_stays_bounded(&memory(), 1000, 50).await;
 }
+
+#[tokio::test]
+async fn counters_continue_past_incidents_left_out_at_start() {
+    counters_continue_past_incidents_left_in_the_store(&memory()).await;
+}

@@ -68,6 +68,7 @@ fn config(age: &str) -> EngineConfig {
         "route": {
             "group_by": ["alertname"], "group_wait": "1s", "group_interval": "1s",
             "repeat_interval": "4h", "notify": [{"channel": "rec", "target": "#ops"}],
+            "escalation_policy": "primary",
             "routes": [{"matchers": ["team=api"], "service": "api", "urgency": "low"}]
         },
         "services": [{"id": "api", "name": "Public API"}],
@@ -626,4 +627,29 @@ pub async fn memory_stays_bounded(stores: &dyn StoreFactory, incidents: usize, r
     let d = r.detail(&last).await;
     assert_eq!(d["incident"]["state"], "closed");
     assert!(d["timeline"].as_array().is_some_and(|t| t.len() >= 4));
+}
+
+/// The newest incident, left in the store at a restart, still counts: the next incident
+/// gets the next number (no id is reused) and the next round-robin cursor.
+pub async fn counters_continue_past_incidents_left_in_the_store(stores: &dyn StoreFactory) {
+    let r = Rig::new(stores, "1h").await;
+    let kept = r.open(&names("Kept", 1), None).await;
+    let gone = r.open(&names("Gone", 1), None).await;
+    r.resolve_alerts(&names("Gone", 1), None).await;
+    r.close(&gone).await;
+    let newest = r.engine.get_incident(&gone[0]).expect("in memory");
+    assert!(newest.id > kept[0]);
+    assert_eq!(newest.escalation_policy.as_deref(), Some("primary"));
+    r.advance(Duration::from_secs(3700)).await;
+    let r = r.restart(stores).await;
+    assert_eq!(r.in_memory(), 1, "only the open one is loaded");
+    let next = r.open(&names("Next", 1), None).await;
+    let next = r.engine.get_incident(&next[0]).expect("new");
+    assert_eq!(next.number, newest.number + 1);
+    assert_eq!(next.round_robin_cursor, newest.round_robin_cursor + 1);
+    assert_eq!(
+        r.engine.fetch_incident(&gone[0]).await.expect("stored"),
+        newest,
+        "the stored one is untouched"
+    );
 }
