@@ -156,7 +156,7 @@ impl Remediation {
             .run_incident(run_id)
             .ok_or_else(|| ApiError::not_found("remediation run", run_id))?;
         let e = &engine.engine;
-        let inc = e.get_incident(&incident_id)?;
+        let inc = e.fetch_incident(&incident_id).await?;
         let alerts = e.incident_alerts(&incident_id).await.unwrap_or_default();
         let service = inc
             .service
@@ -219,7 +219,7 @@ impl Remediation {
         engine: &EngineHandle,
         incident_id: &str,
     ) -> Result<Vec<RemediationRecord>, ApiError> {
-        let inc = engine.engine.get_incident(incident_id)?;
+        let inc = engine.engine.fetch_incident(incident_id).await?;
         let auto: Vec<String> = {
             let mut g = self.gate.lock();
             let runs = g.on_incident_opened(

@@ -238,7 +238,7 @@ impl EscalationHook for PlannerEscalation {
         incident_id: &str,
         policy: &str,
     ) -> Result<(), CoreError> {
-        let inc = engine.get_incident(incident_id)?;
+        let inc = engine.fetch_incident(incident_id).await?;
         let mut v = view(&inc);
         v.policy_id = Some(policy.to_string());
         let dir = self.directory();
@@ -254,7 +254,7 @@ impl EscalationHook for PlannerEscalation {
         actor: &Actor,
         reason: &str,
     ) -> Result<(), CoreError> {
-        let inc = engine.get_incident(incident_id)?;
+        let inc = engine.fetch_incident(incident_id).await?;
         let v = view(&inc);
         let dir = self.directory();
         let planner = crate::escalation::PagingPlanner::new(&dir);
@@ -282,7 +282,7 @@ impl EscalationHook for PlannerEscalation {
         message: Option<&str>,
         actor: &Actor,
     ) -> Result<(), CoreError> {
-        let inc = engine.get_incident(incident_id)?;
+        let inc = engine.fetch_incident(incident_id).await?;
         let dir = self.directory();
         let effects = crate::escalation::PagingPlanner::new(&dir).page_user(
             &view(&inc),
@@ -304,7 +304,7 @@ impl EscalationHook for PlannerEscalation {
         incident_id: &str,
         actor: &Actor,
     ) -> Result<(), CoreError> {
-        let inc = engine.get_incident(incident_id)?;
+        let inc = engine.fetch_incident(incident_id).await?;
         let v = view(&inc);
         let dir = self.directory();
         let planner = crate::escalation::PagingPlanner::new(&dir);
@@ -337,7 +337,7 @@ impl EscalationHook for PlannerEscalation {
             _ => return Ok(()),
         };
         // An incident that no longer exists has nothing to page.
-        let Ok(inc) = engine.get_incident(incident_id) else {
+        let Ok(inc) = engine.fetch_incident(incident_id).await else {
             return Ok(());
         };
         let dir = self.directory();

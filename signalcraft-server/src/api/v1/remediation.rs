@@ -93,7 +93,7 @@ pub async fn request(
 ) -> ApiResult<(StatusCode, Json<RunAccepted>)> {
     p.require(Role::Responder)?;
     let r = rem(&s)?;
-    let inc = s.engine.engine.get_incident(&id)?;
+    let inc = s.engine.engine.fetch_incident(&id).await?;
     let (run, approved) = r.request(&b.action, &inc.id, p.actor(), b.dry_run)?;
     let record = if approved {
         Some(r.execute(&s.engine, &run).await?)
