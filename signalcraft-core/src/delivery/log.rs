@@ -10,7 +10,9 @@
 //!   (the cursor: every [`DeliveryState`] field except the notification);
 //! * `{notification_id}/notification` — the notification itself, written once when
 //!   it is accepted (the cursor changes on every attempt, the notification never,
-//!   so it is not serialized again on each write);
+//!   so it is not serialized again on each write), in the compact form of
+//!   [`super::notification_row`] (rows of plain `Notification` JSON, written
+//!   before, read as well);
 //! * `~incident/{incident_id}/{notification_id}` — index for the delivery trail;
 //! * `~provider/{provider_message_id}` — index for provider status callbacks;
 //! * `~sending/{notification_id}` — present exactly while an attempt is in flight
@@ -209,6 +211,16 @@ fn json<T: Serialize + ?Sized>(v: &T, capacity: usize) -> Result<Vec<u8>, StoreE
     Ok(out)
 }
 
+/// The stored row of a notification ([`super::notification_row`]), pre-sized.
+fn notification_row(n: &Notification) -> Result<Vec<u8>, StoreError> {
+    let mut out = Vec::with_capacity(2048);
+    super::notification_row::encode(n, &mut out).map_err(|e| StoreError::Codec(e.to_string()))?;
+    if out.capacity() - out.len() > out.len() / 4 {
+        out.shrink_to_fit();
+    }
+    Ok(out)
+}
+
 /// A throttled contact method's next free slot, to persist with a commit.
 #[derive(Debug, Clone, Copy)]
 pub struct ThrottleSlot<'a> {
@@ -297,16 +309,12 @@ impl NotificationLog {
         };
         let notification = match c.notification {
             Some(n) => n,
-            None => self
-                .store
-                .get_json(Table::NotificationLog, &notification_key(notification_id))
-                .await?
-                .ok_or_else(|| {
-                    StoreError::Codec(format!(
-                        "notification_log/{}: state without its notification",
-                        state_key(notification_id)
-                    ))
-                })?,
+            None => self.notification(notification_id).await?.ok_or_else(|| {
+                StoreError::Codec(format!(
+                    "notification_log/{}: state without its notification",
+                    state_key(notification_id)
+                ))
+            })?,
         };
         Ok(Some(DeliveryState {
             notification,
@@ -320,6 +328,21 @@ impl NotificationLog {
             job_seq: c.job_seq,
             pending_job: c.pending_job,
         }))
+    }
+
+    /// The stored notification row of an accepted notification (either form, see
+    /// [`super::notification_row`]).
+    async fn notification(
+        &self,
+        notification_id: &str,
+    ) -> Result<Option<Notification>, StoreError> {
+        let key = notification_key(notification_id);
+        let Some(row) = self.store.get(Table::NotificationLog, &key).await? else {
+            return Ok(None);
+        };
+        super::notification_row::decode(&row)
+            .map(Some)
+            .map_err(|e| StoreError::Codec(format!("notification_log/{key}: {e}")))
     }
 
     /// Writes the state (notification and cursor) and any records atomically
@@ -368,7 +391,7 @@ impl NotificationLog {
         batch.put_raw(
             Table::NotificationLog,
             notification_key(&n.id),
-            json(n, 4096)?,
+            notification_row(n)?,
         );
         batch.put_raw(
             Table::NotificationLog,
@@ -405,9 +428,7 @@ impl NotificationLog {
             let n: Option<Notification> = if has_state {
                 None
             } else {
-                self.store
-                    .get_json(Table::NotificationLog, &notification_key(&id))
-                    .await?
+                self.notification(&id).await?
             };
             match n {
                 Some(n) => out.push(n),
@@ -461,7 +482,7 @@ impl NotificationLog {
             b.put_raw(
                 Table::NotificationLog,
                 notification_key(&state.notification.id),
-                json(&state.notification, 4096)?,
+                notification_row(&state.notification)?,
             );
         }
         b.put_raw(

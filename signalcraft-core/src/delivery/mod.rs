@@ -27,6 +27,7 @@
 //! * [`config`] — `DeliveryConfig`, failover chains, retry/throttle/health settings.
 //! * [`backoff`] — exponential backoff with full jitter and `Retry-After`.
 //! * [`log`] — the notification log (records, statuses, delivery trail).
+//! * `notification_row` — the compact stored form of an accepted notification.
 //! * [`health`] — sliding-window success rate / latency per channel and target.
 //! * [`throttle`] — per-contact-method rate limits.
 //! * [`events`] — typed delivery events and the [`DeliverySink`] hook.
@@ -41,6 +42,7 @@ pub mod config;
 pub mod events;
 pub mod health;
 pub mod log;
+mod notification_row;
 pub mod pipeline;
 pub mod throttle;
 pub mod watchdog;

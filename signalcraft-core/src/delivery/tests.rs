@@ -904,7 +904,7 @@ impl Store for CountingStore {
     ) -> Result<(), crate::store::StoreError> {
         for op in &batch.ops {
             if let crate::store::WriteOp::Put { value, .. } = op
-                && serde_json::from_slice::<crate::channel::Notification>(value).is_ok()
+                && super::notification_row::decode(value).is_ok()
             {
                 self.notification_writes
                     .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
