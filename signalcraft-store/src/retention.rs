@@ -11,16 +11,22 @@
 //!   integer of milliseconds since the Unix epoch; a closed incident without either is
 //!   kept (never guessed);
 //! * `alerts` (optional): the keys of its alerts in [`Table::Alerts`], as strings or
-//!   objects with a `fingerprint` field. An alert is removed only if its own record
-//!   has no `incident_id` or the same one (a fingerprint that fired again and now
-//!   belongs to a newer incident is kept);
+//!   objects with a `fingerprint` field. An alert is removed only if no incident that
+//!   stays lists it, and its own record has no `incident_id` or the same one (a
+//!   fingerprint that fired again and now belongs to a newer incident is kept);
 //! * timeline entries are the keys of [`Table::Timeline`] starting with `"<incident id>/"`.
 //!
-//! The incidents of one scan page are removed in one atomic batch (each with its
+//! [`RetentionPolicy::for_engine`] is the mapping for the records the SignalCraft
+//! engine writes (only `closed` incidents; alerts only once retired and not seen
+//! since; the counters' high-water marks kept). A caller running it next to a live
+//! engine passes a [`RetentionGuard`] so nothing the engine holds in memory is removed.
+//!
+//! The incidents of one chunk are removed in one atomic batch (each with its
 //! alerts and timeline), so a crash in the middle never leaves half an incident.
 //! Archived lines are written and flushed before the batch commits: a crash in between may archive an incident's
 //! timeline twice, never lose it.
 
+use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::time::Duration;
 
@@ -49,8 +55,19 @@ pub struct RetentionPolicy {
     pub alert_incident_field: String,
     /// Remove timeline entries `"<incident id>/…"` (`false`: keep them).
     pub timeline: bool,
-    /// Incidents read per scan page.
+    /// Incidents read per scan page, and removed per atomic batch.
     pub page_size: usize,
+    /// Field of an alert record listing where it is still active (a non-empty array:
+    /// the alert is kept). `None`: not checked.
+    pub alert_active_field: Option<String>,
+    /// Field of an alert record holding when it was last seen (RFC 3339 or ms); an
+    /// alert seen after its incident closed fired again and is kept. `None`: not checked.
+    pub alert_last_seen_field: Option<String>,
+    /// Keep the incident with the greatest key, whatever its age.
+    pub keep_last_incident: bool,
+    /// `(group field, counter field)`: per value of the group field, keep the incident
+    /// with the greatest counter (an unsigned integer), whatever its age.
+    pub keep_max_by: Option<(String, String)>,
 }
 
 impl RetentionPolicy {
@@ -66,6 +83,10 @@ impl RetentionPolicy {
             alert_incident_field: "incident_id".into(),
             timeline: true,
             page_size: 500,
+            alert_active_field: None,
+            alert_last_seen_field: None,
+            keep_last_incident: false,
+            keep_max_by: None,
         }
     }
 }
@@ -83,7 +104,52 @@ pub struct RetentionReport {
     pub archived: u64,
 }
 
+/// What a caller running retention next to a live engine protects: an incident or
+/// alert the engine still holds in memory is never removed from the store (the
+/// engine's copy would outlive the stored one, or be written back half-complete).
+///
+/// Checked for each candidate right before its removal is added to a batch.
+pub trait RetentionGuard: Send + Sync {
+    /// `true`: the incident with this key is in use (e.g. in the engine's memory); keep it.
+    fn incident_in_use(&self, _id: &str) -> bool {
+        false
+    }
+    /// `true`: the alert with this key is in use (e.g. active in the engine); keep it.
+    fn alert_in_use(&self, _key: &str) -> bool {
+        false
+    }
+}
+
+/// The guard that protects nothing (a store no engine is running on).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoGuard;
+
+impl RetentionGuard for NoGuard {}
+
 impl RetentionPolicy {
+    /// The policy for the records the SignalCraft engine writes
+    /// (`signalcraft_core::incident::Incident`, `signalcraft_core::engine::AlertRecord`):
+    ///
+    /// * only `closed` incidents are removed (a `resolved` one can still re-open), by
+    ///   their `closed_at`;
+    /// * an alert is removed with the last incident that lists it, only once retired
+    ///   (its `groups` empty) and not seen since the incident closed (`last_seen`);
+    /// * the incident with the highest number and, per escalation policy, the one with
+    ///   the highest `round_robin_cursor` are kept: the engine derives its next incident
+    ///   number and its round-robin positions from the stored incidents at start, so
+    ///   removing them would hand out numbers again.
+    pub fn for_engine(max_age: Duration) -> Self {
+        RetentionPolicy {
+            closed_states: vec!["closed".into()],
+            closed_at_fields: vec!["closed_at".into()],
+            alert_active_field: Some("groups".into()),
+            alert_last_seen_field: Some("last_seen".into()),
+            keep_last_incident: true,
+            keep_max_by: Some(("escalation_policy".into(), "round_robin_cursor".into())),
+            ..RetentionPolicy::new(max_age)
+        }
+    }
+
     /// When a record closed, if it is closed.
     fn closed_at(&self, rec: &Value) -> Option<Timestamp> {
         let state = rec.get(&self.state_field)?.as_str()?;
@@ -92,13 +158,7 @@ impl RetentionPolicy {
         }
         self.closed_at_fields
             .iter()
-            .find_map(|f| match rec.get(f)? {
-                Value::String(s) => s.parse::<Timestamp>().ok(),
-                Value::Number(n) => n
-                    .as_i64()
-                    .and_then(|ms| Timestamp::from_millisecond(ms).ok()),
-                _ => None,
-            })
+            .find_map(|f| timestamp(rec.get(f)?))
     }
 
     fn alert_keys(&self, rec: &Value) -> Vec<String> {
@@ -127,7 +187,8 @@ impl RetentionPolicy {
         store: &S,
         now: Timestamp,
     ) -> Result<RetentionReport, Error> {
-        self.run_inner::<S, std::io::Sink>(store, now, None).await
+        self.run_guarded::<S, std::io::Sink>(store, now, None, &NoGuard)
+            .await
     }
 
     /// Like [`RetentionPolicy::run`], and first writes each removed timeline entry to
@@ -138,51 +199,62 @@ impl RetentionPolicy {
         now: Timestamp,
         archive: &mut W,
     ) -> Result<RetentionReport, Error> {
-        self.run_inner(store, now, Some(archive)).await
+        self.run_guarded(store, now, Some(archive), &NoGuard).await
     }
 
-    async fn run_inner<S: Store + ?Sized, W: Write + Send + ?Sized>(
+    /// The full form: archives to `archive` when given, and keeps whatever `guard`
+    /// says is in use.
+    ///
+    /// Two passes: the first reads every incident record (a page at a time) and notes
+    /// the candidates, the alert keys that incidents staying behind still list (such an
+    /// alert is kept) and the counter high-water marks to keep; the second removes the
+    /// candidates, `page_size` incidents per atomic batch, each re-read and re-checked
+    /// (and checked against `guard`) right before.
+    pub async fn run_guarded<S: Store + ?Sized, W: Write + Send + ?Sized>(
         &self,
         store: &S,
         now: Timestamp,
         mut archive: Option<&mut W>,
+        guard: &dyn RetentionGuard,
     ) -> Result<RetentionReport, Error> {
         let cutoff = jiff::SignedDuration::try_from(self.max_age)
             .ok()
             .and_then(|d| now.checked_sub(d).ok())
             .unwrap_or(Timestamp::MIN);
+        let plan = self.plan(store, cutoff).await?;
         let mut report = RetentionReport::default();
-        let mut after: Option<String> = None;
-        loop {
-            let page = store
-                .scan(
-                    self.incidents,
-                    Scan {
-                        after: after.clone(),
-                        limit: self.page_size.max(1),
-                        ..Scan::default()
-                    },
-                )
-                .await?;
-            let Some((last, _)) = page.last() else { break };
-            after = Some(last.clone());
-            // One commit per page: each incident is whole inside it.
+        let mut gone_alerts: HashSet<String> = HashSet::new();
+        for chunk in plan.candidates.chunks(self.page_size.max(1)) {
+            // One commit per chunk: each incident is whole inside it.
             let mut batch = WriteBatch::new();
             let mut removed = RetentionReport::default();
-            for (id, bytes) in page {
-                let Ok(rec) = serde_json::from_slice::<Value>(&bytes) else {
-                    continue; // not ours to judge: keep it
-                };
-                match self.closed_at(&rec) {
-                    Some(t) if t < cutoff => {}
-                    _ => continue,
+            for id in chunk {
+                if guard.incident_in_use(id) {
+                    continue;
                 }
+                // Re-read: it may have changed since the first pass.
+                let Some(bytes) = store.get(self.incidents, id).await? else {
+                    continue;
+                };
+                let Ok(rec) = serde_json::from_slice::<Value>(&bytes) else {
+                    continue;
+                };
+                let closed_at = match self.closed_at(&rec) {
+                    Some(t) if t < cutoff => t,
+                    _ => continue,
+                };
                 self.remove_incident(
                     store,
-                    &id,
-                    &rec,
+                    Removal {
+                        id,
+                        rec: &rec,
+                        closed_at,
+                        kept_alerts: &plan.kept_alerts,
+                        guard,
+                    },
                     &mut batch,
                     archive.as_deref_mut(),
+                    &mut gone_alerts,
                     &mut removed,
                 )
                 .await?;
@@ -202,31 +274,129 @@ impl RetentionPolicy {
         Ok(report)
     }
 
+    /// The first pass: candidates (closed before `cutoff`, not a kept high-water mark)
+    /// and the alert keys listed by every incident that stays.
+    async fn plan<S: Store + ?Sized>(&self, store: &S, cutoff: Timestamp) -> Result<Plan, Error> {
+        let mut candidates: Vec<String> = Vec::new();
+        let mut kept_alerts: HashSet<String> = HashSet::new();
+        let mut last_key: Option<String> = None;
+        // Per value of keep_max_by.0: (greatest keep_max_by.1, its incident).
+        let mut high: HashMap<String, (u64, String)> = HashMap::new();
+        let mut candidate_alerts: HashMap<String, Vec<String>> = HashMap::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = store
+                .scan(
+                    self.incidents,
+                    Scan {
+                        after: after.take(),
+                        limit: self.page_size.max(1),
+                        ..Scan::default()
+                    },
+                )
+                .await?;
+            let Some((last, _)) = page.last() else { break };
+            after = Some(last.clone());
+            last_key = Some(last.clone());
+            for (id, bytes) in page {
+                let Ok(rec) = serde_json::from_slice::<Value>(&bytes) else {
+                    continue; // not ours to judge: keep it
+                };
+                if let Some((by, value)) = &self.keep_max_by
+                    && let Some(k) = rec.get(by).and_then(Value::as_str)
+                {
+                    let v = rec.get(value).and_then(Value::as_u64).unwrap_or(0);
+                    let e = high.entry(k.to_owned()).or_insert((v, id.clone()));
+                    if v > e.0 {
+                        *e = (v, id.clone());
+                    }
+                }
+                match self.closed_at(&rec) {
+                    Some(t) if t < cutoff => {
+                        candidate_alerts.insert(id.clone(), self.alert_keys(&rec));
+                        candidates.push(id);
+                    }
+                    _ => kept_alerts.extend(self.alert_keys(&rec)),
+                }
+            }
+        }
+        let mut protected: HashSet<String> = high.into_values().map(|(_, id)| id).collect();
+        if self.keep_last_incident
+            && let Some(k) = last_key
+        {
+            protected.insert(k);
+        }
+        candidates.retain(|id| {
+            if protected.contains(id) {
+                kept_alerts.extend(candidate_alerts.remove(id).unwrap_or_default());
+                false
+            } else {
+                true
+            }
+        });
+        Ok(Plan {
+            candidates,
+            kept_alerts,
+        })
+    }
+
+    /// Whether an alert record may go with the incident `r` removes.
+    async fn alert_removable<S: Store + ?Sized>(
+        &self,
+        store: &S,
+        key: &str,
+        r: &Removal<'_>,
+    ) -> Result<bool, Error> {
+        if r.kept_alerts.contains(key) || r.guard.alert_in_use(key) {
+            return Ok(false);
+        }
+        let Some(bytes) = store.get(Table::Alerts, key).await? else {
+            return Ok(false);
+        };
+        let Ok(a) = serde_json::from_slice::<Value>(&bytes) else {
+            return Ok(false);
+        };
+        let owner_ok = a
+            .get(&self.alert_incident_field)
+            .and_then(|v| v.as_str())
+            .is_none_or(|owner| owner == r.id);
+        let retired = self
+            .alert_active_field
+            .as_ref()
+            .is_none_or(|f| match a.get(f) {
+                None | Some(Value::Null) => true,
+                Some(Value::Array(groups)) => groups.is_empty(),
+                Some(_) => false,
+            });
+        // Seen after the incident closed: it fired again (for a newer incident).
+        let not_seen_since = self.alert_last_seen_field.as_ref().is_none_or(|f| {
+            a.get(f)
+                .and_then(timestamp)
+                .is_none_or(|t| t <= r.closed_at)
+        });
+        Ok(owner_ok && retired && not_seen_since)
+    }
+
     /// Adds the deletes of one incident to `batch` and archives its timeline.
     async fn remove_incident<S: Store + ?Sized, W: Write + Send + ?Sized>(
         &self,
         store: &S,
-        id: &str,
-        rec: &Value,
+        r: Removal<'_>,
         batch: &mut WriteBatch,
         archive: Option<&mut W>,
+        gone_alerts: &mut HashSet<String>,
         report: &mut RetentionReport,
     ) -> Result<(), Error> {
+        let id = r.id;
         batch.delete(self.incidents, id);
         let mut alerts = 0;
-        for key in self.alert_keys(rec) {
-            let owner_ok = match store.get(Table::Alerts, &key).await? {
-                None => false,
-                Some(a) => match serde_json::from_slice::<Value>(&a) {
-                    Ok(a) => a
-                        .get(&self.alert_incident_field)
-                        .and_then(|v| v.as_str())
-                        .is_none_or(|owner| owner == id),
-                    Err(_) => false,
-                },
-            };
-            if owner_ok {
-                batch.delete(Table::Alerts, key);
+        for key in self.alert_keys(r.rec) {
+            if gone_alerts.contains(&key) {
+                continue;
+            }
+            if self.alert_removable(store, &key, &r).await? {
+                batch.delete(Table::Alerts, key.clone());
+                gone_alerts.insert(key);
                 alerts += 1;
             }
         }
@@ -258,6 +428,34 @@ impl RetentionPolicy {
         report.timeline_entries += entries.len() as u64;
         report.archived += archived;
         Ok(())
+    }
+}
+
+/// The first pass's outcome.
+struct Plan {
+    /// Incidents to remove, in key order.
+    candidates: Vec<String>,
+    /// Alert keys listed by incidents that stay.
+    kept_alerts: HashSet<String>,
+}
+
+/// One incident being removed, and what protects its alerts.
+struct Removal<'a> {
+    id: &'a str,
+    rec: &'a Value,
+    closed_at: Timestamp,
+    kept_alerts: &'a HashSet<String>,
+    guard: &'a dyn RetentionGuard,
+}
+
+/// An RFC 3339 string or integer milliseconds since the Unix epoch.
+fn timestamp(v: &Value) -> Option<Timestamp> {
+    match v {
+        Value::String(s) => s.parse::<Timestamp>().ok(),
+        Value::Number(n) => n
+            .as_i64()
+            .and_then(|ms| Timestamp::from_millisecond(ms).ok()),
+        _ => None,
     }
 }
 
