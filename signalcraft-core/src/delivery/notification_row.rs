@@ -146,105 +146,86 @@ impl Serialize for AlertsRef<'_> {
         let mut seq = s.serialize_seq(Some(n.alerts.len()))?;
         for a in &n.alerts {
             seq.serialize_element(&AlertRef {
-                source: (Some(&a.source) != self.source).then_some(&a.source),
-                dedup_key: a.dedup_key.as_deref(),
-                status: (a.status != n.status).then_some(a.status),
-                severity: a.severity,
-                summary: &a.summary,
-                details: (!a.details.is_null()).then_some(&a.details),
-                labels: Own::of(&a.labels, &n.common_labels),
-                annotations: Own::of(&a.annotations, &n.common_annotations),
-                links: &a.links,
-                images: &a.images,
-                starts_at: a.starts_at,
-                ends_at: a.ends_at,
-                service: a.service.as_deref(),
-                raw: (!a.raw.is_null()).then_some(&a.raw),
+                a,
+                n,
+                source: self.source,
             })?;
         }
         seq.end()
     }
 }
 
-/// One alert of a row. `l`/`a`: labels/annotations without the common ones;
-/// `L`/`A`: the whole map (the alert lacks a common one). Absent: empty.
-#[derive(Serialize)]
+/// One alert of a row: `src`, `dk`, `st` (only when it differs from the
+/// notification's), `sv`, `s`, `d`, labels and annotations (see [`own_entries`]),
+/// `lk`, `im`, `sa`, `ea`, `svc`, `raw`; empty and absent fields left out.
 struct AlertRef<'a> {
-    #[serde(rename = "src", skip_serializing_if = "Option::is_none")]
+    a: &'a Alert,
+    n: &'a Notification,
+    /// The row's source.
     source: Option<&'a Source>,
-    #[serde(rename = "dk", skip_serializing_if = "Option::is_none")]
-    dedup_key: Option<&'a str>,
-    #[serde(rename = "st", skip_serializing_if = "Option::is_none")]
-    status: Option<AlertStatus>,
-    #[serde(rename = "sv")]
-    severity: Severity,
-    #[serde(rename = "s")]
-    summary: &'a str,
-    #[serde(rename = "d", skip_serializing_if = "Option::is_none")]
-    details: Option<&'a serde_json::Value>,
-    #[serde(flatten)]
-    labels: Own<'a, Labels, 'l'>,
-    #[serde(flatten)]
-    annotations: Own<'a, BTreeMap<String, String>, 'a'>,
-    #[serde(rename = "lk", skip_serializing_if = "<[Link]>::is_empty")]
-    links: &'a [Link],
-    #[serde(rename = "im", skip_serializing_if = "<[Image]>::is_empty")]
-    images: &'a [Image],
-    #[serde(rename = "sa", skip_serializing_if = "Option::is_none")]
-    starts_at: Option<Timestamp>,
-    #[serde(rename = "ea", skip_serializing_if = "Option::is_none")]
-    ends_at: Option<Timestamp>,
-    #[serde(rename = "svc", skip_serializing_if = "Option::is_none")]
-    service: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    raw: Option<&'a RawPayload>,
 }
 
-/// A string map written as its entries beyond `common` under the key `K`
-/// (lowercase; nothing when there are none), or whole under `K` uppercase when it
-/// lacks an entry of `common`. Written flattened into its alert.
-struct Own<'a, M, const K: char> {
-    all: &'a M,
-    common: &'a M,
-    /// Every entry of `common` is in `all`: write only the others.
-    factored: bool,
-}
-
-impl<'a, const K: char> Own<'a, BTreeMap<String, String>, K> {
-    fn of(all: &'a BTreeMap<String, String>, common: &'a BTreeMap<String, String>) -> Self {
-        let factored = common
-            .iter()
-            .all(|(k, v)| all.get(k).is_some_and(|x| x == v));
-        Own {
-            all,
-            common,
-            factored,
-        }
-    }
-}
-
-impl<const K: char> Serialize for Own<'_, BTreeMap<String, String>, K> {
+impl Serialize for AlertRef<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut map = s.serialize_map(None)?;
-        if self.factored {
-            if self.all.len() > self.common.len() {
-                map.serialize_entry(&key_char(K), &Beyond(self.all, self.common))?;
-            }
-        } else {
-            // Even when empty: absent would read back as the common entries.
-            map.serialize_entry(&key_char(K.to_ascii_uppercase()), self.all)?;
+        let (a, n) = (self.a, self.n);
+        let mut m = s.serialize_map(None)?;
+        if Some(&a.source) != self.source {
+            m.serialize_entry("src", &a.source)?;
         }
-        map.end()
+        if let Some(k) = &a.dedup_key {
+            m.serialize_entry("dk", k)?;
+        }
+        if a.status != n.status {
+            m.serialize_entry("st", &a.status)?;
+        }
+        m.serialize_entry("sv", &a.severity)?;
+        m.serialize_entry("s", &a.summary)?;
+        if !a.details.is_null() {
+            m.serialize_entry("d", &a.details)?;
+        }
+        own_entries(&mut m, ("l", "L"), &a.labels, &n.common_labels)?;
+        own_entries(&mut m, ("a", "A"), &a.annotations, &n.common_annotations)?;
+        if !a.links.is_empty() {
+            m.serialize_entry("lk", &a.links)?;
+        }
+        if !a.images.is_empty() {
+            m.serialize_entry("im", &a.images)?;
+        }
+        if let Some(t) = &a.starts_at {
+            m.serialize_entry("sa", t)?;
+        }
+        if let Some(t) = &a.ends_at {
+            m.serialize_entry("ea", t)?;
+        }
+        if let Some(svc) = &a.service {
+            m.serialize_entry("svc", svc)?;
+        }
+        if !a.raw.is_null() {
+            m.serialize_entry("raw", &a.raw)?;
+        }
+        m.end()
     }
 }
 
-/// The one-letter key `c` as a string.
-fn key_char(c: char) -> &'static str {
-    match c {
-        'l' => "l",
-        'L' => "L",
-        'a' => "a",
-        _ => "A",
+/// Writes a string map of an alert: when it has every entry of `common` (same
+/// values), only its other entries, under `keys.0` (nothing when there are none);
+/// otherwise the whole map under `keys.1`, even when empty (absent reads back as the
+/// common entries).
+fn own_entries<M: SerializeMap>(
+    m: &mut M,
+    keys: (&'static str, &'static str),
+    all: &BTreeMap<String, String>,
+    common: &BTreeMap<String, String>,
+) -> Result<(), M::Error> {
+    let factored = common
+        .iter()
+        .all(|(k, v)| all.get(k).is_some_and(|x| x == v));
+    if !factored {
+        m.serialize_entry(keys.1, all)
+    } else if all.len() > common.len() {
+        m.serialize_entry(keys.0, &Beyond(all, common))
+    } else {
+        Ok(())
     }
 }
 
@@ -299,7 +280,7 @@ struct AlertRow {
     raw: RawPayload,
 }
 
-/// A map written as [`Own`]: the whole map, or the common entries plus the own ones
+/// A map written by [`own_entries`]: the whole map, or the common entries plus the own ones
 /// (just the common ones when neither key is present).
 fn merged(
     whole: Option<BTreeMap<String, String>>,
