@@ -237,16 +237,20 @@ impl Serialize for AlertsRef<'_> {
         use serde::ser::SerializeSeq;
         let n = self.n;
         let mut seq = s.serialize_seq(Some(self.take))?;
+        // A group's alerts mostly share their start (and end) times: each distinct
+        // time is formatted once, not once per alert.
+        let mut starts = TimeText::default();
+        let mut ends = TimeText::default();
         for a in &n.alerts[..self.take] {
             seq.serialize_element(&AlertRef {
                 status: a.status,
                 labels: &a.labels,
                 annotations: &a.annotations,
-                starts_at: a.starts_at.unwrap_or(n.created_at),
+                starts_at: starts.of(a.starts_at.unwrap_or(n.created_at)),
                 ends_at: match (a.status, a.ends_at) {
-                    (AlertStatus::Resolved, Some(t)) => Some(t),
-                    (AlertStatus::Resolved, None) => Some(n.created_at),
-                    _ => None,
+                    (AlertStatus::Resolved, Some(t)) => ends.of(t),
+                    (AlertStatus::Resolved, None) => ends.of(n.created_at),
+                    _ => ZERO_TIME,
                 },
                 generator_url: a.links.first().map_or("", |l| l.href.as_str()),
                 fingerprint: a.fingerprint(),
@@ -262,11 +266,10 @@ struct AlertRef<'a> {
     status: AlertStatus,
     labels: &'a BTreeMap<String, String>,
     annotations: &'a BTreeMap<String, String>,
-    #[serde(serialize_with = "display")]
-    starts_at: Timestamp,
-    /// `None` = Alertmanager's zero time.
-    #[serde(serialize_with = "display_or_zero")]
-    ends_at: Option<Timestamp>,
+    /// RFC 3339 (the `Display` of the time).
+    starts_at: &'a str,
+    /// RFC 3339, or Alertmanager's zero time.
+    ends_at: &'a str,
     #[serde(rename = "generatorURL")]
     generator_url: &'a str,
     #[serde(serialize_with = "display")]
@@ -277,10 +280,19 @@ fn display<T: std::fmt::Display, S: serde::Serializer>(v: &T, s: S) -> Result<S:
     s.collect_str(v)
 }
 
-fn display_or_zero<S: serde::Serializer>(v: &Option<Timestamp>, s: S) -> Result<S::Ok, S::Error> {
-    match v {
-        Some(t) => s.collect_str(t),
-        None => s.serialize_str(ZERO_TIME),
+/// The text of the last time formatted (see [`AlertsRef`]'s serialization).
+#[derive(Default)]
+struct TimeText {
+    last: Option<(Timestamp, String)>,
+}
+
+impl TimeText {
+    /// `t` as its `Display` text, formatted only when it differs from the last one.
+    fn of(&mut self, t: Timestamp) -> &str {
+        if self.last.as_ref().is_none_or(|(l, _)| *l != t) {
+            self.last = Some((t, t.to_string()));
+        }
+        self.last.as_ref().map_or("", |(_, s)| s.as_str())
     }
 }
 
@@ -614,7 +626,15 @@ mod tests {
         second.labels.insert("pod".into(), "ü\n\"x\"".into());
         n.alerts.push(second.clone());
         second.ends_at = Some(n.created_at);
-        n.alerts.push(second);
+        n.alerts.push(second.clone());
+        // Start and end times that change from one alert to the next and back (each
+        // distinct time is formatted once).
+        for secs in [60, 0, 60] {
+            let mut a = second.clone();
+            a.starts_at = Some(n.created_at - jiff::SignedDuration::from_secs(secs + 5));
+            a.ends_at = Some(n.created_at - jiff::SignedDuration::from_secs(secs));
+            n.alerts.push(a);
+        }
         let mut cases = vec![n.clone()];
         n.incident = None;
         n.external_url = None;
