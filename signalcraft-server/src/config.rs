@@ -298,6 +298,60 @@ pub struct TwilioSection {
     pub users: BTreeMap<String, String>,
 }
 
+/// `[retention]`: removing closed incidents (with their alerts and timeline) from the
+/// embedded store once they are older than `closed_incident_age`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionSection {
+    /// How long after it closed an incident is removed from the store: a duration
+    /// (`90d`, `1y`), or `off` to keep every incident forever. At least
+    /// `closed_incident_memory_age` (an incident leaves memory before the store).
+    /// Only `closed` incidents are removed (a `resolved` one can still re-open).
+    pub closed_incident_age: String,
+    /// Directory the removed incidents' timelines are appended to as JSON Lines, one
+    /// file per UTC day (`timeline-YYYY-MM-DD.jsonl`). Unset: timelines are not archived.
+    pub archive_dir: Option<PathBuf>,
+    /// How often the sweep runs.
+    #[serde(with = "signalcraft_core::duration::serde_str")]
+    pub interval: Duration,
+    /// Compact the store file after a sweep that removed something (gives the freed
+    /// pages back to the file system). Off by default: freed pages are reused anyway,
+    /// and compacting pauses every store read and write until it is done.
+    pub compact: bool,
+}
+
+/// Default of `[retention] closed_incident_age`.
+pub const DEFAULT_RETENTION_AGE: &str = "90d";
+/// Default of `[retention] interval`.
+pub const DEFAULT_RETENTION_INTERVAL: Duration = Duration::from_secs(3600);
+
+impl Default for RetentionSection {
+    fn default() -> Self {
+        RetentionSection {
+            closed_incident_age: DEFAULT_RETENTION_AGE.into(),
+            archive_dir: None,
+            interval: DEFAULT_RETENTION_INTERVAL,
+            compact: false,
+        }
+    }
+}
+
+impl RetentionSection {
+    /// The age after which closed incidents are removed; `Ok(None)` for `off`. The
+    /// error says what is wrong (the caller adds the config path).
+    pub fn max_age(&self) -> Result<Option<Duration>, String> {
+        match self.closed_incident_age.trim() {
+            "off" => Ok(None),
+            s => match signalcraft_core::duration::parse_duration(s)? {
+                d if d.is_zero() => {
+                    Err("must be greater than 0 (or \"off\" to keep every incident)".into())
+                }
+                d => Ok(Some(d)),
+            },
+        }
+    }
+}
+
 /// The whole config file.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct ServerConfig {
@@ -323,6 +377,8 @@ pub struct ServerConfig {
     pub delivery: DeliveryConfig,
     /// `[remediation]`: plugin manifests and actions.
     pub remediation: crate::remediation::RemediationSection,
+    /// `[retention]`: removing old closed incidents from the store.
+    pub retention: RetentionSection,
     /// The engine's configuration (`route`, `time_intervals`, `inhibit_rules`,
     /// `services`, `change_window`, `closed_incident_memory_age`), validated by the
     /// engine.
@@ -437,6 +493,7 @@ const KNOWN_SECTIONS: &[&str] = &[
     "tokens",
     "delivery",
     "remediation",
+    "retention",
 ];
 
 /// Known provider types (the providers registry is authoritative at startup; this
@@ -580,6 +637,7 @@ pub fn parse_table(table: toml::Table) -> Result<ServerConfig, Vec<ConfigError>>
         tokens: array(&table, "tokens", &mut errors),
         delivery: section(&table, "delivery", &mut errors),
         remediation: section(&table, "remediation", &mut errors),
+        retention: section(&table, "retention", &mut errors),
         engine: engine_config(&table, &mut errors),
         oncall: table
             .iter()
@@ -650,6 +708,7 @@ pub fn validate(cfg: &ServerConfig) -> Vec<ConfigError> {
             "must start with http:// or https://",
         ));
     }
+    errors.extend(validate_retention(cfg));
     check_ref(
         &mut errors,
         "alertmanager_api.bearer_token",
@@ -733,6 +792,44 @@ pub fn validate(cfg: &ServerConfig) -> Vec<ConfigError> {
             ));
         }
         check_ref(&mut errors, &format!("{p}.token"), Some(&t.token));
+    }
+    errors
+}
+
+/// `[retention]`: the age parses and is not below the engine's memory age (an
+/// incident must leave memory before the store), the interval is positive.
+fn validate_retention(cfg: &ServerConfig) -> Vec<ConfigError> {
+    let mut errors = Vec::new();
+    let r = &cfg.retention;
+    if r.interval.is_zero() {
+        errors.push(ConfigError::new(
+            "retention.interval",
+            "must be greater than 0",
+        ));
+    }
+    let age = match r.max_age() {
+        Ok(age) => age,
+        Err(e) => {
+            errors.push(ConfigError::new("retention.closed_incident_age", e));
+            None
+        }
+    };
+    // An unparsable memory age is reported with its own path by the engine.
+    let memory_age = match &cfg.engine.closed_incident_memory_age {
+        None => Some(signalcraft_core::engine::config::DEFAULT_CLOSED_INCIDENT_MEMORY_AGE),
+        Some(s) => signalcraft_core::duration::parse_duration(s).ok(),
+    };
+    if let (Some(age), Some(mem)) = (age, memory_age)
+        && age < mem
+    {
+        errors.push(ConfigError::new(
+            "retention.closed_incident_age",
+            format!(
+                "{} is shorter than closed_incident_memory_age ({}): a closed incident leaves the engine's memory before it may leave the store",
+                r.closed_incident_age.trim(),
+                signalcraft_core::duration::format_duration(mem)
+            ),
+        ));
     }
     errors
 }
@@ -976,6 +1073,69 @@ mod tests {
             c.engine.compile().unwrap().closed_incident_memory_age,
             Duration::from_secs(3600)
         );
+    }
+
+    #[test]
+    fn retention_section_defaults_and_errors_carry_paths() {
+        let c = parse("").unwrap();
+        assert_eq!(
+            c.retention.max_age().unwrap(),
+            Some(Duration::from_secs(90 * 86400))
+        );
+        assert_eq!(c.retention.interval, Duration::from_secs(3600));
+        assert!(c.retention.archive_dir.is_none() && !c.retention.compact);
+        let c = parse("[retention]\nclosed_incident_age = \"off\"\n").unwrap();
+        assert_eq!(c.retention.max_age().unwrap(), None);
+        let c = parse(
+            "[retention]\nclosed_incident_age = \"1y\"\narchive_dir = \"/tmp/a\"\ninterval = \"10m\"\ncompact = true\n",
+        )
+        .unwrap();
+        assert_eq!(
+            c.retention.max_age().unwrap(),
+            Some(Duration::from_secs(365 * 86400))
+        );
+        assert_eq!(c.retention.interval, Duration::from_secs(600));
+        assert!(c.retention.compact);
+
+        let paths = |text: &str| -> Vec<(String, String)> {
+            parse(text)
+                .unwrap_err()
+                .into_iter()
+                .map(|e| (e.path, e.message))
+                .collect()
+        };
+        let e = paths("[retention]\nclosed_incident_age = \"soon\"\ninterval = \"0s\"\n");
+        assert_eq!(e.len(), 2, "{e:#?}");
+        assert_eq!(e[0].0, "retention.interval");
+        assert_eq!(e[1].0, "retention.closed_incident_age");
+        let e = paths("[retention]\nclosed_incident_age = \"0s\"\n");
+        assert_eq!(e[0].0, "retention.closed_incident_age");
+        assert!(e[0].1.contains("off"), "{e:#?}");
+        // Shorter than the memory age (default 1h, or the configured one).
+        let e = paths("[retention]\nclosed_incident_age = \"30m\"\n");
+        assert_eq!(e.len(), 1, "{e:#?}");
+        assert_eq!(e[0].0, "retention.closed_incident_age");
+        assert!(e[0].1.contains("closed_incident_memory_age (1h)"), "{e:#?}");
+        assert!(
+            parse(
+                "closed_incident_memory_age = \"10m\"\n[retention]\nclosed_incident_age = \"30m\"\n"
+            )
+            .is_ok()
+        );
+        let e = paths(
+            "closed_incident_memory_age = \"2d\"\n[retention]\nclosed_incident_age = \"1d\"\n",
+        );
+        assert!(e[0].1.contains("(2d)"), "{e:#?}");
+        // Unknown keys and wrong types name the section.
+        let e = paths("[retention]\nage = \"1d\"\n");
+        assert_eq!(e[0].0, "retention");
+        assert!(e[0].1.contains("age"), "{e:#?}");
+        // The default config shows the section, commented, with the defaults.
+        let t = default_config_text("127.0.0.1:1234".parse().unwrap(), Path::new("/tmp/x"));
+        assert!(t.contains("# [retention]"));
+        assert!(t.contains("# closed_incident_age = \"90d\""));
+        assert!(t.contains("# interval = \"1h\""));
+        assert_eq!(parse(&t).unwrap().retention, RetentionSection::default());
     }
 
     #[test]

@@ -30,6 +30,7 @@
 //! * [`auth`]: API tokens (SHA-256 only), roles, permissions, the [`auth::Auth`] extractor.
 //! * [`ratelimit`]: per-key token buckets; [`metrics`]: Prometheus metrics.
 //! * [`queue`]: the scheduler wrapper that counts pending jobs (`queue_depth`).
+//! * [`retention`]: the `[retention]` sweep removing old closed incidents from the store.
 //! * [`remediation`]: the approval gate and runner (WASM plugins with the
 //!   `remediation` cargo feature).
 //! * [`normalize`]: the `signalcraft normalize` subcommand (what does SignalCraft make of this payload?).
@@ -49,6 +50,7 @@ pub mod oncall;
 pub mod queue;
 pub mod ratelimit;
 pub mod remediation;
+pub mod retention;
 pub mod router;
 pub mod secret;
 pub mod server;

@@ -8,7 +8,10 @@
 //! * `notifications_total{channel,outcome}`, `escalations_total`, `incidents_opened_total`,
 //!   `jobs_run_total{kind}`;
 //! * `queue_depth` (pending durable jobs, read at scrape time from the in-memory
-//!   index of [`crate::queue::CountingScheduler`]).
+//!   index of [`crate::queue::CountingScheduler`]);
+//! * `retention_removed_total{kind}` (`incidents`, `alerts`, `timeline_entries`,
+//!   `archived`: removed from the store, and timeline lines archived, by the
+//!   `[retention]` sweep), `retention_sweeps_total{outcome}` (`ok`, `error`).
 
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
@@ -43,6 +46,11 @@ struct KindLabel {
     kind: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabel {
+    outcome: String,
+}
+
 /// The server's metric set.
 pub struct Metrics {
     registry: Registry,
@@ -58,6 +66,8 @@ pub struct Metrics {
     jobs: Family<KindLabel, Counter>,
     queue_depth: Gauge,
     queue_source: std::sync::OnceLock<QueueDepthSource>,
+    retention_removed: Family<KindLabel, Counter>,
+    retention_sweeps: Family<OutcomeLabel, Counter>,
 }
 
 /// Reads the number of pending jobs without touching the store.
@@ -92,6 +102,8 @@ impl Metrics {
         let incidents_opened = Counter::default();
         let jobs = Family::<KindLabel, Counter>::default();
         let queue_depth = Gauge::default();
+        let retention_removed = Family::<KindLabel, Counter>::default();
+        let retention_sweeps = Family::<OutcomeLabel, Counter>::default();
         registry.register(
             "ingest_alerts",
             "Alerts and events accepted, by ingest endpoint",
@@ -139,6 +151,16 @@ impl Metrics {
             "Pending durable jobs (group flushes, escalations, retries)",
             queue_depth.clone(),
         );
+        registry.register(
+            "retention_removed",
+            "Records the retention sweep removed from the store (incidents, alerts, timeline_entries) and timeline lines it archived (archived)",
+            retention_removed.clone(),
+        );
+        registry.register(
+            "retention_sweeps",
+            "Retention sweeps run, by outcome (ok, error)",
+            retention_sweeps.clone(),
+        );
         Metrics {
             registry,
             ingest_alerts,
@@ -153,7 +175,39 @@ impl Metrics {
             jobs,
             queue_depth,
             queue_source: std::sync::OnceLock::new(),
+            retention_removed,
+            retention_sweeps,
         }
+    }
+
+    /// Records one retention sweep that succeeded.
+    pub fn retention_swept(&self, report: &signalcraft_store::RetentionReport) {
+        for (kind, n) in [
+            ("incidents", report.incidents),
+            ("alerts", report.alerts),
+            ("timeline_entries", report.timeline_entries),
+            ("archived", report.archived),
+        ] {
+            // Created even at 0, so the series exist from the first sweep.
+            self.retention_removed
+                .get_or_create(&KindLabel { kind: kind.into() })
+                .inc_by(n);
+        }
+        self.retention_sweeps
+            .get_or_create(&OutcomeLabel {
+                outcome: "ok".into(),
+            })
+            .inc();
+    }
+
+    /// Records one retention sweep that failed (part of it may have been removed;
+    /// each removed incident was removed whole).
+    pub fn retention_failed(&self) {
+        self.retention_sweeps
+            .get_or_create(&OutcomeLabel {
+                outcome: "error".into(),
+            })
+            .inc();
     }
 
     /// Records one ingest request.
@@ -300,5 +354,28 @@ mod tests {
         assert!(text.contains("signalcraft_ingest_alerts_total{endpoint=\"alertmanager_v2\"} 100"));
         assert!(text.contains("signalcraft_queue_depth 7"));
         assert!(text.contains("signalcraft_ingest_request_duration_seconds_bucket"));
+        assert!(!text.contains("signalcraft_retention_sweeps_total{"));
+        m.retention_swept(&signalcraft_store::RetentionReport {
+            incidents: 2,
+            alerts: 3,
+            timeline_entries: 7,
+            archived: 7,
+        });
+        m.retention_swept(&signalcraft_store::RetentionReport {
+            incidents: 1,
+            ..Default::default()
+        });
+        m.retention_failed();
+        let text = m.encode();
+        for line in [
+            "signalcraft_retention_removed_total{kind=\"incidents\"} 3",
+            "signalcraft_retention_removed_total{kind=\"alerts\"} 3",
+            "signalcraft_retention_removed_total{kind=\"timeline_entries\"} 7",
+            "signalcraft_retention_removed_total{kind=\"archived\"} 7",
+            "signalcraft_retention_sweeps_total{outcome=\"ok\"} 2",
+            "signalcraft_retention_sweeps_total{outcome=\"error\"} 1",
+        ] {
+            assert!(text.contains(line), "{line} missing in {text}");
+        }
     }
 }

@@ -237,6 +237,8 @@ pub async fn start(
     let data_dir = cfg.server.data_dir.clone();
     bootstrap::ensure_data_dir(&data_dir)?;
     let opened_here = opts.store.is_none();
+    // The embedded store, kept typed for `[retention] compact`.
+    let mut redb_store: Option<Arc<signalcraft_store::RedbStore>> = None;
     let (store, scheduler): (Arc<dyn Store>, Arc<dyn Scheduler>) = match opts.store {
         Some(s) => s,
         None => {
@@ -263,7 +265,9 @@ pub async fn start(
                 );
             }
             let sched = redb.scheduler();
-            (Arc::new(redb), Arc::new(sched))
+            let redb = Arc::new(redb);
+            redb_store = Some(redb.clone());
+            (redb as Arc<dyn Store>, Arc::new(sched))
         }
     };
     let clock = opts.clock;
@@ -380,6 +384,14 @@ pub async fn start(
         .local_addr()
         .map_err(|e| ServerError::Other(format!("listener address: {e}")))?;
 
+    let sweeper = crate::retention::Sweeper::new(
+        &cfg.retention,
+        engine.clone(),
+        redb_store,
+        clock.clone(),
+        metrics.clone(),
+    )?;
+    let retention_interval = cfg.retention.interval;
     let handle = Arc::new(EngineHandle::new(
         engine.clone(),
         Some(pipeline),
@@ -407,6 +419,9 @@ pub async fn start(
     let (tx, rx) = watch::channel(false);
     if let (Some(r), Some(rx)) = (&state.remediation, opened) {
         crate::remediation::spawn_auto_runs(r.clone(), state.engine.clone(), rx);
+    }
+    if let Some(sweeper) = sweeper {
+        sweeper.spawn(retention_interval, rx.clone());
     }
     let router = crate::router::build_router(state.clone());
     let st = state.clone();
@@ -680,6 +695,14 @@ pub fn check_config(file: &Path) -> Result<(), Vec<ConfigError>> {
     if let Err(ServerError::Config(e)) = build_channels(&cfg, &secrets, None) {
         errors.extend(e);
     }
+    if let Some(dir) = &cfg.retention.archive_dir
+        && let Err(e) = check_archive_dir(dir)
+    {
+        errors.push(ConfigError {
+            path: "retention.archive_dir".into(),
+            message: format!("{}: {e}", dir.display()),
+        });
+    }
     if let Err(e) = cfg.delivery.validate() {
         errors.push(ConfigError {
             path: "delivery".into(),
@@ -691,4 +714,31 @@ pub fn check_config(file: &Path) -> Result<(), Vec<ConfigError>> {
     } else {
         Err(errors)
     }
+}
+
+/// `[retention] archive_dir` as far as it can be checked without creating it: an
+/// existing directory must take a new file; a missing one needs its nearest existing
+/// ancestor to be a writable directory (the server creates it at start).
+fn check_archive_dir(dir: &Path) -> std::io::Result<()> {
+    if dir.exists() {
+        return crate::retention::check_writable(dir);
+    }
+    let mut parent = dir.parent();
+    while let Some(p) = parent {
+        let p = if p.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            p
+        };
+        if p.exists() {
+            return crate::retention::check_writable(p).map_err(|e| {
+                std::io::Error::new(
+                    e.kind(),
+                    format!("cannot be created in {}: {e}", p.display()),
+                )
+            });
+        }
+        parent = p.parent();
+    }
+    Ok(())
 }

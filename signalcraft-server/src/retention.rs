@@ -1,0 +1,244 @@
+//! The `[retention]` sweep: every `interval`, closed incidents older than
+//! `closed_incident_age` are removed from the store with their alerts and timeline
+//! ([`signalcraft_store::RetentionPolicy::for_engine`]), their timelines appended to
+//! the day's JSON Lines archive first when `archive_dir` is set.
+//!
+//! Consistent with the engine's eviction (`closed_incident_memory_age`): nothing the
+//! engine still holds in memory is removed ([`EngineGuard`]), so an incident always
+//! leaves memory before, never after, it leaves the store; the config refuses an age
+//! below the memory age. Time is the server's clock (a manual clock in tests).
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use signalcraft_core::clock::Clock;
+use signalcraft_core::engine::Engine;
+use signalcraft_core::model::Fingerprint;
+use signalcraft_core::store::Store;
+use signalcraft_store::retention::RetentionGuard;
+use signalcraft_store::{RedbStore, RetentionPolicy, RetentionReport};
+use tokio::sync::watch;
+
+use crate::config::{ConfigError, RetentionSection};
+use crate::error::ServerError;
+use crate::metrics::Metrics;
+
+/// First sweep after start: at most this long, so a server restarted more often than
+/// `interval` still sweeps.
+const FIRST_SWEEP_AFTER: Duration = Duration::from_secs(60);
+
+/// Keeps what the engine holds in memory: incidents not evicted yet (open ones and
+/// closed ones younger than `closed_incident_memory_age`) and alerts still active.
+pub struct EngineGuard(pub Engine);
+
+impl RetentionGuard for EngineGuard {
+    fn incident_in_use(&self, id: &str) -> bool {
+        self.0.get_incident(id).is_ok()
+    }
+
+    fn alert_in_use(&self, key: &str) -> bool {
+        match serde_json::from_value::<Fingerprint>(serde_json::Value::String(key.into())) {
+            Ok(fp) => self.0.with_core(|c| c.alert_record(fp).is_some()),
+            // Not a key the engine writes: keep it.
+            Err(_) => true,
+        }
+    }
+}
+
+/// One configured sweep over the server's store.
+pub struct Sweeper {
+    policy: RetentionPolicy,
+    archive_dir: Option<PathBuf>,
+    compact: Option<Arc<RedbStore>>,
+    store: Arc<dyn Store>,
+    guard: EngineGuard,
+    clock: Arc<dyn Clock>,
+    metrics: Arc<Metrics>,
+}
+
+impl std::fmt::Debug for Sweeper {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sweeper")
+            .field("max_age", &self.policy.max_age)
+            .field("archive_dir", &self.archive_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Sweeper {
+    /// The sweep `section` configures, or `None` when retention is `off`. Creates
+    /// `archive_dir` (and checks it is writable); `redb` is the store to compact when
+    /// `compact` is on (`None`: a store passed in by an embedder, never compacted).
+    pub fn new(
+        section: &RetentionSection,
+        engine: Engine,
+        redb: Option<Arc<RedbStore>>,
+        clock: Arc<dyn Clock>,
+        metrics: Arc<Metrics>,
+    ) -> Result<Option<Self>, ServerError> {
+        let age = section.max_age().map_err(|m| {
+            ServerError::Config(vec![ConfigError {
+                path: "retention.closed_incident_age".into(),
+                message: m,
+            }])
+        })?;
+        let Some(age) = age else { return Ok(None) };
+        if let Some(dir) = &section.archive_dir {
+            std::fs::create_dir_all(dir).map_err(|e| archive_dir_error(dir, &e))?;
+            check_writable(dir).map_err(|e| archive_dir_error(dir, &e))?;
+        }
+        Ok(Some(Sweeper {
+            policy: RetentionPolicy::for_engine(age),
+            archive_dir: section.archive_dir.clone(),
+            compact: redb.filter(|_| section.compact),
+            store: engine.store().clone(),
+            guard: EngineGuard(engine),
+            clock,
+            metrics,
+        }))
+    }
+
+    /// Runs one sweep now: removes what is due, logs and counts it, compacts when
+    /// configured and something was removed.
+    pub async fn sweep(&self) -> Result<RetentionReport, ServerError> {
+        let now = self.clock.now();
+        let result = match &self.archive_dir {
+            Some(dir) => {
+                let mut archive = DayArchive::new(dir, now);
+                self.policy
+                    .run_guarded(self.store.as_ref(), now, Some(&mut archive), &self.guard)
+                    .await
+            }
+            None => {
+                self.policy
+                    .run_guarded::<_, std::io::Sink>(self.store.as_ref(), now, None, &self.guard)
+                    .await
+            }
+        };
+        let report = match result {
+            Ok(r) => r,
+            Err(e) => {
+                self.metrics.retention_failed();
+                tracing::warn!(error = %e, "retention sweep failed");
+                return Err(ServerError::Other(format!("retention sweep: {e}")));
+            }
+        };
+        self.metrics.retention_swept(&report);
+        if report.incidents > 0 {
+            tracing::info!(
+                incidents = report.incidents,
+                alerts = report.alerts,
+                timeline_entries = report.timeline_entries,
+                archived = report.archived,
+                "retention: removed closed incidents older than {}",
+                signalcraft_core::duration::format_duration(self.policy.max_age)
+            );
+            if let Some(redb) = &self.compact {
+                match redb.compact().await {
+                    Ok(done) => tracing::info!(compacted = done, "retention: store compaction"),
+                    Err(e) => tracing::warn!(error = %e, "retention: store compaction failed"),
+                }
+            }
+        } else {
+            tracing::debug!("retention: nothing to remove");
+        }
+        Ok(report)
+    }
+
+    /// Sweeps every `interval` (the first one after at most a minute) until
+    /// `shutdown` turns true. A sweep cut short by the shutdown removed whole
+    /// incidents only.
+    pub fn spawn(
+        self,
+        interval: Duration,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            let first = tokio::time::Instant::now() + interval.min(FIRST_SWEEP_AFTER);
+            let mut ticks = tokio::time::interval_at(first, interval);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = shutdown.wait_for(|v| *v) => return,
+                    _ = ticks.tick() => {}
+                }
+                tokio::select! {
+                    _ = shutdown.wait_for(|v| *v) => return,
+                    // Failures are logged and counted; the next tick tries again.
+                    _ = self.sweep() => {}
+                }
+            }
+        })
+    }
+}
+
+fn archive_dir_error(dir: &Path, e: &std::io::Error) -> ServerError {
+    ServerError::Config(vec![ConfigError {
+        path: "retention.archive_dir".into(),
+        message: format!("{}: {e}", dir.display()),
+    }])
+}
+
+/// Creates and removes a probe file in `dir`.
+pub fn check_writable(dir: &Path) -> std::io::Result<()> {
+    if !dir.is_dir() {
+        return Err(std::io::Error::other("not a directory"));
+    }
+    let probe = dir.join(format!(".signalcraft-write-check-{}", std::process::id()));
+    File::create(&probe)?;
+    std::fs::remove_file(&probe)
+}
+
+/// The day's archive file (`timeline-YYYY-MM-DD.jsonl`, UTC), opened for appending
+/// on the first line written; `flush` makes the lines durable (fsync) before the
+/// store commits their removal.
+struct DayArchive {
+    path: PathBuf,
+    file: Option<File>,
+}
+
+impl DayArchive {
+    fn new(dir: &Path, now: Timestamp) -> Self {
+        let day = now.strftime("%Y-%m-%d");
+        DayArchive {
+            path: dir.join(format!("timeline-{day}.jsonl")),
+            file: None,
+        }
+    }
+
+    fn file(&mut self) -> std::io::Result<&mut File> {
+        if self.file.is_none() {
+            let f = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&self.path)?;
+            self.file = Some(f);
+        }
+        self.file
+            .as_mut()
+            .ok_or_else(|| std::io::Error::other("archive file not open"))
+    }
+}
+
+impl Write for DayArchive {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let path = self.path.clone();
+        self.file()?
+            .write(buf)
+            .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match &mut self.file {
+            Some(f) => {
+                f.flush()?;
+                f.sync_data()
+            }
+            None => Ok(()),
+        }
+    }
+}
