@@ -1,0 +1,276 @@
+//! `RetentionPolicy::for_engine` over the records the engine writes (real `Incident`
+//! and `AlertRecord` values), on redb and in memory: only closed incidents older than
+//! the age go; an alert goes only with the last incident listing it, once retired and
+//! not seen since; the counters' high-water marks stay; a guard keeps what a live
+//! engine holds.
+
+use std::collections::BTreeMap;
+use std::collections::HashSet;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use signalcraft_core::engine::AlertRecord;
+use signalcraft_core::incident::{Incident, IncidentState, Urgency};
+use signalcraft_core::memory::MemoryStore;
+use signalcraft_core::model::{Event, Fingerprint, Severity};
+use signalcraft_core::store::{Scan, Store, Table, WriteBatch};
+use signalcraft_core::testing::fixtures::firing_alert;
+use signalcraft_store::RedbStore;
+use signalcraft_store::RetentionPolicy;
+use signalcraft_store::retention::RetentionGuard;
+
+const DAY: i64 = 86_400;
+
+fn t(secs: i64) -> Timestamp {
+    Timestamp::from_second(1_767_225_600 + secs).expect("ts")
+}
+
+fn incident(
+    number: u64,
+    state: IncidentState,
+    closed_at: Option<Timestamp>,
+    alerts: &[Fingerprint],
+    policy: Option<&str>,
+    cursor: u64,
+) -> Incident {
+    Incident {
+        id: Incident::id_for(number),
+        number,
+        title: format!("incident {number}"),
+        state,
+        severity: Severity::Critical,
+        urgency: Urgency::High,
+        service: None,
+        group_key: format!("{{}}:{{alertname=\"A{number}\"}}"),
+        route: "root".into(),
+        receiver: "oncall".into(),
+        group_labels: Default::default(),
+        escalation_policy: policy.map(str::to_string),
+        assignees: Vec::new(),
+        roles: BTreeMap::new(),
+        notes: Vec::new(),
+        runbooks: Vec::new(),
+        alerts: alerts.to_vec(),
+        created_at: t(0),
+        updated_at: closed_at.unwrap_or(t(0)),
+        acknowledged_at: None,
+        mitigated_at: None,
+        resolved_at: closed_at,
+        closed_at: closed_at.filter(|_| state == IncidentState::Closed),
+        timeline_len: 2,
+        paging_generation: 0,
+        round_robin_cursor: cursor,
+    }
+}
+
+/// An alert record: retired (no groups) unless `active`, last seen at `last_seen`.
+fn alert(name: &str, last_seen: Timestamp, active: bool) -> AlertRecord {
+    let Event::Alert(a) = firing_alert(name, "db-1:9100") else {
+        panic!("fixture is an alert")
+    };
+    AlertRecord {
+        fingerprint: a.fingerprint(),
+        alert: a,
+        first_seen: t(0),
+        last_seen,
+        resolved_at: (!active).then_some(last_seen),
+        groups: if active {
+            vec!["{}:{alertname=\"x\"}".into()]
+        } else {
+            Vec::new()
+        },
+        payload_elided: false,
+    }
+}
+
+fn put(b: &mut WriteBatch, i: &Incident) {
+    b.put(Table::Incidents, i.id.clone(), i).expect("encode");
+    for seq in 0..i.timeline_len {
+        b.put(
+            Table::Timeline,
+            Incident::timeline_key(&i.id, seq),
+            &serde_json::json!({"seq": seq, "kind": "note"}),
+        )
+        .expect("encode");
+    }
+}
+
+fn put_alert(b: &mut WriteBatch, a: &AlertRecord) {
+    b.put(Table::Alerts, a.fingerprint.to_string(), a)
+        .expect("encode");
+}
+
+async fn keys<S: Store>(s: &S, table: Table) -> Vec<String> {
+    s.scan(table, Scan::all())
+        .await
+        .expect("scan")
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect()
+}
+
+struct Guard {
+    incidents: HashSet<String>,
+    alerts: HashSet<String>,
+}
+
+impl RetentionGuard for Guard {
+    fn incident_in_use(&self, id: &str) -> bool {
+        self.incidents.contains(id)
+    }
+    fn alert_in_use(&self, key: &str) -> bool {
+        self.alerts.contains(key)
+    }
+}
+
+async fn engine_records_by_the_rules<S: Store>(s: &S) {
+    let closed = IncidentState::Closed;
+    let old = Some(t(DAY)); // 99 days before `now`
+    let a_gone = alert("Gone", t(DAY), false); // retired, not seen since: removed
+    let a_refired = alert("Refired", t(50 * DAY), false); // seen after 1 closed
+    let a_active = alert("Active", t(DAY), true); // still in a group
+    let a_shared = alert("Shared", t(DAY), false); // also listed by an open incident
+    let a_guarded = alert("Guarded", t(DAY), false); // the guard says in use
+    let a_twice = alert("Twice", t(DAY), false); // listed by two removed incidents
+    let fp = |a: &AlertRecord| a.fingerprint;
+    let incidents = [
+        incident(
+            1,
+            closed,
+            old,
+            &[
+                fp(&a_gone),
+                fp(&a_refired),
+                fp(&a_active),
+                fp(&a_shared),
+                fp(&a_guarded),
+                fp(&a_twice),
+            ],
+            Some("pol-a"),
+            0,
+        ),
+        // Resolved long ago but never closed: it can re-open, it stays.
+        incident(2, IncidentState::Resolved, old, &[], None, 0),
+        incident(3, IncidentState::Open, None, &[fp(&a_shared)], None, 0),
+        // Closed recently.
+        incident(4, closed, Some(t(90 * DAY)), &[], None, 0),
+        // Highest round-robin cursor of pol-b: stays although old and closed.
+        incident(5, closed, old, &[], Some("pol-b"), 7),
+        incident(6, closed, old, &[], Some("pol-b"), 3),
+        // In the engine's memory (the guard): stays.
+        incident(7, closed, old, &[], None, 0),
+        incident(8, closed, old, &[fp(&a_twice)], Some("pol-a"), 4),
+        // pol-a's highest cursor: stays.
+        incident(9, closed, old, &[], Some("pol-a"), 5),
+        // The highest number: stays, whatever its age.
+        incident(10, closed, old, &[], None, 0),
+    ];
+    let mut b = WriteBatch::new();
+    for i in &incidents {
+        put(&mut b, i);
+    }
+    for a in [
+        &a_gone, &a_refired, &a_active, &a_shared, &a_guarded, &a_twice,
+    ] {
+        put_alert(&mut b, a);
+    }
+    s.commit(b).await.expect("commit");
+
+    let guard = Guard {
+        incidents: HashSet::from([Incident::id_for(7)]),
+        alerts: HashSet::from([a_guarded.fingerprint.to_string()]),
+    };
+    let policy = RetentionPolicy {
+        page_size: 3, // several scan pages and removal batches
+        ..RetentionPolicy::for_engine(Duration::from_secs(30 * DAY as u64))
+    };
+    let mut archive = Vec::new();
+    let report = policy
+        .run_guarded(s, t(100 * DAY), Some(&mut archive), &guard)
+        .await
+        .expect("retention");
+    let gone = [1u64, 6, 8];
+    assert_eq!(report.incidents, 3, "{report:?}");
+    assert_eq!(report.alerts, 2, "Gone and Twice, once: {report:?}");
+    assert_eq!(report.timeline_entries, 6, "{report:?}");
+    assert_eq!(report.archived, 6, "{report:?}");
+    let left: Vec<String> = keys(s, Table::Incidents).await;
+    let want: Vec<String> = (1..=10u64)
+        .filter(|n| !gone.contains(n))
+        .map(Incident::id_for)
+        .collect();
+    assert_eq!(left, want);
+    let mut alerts_left = keys(s, Table::Alerts).await;
+    alerts_left.sort();
+    let mut want_alerts: Vec<String> = [&a_refired, &a_active, &a_shared, &a_guarded]
+        .iter()
+        .map(|a| a.fingerprint.to_string())
+        .collect();
+    want_alerts.sort();
+    assert_eq!(alerts_left, want_alerts);
+    for n in gone {
+        assert!(
+            s.scan(
+                Table::Timeline,
+                Scan::prefix(format!("{}/", Incident::id_for(n)))
+            )
+            .await
+            .expect("scan")
+            .is_empty()
+        );
+    }
+    assert_eq!(
+        s.count(Table::Timeline).await.expect("count"),
+        2 * 7,
+        "the 7 incidents left keep their timelines"
+    );
+    let lines: Vec<serde_json::Value> = String::from_utf8(archive)
+        .expect("utf8")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
+    let archived: HashSet<String> = lines
+        .iter()
+        .map(|l| l["incident"].as_str().expect("incident").to_string())
+        .collect();
+    assert_eq!(
+        archived,
+        gone.iter()
+            .map(|n| Incident::id_for(*n))
+            .collect::<HashSet<_>>()
+    );
+    assert!(lines.iter().all(|l| l["entry"]["kind"] == "note"));
+
+    // Once the engine lets go of 7, the next sweep takes it; nothing else changes.
+    let again = policy
+        .run_guarded::<S, std::io::Sink>(
+            s,
+            t(100 * DAY),
+            None,
+            &Guard {
+                incidents: HashSet::new(),
+                alerts: guard.alerts.clone(),
+            },
+        )
+        .await
+        .expect("retention");
+    assert_eq!(again.incidents, 1, "{again:?}");
+    assert!(
+        s.get(Table::Incidents, &Incident::id_for(7))
+            .await
+            .expect("get")
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn engine_records_on_redb() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = RedbStore::open(dir.path().join("r.redb")).expect("open");
+    engine_records_by_the_rules(&s).await;
+}
+
+#[tokio::test]
+async fn engine_records_in_memory() {
+    engine_records_by_the_rules(&MemoryStore::new()).await;
+}
