@@ -63,6 +63,11 @@ pub struct RetentionPolicy {
     /// Field of an alert record holding when it was last seen (RFC 3339 or ms); an
     /// alert seen after its incident closed fired again and is kept. `None`: not checked.
     pub alert_last_seen_field: Option<String>,
+    /// Also remove alert records that no incident lists (e.g. alerts resolved
+    /// within `group_wait`, or silenced, that never belonged to an incident) once
+    /// inactive (`alert_active_field`) and last seen (`alert_last_seen_field`) before
+    /// the cutoff. Needs both fields; a full scan of [`Table::Alerts`] per run.
+    pub remove_unlisted_alerts: bool,
     /// Keep the incident with the greatest key, whatever its age.
     pub keep_last_incident: bool,
     /// `(group field, counter field)`: per value of the group field, keep the incident
@@ -85,6 +90,7 @@ impl RetentionPolicy {
             page_size: 500,
             alert_active_field: None,
             alert_last_seen_field: None,
+            remove_unlisted_alerts: false,
             keep_last_incident: false,
             keep_max_by: None,
         }
@@ -137,13 +143,16 @@ impl RetentionPolicy {
     /// * the incident with the highest number and, per escalation policy, the one with
     ///   the highest `round_robin_cursor` are kept: the engine derives its next incident
     ///   number and its round-robin positions from the stored incidents at start, so
-    ///   removing them would hand out numbers again.
+    ///   removing them would hand out numbers again;
+    /// * alert records no incident lists (resolved within `group_wait`, silenced) go
+    ///   once retired and last seen before the cutoff.
     pub fn for_engine(max_age: Duration) -> Self {
         RetentionPolicy {
             closed_states: vec!["closed".into()],
             closed_at_fields: vec!["closed_at".into()],
             alert_active_field: Some("groups".into()),
             alert_last_seen_field: Some("last_seen".into()),
+            remove_unlisted_alerts: true,
             keep_last_incident: true,
             keep_max_by: Some(("escalation_policy".into(), "round_robin_cursor".into())),
             ..RetentionPolicy::new(max_age)
@@ -206,10 +215,12 @@ impl RetentionPolicy {
     /// says is in use.
     ///
     /// Two passes: the first reads every incident record (a page at a time) and notes
-    /// the candidates, the alert keys that incidents staying behind still list (such an
-    /// alert is kept) and the counter high-water marks to keep; the second removes the
-    /// candidates, `page_size` incidents per atomic batch, each re-read and re-checked
-    /// (and checked against `guard`) right before.
+    /// the candidates, the alert keys that incidents staying behind (guarded ones
+    /// included) still list (such an alert is kept) and the counter high-water marks
+    /// to keep; the second removes the candidates, `page_size` incidents per atomic
+    /// batch, each re-read and re-checked (and checked against `guard`) right before.
+    /// With [`RetentionPolicy::remove_unlisted_alerts`], a third removes the old alert
+    /// records no incident lists.
     pub async fn run_guarded<S: Store + ?Sized, W: Write + Send + ?Sized>(
         &self,
         store: &S,
@@ -221,10 +232,25 @@ impl RetentionPolicy {
             .ok()
             .and_then(|d| now.checked_sub(d).ok())
             .unwrap_or(Timestamp::MIN);
-        let plan = self.plan(store, cutoff).await?;
+        let Plan {
+            candidates,
+            mut kept_alerts,
+            mut candidate_alerts,
+        } = self.plan(store, cutoff).await?;
+        // Incidents in use stay, and so do the alerts they list.
+        let candidates: Vec<String> = candidates
+            .into_iter()
+            .filter(|id| {
+                let in_use = guard.incident_in_use(id);
+                if in_use {
+                    kept_alerts.extend(candidate_alerts.remove(id).unwrap_or_default());
+                }
+                !in_use
+            })
+            .collect();
         let mut report = RetentionReport::default();
         let mut gone_alerts: HashSet<String> = HashSet::new();
-        for chunk in plan.candidates.chunks(self.page_size.max(1)) {
+        for chunk in candidates.chunks(self.page_size.max(1)) {
             // One commit per chunk: each incident is whole inside it.
             let mut batch = WriteBatch::new();
             let mut removed = RetentionReport::default();
@@ -249,7 +275,7 @@ impl RetentionPolicy {
                         id,
                         rec: &rec,
                         closed_at,
-                        kept_alerts: &plan.kept_alerts,
+                        kept_alerts: &kept_alerts,
                         guard,
                     },
                     &mut batch,
@@ -271,7 +297,70 @@ impl RetentionPolicy {
             report.timeline_entries += removed.timeline_entries;
             report.archived += removed.archived;
         }
+        if self.remove_unlisted_alerts {
+            report.alerts += self
+                .remove_unlisted(store, cutoff, &kept_alerts, &gone_alerts, guard)
+                .await?;
+        }
         Ok(report)
+    }
+
+    /// The third pass ([`RetentionPolicy::remove_unlisted_alerts`]): removes alert
+    /// records no incident lists (neither one that stays, `kept`, nor one just
+    /// removed, `gone`) once inactive and last seen before `cutoff`. Returns how many.
+    /// Needs both `alert_active_field` and `alert_last_seen_field` (otherwise it
+    /// cannot judge, and removes nothing).
+    async fn remove_unlisted<S: Store + ?Sized>(
+        &self,
+        store: &S,
+        cutoff: Timestamp,
+        kept: &HashSet<String>,
+        gone: &HashSet<String>,
+        guard: &dyn RetentionGuard,
+    ) -> Result<u64, Error> {
+        let (Some(active), Some(seen)) = (&self.alert_active_field, &self.alert_last_seen_field)
+        else {
+            return Ok(0);
+        };
+        let mut removed = 0;
+        let mut after: Option<String> = None;
+        loop {
+            let page = store
+                .scan(
+                    Table::Alerts,
+                    Scan {
+                        after: after.take(),
+                        limit: self.page_size.max(1),
+                        ..Scan::default()
+                    },
+                )
+                .await?;
+            let Some((last, _)) = page.last() else { break };
+            after = Some(last.clone());
+            let mut batch = WriteBatch::new();
+            for (key, bytes) in page {
+                if kept.contains(&key) || gone.contains(&key) {
+                    continue;
+                }
+                let Ok(a) = serde_json::from_slice::<Value>(&bytes) else {
+                    continue;
+                };
+                let inactive = match a.get(active) {
+                    None | Some(Value::Null) => true,
+                    Some(Value::Array(groups)) => groups.is_empty(),
+                    Some(_) => false,
+                };
+                let old = a.get(seen).and_then(timestamp).is_some_and(|t| t < cutoff);
+                if inactive && old && !guard.alert_in_use(&key) {
+                    batch.delete(Table::Alerts, key);
+                }
+            }
+            if !batch.is_empty() {
+                removed += batch.len() as u64;
+                store.commit(batch).await.map_err(Error::Store)?;
+            }
+        }
+        Ok(removed)
     }
 
     /// The first pass: candidates (closed before `cutoff`, not a kept high-water mark)
@@ -337,6 +426,7 @@ impl RetentionPolicy {
         Ok(Plan {
             candidates,
             kept_alerts,
+            candidate_alerts,
         })
     }
 
@@ -437,6 +527,8 @@ struct Plan {
     candidates: Vec<String>,
     /// Alert keys listed by incidents that stay.
     kept_alerts: HashSet<String>,
+    /// Alert keys each candidate lists.
+    candidate_alerts: HashMap<String, Vec<String>>,
 }
 
 /// One incident being removed, and what protects its alerts.

@@ -1,8 +1,8 @@
 //! `RetentionPolicy::for_engine` over the records the engine writes (real `Incident`
 //! and `AlertRecord` values), on redb and in memory: only closed incidents older than
 //! the age go; an alert goes only with the last incident listing it, once retired and
-//! not seen since; the counters' high-water marks stay; a guard keeps what a live
-//! engine holds.
+//! not seen since, or, listed by none, once retired and last seen before the cutoff;
+//! the counters' high-water marks stay; a guard keeps what a live engine holds.
 
 use std::collections::BTreeMap;
 use std::collections::HashSet;
@@ -127,11 +127,15 @@ async fn engine_records_by_the_rules<S: Store>(s: &S) {
     let closed = IncidentState::Closed;
     let old = Some(t(DAY)); // 99 days before `now`
     let a_gone = alert("Gone", t(DAY), false); // retired, not seen since: removed
-    let a_refired = alert("Refired", t(50 * DAY), false); // seen after 1 closed
+    let a_refired = alert("Refired", t(80 * DAY), false); // seen after 1 closed, recently
     let a_active = alert("Active", t(DAY), true); // still in a group
     let a_shared = alert("Shared", t(DAY), false); // also listed by an open incident
     let a_guarded = alert("Guarded", t(DAY), false); // the guard says in use
     let a_twice = alert("Twice", t(DAY), false); // listed by two removed incidents
+    // Listed by no incident (resolved within group_wait, silenced):
+    let a_unlisted_old = alert("UnlistedOld", t(DAY), false); // removed
+    let a_unlisted_recent = alert("UnlistedRecent", t(80 * DAY), false); // kept
+    let a_unlisted_active = alert("UnlistedActive", t(DAY), true); // kept
     let fp = |a: &AlertRecord| a.fingerprint;
     let incidents = [
         incident(
@@ -170,7 +174,15 @@ async fn engine_records_by_the_rules<S: Store>(s: &S) {
         put(&mut b, i);
     }
     for a in [
-        &a_gone, &a_refired, &a_active, &a_shared, &a_guarded, &a_twice,
+        &a_gone,
+        &a_refired,
+        &a_active,
+        &a_shared,
+        &a_guarded,
+        &a_twice,
+        &a_unlisted_old,
+        &a_unlisted_recent,
+        &a_unlisted_active,
     ] {
         put_alert(&mut b, a);
     }
@@ -191,7 +203,10 @@ async fn engine_records_by_the_rules<S: Store>(s: &S) {
         .expect("retention");
     let gone = [1u64, 6, 8];
     assert_eq!(report.incidents, 3, "{report:?}");
-    assert_eq!(report.alerts, 2, "Gone and Twice, once: {report:?}");
+    assert_eq!(
+        report.alerts, 3,
+        "Gone and Twice (once) with their incidents, UnlistedOld: {report:?}"
+    );
     assert_eq!(report.timeline_entries, 6, "{report:?}");
     assert_eq!(report.archived, 6, "{report:?}");
     let left: Vec<String> = keys(s, Table::Incidents).await;
@@ -202,10 +217,17 @@ async fn engine_records_by_the_rules<S: Store>(s: &S) {
     assert_eq!(left, want);
     let mut alerts_left = keys(s, Table::Alerts).await;
     alerts_left.sort();
-    let mut want_alerts: Vec<String> = [&a_refired, &a_active, &a_shared, &a_guarded]
-        .iter()
-        .map(|a| a.fingerprint.to_string())
-        .collect();
+    let mut want_alerts: Vec<String> = [
+        &a_refired,
+        &a_active,
+        &a_shared,
+        &a_guarded,
+        &a_unlisted_recent,
+        &a_unlisted_active,
+    ]
+    .iter()
+    .map(|a| a.fingerprint.to_string())
+    .collect();
     want_alerts.sort();
     assert_eq!(alerts_left, want_alerts);
     for n in gone {
