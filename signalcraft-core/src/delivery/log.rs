@@ -491,15 +491,22 @@ impl NotificationLog {
             json(&CursorRef::of(state), 256)?,
         );
         // The in-flight marker follows the attempt: set with its `sending`
-        // record, cleared by any later write of the state.
+        // record, cleared by any later write of the state. A recorded notification's
+        // first state (`clear_outbox`) has none to clear: the marker is only ever
+        // written with a state, and there was no state before this one.
         match records.iter().find(|r| r.status == DeliveryStatus::Sending) {
-            Some(r) => b.put(
-                Table::NotificationLog,
-                sending_key(&state.notification.id),
-                &r.started_at,
-            )?,
-            None => b.delete(Table::NotificationLog, sending_key(&state.notification.id)),
-        };
+            Some(r) => {
+                b.put(
+                    Table::NotificationLog,
+                    sending_key(&state.notification.id),
+                    &r.started_at,
+                )?;
+            }
+            None if clear_outbox => {}
+            None => {
+                b.delete(Table::NotificationLog, sending_key(&state.notification.id));
+            }
+        }
         for r in records {
             b.put_raw(
                 Table::NotificationLog,

@@ -1000,6 +1000,10 @@ async fn the_engine_records_each_notification_once_in_the_log() {
         .unwrap();
     assert!(meta.is_empty(), "no engine outbox rows: {meta:?}");
     assert!(pipeline.recorded_pending().await.unwrap().is_empty());
+    assert!(
+        pipeline.log().in_flight(0).await.unwrap().is_empty(),
+        "no attempt left marked in flight"
+    );
 }
 
 /// A recorded notification survives a crash before its hand-over and a crash in
