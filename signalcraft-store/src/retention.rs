@@ -23,6 +23,12 @@
 //!
 //! The incidents of one chunk are removed in one atomic batch (each with its
 //! alerts and timeline), so a crash in the middle never leaves half an incident.
+//!
+//! The guard is asked when a chunk is read and again right before its commit. The
+//! [`Store`] trait has no conditional delete, so what remains is the time of that one
+//! commit: an alert that fires again (or an incident an action loads back) exactly
+//! then has its stored record removed while the engine holds it; the engine writes
+//! the record again at its next change of it.
 //! Archived lines are written and flushed before the batch commits: a crash in between may archive an incident's
 //! timeline twice, never lose it.
 
@@ -32,7 +38,7 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use serde_json::Value;
-use signalcraft_core::store::{Scan, Store, Table, WriteBatch};
+use signalcraft_core::store::{Scan, Store, Table, WriteBatch, WriteOp};
 
 use crate::error::Error;
 
@@ -252,8 +258,7 @@ impl RetentionPolicy {
         let mut gone_alerts: HashSet<String> = HashSet::new();
         for chunk in candidates.chunks(self.page_size.max(1)) {
             // One commit per chunk: each incident is whole inside it.
-            let mut batch = WriteBatch::new();
-            let mut removed = RetentionReport::default();
+            let mut parts: Vec<(&str, WriteBatch, RetentionReport)> = Vec::new();
             for id in chunk {
                 if guard.incident_in_use(id) {
                     continue;
@@ -269,6 +274,8 @@ impl RetentionPolicy {
                     Some(t) if t < cutoff => t,
                     _ => continue,
                 };
+                let mut part = WriteBatch::new();
+                let mut removed = RetentionReport::default();
                 self.remove_incident(
                     store,
                     Removal {
@@ -278,24 +285,48 @@ impl RetentionPolicy {
                         kept_alerts: &kept_alerts,
                         guard,
                     },
-                    &mut batch,
+                    &mut part,
                     archive.as_deref_mut(),
                     &mut gone_alerts,
                     &mut removed,
                 )
                 .await?;
+                parts.push((id, part, removed));
             }
-            if batch.is_empty() {
+            if parts.is_empty() {
                 continue;
             }
             if let Some(out) = archive.as_deref_mut() {
                 out.flush().map_err(archive_err)?;
             }
-            store.commit(batch).await.map_err(Error::Store)?;
-            report.incidents += removed.incidents;
-            report.alerts += removed.alerts;
-            report.timeline_entries += removed.timeline_entries;
-            report.archived += removed.archived;
+            // Checked once more right before the commit: the engine may have taken an
+            // incident or alert back while the chunk was read (what is left is the
+            // time of one commit; see the module docs).
+            let mut batch = WriteBatch::new();
+            for (id, part, mut removed) in parts {
+                if guard.incident_in_use(id) {
+                    continue;
+                }
+                for op in part.ops {
+                    if let WriteOp::Delete {
+                        table: Table::Alerts,
+                        key,
+                    } = &op
+                        && guard.alert_in_use(key)
+                    {
+                        removed.alerts -= 1;
+                        continue;
+                    }
+                    batch.ops.push(op);
+                }
+                report.incidents += removed.incidents;
+                report.alerts += removed.alerts;
+                report.timeline_entries += removed.timeline_entries;
+                report.archived += removed.archived;
+            }
+            if !batch.is_empty() {
+                store.commit(batch).await.map_err(Error::Store)?;
+            }
         }
         if self.remove_unlisted_alerts {
             report.alerts += self
@@ -355,6 +386,11 @@ impl RetentionPolicy {
                     batch.delete(Table::Alerts, key);
                 }
             }
+            // Checked once more right before the commit (a re-fired alert is in use).
+            batch.ops.retain(|op| match op {
+                WriteOp::Delete { key, .. } => !guard.alert_in_use(key),
+                WriteOp::Put { .. } => true,
+            });
             if !batch.is_empty() {
                 removed += batch.len() as u64;
                 store.commit(batch).await.map_err(Error::Store)?;

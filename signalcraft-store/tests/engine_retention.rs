@@ -296,3 +296,130 @@ async fn engine_records_on_redb() {
 async fn engine_records_in_memory() {
     engine_records_by_the_rules(&MemoryStore::new()).await;
 }
+
+/// In use from the `after`-th question on (the engine took it back meanwhile).
+struct LateGuard {
+    key: String,
+    asked: std::sync::atomic::AtomicUsize,
+    after: usize,
+}
+
+impl LateGuard {
+    fn in_use(&self, key: &str) -> bool {
+        key == self.key
+            && self.asked.fetch_add(1, std::sync::atomic::Ordering::SeqCst) >= self.after
+    }
+}
+
+struct LateIncident(LateGuard);
+impl RetentionGuard for LateIncident {
+    fn incident_in_use(&self, id: &str) -> bool {
+        self.0.in_use(id)
+    }
+}
+
+struct LateAlert(LateGuard);
+impl RetentionGuard for LateAlert {
+    fn alert_in_use(&self, key: &str) -> bool {
+        self.0.in_use(key)
+    }
+}
+
+/// The guard is asked again right before the commit: an incident or alert the engine
+/// took back while the chunk was read stays (with everything of that incident).
+#[tokio::test]
+async fn the_guard_is_asked_again_before_the_commit() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = RedbStore::open(dir.path().join("r.redb")).expect("open");
+    let a1 = alert("One", t(DAY), false);
+    let a2 = alert("Two", t(DAY), false);
+    let mut b = WriteBatch::new();
+    let closed = IncidentState::Closed;
+    put(
+        &mut b,
+        &incident(1, closed, Some(t(DAY)), &[a1.fingerprint], None, 0),
+    );
+    put(
+        &mut b,
+        &incident(2, closed, Some(t(DAY)), &[a2.fingerprint], None, 0),
+    );
+    put(
+        &mut b,
+        &incident(3, IncidentState::Open, None, &[], None, 0),
+    );
+    put_alert(&mut b, &a1);
+    put_alert(&mut b, &a2);
+    s.commit(b).await.expect("commit");
+    let policy = RetentionPolicy::for_engine(Duration::from_secs(30 * DAY as u64));
+
+    // Alert One: free when its incident is read, in use at the commit.
+    let guard = LateAlert(LateGuard {
+        key: a1.fingerprint.to_string(),
+        asked: Default::default(),
+        after: 1,
+    });
+    let report = policy
+        .run_guarded::<_, std::io::Sink>(&s, t(100 * DAY), None, &guard)
+        .await
+        .expect("retention");
+    assert_eq!((report.incidents, report.alerts), (2, 1), "{report:?}");
+    assert!(
+        s.get(Table::Alerts, &a1.fingerprint.to_string())
+            .await
+            .expect("get")
+            .is_some()
+    );
+    assert!(
+        s.get(Table::Alerts, &a2.fingerprint.to_string())
+            .await
+            .expect("get")
+            .is_none()
+    );
+
+    // Incident 4: free at the first two questions (setting aside, reading), in use at
+    // the commit: it stays whole, timeline and alert included.
+    let a4 = alert("Four", t(DAY), false);
+    let mut b = WriteBatch::new();
+    put(
+        &mut b,
+        &incident(4, closed, Some(t(DAY)), &[a4.fingerprint], None, 0),
+    );
+    put(
+        &mut b,
+        &incident(5, IncidentState::Open, None, &[], None, 0),
+    );
+    put_alert(&mut b, &a4);
+    s.commit(b).await.expect("commit");
+    let guard = LateIncident(LateGuard {
+        key: Incident::id_for(4),
+        asked: Default::default(),
+        after: 2,
+    });
+    let report = policy
+        .run_guarded::<_, std::io::Sink>(&s, t(100 * DAY), None, &guard)
+        .await
+        .expect("retention");
+    assert_eq!(report.incidents, 0, "{report:?}");
+    assert!(
+        s.get(Table::Incidents, &Incident::id_for(4))
+            .await
+            .expect("get")
+            .is_some()
+    );
+    assert_eq!(
+        s.scan(
+            Table::Timeline,
+            Scan::prefix(format!("{}/", Incident::id_for(4)))
+        )
+        .await
+        .expect("scan")
+        .len(),
+        2
+    );
+    assert!(
+        s.get(Table::Alerts, &a4.fingerprint.to_string())
+            .await
+            .expect("get")
+            .is_some()
+    );
+}
