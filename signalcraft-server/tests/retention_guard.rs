@@ -146,3 +146,112 @@ async fn nothing_the_engine_holds_is_removed() {
             .is_some()
     );
 }
+
+/// The server's sweep with `compact = true` over a real engine: 300 old closed
+/// incidents go (the highest-numbered stays), their timelines land in the archive,
+/// the metrics count them, and the file shrinks.
+#[tokio::test]
+async fn the_sweep_archives_counts_and_compacts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let redb = Arc::new(RedbStore::open(dir.path().join("s.redb")).expect("open"));
+    let store: Arc<dyn Store> = redb.clone();
+    let cfg: EngineConfig = serde_json::from_value(serde_json::json!({
+        "route": {"group_by": ["alertname"], "group_wait": "1s", "group_interval": "1s",
+                  "repeat_interval": "4h", "notify": [{"channel": "sink", "target": "#ops"}]},
+    }))
+    .expect("config");
+    let clock = ManualClock::new("2026-01-01T00:00:00Z".parse::<Timestamp>().expect("t"));
+    let engine = Engine::builder(cfg)
+        .store(store.clone())
+        .clock(Arc::new(clock.clone()))
+        .notifier(Arc::new(
+            ChannelNotifier::new().with("sink", Arc::new(Sink)),
+        ))
+        .build()
+        .expect("engine");
+    engine.recover().await.expect("recover");
+    const N: usize = 301;
+    let alerts: Vec<signalcraft_core::model::Alert> = (0..N)
+        .map(|i| match firing_alert(&format!("Disk{i}"), "db-1:9100") {
+            Event::Alert(a) => a,
+            _ => panic!("an alert"),
+        })
+        .collect();
+    engine
+        .ingest(alerts.iter().cloned().map(Event::Alert).collect())
+        .await
+        .expect("ingest");
+    clock.advance(Duration::from_secs(2));
+    engine.run_due_jobs().await.expect("flush");
+    let resolved: Vec<Event> = alerts
+        .iter()
+        .map(|a| {
+            let mut a = a.clone();
+            a.status = signalcraft_core::model::AlertStatus::Resolved;
+            Event::Alert(a)
+        })
+        .collect();
+    engine.ingest(resolved).await.expect("ingest");
+    clock.advance(Duration::from_secs(2));
+    engine.run_due_jobs().await.expect("flush");
+    for n in 1..=N as u64 {
+        let id = signalcraft_core::incident::Incident::id_for(n);
+        if engine.get_incident(&id).expect("in memory").state
+            != signalcraft_core::incident::IncidentState::Resolved
+        {
+            engine.resolve(&id, Actor::System).await.expect("resolve");
+        }
+        engine.close(&id, Actor::System).await.expect("close");
+    }
+    clock.advance(Duration::from_secs(2 * 3600));
+    assert_eq!(engine.evict_closed_incidents().await, N);
+    clock.advance(Duration::from_secs(2 * 86_400));
+
+    let archive = dir.path().join("archive");
+    let section = signalcraft_server::config::RetentionSection {
+        closed_incident_age: "1d".into(),
+        archive_dir: Some(archive.clone()),
+        compact: true,
+        ..Default::default()
+    };
+    let metrics = Arc::new(signalcraft_server::metrics::Metrics::new());
+    let sweeper = signalcraft_server::retention::Sweeper::new(
+        &section,
+        engine.clone(),
+        Some(redb.clone()),
+        Arc::new(clock.clone()),
+        metrics.clone(),
+    )
+    .expect("sweeper")
+    .expect("retention on");
+    let before = redb.file_size().expect("size");
+    let report = sweeper.sweep().await.expect("sweep");
+    assert_eq!(report.incidents, N as u64 - 1, "{report:?}");
+    assert_eq!(report.alerts, N as u64 - 1, "{report:?}");
+    assert_eq!(store.count(Table::Incidents).await.expect("count"), 1);
+    let after = redb.file_size().expect("size");
+    assert!(after < before, "compacted: {before} -> {after} bytes");
+    let day = clock.now().strftime("%Y-%m-%d").to_string();
+    let text =
+        std::fs::read_to_string(archive.join(format!("timeline-{day}.jsonl"))).expect("archive");
+    let ids: std::collections::HashSet<String> = text
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).expect("JSON line");
+            assert!(v["entry"].is_object() || v["entry"].is_array(), "{l}");
+            v["incident"].as_str().map(str::to_owned).expect("incident")
+        })
+        .collect();
+    assert_eq!(ids.len(), N - 1);
+    assert_eq!(report.archived as usize, text.lines().count());
+    let m = metrics.encode();
+    assert!(
+        m.contains(&format!(
+            "signalcraft_retention_removed_total{{kind=\"incidents\"}} {}",
+            N - 1
+        )),
+        "{m}"
+    );
+    // Nothing left to do: the next sweep removes nothing.
+    assert_eq!(sweeper.sweep().await.expect("sweep").incidents, 0);
+}
