@@ -345,7 +345,7 @@ impl RetentionPolicy {
         &self,
         store: &S,
         cutoff: Timestamp,
-        kept: &HashSet<String>,
+        kept: &KeySet,
         gone: &HashSet<String>,
         guard: &dyn RetentionGuard,
     ) -> Result<u64, Error> {
@@ -403,7 +403,7 @@ impl RetentionPolicy {
     /// and the alert keys listed by every incident that stays.
     async fn plan<S: Store + ?Sized>(&self, store: &S, cutoff: Timestamp) -> Result<Plan, Error> {
         let mut candidates: Vec<String> = Vec::new();
-        let mut kept_alerts: HashSet<String> = HashSet::new();
+        let mut kept_alerts = KeySet::default();
         let mut last_key: Option<String> = None;
         // Per value of keep_max_by.0: (greatest keep_max_by.1, its incident).
         let mut high: HashMap<String, (u64, String)> = HashMap::new();
@@ -562,7 +562,7 @@ struct Plan {
     /// Incidents to remove, in key order.
     candidates: Vec<String>,
     /// Alert keys listed by incidents that stay.
-    kept_alerts: HashSet<String>,
+    kept_alerts: KeySet,
     /// Alert keys each candidate lists.
     candidate_alerts: HashMap<String, Vec<String>>,
 }
@@ -572,8 +572,29 @@ struct Removal<'a> {
     id: &'a str,
     rec: &'a Value,
     closed_at: Timestamp,
-    kept_alerts: &'a HashSet<String>,
+    kept_alerts: &'a KeySet,
     guard: &'a dyn RetentionGuard,
+}
+
+/// A set of keys held as 64-bit hashes (8 bytes per alert listed by a kept incident,
+/// however long the key): a collision can only make an alert look listed, which keeps
+/// it, never removes one that is.
+#[derive(Default)]
+struct KeySet(HashSet<u64>);
+
+impl KeySet {
+    fn hash(key: &str) -> u64 {
+        use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+        BuildHasherDefault::<DefaultHasher>::default().hash_one(key)
+    }
+
+    fn contains(&self, key: &str) -> bool {
+        self.0.contains(&Self::hash(key))
+    }
+
+    fn extend(&mut self, keys: impl IntoIterator<Item = String>) {
+        self.0.extend(keys.into_iter().map(|k| Self::hash(&k)));
+    }
 }
 
 /// An RFC 3339 string or integer milliseconds since the Unix epoch.
