@@ -334,8 +334,9 @@ async fn the_sweep_removes_old_closed_incidents_and_keeps_the_rest() {
     assert_eq!(status_of(&sc, resolved).await, 200, "closed just now: kept");
 
     // A restart counts on from the kept highest number: no number is handed out twice.
-    sc.server.shutdown().await.expect("shutdown");
+    // Let go of the store first: shutdown waits until the file is closed.
     drop(store);
+    sc.server.shutdown().await.expect("shutdown");
     let sc = start_manual(dir.path(), &toml, &clock).await;
     let r = sc
         .post_json("/api/v2/alerts", None, &json!([alert("After", None)]))
