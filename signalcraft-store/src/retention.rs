@@ -29,8 +29,9 @@
 //! commit: an alert that fires again (or an incident an action loads back) exactly
 //! then has its stored record removed while the engine holds it; the engine writes
 //! the record again at its next change of it.
-//! Archived lines are written and flushed before the batch commits: a crash in between may archive an incident's
-//! timeline twice, never lose it.
+//!
+//! Archived lines are written and flushed before the batch commits: a crash in
+//! between may archive an incident's timeline twice, never lose it.
 
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
