@@ -423,3 +423,52 @@ async fn the_guard_is_asked_again_before_the_commit() {
             .is_some()
     );
 }
+
+/// An archive that cannot be written (a full disk): the sweep fails with the archive
+/// named and removes nothing, so no timeline is lost.
+#[tokio::test]
+async fn a_failing_archive_removes_nothing() {
+    struct Full;
+    impl std::io::Write for Full {
+        fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+            Err(std::io::Error::new(
+                std::io::ErrorKind::StorageFull,
+                "no space left on device",
+            ))
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = RedbStore::open(dir.path().join("r.redb")).expect("open");
+    let a = alert("One", t(DAY), false);
+    let mut b = WriteBatch::new();
+    put(
+        &mut b,
+        &incident(
+            1,
+            IncidentState::Closed,
+            Some(t(DAY)),
+            &[a.fingerprint],
+            None,
+            0,
+        ),
+    );
+    put(
+        &mut b,
+        &incident(2, IncidentState::Open, None, &[], None, 0),
+    );
+    put_alert(&mut b, &a);
+    s.commit(b).await.expect("commit");
+    let policy = RetentionPolicy::for_engine(Duration::from_secs(30 * DAY as u64));
+    let err = policy
+        .run_with_archive(&s, t(100 * DAY), &mut Full)
+        .await
+        .expect_err("the archive is full");
+    assert!(err.to_string().contains("timeline archive"), "{err}");
+    assert!(err.to_string().contains("no space left"), "{err}");
+    assert_eq!(keys(&s, Table::Incidents).await.len(), 2);
+    assert_eq!(s.count(Table::Timeline).await.expect("count"), 4);
+    assert_eq!(s.count(Table::Alerts).await.expect("count"), 1);
+}
