@@ -88,7 +88,7 @@ impl Sweeper {
         })?;
         let Some(age) = age else { return Ok(None) };
         if let Some(dir) = &section.archive_dir {
-            std::fs::create_dir_all(dir).map_err(|e| archive_dir_error(dir, &e))?;
+            create_private_dir(dir).map_err(|e| archive_dir_error(dir, &e))?;
             check_writable(dir).map_err(|e| archive_dir_error(dir, &e))?;
         }
         Ok(Some(Sweeper {
@@ -183,6 +183,22 @@ fn archive_dir_error(dir: &Path, e: &std::io::Error) -> ServerError {
     }])
 }
 
+/// Creates `dir` (and its parents) if missing, mode 0700 on Unix like the data
+/// directory: archived timelines hold what the incidents held.
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        b.mode(0o700);
+    }
+    b.create(dir)
+}
+
 /// Creates and removes a probe file in `dir`.
 pub fn check_writable(dir: &Path) -> std::io::Result<()> {
     if !dir.is_dir() {
@@ -193,8 +209,8 @@ pub fn check_writable(dir: &Path) -> std::io::Result<()> {
     std::fs::remove_file(&probe)
 }
 
-/// The day's archive file (`timeline-YYYY-MM-DD.jsonl`, UTC), opened for appending
-/// on the first line written; `flush` makes the lines durable (fsync) before the
+/// The day's archive file (`timeline-YYYY-MM-DD.jsonl`, UTC; created mode 0600 on
+/// Unix), opened for appending on the first line written; `flush` makes the lines durable (fsync) before the
 /// store commits their removal.
 struct DayArchive {
     path: PathBuf,
@@ -212,10 +228,14 @@ impl DayArchive {
 
     fn file(&mut self) -> std::io::Result<&mut File> {
         if self.file.is_none() {
-            let f = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&self.path)?;
+            let mut opts = OpenOptions::new();
+            opts.create(true).append(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::OpenOptionsExt;
+                opts.mode(0o600);
+            }
+            let f = opts.open(&self.path)?;
             self.file = Some(f);
         }
         self.file

@@ -309,6 +309,17 @@ async fn the_sweep_removes_old_closed_incidents_and_keeps_the_rest() {
         "{text}"
     );
     assert!(text.contains("root cause: full disk"), "{text}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).expect("metadata").permissions().mode() & 0o777;
+        assert_eq!(mode(&archive), 0o600, "archive file private");
+        assert_eq!(
+            mode(&dir.path().join("archive")),
+            0o700,
+            "archive dir private"
+        );
+    }
 
     let m = metrics(&sc).await;
     assert_eq!(
