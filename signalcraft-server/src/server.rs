@@ -725,10 +725,11 @@ fn check_archive_dir(dir: &Path) -> std::io::Result<()> {
     }
     let mut parent = dir.parent();
     while let Some(p) = parent {
-        let p = if p.as_os_str().is_empty() {
-            Path::new(".")
+        // A relative path's last parent is "": the working directory, checked last.
+        let (p, last) = if p.as_os_str().is_empty() {
+            (Path::new("."), true)
         } else {
-            p
+            (p, false)
         };
         if p.exists() {
             return crate::retention::check_writable(p).map_err(|e| {
@@ -737,6 +738,9 @@ fn check_archive_dir(dir: &Path) -> std::io::Result<()> {
                     format!("cannot be created in {}: {e}", p.display()),
                 )
             });
+        }
+        if last {
+            break;
         }
         parent = p.parent();
     }
