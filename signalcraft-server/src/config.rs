@@ -309,8 +309,12 @@ pub struct RetentionSection {
     /// Only `closed` incidents are removed (a `resolved` one can still re-open).
     pub closed_incident_age: String,
     /// Directory the removed incidents' timelines are appended to as JSON Lines, one
-    /// file per UTC day (`timeline-YYYY-MM-DD.jsonl`). Unset: timelines are not archived.
+    /// file per UTC day (`timeline-YYYY-MM-DD.jsonl`). Unset: `<data_dir>/archive`, so
+    /// a default install loses no timeline (see `archive`).
     pub archive_dir: Option<PathBuf>,
+    /// Archive the timelines before removing them (default `true`); `false` removes
+    /// them without a copy and ignores `archive_dir`.
+    pub archive: bool,
     /// How often the sweep runs.
     #[serde(with = "signalcraft_core::duration::serde_str")]
     pub interval: Duration,
@@ -322,6 +326,8 @@ pub struct RetentionSection {
 
 /// Default of `[retention] closed_incident_age`.
 pub const DEFAULT_RETENTION_AGE: &str = "90d";
+/// Default archive directory of `[retention]`, under the data directory.
+pub const DEFAULT_ARCHIVE_DIR: &str = "archive";
 /// Default of `[retention] interval`.
 pub const DEFAULT_RETENTION_INTERVAL: Duration = Duration::from_secs(3600);
 
@@ -330,6 +336,7 @@ impl Default for RetentionSection {
         RetentionSection {
             closed_incident_age: DEFAULT_RETENTION_AGE.into(),
             archive_dir: None,
+            archive: true,
             interval: DEFAULT_RETENTION_INTERVAL,
             compact: false,
         }
@@ -337,6 +344,16 @@ impl Default for RetentionSection {
 }
 
 impl RetentionSection {
+    /// Where the sweep archives timelines: `archive_dir`, else `<data_dir>/archive`;
+    /// `None` when `archive` is off.
+    pub fn archive_dir_in(&self, data_dir: &std::path::Path) -> Option<PathBuf> {
+        self.archive.then(|| {
+            self.archive_dir
+                .clone()
+                .unwrap_or_else(|| data_dir.join(DEFAULT_ARCHIVE_DIR))
+        })
+    }
+
     /// The age after which closed incidents are removed; `Ok(None)` for `off`. The
     /// error says what is wrong (the caller adds the config path).
     pub fn max_age(&self) -> Result<Option<Duration>, String> {
@@ -1084,6 +1101,18 @@ mod tests {
         );
         assert_eq!(c.retention.interval, Duration::from_secs(3600));
         assert!(c.retention.archive_dir.is_none() && !c.retention.compact);
+        // Timelines are archived by default, under the data directory.
+        assert_eq!(
+            c.retention.archive_dir_in(Path::new("/data")),
+            Some(PathBuf::from("/data/archive"))
+        );
+        let c = parse("[retention]\narchive_dir = \"/a\"\n").unwrap();
+        assert_eq!(
+            c.retention.archive_dir_in(Path::new("/data")),
+            Some(PathBuf::from("/a"))
+        );
+        let c = parse("[retention]\narchive = false\narchive_dir = \"/a\"\n").unwrap();
+        assert_eq!(c.retention.archive_dir_in(Path::new("/data")), None);
         let c = parse("[retention]\nclosed_incident_age = \"off\"\n").unwrap();
         assert_eq!(c.retention.max_age().unwrap(), None);
         let c = parse(

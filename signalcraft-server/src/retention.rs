@@ -70,11 +70,13 @@ impl std::fmt::Debug for Sweeper {
 }
 
 impl Sweeper {
-    /// The sweep `section` configures, or `None` when retention is `off`. Creates
-    /// `archive_dir` (and checks it is writable); `redb` is the store to compact when
+    /// The sweep `section` configures, or `None` when retention is `off`. Creates the
+    /// archive directory (`archive_dir`, else `<data_dir>/archive`; none when
+    /// `archive = false`) and checks it is writable; `redb` is the store to compact when
     /// `compact` is on (`None`: a store passed in by an embedder, never compacted).
     pub fn new(
         section: &RetentionSection,
+        data_dir: &Path,
         engine: Engine,
         redb: Option<Arc<RedbStore>>,
         clock: Arc<dyn Clock>,
@@ -87,13 +89,14 @@ impl Sweeper {
             }])
         })?;
         let Some(age) = age else { return Ok(None) };
-        if let Some(dir) = &section.archive_dir {
+        let archive_dir = section.archive_dir_in(data_dir);
+        if let Some(dir) = &archive_dir {
             create_private_dir(dir).map_err(|e| archive_dir_error(dir, &e))?;
             check_writable(dir).map_err(|e| archive_dir_error(dir, &e))?;
         }
         Ok(Some(Sweeper {
             policy: RetentionPolicy::for_engine(age),
-            archive_dir: section.archive_dir.clone(),
+            archive_dir,
             compact: redb.filter(|_| section.compact),
             store: engine.store().clone(),
             guard: EngineGuard(engine),

@@ -386,6 +386,7 @@ pub async fn start(
 
     let sweeper = crate::retention::Sweeper::new(
         &cfg.retention,
+        &data_dir,
         engine.clone(),
         redb_store,
         clock.clone(),

@@ -217,6 +217,7 @@ async fn the_sweep_archives_counts_and_compacts() {
     let metrics = Arc::new(signalcraft_server::metrics::Metrics::new());
     let sweeper = signalcraft_server::retention::Sweeper::new(
         &section,
+        dir.path(),
         engine.clone(),
         Some(redb.clone()),
         Arc::new(clock.clone()),

@@ -136,7 +136,8 @@ async fn the_sweep_removes_old_closed_incidents_and_keeps_the_rest() {
     let t0: Timestamp = "2026-01-01T00:00:00Z".parse().expect("t0");
     let clock = ManualClock::new(t0);
     let toml = format!(
-        "{}\n[retention]\nclosed_incident_age = \"30d\"\ninterval = \"100ms\"\narchive_dir = \"{{dir}}/archive\"\n",
+        // No archive_dir: the default, `<data_dir>/archive`, is what is checked below.
+        "{}\n[retention]\nclosed_incident_age = \"30d\"\ninterval = \"100ms\"\n",
         slack_route_toml(&slack, dir.path())
     );
     let sc = start_manual(dir.path(), &toml, &clock).await;
@@ -293,10 +294,8 @@ async fn the_sweep_removes_old_closed_incidents_and_keeps_the_rest() {
 
     // The archive holds the old incident's timeline, one JSON line per entry.
     let day = clock.now().strftime("%Y-%m-%d").to_string();
-    let archive = dir
-        .path()
-        .join("archive")
-        .join(format!("timeline-{day}.jsonl"));
+    let archive_dir = dir.path().join("data").join("archive");
+    let archive = archive_dir.join(format!("timeline-{day}.jsonl"));
     let text =
         std::fs::read_to_string(&archive).unwrap_or_else(|e| panic!("{}: {e}", archive.display()));
     let lines: Vec<Value> = text
@@ -314,11 +313,7 @@ async fn the_sweep_removes_old_closed_incidents_and_keeps_the_rest() {
         use std::os::unix::fs::PermissionsExt;
         let mode = |p: &Path| std::fs::metadata(p).expect("metadata").permissions().mode() & 0o777;
         assert_eq!(mode(&archive), 0o600, "archive file private");
-        assert_eq!(
-            mode(&dir.path().join("archive")),
-            0o700,
-            "archive dir private"
-        );
+        assert_eq!(mode(&archive_dir), 0o700, "archive dir private");
     }
 
     let m = metrics(&sc).await;
