@@ -238,7 +238,7 @@ impl EntryKind {
 /// are consecutive) and their `at` and `actor` when equal to the previous entry's.
 /// A decision that appends many entries at once (an incident's first notification
 /// writes one per member alert, then grouped, routed and notified) thus costs one
-/// store write of ~1.3 KB instead of one per entry (or ~2.4 KB as a plain array for
+/// store write of ~1.5 KB instead of one per entry (or ~2.4 KB as a plain array for
 /// a 10-alert group). [`decode_stored`] reads every form, including plain arrays of
 /// entries (written before).
 pub fn encode_run<E: std::borrow::Borrow<TimelineEntry>>(
