@@ -539,15 +539,15 @@ impl RetentionPolicy {
         let mut archived = 0;
         if let Some(out) = archive {
             for (k, v) in &entries {
-                let entry = serde_json::from_slice::<Value>(v)
-                    .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(v).into_owned()));
-                let line = serde_json::json!({ "incident": id, "key": k, "entry": entry });
-                serde_json::to_writer(&mut *out, &line).map_err(|e| Error::File {
-                    path: "timeline archive".into(),
-                    source: std::io::Error::other(e),
-                })?;
-                out.write_all(b"\n").map_err(archive_err)?;
-                archived += 1;
+                for entry in archived_entries(v) {
+                    let line = serde_json::json!({ "incident": id, "key": k, "entry": entry });
+                    serde_json::to_writer(&mut *out, &line).map_err(|e| Error::File {
+                        path: "timeline archive".into(),
+                        source: std::io::Error::other(e),
+                    })?;
+                    out.write_all(b"\n").map_err(archive_err)?;
+                    archived += 1;
+                }
             }
         }
         report.incidents += 1;
@@ -607,6 +607,25 @@ fn timestamp(v: &Value) -> Option<Timestamp> {
             .and_then(|ms| Timestamp::from_millisecond(ms).ok()),
         _ => None,
     }
+}
+
+/// The archive lines' `entry` values of one stored timeline record: each full entry of
+/// an engine record (a run of entries is stored as one compact record, see
+/// [`signalcraft_core::incident::timeline::decode_stored`]), one line each; any other
+/// record as its JSON (or, if not JSON, its text), so nothing is dropped.
+fn archived_entries(v: &[u8]) -> Vec<Value> {
+    if let Ok(entries) = signalcraft_core::incident::timeline::decode_stored(v)
+        && let Ok(values) = entries
+            .iter()
+            .map(serde_json::to_value)
+            .collect::<Result<Vec<Value>, _>>()
+    {
+        return values;
+    }
+    vec![
+        serde_json::from_slice::<Value>(v)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(v).into_owned())),
+    ]
 }
 
 fn archive_err(e: std::io::Error) -> Error {

@@ -472,3 +472,58 @@ async fn a_failing_archive_removes_nothing() {
     assert_eq!(s.count(Table::Timeline).await.expect("count"), 4);
     assert_eq!(s.count(Table::Alerts).await.expect("count"), 1);
 }
+
+/// The engine stores a decision's timeline entries as one compact run record; the
+/// archive still gets one line per entry, each whole (its own seq, at and actor).
+#[tokio::test]
+async fn a_timeline_run_is_archived_one_full_entry_per_line() {
+    use signalcraft_core::incident::timeline::{decode_stored, encode_run};
+    use signalcraft_core::incident::{Actor, EntryKind, TimelineEntry};
+    let s = MemoryStore::new();
+    let old = incident(1, IncidentState::Closed, Some(t(DAY)), &[], None, 0);
+    let newest = incident(2, IncidentState::Open, None, &[], None, 0);
+    let entries: Vec<TimelineEntry> = (0..3)
+        .map(|i| TimelineEntry {
+            seq: 4 + i,
+            at: t(DAY - 10 + (i as i64 / 2)),
+            actor: if i == 0 {
+                Actor::System
+            } else {
+                Actor::user("ana")
+            },
+            kind: EntryKind::Note {
+                text: format!("note {i}"),
+            },
+        })
+        .collect();
+    let run = encode_run(&entries).expect("encode run");
+    assert_eq!(decode_stored(&run).expect("decode"), entries);
+    let mut b = WriteBatch::new();
+    b.put(Table::Incidents, old.id.clone(), &old).expect("encode");
+    b.put(Table::Incidents, newest.id.clone(), &newest)
+        .expect("encode");
+    b.put_raw(Table::Timeline, Incident::timeline_key(&old.id, 4), run);
+    s.commit(b).await.expect("commit");
+
+    let mut archive = Vec::new();
+    let report = RetentionPolicy::for_engine(Duration::from_secs(30 * DAY as u64))
+        .run_with_archive(&s, t(40 * DAY), &mut archive)
+        .await
+        .expect("sweep");
+    assert_eq!(report.incidents, 1, "{report:?}");
+    assert_eq!(report.timeline_entries, 1, "one stored record");
+    assert_eq!(report.archived, 3, "one line per entry: {report:?}");
+    let lines: Vec<serde_json::Value> = String::from_utf8(archive)
+        .expect("utf-8")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
+    let got: Vec<TimelineEntry> = lines
+        .iter()
+        .map(|l| {
+            assert_eq!(l["incident"], old.id.as_str());
+            serde_json::from_value(l["entry"].clone()).expect("a whole entry")
+        })
+        .collect();
+    assert_eq!(got, entries);
+}
