@@ -35,10 +35,9 @@ impl Channel for Sink {
     }
 }
 
-#[tokio::test]
-async fn nothing_the_engine_holds_is_removed() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store: Arc<dyn Store> = Arc::new(RedbStore::open(dir.path().join("s.redb")).expect("open"));
+/// An engine on `store` (group_wait 1 s, closed incidents leave memory after 1 h) on a
+/// manual clock at 2026-01-01, notifying the sink, recovered.
+async fn engine_on(store: Arc<dyn Store>) -> (Engine, ManualClock) {
     let cfg: EngineConfig = serde_json::from_value(serde_json::json!({
         "route": {"group_by": ["alertname"], "group_wait": "1s", "group_interval": "1s",
                   "repeat_interval": "4h", "notify": [{"channel": "sink", "target": "#ops"}]},
@@ -47,7 +46,7 @@ async fn nothing_the_engine_holds_is_removed() {
     .expect("config");
     let clock = ManualClock::new("2026-01-01T00:00:00Z".parse::<Timestamp>().expect("t"));
     let engine = Engine::builder(cfg)
-        .store(store.clone())
+        .store(store)
         .clock(Arc::new(clock.clone()))
         .notifier(Arc::new(
             ChannelNotifier::new().with("sink", Arc::new(Sink)),
@@ -55,6 +54,14 @@ async fn nothing_the_engine_holds_is_removed() {
         .build()
         .expect("engine");
     engine.recover().await.expect("recover");
+    (engine, clock)
+}
+
+#[tokio::test]
+async fn nothing_the_engine_holds_is_removed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store: Arc<dyn Store> = Arc::new(RedbStore::open(dir.path().join("s.redb")).expect("open"));
+    let (engine, clock) = engine_on(store.clone()).await;
     let guard = EngineGuard(engine.clone());
     // An age of zero: anything closed is due, only the guard keeps things.
     let policy = RetentionPolicy::for_engine(Duration::ZERO);
@@ -155,21 +162,7 @@ async fn the_sweep_archives_counts_and_compacts() {
     let dir = tempfile::tempdir().expect("tempdir");
     let redb = Arc::new(RedbStore::open(dir.path().join("s.redb")).expect("open"));
     let store: Arc<dyn Store> = redb.clone();
-    let cfg: EngineConfig = serde_json::from_value(serde_json::json!({
-        "route": {"group_by": ["alertname"], "group_wait": "1s", "group_interval": "1s",
-                  "repeat_interval": "4h", "notify": [{"channel": "sink", "target": "#ops"}]},
-    }))
-    .expect("config");
-    let clock = ManualClock::new("2026-01-01T00:00:00Z".parse::<Timestamp>().expect("t"));
-    let engine = Engine::builder(cfg)
-        .store(store.clone())
-        .clock(Arc::new(clock.clone()))
-        .notifier(Arc::new(
-            ChannelNotifier::new().with("sink", Arc::new(Sink)),
-        ))
-        .build()
-        .expect("engine");
-    engine.recover().await.expect("recover");
+    let (engine, clock) = engine_on(store.clone()).await;
     const N: usize = 301;
     let alerts: Vec<signalcraft_core::model::Alert> = (0..N)
         .map(|i| match firing_alert(&format!("Disk{i}"), "db-1:9100") {
