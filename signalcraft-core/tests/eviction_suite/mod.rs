@@ -12,10 +12,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
-use parking_lot::Mutex;
 use serde_json::{Value, json};
 use signalcraft_core::CoreError;
-use signalcraft_core::channel::{Channel, Delivered, DeliveryError, Notification};
 use signalcraft_core::clock::{Clock, ManualClock};
 use signalcraft_core::engine::{ChannelNotifier, Engine, EngineConfig};
 use signalcraft_core::incident::{Actor, IncidentFilter, IncidentState, Role, Urgency};
@@ -23,6 +21,7 @@ use signalcraft_core::memory::MemoryScheduler;
 use signalcraft_core::model::{AlertStatus, ChangeEvent, Event, Source};
 use signalcraft_core::scheduler::Scheduler;
 use signalcraft_core::store::{Store, Table};
+use signalcraft_core::testing::channel::ScriptedChannel;
 use signalcraft_core::testing::fixtures::firing_alert;
 
 /// Opens the store under test; called again after the previous engine (and store) were
@@ -30,24 +29,6 @@ use signalcraft_core::testing::fixtures::firing_alert;
 pub trait StoreFactory {
     /// The store (the same data on every call).
     fn open(&self) -> Arc<dyn Store>;
-}
-
-/// Records what it is asked to deliver.
-#[derive(Default)]
-struct Rec(Mutex<Vec<Notification>>);
-
-#[async_trait::async_trait]
-impl Channel for Rec {
-    fn kind(&self) -> &str {
-        "test"
-    }
-    fn name(&self) -> &str {
-        "rec"
-    }
-    async fn deliver(&self, n: &Notification) -> Result<Delivered, DeliveryError> {
-        self.0.lock().push(n.clone());
-        Ok(Delivered::default())
-    }
 }
 
 /// An engine on a manual clock, a store from the factory and a scheduler that outlives
@@ -100,7 +81,7 @@ impl Rig {
             .scheduler(scheduler.clone())
             .clock(Arc::new(clock.clone()))
             .notifier(Arc::new(
-                ChannelNotifier::new().with("rec", Arc::new(Rec::default())),
+                ChannelNotifier::new().with("rec", ScriptedChannel::new("test", "rec")),
             ))
             .build()
             .expect("engine");
