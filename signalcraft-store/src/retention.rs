@@ -32,6 +32,22 @@
 //!
 //! Archived lines are written and flushed before the batch commits: a crash in
 //! between may archive an incident's timeline twice, never lose it.
+//!
+//! With [`RetentionPolicy::notification_log`] (on in `for_engine`), a removed
+//! incident's delivery trail in [`Table::NotificationLog`] goes in the incident's
+//! batch: for each notification the trail index (`~incident/<id>/…`) lists, its
+//! attempt records, cursor and notification row, and the index rows pointing at it
+//! (`~incident/…`, `~provider/…`). If one of them is not settled (cursor not
+//! `finished`, an attempt in flight, an outbox marker waiting for a restart, a row
+//! that does not decode), the incident is kept whole until a later sweep. A last pass
+//! removes settled notifications last active before the cutoff whose incident no
+//! longer exists, or that have none. Throttle slots (`~throttle/…`, one per contact
+//! method, not per notification) are not touched. Nothing of the notification log is
+//! archived.
+//!
+//! With [`RetentionPolicy::audit_age`], audit entries older than it go: their keys
+//! start with their time, so it is a scan from the oldest key, one batch per
+//! `page_size` keys, up to the first key at or after the cutoff.
 
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
@@ -39,6 +55,8 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use serde_json::Value;
+use signalcraft_core::delivery::log;
+use signalcraft_core::incident::audit::time_key;
 use signalcraft_core::store::{Scan, Store, Table, WriteBatch, WriteOp};
 
 use crate::error::Error;
@@ -80,6 +98,19 @@ pub struct RetentionPolicy {
     /// `(group field, counter field)`: per value of the group field, keep the incident
     /// with the greatest counter (an unsigned integer), whatever its age.
     pub keep_max_by: Option<(String, String)>,
+    /// Remove incidents at all (`false`: only the audit pass runs, e.g. with
+    /// `closed_incident_age = "off"` and an `audit_age`).
+    pub remove_incidents: bool,
+    /// Remove a removed incident's delivery trail from [`Table::NotificationLog`]
+    /// (the rows the SignalCraft notification log writes, and every index row
+    /// pointing at them) in the incident's batch, and old notification-log records
+    /// whose incident no longer exists or that have none. An incident with a
+    /// notification the delivery pipeline is not done with stays whole until it is.
+    pub notification_log: bool,
+    /// Remove [`Table::Audit`] entries older than this (`None`: keep them forever).
+    /// Audit keys start with their time ([`signalcraft_core::incident::audit::time_key`]),
+    /// so this is a key range scan, `page_size` keys per atomic batch.
+    pub audit_age: Option<Duration>,
 }
 
 impl RetentionPolicy {
@@ -100,6 +131,9 @@ impl RetentionPolicy {
             remove_unlisted_alerts: false,
             keep_last_incident: false,
             keep_max_by: None,
+            remove_incidents: true,
+            notification_log: false,
+            audit_age: None,
         }
     }
 }
@@ -115,6 +149,11 @@ pub struct RetentionReport {
     pub timeline_entries: u64,
     /// Lines written to the archive.
     pub archived: u64,
+    /// Notification-log rows removed (attempts, cursors, notification rows and the
+    /// index rows pointing at them).
+    pub notification_log: u64,
+    /// Audit entries removed.
+    pub audit: u64,
 }
 
 /// What a caller running retention next to a live engine protects: an incident or
@@ -152,7 +191,11 @@ impl RetentionPolicy {
     ///   number and its round-robin positions from the stored incidents at start, so
     ///   removing them would hand out numbers again;
     /// * alert records no incident lists (resolved within `group_wait`, silenced) go
-    ///   once retired and last seen before the cutoff.
+    ///   once retired and last seen before the cutoff;
+    /// * the notification log's delivery trail of a removed incident goes with it
+    ///   ([`RetentionPolicy::notification_log`]).
+    ///
+    /// The audit log is kept unless [`RetentionPolicy::audit_age`] is set.
     pub fn for_engine(max_age: Duration) -> Self {
         RetentionPolicy {
             closed_states: vec!["closed".into()],
@@ -162,6 +205,7 @@ impl RetentionPolicy {
             remove_unlisted_alerts: true,
             keep_last_incident: true,
             keep_max_by: Some(("escalation_policy".into(), "round_robin_cursor".into())),
+            notification_log: true,
             ..RetentionPolicy::new(max_age)
         }
     }
@@ -227,18 +271,37 @@ impl RetentionPolicy {
     /// to keep; the second removes the candidates, `page_size` incidents per atomic
     /// batch, each re-read and re-checked (and checked against `guard`) right before.
     /// With [`RetentionPolicy::remove_unlisted_alerts`], a third removes the old alert
-    /// records no incident lists.
+    /// records no incident lists; with [`RetentionPolicy::notification_log`], a fourth
+    /// the old notification-log records whose incident is gone (or that have none).
+    /// Last, with [`RetentionPolicy::audit_age`], the old audit entries.
     pub async fn run_guarded<S: Store + ?Sized, W: Write + Send + ?Sized>(
         &self,
         store: &S,
         now: Timestamp,
-        mut archive: Option<&mut W>,
+        archive: Option<&mut W>,
         guard: &dyn RetentionGuard,
     ) -> Result<RetentionReport, Error> {
-        let cutoff = jiff::SignedDuration::try_from(self.max_age)
-            .ok()
-            .and_then(|d| now.checked_sub(d).ok())
-            .unwrap_or(Timestamp::MIN);
+        let mut report = RetentionReport::default();
+        if self.remove_incidents {
+            let cutoff = cutoff(now, self.max_age);
+            self.remove_closed(store, cutoff, archive, guard, &mut report)
+                .await?;
+        }
+        if let Some(age) = self.audit_age {
+            report.audit = self.remove_audit(store, cutoff(now, age)).await?;
+        }
+        Ok(report)
+    }
+
+    /// The incident passes of [`RetentionPolicy::run_guarded`], adding to `report`.
+    async fn remove_closed<S: Store + ?Sized, W: Write + Send + ?Sized>(
+        &self,
+        store: &S,
+        cutoff: Timestamp,
+        mut archive: Option<&mut W>,
+        guard: &dyn RetentionGuard,
+        report: &mut RetentionReport,
+    ) -> Result<(), Error> {
         let Plan {
             candidates,
             mut kept_alerts,
@@ -255,7 +318,6 @@ impl RetentionPolicy {
                 !in_use
             })
             .collect();
-        let mut report = RetentionReport::default();
         let mut gone_alerts: HashSet<String> = HashSet::new();
         for chunk in candidates.chunks(self.page_size.max(1)) {
             // One commit per chunk: each incident is whole inside it.
@@ -277,6 +339,19 @@ impl RetentionPolicy {
                 };
                 let mut part = WriteBatch::new();
                 let mut removed = RetentionReport::default();
+                // Its delivery trail first: an incident whose notifications the
+                // pipeline is not done with stays whole (archive untouched).
+                if self.notification_log {
+                    match notification_trail(store, id).await? {
+                        Some(keys) => {
+                            removed.notification_log = keys.len() as u64;
+                            for k in keys {
+                                part.delete(Table::NotificationLog, k);
+                            }
+                        }
+                        None => continue,
+                    }
+                }
                 self.remove_incident(
                     store,
                     Removal {
@@ -324,6 +399,7 @@ impl RetentionPolicy {
                 report.alerts += removed.alerts;
                 report.timeline_entries += removed.timeline_entries;
                 report.archived += removed.archived;
+                report.notification_log += removed.notification_log;
             }
             if !batch.is_empty() {
                 store.commit(batch).await.map_err(Error::Store)?;
@@ -334,7 +410,163 @@ impl RetentionPolicy {
                 .remove_unlisted(store, cutoff, &kept_alerts, &gone_alerts, guard)
                 .await?;
         }
-        Ok(report)
+        if self.notification_log {
+            report.notification_log += self
+                .remove_orphan_notifications(store, cutoff, guard)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// The notification-log pass: a notification whose incident no longer exists (its
+    /// trail outlived it: removed before this pass existed, or by hand) or that has no
+    /// incident goes, with every index row pointing at it, once the pipeline is done
+    /// with it ([`log::NotificationFootprint::settled`]) and its last activity (creation,
+    /// last attempt update) is before `cutoff`. Reads the per-notification rows a page
+    /// at a time (the index rows, `~…`, sort after them and are not scanned) and
+    /// commits one batch per page. Returns the rows removed.
+    async fn remove_orphan_notifications<S: Store + ?Sized>(
+        &self,
+        store: &S,
+        cutoff: Timestamp,
+        guard: &dyn RetentionGuard,
+    ) -> Result<u64, Error> {
+        let mut removed = 0;
+        let mut after: Option<String> = None;
+        let mut last_id: Option<String> = None;
+        let mut skipped_index = false;
+        // Whether an incident exists, for the notifications of one page.
+        let mut known: HashMap<String, bool> = HashMap::new();
+        loop {
+            known.clear();
+            let page = store
+                .scan(
+                    Table::NotificationLog,
+                    Scan {
+                        after: after.take(),
+                        limit: self.page_size.max(1),
+                        ..Scan::default()
+                    },
+                )
+                .await?;
+            let Some((last, _)) = page.last() else { break };
+            after = Some(last.clone());
+            let mut batch = WriteBatch::new();
+            let mut reached_index = false;
+            for (key, value) in page {
+                let Some(id) = log::notification_id_of_key(&key) else {
+                    if key.starts_with('~') {
+                        reached_index = true;
+                        break;
+                    }
+                    continue; // not a key the log writes: not ours to judge
+                };
+                // A notification's rows are adjacent: judge it once.
+                if last_id.as_deref() == Some(id.as_str()) {
+                    continue;
+                }
+                last_id = Some(id.clone());
+                // Cheap first look at its first attempt (its first row, when it has
+                // attempts): recent, or its incident exists, and it stays.
+                if let Ok(r) = serde_json::from_slice::<log::DeliveryRecord>(&value) {
+                    if r.updated_at >= cutoff {
+                        continue;
+                    }
+                    if let Some(inc) = &r.incident_id
+                        && self.incident_exists(store, inc, guard, &mut known).await?
+                    {
+                        continue;
+                    }
+                }
+                let f = log::notification_footprint(store, &id).await?;
+                let old = f.last_activity.is_some_and(|t| t < cutoff);
+                if !(f.settled && old) {
+                    continue;
+                }
+                if let Some(inc) = &f.incident_id
+                    && self.incident_exists(store, inc, guard, &mut known).await?
+                {
+                    continue; // its incident exists: the trail goes with it
+                }
+                removed += f.keys.len() as u64;
+                for k in f.keys {
+                    batch.delete(Table::NotificationLog, k);
+                }
+            }
+            if !batch.is_empty() {
+                store.commit(batch).await.map_err(Error::Store)?;
+            }
+            if reached_index {
+                // The index rows (`~…`) are not scanned: jump past them, once, to any
+                // notification whose id sorts after `~` (non-ASCII).
+                if skipped_index {
+                    break;
+                }
+                skipped_index = true;
+                after = Some("~\u{10FFFF}".to_owned());
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Whether incident `id` exists in the store (or the engine holds it), asked of
+    /// the store once per `known` cache.
+    async fn incident_exists<S: Store + ?Sized>(
+        &self,
+        store: &S,
+        id: &str,
+        guard: &dyn RetentionGuard,
+        known: &mut HashMap<String, bool>,
+    ) -> Result<bool, Error> {
+        if let Some(&e) = known.get(id) {
+            return Ok(e);
+        }
+        let e = guard.incident_in_use(id) || store.get(self.incidents, id).await?.is_some();
+        known.insert(id.to_owned(), e);
+        Ok(e)
+    }
+
+    /// The audit pass: removes [`Table::Audit`] entries whose time key is before
+    /// `cutoff`, scanning from the oldest key, `page_size` entries per atomic batch,
+    /// until the first key at or after it. Keys not starting with a time key sort
+    /// after every time key and are never removed. Returns how many.
+    async fn remove_audit<S: Store + ?Sized>(
+        &self,
+        store: &S,
+        cutoff: Timestamp,
+    ) -> Result<u64, Error> {
+        let bound = time_key(cutoff);
+        let mut removed = 0;
+        loop {
+            // Always from the start: the previous chunk is gone.
+            let page = store
+                .scan(
+                    Table::Audit,
+                    Scan {
+                        limit: self.page_size.max(1),
+                        ..Scan::default()
+                    },
+                )
+                .await?;
+            let full = page.len() >= self.page_size.max(1);
+            let mut batch = WriteBatch::new();
+            let mut done = !full;
+            for (key, _) in page {
+                if key.as_str() >= bound.as_str() {
+                    done = true;
+                    break;
+                }
+                batch.delete(Table::Audit, key);
+            }
+            if !batch.is_empty() {
+                removed += batch.len() as u64;
+                store.commit(batch).await.map_err(Error::Store)?;
+            }
+            if done {
+                break;
+            }
+        }
+        Ok(removed)
     }
 
     /// The third pass ([`RetentionPolicy::remove_unlisted_alerts`]): removes alert
@@ -596,6 +828,40 @@ impl KeySet {
     fn extend(&mut self, keys: impl IntoIterator<Item = String>) {
         self.0.extend(keys.into_iter().map(|k| Self::hash(&k)));
     }
+}
+
+/// `now - age`, or the earliest instant when that is out of range (nothing is older).
+fn cutoff(now: Timestamp, age: Duration) -> Timestamp {
+    jiff::SignedDuration::try_from(age)
+        .ok()
+        .and_then(|d| now.checked_sub(d).ok())
+        .unwrap_or(Timestamp::MIN)
+}
+
+/// Every notification-log key of an incident's delivery trail (each notification the
+/// trail index lists: its rows and every index row pointing at them, the trail index
+/// rows included), or `None` when the delivery pipeline is not done with one of them
+/// (the incident is then kept whole, see [`log::NotificationFootprint::settled`]).
+async fn notification_trail<S: Store + ?Sized>(
+    store: &S,
+    incident_id: &str,
+) -> Result<Option<Vec<String>>, Error> {
+    let mut keys: Vec<String> = Vec::new();
+    let mut seen: HashSet<String> = HashSet::new();
+    for id in log::incident_notification_ids(store, incident_id).await? {
+        let f = log::notification_footprint(store, &id).await?;
+        if !f.settled {
+            return Ok(None);
+        }
+        keys.extend(f.keys.into_iter().filter(|k| seen.insert(k.clone())));
+        // The trail index row itself, even when the notification's own rows name
+        // another incident (or none, or are gone).
+        let idx = log::incident_index_key(incident_id, &id);
+        if seen.insert(idx.clone()) {
+            keys.push(idx);
+        }
+    }
+    Ok(Some(keys))
 }
 
 /// An RFC 3339 string or integer milliseconds since the Unix epoch.

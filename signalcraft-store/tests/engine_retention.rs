@@ -499,7 +499,8 @@ async fn a_timeline_run_is_archived_one_full_entry_per_line() {
     let run = encode_run(&entries).expect("encode run");
     assert_eq!(decode_stored(&run).expect("decode"), entries);
     let mut b = WriteBatch::new();
-    b.put(Table::Incidents, old.id.clone(), &old).expect("encode");
+    b.put(Table::Incidents, old.id.clone(), &old)
+        .expect("encode");
     b.put(Table::Incidents, newest.id.clone(), &newest)
         .expect("encode");
     b.put_raw(Table::Timeline, Incident::timeline_key(&old.id, 4), run);
@@ -526,4 +527,349 @@ async fn a_timeline_run_is_archived_one_full_entry_per_line() {
         })
         .collect();
     assert_eq!(got, entries);
+}
+
+// ----- the notification log and the audit log -------------------------------------
+
+mod logs {
+    use std::sync::Arc;
+
+    use super::*;
+    use signalcraft_core::channel::Notification;
+    use signalcraft_core::clock::ManualClock;
+    use signalcraft_core::delivery::config::ChainStep;
+    use signalcraft_core::delivery::log::{
+        DeliveryRecord, DeliveryState, DeliveryStatus, NotificationLog,
+    };
+    use signalcraft_core::engine::{Engine, EngineConfig};
+    use signalcraft_core::incident::{Actor, AuditQuery};
+    use signalcraft_core::memory::MemoryScheduler;
+    use signalcraft_core::testing::channel::sample_notification;
+
+    /// A notification as the engine produces it (`incident`: the incident it is about).
+    fn notification(id: &str, incident: Option<&str>, at: Timestamp) -> Notification {
+        let mut n = sample_notification(id, "oncall", "#ops");
+        match incident {
+            Some(i) => n.incident.as_mut().expect("the sample has an incident").id = i.into(),
+            None => n.incident = None,
+        }
+        n.created_at = at;
+        n
+    }
+
+    fn state(n: &Notification, finished: bool) -> DeliveryState {
+        DeliveryState {
+            notification: n.clone(),
+            steps: vec![ChainStep {
+                channel: "slack".into(),
+                target: None,
+                confirm_within_secs: None,
+            }],
+            step: 0,
+            tries_on_step: 1,
+            attempt: 1,
+            next_attempt: 2,
+            awaiting_confirmation: None,
+            finished,
+            job_seq: 0,
+            pending_job: None,
+        }
+    }
+
+    fn attempt(
+        n: &Notification,
+        status: DeliveryStatus,
+        at: Timestamp,
+        pid: Option<&str>,
+    ) -> DeliveryRecord {
+        DeliveryRecord {
+            notification_id: n.id.clone(),
+            attempt: 1,
+            step: 0,
+            channel: "slack".into(),
+            channel_kind: "slack".into(),
+            target: "#ops".into(),
+            incident_id: n.incident.as_ref().map(|i| i.id.clone()),
+            status,
+            started_at: at,
+            updated_at: at,
+            latency_ms: Some(12),
+            provider_message_id: pid.map(str::to_owned),
+            error: None,
+            next_attempt_at: None,
+        }
+    }
+
+    /// Delivers `n` through the notification log as the engine and the pipeline do:
+    /// accepted in a decision batch (outbox marker, trail index), then the first
+    /// attempt `sending` (in-flight marker), then, when `settle`, its outcome `sent`
+    /// with a provider message id and the cursor `finished`.
+    async fn deliver(log: &NotificationLog, s: &dyn Store, n: &Notification, settle: bool) {
+        let mut b = WriteBatch::new();
+        log.record_accepted(n, &mut b).expect("accepted");
+        s.commit(b).await.expect("commit");
+        let at = n.created_at;
+        log.commit_state(
+            &state(n, false),
+            false,
+            true,
+            &[&attempt(n, DeliveryStatus::Sending, at, None)],
+            None,
+        )
+        .await
+        .expect("sending");
+        if settle {
+            let pid = format!("pm-{}", n.id);
+            log.commit_state(
+                &state(n, true),
+                false,
+                false,
+                &[&attempt(n, DeliveryStatus::Sent, at, Some(&pid))],
+                None,
+            )
+            .await
+            .expect("sent");
+        }
+    }
+
+    /// The encoded id as it appears in notification-log keys.
+    fn enc(id: &str) -> String {
+        id.replace('%', "%25").replace('/', "%2F")
+    }
+
+    async fn delivery_trails_go_with_their_incidents(s: Arc<dyn Store>) {
+        let log = NotificationLog::new(s.clone());
+        let closed = IncidentState::Closed;
+        let old_inc = incident(1, closed, Some(t(DAY)), &[], None, 0);
+        // Old and closed too, but one of its notifications is still in flight.
+        let busy_inc = incident(2, closed, Some(t(DAY)), &[], None, 0);
+        let open_inc = incident(3, IncidentState::Open, None, &[], None, 0);
+        let mut b = WriteBatch::new();
+        for i in [&old_inc, &busy_inc, &open_inc] {
+            put(&mut b, i);
+        }
+        s.commit(b).await.expect("commit");
+
+        let n_old = notification("incident/slack/n-old", Some(&old_inc.id), t(DAY));
+        let n_old2 = notification("page/slack/n-old2", Some(&old_inc.id), t(DAY + 5));
+        let n_busy = notification("incident/slack/n-busy", Some(&busy_inc.id), t(DAY));
+        let n_open = notification("incident/slack/n-open", Some(&open_inc.id), t(DAY));
+        // Its incident was removed before the trail went with it (an older sweep).
+        let n_orphan = notification("incident/slack/n-orphan", Some("inc-gone"), t(DAY));
+        // No incident at all (e.g. a test message), old and recent.
+        let n_plain_old = notification("test/slack/n-plain-old", None, t(DAY));
+        let n_plain_new = notification("test/slack/n-plain-new", None, t(95 * DAY));
+        for n in [
+            &n_old,
+            &n_old2,
+            &n_open,
+            &n_orphan,
+            &n_plain_old,
+            &n_plain_new,
+        ] {
+            deliver(&log, s.as_ref(), n, true).await;
+        }
+        deliver(&log, s.as_ref(), &n_busy, false).await;
+        assert_eq!(log.trail(&old_inc.id).await.expect("trail").len(), 2);
+        assert_eq!(log.trail("inc-gone").await.expect("trail").len(), 1);
+        let open_trail = log.trail(&open_inc.id).await.expect("trail");
+        let busy_trail = log.trail(&busy_inc.id).await.expect("trail");
+        assert_eq!((open_trail.len(), busy_trail.len()), (1, 1));
+
+        let policy = RetentionPolicy {
+            page_size: 2, // several scan pages and batches
+            ..RetentionPolicy::for_engine(Duration::from_secs(30 * DAY as u64))
+        };
+        let report = policy
+            .run(s.as_ref(), t(100 * DAY))
+            .await
+            .expect("retention");
+        assert_eq!(report.incidents, 1, "only the settled old one: {report:?}");
+        // n-old, n-old2: 3 rows + trail index + provider index each; n-orphan: the
+        // same; n-plain-old: 3 rows + provider index (no trail index).
+        assert_eq!(report.notification_log, 5 + 5 + 5 + 4, "{report:?}");
+
+        // The removed incident's trail is gone, and so is every row of it.
+        assert!(log.trail(&old_inc.id).await.expect("trail").is_empty());
+        assert!(log.trail("inc-gone").await.expect("trail").is_empty());
+        for n in [&n_old, &n_old2, &n_orphan, &n_plain_old] {
+            assert!(log.state(&n.id).await.expect("state").is_none(), "{}", n.id);
+            assert!(log.records(&n.id).await.expect("records").is_empty());
+            let pid = format!("pm-{}", n.id);
+            assert_eq!(log.by_provider_id(&pid).await.expect("provider"), None);
+        }
+        let left: Vec<String> = keys(&s, Table::NotificationLog).await;
+        for n in [&n_old, &n_old2, &n_orphan, &n_plain_old] {
+            assert!(
+                !left.iter().any(|k| k.contains(&enc(&n.id))),
+                "{} left rows: {left:#?}",
+                n.id
+            );
+        }
+        // What stays is whole: the open incident's trail, the busy incident (with its
+        // in-flight notification, which the pipeline will still read), the recent one.
+        assert_eq!(log.trail(&open_inc.id).await.expect("trail"), open_trail);
+        assert_eq!(log.trail(&busy_inc.id).await.expect("trail"), busy_trail);
+        assert!(
+            s.get(Table::Incidents, &busy_inc.id)
+                .await
+                .expect("get")
+                .is_some()
+        );
+        assert_eq!(
+            s.scan(Table::Timeline, Scan::prefix(format!("{}/", busy_inc.id)))
+                .await
+                .expect("scan")
+                .len(),
+            2,
+            "the busy incident stays whole"
+        );
+        assert_eq!(log.in_flight(0).await.expect("in flight").len(), 1);
+        let st = log.state(&n_busy.id).await.expect("state").expect("kept");
+        assert!(!st.finished);
+        assert!(log.state(&n_open.id).await.expect("state").is_some());
+        assert!(log.state(&n_plain_new.id).await.expect("state").is_some());
+        assert_eq!(
+            log.by_provider_id(&format!("pm-{}", n_open.id))
+                .await
+                .expect("provider"),
+            Some((n_open.id.clone(), 1))
+        );
+
+        // Once the attempt's outcome is in, the next sweep takes the busy incident
+        // and its trail.
+        log.commit_state(
+            &state(&n_busy, true),
+            false,
+            false,
+            &[&attempt(&n_busy, DeliveryStatus::Failed, t(DAY), None)],
+            None,
+        )
+        .await
+        .expect("failed for good");
+        let again = policy
+            .run(s.as_ref(), t(100 * DAY))
+            .await
+            .expect("retention");
+        assert_eq!(again.incidents, 1, "{again:?}");
+        assert_eq!(again.notification_log, 4, "3 rows + trail index: {again:?}");
+        assert!(log.trail(&busy_inc.id).await.expect("trail").is_empty());
+        assert!(log.in_flight(0).await.expect("in flight").is_empty());
+        assert_eq!(log.trail(&open_inc.id).await.expect("trail"), open_trail);
+    }
+
+    #[tokio::test]
+    async fn delivery_trails_in_memory() {
+        delivery_trails_go_with_their_incidents(Arc::new(MemoryStore::new())).await;
+    }
+
+    #[tokio::test]
+    async fn delivery_trails_on_redb() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = RedbStore::open(dir.path().join("r.redb")).expect("open");
+        delivery_trails_go_with_their_incidents(Arc::new(s)).await;
+    }
+
+    /// Audit entries written by a real engine at two times: those older than the
+    /// age go (in chunks), the newer ones stay and read back through `Engine::audit`;
+    /// with incidents switched off, no incident is touched.
+    async fn old_audit_entries_go(s: Arc<dyn Store>) {
+        let clock = ManualClock::new(t(DAY));
+        let engine = Engine::builder(EngineConfig::default())
+            .store(s.clone())
+            .scheduler(Arc::new(MemoryScheduler::new()))
+            .clock(Arc::new(clock.clone()))
+            .build()
+            .expect("engine");
+        for i in 0..5 {
+            engine
+                .audit_write(
+                    Actor::user("ana"),
+                    "service.put",
+                    &format!("service/old-{i}"),
+                    serde_json::Value::Null,
+                )
+                .await
+                .expect("audit");
+        }
+        clock.set(t(80 * DAY));
+        for i in 0..2 {
+            engine
+                .audit_write(
+                    Actor::user("bo"),
+                    "service.put",
+                    &format!("service/new-{i}"),
+                    serde_json::Value::Null,
+                )
+                .await
+                .expect("audit");
+        }
+        let old = incident(1, IncidentState::Closed, Some(t(DAY)), &[], None, 0);
+        let newest = incident(2, IncidentState::Open, None, &[], None, 0);
+        let mut b = WriteBatch::new();
+        put(&mut b, &old);
+        put(&mut b, &newest);
+        s.commit(b).await.expect("commit");
+        let all = AuditQuery {
+            limit: 1000,
+            ..AuditQuery::default()
+        };
+        assert_eq!(engine.audit(&all).await.expect("audit").len(), 7);
+
+        let policy = RetentionPolicy {
+            page_size: 2, // the 5 old entries in three batches
+            remove_incidents: false,
+            audit_age: Some(Duration::from_secs(30 * DAY as u64)),
+            ..RetentionPolicy::for_engine(Duration::from_secs(30 * DAY as u64))
+        };
+        let report = policy
+            .run(s.as_ref(), t(100 * DAY))
+            .await
+            .expect("retention");
+        assert_eq!(report.audit, 5, "{report:?}");
+        assert_eq!(report.incidents, 0, "incidents are off: {report:?}");
+        assert_eq!(keys(&s, Table::Incidents).await.len(), 2);
+        let left = engine.audit(&all).await.expect("audit");
+        let targets: Vec<&str> = left.iter().map(|e| e.target.as_str()).collect();
+        assert_eq!(targets, ["service/new-1", "service/new-0"], "newest first");
+        assert!(left.iter().all(|e| e.at == t(80 * DAY)));
+
+        // Nothing older left: a second run removes nothing; a later one takes the rest.
+        let again = policy.run(s.as_ref(), t(100 * DAY)).await.expect("again");
+        assert_eq!(again.audit, 0);
+        let later = policy.run(s.as_ref(), t(111 * DAY)).await.expect("later");
+        assert_eq!(later.audit, 2);
+        assert!(engine.audit(&all).await.expect("audit").is_empty());
+    }
+
+    #[tokio::test]
+    async fn old_audit_entries_go_in_memory() {
+        old_audit_entries_go(Arc::new(MemoryStore::new())).await;
+    }
+
+    #[tokio::test]
+    async fn old_audit_entries_go_on_redb() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = RedbStore::open(dir.path().join("r.redb")).expect("open");
+        old_audit_entries_go(Arc::new(s)).await;
+    }
+
+    /// The default policy keeps the audit log; `for_engine` alone does too.
+    #[tokio::test]
+    async fn the_audit_log_is_kept_without_an_age() {
+        let s = MemoryStore::new();
+        let mut b = WriteBatch::new();
+        b.put_raw(
+            Table::Audit,
+            format!("{}/x", signalcraft_core::incident::audit::time_key(t(0))),
+            b"{}".to_vec(),
+        );
+        s.commit(b).await.expect("commit");
+        let report = RetentionPolicy::for_engine(Duration::from_secs(DAY as u64))
+            .run(&s, t(1000 * DAY))
+            .await
+            .expect("retention");
+        assert_eq!(report.audit, 0);
+        assert_eq!(s.count(Table::Audit).await.expect("count"), 1);
+    }
 }

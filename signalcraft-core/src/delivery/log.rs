@@ -640,3 +640,256 @@ impl NotificationLog {
         Ok(idx.map(|i| (i.notification_id, i.attempt)))
     }
 }
+
+/// What the notification log holds about one notification, for store retention
+/// ([`notification_footprint`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NotificationFootprint {
+    /// Every key of its rows (attempts, cursor, notification row) and of the index
+    /// rows naming it (`~incident/…`, the `~provider/…` rows that point at it, and its
+    /// `~sending/…` and `~outbox/…` markers when present). Throttle slots are per
+    /// contact method, not per notification, and are not listed.
+    pub keys: Vec<String>,
+    /// The incident it is about (its notification row, else its attempt records).
+    pub incident_id: Option<String>,
+    /// The latest of its notification's `created_at` and its attempts' `updated_at`
+    /// (`None`: none of them could be read).
+    pub last_activity: Option<Timestamp>,
+    /// `true` when the delivery pipeline is done with it and will neither read nor
+    /// retry it: its cursor says `finished` (or it has no cursor and no outbox marker),
+    /// no attempt is in flight (`~sending/…`), no outbox marker waits for a restart,
+    /// and every row decoded. `false` whenever that cannot be told.
+    pub settled: bool,
+}
+
+/// The notification id a notification-log key belongs to, for keys of the
+/// per-notification rows (`{id}/…`); `None` for index rows (`~…`).
+pub fn notification_id_of_key(key: &str) -> Option<String> {
+    if key.starts_with('~') {
+        return None;
+    }
+    let (id, _) = key.split_once('/')?;
+    Some(unseg(id))
+}
+
+/// The key of the trail index row (`~incident/{incident_id}/{notification_id}`) that
+/// lists a notification in an incident's delivery trail.
+pub fn incident_index_key(incident_id: &str, notification_id: &str) -> String {
+    keyed(&keyed("~incident/", incident_id, "/"), notification_id, "")
+}
+
+/// The ids of the notifications the trail index lists for an incident
+/// (`~incident/{incident_id}/…`), in key order.
+pub async fn incident_notification_ids<S: Store + ?Sized>(
+    store: &S,
+    incident_id: &str,
+) -> Result<Vec<String>, StoreError> {
+    let prefix = keyed("~incident/", incident_id, "/");
+    let rows = store
+        .scan(Table::NotificationLog, Scan::prefix(prefix.clone()))
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(k, _)| unseg(&k[prefix.len()..]))
+        .collect())
+}
+
+/// Reads everything the notification log holds about `notification_id` (see
+/// [`NotificationFootprint`]): what retention deletes, in one batch, to remove the
+/// notification and every index row pointing at it. Reads only.
+pub async fn notification_footprint<S: Store + ?Sized>(
+    store: &S,
+    notification_id: &str,
+) -> Result<NotificationFootprint, StoreError> {
+    let mut f = NotificationFootprint::default();
+    let rows = store
+        .scan(
+            Table::NotificationLog,
+            Scan::prefix(key(notification_id, "/")),
+        )
+        .await?;
+    let mut decoded_all = true;
+    let mut finished: Option<bool> = None;
+    let mut providers = Vec::new();
+    fn latest(f: &mut NotificationFootprint, t: Timestamp) {
+        f.last_activity = Some(f.last_activity.map_or(t, |l| l.max(t)));
+    }
+    for (k, v) in rows {
+        if k.ends_with("/state") {
+            match serde_json::from_slice::<Cursor>(&v) {
+                Ok(c) => {
+                    finished = Some(c.finished);
+                    if let Some(n) = c.notification {
+                        f.incident_id = f.incident_id.or(n.incident.map(|i| i.id));
+                        latest(&mut f, n.created_at);
+                    }
+                }
+                Err(_) => decoded_all = false,
+            }
+        } else if k.ends_with("/notification") {
+            match super::notification_row::decode(&v) {
+                Ok(n) => {
+                    if let Some(i) = n.incident {
+                        f.incident_id = Some(i.id);
+                    }
+                    latest(&mut f, n.created_at);
+                }
+                Err(_) => decoded_all = false,
+            }
+        } else {
+            match serde_json::from_slice::<DeliveryRecord>(&v) {
+                Ok(r) => {
+                    if f.incident_id.is_none() {
+                        f.incident_id = r.incident_id.clone();
+                    }
+                    latest(&mut f, r.updated_at);
+                    if let Some(pid) = r.provider_message_id {
+                        providers.push(pid);
+                    }
+                }
+                Err(_) => decoded_all = false,
+            }
+        }
+        f.keys.push(k);
+    }
+    let sending = sending_key(notification_id);
+    let outbox = keyed(OUTBOX_PREFIX, notification_id, "");
+    let in_flight = store.get(Table::NotificationLog, &sending).await?.is_some();
+    let queued = store.get(Table::NotificationLog, &outbox).await?.is_some();
+    if in_flight {
+        f.keys.push(sending);
+    }
+    if queued {
+        f.keys.push(outbox);
+    }
+    for pid in providers {
+        let k = keyed("~provider/", &pid, "");
+        let idx: Option<ProviderIndex> = store
+            .get(Table::NotificationLog, &k)
+            .await?
+            .and_then(|v| serde_json::from_slice(&v).ok());
+        // Only the index row that still points at this notification.
+        if idx.is_some_and(|i| i.notification_id == notification_id) && !f.keys.contains(&k) {
+            f.keys.push(k);
+        }
+    }
+    if let Some(inc) = &f.incident_id {
+        let k = keyed(&keyed("~incident/", inc, "/"), notification_id, "");
+        if store.get(Table::NotificationLog, &k).await?.is_some() {
+            f.keys.push(k);
+        }
+    }
+    f.settled = decoded_all && !in_flight && !queued && finished.unwrap_or(true);
+    Ok(f)
+}
+
+#[cfg(test)]
+mod retention_helper_tests {
+    use super::*;
+    use crate::memory::MemoryStore;
+    use crate::testing::channel::sample_notification;
+
+    #[test]
+    fn keys_name_their_notification() {
+        let id = "page/slack%x/1";
+        assert_eq!(
+            notification_id_of_key(&record_key(id, 3)).as_deref(),
+            Some(id)
+        );
+        assert_eq!(notification_id_of_key(&state_key(id)).as_deref(), Some(id));
+        assert_eq!(
+            notification_id_of_key(&incident_index_key("inc-1", id)),
+            None
+        );
+        assert_eq!(
+            incident_index_key("inc/1", id),
+            "~incident/inc%2F1/page%2Fslack%25x%2F1"
+        );
+    }
+
+    /// The footprint lists every row the log wrote for a notification, and is settled
+    /// only once the attempt's outcome is recorded and the cursor is finished.
+    #[tokio::test]
+    async fn footprint_lists_rows_and_indexes_and_settles_when_finished() {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let log = NotificationLog::new(store.clone());
+        let n = sample_notification("incident/slack/1", "oncall", "#ops");
+        let inc = n
+            .incident
+            .as_ref()
+            .map(|i| i.id.clone())
+            .unwrap_or_default();
+        let mut b = WriteBatch::new();
+        log.record_accepted(&n, &mut b).unwrap();
+        store.commit(b).await.unwrap();
+        let f = notification_footprint(store.as_ref(), &n.id).await.unwrap();
+        assert!(!f.settled, "an outbox marker waits: {f:?}");
+        let mut st = DeliveryState {
+            notification: n.clone(),
+            steps: Vec::new(),
+            step: 0,
+            tries_on_step: 1,
+            attempt: 1,
+            next_attempt: 2,
+            awaiting_confirmation: None,
+            finished: false,
+            job_seq: 0,
+            pending_job: None,
+        };
+        let mut rec = DeliveryRecord {
+            notification_id: n.id.clone(),
+            attempt: 1,
+            step: 0,
+            channel: "slack".into(),
+            channel_kind: "slack".into(),
+            target: "#ops".into(),
+            incident_id: Some(inc.clone()),
+            status: DeliveryStatus::Sending,
+            started_at: n.created_at,
+            updated_at: n.created_at,
+            latency_ms: None,
+            provider_message_id: None,
+            error: None,
+            next_attempt_at: None,
+        };
+        log.commit_state(&st, false, true, &[&rec], None)
+            .await
+            .unwrap();
+        let f = notification_footprint(store.as_ref(), &n.id).await.unwrap();
+        assert!(!f.settled, "an attempt is in flight: {f:?}");
+        st.finished = true;
+        rec.status = DeliveryStatus::Sent;
+        rec.provider_message_id = Some("pm-1".into());
+        let later = n.created_at + jiff::SignedDuration::from_secs(9);
+        rec.updated_at = later;
+        log.commit_state(&st, false, false, &[&rec], None)
+            .await
+            .unwrap();
+        let f = notification_footprint(store.as_ref(), &n.id).await.unwrap();
+        assert!(f.settled, "{f:?}");
+        assert_eq!(f.incident_id.as_deref(), Some(inc.as_str()));
+        assert_eq!(f.last_activity, Some(later));
+        let mut got = f.keys.clone();
+        got.sort();
+        let mut all: Vec<String> = store
+            .scan(Table::NotificationLog, Scan::all())
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        all.sort();
+        assert_eq!(got, all, "every row of the log is this notification's");
+        assert_eq!(
+            all.len(),
+            5,
+            "attempt, state, notification, trail, provider"
+        );
+        assert_eq!(
+            incident_notification_ids(store.as_ref(), &inc)
+                .await
+                .unwrap(),
+            vec![n.id.clone()]
+        );
+    }
+}
