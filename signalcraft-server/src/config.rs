@@ -322,12 +322,19 @@ pub struct RetentionSection {
     /// pages back to the file system). Off by default: freed pages are reused anyway,
     /// and compacting pauses every store read and write until it is done.
     pub compact: bool,
+    /// How old an audit entry gets before it is removed: a duration (default `1y`,
+    /// longer than `closed_incident_age`'s default: the audit log answers "who did
+    /// what" for reviews that look back further than incident follow-ups, and its
+    /// entries are small), or `off` to keep the audit log forever. Not archived.
+    pub audit_age: String,
 }
 
 /// Default of `[retention] closed_incident_age`.
 pub const DEFAULT_RETENTION_AGE: &str = "90d";
 /// Default archive directory of `[retention]`, under the data directory.
 pub const DEFAULT_ARCHIVE_DIR: &str = "archive";
+/// Default of `[retention] audit_age`.
+pub const DEFAULT_AUDIT_AGE: &str = "1y";
 /// Default of `[retention] interval`.
 pub const DEFAULT_RETENTION_INTERVAL: Duration = Duration::from_secs(3600);
 
@@ -339,6 +346,7 @@ impl Default for RetentionSection {
             archive: true,
             interval: DEFAULT_RETENTION_INTERVAL,
             compact: false,
+            audit_age: DEFAULT_AUDIT_AGE.into(),
         }
     }
 }
@@ -357,15 +365,26 @@ impl RetentionSection {
     /// The age after which closed incidents are removed; `Ok(None)` for `off`. The
     /// error says what is wrong (the caller adds the config path).
     pub fn max_age(&self) -> Result<Option<Duration>, String> {
-        match self.closed_incident_age.trim() {
-            "off" => Ok(None),
-            s => match signalcraft_core::duration::parse_duration(s)? {
-                d if d.is_zero() => {
-                    Err("must be greater than 0 (or \"off\" to keep every incident)".into())
-                }
-                d => Ok(Some(d)),
-            },
-        }
+        age_or_off(&self.closed_incident_age, "every incident")
+    }
+
+    /// The age after which audit entries are removed (`audit_age`); `Ok(None)` for
+    /// `off`. The error says what is wrong (the caller adds the config path).
+    pub fn audit_max_age(&self) -> Result<Option<Duration>, String> {
+        age_or_off(&self.audit_age, "the audit log forever")
+    }
+}
+
+/// A positive duration, or `off` (`None`).
+fn age_or_off(text: &str, kept: &str) -> Result<Option<Duration>, String> {
+    match text.trim() {
+        "off" => Ok(None),
+        s => match signalcraft_core::duration::parse_duration(s)? {
+            d if d.is_zero() => Err(format!(
+                "must be greater than 0 (or \"off\" to keep {kept})"
+            )),
+            d => Ok(Some(d)),
+        },
     }
 }
 
@@ -831,6 +850,9 @@ fn validate_retention(cfg: &ServerConfig) -> Vec<ConfigError> {
             None
         }
     };
+    if let Err(e) = r.audit_max_age() {
+        errors.push(ConfigError::new("retention.audit_age", e));
+    }
     // An unparsable memory age is reported with its own path by the engine.
     let memory_age = match &cfg.engine.closed_incident_memory_age {
         None => Some(signalcraft_core::engine::config::DEFAULT_CLOSED_INCIDENT_MEMORY_AGE),
@@ -1101,6 +1123,18 @@ mod tests {
         );
         assert_eq!(c.retention.interval, Duration::from_secs(3600));
         assert!(c.retention.archive_dir.is_none() && !c.retention.compact);
+        assert_eq!(
+            c.retention.audit_max_age().unwrap(),
+            Some(Duration::from_secs(365 * 86400)),
+            "the audit log is kept a year by default"
+        );
+        let c = parse("[retention]\naudit_age = \"off\"\n").unwrap();
+        assert_eq!(c.retention.audit_max_age().unwrap(), None);
+        let c = parse("[retention]\naudit_age = \"30d\"\n").unwrap();
+        assert_eq!(
+            c.retention.audit_max_age().unwrap(),
+            Some(Duration::from_secs(30 * 86400))
+        );
         // Timelines are archived by default, under the data directory.
         assert_eq!(
             c.retention.archive_dir_in(Path::new("/data")),
@@ -1140,6 +1174,18 @@ mod tests {
         let e = paths("[retention]\nclosed_incident_age = \"0s\"\n");
         assert_eq!(e[0].0, "retention.closed_incident_age");
         assert!(e[0].1.contains("off"), "{e:#?}");
+        let e = paths("[retention]\naudit_age = \"forever\"\n");
+        assert_eq!(e.len(), 1, "{e:#?}");
+        assert_eq!(e[0].0, "retention.audit_age");
+        let e = paths("[retention]\naudit_age = \"0d\"\n");
+        assert_eq!(e.len(), 1, "{e:#?}");
+        assert_eq!(e[0].0, "retention.audit_age");
+        assert!(e[0].1.contains("keep the audit log forever"), "{e:#?}");
+        let e = paths("[retention]\naudit_age = 30\n");
+        assert_eq!(
+            e[0].0, "retention",
+            "a wrong type names the section: {e:#?}"
+        );
         // Shorter than the memory age (default 1h, or the configured one).
         let e = paths("[retention]\nclosed_incident_age = \"30m\"\n");
         assert_eq!(e.len(), 1, "{e:#?}");
@@ -1164,6 +1210,7 @@ mod tests {
         assert!(t.contains("# [retention]"));
         assert!(t.contains("# closed_incident_age = \"90d\""));
         assert!(t.contains("# interval = \"1h\""));
+        assert!(t.contains("# audit_age = \"1y\""));
         assert_eq!(parse(&t).unwrap().retention, RetentionSection::default());
     }
 

@@ -10,8 +10,8 @@
 //! * `queue_depth` (pending durable jobs, read at scrape time from the in-memory
 //!   index of [`crate::queue::CountingScheduler`]);
 //! * `retention_removed_total{kind}` (`incidents`, `alerts`, `timeline_entries`,
-//!   `archived`: removed from the store, and timeline lines archived, by the
-//!   `[retention]` sweep), `retention_sweeps_total{outcome}` (`ok`, `error`).
+//!   `notification_log` (rows), `audit` (entries): removed from the store, and
+//!   `archived`: timeline lines archived, by the `[retention]` sweep), `retention_sweeps_total{outcome}` (`ok`, `error`).
 
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
@@ -153,7 +153,7 @@ impl Metrics {
         );
         registry.register(
             "retention_removed",
-            "Records the retention sweep removed from the store (incidents, alerts, timeline_entries) and timeline lines it archived (archived)",
+            "Records the retention sweep removed from the store (incidents, alerts, timeline_entries, notification_log, audit) and timeline lines it archived (archived)",
             retention_removed.clone(),
         );
         registry.register(
@@ -187,6 +187,8 @@ impl Metrics {
             ("alerts", report.alerts),
             ("timeline_entries", report.timeline_entries),
             ("archived", report.archived),
+            ("notification_log", report.notification_log),
+            ("audit", report.audit),
         ] {
             // Created even at 0, so the series exist from the first sweep.
             self.retention_removed
@@ -360,9 +362,12 @@ mod tests {
             alerts: 3,
             timeline_entries: 7,
             archived: 7,
+            notification_log: 12,
+            audit: 40,
         });
         m.retention_swept(&signalcraft_store::RetentionReport {
             incidents: 1,
+            audit: 2,
             ..Default::default()
         });
         m.retention_failed();
@@ -372,6 +377,8 @@ mod tests {
             "signalcraft_retention_removed_total{kind=\"alerts\"} 3",
             "signalcraft_retention_removed_total{kind=\"timeline_entries\"} 7",
             "signalcraft_retention_removed_total{kind=\"archived\"} 7",
+            "signalcraft_retention_removed_total{kind=\"notification_log\"} 12",
+            "signalcraft_retention_removed_total{kind=\"audit\"} 42",
             "signalcraft_retention_sweeps_total{outcome=\"ok\"} 2",
             "signalcraft_retention_sweeps_total{outcome=\"error\"} 1",
         ] {

@@ -1,7 +1,9 @@
 //! The `[retention]` sweep: every `interval`, closed incidents older than
-//! `closed_incident_age` are removed from the store with their alerts and timeline
-//! ([`signalcraft_store::RetentionPolicy::for_engine`]), their timelines appended to
-//! the day's JSON Lines archive first when `archive_dir` is set.
+//! `closed_incident_age` are removed from the store with their alerts, timeline and
+//! notification-log trail ([`signalcraft_store::RetentionPolicy::for_engine`]), their
+//! timelines appended to the day's JSON Lines archive first when `archive_dir` is set;
+//! audit entries older than `audit_age` go too (not archived). The sweep runs when
+//! either age is set.
 //!
 //! Consistent with the engine's eviction (`closed_incident_memory_age`): nothing the
 //! engine still holds in memory is removed ([`EngineGuard`]), so an incident always
@@ -70,9 +72,10 @@ impl std::fmt::Debug for Sweeper {
 }
 
 impl Sweeper {
-    /// The sweep `section` configures, or `None` when retention is `off`. Creates the
-    /// archive directory (`archive_dir`, else `<data_dir>/archive`; none when
-    /// `archive = false`) and checks it is writable; `redb` is the store to compact when
+    /// The sweep `section` configures, or `None` when both `closed_incident_age` and
+    /// `audit_age` are `off`. Creates the archive directory (`archive_dir`, else
+    /// `<data_dir>/archive`; none when `archive = false` or incidents are kept) and
+    /// checks it is writable; `redb` is the store to compact when
     /// `compact` is on (`None`: a store passed in by an embedder, never compacted).
     pub fn new(
         section: &RetentionSection,
@@ -88,14 +91,26 @@ impl Sweeper {
                 message: m,
             }])
         })?;
-        let Some(age) = age else { return Ok(None) };
-        let archive_dir = section.archive_dir_in(data_dir);
+        let audit_age = section.audit_max_age().map_err(|m| {
+            ServerError::Config(vec![ConfigError {
+                path: "retention.audit_age".into(),
+                message: m,
+            }])
+        })?;
+        if age.is_none() && audit_age.is_none() {
+            return Ok(None);
+        }
+        let archive_dir = age.and_then(|_| section.archive_dir_in(data_dir));
         if let Some(dir) = &archive_dir {
             create_private_dir(dir).map_err(|e| archive_dir_error(dir, &e))?;
             check_writable(dir).map_err(|e| archive_dir_error(dir, &e))?;
         }
         Ok(Some(Sweeper {
-            policy: RetentionPolicy::for_engine(age),
+            policy: RetentionPolicy {
+                remove_incidents: age.is_some(),
+                audit_age,
+                ..RetentionPolicy::for_engine(age.unwrap_or(Duration::MAX))
+            },
             archive_dir,
             compact: redb.filter(|_| section.compact),
             store: engine.store().clone(),
@@ -131,14 +146,17 @@ impl Sweeper {
             }
         };
         self.metrics.retention_swept(&report);
-        if report.incidents > 0 {
+        if report.incidents > 0 || report.notification_log > 0 || report.audit > 0 {
             tracing::info!(
                 incidents = report.incidents,
                 alerts = report.alerts,
                 timeline_entries = report.timeline_entries,
                 archived = report.archived,
-                "retention: removed closed incidents older than {}",
-                signalcraft_core::duration::format_duration(self.policy.max_age)
+                notification_log = report.notification_log,
+                audit = report.audit,
+                "retention: removed closed incidents (with their notification-log trail) older than {}, audit entries older than {}",
+                age_text(self.policy.remove_incidents.then_some(self.policy.max_age)),
+                age_text(self.policy.audit_age)
             );
             if let Some(redb) = &self.compact {
                 match redb.compact().await {
@@ -177,6 +195,14 @@ impl Sweeper {
             }
         })
     }
+}
+
+/// An age for the log, or `off`.
+fn age_text(age: Option<Duration>) -> String {
+    age.map_or_else(
+        || "off".to_owned(),
+        signalcraft_core::duration::format_duration,
+    )
 }
 
 fn archive_dir_error(dir: &Path, e: &std::io::Error) -> ServerError {
@@ -263,5 +289,93 @@ impl Write for DayArchive {
             }
             None => Ok(()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use signalcraft_core::clock::ManualClock;
+    use signalcraft_core::engine::EngineConfig;
+    use signalcraft_core::incident::{Actor, AuditQuery};
+    use signalcraft_core::memory::MemoryStore;
+
+    /// With incidents kept (`closed_incident_age = "off"`) and an `audit_age`, the
+    /// sweep still runs, removes only the old audit entries and counts them; with both
+    /// off there is no sweep.
+    #[tokio::test]
+    async fn audit_age_alone_runs_the_sweep() {
+        let t0: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+        let clock = ManualClock::new(t0);
+        let engine = Engine::builder(EngineConfig::default())
+            .store(Arc::new(MemoryStore::new()))
+            .clock(Arc::new(clock.clone()))
+            .build()
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let metrics = Arc::new(Metrics::new());
+        let section =
+            |text: &str| -> RetentionSection { crate::config::parse(text).unwrap().retention };
+        let off = section("[retention]\nclosed_incident_age = \"off\"\naudit_age = \"off\"\n");
+        let none = Sweeper::new(
+            &off,
+            dir.path(),
+            engine.clone(),
+            None,
+            Arc::new(clock.clone()),
+            metrics.clone(),
+        )
+        .unwrap();
+        assert!(none.is_none());
+
+        let s = section("[retention]\nclosed_incident_age = \"off\"\naudit_age = \"30d\"\n");
+        let sweeper = Sweeper::new(
+            &s,
+            dir.path(),
+            engine.clone(),
+            None,
+            Arc::new(clock.clone()),
+            metrics.clone(),
+        )
+        .unwrap()
+        .expect("a sweep for the audit log");
+        assert!(
+            !dir.path().join("archive").exists(),
+            "no timeline archive when incidents are kept"
+        );
+        engine
+            .audit_write(
+                Actor::user("ana"),
+                "service.put",
+                "service/a",
+                serde_json::Value::Null,
+            )
+            .await
+            .unwrap();
+        clock.advance(Duration::from_secs(20 * 86_400));
+        engine
+            .audit_write(
+                Actor::user("bo"),
+                "service.put",
+                "service/b",
+                serde_json::Value::Null,
+            )
+            .await
+            .unwrap();
+        clock.advance(Duration::from_secs(11 * 86_400));
+        let report = sweeper.sweep().await.unwrap();
+        assert_eq!((report.audit, report.incidents), (1, 0), "{report:?}");
+        let left = engine.audit(&AuditQuery::default()).await.unwrap();
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].target, "service/b");
+        let text = metrics.encode();
+        assert!(
+            text.contains("signalcraft_retention_removed_total{kind=\"audit\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("signalcraft_retention_removed_total{kind=\"notification_log\"} 0"),
+            "{text}"
+        );
     }
 }
