@@ -26,6 +26,12 @@ pub const DEFAULT_CONFIG_FILE: &str = "signalcraft.toml";
 
 /// Creates the data directory (mode 0700 on Unix) if missing.
 pub fn ensure_data_dir(dir: &Path) -> Result<(), ServerError> {
+    create_private_dir(dir).map_err(|e| ServerError::io(dir, e))
+}
+
+/// Creates `dir` (and its parents) if missing, mode 0700 on Unix: for directories
+/// holding what incidents hold (the data directory, the retention archive).
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     if dir.is_dir() {
         return Ok(());
     }
@@ -36,7 +42,7 @@ pub fn ensure_data_dir(dir: &Path) -> Result<(), ServerError> {
         use std::os::unix::fs::DirBuilderExt;
         b.mode(0o700);
     }
-    b.create(dir).map_err(|e| ServerError::io(dir, e))
+    b.create(dir)
 }
 
 /// Where the default config goes: next to the data directory (its parent).

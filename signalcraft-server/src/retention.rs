@@ -102,7 +102,7 @@ impl Sweeper {
         }
         let archive_dir = age.and_then(|_| section.archive_dir_in(data_dir));
         if let Some(dir) = &archive_dir {
-            create_private_dir(dir).map_err(|e| archive_dir_error(dir, &e))?;
+            crate::bootstrap::create_private_dir(dir).map_err(|e| archive_dir_error(dir, &e))?;
             check_writable(dir).map_err(|e| archive_dir_error(dir, &e))?;
         }
         Ok(Some(Sweeper {
@@ -210,22 +210,6 @@ fn archive_dir_error(dir: &Path, e: &std::io::Error) -> ServerError {
         path: "retention.archive_dir".into(),
         message: format!("{}: {e}", dir.display()),
     }])
-}
-
-/// Creates `dir` (and its parents) if missing, mode 0700 on Unix like the data
-/// directory: archived timelines hold what the incidents held.
-fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    if dir.is_dir() {
-        return Ok(());
-    }
-    let mut b = std::fs::DirBuilder::new();
-    b.recursive(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        b.mode(0o700);
-    }
-    b.create(dir)
 }
 
 /// Creates and removes a probe file in `dir`.
