@@ -120,6 +120,33 @@ pub enum WriteOp {
         /// Key.
         key: String,
     },
+    /// A precondition, writing nothing: `key` holds exactly `value` (`None`: `key` is
+    /// absent), as the store and the batch's earlier ops leave it. If it does not, the
+    /// whole batch fails with [`StoreError::Conflict`] and writes nothing. Checked
+    /// inside the batch's atomic apply, so no other write can come between the check
+    /// and the batch's later ops (a compare-and-delete with
+    /// [`WriteBatch::delete_if_unchanged`]). Used by store retention; a batch without
+    /// one behaves exactly as before.
+    Expect {
+        /// Table.
+        table: Table,
+        /// Key.
+        key: String,
+        /// The record bytes `key` must hold (as [`Store::get`] returns them), or
+        /// `None` for "absent".
+        value: Option<Vec<u8>>,
+    },
+}
+
+impl WriteOp {
+    /// The table and key the op is about.
+    pub fn target(&self) -> (Table, &str) {
+        match self {
+            WriteOp::Put { table, key, .. }
+            | WriteOp::Delete { table, key }
+            | WriteOp::Expect { table, key, .. } => (*table, key),
+        }
+    }
 }
 
 /// An atomic group of writes: all are applied or none.
@@ -170,7 +197,39 @@ impl WriteBatch {
         self
     }
 
-    /// Number of writes.
+    /// Adds a precondition ([`WriteOp::Expect`]): the batch applies only if `key`
+    /// then holds exactly `value` (`None`: absent), else it fails whole with
+    /// [`StoreError::Conflict`].
+    pub fn expect(
+        &mut self,
+        table: Table,
+        key: impl Into<String>,
+        value: Option<Vec<u8>>,
+    ) -> &mut Self {
+        self.ops.push(WriteOp::Expect {
+            table,
+            key: key.into(),
+            value,
+        });
+        self
+    }
+
+    /// Adds a delete of `key` that applies only while `key` still holds `value` (the
+    /// bytes read before): an [`WriteOp::Expect`] then a [`WriteOp::Delete`]. If the
+    /// record changed (or went) meanwhile, the whole batch fails with
+    /// [`StoreError::Conflict`] and writes nothing.
+    pub fn delete_if_unchanged(
+        &mut self,
+        table: Table,
+        key: impl Into<String>,
+        value: Vec<u8>,
+    ) -> &mut Self {
+        let key = key.into();
+        self.expect(table, key.clone(), Some(value));
+        self.delete(table, key)
+    }
+
+    /// Number of ops (writes and preconditions).
     pub fn len(&self) -> usize {
         self.ops.len()
     }
@@ -193,7 +252,8 @@ pub enum StoreError {
         /// Key.
         key: String,
     },
-    /// A concurrent write conflicted.
+    /// A concurrent write conflicted, or a [`WriteOp::Expect`] precondition did not
+    /// hold (the batch wrote nothing).
     #[error("conflict: {0}")]
     Conflict(String),
     /// A record could not be encoded or decoded.
@@ -219,6 +279,17 @@ pub enum StoreError {
     /// The store has been closed.
     #[error("store is closed")]
     Closed,
+}
+
+impl StoreError {
+    /// The [`StoreError::Conflict`] of a [`WriteOp::Expect`] that did not hold (one
+    /// message for every store).
+    pub fn expectation_failed(table: Table, key: &str) -> Self {
+        StoreError::Conflict(format!(
+            "{}/{key} changed since it was read (the batch wrote nothing)",
+            table.name()
+        ))
+    }
 }
 
 /// A key range scan request.
@@ -259,6 +330,9 @@ impl Scan {
 /// * Concurrent `commit`s may be grouped into one underlying transaction (group commit);
 ///   each caller still gets its own result.
 /// * Reads observe every batch whose `commit` has returned (read-your-writes).
+/// * A batch's [`WriteOp::Expect`] preconditions are checked inside its atomic apply;
+///   one that fails fails the batch alone with [`StoreError::Conflict`] (it writes
+///   nothing; batches grouped with it are unaffected).
 /// * Keys are ordered bytewise; `scan` returns keys in that order (or reversed).
 /// * No method panics on any input, including corrupt data on disk: it returns
 ///   [`StoreError::Corrupt`] or [`StoreError::Codec`].

@@ -155,6 +155,18 @@ impl<'txn> IndexedMut<'txn> {
         Ok(self.index.get(key).map_err(from_redb)?.map(|g| g.value()))
     }
 
+    /// The record of `key` as this transaction's writes so far leave it.
+    pub(crate) fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let Some(seq) = self.seq(key)? else {
+            return Ok(None);
+        };
+        Ok(self
+            .records
+            .get(seq)
+            .map_err(from_redb)?
+            .map(|g| g.value().to_vec()))
+    }
+
     /// Inserts or replaces `key` (in place when it exists, appended when it is new).
     pub(crate) fn put(&mut self, key: &str, value: &[u8]) -> Result<(), StoreError> {
         let seq = match self.seq(key)? {

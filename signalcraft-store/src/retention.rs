@@ -622,7 +622,7 @@ impl RetentionPolicy {
             // Checked once more right before the commit (a re-fired alert is in use).
             batch.ops.retain(|op| match op {
                 WriteOp::Delete { key, .. } => !guard.alert_in_use(key),
-                WriteOp::Put { .. } => true,
+                WriteOp::Put { .. } | WriteOp::Expect { .. } => true,
             });
             if !batch.is_empty() {
                 removed += batch.len() as u64;

@@ -235,11 +235,7 @@ impl RedbStore {
             .ops
             .into_iter()
             .map(|op| {
-                let (table, k) = match &op {
-                    WriteOp::Put { table, key, .. } | WriteOp::Delete { table, key } => {
-                        (*table, key)
-                    }
-                };
+                let (table, k) = op.target();
                 if k.len() > MAX_KEY_BYTES {
                     return Err(StoreError::Codec(format!(
                         "{}/{}…: key is {} bytes, the limit is {MAX_KEY_BYTES}",
@@ -264,7 +260,17 @@ impl RedbStore {
                         };
                         Ok(WriteOp::Put { table, key: k, value })
                     }
-                    delete => Ok(delete),
+                    // Sealed records differ from what `get` returns (and from one
+                    // sealing to the next): a precondition on one cannot be checked.
+                    WriteOp::Expect {
+                        table: Table::Integrations,
+                        key: k,
+                        ..
+                    } if key.is_some() => Err(StoreError::Codec(format!(
+                        "integrations/{}: a precondition (WriteOp::Expect) on a sealed integration record is not supported",
+                        short(&k)
+                    ))),
+                    other => Ok(other),
                 }
             })
             .collect()

@@ -46,7 +46,8 @@ pub(crate) fn create_all(txn: &WriteTransaction) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Applies validated writes in order. Each table is opened once per call and kept
+/// Applies validated writes in order; a [`WriteOp::Expect`] that does not hold fails
+/// the call with [`StoreError::Conflict`] (the caller aborts the transaction). Each table is opened once per call and kept
 /// open for the later writes (also across the batches of a group).
 pub(crate) fn apply_writes<'a>(
     txn: &WriteTransaction,
@@ -57,6 +58,11 @@ pub(crate) fn apply_writes<'a>(
         match op {
             WriteOp::Put { table, key, value } => open.put(*table, key, value)?,
             WriteOp::Delete { table, key } => open.delete(*table, key)?,
+            WriteOp::Expect { table, key, value } => {
+                if open.get(*table, key)?.as_deref() != value.as_deref() {
+                    return Err(StoreError::expectation_failed(*table, key));
+                }
+            }
         }
     }
     open.finish()
@@ -86,6 +92,18 @@ impl<'txn> OpenTables<'txn> {
         }
         self.plain(table)?.insert(key, value).map_err(from_redb)?;
         Ok(())
+    }
+
+    /// The stored bytes of `key` as the transaction's writes so far leave them.
+    fn get(&mut self, table: Table, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        if indexed::is_indexed(table) {
+            return self.indexed()?.get(key);
+        }
+        Ok(self
+            .plain(table)?
+            .get(key)
+            .map_err(from_redb)?
+            .map(|g| g.value().to_vec()))
     }
 
     fn delete(&mut self, table: Table, key: &str) -> Result<(), StoreError> {

@@ -53,6 +53,47 @@ pub(crate) fn scan_map(map: &BTreeMap<String, Vec<u8>>, scan: &Scan) -> Vec<(Str
     }
 }
 
+/// Checks a batch's [`WriteOp::Expect`] preconditions against `tables` as the batch's
+/// earlier ops would leave them, before anything is applied (so a failed one leaves
+/// the store untouched).
+fn check_expected(
+    tables: &HashMap<Table, BTreeMap<String, Vec<u8>>>,
+    batch: &WriteBatch,
+) -> Result<(), StoreError> {
+    if !batch
+        .ops
+        .iter()
+        .any(|op| matches!(op, WriteOp::Expect { .. }))
+    {
+        return Ok(());
+    }
+    // What the batch's ops so far wrote, over the stored tables.
+    let mut staged: HashMap<(Table, &str), Option<&[u8]>> = HashMap::new();
+    for op in &batch.ops {
+        match op {
+            WriteOp::Put { table, key, value } => {
+                staged.insert((*table, key), Some(value));
+            }
+            WriteOp::Delete { table, key } => {
+                staged.insert((*table, key), None);
+            }
+            WriteOp::Expect { table, key, value } => {
+                let current = match staged.get(&(*table, key.as_str())) {
+                    Some(v) => *v,
+                    None => tables
+                        .get(table)
+                        .and_then(|t| t.get(key))
+                        .map(Vec::as_slice),
+                };
+                if current != value.as_deref() {
+                    return Err(StoreError::expectation_failed(*table, key));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl Store for MemoryStore {
     async fn get(&self, table: Table, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
@@ -74,6 +115,7 @@ impl Store for MemoryStore {
 
     async fn commit(&self, batch: WriteBatch) -> Result<(), StoreError> {
         let mut tables = self.tables.write();
+        check_expected(&tables, &batch)?;
         for op in batch.ops {
             match op {
                 WriteOp::Put { table, key, value } => {
@@ -84,6 +126,7 @@ impl Store for MemoryStore {
                         t.remove(&key);
                     }
                 }
+                WriteOp::Expect { .. } => {}
             }
         }
         Ok(())

@@ -10,7 +10,7 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use crate::store::{Scan, Store, StoreExt, Table, WriteBatch};
+use crate::store::{Scan, Store, StoreError, StoreExt, Table, WriteBatch};
 
 /// Runs every case, each on a fresh store from `factory`.
 pub async fn run_store_suite<F, Fut, S>(mut factory: F)
@@ -30,6 +30,8 @@ where
     typed_helpers_roundtrip(&factory().await).await;
     batches_are_atomic_to_readers(Arc::new(factory().await)).await;
     concurrent_commits_all_land(Arc::new(factory().await)).await;
+    expect_preconditions_guard_the_batch(&factory().await).await;
+    failed_precondition_fails_its_batch_alone(Arc::new(factory().await)).await;
 }
 
 fn put(table: Table, pairs: &[(&str, &str)]) -> WriteBatch {
@@ -501,4 +503,118 @@ pub async fn concurrent_commits_all_land<S: Store>(s: Arc<S>) {
             );
         }
     }
+}
+
+/// [`WriteOp::Expect`](crate::store::WriteOp::Expect) and
+/// [`WriteBatch::delete_if_unchanged`], on a plain table and on [`Table::Alerts`]: a
+/// delete applies while the record holds the bytes read; once it changed (or went)
+/// the whole batch fails with [`StoreError::Conflict`] and writes nothing; `None`
+/// expects the key absent; a precondition sees the batch's earlier ops.
+pub async fn expect_preconditions_guard_the_batch<S: Store + ?Sized>(s: &S) {
+    for table in [Table::Groups, Table::Alerts] {
+        s.commit(put(table, &[("a", r#"{"v":1}"#), ("b", r#"{"v":1}"#)]))
+            .await
+            .expect("seed");
+        // Unchanged: the delete and the rest of the batch apply.
+        let mut b = WriteBatch::new();
+        b.delete_if_unchanged(table, "a", br#"{"v":1}"#.to_vec())
+            .put_raw(table, "side-1", b"{}".to_vec());
+        s.commit(b)
+            .await
+            .expect("unchanged record: the batch applies");
+        assert_eq!(s.get(table, "a").await.expect("get"), None, "deleted");
+        assert!(s.get(table, "side-1").await.expect("get").is_some());
+        // Changed since read: nothing of the batch is written.
+        s.commit(put(table, &[("b", r#"{"v":2}"#)]))
+            .await
+            .expect("rewrite");
+        let mut b = WriteBatch::new();
+        b.put_raw(table, "side-2", b"{}".to_vec())
+            .delete_if_unchanged(table, "b", br#"{"v":1}"#.to_vec());
+        match s.commit(b).await {
+            Err(StoreError::Conflict(m)) => assert!(m.contains("b"), "names the key: {m}"),
+            other => panic!(
+                "{}: changed record must fail the batch, got {other:?}",
+                table.name()
+            ),
+        }
+        assert_eq!(
+            s.get(table, "b").await.expect("get").as_deref(),
+            Some(br#"{"v":2}"#.as_slice()),
+            "the changed record stays"
+        );
+        assert_eq!(
+            s.get(table, "side-2").await.expect("get"),
+            None,
+            "a failed precondition writes nothing of its batch, even ops before it"
+        );
+        // Gone since read: also a conflict.
+        let mut b = WriteBatch::new();
+        b.delete_if_unchanged(table, "a", br#"{"v":1}"#.to_vec());
+        assert!(
+            matches!(s.commit(b).await, Err(StoreError::Conflict(_))),
+            "a record gone since read fails the precondition"
+        );
+        // `None`: the key must be absent (an insert-if-absent).
+        let mut b = WriteBatch::new();
+        b.expect(table, "new", None)
+            .put_raw(table, "new", b"1".to_vec());
+        s.commit(b).await.expect("absent key");
+        let mut b = WriteBatch::new();
+        b.expect(table, "new", None)
+            .put_raw(table, "new", b"2".to_vec());
+        assert!(matches!(s.commit(b).await, Err(StoreError::Conflict(_))));
+        assert_eq!(
+            s.get(table, "new").await.expect("get").as_deref(),
+            Some(b"1".as_slice())
+        );
+        // The batch's own earlier ops count.
+        let mut b = WriteBatch::new();
+        b.put_raw(table, "x", b"7".to_vec())
+            .delete_if_unchanged(table, "x", b"7".to_vec())
+            .expect(table, "x", None);
+        s.commit(b)
+            .await
+            .expect("a precondition sees the batch's earlier ops");
+        assert_eq!(s.get(table, "x").await.expect("get"), None);
+    }
+}
+
+/// A batch whose precondition fails among many concurrent batches (one group commit
+/// under a grouping store) fails alone: every other batch lands.
+pub async fn failed_precondition_fails_its_batch_alone<S: Store>(s: Arc<S>) {
+    s.commit(put(Table::Groups, &[("k", "2")]))
+        .await
+        .expect("seed");
+    let mut tasks = Vec::new();
+    for w in 0..8 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..10 {
+                let mut b = WriteBatch::new();
+                b.put_raw(Table::Groups, format!("w{w}/{i:02}"), b"{}".to_vec());
+                s.commit(b).await.expect("an unconditional batch lands");
+            }
+        }));
+    }
+    let mut conflicts = 0;
+    for _ in 0..10 {
+        let mut b = WriteBatch::new();
+        b.put_raw(Table::Groups, "loser", b"{}".to_vec())
+            .delete_if_unchanged(Table::Groups, "k", b"1".to_vec());
+        if matches!(s.commit(b).await, Err(StoreError::Conflict(_))) {
+            conflicts += 1;
+        }
+        tokio::task::yield_now().await;
+    }
+    for t in tasks {
+        t.await.expect("task");
+    }
+    assert_eq!(conflicts, 10, "every conditional batch failed");
+    assert_eq!(s.get(Table::Groups, "loser").await.expect("get"), None);
+    assert_eq!(
+        s.get(Table::Groups, "k").await.expect("get").as_deref(),
+        Some(b"2".as_slice())
+    );
+    assert_eq!(s.count(Table::Groups).await.expect("count"), 1 + 8 * 10);
 }
