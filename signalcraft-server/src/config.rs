@@ -327,6 +327,12 @@ pub struct RetentionSection {
     /// what" for reviews that look back further than incident follow-ups, and its
     /// entries are small), or `off` to keep the audit log forever. Not archived.
     pub audit_age: String,
+    /// How old a change event (deploys, config changes, `/v2/change/enqueue`) gets,
+    /// by its own timestamp, before it is removed from the store: a duration, or
+    /// `off` to keep them forever. At least the engine's `change_window` (the engine
+    /// reads the last `change_window` of them at start). Unset: 30 days, or
+    /// `change_window` when that is longer. Not archived.
+    pub change_age: Option<String>,
 }
 
 /// Default of `[retention] closed_incident_age`.
@@ -335,6 +341,8 @@ pub const DEFAULT_RETENTION_AGE: &str = "90d";
 pub const DEFAULT_ARCHIVE_DIR: &str = "archive";
 /// Default of `[retention] audit_age`.
 pub const DEFAULT_AUDIT_AGE: &str = "1y";
+/// Default of `[retention] change_age` (when `change_window` is not longer).
+pub const DEFAULT_CHANGE_AGE: Duration = Duration::from_secs(30 * 86_400);
 /// Default of `[retention] interval`.
 pub const DEFAULT_RETENTION_INTERVAL: Duration = Duration::from_secs(3600);
 
@@ -347,6 +355,7 @@ impl Default for RetentionSection {
             interval: DEFAULT_RETENTION_INTERVAL,
             compact: false,
             audit_age: DEFAULT_AUDIT_AGE.into(),
+            change_age: None,
         }
     }
 }
@@ -372,6 +381,25 @@ impl RetentionSection {
     /// `off`. The error says what is wrong (the caller adds the config path).
     pub fn audit_max_age(&self) -> Result<Option<Duration>, String> {
         age_or_off(&self.audit_age, "the audit log forever")
+    }
+
+    /// The age after which change events are removed (`change_age`), given the
+    /// engine's `change_window`: unset, [`DEFAULT_CHANGE_AGE`] or `change_window`,
+    /// whichever is longer; `Ok(None)` for `off`. An age shorter than
+    /// `change_window` is an error (the engine reads that far back at start). The
+    /// error says what is wrong (the caller adds the config path).
+    pub fn change_max_age(&self, change_window: Duration) -> Result<Option<Duration>, String> {
+        let Some(text) = &self.change_age else {
+            return Ok(Some(DEFAULT_CHANGE_AGE.max(change_window)));
+        };
+        match age_or_off(text, "every change event")? {
+            Some(age) if age < change_window => Err(format!(
+                "{} is shorter than change_window ({}): the engine reads the last change_window of change events at start",
+                text.trim(),
+                signalcraft_core::duration::format_duration(change_window)
+            )),
+            age => Ok(age),
+        }
     }
 }
 
@@ -833,7 +861,8 @@ pub fn validate(cfg: &ServerConfig) -> Vec<ConfigError> {
 }
 
 /// `[retention]`: the age parses and is not below the engine's memory age (an
-/// incident must leave memory before the store), the interval is positive.
+/// incident must leave memory before the store), the interval is positive, the audit
+/// age parses, the change age parses and is not below the engine's `change_window`.
 fn validate_retention(cfg: &ServerConfig) -> Vec<ConfigError> {
     let mut errors = Vec::new();
     let r = &cfg.retention;
@@ -852,6 +881,16 @@ fn validate_retention(cfg: &ServerConfig) -> Vec<ConfigError> {
     };
     if let Err(e) = r.audit_max_age() {
         errors.push(ConfigError::new("retention.audit_age", e));
+    }
+    // An unparsable change window is reported with its own path by the engine.
+    let change_window = match &cfg.engine.change_window {
+        None => Some(signalcraft_core::engine::config::DEFAULT_CHANGE_WINDOW),
+        Some(s) => signalcraft_core::duration::parse_duration(s).ok(),
+    };
+    if let Some(window) = change_window
+        && let Err(e) = r.change_max_age(window)
+    {
+        errors.push(ConfigError::new("retention.change_age", e));
     }
     // An unparsable memory age is reported with its own path by the engine.
     let memory_age = match &cfg.engine.closed_incident_memory_age {
@@ -1211,7 +1250,62 @@ mod tests {
         assert!(t.contains("# closed_incident_age = \"90d\""));
         assert!(t.contains("# interval = \"1h\""));
         assert!(t.contains("# audit_age = \"1y\""));
+        assert!(t.contains("# change_age = \"30d\""));
         assert_eq!(parse(&t).unwrap().retention, RetentionSection::default());
+    }
+
+    #[test]
+    fn retention_change_age_defaults_off_and_is_never_shorter_than_change_window() {
+        let window = |c: &ServerConfig| {
+            c.engine.change_window.as_deref().map_or(
+                signalcraft_core::engine::config::DEFAULT_CHANGE_WINDOW,
+                |s| signalcraft_core::duration::parse_duration(s).unwrap(),
+            )
+        };
+        // Unset: 30 days, or the change window when that is longer.
+        let c = parse("").unwrap();
+        assert_eq!(
+            c.retention.change_max_age(window(&c)).unwrap(),
+            Some(Duration::from_secs(30 * 86400))
+        );
+        let c = parse("change_window = \"60d\"\n").unwrap();
+        assert_eq!(
+            c.retention.change_max_age(window(&c)).unwrap(),
+            Some(Duration::from_secs(60 * 86400))
+        );
+        let c = parse("[retention]\nchange_age = \"off\"\n").unwrap();
+        assert_eq!(c.retention.change_max_age(window(&c)).unwrap(), None);
+        let c = parse("change_window = \"1d\"\n[retention]\nchange_age = \"1d\"\n").unwrap();
+        assert_eq!(
+            c.retention.change_max_age(window(&c)).unwrap(),
+            Some(Duration::from_secs(86400))
+        );
+        let paths = |text: &str| -> Vec<(String, String)> {
+            parse(text)
+                .unwrap_err()
+                .into_iter()
+                .map(|e| (e.path, e.message))
+                .collect()
+        };
+        // Shorter than the default window (2h), or than the configured one.
+        let e = paths("[retention]\nchange_age = \"1h\"\n");
+        assert_eq!(e.len(), 1, "{e:#?}");
+        assert_eq!(e[0].0, "retention.change_age");
+        assert!(e[0].1.contains("shorter than change_window (2h)"), "{e:#?}");
+        let e = paths("change_window = \"3d\"\n[retention]\nchange_age = \"2d\"\n");
+        assert_eq!(e.len(), 1, "{e:#?}");
+        assert_eq!(e[0].0, "retention.change_age");
+        assert!(e[0].1.contains("(3d)"), "{e:#?}");
+        for bad in ["\"soon\"", "\"0s\""] {
+            let e = paths(&format!("[retention]\nchange_age = {bad}\n"));
+            assert_eq!(e.len(), 1, "{bad}: {e:#?}");
+            assert_eq!(e[0].0, "retention.change_age", "{bad}");
+        }
+        let e = paths("[retention]\nchange_age = 30\n");
+        assert_eq!(
+            e[0].0, "retention",
+            "a wrong type names the section: {e:#?}"
+        );
     }
 
     #[test]

@@ -2,8 +2,8 @@
 //! `closed_incident_age` are removed from the store with their alerts, timeline and
 //! notification-log trail ([`signalcraft_store::RetentionPolicy::for_engine`]), their
 //! timelines appended to the day's JSON Lines archive first when `archive_dir` is set;
-//! audit entries older than `audit_age` go too (not archived). The sweep runs when
-//! either age is set.
+//! audit entries older than `audit_age` and change events older than `change_age` go
+//! too (not archived). The sweep runs when any of the ages is set.
 //!
 //! Consistent with the engine's eviction (`closed_incident_memory_age`): nothing the
 //! engine still holds in memory is removed ([`EngineGuard`]), so an incident always
@@ -72,8 +72,8 @@ impl std::fmt::Debug for Sweeper {
 }
 
 impl Sweeper {
-    /// The sweep `section` configures, or `None` when both `closed_incident_age` and
-    /// `audit_age` are `off`. Creates the archive directory (`archive_dir`, else
+    /// The sweep `section` configures, or `None` when `closed_incident_age`,
+    /// `audit_age` and `change_age` are all `off`. Creates the archive directory (`archive_dir`, else
     /// `<data_dir>/archive`; none when `archive = false` or incidents are kept) and
     /// checks it is writable; `redb` is the store to compact when
     /// `compact` is on (`None`: a store passed in by an embedder, never compacted).
@@ -97,7 +97,14 @@ impl Sweeper {
                 message: m,
             }])
         })?;
-        if age.is_none() && audit_age.is_none() {
+        let change_window = engine.with_core(|c| c.config().change_window);
+        let change_age = section.change_max_age(change_window).map_err(|m| {
+            ServerError::Config(vec![ConfigError {
+                path: "retention.change_age".into(),
+                message: m,
+            }])
+        })?;
+        if age.is_none() && audit_age.is_none() && change_age.is_none() {
             return Ok(None);
         }
         let archive_dir = age.and_then(|_| section.archive_dir_in(data_dir));
@@ -109,6 +116,7 @@ impl Sweeper {
             policy: RetentionPolicy {
                 remove_incidents: age.is_some(),
                 audit_age,
+                change_age,
                 ..RetentionPolicy::for_engine(age.unwrap_or(Duration::MAX))
             },
             archive_dir,
@@ -146,17 +154,26 @@ impl Sweeper {
             }
         };
         self.metrics.retention_swept(&report);
-        if report.incidents > 0 || report.notification_log > 0 || report.audit > 0 {
+        if report.incidents > 0
+            || report.alerts > 0
+            || report.notification_log > 0
+            || report.audit > 0
+            || report.changes > 0
+        {
             tracing::info!(
                 incidents = report.incidents,
                 alerts = report.alerts,
                 timeline_entries = report.timeline_entries,
                 archived = report.archived,
                 notification_log = report.notification_log,
+                abandoned_notifications = report.abandoned_notifications,
                 audit = report.audit,
-                "retention: removed closed incidents (with their notification-log trail) older than {}, audit entries older than {}",
+                changes = report.changes,
+                raced = report.raced,
+                "retention: removed closed incidents (with their notification-log trail) older than {}, audit entries older than {}, change events older than {}",
                 age_text(self.policy.remove_incidents.then_some(self.policy.max_age)),
-                age_text(self.policy.audit_age)
+                age_text(self.policy.audit_age),
+                age_text(self.policy.change_age)
             );
             if let Some(redb) = &self.compact {
                 match redb.compact().await {
@@ -300,7 +317,9 @@ mod tests {
         let metrics = Arc::new(Metrics::new());
         let section =
             |text: &str| -> RetentionSection { crate::config::parse(text).unwrap().retention };
-        let off = section("[retention]\nclosed_incident_age = \"off\"\naudit_age = \"off\"\n");
+        let off = section(
+            "[retention]\nclosed_incident_age = \"off\"\naudit_age = \"off\"\nchange_age = \"off\"\n",
+        );
         let none = Sweeper::new(
             &off,
             dir.path(),
@@ -312,7 +331,9 @@ mod tests {
         .unwrap();
         assert!(none.is_none());
 
-        let s = section("[retention]\nclosed_incident_age = \"off\"\naudit_age = \"30d\"\n");
+        let s = section(
+            "[retention]\nclosed_incident_age = \"off\"\naudit_age = \"30d\"\nchange_age = \"off\"\n",
+        );
         let sweeper = Sweeper::new(
             &s,
             dir.path(),
@@ -361,5 +382,119 @@ mod tests {
             text.contains("signalcraft_retention_removed_total{kind=\"notification_log\"} 0"),
             "{text}"
         );
+    }
+
+    fn change(summary: &str, at: Timestamp) -> signalcraft_core::model::Event {
+        signalcraft_core::model::Event::Change(signalcraft_core::model::ChangeEvent {
+            source: signalcraft_core::model::Source {
+                provider: "github".into(),
+                integration: "gh".into(),
+            },
+            summary: summary.into(),
+            timestamp: at,
+            service: Some("api".into()),
+            repository: None,
+            labels: Default::default(),
+            links: vec![],
+            details: serde_json::Value::Null,
+            raw: Default::default(),
+        })
+    }
+
+    /// `change_age` alone runs the sweep: change events the engine stored, older (by
+    /// their own timestamp) than the age, go; younger ones and the engine's window
+    /// stay; the metric counts them under `changes`. The default (unset) follows the
+    /// engine's `change_window` when that is longer than 30 days.
+    #[tokio::test]
+    async fn change_age_removes_old_change_events() {
+        let t0: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+        let clock = ManualClock::new(t0);
+        let store = Arc::new(MemoryStore::new());
+        let engine = Engine::builder(EngineConfig::default())
+            .store(store.clone())
+            .clock(Arc::new(clock.clone()))
+            .build()
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let metrics = Arc::new(Metrics::new());
+        let section =
+            |text: &str| -> RetentionSection { crate::config::parse(text).unwrap().retention };
+        let s = section(
+            "[retention]\nclosed_incident_age = \"off\"\naudit_age = \"off\"\nchange_age = \"10d\"\n",
+        );
+        let sweeper = Sweeper::new(
+            &s,
+            dir.path(),
+            engine.clone(),
+            None,
+            Arc::new(clock.clone()),
+            metrics.clone(),
+        )
+        .unwrap()
+        .expect("a sweep for change events");
+        let day = Duration::from_secs(86_400);
+        for d in 0..20u64 {
+            let at = clock.now();
+            engine
+                .ingest(vec![change(&format!("deploy {d}"), at)])
+                .await
+                .unwrap();
+            clock.advance(day);
+        }
+        use signalcraft_core::store::Store as _;
+        assert_eq!(
+            store
+                .count(signalcraft_core::store::Table::Changes)
+                .await
+                .unwrap(),
+            20
+        );
+        // Now t0 + 20d: the cutoff is t0 + 10d; deploys 0..=9 are older.
+        let report = sweeper.sweep().await.unwrap();
+        assert_eq!(report.changes, 10, "{report:?}");
+        let left = store
+            .scan(
+                signalcraft_core::store::Table::Changes,
+                signalcraft_core::store::Scan::all(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(left.len(), 10);
+        for (_, v) in &left {
+            let c: signalcraft_core::model::ChangeEvent = serde_json::from_slice(v).unwrap();
+            assert!(
+                c.timestamp >= t0 + jiff::SignedDuration::from_hours(240),
+                "{c:?}"
+            );
+        }
+        assert!(
+            metrics
+                .encode()
+                .contains("signalcraft_retention_removed_total{kind=\"changes\"} 10")
+        );
+        // A second sweep finds nothing more.
+        assert_eq!(sweeper.sweep().await.unwrap().changes, 0);
+
+        // Unset change_age with a change_window of 60 days: 60 days, not 30.
+        let long = Engine::builder(EngineConfig {
+            change_window: Some("60d".into()),
+            ..EngineConfig::default()
+        })
+        .store(Arc::new(MemoryStore::new()))
+        .clock(Arc::new(clock.clone()))
+        .build()
+        .unwrap();
+        let d = section("[retention]\nclosed_incident_age = \"off\"\naudit_age = \"off\"\n");
+        let sw = Sweeper::new(
+            &d,
+            dir.path(),
+            long,
+            None,
+            Arc::new(clock.clone()),
+            metrics.clone(),
+        )
+        .unwrap()
+        .expect("the default change age runs the sweep");
+        assert_eq!(sw.policy.change_age, Some(60 * day));
     }
 }

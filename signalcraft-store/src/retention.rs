@@ -24,11 +24,18 @@
 //! The incidents of one chunk are removed in one atomic batch (each with its
 //! alerts and timeline), so a crash in the middle never leaves half an incident.
 //!
-//! The guard is asked when a chunk is read and again right before its commit. The
-//! [`Store`] trait has no conditional delete, so what remains is the time of that one
-//! commit: an alert that fires again (or an incident an action loads back) exactly
-//! then has its stored record removed while the engine holds it; the engine writes
-//! the record again at its next change of it.
+//! The guard is asked when a chunk is read and again right before its commit, and
+//! the commit itself is conditional: each incident and alert record is deleted with
+//! a [`WriteOp::Expect`] precondition on the bytes judged
+//! ([`WriteBatch::delete_if_unchanged`]), checked inside the store's atomic apply. An
+//! alert that fires again (or an incident an action loads back and changes) between
+//! the read and the commit therefore fails the chunk's batch with
+//! [`StoreError::Conflict`] instead of losing its record; the chunk is then committed
+//! one incident per batch, and the incident whose record changed is left whole for a
+//! later sweep ([`RetentionReport::raced`]). What no precondition can see is a write
+//! the engine has decided but not yet committed (its record in the store is still the
+//! old one): the guard covers that one, since the engine holds the record in memory
+//! from the decision on, and its commit writes the record back whole.
 //!
 //! Archived lines are written and flushed before the batch commits: a crash in
 //! between may archive an incident's timeline twice, never lose it.
@@ -42,12 +49,19 @@
 //! that does not decode), the incident is kept whole until a later sweep. A last pass
 //! removes settled notifications last active before the cutoff whose incident no
 //! longer exists, or that have none. Throttle slots (`~throttle/…`, one per contact
-//! method, not per notification) are not touched. Nothing of the notification log is
-//! archived.
+//! method, not per notification) go once their time is before the cutoff (a slot in
+//! the past constrains nothing). Nothing of the notification log is archived.
 //!
-//! With [`RetentionPolicy::audit_age`], audit entries older than it go: their keys
-//! start with their time, so it is a scan from the oldest key, one batch per
-//! `page_size` keys, up to the first key at or after the cutoff.
+//! A notification the pipeline never settled keeps its incident until it is
+//! abandoned: last active longer ago than the age plus
+//! [`RetentionPolicy::abandoned_notification_grace`] (a week in `for_engine`), e.g.
+//! one whose channel was removed from the configuration. Its rows then go like a
+//! settled one's ([`RetentionReport::abandoned_notifications`]).
+//!
+//! With [`RetentionPolicy::audit_age`], audit entries older than it go, and with
+//! [`RetentionPolicy::change_age`] change events: their keys start with their time,
+//! so it is a scan from the oldest key, one batch per `page_size` keys, up to the
+//! first key at or after the cutoff.
 
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
@@ -57,9 +71,19 @@ use jiff::Timestamp;
 use serde_json::Value;
 use signalcraft_core::delivery::log;
 use signalcraft_core::incident::audit::time_key;
-use signalcraft_core::store::{Scan, Store, Table, WriteBatch, WriteOp};
+use signalcraft_core::store::{Scan, Store, StoreError, Table, WriteBatch, WriteOp};
 
 use crate::error::Error;
+
+/// Where the notification log keeps throttle slots (see
+/// [`signalcraft_core::delivery::log`]).
+const THROTTLE_PREFIX: &str = "~throttle/";
+
+/// The engine policy's [`RetentionPolicy::abandoned_notification_grace`]: a week past
+/// the age. A notification still being delivered or retried writes an attempt record
+/// at least every few hours (the delivery retry budget is far shorter), so one silent
+/// for this long past an age of weeks is not coming back.
+pub const ABANDONED_NOTIFICATION_GRACE: Duration = Duration::from_secs(7 * 86_400);
 
 /// Which incidents to remove, and where their parts live.
 #[derive(Debug, Clone)]
@@ -111,6 +135,21 @@ pub struct RetentionPolicy {
     /// Audit keys start with their time ([`signalcraft_core::incident::audit::time_key`]),
     /// so this is a key range scan, `page_size` keys per atomic batch.
     pub audit_age: Option<Duration>,
+    /// Remove [`Table::Changes`] entries (change events, keyed
+    /// `"<time key of the change's timestamp>/<id>"`) older than this (`None`: keep
+    /// them forever). Like the audit pass, a key range scan, `page_size` keys per
+    /// atomic batch. The engine reads only the last `change_window` of them at start,
+    /// so an age at least that long removes nothing it would read.
+    pub change_age: Option<Duration>,
+    /// With [`RetentionPolicy::notification_log`]: a notification the delivery
+    /// pipeline never finished (its cursor not `finished`, e.g. its channel was
+    /// removed from the configuration, or an attempt marker a crash left behind)
+    /// whose last activity is older than the age plus this grace counts as abandoned:
+    /// it no longer keeps its incident, and its rows go with it (counted in
+    /// [`RetentionReport::abandoned_notifications`]). `None`: such a notification
+    /// keeps its incident forever. One without a readable last activity is never
+    /// treated as abandoned.
+    pub abandoned_notification_grace: Option<Duration>,
 }
 
 impl RetentionPolicy {
@@ -134,6 +173,8 @@ impl RetentionPolicy {
             remove_incidents: true,
             notification_log: false,
             audit_age: None,
+            change_age: None,
+            abandoned_notification_grace: None,
         }
     }
 }
@@ -154,6 +195,15 @@ pub struct RetentionReport {
     pub notification_log: u64,
     /// Audit entries removed.
     pub audit: u64,
+    /// Change events removed.
+    pub changes: u64,
+    /// Notifications removed although never settled, as abandoned (see
+    /// [`RetentionPolicy::abandoned_notification_grace`]); their rows are counted in
+    /// `notification_log` too.
+    pub abandoned_notifications: u64,
+    /// Incidents (or alert records) left for a later sweep because the engine
+    /// changed them between the read and the commit (a [`WriteOp::Expect`] failed).
+    pub raced: u64,
 }
 
 /// What a caller running retention next to a live engine protects: an incident or
@@ -169,6 +219,21 @@ pub trait RetentionGuard: Send + Sync {
     /// `true`: the alert with this key is in use (e.g. active in the engine); keep it.
     fn alert_in_use(&self, _key: &str) -> bool {
         false
+    }
+}
+
+impl RetentionReport {
+    /// Adds `other`'s counts to these.
+    pub fn add(&mut self, other: &RetentionReport) {
+        self.incidents += other.incidents;
+        self.alerts += other.alerts;
+        self.timeline_entries += other.timeline_entries;
+        self.archived += other.archived;
+        self.notification_log += other.notification_log;
+        self.audit += other.audit;
+        self.changes += other.changes;
+        self.abandoned_notifications += other.abandoned_notifications;
+        self.raced += other.raced;
     }
 }
 
@@ -195,7 +260,11 @@ impl RetentionPolicy {
     /// * the notification log's delivery trail of a removed incident goes with it
     ///   ([`RetentionPolicy::notification_log`]).
     ///
-    /// The audit log is kept unless [`RetentionPolicy::audit_age`] is set.
+    /// * a notification never settled and last active before the age plus
+    ///   [`ABANDONED_NOTIFICATION_GRACE`] is abandoned and no longer keeps its incident.
+    ///
+    /// The audit log and change events are kept unless [`RetentionPolicy::audit_age`]
+    /// and [`RetentionPolicy::change_age`] are set.
     pub fn for_engine(max_age: Duration) -> Self {
         RetentionPolicy {
             closed_states: vec!["closed".into()],
@@ -206,6 +275,7 @@ impl RetentionPolicy {
             keep_last_incident: true,
             keep_max_by: Some(("escalation_policy".into(), "round_robin_cursor".into())),
             notification_log: true,
+            abandoned_notification_grace: Some(ABANDONED_NOTIFICATION_GRACE),
             ..RetentionPolicy::new(max_age)
         }
     }
@@ -273,7 +343,8 @@ impl RetentionPolicy {
     /// With [`RetentionPolicy::remove_unlisted_alerts`], a third removes the old alert
     /// records no incident lists; with [`RetentionPolicy::notification_log`], a fourth
     /// the old notification-log records whose incident is gone (or that have none).
-    /// Last, with [`RetentionPolicy::audit_age`], the old audit entries.
+    /// Last, with [`RetentionPolicy::audit_age`] and [`RetentionPolicy::change_age`],
+    /// the old audit entries and change events.
     pub async fn run_guarded<S: Store + ?Sized, W: Write + Send + ?Sized>(
         &self,
         store: &S,
@@ -288,7 +359,14 @@ impl RetentionPolicy {
                 .await?;
         }
         if let Some(age) = self.audit_age {
-            report.audit = self.remove_audit(store, cutoff(now, age)).await?;
+            report.audit = self
+                .remove_time_keyed(store, Table::Audit, cutoff(now, age))
+                .await?;
+        }
+        if let Some(age) = self.change_age {
+            report.changes = self
+                .remove_time_keyed(store, Table::Changes, cutoff(now, age))
+                .await?;
         }
         Ok(report)
     }
@@ -319,6 +397,7 @@ impl RetentionPolicy {
             })
             .collect();
         let mut gone_alerts: HashSet<String> = HashSet::new();
+        let abandoned_before = self.abandoned_before(cutoff);
         for chunk in candidates.chunks(self.page_size.max(1)) {
             // One commit per chunk: each incident is whole inside it.
             let mut parts: Vec<(&str, WriteBatch, RetentionReport)> = Vec::new();
@@ -342,10 +421,11 @@ impl RetentionPolicy {
                 // Its delivery trail first: an incident whose notifications the
                 // pipeline is not done with stays whole (archive untouched).
                 if self.notification_log {
-                    match notification_trail(store, id).await? {
-                        Some(keys) => {
-                            removed.notification_log = keys.len() as u64;
-                            for k in keys {
+                    match notification_trail(store, id, abandoned_before).await? {
+                        Some(trail) => {
+                            removed.notification_log = trail.keys.len() as u64;
+                            removed.abandoned_notifications = trail.abandoned;
+                            for k in trail.keys {
                                 part.delete(Table::NotificationLog, k);
                             }
                         }
@@ -356,6 +436,7 @@ impl RetentionPolicy {
                     store,
                     Removal {
                         id,
+                        bytes: &bytes,
                         rec: &rec,
                         closed_at,
                         kept_alerts: &kept_alerts,
@@ -376,53 +457,157 @@ impl RetentionPolicy {
                 out.flush().map_err(archive_err)?;
             }
             // Checked once more right before the commit: the engine may have taken an
-            // incident or alert back while the chunk was read (what is left is the
-            // time of one commit; see the module docs).
-            let mut batch = WriteBatch::new();
+            // incident or alert back while the chunk was read. What remains, the
+            // time of the commit itself, is closed by the preconditions: each incident
+            // and alert record is deleted only if it still holds the bytes read.
+            let mut ready: Vec<(WriteBatch, RetentionReport)> = Vec::new();
             for (id, part, mut removed) in parts {
                 if guard.incident_in_use(id) {
                     continue;
                 }
+                let mut ops = WriteBatch::new();
                 for op in part.ops {
-                    if let WriteOp::Delete {
-                        table: Table::Alerts,
-                        key,
-                    } = &op
-                        && guard.alert_in_use(key)
-                    {
-                        removed.alerts -= 1;
-                        continue;
+                    match &op {
+                        WriteOp::Delete {
+                            table: Table::Alerts,
+                            key,
+                        } if guard.alert_in_use(key) => {
+                            removed.alerts -= 1;
+                            continue;
+                        }
+                        WriteOp::Expect {
+                            table: Table::Alerts,
+                            key,
+                            ..
+                        } if guard.alert_in_use(key) => continue,
+                        _ => {}
                     }
-                    batch.ops.push(op);
+                    ops.ops.push(op);
                 }
-                report.incidents += removed.incidents;
-                report.alerts += removed.alerts;
-                report.timeline_entries += removed.timeline_entries;
-                report.archived += removed.archived;
-                report.notification_log += removed.notification_log;
+                ready.push((ops, removed));
             }
-            if !batch.is_empty() {
-                store.commit(batch).await.map_err(Error::Store)?;
-            }
+            self.commit_parts(store, ready, report).await?;
         }
         if self.remove_unlisted_alerts {
-            report.alerts += self
+            let unlisted = self
                 .remove_unlisted(store, cutoff, &kept_alerts, &gone_alerts, guard)
                 .await?;
+            report.add(&unlisted);
         }
         if self.notification_log {
-            report.notification_log += self
+            let (rows, abandoned) = self
                 .remove_orphan_notifications(store, cutoff, guard)
                 .await?;
+            report.notification_log += rows;
+            report.abandoned_notifications += abandoned;
+            let slots = self.remove_stale_throttle_slots(store, cutoff).await?;
+            report.add(&slots);
         }
         Ok(())
+    }
+
+    /// The throttle pass: removes throttle slots (`~throttle/{kind}/{address}`, a
+    /// contact method's next free send time) whose time is before `cutoff`. A slot in
+    /// the past constrains nothing (the throttle treats it as no slot), so this only
+    /// drops those of contact methods not written to since, e.g. removed from the
+    /// configuration; each only while it holds the value judged. Counted as
+    /// notification-log rows.
+    async fn remove_stale_throttle_slots<S: Store + ?Sized>(
+        &self,
+        store: &S,
+        cutoff: Timestamp,
+    ) -> Result<RetentionReport, Error> {
+        let mut report = RetentionReport::default();
+        let mut after: Option<String> = None;
+        loop {
+            let page = store
+                .scan(
+                    Table::NotificationLog,
+                    Scan {
+                        prefix: THROTTLE_PREFIX.into(),
+                        after: after.take(),
+                        limit: self.page_size.max(1),
+                        ..Scan::default()
+                    },
+                )
+                .await?;
+            let Some((last, _)) = page.last() else { break };
+            after = Some(last.clone());
+            let mut parts = Vec::new();
+            for (key, bytes) in page {
+                let Ok(next_free) = serde_json::from_slice::<Timestamp>(&bytes) else {
+                    continue; // not ours to judge: keep it
+                };
+                if next_free < cutoff {
+                    let mut part = WriteBatch::new();
+                    part.delete_if_unchanged(Table::NotificationLog, key, bytes);
+                    parts.push((
+                        part,
+                        RetentionReport {
+                            notification_log: 1,
+                            ..RetentionReport::default()
+                        },
+                    ));
+                }
+            }
+            self.commit_parts(store, parts, &mut report).await?;
+        }
+        Ok(report)
+    }
+
+    /// Before when a notification never settled must have been last active to count
+    /// as abandoned (`None`: never).
+    fn abandoned_before(&self, cutoff: Timestamp) -> Option<Timestamp> {
+        self.abandoned_notification_grace
+            .filter(|_| self.notification_log)
+            .map(|grace| self::cutoff(cutoff, grace))
+    }
+
+    /// Commits the parts of one chunk (each an incident whole, with its
+    /// preconditions) as one batch, adding each part's counts to `report`. If a
+    /// precondition fails (the engine changed a record between the read and the
+    /// commit), the parts are committed one by one instead, and a part whose own
+    /// precondition fails is left for a later sweep (counted in `raced`).
+    async fn commit_parts<S: Store + ?Sized>(
+        &self,
+        store: &S,
+        parts: Vec<(WriteBatch, RetentionReport)>,
+        report: &mut RetentionReport,
+    ) -> Result<(), Error> {
+        let mut all = WriteBatch::new();
+        for (part, _) in &parts {
+            all.ops.extend(part.ops.iter().cloned());
+        }
+        if all.is_empty() {
+            return Ok(());
+        }
+        match store.commit(all).await {
+            Ok(()) => {
+                for (_, removed) in &parts {
+                    report.add(removed);
+                }
+                Ok(())
+            }
+            Err(StoreError::Conflict(_)) => {
+                for (part, removed) in parts {
+                    match store.commit(part).await {
+                        Ok(()) => report.add(&removed),
+                        Err(StoreError::Conflict(_)) => report.raced += 1,
+                        Err(e) => return Err(Error::Store(e)),
+                    }
+                }
+                Ok(())
+            }
+            Err(e) => Err(Error::Store(e)),
+        }
     }
 
     /// The notification-log pass: a notification whose incident no longer exists (its
     /// trail outlived it: removed before this pass existed, or by hand) or that has no
     /// incident goes, with every index row pointing at it, once the pipeline is done
     /// with it ([`log::NotificationFootprint::settled`]) and its last activity (creation,
-    /// last attempt update) is before `cutoff`. Reads the per-notification rows a page
+    /// last attempt update) is before `cutoff`, or, never settled, once abandoned
+    /// ([`RetentionPolicy::abandoned_notification_grace`]). Reads the per-notification rows a page
     /// at a time (the index rows, `~…`, sort after them and are not scanned) and
     /// commits one batch per page. Returns the rows removed.
     async fn remove_orphan_notifications<S: Store + ?Sized>(
@@ -430,8 +615,10 @@ impl RetentionPolicy {
         store: &S,
         cutoff: Timestamp,
         guard: &dyn RetentionGuard,
-    ) -> Result<u64, Error> {
+    ) -> Result<(u64, u64), Error> {
         let mut removed = 0;
+        let mut abandoned = 0;
+        let abandoned_before = self.abandoned_before(cutoff);
         let mut after: Option<String> = None;
         let mut last_id: Option<String> = None;
         let mut skipped_index = false;
@@ -480,7 +667,8 @@ impl RetentionPolicy {
                 }
                 let f = log::notification_footprint(store, &id).await?;
                 let old = f.last_activity.is_some_and(|t| t < cutoff);
-                if !(f.settled && old) {
+                let given_up = !f.settled && is_abandoned(&f, abandoned_before);
+                if !((f.settled && old) || given_up) {
                     continue;
                 }
                 if let Some(inc) = &f.incident_id
@@ -489,6 +677,7 @@ impl RetentionPolicy {
                     continue; // its incident exists: the trail goes with it
                 }
                 removed += f.keys.len() as u64;
+                abandoned += u64::from(given_up);
                 for k in f.keys {
                     batch.delete(Table::NotificationLog, k);
                 }
@@ -506,7 +695,7 @@ impl RetentionPolicy {
                 after = Some("~\u{10FFFF}".to_owned());
             }
         }
-        Ok(removed)
+        Ok((removed, abandoned))
     }
 
     /// Whether incident `id` exists in the store (or the engine holds it), asked of
@@ -526,13 +715,15 @@ impl RetentionPolicy {
         Ok(e)
     }
 
-    /// The audit pass: removes [`Table::Audit`] entries whose time key is before
-    /// `cutoff`, scanning from the oldest key, `page_size` entries per atomic batch,
-    /// until the first key at or after it. Keys not starting with a time key sort
-    /// after every time key and are never removed. Returns how many.
-    async fn remove_audit<S: Store + ?Sized>(
+    /// The audit and change passes: removes the entries of `table` (keyed
+    /// `"<time key>/…"`) whose time key is before `cutoff`, scanning from the oldest
+    /// key, `page_size` entries per atomic batch, until the first key at or after it.
+    /// Keys not starting with a time key sort after every time key and are never
+    /// removed. Returns how many.
+    async fn remove_time_keyed<S: Store + ?Sized>(
         &self,
         store: &S,
+        table: Table,
         cutoff: Timestamp,
     ) -> Result<u64, Error> {
         let bound = time_key(cutoff);
@@ -541,7 +732,7 @@ impl RetentionPolicy {
             // Always from the start: the previous chunk is gone.
             let page = store
                 .scan(
-                    Table::Audit,
+                    table,
                     Scan {
                         limit: self.page_size.max(1),
                         ..Scan::default()
@@ -556,7 +747,7 @@ impl RetentionPolicy {
                     done = true;
                     break;
                 }
-                batch.delete(Table::Audit, key);
+                batch.delete(table, key);
             }
             if !batch.is_empty() {
                 removed += batch.len() as u64;
@@ -571,9 +762,10 @@ impl RetentionPolicy {
 
     /// The third pass ([`RetentionPolicy::remove_unlisted_alerts`]): removes alert
     /// records no incident lists (neither one that stays, `kept`, nor one just
-    /// removed, `gone`) once inactive and last seen before `cutoff`. Returns how many.
-    /// Needs both `alert_active_field` and `alert_last_seen_field` (otherwise it
-    /// cannot judge, and removes nothing).
+    /// removed, `gone`) once inactive and last seen before `cutoff`, each only while it
+    /// holds the bytes judged (else it is left for a later sweep, counted in `raced`).
+    /// Returns the counts. Needs both `alert_active_field` and `alert_last_seen_field`
+    /// (otherwise it cannot judge, and removes nothing).
     async fn remove_unlisted<S: Store + ?Sized>(
         &self,
         store: &S,
@@ -581,12 +773,12 @@ impl RetentionPolicy {
         kept: &KeySet,
         gone: &HashSet<String>,
         guard: &dyn RetentionGuard,
-    ) -> Result<u64, Error> {
+    ) -> Result<RetentionReport, Error> {
+        let mut report = RetentionReport::default();
         let (Some(active), Some(seen)) = (&self.alert_active_field, &self.alert_last_seen_field)
         else {
-            return Ok(0);
+            return Ok(report);
         };
-        let mut removed = 0;
         let mut after: Option<String> = None;
         loop {
             let page = store
@@ -601,7 +793,7 @@ impl RetentionPolicy {
                 .await?;
             let Some((last, _)) = page.last() else { break };
             after = Some(last.clone());
-            let mut batch = WriteBatch::new();
+            let mut parts: Vec<(WriteBatch, RetentionReport)> = Vec::new();
             for (key, bytes) in page {
                 if kept.contains(&key) || gone.contains(&key) {
                     continue;
@@ -616,20 +808,23 @@ impl RetentionPolicy {
                 };
                 let old = a.get(seen).and_then(timestamp).is_some_and(|t| t < cutoff);
                 if inactive && old && !guard.alert_in_use(&key) {
-                    batch.delete(Table::Alerts, key);
+                    // Only while it still holds what was judged here.
+                    let mut part = WriteBatch::new();
+                    part.delete_if_unchanged(Table::Alerts, key, bytes);
+                    parts.push((
+                        part,
+                        RetentionReport {
+                            alerts: 1,
+                            ..RetentionReport::default()
+                        },
+                    ));
                 }
             }
             // Checked once more right before the commit (a re-fired alert is in use).
-            batch.ops.retain(|op| match op {
-                WriteOp::Delete { key, .. } => !guard.alert_in_use(key),
-                WriteOp::Put { .. } | WriteOp::Expect { .. } => true,
-            });
-            if !batch.is_empty() {
-                removed += batch.len() as u64;
-                store.commit(batch).await.map_err(Error::Store)?;
-            }
+            parts.retain(|(part, _)| part.ops.iter().all(|op| !guard.alert_in_use(op.target().1)));
+            self.commit_parts(store, parts, &mut report).await?;
         }
-        Ok(removed)
+        Ok(report)
     }
 
     /// The first pass: candidates (closed before `cutoff`, not a kept high-water mark)
@@ -699,21 +894,22 @@ impl RetentionPolicy {
         })
     }
 
-    /// Whether an alert record may go with the incident `r` removes.
+    /// The stored bytes of an alert record that may go with the incident `r`
+    /// removes (`None`: it stays).
     async fn alert_removable<S: Store + ?Sized>(
         &self,
         store: &S,
         key: &str,
         r: &Removal<'_>,
-    ) -> Result<bool, Error> {
+    ) -> Result<Option<Vec<u8>>, Error> {
         if r.kept_alerts.contains(key) || r.guard.alert_in_use(key) {
-            return Ok(false);
+            return Ok(None);
         }
         let Some(bytes) = store.get(Table::Alerts, key).await? else {
-            return Ok(false);
+            return Ok(None);
         };
         let Ok(a) = serde_json::from_slice::<Value>(&bytes) else {
-            return Ok(false);
+            return Ok(None);
         };
         let owner_ok = a
             .get(&self.alert_incident_field)
@@ -733,7 +929,7 @@ impl RetentionPolicy {
                 .and_then(timestamp)
                 .is_none_or(|t| t <= r.closed_at)
         });
-        Ok(owner_ok && retired && not_seen_since)
+        Ok((owner_ok && retired && not_seen_since).then_some(bytes))
     }
 
     /// Adds the deletes of one incident to `batch` and archives its timeline.
@@ -747,14 +943,15 @@ impl RetentionPolicy {
         report: &mut RetentionReport,
     ) -> Result<(), Error> {
         let id = r.id;
-        batch.delete(self.incidents, id);
+        // Only while it still holds what was judged (see `commit_parts`).
+        batch.delete_if_unchanged(self.incidents, id, r.bytes.to_vec());
         let mut alerts = 0;
         for key in self.alert_keys(r.rec) {
             if gone_alerts.contains(&key) {
                 continue;
             }
-            if self.alert_removable(store, &key, &r).await? {
-                batch.delete(Table::Alerts, key.clone());
+            if let Some(bytes) = self.alert_removable(store, &key, &r).await? {
+                batch.delete_if_unchanged(Table::Alerts, key.clone(), bytes);
                 gone_alerts.insert(key);
                 alerts += 1;
             }
@@ -803,6 +1000,8 @@ struct Plan {
 /// One incident being removed, and what protects its alerts.
 struct Removal<'a> {
     id: &'a str,
+    /// The incident record's stored bytes, as judged.
+    bytes: &'a [u8],
     rec: &'a Value,
     closed_at: Timestamp,
     kept_alerts: &'a KeySet,
@@ -838,20 +1037,40 @@ fn cutoff(now: Timestamp, age: Duration) -> Timestamp {
         .unwrap_or(Timestamp::MIN)
 }
 
+/// An incident's delivery trail in the notification log.
+struct Trail {
+    /// Every key of it.
+    keys: Vec<String>,
+    /// Notifications in it never settled but abandoned.
+    abandoned: u64,
+}
+
+/// Whether a notification never settled counts as abandoned: last active before
+/// `before` (never when that is `None` or its last activity is unknown).
+fn is_abandoned(f: &log::NotificationFootprint, before: Option<Timestamp>) -> bool {
+    matches!((before, f.last_activity), (Some(b), Some(t)) if t < b)
+}
+
 /// Every notification-log key of an incident's delivery trail (each notification the
 /// trail index lists: its rows and every index row pointing at them, the trail index
 /// rows included), or `None` when the delivery pipeline is not done with one of them
-/// (the incident is then kept whole, see [`log::NotificationFootprint::settled`]).
+/// (the incident is then kept whole, see [`log::NotificationFootprint::settled`])
+/// and it is not abandoned (last active before `abandoned_before`).
 async fn notification_trail<S: Store + ?Sized>(
     store: &S,
     incident_id: &str,
-) -> Result<Option<Vec<String>>, Error> {
+    abandoned_before: Option<Timestamp>,
+) -> Result<Option<Trail>, Error> {
     let mut keys: Vec<String> = Vec::new();
+    let mut abandoned = 0;
     let mut seen: HashSet<String> = HashSet::new();
     for id in log::incident_notification_ids(store, incident_id).await? {
         let f = log::notification_footprint(store, &id).await?;
         if !f.settled {
-            return Ok(None);
+            if !is_abandoned(&f, abandoned_before) {
+                return Ok(None);
+            }
+            abandoned += 1;
         }
         keys.extend(f.keys.into_iter().filter(|k| seen.insert(k.clone())));
         // The trail index row itself, even when the notification's own rows name
@@ -861,7 +1080,7 @@ async fn notification_trail<S: Store + ?Sized>(
             keys.push(idx);
         }
     }
-    Ok(Some(keys))
+    Ok(Some(Trail { keys, abandoned }))
 }
 
 /// An RFC 3339 string or integer milliseconds since the Unix epoch.
