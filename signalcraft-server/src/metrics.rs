@@ -10,7 +10,8 @@
 //! * `queue_depth` (pending durable jobs, read at scrape time from the in-memory
 //!   index of [`crate::queue::CountingScheduler`]);
 //! * `retention_removed_total{kind}` (`incidents`, `alerts`, `timeline_entries`,
-//!   `notification_log` (rows), `audit` (entries), `changes` (change events): removed
+//!   `notification_log` (rows), `audit` (entries), `changes` (change events),
+//!   `silences` (ended silences): removed
 //!   from the store; `abandoned_notifications`: never-settled notifications among the
 //!   removed rows; and
 //!   `archived`: timeline lines archived, by the `[retention]` sweep), `retention_sweeps_total{outcome}` (`ok`, `error`).
@@ -155,7 +156,7 @@ impl Metrics {
         );
         registry.register(
             "retention_removed",
-            "Records the retention sweep removed from the store (incidents, alerts, timeline_entries, notification_log, audit, changes; abandoned_notifications: never-settled notifications removed as abandoned, their rows also in notification_log) and timeline lines it archived (archived)",
+            "Records the retention sweep removed from the store (incidents, alerts, timeline_entries, notification_log, audit, changes, silences; abandoned_notifications: never-settled notifications removed as abandoned, their rows also in notification_log) and timeline lines it archived (archived)",
             retention_removed.clone(),
         );
         registry.register(
@@ -192,6 +193,7 @@ impl Metrics {
             ("notification_log", report.notification_log),
             ("audit", report.audit),
             ("changes", report.changes),
+            ("silences", report.silences),
             ("abandoned_notifications", report.abandoned_notifications),
         ] {
             // Created even at 0, so the series exist from the first sweep.
@@ -369,6 +371,7 @@ mod tests {
             notification_log: 12,
             audit: 40,
             changes: 9,
+            silences: 2,
             abandoned_notifications: 1,
             raced: 0,
         });
@@ -387,6 +390,7 @@ mod tests {
             "signalcraft_retention_removed_total{kind=\"notification_log\"} 12",
             "signalcraft_retention_removed_total{kind=\"audit\"} 42",
             "signalcraft_retention_removed_total{kind=\"changes\"} 9",
+            "signalcraft_retention_removed_total{kind=\"silences\"} 2",
             "signalcraft_retention_removed_total{kind=\"abandoned_notifications\"} 1",
             "signalcraft_retention_sweeps_total{outcome=\"ok\"} 2",
             "signalcraft_retention_sweeps_total{outcome=\"error\"} 1",

@@ -2,8 +2,8 @@
 //! `closed_incident_age` are removed from the store with their alerts, timeline and
 //! notification-log trail ([`signalcraft_store::RetentionPolicy::for_engine`]), their
 //! timelines appended to the day's JSON Lines archive first when `archive_dir` is set;
-//! audit entries older than `audit_age` and change events older than `change_age` go
-//! too (not archived). The sweep runs when any of the ages is set.
+//! silences that ended before the same cutoff go with them; audit entries older than
+//! `audit_age` and change events older than `change_age` go too (not archived). The sweep runs when any of the ages is set.
 //!
 //! Consistent with the engine's eviction (`closed_incident_memory_age`): nothing the
 //! engine still holds in memory is removed ([`EngineGuard`]), so an incident always
@@ -159,6 +159,7 @@ impl Sweeper {
             || report.notification_log > 0
             || report.audit > 0
             || report.changes > 0
+            || report.silences > 0
         {
             tracing::info!(
                 incidents = report.incidents,
@@ -169,6 +170,7 @@ impl Sweeper {
                 abandoned_notifications = report.abandoned_notifications,
                 audit = report.audit,
                 changes = report.changes,
+                silences = report.silences,
                 raced = report.raced,
                 "retention: removed closed incidents (with their notification-log trail) older than {}, audit entries older than {}, change events older than {}",
                 age_text(self.policy.remove_incidents.then_some(self.policy.max_age)),

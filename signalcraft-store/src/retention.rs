@@ -58,6 +58,9 @@
 //! one whose channel was removed from the configuration. Its rows then go like a
 //! settled one's ([`RetentionReport::abandoned_notifications`]).
 //!
+//! With [`RetentionPolicy::expired_silences`] (on in `for_engine`), silences whose
+//! `ends_at` is before the cutoff go (an ended silence never mutes again).
+//!
 //! With [`RetentionPolicy::audit_age`], audit entries older than it go, and with
 //! [`RetentionPolicy::change_age`] change events: their keys start with their time,
 //! so it is a scan from the oldest key, one batch per `page_size` keys, up to the
@@ -150,6 +153,11 @@ pub struct RetentionPolicy {
     /// keeps its incident forever. One without a readable last activity is never
     /// treated as abandoned.
     pub abandoned_notification_grace: Option<Duration>,
+    /// Remove [`Table::Silences`] records whose `ends_at` (RFC 3339 or ms) is before
+    /// the cutoff (`now - max_age`): silences that ended longer ago than a closed
+    /// incident is kept. An ended silence never mutes again and cannot be changed;
+    /// a record without a readable `ends_at` stays.
+    pub expired_silences: bool,
 }
 
 impl RetentionPolicy {
@@ -175,6 +183,7 @@ impl RetentionPolicy {
             audit_age: None,
             change_age: None,
             abandoned_notification_grace: None,
+            expired_silences: false,
         }
     }
 }
@@ -197,6 +206,8 @@ pub struct RetentionReport {
     pub audit: u64,
     /// Change events removed.
     pub changes: u64,
+    /// Ended silences removed.
+    pub silences: u64,
     /// Notifications removed although never settled, as abandoned (see
     /// [`RetentionPolicy::abandoned_notification_grace`]); their rows are counted in
     /// `notification_log` too.
@@ -232,6 +243,7 @@ impl RetentionReport {
         self.notification_log += other.notification_log;
         self.audit += other.audit;
         self.changes += other.changes;
+        self.silences += other.silences;
         self.abandoned_notifications += other.abandoned_notifications;
         self.raced += other.raced;
     }
@@ -261,7 +273,9 @@ impl RetentionPolicy {
     ///   ([`RetentionPolicy::notification_log`]).
     ///
     /// * a notification never settled and last active before the age plus
-    ///   [`ABANDONED_NOTIFICATION_GRACE`] is abandoned and no longer keeps its incident.
+    ///   [`ABANDONED_NOTIFICATION_GRACE`] is abandoned and no longer keeps its incident;
+    /// * silences that ended before the cutoff go ([`RetentionPolicy::expired_silences`];
+    ///   the engine keeps the ones it loaded in memory until its next start).
     ///
     /// The audit log and change events are kept unless [`RetentionPolicy::audit_age`]
     /// and [`RetentionPolicy::change_age`] are set.
@@ -276,6 +290,7 @@ impl RetentionPolicy {
             keep_max_by: Some(("escalation_policy".into(), "round_robin_cursor".into())),
             notification_log: true,
             abandoned_notification_grace: Some(ABANDONED_NOTIFICATION_GRACE),
+            expired_silences: true,
             ..RetentionPolicy::new(max_age)
         }
     }
@@ -357,6 +372,10 @@ impl RetentionPolicy {
             let cutoff = cutoff(now, self.max_age);
             self.remove_closed(store, cutoff, archive, guard, &mut report)
                 .await?;
+            if self.expired_silences {
+                let ended = self.remove_ended_silences(store, cutoff).await?;
+                report.add(&ended);
+            }
         }
         if let Some(age) = self.audit_age {
             report.audit = self
@@ -504,6 +523,51 @@ impl RetentionPolicy {
             report.add(&slots);
         }
         Ok(())
+    }
+
+    /// The silence pass ([`RetentionPolicy::expired_silences`]): removes silences whose
+    /// `ends_at` is before `cutoff`, a page per batch, each only while it holds the
+    /// record judged.
+    async fn remove_ended_silences<S: Store + ?Sized>(
+        &self,
+        store: &S,
+        cutoff: Timestamp,
+    ) -> Result<RetentionReport, Error> {
+        let mut report = RetentionReport::default();
+        let mut after: Option<String> = None;
+        loop {
+            let page = store
+                .scan(
+                    Table::Silences,
+                    Scan {
+                        after: after.take(),
+                        limit: self.page_size.max(1),
+                        ..Scan::default()
+                    },
+                )
+                .await?;
+            let Some((last, _)) = page.last() else { break };
+            after = Some(last.clone());
+            let mut parts = Vec::new();
+            for (key, bytes) in page {
+                let ended = serde_json::from_slice::<Value>(&bytes)
+                    .ok()
+                    .and_then(|v| v.get("ends_at").and_then(timestamp));
+                if ended.is_some_and(|t| t < cutoff) {
+                    let mut part = WriteBatch::new();
+                    part.delete_if_unchanged(Table::Silences, key, bytes);
+                    parts.push((
+                        part,
+                        RetentionReport {
+                            silences: 1,
+                            ..RetentionReport::default()
+                        },
+                    ));
+                }
+            }
+            self.commit_parts(store, parts, &mut report).await?;
+        }
+        Ok(report)
     }
 
     /// The throttle pass: removes throttle slots (`~throttle/{kind}/{address}`, a

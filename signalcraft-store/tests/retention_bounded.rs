@@ -3,7 +3,8 @@
 //! * a real engine (the eviction suite's rig, manual clock) opens incidents under new
 //!   label sets every round, records change events and audit entries, delivers each
 //!   incident's notification through the real notification log (with a throttle slot
-//!   per new contact method), resolves and closes them; after each round the sweep runs
+//!   per new contact method) and sets a silence that ends within the hour, resolves and
+//!   closes them; after each round the sweep runs
 //!   with a guard over the live engine. The record count of every table (and the
 //!   scheduler's pending jobs) stops growing once the age is reached;
 //! * a record the engine changes exactly at the sweep's commit survives (the
@@ -30,9 +31,11 @@ use signalcraft_core::delivery::log::{
     DeliveryRecord, DeliveryState, DeliveryStatus, NotificationLog, ThrottleSlot,
 };
 use signalcraft_core::engine::Engine;
-use signalcraft_core::incident::{Incident, IncidentState};
+use signalcraft_core::incident::{Actor, Incident, IncidentState};
 use signalcraft_core::memory::MemoryStore;
 use signalcraft_core::model::{ChangeEvent, Event, Fingerprint, Source};
+use signalcraft_core::routing::MatcherSpec;
+use signalcraft_core::silence::SilenceSpec;
 use signalcraft_core::store::{Scan, Store, StoreError, Table, WriteBatch, WriteOp};
 use signalcraft_core::testing::channel::sample_notification;
 use signalcraft_store::retention::RetentionGuard;
@@ -223,6 +226,7 @@ async fn steady_stream(stores: &dyn StoreFactory) {
     let mut history: Vec<(BTreeMap<&'static str, u64>, usize)> = Vec::new();
     let mut removed_incidents = 0;
     let mut removed_changes = 0;
+    let mut removed_silences = 0;
     for k in 0..ROUNDS {
         let names: Vec<String> = (0..PER_ROUND).map(|i| format!("R{k}N{i}")).collect();
         let ids = r.open(&names).await;
@@ -230,6 +234,21 @@ async fn steady_stream(stores: &dyn StoreFactory) {
             .ingest(vec![change(format!("deploy {k}"), r.now())])
             .await
             .expect("change");
+        // A maintenance silence for a host that is never seen again, ending in an hour.
+        r.engine
+            .put_silence(
+                SilenceSpec {
+                    id: None,
+                    matchers: vec![MatcherSpec::Text(format!("instance=host-{k}"))],
+                    starts_at: None,
+                    ends_at: r.now() + jiff::SignedDuration::from_hours(1),
+                    created_by: "ann".into(),
+                    comment: "maintenance".into(),
+                },
+                Actor::user("ann"),
+            )
+            .await
+            .expect("silence");
         for id in &ids {
             let n = notification(&format!("incident/sms/{id}"), id, r.now());
             deliver(&log, store.as_ref(), &n, true, &format!("+1555{k:04}")).await;
@@ -244,6 +263,7 @@ async fn steady_stream(stores: &dyn StoreFactory) {
         assert_eq!(report.raced, 0, "nothing runs beside this sweep");
         removed_incidents += report.incidents;
         removed_changes += report.changes;
+        removed_silences += report.silences;
         let pending = r.scheduler.pending().await.expect("pending").len();
         history.push((counts(store.as_ref()).await, pending));
     }
@@ -253,6 +273,7 @@ async fn steady_stream(stores: &dyn StoreFactory) {
         "removed {removed_incidents} of {opened}"
     );
     assert!(removed_changes >= (ROUNDS as u64) - AGE_DAYS - 2);
+    assert!(removed_silences >= (ROUNDS as u64) - AGE_DAYS - 2);
     let (last, _) = history.last().expect("rounds");
     // What is left is about one age's worth (+ a round and the kept high-water marks),
     // not the whole stream.
@@ -260,6 +281,7 @@ async fn steady_stream(stores: &dyn StoreFactory) {
     assert!(last["incidents"] <= bound, "{last:?}");
     assert!(last["alerts"] <= bound, "{last:?}");
     assert!(last["changes"] <= AGE_DAYS + 1, "{last:?}");
+    assert!(last["silences"] <= AGE_DAYS + 1, "{last:?}");
     assert!(last["groups"] <= PER_ROUND as u64, "{last:?}");
     // Every table (and the scheduler) stops growing once the age is reached: the last
     // rounds hold no more than the rounds just after the age did.
