@@ -2,8 +2,9 @@
 //! clock): a closed incident older than `closed_incident_age` leaves the store with its
 //! alerts and timeline (archived as JSON Lines) and the API answers 404 for it; open,
 //! resolved, recently closed and the highest-numbered incidents stay; a restart does
-//! not hand out a removed incident's number again. And `check-config` names the path
-//! of every `[retention]` mistake.
+//! not hand out a removed incident's number again. Change events older than
+//! `change_age` go too. And `check-config` names the path of every `[retention]`
+//! mistake.
 
 mod common;
 
@@ -440,4 +441,87 @@ async fn check_config_names_the_path_of_every_retention_mistake() {
         Ok(_) => panic!("started with an unusable archive_dir"),
         Err(e) => assert!(e.to_string().contains("retention.archive_dir"), "{e}"),
     }
+}
+
+/// Change events sent through PagerDuty's `/v2/change/enqueue` to a real server: the
+/// sweep removes those older (by their own timestamp) than `change_age` and keeps the
+/// rest, counts them on the metric; `change_age` below `change_window` is refused by
+/// `check-config` with its path.
+#[tokio::test]
+async fn the_sweep_removes_old_change_events() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let t0: Timestamp = "2026-03-01T00:00:00Z".parse().expect("t0");
+    let clock = ManualClock::new(t0);
+    let key = "R0UTINGKEY0123456789012345678901";
+    let r = secret_file(dir.path(), "pd", key);
+    let toml = format!(
+        "[[integrations]]\nname = \"pd\"\ntype = \"pagerduty\"\nkey = \"{r}\"\n[retention]\nchange_age = \"10d\"\ninterval = \"100ms\"\n"
+    );
+    let sc = start_manual(dir.path(), &toml, &clock).await;
+    let store = sc.server.state.store.clone();
+    for (summary, days_ago) in [("deploy old", 20), ("deploy older", 11), ("deploy new", 2)] {
+        let at = t0 - jiff::SignedDuration::from_hours(24 * days_ago);
+        let ev = json!({
+            "routing_key": key,
+            "payload": {"summary": summary, "source": "ci", "timestamp": at.to_string()}
+        });
+        let r = sc.post_json("/v2/change/enqueue", None, &ev).await;
+        assert_eq!(r.status(), 202, "{}", r.text().await.unwrap_or_default());
+    }
+    wait_until("the change events stored", || {
+        let store = store.clone();
+        async move { store.count(Table::Changes).await.expect("count") == 3 }
+    })
+    .await;
+    // The next sweeps (the second one started after they were stored) remove the two
+    // older than 10 days.
+    let swept = series(&metrics(&sc).await, SWEEPS_OK);
+    wait_sweeps(&sc, swept, 2.0).await;
+    let left = store.scan(Table::Changes, Scan::all()).await.expect("scan");
+    let summaries: Vec<String> = left
+        .iter()
+        .map(|(_, v)| {
+            serde_json::from_slice::<Value>(v).expect("json")["summary"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(summaries, ["deploy new"], "{left:?}");
+    assert_eq!(
+        series(
+            &metrics(&sc).await,
+            "signalcraft_retention_removed_total{kind=\"changes\"}"
+        ),
+        2.0
+    );
+    // Nine days later the last one (two days old then) is older than 10 days too.
+    clock.advance(9 * DAY);
+    wait_until("the last change event removed", || {
+        let store = store.clone();
+        async move { store.count(Table::Changes).await.expect("count") == 0 }
+    })
+    .await;
+    drop(store);
+    sc.server.shutdown().await.expect("shutdown");
+
+    // check-config: shorter than change_window is refused with the path.
+    let f = dir.path().join("c.toml");
+    std::fs::write(
+        &f,
+        "change_window = \"7d\"\n[retention]\nchange_age = \"1d\"\n",
+    )
+    .expect("write config");
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let code = check_config_main_as(&f, CheckFormat::Json, &mut out, &mut err);
+    let list: Vec<Value> = serde_json::from_slice(&out).expect("JSON array");
+    assert_eq!(code, 1);
+    assert_eq!(list.len(), 1, "{list:#?}");
+    assert_eq!(list[0]["path"], "retention.change_age");
+    assert!(
+        list[0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("change_window")),
+        "{list:#?}"
+    );
 }
