@@ -270,8 +270,7 @@ impl RetentionPolicy {
     /// * alert records no incident lists (resolved within `group_wait`, silenced) go
     ///   once retired and last seen before the cutoff;
     /// * the notification log's delivery trail of a removed incident goes with it
-    ///   ([`RetentionPolicy::notification_log`]).
-    ///
+    ///   ([`RetentionPolicy::notification_log`]);
     /// * a notification never settled and last active before the age plus
     ///   [`ABANDONED_NOTIFICATION_GRACE`] is abandoned and no longer keeps its incident;
     /// * silences that ended before the cutoff go ([`RetentionPolicy::expired_silences`];
