@@ -83,9 +83,10 @@ use crate::error::Error;
 const THROTTLE_PREFIX: &str = "~throttle/";
 
 /// The engine policy's [`RetentionPolicy::abandoned_notification_grace`]: a week past
-/// the age. A notification still being delivered or retried writes an attempt record
-/// at least every few hours (the delivery retry budget is far shorter), so one silent
-/// for this long past an age of weeks is not coming back.
+/// the age. A notification still being delivered writes an attempt record at every
+/// try, and the gap between tries is bounded by the delivery retry policy
+/// (`max_backoff_ms`, `max_retry_after_ms`: a minute and five minutes by default), so
+/// one silent for the age plus a week is not being worked on any more.
 pub const ABANDONED_NOTIFICATION_GRACE: Duration = Duration::from_secs(7 * 86_400);
 
 /// Which incidents to remove, and where their parts live.
