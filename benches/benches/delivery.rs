@@ -591,8 +591,17 @@ fn flush_burst() {
         let dir = tempfile::tempdir().unwrap();
         let mut redb_store: Option<Arc<signalcraft_store::RedbStore>> = None;
         let (store, scheduler): (Arc<dyn Store>, Arc<dyn Scheduler>) = if redb {
+            // `FLUSH_BURST_GROUP_WAIT_US`: the store writer's group_wait (default 1 ms).
+            let mut opts = signalcraft_store::StoreOptions::default();
+            if let Some(us) = std::env::var("FLUSH_BURST_GROUP_WAIT_US")
+                .ok()
+                .and_then(|v| v.parse().ok())
+            {
+                opts.group_wait = Duration::from_micros(us);
+            }
             let s = Arc::new(
-                signalcraft_store::RedbStore::open(dir.path().join("store.redb")).unwrap(),
+                signalcraft_store::RedbStore::open_with(dir.path().join("store.redb"), opts)
+                    .unwrap(),
             );
             let sched = s.scheduler();
             redb_store = Some(s.clone());
@@ -663,9 +672,12 @@ fn flush_burst() {
             (Some(s), Some(before)) => {
                 let after = s.writer_stats();
                 format!(
-                    "; store writer: {} requests in {} transactions",
+                    "; store writer: {} requests in {} transactions, {:.0} ms applying, \
+                     {:.0} ms committing (wall)",
                     after.requests - before.requests,
-                    after.transactions - before.transactions
+                    after.transactions - before.transactions,
+                    (after.apply_nanos - before.apply_nanos) as f64 / 1e6,
+                    (after.commit_nanos - before.commit_nanos) as f64 / 1e6
                 )
             }
             _ => String::new(),
@@ -686,7 +698,43 @@ fn flush_burst() {
             wall,
             BURST_GROUPS as f64 / wall.as_secs_f64()
         );
+        if std::env::var_os("FLUSH_BURST_BYTES").is_some() {
+            print_stored_bytes(&rt, engine.store().as_ref());
+        }
         drop(engine);
+    }
+}
+
+/// With `FLUSH_BURST_BYTES=1`: rows and bytes per group the burst left in the tables
+/// a first notification writes (the notification log: rows, cursors, records,
+/// markers and indexes, by key kind).
+fn print_stored_bytes(rt: &tokio::runtime::Runtime, store: &dyn signalcraft_core::store::Store) {
+    use signalcraft_core::store::{Scan, Table};
+    for table in [
+        Table::Groups,
+        Table::Incidents,
+        Table::Timeline,
+        Table::NotificationLog,
+    ] {
+        let rows = rt.block_on(store.scan(table, Scan::all())).unwrap();
+        let mut kinds: std::collections::BTreeMap<String, (usize, usize)> = Default::default();
+        for (k, v) in &rows {
+            let kind = if k.starts_with('~') {
+                k.split('/').next().unwrap_or("").to_string()
+            } else {
+                k.rsplit('/').next().unwrap_or("").chars().take(4).collect()
+            };
+            let e = kinds.entry(kind).or_default();
+            e.0 += 1;
+            e.1 += k.len() + v.len();
+        }
+        for (kind, (n, bytes)) in kinds {
+            eprintln!(
+                "  {table:?} {kind}: {:.2} rows, {:.0} B (key + value) per group",
+                n as f64 / BURST_GROUPS as f64,
+                bytes as f64 / BURST_GROUPS as f64
+            );
+        }
     }
 }
 

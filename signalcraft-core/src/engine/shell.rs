@@ -275,7 +275,7 @@ struct Staged {
     notifications: Vec<Notification>,
     /// Timeline entries, one run per incident, each stored as one record
     /// (`timeline::encode_run`); encoded by [`Staged::encode_rest`].
-    runs: Vec<(String, Vec<Box<TimelineEntry>>)>,
+    runs: Vec<(String, Vec<TimelineEntry>)>,
     /// Whether `notifications` still need their records in `batch`.
     unrecorded: bool,
     hooks: Vec<Effect>,
@@ -662,11 +662,11 @@ impl Engine {
                     // The core appends an incident's entries with consecutive `seq`s;
                     // anything else starts a record of its own.
                     Some(&i) if runs[i].1.last().is_some_and(|l| l.seq + 1 == entry.seq) => {
-                        runs[i].1.push(entry);
+                        runs[i].1.push(*entry);
                     }
                     _ => {
                         run_of.insert(incident_id.clone(), runs.len());
-                        runs.push((incident_id, vec![entry]));
+                        runs.push((incident_id, vec![*entry]));
                     }
                 },
                 Effect::Audit(a) => {
