@@ -10,9 +10,10 @@
 //! fix-up: O(1), order not kept.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::hash::Hash;
 
-use super::group::IdBuild;
+use super::group::IndexBuild;
 use crate::model::Fingerprint;
 
 /// Values per chunk (a power of two).
@@ -29,7 +30,7 @@ struct Slot<H> {
 /// never-moving chunks, with a key → (position, hot part) map.
 #[derive(Debug, Clone)]
 pub struct KeySlab<K, V, H = ()> {
-    index: HashMap<K, Slot<H>, IdBuild>,
+    index: HashMap<K, Slot<H>, IndexBuild>,
     keys: Vec<K>,
     chunks: Vec<Vec<V>>,
 }
@@ -121,17 +122,21 @@ impl<K: Copy + Eq + Hash, V, H: Copy> KeySlab<K, V, H> {
 
     /// Inserts or replaces the value and hot part for `fp`; returns the previous value.
     pub fn insert(&mut self, fp: K, v: V, hot: H) -> Option<V> {
-        if let Some(s) = self.index.get_mut(&fp) {
-            s.hot = hot;
-            let pos = s.pos;
-            if let Some(slot) = self.at_mut(pos) {
-                return Some(std::mem::replace(slot, v));
-            }
-            return None;
-        }
+        // One probe of the index for a new key as for a known one.
         // More than u32::MAX live alerts cannot fit in memory anyway; saturate rather
         // than wrap (a saturated position only makes `get` miss).
-        let pos = u32::try_from(self.keys.len()).unwrap_or(u32::MAX);
+        let next = u32::try_from(self.keys.len()).unwrap_or(u32::MAX);
+        match self.index.entry(fp) {
+            Entry::Occupied(mut o) => {
+                let s = o.get_mut();
+                s.hot = hot;
+                let pos = s.pos;
+                return self.at_mut(pos).map(|slot| std::mem::replace(slot, v));
+            }
+            Entry::Vacant(e) => {
+                e.insert(Slot { pos: next, hot });
+            }
+        }
         match self.chunks.last_mut() {
             Some(c) if c.len() < CHUNK => c.push(v),
             _ => {
@@ -140,7 +145,6 @@ impl<K: Copy + Eq + Hash, V, H: Copy> KeySlab<K, V, H> {
                 self.chunks.push(c);
             }
         }
-        self.index.insert(fp, Slot { pos, hot });
         self.keys.push(fp);
         None
     }

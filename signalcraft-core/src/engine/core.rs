@@ -28,9 +28,10 @@ use super::effects::{Effect, Record};
 use super::events::EngineEvent;
 use crate::CoreError;
 use crate::channel::{Notification, NotificationKind, Target};
-use crate::dispatch::group::{GroupProbe, format_labels, group_hash, group_labels};
+use crate::dispatch::group::{GroupProbe, format_labels, group_hash, group_key, group_labels};
 use crate::dispatch::{
-    AggregationGroup, FpSlab, GroupSet, KeySlab, NflogEntry, ProbeKey, UpdateReason, needs_update,
+    AggregationGroup, FpSlab, GroupSet, IndexBuild, KeySlab, NflogEntry, ProbeKey, UpdateReason,
+    needs_update,
 };
 use crate::duration::add;
 use crate::incident::audit::time_key;
@@ -296,9 +297,9 @@ pub struct EngineCore {
     alerts: FpSlab<AlertEntry, Hot>,
     /// Groups by in-memory hash, dense (the index stays small enough to stay cached).
     groups: KeySlab<u64, AggregationGroup>,
-    group_by_key: HashMap<String, u64>,
+    group_by_key: HashMap<String, u64, IndexBuild>,
     /// Latest incident per group key (to re-open after the group was retired).
-    incident_by_key: HashMap<String, String>,
+    incident_by_key: HashMap<String, String, IndexBuild>,
     incidents: BTreeMap<String, Incident>,
     silences: Silences,
     inhibitor: Inhibitor,
@@ -331,8 +332,8 @@ impl EngineCore {
             cfg,
             alerts: FpSlab::default(),
             groups: KeySlab::default(),
-            group_by_key: HashMap::new(),
-            incident_by_key: HashMap::new(),
+            group_by_key: HashMap::default(),
+            incident_by_key: HashMap::default(),
             incidents: BTreeMap::new(),
             silences: Silences::new(),
             inhibitor,
@@ -755,7 +756,7 @@ impl EngineCore {
             }
         }
         let labels = group_labels(route, &alert.labels);
-        let key = format!("{}:{}", route.id, format_labels(&labels));
+        let key = group_key(&route.id, &labels);
         let due = add(now, route.group_wait);
         let incident = self.incident_by_key.get(&key).cloned();
         out.push(Effect::Schedule(flush_job(&key, due)));
