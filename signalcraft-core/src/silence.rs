@@ -256,6 +256,33 @@ impl Silences {
         best.and_then(|i| self.all.get(i))
     }
 
+    /// Removes every silence that ended strictly before `cutoff` (the garbage
+    /// collection of expired silences, as Alertmanager's `--data.retention`); returns
+    /// their ids in insertion order. The index is rebuilt once; the remaining silences
+    /// keep their relative order, so [`Silences::muted_by`] answers as before for them.
+    pub fn remove_ended_before(&mut self, cutoff: Timestamp) -> Vec<String> {
+        if self.all.iter().all(|s| s.ends_at >= cutoff) {
+            return Vec::new();
+        }
+        let mut gone = Vec::new();
+        self.all.retain(|s| {
+            let keep = s.ends_at >= cutoff;
+            if !keep {
+                gone.push(s.id.clone());
+            }
+            keep
+        });
+        self.reindex();
+        gone
+    }
+
+    /// The earliest `ends_at` of any silence (`None` when empty): the next
+    /// [`Silences::remove_ended_before`] can remove nothing before this plus the
+    /// retention.
+    pub fn earliest_end(&self) -> Option<Timestamp> {
+        self.all.iter().map(|s| s.ends_at).min()
+    }
+
     /// Number of silences (any state).
     pub fn len(&self) -> usize {
         self.all.len()
@@ -369,6 +396,63 @@ mod tests {
             muted += usize::from(naive.is_some());
         }
         assert!(muted >= 6, "the cases exercise muting ({muted})");
+    }
+
+    /// Only silences that ended before the cutoff go; the index then answers for the
+    /// rest exactly as a scan in order would, and pending/active ones are kept.
+    #[test]
+    fn remove_ended_before_keeps_the_rest_indexed() {
+        let t0 = ts("2026-01-01T09:00:00Z");
+        let mut set = Silences::new();
+        assert_eq!(set.earliest_end(), None);
+        assert!(
+            set.remove_ended_before(ts("2030-01-01T00:00:00Z"))
+                .is_empty()
+        );
+        // s0, s2: expired at 09:30 and 09:45; s1, s4 active; s3 pending.
+        for (id, m) in [
+            ("s0", "alertname=A"),
+            ("s1", "alertname=A"),
+            ("s2", "team=~\"db\""),
+            ("s3", "team=~\"db|web\""),
+            ("s4", "team=~\"d.*\""),
+        ] {
+            let mut sp = spec(&[m]);
+            if id == "s3" {
+                sp.starts_at = Some(ts("2026-01-01T11:30:00Z"));
+            }
+            set.upsert(sp.build(id.into(), t0).unwrap());
+        }
+        set.expire("s0", ts("2026-01-01T09:30:00Z")).unwrap();
+        set.expire("s2", ts("2026-01-01T09:45:00Z")).unwrap();
+        assert_eq!(set.earliest_end(), Some(ts("2026-01-01T09:30:00Z")));
+        // Ended exactly at the cutoff: kept.
+        assert!(
+            set.remove_ended_before(ts("2026-01-01T09:30:00Z"))
+                .is_empty()
+        );
+        assert_eq!(set.len(), 5);
+        let gone = set.remove_ended_before(ts("2026-01-01T09:45:00.001Z"));
+        assert_eq!(gone, vec!["s0".to_string(), "s2".to_string()]);
+        assert_eq!(set.len(), 3);
+        assert!(set.get("s0").is_none() && set.get("s2").is_none());
+        assert_eq!(set.earliest_end(), Some(ts("2026-01-01T12:00:00Z")));
+        let now = ts("2026-01-01T11:00:00Z");
+        let a: Labels = [("alertname".to_string(), "A".to_string())].into();
+        let db: Labels = [("team".to_string(), "db".to_string())].into();
+        assert_eq!(set.muted_by(&a, now).map(|s| s.id.as_str()), Some("s1"));
+        assert_eq!(set.muted_by(&db, now).map(|s| s.id.as_str()), Some("s4"));
+        let later = ts("2026-01-01T11:45:00Z");
+        assert_eq!(set.muted_by(&db, later).map(|s| s.id.as_str()), Some("s3"));
+        for l in [&a, &db] {
+            for t in [now, later] {
+                let naive = set.all.iter().find(|s| s.mutes(l, t)).map(|s| &s.id);
+                assert_eq!(set.muted_by(l, t).map(|s| &s.id), naive);
+            }
+        }
+        // Pending and active silences are never removed by a cutoff before their end.
+        assert!(set.remove_ended_before(later).is_empty());
+        assert_eq!(set.len(), 3);
     }
 
     #[test]

@@ -22,6 +22,10 @@ pub const DEFAULT_CHANGE_WINDOW: Duration = Duration::from_secs(2 * 3600);
 /// Default of [`EngineConfig::closed_incident_memory_age`]: one hour.
 pub const DEFAULT_CLOSED_INCIDENT_MEMORY_AGE: Duration = Duration::from_secs(3600);
 
+/// Default of [`EngineConfig::expired_silence_age`]: 120 hours (Alertmanager's
+/// `--data.retention` default).
+pub const DEFAULT_EXPIRED_SILENCE_AGE: Duration = Duration::from_secs(120 * 3600);
+
 /// The engine's configuration as written.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -49,6 +53,14 @@ pub struct EngineConfig {
     /// the Store (until store retention removes it) and is read from there.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub closed_incident_memory_age: Option<String>,
+    /// How long an expired silence stays listed after its `ends_at` (default `120h`,
+    /// Alertmanager's `--data.retention`; `0s`: removed at the next sweep). A silence
+    /// that ended longer ago than this is removed from the engine's memory and its
+    /// stored record is deleted (durably, through the engine's commit path); at
+    /// start-up such silences are not loaded and their records are deleted by the
+    /// first sweep.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expired_silence_age: Option<String>,
 }
 
 /// A validated configuration.
@@ -68,6 +80,8 @@ pub struct CompiledConfig {
     pub change_window: Duration,
     /// How long a closed incident stays in memory after it closed.
     pub closed_incident_memory_age: Duration,
+    /// How long an expired silence stays after it ended.
+    pub expired_silence_age: Duration,
 }
 
 impl EngineConfig {
@@ -124,6 +138,12 @@ impl EngineConfig {
                 parse_duration(s).map_err(|e| CoreError::config("closed_incident_memory_age", e))?
             }
         };
+        let expired_silence_age = match &self.expired_silence_age {
+            None => DEFAULT_EXPIRED_SILENCE_AGE,
+            Some(s) => {
+                parse_duration(s).map_err(|e| CoreError::config("expired_silence_age", e))?
+            }
+        };
         Ok(CompiledConfig {
             routes,
             intervals,
@@ -132,6 +152,7 @@ impl EngineConfig {
             external_url: self.external_url.clone(),
             change_window,
             closed_incident_memory_age,
+            expired_silence_age,
         })
     }
 
@@ -175,6 +196,8 @@ mod tests {
         assert!(e.contains("change_window"), "{e}");
         let e = err(serde_json::json!({"closed_incident_memory_age": "-1h"}));
         assert!(e.contains("closed_incident_memory_age"), "{e}");
+        let e = err(serde_json::json!({"expired_silence_age": "soon"}));
+        assert!(e.contains("expired_silence_age"), "{e}");
         let e = err(serde_json::json!({"time_intervals": [{"name": "a"}, {"name": "a"}]}));
         assert!(e.contains("time_intervals[1].name"), "{e}");
     }
@@ -197,6 +220,17 @@ mod tests {
             c.compile().unwrap().closed_incident_memory_age,
             Duration::from_secs(900)
         );
+    }
+
+    #[test]
+    fn expired_silence_age_defaults_to_120h_and_takes_zero() {
+        let c = EngineConfig::default().compile().unwrap();
+        assert_eq!(c.expired_silence_age, Duration::from_secs(120 * 3600));
+        for (v, want) in [("0s", Duration::ZERO), ("24h", Duration::from_secs(86_400))] {
+            let c: EngineConfig =
+                serde_json::from_value(serde_json::json!({"expired_silence_age": v})).unwrap();
+            assert_eq!(c.compile().unwrap().expired_silence_age, want, "{v}");
+        }
     }
 
     #[test]

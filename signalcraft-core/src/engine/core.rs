@@ -1928,6 +1928,28 @@ impl EngineCore {
         gone
     }
 
+    /// Removes every silence that ended strictly before `ended_before` from memory and
+    /// deletes its stored record (one [`Effect::Write`] delete each); returns how many.
+    /// The garbage collection of [`EngineConfig::expired_silence_age`]: the shell
+    /// commits the deletes like any decision's.
+    ///
+    /// [`EngineConfig::expired_silence_age`]: super::config::EngineConfig::expired_silence_age
+    pub fn remove_expired_silences(
+        &mut self,
+        ended_before: Timestamp,
+        out: &mut Vec<Effect>,
+    ) -> usize {
+        let gone = self.silences.remove_ended_before(ended_before);
+        let n = gone.len();
+        for key in gone {
+            out.push(Effect::Write(WriteOp::Delete {
+                table: Table::Silences,
+                key,
+            }));
+        }
+        n
+    }
+
     /// When the earliest-closed incident still in memory closed (`None`: no closed
     /// incident in memory); the shell's next eviction is due this long after it.
     pub fn earliest_closed_at(&self) -> Option<Timestamp> {

@@ -180,6 +180,12 @@ struct Inner {
     /// When the next closed incident is due to leave memory (ms since the epoch on the
     /// engine's clock; `i64::MAX`: none in memory). See [`Engine::evict_closed_incidents`].
     next_eviction_ms: std::sync::atomic::AtomicI64,
+    /// When the next expired silence is due to be removed (ms since the epoch on the
+    /// engine's clock; `i64::MAX`: no silence). See [`Engine::remove_expired_silences`].
+    next_silence_gc_ms: std::sync::atomic::AtomicI64,
+    /// Ids of stored silences the last load left out (ended longer ago than
+    /// [`EngineConfig::expired_silence_age`]): the next silence sweep deletes them.
+    unloaded_silences: Mutex<Vec<String>>,
     /// Incident actions running now ([`Engine::act`]): a sweep waits for none, so an
     /// action's hooks always find its incident in memory.
     acts_in_flight: std::sync::atomic::AtomicUsize,
@@ -478,6 +484,8 @@ impl EngineBuilder {
                 write: tokio::sync::Mutex::new(()),
                 ext_seq: std::sync::atomic::AtomicU64::new(0),
                 next_eviction_ms: std::sync::atomic::AtomicI64::new(i64::MAX),
+                next_silence_gc_ms: std::sync::atomic::AtomicI64::new(i64::MAX),
+                unloaded_silences: Mutex::new(Vec::new()),
                 acts_in_flight: std::sync::atomic::AtomicUsize::new(0),
                 evicted_any: std::sync::atomic::AtomicBool::new(false),
                 journal: self
@@ -1344,15 +1352,15 @@ impl Engine {
     pub async fn next_wakeup(&self) -> Result<Option<Timestamp>, CoreError> {
         let flush = self.inner.flushes.next_due().await?;
         let job = self.inner.scheduler.next_due().await?;
-        let evict = match self
-            .inner
-            .next_eviction_ms
+        let at = |ms: &std::sync::atomic::AtomicI64| match ms
             .load(std::sync::atomic::Ordering::Acquire)
         {
             i64::MAX => None,
             ms => Timestamp::from_millisecond(ms).ok(),
         };
-        Ok([flush, job, self.held_wakeup(), evict]
+        let evict = at(&self.inner.next_eviction_ms);
+        let silence_gc = at(&self.inner.next_silence_gc_ms);
+        Ok([flush, job, self.held_wakeup(), evict, silence_gc]
             .into_iter()
             .flatten()
             .min())
@@ -1454,13 +1462,21 @@ impl Engine {
         let services: Vec<(String, Service)> =
             store.scan_json(Table::Services, Scan::all()).await?;
         let now = self.now();
-        let (window, age) = {
+        let (window, age, silence_age) = {
             let core = self.inner.core.lock();
             (
                 core.config().change_window,
                 core.config().closed_incident_memory_age,
+                core.config().expired_silence_age,
             )
         };
+        // Silences that ended longer ago than the retention are not loaded; the first
+        // sweep deletes their records.
+        let silences_ended_before = Self::silence_cutoff(now, silence_age);
+        let (silences, unloaded): (Vec<_>, Vec<_>) = silences
+            .into_iter()
+            .partition(|(_, s)| s.ends_at >= silences_ended_before);
+        let unloaded: Vec<String> = unloaded.into_iter().map(|(k, _)| k).collect();
         let since = crate::incident::audit::time_key(
             now.checked_sub(crate::duration::signed(window))
                 .unwrap_or(Timestamp::UNIX_EPOCH),
@@ -1506,6 +1522,15 @@ impl Engine {
                 Self::eviction_due_ms(core.earliest_closed_at(), age),
                 std::sync::atomic::Ordering::Release,
             );
+            let silence_due = if unloaded.is_empty() {
+                Self::silence_gc_due_ms(core.silences().earliest_end(), silence_age)
+            } else {
+                now.as_millisecond()
+            };
+            *self.inner.unloaded_silences.lock() = unloaded;
+            self.inner
+                .next_silence_gc_ms
+                .store(silence_due, std::sync::atomic::Ordering::Release);
             core.armed_flushes()
         };
         if incidents.left_out {
@@ -1598,14 +1623,88 @@ impl Engine {
         }
     }
 
-    /// Runs [`Engine::evict_closed_incidents`] when an eviction is due on the clock.
+    /// Runs [`Engine::evict_closed_incidents`] when an eviction is due on the clock,
+    /// and [`Engine::remove_expired_silences`] when a silence is due to go.
     async fn evict_if_due(&self) {
-        let due = self
-            .inner
-            .next_eviction_ms
-            .load(std::sync::atomic::Ordering::Acquire);
-        if due != i64::MAX && self.now().as_millisecond() >= due {
+        use std::sync::atomic::Ordering;
+        let is_due = |due: i64| due != i64::MAX && self.now().as_millisecond() >= due;
+        if is_due(self.inner.next_eviction_ms.load(Ordering::Acquire)) {
             self.evict_closed_incidents().await;
+        }
+        if is_due(self.inner.next_silence_gc_ms.load(Ordering::Acquire)) {
+            // A failure is retried a second later (see the method).
+            let _ = self.remove_expired_silences().await;
+        }
+    }
+
+    /// Silences that ended strictly before this go at `now`.
+    fn silence_cutoff(now: Timestamp, age: Duration) -> Timestamp {
+        now.checked_sub(crate::duration::signed(age))
+            .unwrap_or(Timestamp::MIN)
+    }
+
+    /// When a silence that ends at `ends_at` is due to go (ms; `i64::MAX` for none):
+    /// the first millisecond after `ends_at` + the age (it is listed until exactly then).
+    fn silence_gc_due_ms(ends_at: Option<Timestamp>, age: Duration) -> i64 {
+        ends_at.map_or(i64::MAX, |t| {
+            t.checked_add(crate::duration::signed(age))
+                .unwrap_or(Timestamp::MAX)
+                .as_millisecond()
+                .saturating_add(1)
+        })
+    }
+
+    /// Notes a silence in memory ending at `ends_at`: the next silence sweep is due no
+    /// later than `ends_at` + [`EngineConfig::expired_silence_age`] (wakes the run
+    /// loop).
+    fn note_silence_end(&self, ends_at: Timestamp) {
+        let age = self.inner.core.lock().config().expired_silence_age;
+        let due = Self::silence_gc_due_ms(Some(ends_at), age);
+        self.inner
+            .next_silence_gc_ms
+            .fetch_min(due, std::sync::atomic::Ordering::AcqRel);
+        if let Ok(t) = Timestamp::from_millisecond(due) {
+            self.wake_before(t);
+        }
+    }
+
+    /// Removes from memory every silence that ended longer ago than
+    /// [`EngineConfig::expired_silence_age`] and deletes its stored record, together
+    /// with the records of silences the last load left out (one delete each, committed
+    /// as one batch through the normal decision path, after every batch decided before
+    /// it); returns how many records were deleted. The run loop calls it when one is
+    /// due (Alertmanager's silence garbage collection). On a failed commit nothing is
+    /// lost (the core is rebuilt from the Store) and the sweep is retried a second
+    /// later.
+    pub async fn remove_expired_silences(&self) -> Result<usize, CoreError> {
+        use std::sync::atomic::Ordering;
+        let inner = &self.inner;
+        let result = self
+            .mutate(|core, now, out| {
+                let age = core.config().expired_silence_age;
+                let mut n = core.remove_expired_silences(Self::silence_cutoff(now, age), out);
+                for key in std::mem::take(&mut *inner.unloaded_silences.lock()) {
+                    out.push(Effect::Write(WriteOp::Delete {
+                        table: Table::Silences,
+                        key,
+                    }));
+                    n += 1;
+                }
+                // Under the core lock: a silence put meanwhile notes itself after this.
+                inner.next_silence_gc_ms.store(
+                    Self::silence_gc_due_ms(core.silences().earliest_end(), age),
+                    Ordering::Release,
+                );
+                Ok(n)
+            })
+            .await;
+        match result {
+            Ok((n, _)) => Ok(n),
+            Err(e) => {
+                let later = self.now().as_millisecond().saturating_add(1_000);
+                inner.next_silence_gc_ms.store(later, Ordering::Release);
+                Err(e)
+            }
         }
     }
 
@@ -1995,18 +2094,22 @@ impl Engine {
 
     /// Creates (no `id`) or updates (with `id`) a silence.
     pub async fn put_silence(&self, spec: SilenceSpec, actor: Actor) -> Result<Silence, CoreError> {
-        Ok(self
+        let s = self
             .mutate(|core, now, out| core.put_silence(&spec, actor, now, out))
             .await?
-            .0)
+            .0;
+        self.note_silence_end(s.ends_at);
+        Ok(s)
     }
 
     /// Expires a silence now.
     pub async fn expire_silence(&self, id: &str, actor: Actor) -> Result<Silence, CoreError> {
-        Ok(self
+        let s = self
             .mutate(|core, now, out| core.expire_silence(id, actor, now, out))
             .await?
-            .0)
+            .0;
+        self.note_silence_end(s.ends_at);
+        Ok(s)
     }
 
     /// Silences in a state (all when `None`), newest first.
