@@ -444,8 +444,8 @@ pub struct ServerConfig {
     /// `[retention]`: removing old closed incidents from the store.
     pub retention: RetentionSection,
     /// The engine's configuration (`route`, `time_intervals`, `inhibit_rules`,
-    /// `services`, `change_window`, `closed_incident_memory_age`), validated by the
-    /// engine.
+    /// `services`, `change_window`, `closed_incident_memory_age`,
+    /// `expired_silence_age`), validated by the engine.
     pub engine: EngineConfig,
     /// Config-as-code sections (`users`, `teams`, `schedules`, `escalation_policies`)
     /// as written; `signalcraft apply` validates and stores them.
@@ -460,6 +460,7 @@ pub const ENGINE_SECTIONS: &[&str] = &[
     "services",
     "change_window",
     "closed_incident_memory_age",
+    "expired_silence_age",
 ];
 
 /// Top-level keys of config-as-code (`signalcraft apply`); `serve` ignores them.
@@ -1150,6 +1151,29 @@ mod tests {
         assert_eq!(
             c.engine.compile().unwrap().closed_incident_memory_age,
             Duration::from_secs(3600)
+        );
+    }
+
+    #[test]
+    fn expired_silence_age_is_an_engine_option_checked_with_its_path() {
+        let c = parse("expired_silence_age = \"24h\"\n[server]\n").unwrap();
+        assert_eq!(c.engine.expired_silence_age.as_deref(), Some("24h"));
+        assert_eq!(
+            c.engine.compile().unwrap().expired_silence_age,
+            Duration::from_secs(86_400)
+        );
+        let c = parse("expired_silence_age = \"0s\"\n").unwrap();
+        assert!(c.engine.compile().unwrap().expired_silence_age.is_zero());
+        let errs = parse("expired_silence_age = \"soon\"\n").unwrap_err();
+        assert_eq!(errs.len(), 1, "{errs:#?}");
+        assert_eq!(errs[0].path, "expired_silence_age");
+        // The default config leaves it commented: the engine's default (120h).
+        let t = default_config_text("127.0.0.1:1234".parse().unwrap(), Path::new("/tmp/x"));
+        assert!(t.contains("# expired_silence_age = \"120h\""));
+        let c = parse(&t).unwrap();
+        assert_eq!(
+            c.engine.compile().unwrap().expired_silence_age,
+            Duration::from_secs(120 * 3600)
         );
     }
 
