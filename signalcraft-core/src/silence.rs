@@ -409,7 +409,7 @@ mod tests {
             set.remove_ended_before(ts("2030-01-01T00:00:00Z"))
                 .is_empty()
         );
-        // s0, s2: expired at 09:30 and 09:45; s1, s4 active; s3 pending.
+        // s0, s2: expired at 10:30 and 10:45; s1, s4 active; s3 pending.
         for (id, m) in [
             ("s0", "alertname=A"),
             ("s1", "alertname=A"),
@@ -423,16 +423,16 @@ mod tests {
             }
             set.upsert(sp.build(id.into(), t0).unwrap());
         }
-        set.expire("s0", ts("2026-01-01T09:30:00Z")).unwrap();
-        set.expire("s2", ts("2026-01-01T09:45:00Z")).unwrap();
-        assert_eq!(set.earliest_end(), Some(ts("2026-01-01T09:30:00Z")));
+        set.expire("s0", ts("2026-01-01T10:30:00Z")).unwrap();
+        set.expire("s2", ts("2026-01-01T10:45:00Z")).unwrap();
+        assert_eq!(set.earliest_end(), Some(ts("2026-01-01T10:30:00Z")));
         // Ended exactly at the cutoff: kept.
         assert!(
-            set.remove_ended_before(ts("2026-01-01T09:30:00Z"))
+            set.remove_ended_before(ts("2026-01-01T10:30:00Z"))
                 .is_empty()
         );
         assert_eq!(set.len(), 5);
-        let gone = set.remove_ended_before(ts("2026-01-01T09:45:00.001Z"));
+        let gone = set.remove_ended_before(ts("2026-01-01T10:45:00.001Z"));
         assert_eq!(gone, vec!["s0".to_string(), "s2".to_string()]);
         assert_eq!(set.len(), 3);
         assert!(set.get("s0").is_none() && set.get("s2").is_none());
