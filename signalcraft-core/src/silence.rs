@@ -134,6 +134,14 @@ impl SilenceSpec {
     }
 }
 
+/// A silence's first `=` matcher (name, value): what the index files it under.
+fn eq_key(s: &Silence) -> Option<(&str, &str)> {
+    s.matchers
+        .iter()
+        .find(|m| m.op() == MatchOp::Eq)
+        .map(|m| (m.name(), m.value()))
+}
+
 /// The set of silences, with fast lookups for the ingest path.
 ///
 /// Silences with an `=` matcher are indexed by that matcher's label name and value, so
@@ -142,6 +150,8 @@ impl SilenceSpec {
 #[derive(Debug, Clone, Default)]
 pub struct Silences {
     all: Vec<Silence>,
+    /// Id → position in `all`.
+    by_id: HashMap<String, usize>,
     /// Per label name: value → positions in `all` (ascending) of the silences whose
     /// first `=` matcher is `name = value`.
     by_eq: Vec<(String, HashMap<String, Vec<usize>>)>,
@@ -155,48 +165,76 @@ impl Silences {
         Self::default()
     }
 
-    /// Inserts or replaces by id.
+    /// Inserts or replaces by id. A new silence is indexed on its own (loading n
+    /// silences costs O(n)); a replacement keeps its position and re-indexes only when
+    /// its first `=` matcher changed.
     pub fn upsert(&mut self, s: Silence) {
-        match self.all.iter_mut().find(|x| x.id == s.id) {
-            Some(x) => *x = s,
-            None => self.all.push(s),
+        match self.by_id.get(&s.id).copied() {
+            Some(i) => {
+                let same_key = self.all.get(i).map(eq_key) == Some(eq_key(&s));
+                if let Some(x) = self.all.get_mut(i) {
+                    *x = s;
+                }
+                if !same_key {
+                    self.reindex();
+                }
+            }
+            None => {
+                let i = self.all.len();
+                self.by_id.insert(s.id.clone(), i);
+                self.all.push(s);
+                self.index_one(i);
+            }
         }
-        self.reindex();
     }
 
-    /// Rebuilds the `=` index (silences change rarely; alerts are checked constantly).
+    /// Adds the silence at position `i` to the `=` index (or the scan list); `i` must be
+    /// above every position indexed so far, which keeps the lists ascending.
+    fn index_one(&mut self, i: usize) {
+        let Some(s) = self.all.get(i) else {
+            return;
+        };
+        let Some((name, value)) = eq_key(s) else {
+            self.scan.push(i);
+            return;
+        };
+        let pos = match self.by_eq.iter().position(|(n, _)| n == name) {
+            Some(p) => p,
+            None => {
+                self.by_eq.push((name.to_string(), HashMap::new()));
+                self.by_eq.len() - 1
+            }
+        };
+        if let Some((_, by_value)) = self.by_eq.get_mut(pos) {
+            by_value.entry(value.to_string()).or_default().push(i);
+        }
+    }
+
+    /// Rebuilds the id map and the `=` index (silences change rarely; alerts are
+    /// checked constantly).
     fn reindex(&mut self) {
+        self.by_id.clear();
         self.by_eq.clear();
         self.scan.clear();
-        for (i, s) in self.all.iter().enumerate() {
-            let Some(m) = s.matchers.iter().find(|m| m.op() == MatchOp::Eq) else {
-                self.scan.push(i);
-                continue;
-            };
-            let pos = match self.by_eq.iter().position(|(n, _)| n == m.name()) {
-                Some(p) => p,
-                None => {
-                    self.by_eq.push((m.name().to_string(), HashMap::new()));
-                    self.by_eq.len() - 1
-                }
-            };
-            if let Some((_, by_value)) = self.by_eq.get_mut(pos) {
-                by_value.entry(m.value().to_string()).or_default().push(i);
+        for i in 0..self.all.len() {
+            if let Some(s) = self.all.get(i) {
+                self.by_id.insert(s.id.clone(), i);
             }
+            self.index_one(i);
         }
     }
 
     /// By id.
     pub fn get(&self, id: &str) -> Option<&Silence> {
-        self.all.iter().find(|s| s.id == id)
+        self.by_id.get(id).and_then(|&i| self.all.get(i))
     }
 
     /// Ends a silence now (no-op error if already expired). Returns the updated silence.
     pub fn expire(&mut self, id: &str, now: Timestamp) -> Result<Silence, CoreError> {
         let s = self
-            .all
-            .iter_mut()
-            .find(|s| s.id == id)
+            .by_id
+            .get(id)
+            .and_then(|&i| self.all.get_mut(i))
             .ok_or_else(|| CoreError::NotFound {
                 kind: "silence",
                 id: id.into(),
@@ -369,6 +407,13 @@ mod tests {
         }
         // Replacing one keeps its position and re-indexes it.
         set.upsert(spec(&["alertname=D"]).build("s1".into(), t0).unwrap());
+        // Same first `=` matcher, other matchers changed: checked with the new ones.
+        set.upsert(
+            spec(&["alertname=A", "team=db"])
+                .build("s0".into(), t0)
+                .unwrap(),
+        );
+        assert_eq!(set.len(), 9);
         // One expired: never mutes.
         set.expire("s4", ts("2026-01-01T10:30:00Z")).unwrap();
         let now = ts("2026-01-01T11:00:00Z");
@@ -436,6 +481,10 @@ mod tests {
         assert_eq!(gone, vec!["s0".to_string(), "s2".to_string()]);
         assert_eq!(set.len(), 3);
         assert!(set.get("s0").is_none() && set.get("s2").is_none());
+        // Ids still find their (moved) silences.
+        for id in ["s1", "s3", "s4"] {
+            assert_eq!(set.get(id).map(|s| s.id.as_str()), Some(id));
+        }
         assert_eq!(set.earliest_end(), Some(ts("2026-01-01T12:00:00Z")));
         let now = ts("2026-01-01T11:00:00Z");
         let a: Labels = [("alertname".to_string(), "A".to_string())].into();
