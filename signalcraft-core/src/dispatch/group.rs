@@ -1,6 +1,7 @@
 //! Aggregation groups: the alerts a route collects under one set of group-by values.
 
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
+use std::sync::LazyLock;
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -278,38 +279,54 @@ fn write_labels(s: &mut String, labels: &Labels) {
 
 const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
 
+/// The keyed hasher of [`group_hash`], seeded at random once per process. Group hashes
+/// live only in memory (the store keys a group by [`AggregationGroup::key`]; the hash is
+/// recomputed when a group is loaded), so they need only agree within one process; the
+/// seed keeps a sender from choosing label values whose group hashes collide, which
+/// would lengthen the engine's collision probe for every alert of those groups.
+static GROUP_HASH_SEED: LazyLock<foldhash::fast::RandomState> =
+    LazyLock::new(foldhash::fast::RandomState::default);
+
+/// A group hasher started with the route index.
 #[inline]
-fn mix(mut h: u64, bytes: &[u8]) -> u64 {
-    for b in bytes {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(FNV_PRIME);
-    }
-    h ^ 0xff
+fn group_hasher(route: &Route) -> foldhash::fast::FoldHasher<'static> {
+    let mut h = GROUP_HASH_SEED.build_hasher();
+    h.write_usize(route.index);
+    h
+}
+
+/// Hashes one name or value, followed by `0xff` (never in UTF-8: the sequence of parts
+/// is unambiguous).
+#[inline]
+fn mix(h: &mut impl Hasher, bytes: &[u8]) {
+    h.write(bytes);
+    h.write_u8(0xff);
 }
 
 /// A 64-bit hash of (route, group-by values of `labels`), computed without allocating.
 /// Equal for alerts that belong to the same group; callers confirm with
-/// [`same_group`] to rule out collisions.
+/// [`same_group`] to rule out collisions. Keyed with a random per-process seed: stable
+/// within a process only, so never persist it (groups are stored by their key).
 #[inline]
 pub fn group_hash(route: &Route, labels: &Labels) -> u64 {
-    let mut h = 0xcbf2_9ce4_8422_2325u64 ^ (route.index as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    let mut h = group_hasher(route);
     match &route.group_by {
         GroupBy::All => {
             for (n, v) in labels {
-                h = mix(h, n.as_bytes());
-                h = mix(h, v.as_bytes());
+                mix(&mut h, n.as_bytes());
+                mix(&mut h, v.as_bytes());
             }
         }
         GroupBy::Labels(names) => {
             for n in names {
                 if let Some(v) = labels.get(n) {
-                    h = mix(h, n.as_bytes());
-                    h = mix(h, v.as_bytes());
+                    mix(&mut h, n.as_bytes());
+                    mix(&mut h, v.as_bytes());
                 }
             }
         }
     }
-    h
+    h.finish()
 }
 
 /// Group-by names handled inline by [`GroupProbe`] (more fall back to map lookups).
@@ -349,19 +366,18 @@ impl<'a> GroupProbe<'a> {
         };
         match &route.group_by {
             GroupBy::Labels(names) if names.len() <= PROBE_INLINE => {
-                let mut h = 0xcbf2_9ce4_8422_2325u64
-                    ^ (route.index as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+                let mut h = group_hasher(route);
                 for n in names {
                     if let Some(v) = labels.get(n) {
-                        h = mix(h, n.as_bytes());
-                        h = mix(h, v.as_bytes());
+                        mix(&mut h, n.as_bytes());
+                        mix(&mut h, v.as_bytes());
                         if let Some(slot) = p.pairs.get_mut(p.len) {
                             *slot = (n.as_str(), v.as_str());
                             p.len += 1;
                         }
                     }
                 }
-                p.hash = h;
+                p.hash = h.finish();
                 let present = &mut p.pairs[..p.len];
                 present.sort_unstable_by(|a, b| a.0.cmp(b.0));
                 p.inline = present.windows(2).all(|w| w[0].0 != w[1].0);
