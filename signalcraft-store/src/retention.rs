@@ -533,62 +533,66 @@ impl RetentionPolicy {
         store: &S,
         cutoff: Timestamp,
     ) -> Result<RetentionReport, Error> {
-        let mut report = RetentionReport::default();
-        let mut after: Option<String> = None;
-        loop {
-            let page = store
-                .scan(
-                    Table::Silences,
-                    Scan {
-                        after: after.take(),
-                        limit: self.page_size.max(1),
-                        ..Scan::default()
-                    },
-                )
-                .await?;
-            let Some((last, _)) = page.last() else { break };
-            after = Some(last.clone());
-            let mut parts = Vec::new();
-            for (key, bytes) in page {
-                let ended = serde_json::from_slice::<Value>(&bytes)
-                    .ok()
-                    .and_then(|v| v.get("ends_at").and_then(timestamp));
-                if ended.is_some_and(|t| t < cutoff) {
-                    let mut part = WriteBatch::new();
-                    part.delete_if_unchanged(Table::Silences, key, bytes);
-                    parts.push((
-                        part,
-                        RetentionReport {
-                            silences: 1,
-                            ..RetentionReport::default()
-                        },
-                    ));
-                }
-            }
-            self.commit_parts(store, parts, &mut report).await?;
-        }
-        Ok(report)
+        let one = RetentionReport {
+            silences: 1,
+            ..RetentionReport::default()
+        };
+        self.remove_judged(store, Table::Silences, "", &one, |bytes| {
+            serde_json::from_slice::<Value>(bytes)
+                .ok()
+                .and_then(|v| v.get("ends_at").and_then(timestamp))
+                .is_some_and(|t| t < cutoff)
+        })
+        .await
     }
 
     /// The throttle pass: removes throttle slots (`~throttle/{kind}/{address}`, a
     /// contact method's next free send time) whose time is before `cutoff`. A slot in
     /// the past constrains nothing (the throttle treats it as no slot), so this only
     /// drops those of contact methods not written to since, e.g. removed from the
-    /// configuration; each only while it holds the value judged. Counted as
-    /// notification-log rows.
+    /// configuration; each only while it holds the value judged. A value that is not
+    /// a time is not ours to judge and stays. Counted as notification-log rows.
     async fn remove_stale_throttle_slots<S: Store + ?Sized>(
         &self,
         store: &S,
         cutoff: Timestamp,
+    ) -> Result<RetentionReport, Error> {
+        let one = RetentionReport {
+            notification_log: 1,
+            ..RetentionReport::default()
+        };
+        self.remove_judged(
+            store,
+            Table::NotificationLog,
+            THROTTLE_PREFIX,
+            &one,
+            |bytes| {
+                serde_json::from_slice::<Timestamp>(bytes).is_ok_and(|next_free| next_free < cutoff)
+            },
+        )
+        .await
+    }
+
+    /// Scans `table` under `prefix` a page at a time and removes every record `goes`
+    /// judges removable, each only while it still holds the bytes judged
+    /// ([`WriteBatch::delete_if_unchanged`]); one batch per page. Each removal adds
+    /// `one` to the report.
+    async fn remove_judged<S: Store + ?Sized>(
+        &self,
+        store: &S,
+        table: Table,
+        prefix: &str,
+        one: &RetentionReport,
+        goes: impl Fn(&[u8]) -> bool,
     ) -> Result<RetentionReport, Error> {
         let mut report = RetentionReport::default();
         let mut after: Option<String> = None;
         loop {
             let page = store
                 .scan(
-                    Table::NotificationLog,
+                    table,
                     Scan {
-                        prefix: THROTTLE_PREFIX.into(),
+                        prefix: prefix.into(),
                         after: after.take(),
                         limit: self.page_size.max(1),
                         ..Scan::default()
@@ -599,19 +603,10 @@ impl RetentionPolicy {
             after = Some(last.clone());
             let mut parts = Vec::new();
             for (key, bytes) in page {
-                let Ok(next_free) = serde_json::from_slice::<Timestamp>(&bytes) else {
-                    continue; // not ours to judge: keep it
-                };
-                if next_free < cutoff {
+                if goes(&bytes) {
                     let mut part = WriteBatch::new();
-                    part.delete_if_unchanged(Table::NotificationLog, key, bytes);
-                    parts.push((
-                        part,
-                        RetentionReport {
-                            notification_log: 1,
-                            ..RetentionReport::default()
-                        },
-                    ));
+                    part.delete_if_unchanged(table, key, bytes);
+                    parts.push((part, one.clone()));
                 }
             }
             self.commit_parts(store, parts, &mut report).await?;
