@@ -303,22 +303,38 @@ mod tests {
     use signalcraft_core::incident::{Actor, AuditQuery};
     use signalcraft_core::memory::MemoryStore;
 
+    /// An engine on a manual clock at `t0` over `store`, a directory and metrics for
+    /// a [`Sweeper`].
+    fn sweep_rig(
+        t0: Timestamp,
+        store: Arc<MemoryStore>,
+    ) -> (ManualClock, Engine, tempfile::TempDir, Arc<Metrics>) {
+        let clock = ManualClock::new(t0);
+        let engine = Engine::builder(EngineConfig::default())
+            .store(store)
+            .clock(Arc::new(clock.clone()))
+            .build()
+            .unwrap();
+        (
+            clock,
+            engine,
+            tempfile::tempdir().unwrap(),
+            Arc::new(Metrics::new()),
+        )
+    }
+
+    /// The `[retention]` section of a config text.
+    fn section(text: &str) -> RetentionSection {
+        crate::config::parse(text).unwrap().retention
+    }
+
     /// With incidents kept (`closed_incident_age = "off"`) and an `audit_age`, the
     /// sweep still runs, removes only the old audit entries and counts them; with both
     /// off there is no sweep.
     #[tokio::test]
     async fn audit_age_alone_runs_the_sweep() {
         let t0: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
-        let clock = ManualClock::new(t0);
-        let engine = Engine::builder(EngineConfig::default())
-            .store(Arc::new(MemoryStore::new()))
-            .clock(Arc::new(clock.clone()))
-            .build()
-            .unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let metrics = Arc::new(Metrics::new());
-        let section =
-            |text: &str| -> RetentionSection { crate::config::parse(text).unwrap().retention };
+        let (clock, engine, dir, metrics) = sweep_rig(t0, Arc::new(MemoryStore::new()));
         let off = section(
             "[retention]\nclosed_incident_age = \"off\"\naudit_age = \"off\"\nchange_age = \"off\"\n",
         );
@@ -410,17 +426,8 @@ mod tests {
     #[tokio::test]
     async fn change_age_removes_old_change_events() {
         let t0: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
-        let clock = ManualClock::new(t0);
         let store = Arc::new(MemoryStore::new());
-        let engine = Engine::builder(EngineConfig::default())
-            .store(store.clone())
-            .clock(Arc::new(clock.clone()))
-            .build()
-            .unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let metrics = Arc::new(Metrics::new());
-        let section =
-            |text: &str| -> RetentionSection { crate::config::parse(text).unwrap().retention };
+        let (clock, engine, dir, metrics) = sweep_rig(t0, store.clone());
         let s = section(
             "[retention]\nclosed_incident_age = \"off\"\naudit_age = \"off\"\nchange_age = \"10d\"\n",
         );
