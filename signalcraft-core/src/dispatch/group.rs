@@ -1,6 +1,6 @@
 //! Aggregation groups: the alerts a route collects under one set of group-by values.
 
-use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
+use std::hash::{BuildHasher, Hasher};
 use std::sync::LazyLock;
 
 use jiff::Timestamp;
@@ -277,8 +277,6 @@ fn write_labels(s: &mut String, labels: &Labels) {
     s.push('}');
 }
 
-const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
-
 /// The keyed hasher of [`group_hash`], seeded at random once per process. Group hashes
 /// live only in memory (the store keys a group by [`AggregationGroup::key`]; the hash is
 /// recomputed when a group is loaded), so they need only agree within one process; the
@@ -427,41 +425,11 @@ pub fn same_group(group: &AggregationGroup, route: &Route, labels: &Labels) -> b
     }
 }
 
-/// A cheap hasher for keys that already are 64-bit hashes (fingerprints, group hashes).
-///
-/// FNV-1a's low bits are weak (mod 2^k it only multiplies by `0x1b3`), and hash tables
-/// index buckets by the low bits, so the key is finalised with one multiply and a
-/// fold of the high half — far cheaper than SipHash, with no clustering.
-#[derive(Default, Clone, Copy)]
-pub struct IdHasher(u64);
-
-impl Hasher for IdHasher {
-    #[inline]
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    #[inline]
-    fn write(&mut self, bytes: &[u8]) {
-        // Only used through write_u64 for our keys; fold anything else FNV-style.
-        for b in bytes {
-            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(FNV_PRIME);
-        }
-    }
-    #[inline]
-    fn write_u64(&mut self, v: u64) {
-        let x = v.wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        self.0 = x ^ (x >> 32);
-    }
-}
-
-/// `BuildHasher` for [`IdHasher`].
-pub type IdBuild = BuildHasherDefault<IdHasher>;
-
 /// The hasher of the engine's in-memory indexes (fingerprint and group-hash slabs, group
 /// and incident keys): foldhash, keyed with a per-process random seed.
 ///
 /// Fingerprints and group hashes are FNV of attacker-controlled labels, so an unkeyed
-/// mix (such as [`IdHasher`]) lets a sender pick labels whose keys share a bucket and
+/// mix lets a sender pick labels whose keys share a bucket and
 /// degrade every probe to a scan; a keyed hash does not, at about the cost of one
 /// multiply for a 64-bit key (SipHash costs several times that on string keys).
 pub type IndexBuild = foldhash::fast::RandomState;

@@ -10,6 +10,6 @@ pub mod group;
 pub mod nflog;
 pub mod slab;
 
-pub use group::{AggregationGroup, GroupSet, IdBuild, IndexBuild, ProbeKey, format_labels};
+pub use group::{AggregationGroup, GroupSet, IndexBuild, ProbeKey, format_labels};
 pub use nflog::{NflogEntry, UpdateReason, needs_update};
 pub use slab::{FpSlab, KeySlab};
