@@ -112,12 +112,18 @@ impl Sweeper {
             crate::bootstrap::create_private_dir(dir).map_err(|e| archive_dir_error(dir, &e))?;
             check_writable(dir).map_err(|e| archive_dir_error(dir, &e))?;
         }
+        // The engine deletes a silence `expired_silence_age` after it ended; the
+        // store's own pass (ended before the incident cutoff) only cleans strays, and
+        // must not remove a silence the engine still lists when that age is longer.
+        let silence_age = engine.with_core(|c| c.config().expired_silence_age);
+        let policy = RetentionPolicy::for_engine(age.unwrap_or(Duration::MAX));
         Ok(Some(Sweeper {
             policy: RetentionPolicy {
                 remove_incidents: age.is_some(),
                 audit_age,
                 change_age,
-                ..RetentionPolicy::for_engine(age.unwrap_or(Duration::MAX))
+                expired_silences: policy.expired_silences && age.is_some_and(|a| silence_age <= a),
+                ..policy
             },
             archive_dir,
             compact: redb.filter(|_| section.compact),
@@ -417,6 +423,40 @@ mod tests {
             details: serde_json::Value::Null,
             raw: Default::default(),
         })
+    }
+
+    /// The store's silence pass runs only when the engine's `expired_silence_age` is
+    /// not longer than `closed_incident_age`: it never removes a silence the engine
+    /// still lists.
+    #[tokio::test]
+    async fn the_store_silence_pass_defers_to_a_longer_engine_silence_age() {
+        let t0: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+        let clock = ManualClock::new(t0);
+        let sweeper_with = |silence_age: &str| {
+            let config: EngineConfig =
+                serde_json::from_value(serde_json::json!({"expired_silence_age": silence_age}))
+                    .unwrap();
+            let engine = Engine::builder(config)
+                .store(Arc::new(MemoryStore::new()))
+                .clock(Arc::new(clock.clone()))
+                .build()
+                .unwrap();
+            let dir = tempfile::tempdir().unwrap();
+            let s = section("[retention]\nclosed_incident_age = \"90d\"\narchive = false\n");
+            Sweeper::new(
+                &s,
+                dir.path(),
+                engine,
+                None,
+                Arc::new(clock.clone()),
+                Arc::new(Metrics::new()),
+            )
+            .unwrap()
+            .expect("a sweep")
+        };
+        assert!(sweeper_with("120h").policy.expired_silences);
+        assert!(sweeper_with("90d").policy.expired_silences);
+        assert!(!sweeper_with("91d").policy.expired_silences);
     }
 
     /// `change_age` alone runs the sweep: change events the engine stored, older (by
