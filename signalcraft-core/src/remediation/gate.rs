@@ -19,7 +19,7 @@
 //!     Running ── complete(outcome | error) ──► Completed (+ RemediationRecord)
 //! ```
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -278,14 +278,41 @@ pub enum GateError {
     },
 }
 
+/// How many finished runs (completed or rejected) a [`RemediationGate`] keeps by
+/// default ([`RemediationGate::keep_finished_runs`]).
+pub const DEFAULT_FINISHED_RUNS_KEPT: usize = 10_000;
+
 /// Declared actions, their runs, and the audit entries not yet drained.
-#[derive(Debug, Default)]
+///
+/// Runs live in memory only. Every run waiting for approval, approved or running is
+/// kept; of the finished ones (completed or rejected) only the most recently finished
+/// [`DEFAULT_FINISHED_RUNS_KEPT`] are, so the gate stays bounded however many runs a
+/// long-lived server sees. A forgotten run's request, decision and result stay in the
+/// audit log and the incident timeline.
+#[derive(Debug)]
 pub struct RemediationGate {
     actions: BTreeMap<String, RemediationAction>,
     runs: BTreeMap<String, RemediationRun>,
+    /// Ids of finished runs, oldest finish first.
+    finished: VecDeque<String>,
+    finished_kept: usize,
     audit: Vec<AuditEntry>,
     next_run: u64,
     next_audit: u64,
+}
+
+impl Default for RemediationGate {
+    fn default() -> Self {
+        RemediationGate {
+            actions: BTreeMap::new(),
+            runs: BTreeMap::new(),
+            finished: VecDeque::new(),
+            finished_kept: DEFAULT_FINISHED_RUNS_KEPT,
+            audit: Vec::new(),
+            next_run: 0,
+            next_audit: 0,
+        }
+    }
 }
 
 impl RemediationGate {
@@ -314,6 +341,27 @@ impl RemediationGate {
                 ActionScope::Route(r) => Some(r.as_str()) == route,
             })
             .collect()
+    }
+
+    /// Keeps at most `n` finished runs in memory (the most recently finished; see
+    /// the type's doc), forgetting older ones at once.
+    pub fn keep_finished_runs(&mut self, n: usize) {
+        self.finished_kept = n;
+        self.forget_finished_beyond_limit();
+    }
+
+    /// Notes that a run finished (after its audit entry is recorded, which reads it).
+    fn finished(&mut self, run_id: &str) {
+        self.finished.push_back(run_id.to_string());
+        self.forget_finished_beyond_limit();
+    }
+
+    fn forget_finished_beyond_limit(&mut self) {
+        while self.finished.len() > self.finished_kept {
+            if let Some(id) = self.finished.pop_front() {
+                self.runs.remove(&id);
+            }
+        }
     }
 
     /// A run by id.
@@ -452,6 +500,7 @@ impl RemediationGate {
             run_id,
             details,
         );
+        self.finished(run_id);
         Ok(())
     }
 
@@ -602,6 +651,7 @@ impl RemediationGate {
         };
         let details = serde_json::to_value(&record).unwrap_or_default();
         self.record(now, actor, "remediation.run", run_id, details);
+        self.finished(run_id);
         Ok(record)
     }
 
@@ -1002,6 +1052,56 @@ mod tests {
             audit[1].details["required"],
             serde_json::json!(AccessRole::Manager)
         );
+    }
+
+    /// Only the most recently finished runs are kept; pending runs always are, and a
+    /// forgotten run's audit entries were recorded before it went.
+    #[test]
+    fn finished_runs_beyond_the_limit_are_forgotten_oldest_first() {
+        let c = clock();
+        let mut gate = RemediationGate::new(vec![action(
+            "restart",
+            "http-restart",
+            ActionMode::Approval,
+        )])
+        .unwrap();
+        gate.keep_finished_runs(2);
+        let request = |gate: &mut RemediationGate, incident: &str| {
+            gate.request_run("restart", incident, Actor::user("alice"), false, c.now())
+                .unwrap()
+        };
+        let pending = request(&mut gate, "inc-0");
+        let runs: Vec<String> = (1..=3)
+            .map(|i| request(&mut gate, &format!("inc-{i}")))
+            .collect();
+        gate.reject(&runs[1], "carol", AccessRole::Manager, c.now())
+            .unwrap();
+        gate.reject(&runs[0], "carol", AccessRole::Manager, c.now())
+            .unwrap();
+        assert!(gate.run(&runs[1]).is_some() && gate.run(&runs[0]).is_some());
+        gate.reject(&runs[2], "carol", AccessRole::Manager, c.now())
+            .unwrap();
+        // runs[1] finished first: it goes, the two later finishes stay.
+        assert!(gate.run(&runs[1]).is_none());
+        assert_eq!(gate.run(&runs[0]).unwrap().state, RunState::Rejected);
+        assert_eq!(gate.run(&runs[2]).unwrap().state, RunState::Rejected);
+        assert_eq!(gate.run(&pending).unwrap().state, RunState::PendingApproval);
+        assert!(gate.runs_for("inc-2").is_empty());
+        let rejected: Vec<String> = gate
+            .drain_audit()
+            .into_iter()
+            .filter(|a| a.action == "remediation.reject")
+            .map(|a| {
+                a.details["incident"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string()
+            })
+            .collect();
+        assert_eq!(rejected, ["inc-2", "inc-1", "inc-3"]);
+        gate.keep_finished_runs(0);
+        assert!(gate.run(&runs[0]).is_none() && gate.run(&runs[2]).is_none());
+        assert!(gate.run(&pending).is_some());
     }
 
     #[test]
