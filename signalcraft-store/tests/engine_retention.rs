@@ -531,106 +531,25 @@ async fn a_timeline_run_is_archived_one_full_entry_per_line() {
 
 // ----- the notification log and the audit log -------------------------------------
 
+#[path = "support/delivery_log.rs"]
+mod delivery_log;
+
 mod logs {
     use std::sync::Arc;
 
     use super::*;
-    use signalcraft_core::channel::Notification;
+    use crate::delivery_log::{Via, attempt, deliver, notification, state};
     use signalcraft_core::clock::ManualClock;
-    use signalcraft_core::delivery::config::ChainStep;
-    use signalcraft_core::delivery::log::{
-        DeliveryRecord, DeliveryState, DeliveryStatus, NotificationLog,
-    };
+    use signalcraft_core::delivery::log::{DeliveryStatus, NotificationLog};
     use signalcraft_core::engine::{Engine, EngineConfig};
     use signalcraft_core::incident::{Actor, AuditQuery};
     use signalcraft_core::memory::MemoryScheduler;
-    use signalcraft_core::testing::channel::sample_notification;
 
-    /// A notification as the engine produces it (`incident`: the incident it is about).
-    fn notification(id: &str, incident: Option<&str>, at: Timestamp) -> Notification {
-        let mut n = sample_notification(id, "oncall", "#ops");
-        match incident {
-            Some(i) => n.incident.as_mut().expect("the sample has an incident").id = i.into(),
-            None => n.incident = None,
-        }
-        n.created_at = at;
-        n
-    }
-
-    fn state(n: &Notification, finished: bool) -> DeliveryState {
-        DeliveryState {
-            notification: n.clone(),
-            steps: vec![ChainStep {
-                channel: "slack".into(),
-                target: None,
-                confirm_within_secs: None,
-            }],
-            step: 0,
-            tries_on_step: 1,
-            attempt: 1,
-            next_attempt: 2,
-            awaiting_confirmation: None,
-            finished,
-            job_seq: 0,
-            pending_job: None,
-        }
-    }
-
-    fn attempt(
-        n: &Notification,
-        status: DeliveryStatus,
-        at: Timestamp,
-        pid: Option<&str>,
-    ) -> DeliveryRecord {
-        DeliveryRecord {
-            notification_id: n.id.clone(),
-            attempt: 1,
-            step: 0,
-            channel: "slack".into(),
-            channel_kind: "slack".into(),
-            target: "#ops".into(),
-            incident_id: n.incident.as_ref().map(|i| i.id.clone()),
-            status,
-            started_at: at,
-            updated_at: at,
-            latency_ms: Some(12),
-            provider_message_id: pid.map(str::to_owned),
-            error: None,
-            next_attempt_at: None,
-        }
-    }
-
-    /// Delivers `n` through the notification log as the engine and the pipeline do:
-    /// accepted in a decision batch (outbox marker, trail index), then the first
-    /// attempt `sending` (in-flight marker), then, when `settle`, its outcome `sent`
-    /// with a provider message id and the cursor `finished`.
-    async fn deliver(log: &NotificationLog, s: &dyn Store, n: &Notification, settle: bool) {
-        let mut b = WriteBatch::new();
-        log.record_accepted(n, &mut b).expect("accepted");
-        s.commit(b).await.expect("commit");
-        let at = n.created_at;
-        log.commit_state(
-            &state(n, false),
-            false,
-            true,
-            &[&attempt(n, DeliveryStatus::Sending, at, None)],
-            None,
-        )
-        .await
-        .expect("sending");
-        if settle {
-            let pid = format!("pm-{}", n.id);
-            log.commit_state(
-                &state(n, true),
-                false,
-                false,
-                &[&attempt(n, DeliveryStatus::Sent, at, Some(&pid))],
-                None,
-            )
-            .await
-            .expect("sent");
-        }
-    }
+    /// Every notification of these tests goes to Slack.
+    const SLACK: Via = Via {
+        channel: "slack",
+        target: "#ops",
+    };
 
     /// The encoded id as it appears in notification-log keys.
     fn enc(id: &str) -> String {
@@ -667,9 +586,9 @@ mod logs {
             &n_plain_old,
             &n_plain_new,
         ] {
-            deliver(&log, s.as_ref(), n, true).await;
+            deliver(&log, s.as_ref(), n, SLACK, true, None).await;
         }
-        deliver(&log, s.as_ref(), &n_busy, false).await;
+        deliver(&log, s.as_ref(), &n_busy, SLACK, false, None).await;
         assert_eq!(log.trail(&old_inc.id).await.expect("trail").len(), 2);
         assert_eq!(log.trail("inc-gone").await.expect("trail").len(), 1);
         let open_trail = log.trail(&open_inc.id).await.expect("trail");
@@ -742,10 +661,10 @@ mod logs {
         // Once the attempt's outcome is in, the next sweep takes the busy incident
         // and its trail.
         log.commit_state(
-            &state(&n_busy, true),
+            &state(&n_busy, SLACK, true),
             false,
             false,
-            &[&attempt(&n_busy, DeliveryStatus::Failed, t(DAY), None)],
+            &[&attempt(&n_busy, SLACK, DeliveryStatus::Failed, t(DAY))],
             None,
         )
         .await

@@ -12,6 +12,8 @@
 //! * a notification that never settles stops keeping its incident once abandoned
 //!   (age + grace), and not before.
 
+#[path = "support/delivery_log.rs"]
+mod delivery_log;
 #[path = "../../signalcraft-core/tests/eviction_suite/mod.rs"]
 mod eviction_suite;
 
@@ -22,14 +24,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use delivery_log::{Via, deliver, notification};
 use eviction_suite::{Rig, StoreFactory};
 use jiff::Timestamp;
 use serde_json::Value;
-use signalcraft_core::channel::Notification;
-use signalcraft_core::delivery::config::ChainStep;
-use signalcraft_core::delivery::log::{
-    DeliveryRecord, DeliveryState, DeliveryStatus, NotificationLog, ThrottleSlot,
-};
+use signalcraft_core::delivery::log::NotificationLog;
 use signalcraft_core::engine::Engine;
 use signalcraft_core::incident::{Actor, Incident, IncidentState};
 use signalcraft_core::memory::MemoryStore;
@@ -37,7 +36,6 @@ use signalcraft_core::model::{ChangeEvent, Event, Fingerprint, Source};
 use signalcraft_core::routing::MatcherSpec;
 use signalcraft_core::silence::SilenceSpec;
 use signalcraft_core::store::{Scan, Store, StoreError, Table, WriteBatch, WriteOp};
-use signalcraft_core::testing::channel::sample_notification;
 use signalcraft_store::retention::RetentionGuard;
 use signalcraft_store::{RedbStore, RetentionPolicy};
 
@@ -92,90 +90,11 @@ impl RetentionGuard for EngineGuard {
 
 // ----- notification-log helpers -------------------------------------------------------
 
-fn notification(id: &str, incident: &str, at: Timestamp) -> Notification {
-    let mut n = sample_notification(id, "oncall", "#ops");
-    n.incident.as_mut().expect("the sample has an incident").id = incident.into();
-    n.created_at = at;
-    n
-}
-
-fn state(n: &Notification, finished: bool) -> DeliveryState {
-    DeliveryState {
-        notification: n.clone(),
-        steps: vec![ChainStep {
-            channel: "sms".into(),
-            target: None,
-            confirm_within_secs: None,
-        }],
-        step: 0,
-        tries_on_step: 1,
-        attempt: 1,
-        next_attempt: 2,
-        awaiting_confirmation: None,
-        finished,
-        job_seq: 0,
-        pending_job: None,
-    }
-}
-
-fn attempt(n: &Notification, status: DeliveryStatus, at: Timestamp) -> DeliveryRecord {
-    DeliveryRecord {
-        notification_id: n.id.clone(),
-        attempt: 1,
-        step: 0,
-        channel: "sms".into(),
-        channel_kind: "sms".into(),
-        target: "+15550000".into(),
-        incident_id: n.incident.as_ref().map(|i| i.id.clone()),
-        status,
-        started_at: at,
-        updated_at: at,
-        latency_ms: Some(12),
-        provider_message_id: matches!(status, DeliveryStatus::Sent).then(|| format!("pm-{}", n.id)),
-        error: None,
-        next_attempt_at: None,
-    }
-}
-
-/// Delivers `n` through the notification log as the pipeline does: accepted (outbox
-/// marker, trail index), `sending` (in-flight marker); when `settle`, `sent` with the
-/// cursor finished and a throttle slot for `address` one minute ahead.
-async fn deliver(
-    log: &NotificationLog,
-    s: &dyn Store,
-    n: &Notification,
-    settle: bool,
-    address: &str,
-) {
-    let mut b = WriteBatch::new();
-    log.record_accepted(n, &mut b).expect("accepted");
-    s.commit(b).await.expect("commit");
-    let at = n.created_at;
-    log.commit_state(
-        &state(n, false),
-        false,
-        true,
-        &[&attempt(n, DeliveryStatus::Sending, at)],
-        None,
-    )
-    .await
-    .expect("sending");
-    if settle {
-        log.commit_state(
-            &state(n, true),
-            false,
-            false,
-            &[&attempt(n, DeliveryStatus::Sent, at)],
-            Some(ThrottleSlot {
-                kind: "sms",
-                address,
-                next_free: at + jiff::SignedDuration::from_secs(60),
-            }),
-        )
-        .await
-        .expect("sent");
-    }
-}
+/// Every notification of these tests goes out by SMS.
+const SMS: Via = Via {
+    channel: "sms",
+    target: "+15550000",
+};
 
 fn change(summary: String, at: Timestamp) -> Event {
     Event::Change(ChangeEvent {
@@ -252,8 +171,9 @@ async fn steady_stream(stores: &dyn StoreFactory) {
             .await
             .expect("silence");
         for id in &ids {
-            let n = notification(&format!("incident/sms/{id}"), id, r.now());
-            deliver(&log, store.as_ref(), &n, true, &format!("+1555{k:04}")).await;
+            let n = notification(&format!("incident/sms/{id}"), Some(id), r.now());
+            let address = format!("+1555{k:04}");
+            deliver(&log, store.as_ref(), &n, SMS, true, Some(&address)).await;
         }
         r.resolve_alerts(&names).await;
         r.close(&ids).await;
@@ -493,12 +413,12 @@ async fn abandoned_notifications_release_their_incident(s: Arc<dyn Store>) {
         b.put(Table::Incidents, inc.id.clone(), inc).expect("put");
     }
     s.commit(b).await.expect("seed");
-    let n_stuck = notification("incident/sms/n-stuck", &stuck.id, t(1));
-    let n_orphan = notification("incident/sms/n-orphan", "inc-gone", t(1));
+    let n_stuck = notification("incident/sms/n-stuck", Some(&stuck.id), t(1));
+    let n_orphan = notification("incident/sms/n-orphan", Some("inc-gone"), t(1));
     // Retried recently: still being worked on.
-    let n_busy = notification("incident/sms/n-busy", &busy.id, t(33));
+    let n_busy = notification("incident/sms/n-busy", Some(&busy.id), t(33));
     for n in [&n_stuck, &n_orphan, &n_busy] {
-        deliver(&log, s.as_ref(), n, false, "+15550000").await;
+        deliver(&log, s.as_ref(), n, SMS, false, Some("+15550000")).await;
     }
     assert_eq!(log.in_flight(0).await.expect("in flight").len(), 3);
     let policy = RetentionPolicy::for_engine(30 * DAY);
@@ -573,10 +493,10 @@ async fn stale_throttle_slots_go() {
     b.put(Table::Incidents, newest.id.clone(), &newest)
         .expect("put");
     s.commit(b).await.expect("seed");
-    let old = notification("incident/sms/n-old", &newest.id, t(1));
-    let new = notification("incident/sms/n-new", &newest.id, t(39));
-    deliver(&log, s.as_ref(), &old, true, "+1old").await;
-    deliver(&log, s.as_ref(), &new, true, "+1new").await;
+    let old = notification("incident/sms/n-old", Some(&newest.id), t(1));
+    let new = notification("incident/sms/n-new", Some(&newest.id), t(39));
+    deliver(&log, s.as_ref(), &old, SMS, true, Some("+1old")).await;
+    deliver(&log, s.as_ref(), &new, SMS, true, Some("+1new")).await;
     assert!(
         log.throttle_slot("sms", "+1old")
             .await
