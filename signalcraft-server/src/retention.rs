@@ -329,6 +329,25 @@ mod tests {
         )
     }
 
+    /// The sweep `section` configures over `engine`, without a redb store to compact.
+    fn sweeper_for(
+        section: &RetentionSection,
+        data_dir: &Path,
+        engine: &Engine,
+        clock: &ManualClock,
+        metrics: &Arc<Metrics>,
+    ) -> Option<Sweeper> {
+        Sweeper::new(
+            section,
+            data_dir,
+            engine.clone(),
+            None,
+            Arc::new(clock.clone()),
+            metrics.clone(),
+        )
+        .unwrap()
+    }
+
     /// The `[retention]` section of a config text.
     fn section(text: &str) -> RetentionSection {
         crate::config::parse(text).unwrap().retention
@@ -344,30 +363,14 @@ mod tests {
         let off = section(
             "[retention]\nclosed_incident_age = \"off\"\naudit_age = \"off\"\nchange_age = \"off\"\n",
         );
-        let none = Sweeper::new(
-            &off,
-            dir.path(),
-            engine.clone(),
-            None,
-            Arc::new(clock.clone()),
-            metrics.clone(),
-        )
-        .unwrap();
+        let none = sweeper_for(&off, dir.path(), &engine, &clock, &metrics);
         assert!(none.is_none());
 
         let s = section(
             "[retention]\nclosed_incident_age = \"off\"\naudit_age = \"30d\"\nchange_age = \"off\"\n",
         );
-        let sweeper = Sweeper::new(
-            &s,
-            dir.path(),
-            engine.clone(),
-            None,
-            Arc::new(clock.clone()),
-            metrics.clone(),
-        )
-        .unwrap()
-        .expect("a sweep for the audit log");
+        let sweeper = sweeper_for(&s, dir.path(), &engine, &clock, &metrics)
+            .expect("a sweep for the audit log");
         assert!(
             !dir.path().join("archive").exists(),
             "no timeline archive when incidents are kept"
@@ -443,16 +446,8 @@ mod tests {
                 .unwrap();
             let dir = tempfile::tempdir().unwrap();
             let s = section("[retention]\nclosed_incident_age = \"90d\"\narchive = false\n");
-            Sweeper::new(
-                &s,
-                dir.path(),
-                engine,
-                None,
-                Arc::new(clock.clone()),
-                Arc::new(Metrics::new()),
-            )
-            .unwrap()
-            .expect("a sweep")
+            sweeper_for(&s, dir.path(), &engine, &clock, &Arc::new(Metrics::new()))
+                .expect("a sweep")
         };
         assert!(sweeper_with("120h").policy.expired_silences);
         assert!(sweeper_with("90d").policy.expired_silences);
@@ -471,16 +466,8 @@ mod tests {
         let s = section(
             "[retention]\nclosed_incident_age = \"off\"\naudit_age = \"off\"\nchange_age = \"10d\"\n",
         );
-        let sweeper = Sweeper::new(
-            &s,
-            dir.path(),
-            engine.clone(),
-            None,
-            Arc::new(clock.clone()),
-            metrics.clone(),
-        )
-        .unwrap()
-        .expect("a sweep for change events");
+        let sweeper = sweeper_for(&s, dir.path(), &engine, &clock, &metrics)
+            .expect("a sweep for change events");
         let day = Duration::from_secs(86_400);
         for d in 0..20u64 {
             let at = clock.now();
@@ -534,16 +521,8 @@ mod tests {
         .build()
         .unwrap();
         let d = section("[retention]\nclosed_incident_age = \"off\"\naudit_age = \"off\"\n");
-        let sw = Sweeper::new(
-            &d,
-            dir.path(),
-            long,
-            None,
-            Arc::new(clock.clone()),
-            metrics.clone(),
-        )
-        .unwrap()
-        .expect("the default change age runs the sweep");
+        let sw = sweeper_for(&d, dir.path(), &long, &clock, &metrics)
+            .expect("the default change age runs the sweep");
         assert_eq!(sw.policy.change_age, Some(60 * day));
     }
 }
