@@ -1,10 +1,11 @@
-//! Closed incidents leave memory and are served from the store: the shared suite
-//! (tests/eviction_suite) over the in-memory store.
+//! Closed incidents and expired silences leave memory and are served from (or deleted
+//! in) the store: the shared suite (tests/eviction_suite) over the in-memory store.
 
 mod eviction_suite;
 
 use std::sync::Arc;
 
+use eviction_suite::silences;
 use eviction_suite::*;
 use signalcraft_core::memory::MemoryStore;
 use signalcraft_core::store::Store;
@@ -55,4 +56,24 @@ async fn memory_stays_bounded_over_1000_incidents() {
 #[tokio::test]
 async fn counters_continue_past_incidents_left_out_at_start() {
     counters_continue_past_incidents_left_in_the_store(&memory()).await;
+}
+
+#[tokio::test]
+async fn an_expired_silence_goes_after_the_age() {
+    silences::expired_silence_goes_after_the_age(&memory()).await;
+}
+
+#[tokio::test]
+async fn a_silence_expired_via_the_api_counts_from_its_new_end() {
+    silences::expired_via_the_api_counts_from_the_new_end(&memory()).await;
+}
+
+#[tokio::test]
+async fn zero_age_removes_at_the_next_sweep_after_the_end() {
+    silences::zero_age_removes_at_the_next_sweep(&memory()).await;
+}
+
+#[tokio::test]
+async fn a_restart_leaves_old_expired_silences_out() {
+    silences::restart_leaves_old_expired_silences_out(&memory()).await;
 }

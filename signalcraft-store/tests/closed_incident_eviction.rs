@@ -1,6 +1,7 @@
-//! Closed incidents leave the engine's memory and are served from redb: the shared
-//! suite of signalcraft-core/tests/eviction_suite, over a RedbStore that every restart
-//! closes and reopens.
+//! Closed incidents leave the engine's memory and are served from redb, and expired
+//! silences leave memory and redb: the shared suite of
+//! signalcraft-core/tests/eviction_suite, over a RedbStore that every restart closes
+//! and reopens.
 
 #[path = "../../signalcraft-core/tests/eviction_suite/mod.rs"]
 mod eviction_suite;
@@ -8,6 +9,7 @@ mod eviction_suite;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use eviction_suite::silences;
 use eviction_suite::*;
 use signalcraft_core::store::Store;
 use signalcraft_store::RedbStore;
@@ -63,4 +65,14 @@ async fn memory_stays_bounded_over_1000_incidents() {
 #[tokio::test]
 async fn counters_continue_past_incidents_left_out_at_start() {
     counters_continue_past_incidents_left_in_the_store(&redb()).await;
+}
+
+#[tokio::test]
+async fn an_expired_silence_goes_after_the_age() {
+    silences::expired_silence_goes_after_the_age(&redb()).await;
+}
+
+#[tokio::test]
+async fn a_restart_leaves_old_expired_silences_out() {
+    silences::restart_leaves_old_expired_silences_out(&redb()).await;
 }

@@ -4,9 +4,12 @@
 //! (signalcraft-store/tests/closed_incident_eviction.rs, which includes this file).
 //!
 //! Every check compares whole JSON: what the engine answered before the eviction (or
-//! before a restart) against what it answers after.
+//! before a restart) against what it answers after. [`silences`]: expired silences
+//! leaving memory and the Store, over the same stores.
 
 #![allow(dead_code)]
+
+pub mod silences;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,9 +1,6 @@
 //! Expired silences leave the engine's memory and the Store `expired_silence_age` after
-//! they ended (Alertmanager's `--data.retention` garbage collection): one suite, run
-//! over the in-memory store (signalcraft-core/tests/silence_gc.rs) and redb
-//! (signalcraft-store/tests/silence_gc.rs, which includes this file).
-
-#![allow(dead_code)]
+//! they ended (Alertmanager's `--data.retention` garbage collection); part of the
+//! eviction suite, run over the same stores.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,12 +18,7 @@ use signalcraft_core::scheduler::Scheduler;
 use signalcraft_core::silence::{Silence, SilenceSpec, SilenceState};
 use signalcraft_core::store::{Store, Table};
 
-/// Opens the store under test; called again after the previous engine (and store) were
-/// dropped, it reopens the same data.
-pub trait StoreFactory {
-    /// The store (the same data on every call).
-    fn open(&self) -> Arc<dyn Store>;
-}
+use super::StoreFactory;
 
 /// An engine on a manual clock and a store from the factory.
 pub struct Rig {
