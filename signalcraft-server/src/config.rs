@@ -1177,6 +1177,15 @@ mod tests {
         );
     }
 
+    /// The `(path, message)` of every error `parse` reports for `text`.
+    fn paths(text: &str) -> Vec<(String, String)> {
+        parse(text)
+            .unwrap_err()
+            .into_iter()
+            .map(|e| (e.path, e.message))
+            .collect()
+    }
+
     #[test]
     fn retention_section_defaults_and_errors_carry_paths() {
         let c = parse("").unwrap();
@@ -1223,13 +1232,6 @@ mod tests {
         assert_eq!(c.retention.interval, Duration::from_secs(600));
         assert!(c.retention.compact);
 
-        let paths = |text: &str| -> Vec<(String, String)> {
-            parse(text)
-                .unwrap_err()
-                .into_iter()
-                .map(|e| (e.path, e.message))
-                .collect()
-        };
         let e = paths("[retention]\nclosed_incident_age = \"soon\"\ninterval = \"0s\"\n");
         assert_eq!(e.len(), 2, "{e:#?}");
         assert_eq!(e[0].0, "retention.interval");
@@ -1304,13 +1306,6 @@ mod tests {
             c.retention.change_max_age(window(&c)).unwrap(),
             Some(Duration::from_secs(86400))
         );
-        let paths = |text: &str| -> Vec<(String, String)> {
-            parse(text)
-                .unwrap_err()
-                .into_iter()
-                .map(|e| (e.path, e.message))
-                .collect()
-        };
         // Shorter than the default window (2h), or than the configured one.
         let e = paths("[retention]\nchange_age = \"1h\"\n");
         assert_eq!(e.len(), 1, "{e:#?}");
