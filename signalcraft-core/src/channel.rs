@@ -118,6 +118,19 @@ pub struct Delivered {
     pub provider_message_id: Option<String>,
 }
 
+/// What the delivery pipeline knows from the notification log about earlier
+/// deliveries, handed to [`Channel::deliver_in`]. Build it with
+/// `DeliveryContext { .., ..Default::default() }` so new fields stay additive.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeliveryContext {
+    /// The provider message id ([`Delivered::provider_message_id`]) of the latest
+    /// message this channel instance delivered about the same incident to the same
+    /// target, read from the notification log. Only looked up when the channel
+    /// asks for it ([`Channel::wants_previous_message`]); `None` otherwise or when
+    /// there is none.
+    pub previous_message_id: Option<String>,
+}
+
 /// Whether a failed delivery is worth retrying.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -195,6 +208,28 @@ pub trait Channel: Send + Sync {
 
     /// Delivers one notification.
     async fn deliver(&self, n: &Notification) -> Result<Delivered, DeliveryError>;
+
+    /// Whether delivering `n` needs [`DeliveryContext::previous_message_id`]: a
+    /// channel that keeps one message per incident current (Slack `chat.update`)
+    /// answers `true` when it does not know that message itself (e.g. after a
+    /// restart). The lookup reads the incident's delivery trail, so answer `false`
+    /// whenever the channel can do without. Default: `false`.
+    fn wants_previous_message(&self, n: &Notification) -> bool {
+        let _ = n;
+        false
+    }
+
+    /// Delivers one notification with what the pipeline knows about earlier
+    /// deliveries. Same contract as [`Channel::deliver`], which the default calls;
+    /// the delivery pipeline always calls this one.
+    async fn deliver_in(
+        &self,
+        n: &Notification,
+        ctx: &DeliveryContext,
+    ) -> Result<Delivered, DeliveryError> {
+        let _ = ctx;
+        self.deliver(n).await
+    }
 
     /// Checks the channel can reach its provider.
     async fn health_check(&self) -> Result<(), DeliveryError> {

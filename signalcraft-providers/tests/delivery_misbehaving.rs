@@ -523,6 +523,125 @@ async fn slack_keeps_one_message_per_incident_current() {
     );
 }
 
+/// A restart (a new Slack channel and pipeline over the same store) keeps
+/// updating the incident's message: the pipeline reads it from the delivery
+/// trail. The in-memory cache drops an incident once it is resolved and stays
+/// within its cap; both are read back from the log when needed.
+#[tokio::test]
+async fn slack_updates_the_incident_message_after_a_restart_and_its_cache_is_bounded() {
+    let fake = Fake::start_with(Vendor::SlackApi, Some("xoxb-test"), None).await;
+    let store: Arc<dyn signalcraft_core::store::Store> = Arc::new(MemoryStore::new());
+    let clock = ManualClock::new(t0());
+    let run = |slack: Arc<SlackChannel>| {
+        DeliveryPipeline::new(
+            DeliveryConfig::default(),
+            vec![slack as Arc<dyn Channel>],
+            store.clone(),
+            Arc::new(MemoryScheduler::new()),
+            Arc::new(clock.clone()),
+        )
+        .unwrap()
+    };
+    let first = slack_api("slack", fake.url("/api"));
+    let p1 = run(first.clone());
+    p1.notify(sample_notification("n1", "slack", "C1"))
+        .await
+        .unwrap();
+    // Another incident in another Slack channel, so the trail lookup must pick
+    // the right (incident, channel).
+    let mut other = sample_notification("n1b", "slack", "C2");
+    other.incident.as_mut().unwrap().id = "inc-43".into();
+    p1.notify(other).await.unwrap();
+    drop(p1);
+    drop(first);
+
+    // "Restart": nothing in memory knows the message.
+    let second = slack_api("slack", fake.url("/api"));
+    assert_eq!(second.message_for("inc-42", "C1"), None);
+    let p2 = run(second.clone());
+    clock.advance(Duration::from_secs(60));
+    let mut n2 = sample_notification("n2", "slack", "C1");
+    n2.incident.as_mut().unwrap().state = "acknowledged".into();
+    assert!(matches!(
+        p2.notify(n2).await.unwrap(),
+        DeliveryOutcome::Sent { provider_message_id: Some(ref id), .. } if id == "C1:1700000000.000001"
+    ));
+    let reqs = fake.requests();
+    let paths: Vec<&str> = reqs.iter().map(|r| r.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "/api/chat.postMessage",
+            "/api/chat.postMessage",
+            "/api/chat.update"
+        ],
+        "the restarted channel updates instead of posting anew"
+    );
+    assert_eq!(reqs[2].json()["channel"], "C1");
+    assert_eq!(reqs[2].json()["ts"], "1700000000.000001");
+    assert_eq!(
+        second.message_for("inc-42", "C1"),
+        Some(("C1".into(), "1700000000.000001".into()))
+    );
+
+    // Resolved: the last update goes out and the cache forgets the incident.
+    clock.advance(Duration::from_secs(60));
+    let mut n3 = sample_notification("n3", "slack", "C1");
+    n3.status = signalcraft_core::model::AlertStatus::Resolved;
+    n3.incident.as_mut().unwrap().state = "resolved".into();
+    p2.notify(n3).await.unwrap();
+    assert_eq!(fake.requests()[3].path, "/api/chat.update");
+    assert_eq!(fake.requests()[3].json()["ts"], "1700000000.000001");
+    assert_eq!(second.message_for("inc-42", "C1"), None);
+    assert_eq!(second.remembered_messages(), 0);
+    // A late notification about it still updates the same message (from the log).
+    clock.advance(Duration::from_secs(60));
+    p2.notify(sample_notification("n4", "slack", "C1"))
+        .await
+        .unwrap();
+    assert_eq!(fake.requests()[4].path, "/api/chat.update");
+    assert_eq!(fake.requests()[4].json()["ts"], "1700000000.000001");
+
+    // A cache of 4 over 10 incidents: never more than 4 remembered, and a
+    // forgotten incident is still updated, not posted again.
+    let small = Arc::new(
+        Arc::try_unwrap(slack_api("slack", fake.url("/api")))
+            .ok()
+            .unwrap()
+            .with_message_cache(4),
+    );
+    let p3 = run(small.clone());
+    let mut first_id = None;
+    for i in 0..10 {
+        let mut n = sample_notification(&format!("c{i}"), "slack", "C1");
+        n.incident.as_mut().unwrap().id = format!("inc-c{i}");
+        let out = p3.notify(n).await.unwrap();
+        let DeliveryOutcome::Sent {
+            provider_message_id: Some(id),
+            ..
+        } = out
+        else {
+            panic!("{out:?}");
+        };
+        first_id.get_or_insert(id);
+        assert!(small.remembered_messages() <= 4, "cache over its cap");
+    }
+    assert_eq!(
+        small.message_for("inc-c0", "C1"),
+        None,
+        "the oldest was forgotten"
+    );
+    let before = fake.requests().len();
+    let mut again = sample_notification("c0-again", "slack", "C1");
+    again.incident.as_mut().unwrap().id = "inc-c0".into();
+    p3.notify(again).await.unwrap();
+    let reqs = fake.requests();
+    assert_eq!(reqs.len(), before + 1);
+    assert_eq!(reqs[before].path, "/api/chat.update");
+    let (_, ts) = first_id.as_deref().unwrap().split_once(':').unwrap();
+    assert_eq!(reqs[before].json()["ts"], ts);
+}
+
 #[tokio::test]
 async fn twilio_status_callbacks_confirm_or_fail_over_the_sms() {
     let sms = Fake::start(Vendor::Twilio).await;

@@ -585,6 +585,25 @@ impl NotificationLog {
         Ok(out)
     }
 
+    /// The provider message id of the latest successful attempt (`sent` or
+    /// `delivered`) of `channel` to `target` (as recorded: redacted when a URL)
+    /// about `incident_id`, from its delivery trail. What a channel that keeps
+    /// one message per incident current (Slack `chat.update`) needs after a
+    /// restart. Reads the whole trail: call it only when the channel asks.
+    pub async fn last_message(
+        &self,
+        incident_id: &str,
+        channel: &str,
+        target: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let trail = self.trail(incident_id).await?;
+        Ok(trail
+            .into_iter()
+            .filter(|r| r.channel == channel && r.target == target && r.status.is_success())
+            .filter_map(|r| r.provider_message_id)
+            .next_back())
+    }
+
     /// Notifications with an attempt in flight (or interrupted by a crash), with
     /// the attempt's start time: at most `limit` (0 = all), in key order.
     pub async fn in_flight(&self, limit: usize) -> Result<Vec<(String, Timestamp)>, StoreError> {

@@ -25,7 +25,7 @@ use super::health::HealthTracker;
 use super::log::{DeliveryRecord, DeliveryState, DeliveryStatus, NotificationLog, ThrottleSlot};
 use super::throttle::Throttle;
 use super::watchdog::{self, Watchdog};
-use crate::channel::{Channel, DeliveryError, Notification, RetryAction};
+use crate::channel::{Channel, DeliveryContext, DeliveryError, Notification, RetryAction};
 use crate::clock::Clock;
 use crate::error::CoreError;
 use crate::model::Severity;
@@ -759,9 +759,20 @@ impl DeliveryPipeline {
                 n.target.address = address.clone();
                 std::borrow::Cow::Owned(n)
             };
+            // What the channel wants to know from the log (e.g. the Slack message
+            // to update after a restart).
+            let mut ctx = DeliveryContext::default();
+            if let Some(inc) = &n.incident
+                && channel.wants_previous_message(&n)
+            {
+                ctx.previous_message_id = self
+                    .log
+                    .last_message(&inc.id, &step.channel, &redact_address(&address))
+                    .await?;
+            }
             let result = match tokio::time::timeout(
                 self.config.attempt_timeout(),
-                channel.deliver(&n),
+                channel.deliver_in(&n, &ctx),
             )
             .await
             {

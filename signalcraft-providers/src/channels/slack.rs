@@ -21,7 +21,7 @@ use reqwest::header::{AUTHORIZATION, HeaderMap};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::Sha256;
-use signalcraft_core::channel::{Channel, Delivered, DeliveryError, Notification};
+use signalcraft_core::channel::{Channel, Delivered, DeliveryContext, DeliveryError, Notification};
 use signalcraft_core::model::{AlertStatus, Severity};
 
 use super::action::{ExternalActor, IncidentAction, IncidentActionRequest, IncidentSelector};
@@ -34,6 +34,10 @@ pub const REPLAY_WINDOW_SECS: i64 = 300;
 pub const ACK_ACTION: &str = "signalcraft_ack";
 /// `action_id` of the Resolve button.
 pub const RESOLVE_ACTION: &str = "signalcraft_resolve";
+/// Incident messages remembered in memory at most (see [`Messages`]); beyond it
+/// the oldest half is forgotten and read back from the notification log when
+/// needed again.
+pub const MAX_REMEMBERED_MESSAGES: usize = 10_000;
 
 /// Configuration of one Slack channel instance: either `webhook_url` (incoming
 /// webhook) or `token` (bot token for the Web API), not both.
@@ -81,8 +85,75 @@ pub struct SlackChannel {
     shown: String,
     default_channel: Option<String>,
     client: reqwest::Client,
-    /// incident id → (Slack channel id, message ts) of the message kept current.
-    messages: Mutex<HashMap<(String, String), (String, String)>>,
+    /// (incident id, target channel) → the message kept current.
+    messages: Mutex<Messages>,
+}
+
+/// The messages kept current, as far as this process knows them: a cache of
+/// what the notification log holds (the delivery pipeline hands the log's
+/// answer in as [`DeliveryContext::previous_message_id`] when this has none).
+/// Bounded: an incident's entry is dropped once its resolved notification went
+/// out, and past `cap` entries the older half is forgotten.
+struct Messages {
+    map: HashMap<(String, String), Remembered>,
+    seq: u64,
+    cap: usize,
+}
+
+struct Remembered {
+    channel: String,
+    ts: String,
+    seq: u64,
+}
+
+impl Messages {
+    fn new(cap: usize) -> Self {
+        Messages {
+            map: HashMap::new(),
+            seq: 0,
+            cap: cap.max(2),
+        }
+    }
+
+    fn get(&self, incident: &str, target: &str) -> Option<(String, String)> {
+        self.map
+            .get(&(incident.to_string(), target.to_string()))
+            .map(|r| (r.channel.clone(), r.ts.clone()))
+    }
+
+    fn insert(&mut self, incident: String, target: String, channel: String, ts: String) {
+        self.seq += 1;
+        let seq = self.seq;
+        self.map
+            .insert((incident, target), Remembered { channel, ts, seq });
+        if self.map.len() > self.cap {
+            // Forget the older half (by insertion); amortized O(log n) per insert.
+            let mut seqs: Vec<u64> = self.map.values().map(|r| r.seq).collect();
+            let mid = seqs.len() / 2;
+            let (_, cut, _) = seqs.select_nth_unstable(mid);
+            let cut = *cut;
+            self.map.retain(|_, r| r.seq >= cut);
+        }
+    }
+
+    fn remove(&mut self, incident: &str, target: &str) {
+        self.map.remove(&(incident.to_string(), target.to_string()));
+    }
+
+    fn len(&self) -> usize {
+        self.map.len()
+    }
+}
+
+/// `"{channel}:{ts}"`, the provider message id this channel reports.
+fn parse_message_id(id: &str) -> Option<(String, String)> {
+    let (ch, ts) = id.split_once(':')?;
+    (!ch.is_empty() && !ts.is_empty()).then(|| (ch.to_string(), ts.to_string()))
+}
+
+/// Whether the notification closes its incident (its message needs no further updates).
+fn is_resolved(n: &Notification) -> bool {
+    n.status == AlertStatus::Resolved || n.incident.as_ref().is_some_and(|i| i.state == "resolved")
 }
 
 fn severity_emoji(s: Severity) -> &'static str {
@@ -302,24 +373,45 @@ impl SlackChannel {
             shown,
             default_channel: c.default_channel.clone(),
             client: http::client(Duration::from_millis(c.timeout_ms), path)?,
-            messages: Mutex::new(HashMap::new()),
+            messages: Mutex::new(Messages::new(MAX_REMEMBERED_MESSAGES)),
         })
+    }
+
+    /// Caps the in-memory message cache at `cap` entries (tests use a small one).
+    pub fn with_message_cache(self, cap: usize) -> Self {
+        *self.messages.lock() = Messages::new(cap);
+        self
+    }
+
+    /// How many incident messages are remembered in memory.
+    pub fn remembered_messages(&self) -> usize {
+        self.messages.lock().len()
+    }
+
+    /// The Slack channel a notification goes to (its target, else `default_channel`).
+    fn target_channel(&self, n: &Notification) -> Option<String> {
+        if n.target.address.trim().is_empty() {
+            self.default_channel.clone()
+        } else {
+            Some(n.target.address.clone())
+        }
     }
 
     /// The message kept current for an incident in a Slack channel: `(channel, ts)`.
     pub fn message_for(&self, incident_id: &str, slack_channel: &str) -> Option<(String, String)> {
-        self.messages
-            .lock()
-            .get(&(incident_id.to_string(), slack_channel.to_string()))
-            .cloned()
+        self.messages.lock().get(incident_id, slack_channel)
     }
 
     /// Restores a known message (e.g. from the notification log after a restart),
     /// so the next notification for the incident updates it.
+    /// The delivery pipeline does this on its own (see
+    /// [`DeliveryContext::previous_message_id`]); this is for embedders without it.
     pub fn remember_message(&self, incident_id: &str, slack_channel: &str, ts: &str) {
         self.messages.lock().insert(
-            (incident_id.to_string(), slack_channel.to_string()),
-            (slack_channel.to_string(), ts.to_string()),
+            incident_id.to_string(),
+            slack_channel.to_string(),
+            slack_channel.to_string(),
+            ts.to_string(),
         );
     }
 
@@ -425,32 +517,62 @@ impl Channel for SlackChannel {
     }
 
     async fn deliver(&self, n: &Notification) -> Result<Delivered, DeliveryError> {
+        self.deliver_in(n, &DeliveryContext::default()).await
+    }
+
+    /// Web API with an incident whose message this process does not remember:
+    /// the pipeline reads it from the notification log (after a restart, or
+    /// once the cache forgot it).
+    fn wants_previous_message(&self, n: &Notification) -> bool {
+        let (Mode::Api { .. }, Some(inc)) = (&self.mode, &n.incident) else {
+            return false;
+        };
+        self.target_channel(n)
+            .is_some_and(|ch| self.message_for(&inc.id, &ch).is_none())
+    }
+
+    async fn deliver_in(
+        &self,
+        n: &Notification,
+        ctx: &DeliveryContext,
+    ) -> Result<Delivered, DeliveryError> {
         let mut msg = render(n);
         match &self.mode {
             Mode::Webhook(url) => self.deliver_webhook(url, &msg).await,
             Mode::Api { .. } => {
-                let channel = if n.target.address.trim().is_empty() {
-                    self.default_channel
-                        .clone()
-                        .ok_or_else(|| DeliveryError::Permanent {
-                            reason: "slack: no target channel and no default_channel".into(),
-                        })?
-                } else {
-                    n.target.address.clone()
-                };
+                let channel = self
+                    .target_channel(n)
+                    .ok_or_else(|| DeliveryError::Permanent {
+                        reason: "slack: no target channel and no default_channel".into(),
+                    })?;
                 let incident = n.incident.as_ref().map(|i| i.id.clone());
-                let known = incident
-                    .as_ref()
-                    .and_then(|i| self.message_for(i, &channel));
+                let known = incident.as_ref().and_then(|i| {
+                    self.message_for(i, &channel).or_else(|| {
+                        ctx.previous_message_id
+                            .as_deref()
+                            .and_then(parse_message_id)
+                    })
+                });
+                let done = |ch: String, ts: String| {
+                    if let Some(i) = &incident {
+                        let mut m = self.messages.lock();
+                        if is_resolved(n) {
+                            // Nothing updates it any more; a late notification
+                            // finds it in the log again.
+                            m.remove(i, &channel);
+                        } else {
+                            m.insert(i.clone(), channel.clone(), ch.clone(), ts.clone());
+                        }
+                    }
+                    Ok(Delivered {
+                        provider_message_id: Some(format!("{ch}:{ts}")),
+                    })
+                };
                 if let Some((ch, ts)) = known {
                     msg["channel"] = json!(ch);
                     msg["ts"] = json!(ts);
                     match self.api_call("chat.update", &msg).await {
-                        Ok(_) => {
-                            return Ok(Delivered {
-                                provider_message_id: Some(format!("{ch}:{ts}")),
-                            });
-                        }
+                        Ok(_) => return done(ch, ts),
                         // The message was deleted or can no longer be edited
                         // (documented chat.update errors): post a new one below.
                         Err(DeliveryError::Permanent { reason })
@@ -481,14 +603,7 @@ impl Channel for SlackChannel {
                         retry_after: None,
                     });
                 };
-                if let Some(i) = incident {
-                    self.messages
-                        .lock()
-                        .insert((i, channel), (ch.clone(), ts.clone()));
-                }
-                Ok(Delivered {
-                    provider_message_id: Some(format!("{ch}:{ts}")),
-                })
+                done(ch, ts)
             }
         }
     }
