@@ -363,6 +363,12 @@ pub async fn start(
     engine.recover().await?;
     // Handoff notifications: each schedule's next handoff is a durable job.
     crate::state::rearm_handoffs(&engine, &oncall.directory()).await?;
+    // Periodic channel health checks (Slack auth.test, SMTP NOOP, Twilio account
+    // fetch): a durable job every `delivery.health.check_interval_secs`.
+    pipeline
+        .start_health_checks()
+        .await
+        .map_err(ServerError::Core)?;
 
     let registry = signalcraft_providers::sources::Registry::builtin();
     let integrations = Integrations::from_config(

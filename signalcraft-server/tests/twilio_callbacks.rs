@@ -382,6 +382,21 @@ async fn api_escalate_needs_a_responder_and_is_audited() {
 #[tokio::test]
 async fn status_callbacks_update_the_delivery_log_and_forgeries_are_refused() {
     let s = setup().await;
+    // The server armed the periodic channel health checks (Twilio account fetch)
+    // as one durable job.
+    let health: Vec<_> =
+        s.sc.server
+            .state
+            .engine
+            .engine
+            .scheduler()
+            .pending()
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|j| j.id.starts_with("delivery-health/"))
+            .collect();
+    assert_eq!(health.len(), 1, "{health:?}");
     let (id, _) = s.incident().await;
     let to_ops = s.sms_to(OPS).await;
     let to_ann = s.sms_to(ANN).await;

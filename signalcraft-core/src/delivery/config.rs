@@ -148,6 +148,12 @@ pub struct HealthConfig {
     /// How long a failed health check keeps a channel unhealthy, in seconds (default 120).
     #[serde(default = "default_check_ttl_secs")]
     pub check_ttl_secs: u64,
+    /// Seconds between two rounds of periodic health checks (default 60; 0 turns
+    /// them off). They run as a durable scheduler job once
+    /// [`DeliveryPipeline::start_health_checks`](super::DeliveryPipeline::start_health_checks)
+    /// was called; the first round one interval after that call.
+    #[serde(default = "default_check_interval_secs")]
+    pub check_interval_secs: u64,
 }
 
 fn default_window_secs() -> u64 {
@@ -162,6 +168,9 @@ fn default_unhealthy_below() -> f64 {
 fn default_check_ttl_secs() -> u64 {
     120
 }
+fn default_check_interval_secs() -> u64 {
+    60
+}
 
 impl Default for HealthConfig {
     fn default() -> Self {
@@ -170,6 +179,7 @@ impl Default for HealthConfig {
             min_samples: default_min_samples(),
             unhealthy_below: default_unhealthy_below(),
             check_ttl_secs: default_check_ttl_secs(),
+            check_interval_secs: default_check_interval_secs(),
         }
     }
 }

@@ -54,7 +54,7 @@ pub use config::{
 pub use events::{DeliveryEvent, DeliverySink, RecordingSink};
 pub use health::{HealthSnapshot, HealthTracker};
 pub use log::{DeliveryRecord, DeliveryState, DeliveryStatus, NotificationLog};
-pub use pipeline::{DeliveryOutcome, DeliveryPipeline, ProviderStatus};
+pub use pipeline::{DeliveryOutcome, DeliveryPipeline, HEALTH_JOB_PREFIX, ProviderStatus};
 pub use throttle::Throttle;
 
 #[cfg(test)]

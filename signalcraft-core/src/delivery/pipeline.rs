@@ -65,7 +65,17 @@ pub enum DeliveryOutcome {
         /// Notifications whose interrupted attempt was resumed.
         resumed: usize,
     },
+    /// A periodic health-check job ran this many channels' checks (and armed the next round).
+    HealthChecked {
+        /// Channels checked.
+        channels: usize,
+    },
 }
+
+/// Id prefix of the periodic health-check jobs
+/// ([`DeliveryPipeline::start_health_checks`]). Notification jobs start with
+/// `delivery/`, watchdog jobs with `delivery-watchdog/`.
+pub const HEALTH_JOB_PREFIX: &str = "delivery-health/";
 
 /// A delivery status reported by a provider callback (e.g. Twilio's `MessageStatus`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -99,6 +109,9 @@ pub struct DeliveryPipeline {
     in_flight: parking_lot::Mutex<std::collections::HashSet<String>>,
     /// The shared watchdog over every attempt in flight.
     watchdog: Watchdog,
+    /// The one health-check job this process expects next (any other is stale),
+    /// and the sequence its ids are numbered by.
+    health_job: tokio::sync::Mutex<(Option<String>, u64)>,
 }
 
 /// Removes an id from the in-flight set when `notify` returns or is dropped.
@@ -196,6 +209,7 @@ impl DeliveryPipeline {
             sink: None,
             in_flight: parking_lot::Mutex::new(std::collections::HashSet::new()),
             watchdog: Watchdog::new(),
+            health_job: tokio::sync::Mutex::new((None, 0)),
         })
     }
 
@@ -332,6 +346,9 @@ impl DeliveryPipeline {
         if watchdog::is_watchdog_job(job) {
             return self.sweep(job).await;
         }
+        if job.id.starts_with(HEALTH_JOB_PREFIX) {
+            return self.health_job(job).await;
+        }
         let JobKind::Delivery {
             notification_id,
             attempt,
@@ -423,6 +440,60 @@ impl DeliveryPipeline {
             }
         }
         Ok(true)
+    }
+
+    /// Starts the periodic health checks: cancels every health-check job a
+    /// previous process left in the scheduler and arms this process's first one,
+    /// due one `health.check_interval_secs` from now (nothing when the interval is
+    /// 0 or there are no channels). Each run records the results
+    /// ([`DeliveryPipeline::run_health_checks`]) and arms the next run; a job this
+    /// process did not arm (a stale or duplicated one) runs nothing. Call once at
+    /// start-up, with the job loop feeding `run_job`.
+    ///
+    /// Errors: [`CoreError::Store`] when the scheduler fails.
+    pub async fn start_health_checks(&self) -> Result<(), CoreError> {
+        let mut slot = self.health_job.lock().await;
+        self.scheduler.cancel_prefix(HEALTH_JOB_PREFIX).await?;
+        slot.0 = None;
+        self.arm_health_locked(&mut slot).await
+    }
+
+    /// Arms the next health-check job (one interval from now) and records it as expected.
+    async fn arm_health_locked(&self, slot: &mut (Option<String>, u64)) -> Result<(), CoreError> {
+        let secs = self.config.health.check_interval_secs;
+        if secs == 0 || self.channels.is_empty() {
+            return Ok(());
+        }
+        slot.1 += 1;
+        let id = format!("{HEALTH_JOB_PREFIX}{}", slot.1);
+        self.scheduler
+            .schedule(Job {
+                id: id.clone(),
+                due: add(self.clock.now(), Duration::from_secs(secs)),
+                kind: JobKind::Delivery {
+                    notification_id: String::new(),
+                    attempt: 0,
+                },
+                attempts: 0,
+            })
+            .await?;
+        slot.0 = Some(id);
+        Ok(())
+    }
+
+    /// Runs a health-check job: the checks, then the next job (see
+    /// [`DeliveryPipeline::start_health_checks`]).
+    async fn health_job(&self, job: &Job) -> Result<DeliveryOutcome, CoreError> {
+        let mut slot = self.health_job.lock().await;
+        if slot.0.as_deref() != Some(job.id.as_str()) {
+            return Ok(DeliveryOutcome::Ignored);
+        }
+        slot.0 = None;
+        self.run_health_checks().await;
+        self.arm_health_locked(&mut slot).await?;
+        Ok(DeliveryOutcome::HealthChecked {
+            channels: self.channels.len(),
+        })
     }
 
     /// Runs every channel's health check and records the results.

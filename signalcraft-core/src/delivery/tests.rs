@@ -1072,3 +1072,99 @@ async fn a_recorded_notification_for_no_channel_is_an_error_and_not_retried() {
     assert!(r.pipeline.recorded_pending().await.unwrap().is_empty());
     assert_eq!(slack.call_count(), 0);
 }
+
+/// Periodic health checks are a durable job on the manual clock: one job per
+/// interval, a failed check makes the channel unhealthy (so a chain skips it), a
+/// stale or duplicated job runs nothing and arms nothing, and a restarted
+/// pipeline replaces the previous process's job instead of adding a second.
+#[tokio::test]
+async fn periodic_health_checks_run_on_the_scheduler_and_survive_a_restart() {
+    let slack = ScriptedChannel::new("slack", "slack");
+    let email = ScriptedChannel::new("email", "email");
+    let mut c = chain(&["slack", "email"]);
+    c.health.check_interval_secs = 30;
+    let r = rig(c.clone(), vec![slack.clone(), email.clone()]);
+    let health_jobs = |s: Arc<MemoryScheduler>| async move {
+        s.pending()
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|j| j.id.starts_with(HEALTH_JOB_PREFIX))
+            .collect::<Vec<_>>()
+    };
+    r.pipeline.start_health_checks().await.unwrap();
+    let jobs = health_jobs(r.scheduler.clone()).await;
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0].due, t0() + SignedDuration::from_secs(30));
+    assert_eq!(r.pipeline.run_due().await.unwrap(), 0, "not due yet");
+
+    slack.set_health(Err(DeliveryError::Permanent {
+        reason: "invalid_auth".into(),
+    }));
+    r.clock.advance(Duration::from_secs(30));
+    assert_eq!(r.pipeline.run_due().await.unwrap(), 1);
+    let now = r.clock.now();
+    assert!(!r.pipeline.health().is_healthy("slack", "#ops", now));
+    assert!(r.pipeline.health().is_healthy("email", "#ops", now));
+    let next = health_jobs(r.scheduler.clone()).await;
+    assert_eq!(next.len(), 1);
+    assert_eq!(next[0].due, t0() + SignedDuration::from_secs(60));
+    // The unhealthy channel is skipped straight to failover.
+    r.pipeline
+        .notify(sample_notification("n1", "slack", "#ops"))
+        .await
+        .unwrap();
+    assert_eq!(slack.call_count(), 0);
+    assert_eq!(email.call_count(), 1);
+    // The job that already ran, run again (a duplicate claim): nothing happens.
+    let again = r.pipeline.run_job(&jobs[0]).await.unwrap();
+    assert_eq!(again, DeliveryOutcome::Ignored);
+    assert_eq!(health_jobs(r.scheduler.clone()).await.len(), 1);
+
+    // The check recovers on the next round.
+    slack.set_health(Ok(()));
+    r.clock.advance(Duration::from_secs(30));
+    assert_eq!(r.pipeline.run_due().await.unwrap(), 1);
+    assert!(
+        r.pipeline
+            .health()
+            .is_healthy("slack", "#ops", r.clock.now())
+    );
+
+    // Restart: a new pipeline over the same scheduler replaces the old job.
+    let p2 = DeliveryPipeline::new(
+        c,
+        vec![slack.clone() as Arc<dyn Channel>, email.clone()],
+        r.store.clone() as Arc<dyn Store>,
+        r.scheduler.clone() as Arc<dyn Scheduler>,
+        Arc::new(r.clock.clone()),
+    )
+    .unwrap();
+    let old = health_jobs(r.scheduler.clone()).await;
+    p2.start_health_checks().await.unwrap();
+    let new = health_jobs(r.scheduler.clone()).await;
+    assert_eq!(new.len(), 1, "{new:?}");
+    assert_eq!(new[0].due, r.clock.now() + SignedDuration::from_secs(30));
+    // The old process's job, should it still be handed out, is stale here.
+    assert_eq!(p2.run_job(&old[0]).await.unwrap(), DeliveryOutcome::Ignored);
+    slack.set_health(Err(DeliveryError::Permanent {
+        reason: "account_inactive".into(),
+    }));
+    r.clock.advance(Duration::from_secs(30));
+    assert_eq!(
+        p2.run_job(&new[0]).await.unwrap(),
+        DeliveryOutcome::HealthChecked { channels: 2 }
+    );
+    assert!(!p2.health().is_healthy("slack", "#ops", r.clock.now()));
+}
+
+/// `check_interval_secs: 0` turns the periodic checks off.
+#[tokio::test]
+async fn health_checks_interval_zero_arms_nothing() {
+    let slack = ScriptedChannel::new("slack", "slack");
+    let mut c = DeliveryConfig::default();
+    c.health.check_interval_secs = 0;
+    let r = rig(c, vec![slack]);
+    r.pipeline.start_health_checks().await.unwrap();
+    assert!(r.scheduler.pending().await.unwrap().is_empty());
+}
