@@ -220,8 +220,9 @@ pub trait Channel: Send + Sync {
     }
 
     /// Delivers one notification with what the pipeline knows about earlier
-    /// deliveries. Same contract as [`Channel::deliver`], which the default calls;
-    /// the delivery pipeline always calls this one.
+    /// deliveries. Same contract as [`Channel::deliver`], which the default calls.
+    /// The delivery pipeline calls this one when [`Channel::wants_previous_message`]
+    /// answered `true`, and `deliver` otherwise.
     async fn deliver_in(
         &self,
         n: &Notification,

@@ -831,22 +831,22 @@ impl DeliveryPipeline {
                 std::borrow::Cow::Owned(n)
             };
             // What the channel wants to know from the log (e.g. the Slack message
-            // to update after a restart).
-            let mut ctx = DeliveryContext::default();
-            if let Some(inc) = &n.incident
-                && channel.wants_previous_message(&n)
-            {
-                ctx.previous_message_id = self
-                    .log
-                    .last_message(&inc.id, &step.channel, &redact_address(&address))
-                    .await?;
-            }
-            let result = match tokio::time::timeout(
-                self.config.attempt_timeout(),
-                channel.deliver_in(&n, &ctx),
-            )
-            .await
-            {
+            // to update after a restart); channels that want nothing get plain
+            // `deliver` (no context, no extra boxed future).
+            let ctx = match &n.incident {
+                Some(inc) if channel.wants_previous_message(&n) => Some(DeliveryContext {
+                    previous_message_id: self
+                        .log
+                        .last_message(&inc.id, &step.channel, &redact_address(&address))
+                        .await?,
+                }),
+                _ => None,
+            };
+            let send = match &ctx {
+                Some(ctx) => channel.deliver_in(&n, ctx),
+                None => channel.deliver(&n),
+            };
+            let result = match tokio::time::timeout(self.config.attempt_timeout(), send).await {
                 Ok(r) => r,
                 Err(_) => Err(DeliveryError::Retryable {
                     reason: format!("timed out after {} ms", self.config.attempt_timeout_ms),
