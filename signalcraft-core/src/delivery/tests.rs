@@ -1168,3 +1168,97 @@ async fn health_checks_interval_zero_arms_nothing() {
     r.pipeline.start_health_checks().await.unwrap();
     assert!(r.scheduler.pending().await.unwrap().is_empty());
 }
+
+/// A retry backoff and a confirmation deadline armed by one process fire in
+/// the next (same store and scheduler, new pipeline and channels): the retry
+/// is sent once and the unconfirmed SMS fails over to voice.
+#[tokio::test]
+async fn retry_and_confirmation_timers_survive_a_restart() {
+    let slack = ScriptedChannel::new("slack", "slack");
+    let sms = ScriptedChannel::new("sms", "sms");
+    let voice = ScriptedChannel::new("voice", "voice");
+    let mut c = DeliveryConfig::default();
+    c.chains.push(FailoverChain {
+        receiver: "sms".into(),
+        severities: vec![],
+        steps: vec![
+            ChainStep {
+                channel: "sms".into(),
+                target: None,
+                confirm_within_secs: Some(120),
+            },
+            ChainStep {
+                channel: "voice".into(),
+                target: None,
+                confirm_within_secs: None,
+            },
+        ],
+    });
+    let r = rig(c.clone(), vec![slack.clone(), sms.clone(), voice.clone()]);
+    slack.script([retryable(None)]);
+    sms.script([Step::Ok(Some("SM1".into()))]);
+    let a = r
+        .pipeline
+        .notify(sample_notification("a", "slack", "#ops"))
+        .await
+        .unwrap();
+    assert_eq!(
+        a,
+        DeliveryOutcome::Pending {
+            next_at: t0() + SignedDuration::from_secs(1)
+        }
+    );
+    let b = r
+        .pipeline
+        .notify(sample_notification("b", "sms", "+1555"))
+        .await
+        .unwrap();
+    assert_eq!(
+        b,
+        DeliveryOutcome::Pending {
+            next_at: t0() + SignedDuration::from_secs(120)
+        }
+    );
+    drop(r.pipeline);
+
+    let (slack2, sms2, voice2) = (
+        ScriptedChannel::new("slack", "slack"),
+        ScriptedChannel::new("sms", "sms"),
+        ScriptedChannel::new("voice", "voice"),
+    );
+    let p2 = DeliveryPipeline::new(
+        c,
+        vec![
+            slack2.clone() as Arc<dyn Channel>,
+            sms2.clone(),
+            voice2.clone(),
+        ],
+        r.store.clone() as Arc<dyn Store>,
+        r.scheduler.clone() as Arc<dyn Scheduler>,
+        Arc::new(r.clock.clone()),
+    )
+    .unwrap();
+    r.clock.advance(Duration::from_secs(1));
+    assert_eq!(p2.run_due().await.unwrap(), 1);
+    assert_eq!(slack2.call_count(), 1, "the retry ran in the new process");
+    assert_eq!(
+        statuses(&p2.log().records("a").await.unwrap()),
+        vec![
+            ("slack".into(), DeliveryStatus::Retrying),
+            ("slack".into(), DeliveryStatus::Sent)
+        ]
+    );
+    assert_eq!(voice2.call_count(), 0, "deadline not reached yet");
+    r.clock.advance(Duration::from_secs(119));
+    assert_eq!(p2.run_due().await.unwrap(), 1);
+    assert_eq!(sms2.call_count(), 0, "the SMS is not sent again");
+    assert_eq!(voice2.call_count(), 1);
+    assert_eq!(
+        statuses(&p2.log().records("b").await.unwrap()),
+        vec![
+            ("sms".into(), DeliveryStatus::FailedOver),
+            ("voice".into(), DeliveryStatus::Sent)
+        ]
+    );
+    assert!(r.scheduler.pending().await.unwrap().is_empty());
+}
