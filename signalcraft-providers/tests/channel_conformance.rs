@@ -264,8 +264,8 @@ async fn email_channel_conforms() {
         host: "127.0.0.1".into(),
         port: Some(smtp.port),
         tls: SmtpTls::None,
-        username: None,
-        password: None,
+        username: Some("alerts".into()),
+        password: Some("smtp-password-secret".into()),
         from: "SignalCraft <alerts@signalcraft.example.com>".into(),
         subject_template: None,
         text_template: None,
@@ -278,4 +278,13 @@ async fn email_channel_conforms() {
         logs,
     };
     assert_channel_conformance(&rig).await;
+    // The channel did authenticate with the secret, so the suite's "no secret in
+    // errors or logs" check had a secret to find.
+    let auths = rig.smtp.auths.lock().unwrap().clone();
+    assert!(
+        auths.iter().any(|a| a == "alerts:smtp-password-secret"),
+        "no AUTH with the configured credentials: {} auths",
+        auths.len()
+    );
+    assert!(!rig.logs.lines().is_empty());
 }

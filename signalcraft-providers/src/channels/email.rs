@@ -519,6 +519,10 @@ impl Channel for EmailChannel {
             }
         }
         .await;
+        if let Err(e) = &result {
+            // The classified error: redacted like every DeliveryError.
+            tracing::debug!(channel = %self.name, error = %e, "email send failed");
+        }
         if let Some(claim) = claim
             && result.is_ok()
         {

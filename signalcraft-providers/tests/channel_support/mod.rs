@@ -377,6 +377,8 @@ pub struct FakeSmtp {
     pub port: u16,
     pub mode: Arc<Mutex<FakeBehaviour>>,
     pub accepted: Arc<AtomicUsize>,
+    /// Decoded `AUTH PLAIN` / `AUTH LOGIN` credentials seen, as `user:password`.
+    pub auths: Arc<Mutex<Vec<String>>>,
 }
 
 impl FakeSmtp {
@@ -387,6 +389,7 @@ impl FakeSmtp {
             port,
             mode: Arc::new(Mutex::new(FakeBehaviour::Accept)),
             accepted: Arc::new(AtomicUsize::new(0)),
+            auths: Arc::new(Mutex::new(Vec::new())),
         };
         let s2 = s.clone();
         tokio::spawn(async move {
@@ -412,7 +415,38 @@ impl FakeSmtp {
             }
             let cmd = line.trim_end().to_ascii_uppercase();
             if cmd.starts_with("EHLO") || cmd.starts_with("HELO") {
-                w.write_all(b"250-fake.local\r\n250 8BITMIME\r\n").await?;
+                w.write_all(b"250-fake.local\r\n250-AUTH PLAIN LOGIN\r\n250 8BITMIME\r\n")
+                    .await?;
+            } else if cmd.starts_with("AUTH PLAIN") {
+                // RFC 4616: base64("authzid\0user\0password"), here or on the next line.
+                let mut arg = line.trim_end()["AUTH PLAIN".len()..].trim().to_string();
+                if arg.is_empty() {
+                    w.write_all(b"334 \r\n").await?;
+                    line.clear();
+                    r.read_line(&mut line).await?;
+                    arg = line.trim_end().to_string();
+                }
+                let raw = b64(&arg);
+                let parts: Vec<&str> = raw.split('\0').collect();
+                self.auths.lock().unwrap().push(format!(
+                    "{}:{}",
+                    parts.get(1).unwrap_or(&""),
+                    parts.get(2).unwrap_or(&"")
+                ));
+                w.write_all(b"235 2.7.0 Authentication successful\r\n")
+                    .await?;
+            } else if cmd.starts_with("AUTH LOGIN") {
+                w.write_all(b"334 VXNlcm5hbWU6\r\n").await?;
+                line.clear();
+                r.read_line(&mut line).await?;
+                let user = b64(line.trim_end());
+                w.write_all(b"334 UGFzc3dvcmQ6\r\n").await?;
+                line.clear();
+                r.read_line(&mut line).await?;
+                let pass = b64(line.trim_end());
+                self.auths.lock().unwrap().push(format!("{user}:{pass}"));
+                w.write_all(b"235 2.7.0 Authentication successful\r\n")
+                    .await?;
             } else if cmd.starts_with("MAIL FROM") {
                 let mode = self.mode.lock().unwrap().clone();
                 if let FakeBehaviour::Slow(d) = &mode {
@@ -450,6 +484,15 @@ impl FakeSmtp {
             }
         }
     }
+}
+
+/// Base64-decoded text (lossy), empty on bad input.
+fn b64(s: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD
+        .decode(s.trim())
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default()
 }
 
 /// A real SMTP server: `python3 -m aiosmtpd` with a handler that writes each
