@@ -767,3 +767,66 @@ async fn slack_health_check_covers_auth_and_channel_reachability() {
     let paths: Vec<String> = fake.requests().into_iter().map(|r| r.path).collect();
     assert_eq!(&paths[..2], ["/api/auth.test", "/api/conversations.info"]);
 }
+
+/// Twilio's health check is the documented account fetch
+/// (`GET /2010-04-01/Accounts/{sid}.json`, basic auth): healthy with the right
+/// credentials; a wrong token is a permanent failure that names no secret and
+/// makes the channel unhealthy in the pipeline; an unreachable API retries.
+#[tokio::test]
+async fn twilio_health_check_is_an_account_fetch() {
+    let sid = "AC00000000000000000000000000000001";
+    let good = Fake::start_with(Vendor::Twilio, None, Some((sid, "tok"))).await;
+    let sms = twilio("sms", &good, TwilioMode::Sms);
+    sms.health_check().await.unwrap();
+    let reqs = good.requests();
+    assert_eq!(reqs.len(), 1);
+    assert_eq!(reqs[0].method, "GET");
+    assert_eq!(reqs[0].path, format!("/2010-04-01/Accounts/{sid}.json"));
+
+    let wrong = Fake::start_with(Vendor::Twilio, None, Some((sid, "other-token"))).await;
+    let bad = twilio("sms-b", &wrong, TwilioMode::Sms);
+    let e = bad.health_check().await.unwrap_err();
+    assert_eq!(
+        e.retry_action(),
+        signalcraft_core::channel::RetryAction::DontRetry,
+        "{e}"
+    );
+    assert!(!e.to_string().contains("tok"), "{e}");
+    let p = pipeline(DeliveryConfig::default(), vec![sms.clone(), bad.clone()]);
+    p.pipeline.run_health_checks().await;
+    let now = p.clock.now_ts();
+    assert!(p.pipeline.health().is_healthy("sms", "+15550001111", now));
+    assert!(!p.pipeline.health().is_healthy("sms-b", "+15550001111", now));
+    assert!(
+        p.pipeline
+            .health()
+            .snapshot("sms-b", "*", now)
+            .check_error
+            .is_some()
+    );
+
+    let refused = refused_port();
+    let down = Arc::new(
+        TwilioChannel::new(
+            &TwilioConfig {
+                name: "sms-down".into(),
+                account_sid: sid.into(),
+                auth_token: "tok".into(),
+                from: "+15550009999".into(),
+                api_url: format!("http://127.0.0.1:{}", refused.port),
+                status_callback_url: None,
+                gather_action_url: None,
+                timeout_ms: 2_000,
+            },
+            TwilioMode::Voice,
+            "channels[0]",
+        )
+        .unwrap(),
+    );
+    let e = down.health_check().await.unwrap_err();
+    assert_eq!(
+        e.retry_action(),
+        signalcraft_core::channel::RetryAction::Retry,
+        "{e}"
+    );
+}
