@@ -247,6 +247,7 @@ fn sms_replies_and_dtmf_become_incident_actions() {
 
 #[test]
 fn forged_twilio_callbacks_are_rejected_with_401() {
+    let (logs, _g) = capture_logs();
     let token = b"twilio-token";
     let url = "https://sc.example.com/callbacks/twilio/sms";
     let (h, body) = twilio_signed(
@@ -279,6 +280,30 @@ fn forged_twilio_callbacks_are_rejected_with_401() {
     assert_eq!(
         twilio::handle_dtmf(&HeaderMap::new(), b"Digits=1", url, token).unwrap_err(),
         CallbackError::MissingHeader("X-Twilio-Signature")
+    );
+    // Rejections were logged, without the auth token or the expected signature.
+    let lines = logs.lines();
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l.contains("twilio callback rejected"))
+            .count(),
+        3,
+        "{lines:?}"
+    );
+    let expected = twilio::expected_signature(
+        url,
+        &[
+            ("From".to_string(), "+15550001111".to_string()),
+            ("Body".to_string(), "ack 1".to_string()),
+        ],
+        token,
+    );
+    assert!(
+        lines
+            .iter()
+            .all(|l| !l.contains("twilio-token") && !l.contains(&expected)),
+        "{lines:?}"
     );
 }
 
