@@ -271,6 +271,7 @@ async fn email_channel_conforms() {
         text_template: None,
         html_template: None,
         timeout_ms: TIMEOUT_MS,
+        ca_file: None,
     };
     let rig = SmtpRig {
         channel: Arc::new(EmailChannel::new(&cfg, "channels[0]").unwrap()),

@@ -30,6 +30,7 @@ fn config(port: u16) -> EmailConfig {
         text_template: None,
         html_template: None,
         timeout_ms: 5_000,
+        ca_file: None,
     }
 }
 
@@ -235,4 +236,181 @@ async fn the_first_email_of_an_incident_is_the_thread_root_and_later_ones_reply_
     assert_eq!(header(m4, "To").as_deref(), Some("boss@example.com"));
     assert_eq!(header(m4, "Message-ID").as_deref(), Some(root));
     assert_eq!(header(m4, "In-Reply-To"), None);
+}
+
+/// A private CA and a server certificate for 127.0.0.1 signed by it (openssl CLI),
+/// in `dir`: returns (ca.pem, server.pem, server.key).
+fn test_pki(dir: &std::path::Path) -> (String, String, String) {
+    let p = |f: &str| dir.join(f).to_str().unwrap().to_string();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .output()
+            .expect("openssl CLI is required for the TLS tests");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"];
+    let (ca, ca_key) = (p("ca.pem"), p("ca.key"));
+    let mut a = vec![
+        "req",
+        "-x509",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=signalcraft test CA",
+    ];
+    a.extend(ec);
+    a.extend(["-keyout", &ca_key, "-out", &ca]);
+    run(&a);
+    let (key, csr, cert, ext) = (p("srv.key"), p("srv.csr"), p("srv.pem"), p("ext.cnf"));
+    let mut a = vec!["req", "-nodes", "-subj", "/CN=127.0.0.1"];
+    a.extend(ec);
+    a.extend(["-keyout", &key, "-out", &csr]);
+    run(&a);
+    std::fs::write(
+        &ext,
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        &csr,
+        "-CA",
+        &ca,
+        "-CAkey",
+        &ca_key,
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        &ext,
+        "-out",
+        &cert,
+    ]);
+    (ca, cert, key)
+}
+
+/// `tls: starttls` and `tls: tls` against a real aiosmtpd speaking STARTTLS
+/// (which it requires before any mail command) and implicit TLS (SMTPS), with
+/// the relay's private CA trusted through `ca_file`: health check and delivery
+/// succeed and the message arrives. Without `ca_file` the unknown CA is
+/// refused, and plain SMTP to the STARTTLS-only server is refused.
+/// A bad `ca_file` is a typed config error naming the field.
+#[tokio::test]
+async fn starttls_and_implicit_tls_with_a_private_ca() {
+    let pki = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = test_pki(pki.path());
+    let tls_config = |port: u16, tls: SmtpTls, ca_file: Option<String>| EmailConfig {
+        tls,
+        ca_file,
+        ..config(port)
+    };
+
+    let starttls = Aiosmtpd::start_with(
+        &[
+            "--tlscert".into(),
+            cert.clone(),
+            "--tlskey".into(),
+            key.clone(),
+        ],
+        true,
+    )
+    .await;
+    let ch = EmailChannel::new(
+        &tls_config(starttls.port, SmtpTls::Starttls, Some(ca.clone())),
+        "channels[0]",
+    )
+    .unwrap();
+    ch.health_check().await.expect("STARTTLS + NOOP");
+    ch.deliver(&sample_notification("tls/1", "smtp", "oncall@example.com"))
+        .await
+        .expect("delivered over STARTTLS");
+    let mails = starttls.wait_for(1).await;
+    assert_eq!(
+        header(&mails[0], "Subject").as_deref(),
+        Some("[SignalCraft] Incident #42: HighErrorRate on checkout")
+    );
+    // The same server without our CA: the certificate is refused, nothing sent.
+    let untrusted = EmailChannel::new(
+        &tls_config(starttls.port, SmtpTls::Starttls, None),
+        "channels[0]",
+    )
+    .unwrap();
+    assert!(
+        untrusted
+            .deliver(&sample_notification("tls/2", "smtp", "oncall@example.com"))
+            .await
+            .is_err()
+    );
+    // Plain SMTP to a server that requires STARTTLS is refused too.
+    let plain = EmailChannel::new(&config(starttls.port), "channels[0]").unwrap();
+    assert!(
+        plain
+            .deliver(&sample_notification("tls/3", "smtp", "oncall@example.com"))
+            .await
+            .is_err()
+    );
+    assert_eq!(
+        starttls.wait_for(1).await.len(),
+        1,
+        "only the trusted send arrived"
+    );
+
+    let smtps = Aiosmtpd::start_with(
+        &[
+            "--smtpscert".into(),
+            cert.clone(),
+            "--smtpskey".into(),
+            key.clone(),
+        ],
+        false,
+    )
+    .await;
+    let ch = EmailChannel::new(
+        &tls_config(smtps.port, SmtpTls::Tls, Some(ca.clone())),
+        "channels[0]",
+    )
+    .unwrap();
+    // aiosmtpd may still be starting its TLS listener: allow a few tries.
+    let mut ok = false;
+    for _ in 0..100 {
+        if ch.health_check().await.is_ok() {
+            ok = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(ok, "implicit TLS health check never succeeded");
+    ch.deliver(&sample_notification("tls/4", "smtp", "oncall@example.com"))
+        .await
+        .expect("delivered over implicit TLS");
+    assert_eq!(smtps.wait_for(1).await.len(), 1);
+
+    // Bad ca_file: typed errors naming the field.
+    let bad = |c: EmailConfig| {
+        EmailChannel::new(&c, "channels[2]")
+            .err()
+            .unwrap()
+            .to_string()
+    };
+    let missing = pki.path().join("nope.pem").to_str().unwrap().to_string();
+    let e = bad(tls_config(1, SmtpTls::Starttls, Some(missing)));
+    assert!(
+        e.contains("channels[2].ca_file") && e.contains("cannot read"),
+        "{e}"
+    );
+    let e = bad(tls_config(1, SmtpTls::Tls, Some(key.clone())));
+    assert!(
+        e.contains("channels[2].ca_file") && e.contains("no PEM certificate"),
+        "{e}"
+    );
+    let e = bad(tls_config(1, SmtpTls::None, Some(ca)));
+    assert!(e.contains("channels[2].ca_file"), "{e}");
 }

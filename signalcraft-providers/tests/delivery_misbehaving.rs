@@ -313,6 +313,7 @@ async fn refused_slack_then_rejecting_smtp_then_failing_sms_fail_over_to_the_sec
                 text_template: None,
                 html_template: None,
                 timeout_ms: 2_000,
+                ca_file: None,
             },
             "channels[1]",
         )

@@ -30,6 +30,7 @@ use async_trait::async_trait;
 use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::AsyncSmtpTransportBuilder;
 use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use minijinja::Environment;
 use serde::{Deserialize, Serialize};
@@ -87,6 +88,11 @@ pub struct EmailConfig {
     /// Per-command timeout in milliseconds (default 10 000).
     #[serde(default = "default_timeout_ms")]
     pub timeout_ms: u64,
+    /// PEM file of extra trusted root certificates (a private CA that signed the
+    /// relay's certificate), trusted besides the webpki roots. Only with
+    /// `starttls` or `tls`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<String>,
 }
 
 fn default_timeout_ms() -> u64 {
@@ -285,6 +291,28 @@ fn view(n: &Notification) -> View<'_> {
     }
 }
 
+/// TLS parameters for `host` trusting the webpki roots plus the certificates in
+/// the PEM file `file` (`path` names the config field in errors).
+fn tls_with_ca(host: &str, file: &str, path: &str) -> Result<TlsParameters, ChannelError> {
+    let pem = std::fs::read(file)
+        .map_err(|e| ChannelError::config(path, format!("cannot read `{file}`: {e}")))?;
+    if !pem
+        .windows(b"-----BEGIN CERTIFICATE-----".len())
+        .any(|w| w == b"-----BEGIN CERTIFICATE-----")
+    {
+        return Err(ChannelError::config(
+            path,
+            format!("`{file}` holds no PEM certificate"),
+        ));
+    }
+    let cert = Certificate::from_pem(&pem)
+        .map_err(|_| ChannelError::config(path, format!("`{file}` is not valid PEM")))?;
+    TlsParameters::builder(host.to_string())
+        .add_root_certificate(cert)
+        .build_rustls()
+        .map_err(|e| ChannelError::config(path, format!("TLS setup failed: {e}")))
+}
+
 /// Characters allowed in our Message-ID local parts.
 fn id_part(s: &str) -> String {
     s.chars()
@@ -347,13 +375,35 @@ impl EmailChannel {
                 "must be greater than 0",
             ));
         }
-        let mut builder = match c.tls {
-            SmtpTls::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&c.host)
-                .port(c.port.unwrap_or(25)),
-            SmtpTls::Starttls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&c.host)
-                .map_err(|_| ChannelError::config(format!("{path}.host"), "invalid TLS host name"))?
-                .port(c.port.unwrap_or(587)),
-            SmtpTls::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&c.host)
+        let mut builder = match (c.tls, &c.ca_file) {
+            (SmtpTls::None, Some(_)) => {
+                return Err(ChannelError::config(
+                    format!("{path}.ca_file"),
+                    "only with tls: starttls or tls",
+                ));
+            }
+            (SmtpTls::Starttls | SmtpTls::Tls, Some(file)) => {
+                let params = tls_with_ca(&c.host, file, &format!("{path}.ca_file"))?;
+                let (tls, port) = match c.tls {
+                    SmtpTls::Starttls => (Tls::Required(params), 587),
+                    _ => (Tls::Wrapper(params), 465),
+                };
+                AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&c.host)
+                    .port(c.port.unwrap_or(port))
+                    .tls(tls)
+            }
+            (SmtpTls::None, None) => {
+                AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&c.host)
+                    .port(c.port.unwrap_or(25))
+            }
+            (SmtpTls::Starttls, None) => {
+                AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&c.host)
+                    .map_err(|_| {
+                        ChannelError::config(format!("{path}.host"), "invalid TLS host name")
+                    })?
+                    .port(c.port.unwrap_or(587))
+            }
+            (SmtpTls::Tls, None) => AsyncSmtpTransport::<Tokio1Executor>::relay(&c.host)
                 .map_err(|_| ChannelError::config(format!("{path}.host"), "invalid TLS host name"))?
                 .port(c.port.unwrap_or(465)),
         };

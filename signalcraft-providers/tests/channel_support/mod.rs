@@ -505,6 +505,15 @@ pub struct Aiosmtpd {
 
 impl Aiosmtpd {
     pub async fn start() -> Aiosmtpd {
+        Self::start_with(&[], true).await
+    }
+
+    /// With extra command-line arguments (e.g. `--tlscert`/`--tlskey` for
+    /// STARTTLS, `--smtpscert`/`--smtpskey` for implicit TLS). `plain_greeting`:
+    /// the server greets in plain text (not SMTPS), so readiness is checked by
+    /// its greeting; otherwise by a TCP connect while the process lives.
+    #[allow(dead_code)] // not every test binary uses TLS
+    pub async fn start_with(extra: &[String], plain_greeting: bool) -> Aiosmtpd {
         let dir = tempfile::tempdir().unwrap();
         let handler = dir.path().join("sc_handler.py");
         let out = dir.path().join("mail");
@@ -543,6 +552,7 @@ class Handler:
                     "-c",
                     "sc_handler.Handler",
                 ])
+                .args(extra)
                 .env("PYTHONPATH", dir.path())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
@@ -553,7 +563,14 @@ class Handler:
                 if child.try_wait().ok().flatten().is_some() {
                     break; // exited: most likely the port was taken
                 }
-                if is_aiosmtpd(port).await {
+                let ready = if plain_greeting {
+                    is_aiosmtpd(port).await
+                } else {
+                    tokio::net::TcpStream::connect(("127.0.0.1", port))
+                        .await
+                        .is_ok()
+                };
+                if ready {
                     return Aiosmtpd { port, dir, child };
                 }
                 tokio::time::sleep(Duration::from_millis(50)).await;
