@@ -804,9 +804,16 @@ impl DeliveryPipeline {
                     self.emit_attempt(&rec);
                     return Ok(DeliveryOutcome::Suppressed);
                 }
+                // The waiting attempt shows as `queued` (its record is updated in
+                // place once it is sent).
                 let next = state.next_attempt;
+                let mut rec = self.record(&state, DeliveryStatus::Queued, now);
+                rec.attempt = next;
+                rec.error = Some("throttled".into());
+                rec.next_attempt_at = Some(free);
                 self.arm(&mut state, free, next).await?;
-                self.save(&state, &[], &mut stored).await?;
+                self.save(&state, &[&rec], &mut stored).await?;
+                self.emit_attempt(&rec);
                 return Ok(DeliveryOutcome::Pending { next_at: free });
             }
 

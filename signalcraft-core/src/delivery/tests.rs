@@ -289,6 +289,15 @@ async fn sms_throttle_delays_the_second_page_to_the_same_phone() {
             next_at: t0() + SignedDuration::from_secs(60)
         }
     );
+    // The throttled page shows as `queued` until its slot.
+    let recs = r.pipeline.log().records("n2").await.unwrap();
+    assert_eq!(recs.len(), 1);
+    assert_eq!(recs[0].attempt, 1);
+    assert_eq!(recs[0].status, DeliveryStatus::Queued);
+    assert_eq!(
+        recs[0].next_attempt_at,
+        Some(t0() + SignedDuration::from_secs(60))
+    );
     // A different phone is not throttled.
     let out3 = r
         .pipeline
@@ -301,6 +310,10 @@ async fn sms_throttle_delays_the_second_page_to_the_same_phone() {
     r.pipeline.run_due().await.unwrap();
     assert_eq!(sms.call_count(), 3);
     assert_eq!(sms.calls()[2].id, "n2");
+    let recs = r.pipeline.log().records("n2").await.unwrap();
+    assert_eq!(recs.len(), 1, "the queued record became the attempt");
+    assert_eq!(recs[0].status, DeliveryStatus::Sent);
+    assert_eq!(recs[0].error, None);
     // A resolved notice to the still-throttled phone is suppressed, not queued.
     let mut resolved = sample_notification("n4", "sms", "+15550001");
     resolved.status = crate::model::AlertStatus::Resolved;
