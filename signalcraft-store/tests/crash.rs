@@ -22,6 +22,11 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use rand::Rng;
+use signalcraft_core::channel::{Channel, Delivered, DeliveryError, Notification};
+use signalcraft_core::clock::{Clock, ManualClock};
+use signalcraft_core::engine::{ChannelNotifier, Engine, EngineConfig, PlannerEscalation};
+use signalcraft_core::escalation::{Directory, DirectoryConfig};
+use signalcraft_core::model::{Alert, Event, Labels, Severity, Source};
 use signalcraft_core::scheduler::{Job, JobKind, Scheduler};
 use signalcraft_core::store::{Scan, Store, StoreError, Table, WriteBatch};
 use signalcraft_store::RedbStore;
@@ -59,6 +64,7 @@ fn child_process_entry() {
             "ingest" => child_ingest(&path, round).await,
             "hold" => child_hold(&path).await,
             "fill" => child_fill(&path).await,
+            "engine" => child_engine(&path, round).await,
             other => panic!("unknown child mode {other}"),
         }
     });
@@ -153,6 +159,126 @@ async fn child_ingest(path: &Path, round: u32) {
             sched.complete(&j.id).await.expect("complete");
             say(&out, &format!("DONE {}", j.id));
         }
+    }
+}
+
+/// The paging directory of the engine child: level 1 pages ann by SMS at once,
+/// level 2 pages bob by email 5 minutes later.
+fn directory() -> Directory {
+    let dir: DirectoryConfig = serde_json::from_value(serde_json::json!({
+        "users": [
+            {"id": "ann", "name": "Ann", "contact_methods": [{"id": "s", "kind": "sms", "address": "+4915100000001"}],
+             "notification_rules": {"high": [{"delay_minutes": 0, "contact_method": "s"}]}},
+            {"id": "bob", "name": "Bob", "contact_methods": [{"id": "e", "kind": "email", "address": "bob@example.com"}],
+             "notification_rules": {"high": [{"delay_minutes": 0, "contact_method": "e"}]}}
+        ],
+        "escalation_policies": [{"id": "db", "name": "DB", "levels": [
+            {"targets": [{"type": "user", "id": "ann"}], "delay_minutes": 5},
+            {"targets": [{"type": "user", "id": "bob"}], "delay_minutes": 5}
+        ]}]
+    }))
+    .expect("directory config");
+    Directory::new(dir).expect("directory")
+}
+
+/// A channel that accepts everything (the engine child's pages go nowhere).
+struct Sink(&'static str);
+
+#[async_trait::async_trait]
+impl Channel for Sink {
+    fn kind(&self) -> &str {
+        self.0
+    }
+    fn name(&self) -> &str {
+        self.0
+    }
+    async fn deliver(&self, _: &Notification) -> Result<Delivered, DeliveryError> {
+        Ok(Delivered::default())
+    }
+}
+
+/// The engine of the engine child (and of the parent's final check) over `store`.
+fn engine_over(store: &RedbStore, clock: &ManualClock) -> Engine {
+    let notifier = ChannelNotifier::new()
+        .with("chat", Arc::new(Sink("chat")))
+        .with("sms", Arc::new(Sink("sms")))
+        .with("email", Arc::new(Sink("email")));
+    let cfg: EngineConfig = serde_json::from_value(serde_json::json!({
+        "route": {"group_by": ["alertname"], "group_wait": "1s", "escalation_policy": "db",
+                  "notify": [{"channel": "chat", "target": "#db"}]}
+    }))
+    .expect("engine config");
+    Engine::builder(cfg)
+        .store(Arc::new(store.clone()) as Arc<dyn Store>)
+        .scheduler(Arc::new(store.scheduler()))
+        .clock(Arc::new(clock.clone()))
+        .notifier(Arc::new(notifier))
+        .escalation(Arc::new(PlannerEscalation::new(directory())))
+        .build()
+        .expect("engine")
+}
+
+/// The number of alert groups of the engine child (`alertname` G0..G5); their
+/// alerts never resolve, so each must have exactly one incident, ever.
+const ENGINE_GROUPS: u64 = 6;
+
+/// Each round starts an hour after the previous one, so escalation jobs armed by an
+/// earlier round (5 minutes) are past due when the next process starts.
+fn round_start(round: u32) -> Timestamp {
+    t(i64::from(round) * 3600)
+}
+
+/// The real engine over the store: 4 tasks ingest alerts of [`ENGINE_GROUPS`]
+/// groups (`ACK <id>` once `ingest` returned), a timer task moves the clock one
+/// second per pass, runs due jobs (group flushes open incidents, escalation jobs
+/// page) and reports every pending escalation job (`PENDING <id>`).
+async fn child_engine(path: &Path, round: u32) {
+    let store = RedbStore::open(path).expect("child open");
+    let clock = ManualClock::new(round_start(round));
+    let engine = engine_over(&store, &clock);
+    let scheduler = engine.scheduler().clone();
+    engine.recover().await.expect("recover");
+    let out = Arc::new(Mutex::new(std::io::stdout()));
+    say(&out, "READY");
+    let next = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    for _ in 0..4 {
+        let (engine, out, next) = (engine.clone(), out.clone(), next.clone());
+        tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let id = format!("r{round:02}-{i:06}");
+                let mut labels = Labels::new();
+                labels.insert("alertname".into(), format!("G{}", i % ENGINE_GROUPS));
+                labels.insert("id".into(), id.clone());
+                let mut a = Alert::firing(
+                    Source {
+                        provider: "t".into(),
+                        integration: "prom".into(),
+                    },
+                    "crash test",
+                    labels,
+                );
+                a.severity = Severity::Critical;
+                engine.ingest(vec![Event::Alert(a)]).await.expect("ingest");
+                say(&out, &format!("ACK {id}"));
+            }
+        });
+    }
+    let mut reported = BTreeSet::new();
+    loop {
+        clock.advance(Duration::from_secs(1));
+        engine.run_due_jobs().await.expect("run due jobs");
+        for j in scheduler.pending().await.expect("pending") {
+            if matches!(j.kind, JobKind::Escalate { .. }) && reported.insert(j.id.clone()) {
+                if let JobKind::Escalate {
+                    incident_id, level, ..
+                } = &j.kind
+                {
+                    say(&out, &format!("PENDING {} {incident_id} {level}", j.id));
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
     }
 }
 
@@ -383,6 +509,224 @@ fn sigkill_during_ingest_loses_no_acknowledged_write() {
         assert!(
             s.check_integrity().await.expect("integrity"),
             "file is consistent"
+        );
+    });
+}
+
+/// Every `rNN-NNNNNN` alert id found anywhere in the stored alert records.
+fn stored_alert_ids(rows: &[(String, Vec<u8>)]) -> BTreeSet<String> {
+    fn walk(v: &serde_json::Value, out: &mut BTreeSet<String>) {
+        match v {
+            serde_json::Value::String(s)
+                if s.len() == 10 && s.starts_with('r') && s.as_bytes()[3] == b'-' =>
+            {
+                out.insert(s.clone());
+            }
+            serde_json::Value::Array(a) => a.iter().for_each(|v| walk(v, out)),
+            serde_json::Value::Object(o) => o.values().for_each(|v| walk(v, out)),
+            _ => {}
+        }
+    }
+    let mut out = BTreeSet::new();
+    for (_, v) in rows {
+        walk(&serde_json::from_slice(v).expect("alert json"), &mut out);
+    }
+    out
+}
+
+/// Incident ids by group key, from the stored incident records.
+async fn incidents_by_group(s: &RedbStore) -> BTreeMap<String, Vec<String>> {
+    let mut by_group: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (k, v) in s.scan(Table::Incidents, Scan::all()).await.expect("scan") {
+        let v: serde_json::Value = serde_json::from_slice(&v).expect("incident json");
+        let g = v["group_key"].as_str().expect("group_key").to_owned();
+        by_group.entry(g).or_default().push(k);
+    }
+    by_group
+}
+
+/// The paging steps an incident's timeline records, in order: the level of each
+/// `escalated` entry (1-based), and 3 for the policy's exhaustion (what the job
+/// after the last of the 2 levels records). A job of 0-based `level` has run when
+/// `level + 1` is among them.
+async fn paging_steps(s: &RedbStore, incident: &str) -> Vec<u64> {
+    s.scan(Table::Timeline, Scan::prefix(format!("{incident}/")))
+        .await
+        .expect("timeline")
+        .iter()
+        .filter_map(|(_, v)| {
+            let v: serde_json::Value = serde_json::from_slice(v).ok()?;
+            match v["type"].as_str()? {
+                "escalated" => v["level"].as_u64(),
+                "custom" if v["name"] == "paging.policy_exhausted" => Some(3),
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+/// The real engine over redb, killed with SIGKILL at random moments (20 rounds on
+/// one file, each round an hour of clock after the previous): after each kill the
+/// file opens cleanly, every alert whose ingest returned is stored, no alert group
+/// has two incidents (its alerts never resolve), and every escalation job that was
+/// pending is still pending or has run (its incident's timeline shows the step).
+/// At the end an engine on the file runs every job that is left: each group has
+/// exactly one incident, every escalation job seen pending has run, none is left.
+#[test]
+fn sigkill_during_engine_ingest_duplicates_no_incident_and_loses_no_escalation() {
+    engine_crash_rounds(false);
+}
+
+/// The same, and at the end every incident has paged level 1, level 2 and then
+/// run out of its policy (a step recorded twice by a re-run job counts once). FAILS today when a kill lands after an incident's commit
+/// and before its escalation hook durably scheduled the next step (the hook's
+/// timeline entry, page and next job are separate writes after the incident's
+/// commit, and recovery does not restart paging for an open incident without a
+/// pending paging job): that incident stops escalating. Engine work, outside this
+/// crate (reported by helper-39, session 8).
+#[test]
+#[ignore = "engine: an escalation whose hook was interrupted by a crash is not resumed (not a store defect)"]
+fn sigkill_during_engine_ingest_every_incident_escalates_fully() {
+    engine_crash_rounds(true);
+}
+
+fn engine_crash_rounds(strict: bool) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("engine.redb");
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let mut rng = rand::rng();
+    let mut acked: BTreeSet<String> = BTreeSet::new();
+    // Job id -> (incident id, 0-based level).
+    let mut escalations: BTreeMap<String, (String, u64)> = BTreeMap::new();
+    let rounds = 20;
+    for round in 0..rounds {
+        let mut c = child("engine", &path, round).spawn().expect("spawn child");
+        let (lines, reader) = collect(c.stdout.take().expect("stdout"));
+        // Most rounds kill mid-run; a few during startup (open, recovery).
+        if round % 7 == 3 {
+            std::thread::sleep(Duration::from_millis(rng.random_range(0..30)));
+        } else {
+            assert!(
+                wait_for(&lines, "READY", Duration::from_secs(30)),
+                "round {round}: the child started"
+            );
+            std::thread::sleep(Duration::from_millis(rng.random_range(30..250)));
+        }
+        c.kill().expect("SIGKILL");
+        let status = c.wait().expect("wait");
+        reader.join().expect("reader");
+        let mut stderr = String::new();
+        if let Some(mut e) = c.stderr.take() {
+            let _ = std::io::Read::read_to_string(&mut e, &mut stderr);
+        }
+        assert!(
+            !stderr.contains("panicked"),
+            "round {round}: child panicked before the kill ({status}):\n{stderr}"
+        );
+        for l in lines.lock().expect("lock").iter() {
+            if let Some(id) = l.strip_prefix("ACK ") {
+                acked.insert(id.to_owned());
+            } else if let Some(rest) = l.strip_prefix("PENDING ") {
+                let mut f = rest.split(' ');
+                let (Some(id), Some(inc), Some(level)) = (f.next(), f.next(), f.next()) else {
+                    panic!("bad PENDING line {l}");
+                };
+                let level = level.parse().expect("level");
+                escalations.insert(id.to_owned(), (inc.to_owned(), level));
+            }
+        }
+        rt.block_on(async {
+            let s = RedbStore::open(&path)
+                .unwrap_or_else(|e| panic!("round {round}: reopen after SIGKILL failed: {e}"));
+            let rows = s.scan(Table::Alerts, Scan::all()).await.expect("scan");
+            let stored = stored_alert_ids(&rows);
+            for id in &acked {
+                assert!(
+                    stored.contains(id),
+                    "round {round}: acknowledged alert {id} is missing"
+                );
+            }
+            for (g, ids) in incidents_by_group(&s).await {
+                assert_eq!(
+                    ids.len(),
+                    1,
+                    "round {round}: group {g} has incidents {ids:?}"
+                );
+            }
+            let pending: BTreeSet<String> = s
+                .scheduler()
+                .pending()
+                .await
+                .expect("pending")
+                .into_iter()
+                .map(|j| j.id)
+                .collect();
+            for (id, (incident, level)) in &escalations {
+                assert!(
+                    pending.contains(id) || paging_steps(&s, incident).await.contains(&(level + 1)),
+                    "round {round}: escalation job {id} (level {level} of {incident}) \
+                     neither pending nor run"
+                );
+            }
+        });
+    }
+    assert!(acked.len() > 100, "enough ingests: {}", acked.len());
+    assert!(!escalations.is_empty(), "escalation jobs were armed");
+    // The end: a last process runs everything left (the clock a day later).
+    rt.block_on(async {
+        let s = RedbStore::open(&path).expect("open");
+        let clock = ManualClock::new(round_start(rounds + 24));
+        let engine = engine_over(&s, &clock);
+        engine.recover().await.expect("recover");
+        // An hour of clock: every past-due job runs now, the repeat notifications of
+        // the firing groups come hours later.
+        let until = round_start(rounds + 25);
+        while let Some(next) = engine.next_wakeup().await.expect("next") {
+            if next > until {
+                break;
+            }
+            if next > clock.now() {
+                clock.set(next);
+            }
+            engine.run_due_jobs().await.expect("run");
+        }
+        let groups = incidents_by_group(&s).await;
+        assert_eq!(
+            groups.len() as u64,
+            ENGINE_GROUPS.min(acked.len() as u64),
+            "one incident per group: {groups:?}"
+        );
+        for ids in groups.values() {
+            assert_eq!(ids.len(), 1, "{groups:?}");
+            if strict {
+                // (A job re-run after a crash records its step again: dedup.)
+                let mut steps = paging_steps(&s, &ids[0]).await;
+                steps.dedup();
+                assert_eq!(steps, vec![1, 2, 3], "{}", ids[0]);
+            }
+        }
+        for (id, (incident, level)) in &escalations {
+            assert!(
+                paging_steps(&s, incident).await.contains(&(level + 1)),
+                "escalation job {id} (level {level} of {incident}) never ran"
+            );
+        }
+        assert!(
+            engine
+                .scheduler()
+                .pending()
+                .await
+                .expect("pending")
+                .iter()
+                .all(|j| !matches!(j.kind, JobKind::Escalate { .. })),
+            "every escalation ran"
+        );
+        drop(engine);
+        assert!(s.check_integrity().await.expect("integrity"));
+        eprintln!(
+            "{rounds} SIGKILL rounds of the engine: {} acknowledged alerts, {} escalation jobs seen pending",
+            acked.len(),
+            escalations.len()
         );
     });
 }
