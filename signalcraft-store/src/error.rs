@@ -89,3 +89,31 @@ pub(crate) fn io_error(e: &std::io::Error) -> StoreError {
         _ => StoreError::Io(e.to_string()),
     }
 }
+
+/// Runs `f`, turning a panic inside it into [`StoreError::Corrupt`] naming `what`.
+///
+/// redb trusts the bytes of the pages it reads: a page damaged in place (a bad disk,
+/// a stray write by another program) can make it index out of bounds and panic.
+/// Every read and write of this crate goes through here, so a damaged file is a
+/// typed error for the caller, never a crashed process or a dead writer thread.
+/// (The panic message is still printed by the panic hook.)
+pub(crate) fn guard<R>(
+    what: &str,
+    f: impl FnOnce() -> Result<R, StoreError>,
+) -> Result<R, StoreError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+        .unwrap_or_else(|p| Err(damaged(what, p.as_ref())))
+}
+
+/// The error for a panic of redb while it read the file.
+pub(crate) fn damaged(what: &str, panic: &(dyn std::any::Any + Send)) -> StoreError {
+    let msg = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown failure".into());
+    StoreError::Corrupt(format!(
+        "{what}: the database file is damaged (redb failed while reading it: {msg}); \
+         restore it from a backup"
+    ))
+}

@@ -8,7 +8,7 @@ use parking_lot::RwLock;
 use redb::{Database, Durability};
 use signalcraft_core::store::{Scan, Store, StoreError, Table, WriteBatch, WriteOp};
 
-use crate::error::from_redb;
+use crate::error::{from_redb, guard};
 use crate::scheduler::{self, RedbScheduler};
 use crate::schema::{self, MIGRATIONS, SCHEMA_VERSION};
 use crate::seal::{self, SealKey};
@@ -39,6 +39,13 @@ pub struct StoreOptions {
     pub group_wait: std::time::Duration,
     /// Largest record accepted, in bytes; a bigger one fails its batch alone.
     pub max_value_bytes: usize,
+    /// Verifies every page checksum when the file is opened (default `true`), so a
+    /// file damaged in place is refused at start with [`StoreError::Corrupt`] (or
+    /// repaired by redb to its last intact commit) instead of failing later on
+    /// the first read of a damaged page. Reads the whole file once: on a large
+    /// store on slow disks, turning it off shortens start-up; reads of damaged
+    /// pages are then still typed errors, never a panic.
+    pub verify_on_open: bool,
     /// redb page cache size in bytes (default 256 MiB). The cache holds pages
     /// read or written recently; it counts towards the process's resident memory
     /// once filled, so a small deployment can lower it (e.g. 16 MiB) at the cost of
@@ -54,6 +61,7 @@ impl Default for StoreOptions {
             max_group: 1024,
             group_wait: std::time::Duration::from_millis(1),
             max_value_bytes: 16 << 20,
+            verify_on_open: true,
             cache_bytes: 256 << 20,
         }
     }
@@ -108,23 +116,33 @@ impl RedbStore {
     /// by a previous process, all in one durable transaction.
     pub fn open_with(path: impl AsRef<Path>, opts: StoreOptions) -> Result<Self, StoreError> {
         let path = path.as_ref().to_path_buf();
-        let db = redb::Builder::new()
-            .set_cache_size(opts.cache_bytes)
-            .create(&path)
-            .map_err(|e| with_path(&path, from_redb(e)))?;
-        let mut txn = db.begin_write().map_err(from_redb)?;
-        txn.set_durability(Durability::Immediate)
-            .map_err(from_redb)?;
-        let prepared = schema::prepare(&txn, MIGRATIONS, SCHEMA_VERSION)
-            .and_then(|_| scheduler::release_all(&txn));
-        let released_claims = match prepared {
-            Ok(n) => n,
-            Err(e) => {
-                let _ = txn.abort();
-                return Err(with_path(&path, e));
+        let released_claims = guard("open", || {
+            let mut db = redb::Builder::new()
+                .set_cache_size(opts.cache_bytes)
+                .create(&path)
+                .map_err(from_redb)?;
+            if opts.verify_on_open {
+                // `Ok(false)`: redb repaired it (back to its last intact commit).
+                db.check_integrity().map_err(from_redb)?;
             }
-        };
-        txn.commit().map_err(from_redb)?;
+            let mut txn = db.begin_write().map_err(from_redb)?;
+            txn.set_durability(Durability::Immediate)
+                .map_err(from_redb)?;
+            let prepared = schema::prepare(&txn, MIGRATIONS, SCHEMA_VERSION)
+                .and_then(|_| scheduler::release_all(&txn));
+            match prepared {
+                Ok(n) => {
+                    txn.commit().map_err(from_redb)?;
+                    Ok((db, n))
+                }
+                Err(e) => {
+                    let _ = txn.abort();
+                    Err(e)
+                }
+            }
+        })
+        .map_err(|e| with_path(&path, e))?;
+        let (db, released_claims) = released_claims;
         let db = Arc::new(RwLock::new(db));
         let cache = Arc::new(ReadCache::default());
         let writer = Writer::start(db.clone(), cache.clone(), opts.max_group, opts.group_wait)?;
@@ -327,8 +345,7 @@ fn with_path(path: &Path, e: StoreError) -> StoreError {
 #[async_trait]
 impl Store for RedbStore {
     async fn get(&self, table: Table, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let snap = self.snapshot()?;
-        let v = snap.records(table)?.get(key)?;
+        let v = guard(table.name(), || self.snapshot()?.records(table)?.get(key))?;
         match v {
             Some(v) => self.unseal(table, key, v).map(Some),
             None => Ok(None),
@@ -336,8 +353,9 @@ impl Store for RedbStore {
     }
 
     async fn scan(&self, table: Table, scan: Scan) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
-        let snap = self.snapshot()?;
-        let rows = snap.records(table)?.scan(&scan)?;
+        let rows = guard(table.name(), || {
+            self.snapshot()?.records(table)?.scan(&scan)
+        })?;
         if table != Table::Integrations {
             return Ok(rows);
         }
@@ -355,7 +373,6 @@ impl Store for RedbStore {
     }
 
     async fn count(&self, table: Table) -> Result<u64, StoreError> {
-        let snap = self.snapshot()?;
-        snap.records(table)?.len()
+        guard(table.name(), || self.snapshot()?.records(table)?.len())
     }
 }

@@ -315,7 +315,7 @@ fn run_group(
 ) -> Vec<(ReplyTx, Result<Reply, StoreError>)> {
     let ops: Vec<&Op> = group.iter().map(|(op, _)| op).collect();
     c.transactions.fetch_add(1, Ordering::Relaxed);
-    let outcome = transact(db, cache, &ops, c);
+    let outcome = transact_guarded(db, cache, &ops, c);
     drop(ops);
     match outcome {
         Ok(replies) => group
@@ -334,7 +334,7 @@ fn run_group(
                 .into_iter()
                 .map(|(op, tx)| {
                     c.transactions.fetch_add(1, Ordering::Relaxed);
-                    let result = match transact(db, cache, &[&op], c) {
+                    let result = match transact_guarded(db, cache, &[&op], c) {
                         Ok(mut r) => Ok(r.pop().unwrap_or(Reply::Unit)),
                         Err(GroupFailure::Apply(e) | GroupFailure::Commit(e)) => Err(e),
                     };
@@ -347,6 +347,25 @@ fn run_group(
             .map(|(_, tx)| (tx, Err(e.clone())))
             .collect(),
     }
+}
+
+/// [`transact`], with a panic of redb (a page damaged in place, see
+/// [`crate::error::guard`]) failing the group with [`StoreError::Corrupt`] instead
+/// of ending the writer thread.
+fn transact_guarded(
+    db: &RwLock<Database>,
+    cache: &ReadCache,
+    ops: &[&Op],
+    c: &Counters,
+) -> Result<Vec<Reply>, GroupFailure> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| transact(db, cache, ops, c)))
+        .unwrap_or_else(|p| {
+            cache.invalidate();
+            Err(GroupFailure::Commit(crate::error::damaged(
+                "write",
+                p.as_ref(),
+            )))
+        })
 }
 
 /// Runs `ops` in one durable transaction. The read cache is invalidated after the

@@ -439,10 +439,16 @@ async fn truncated_file_fails_cleanly_or_recovers_to_a_committed_state() {
         f.set_len(cut).expect("truncate");
         drop(f);
         match RedbStore::open(&p) {
-            Err(e) => assert!(
-                matches!(e, StoreError::Corrupt(_) | StoreError::Io(_)),
-                "cut at {cut}: unexpected error {e:?}"
-            ),
+            Err(e) => {
+                assert!(
+                    matches!(e, StoreError::Corrupt(_) | StoreError::Io(_)),
+                    "cut at {cut}: unexpected error {e:?}"
+                );
+                assert!(
+                    e.to_string().contains(&format!("cut{cut}.redb")),
+                    "cut at {cut}: the error names the file: {e}"
+                );
+            }
             Ok(s) => {
                 // Opening may succeed only if the result is a consistent store:
                 // every record readable and intact.
@@ -452,6 +458,108 @@ async fn truncated_file_fails_cleanly_or_recovers_to_a_committed_state() {
                     assert_eq!(k, format!("a{:04}", v["i"].as_u64().expect("i")));
                 }
             }
+        }
+    }
+}
+
+/// A store whose file was damaged in place (bytes overwritten inside its pages, as
+/// by a bad disk or a stray write). With the default `verify_on_open` the open
+/// fails with a clear error naming the file (or succeeds when only unused space was
+/// hit); without it, the open may succeed and then every read either returns
+/// intact records or fails with a typed error. Nothing panics out of the store and
+/// no damaged record is returned as data.
+#[tokio::test]
+async fn damaged_pages_are_errors_or_intact_records_never_garbage() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("d.redb");
+    {
+        let s = RedbStore::open(&path).expect("open");
+        for chunk in 0..10 {
+            let mut b = WriteBatch::new();
+            for i in chunk * 50..(chunk + 1) * 50 {
+                let v = format!(r#"{{"i":{i},"pad":"{}"}}"#, "p".repeat(300));
+                b.put_raw(Table::Alerts, format!("a{i:04}"), v.clone().into_bytes());
+                b.put_raw(Table::Incidents, format!("i{i:04}"), v.into_bytes());
+            }
+            s.commit(b).await.expect("commit");
+        }
+    }
+    let len = std::fs::metadata(&path).expect("meta").len();
+    for verify_on_open in [true, false] {
+        let opts = StoreOptions {
+            verify_on_open,
+            ..StoreOptions::default()
+        };
+        let mut outcomes = std::collections::BTreeMap::<&str, usize>::new();
+        // 16 KiB steps over the whole file, 64 bytes of 0x5A at each.
+        for (n, offset) in (0..len).step_by(16 * 1024).enumerate() {
+            let p = dir.path().join(format!("damaged{n}.redb"));
+            std::fs::copy(&path, &p).expect("copy");
+            {
+                use std::io::{Seek, SeekFrom, Write};
+                let mut f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&p)
+                    .expect("open");
+                f.seek(SeekFrom::Start(offset + 512)).expect("seek");
+                f.write_all(&[0x5A; 64]).expect("write");
+            }
+            let s = match RedbStore::open_with(&p, opts.clone()) {
+                Err(e) => {
+                    assert!(
+                        matches!(e, StoreError::Corrupt(_) | StoreError::Io(_)),
+                        "damage at {offset}: unexpected error {e:?}"
+                    );
+                    assert!(
+                        e.to_string().contains(&format!("damaged{n}.redb")),
+                        "names the file: {e}"
+                    );
+                    *outcomes.entry("open refused").or_default() += 1;
+                    continue;
+                }
+                Ok(s) => s,
+            };
+            let mut failed = false;
+            for (table, prefix) in [(Table::Alerts, "a"), (Table::Incidents, "i")] {
+                match s.scan(table, Scan::all()).await {
+                    Err(e) => {
+                        assert!(
+                            matches!(e, StoreError::Corrupt(_) | StoreError::Io(_)),
+                            "damage at {offset}: {e:?}"
+                        );
+                        failed = true;
+                    }
+                    Ok(rows) => {
+                        for (k, v) in rows {
+                            let v: serde_json::Value = serde_json::from_slice(&v)
+                                .unwrap_or_else(|e| panic!("damage at {offset}: {k} garbage: {e}"));
+                            let i = v["i"].as_u64().expect("i");
+                            assert_eq!(k, format!("{prefix}{i:04}"), "damage at {offset}");
+                        }
+                    }
+                }
+            }
+            // Writes after the damage fail cleanly or succeed; the store answers.
+            let w = s.commit(put(Table::Meta, "after", "1")).await;
+            if let Err(e) = &w {
+                assert!(
+                    matches!(e, StoreError::Corrupt(_) | StoreError::Io(_)),
+                    "damage at {offset}: write {e:?}"
+                );
+            }
+            *outcomes
+                .entry(if failed {
+                    "reads failed"
+                } else {
+                    "reads intact"
+                })
+                .or_default() += 1;
+        }
+        eprintln!("verify_on_open {verify_on_open}: {outcomes:?}");
+        assert!(outcomes.values().sum::<usize>() >= 8, "{outcomes:?}");
+        if verify_on_open {
+            assert_eq!(outcomes.get("reads failed"), None, "{outcomes:?}");
+            assert!(outcomes.get("open refused").is_some(), "{outcomes:?}");
         }
     }
 }
