@@ -269,13 +269,12 @@ async fn child_engine(path: &Path, round: u32) {
         clock.advance(Duration::from_secs(1));
         engine.run_due_jobs().await.expect("run due jobs");
         for j in scheduler.pending().await.expect("pending") {
-            if matches!(j.kind, JobKind::Escalate { .. }) && reported.insert(j.id.clone()) {
-                if let JobKind::Escalate {
-                    incident_id, level, ..
-                } = &j.kind
-                {
-                    say(&out, &format!("PENDING {} {incident_id} {level}", j.id));
-                }
+            if let JobKind::Escalate {
+                incident_id, level, ..
+            } = &j.kind
+                && reported.insert(j.id.clone())
+            {
+                say(&out, &format!("PENDING {} {incident_id} {level}", j.id));
             }
         }
         tokio::time::sleep(Duration::from_millis(1)).await;
