@@ -165,7 +165,20 @@ struct Threads {
     sending: parking_lot::Mutex<HashSet<String>>,
 }
 
+/// Thread roots remembered in memory at most; past it the set is emptied and
+/// roots are read back from the store when needed again.
+pub const MAX_REMEMBERED_THREADS: usize = 10_000;
+
 impl Threads {
+    /// Remembers that `key`'s root was sent (bounded by [`MAX_REMEMBERED_THREADS`]).
+    fn remember(&self, key: &str) {
+        let mut known = self.known.lock();
+        if known.len() >= MAX_REMEMBERED_THREADS {
+            known.clear();
+        }
+        known.insert(key.to_string());
+    }
+
     fn store_key(channel: &str, key: &str) -> String {
         format!("~email-thread/{channel}/{key}")
     }
@@ -192,7 +205,7 @@ impl Threads {
                 retry_after: None,
             })?;
         if stored.is_some() {
-            self.known.lock().insert(key.to_string());
+            self.remember(key);
             return Ok(None);
         }
         Ok(self
@@ -217,7 +230,7 @@ impl RootClaim<'_> {
     async fn sent(self, channel: &str) {
         let key = self.key.as_str();
         {
-            self.threads.known.lock().insert(key.to_string());
+            self.threads.remember(key);
             if let Some(store) = &self.threads.store {
                 let mut b = WriteBatch::new();
                 b.put_raw(
@@ -620,7 +633,7 @@ mod tests {
     use signalcraft_core::memory::MemoryStore;
     use signalcraft_core::store::Store;
 
-    use super::Threads;
+    use super::{MAX_REMEMBERED_THREADS, Threads};
 
     /// One root claim at a time per thread; a claim dropped without success
     /// (failed or abandoned send) is released; a sent root is remembered, also
@@ -676,5 +689,28 @@ mod tests {
                 .unwrap()
                 .is_none()
         );
+    }
+
+    /// The in-memory set of sent roots stays bounded; a forgotten root is read
+    /// back from the store, so it is still not sent twice.
+    #[tokio::test]
+    async fn remembered_roots_are_bounded_and_forgotten_ones_come_from_the_store() {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let t = Threads {
+            store: Some(store),
+            ..Default::default()
+        };
+        for i in 0..=MAX_REMEMBERED_THREADS {
+            let key = format!("inc-{i}/a@x");
+            let claim = t.claim_root("smtp", &key).await.unwrap().unwrap();
+            claim.sent("smtp").await;
+            assert!(t.known.lock().len() <= MAX_REMEMBERED_THREADS);
+        }
+        assert!(!t.known.lock().contains("inc-0/a@x"), "the set was emptied");
+        assert!(
+            t.claim_root("smtp", "inc-0/a@x").await.unwrap().is_none(),
+            "read back from the store: not a root again"
+        );
+        assert!(t.known.lock().contains("inc-0/a@x"));
     }
 }
