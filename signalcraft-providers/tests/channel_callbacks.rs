@@ -245,6 +245,61 @@ fn sms_replies_and_dtmf_become_incident_actions() {
     ));
 }
 
+/// Voice calls report through the same status callback as messages, with
+/// `CallSid`/`CallStatus` (twilio.com/docs/voice/api/call-resource#statuscallback):
+/// `completed` confirms, `busy`/`no-answer`/`failed`/`canceled` fail (with the
+/// error code when given), `initiated`/`ringing`/`in-progress` are progress; an
+/// unknown status or a missing sid is a typed error.
+#[test]
+fn call_status_callbacks_map_to_provider_statuses() {
+    use signalcraft_core::delivery::ProviderStatus;
+    let token = b"twilio-token";
+    let url = "https://sc.example.com/callbacks/twilio/status";
+    let cb = |params: &[(&str, &str)]| {
+        let (h, body) = twilio_signed(url, params, token);
+        twilio::handle_status_callback(&h, body.as_bytes(), url, token)
+    };
+    for (status, want) in [
+        ("completed", ProviderStatus::Delivered),
+        ("ringing", ProviderStatus::InProgress),
+        ("in-progress", ProviderStatus::InProgress),
+        (
+            "no-answer",
+            ProviderStatus::Failed {
+                reason: "no-answer".into(),
+            },
+        ),
+        (
+            "busy",
+            ProviderStatus::Failed {
+                reason: "busy".into(),
+            },
+        ),
+    ] {
+        let got = cb(&[("CallSid", "CA0001"), ("CallStatus", status)]).unwrap();
+        assert_eq!(got.sid, "CA0001");
+        assert_eq!(got.status, want, "{status}");
+    }
+    let got = cb(&[
+        ("CallSid", "CA0002"),
+        ("CallStatus", "failed"),
+        ("ErrorCode", "13224"),
+    ])
+    .unwrap();
+    assert_eq!(
+        got.status,
+        ProviderStatus::Failed {
+            reason: "failed (13224)".into()
+        }
+    );
+    assert!(matches!(
+        cb(&[("CallSid", "CA0003"), ("CallStatus", "exploded")]),
+        Err(CallbackError::Malformed(_))
+    ));
+    let e = cb(&[("CallStatus", "completed")]).unwrap_err();
+    assert_eq!(e.http_status(), 400, "{e}");
+}
+
 #[test]
 fn forged_twilio_callbacks_are_rejected_with_401() {
     let (logs, _g) = capture_logs();
