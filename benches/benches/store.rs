@@ -2,8 +2,11 @@
 //! concurrent writers, one ~500-byte alert per commit (and 64 writers sending 4, 8
 //! and 16 alerts per commit, like a grouped Alertmanager webhook), beside the
 //! in-memory store;
-//! incident-by-id reads; and per-commit latency percentiles (printed before the
-//! criterion runs, since criterion reports means, not p99).
+//! incident-by-id reads; who-is-on-call answered from the on-call directory loaded
+//! out of each store (as the server does at start: the schedules and users are
+//! store records, queries are answered from memory); and per-commit latency
+//! percentiles (printed before the criterion runs, since criterion reports means,
+//! not p99).
 //!
 //! Also a bulk pass (write amplification of the journaled ingest's background apply):
 //! 100,000 new ~570-byte alerts with random 16-hex-digit keys committed in batches of
@@ -13,8 +16,9 @@
 //! writer thread's CPU time.
 //!
 //! Run: `cargo bench -p signalcraft-benches --bench store`
-//! (latency and bulk passes only: `... --bench store -- nomatch`; passes:
-//! `STORE_BENCH_PASSES=bulk` or `latency`; latency shapes:
+//! (about 3 minutes; the passes and the closing summary of the issue 6 targets
+//! only: `... --bench store -- nomatch`; passes:
+//! `STORE_BENCH_PASSES=bulk`, `latency` or `reads`; latency shapes:
 //! `STORE_BENCH_SHAPES=64x1,64x8`; gathering off for an A/B run:
 //! `STORE_BENCH_GROUP_WAIT_US=0`).
 
@@ -24,7 +28,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput};
+use signalcraft_core::escalation::{Directory, DirectoryConfig};
 use signalcraft_core::memory::MemoryStore;
+use signalcraft_core::oncall::{Override, Rotation, Schedule, ScheduleLayer, ShiftLength, User};
 use signalcraft_core::store::{Scan, Store, Table, WriteBatch};
 use signalcraft_store::{RedbStore, StoreOptions};
 
@@ -133,7 +139,8 @@ fn latency_options() -> StoreOptions {
 /// Prints throughput and latency percentiles of durable ingest per commit shape,
 /// the writer's time split (inside the transaction vs in `commit`, i.e. page
 /// write-out + fsync) and the process CPU time per alert.
-fn latency_report(rt: &tokio::runtime::Runtime) {
+fn latency_report(rt: &tokio::runtime::Runtime) -> Vec<IngestRow> {
+    let mut rows = Vec::new();
     println!("durable ingest (redb, fsync per group commit), ~500-byte alerts");
     println!(
         "writers | alerts/commit | commits | alerts/s | p50 | p99 | max | transactions | \
@@ -183,45 +190,180 @@ fn latency_report(rt: &tokio::runtime::Runtime) {
             per_txn(after.commit_nanos - before.commit_nanos),
             cpu.as_secs_f64() * 1e6 / alerts,
         );
+        rows.push(IngestRow {
+            writers,
+            per,
+            alerts_per_sec: alerts / elapsed.as_secs_f64(),
+            p99: percentile(&lat, 0.99),
+        });
     }
+    rows
+}
+
+/// One row of the latency pass, for the closing summary.
+struct IngestRow {
+    writers: usize,
+    per: usize,
+    alerts_per_sec: f64,
+    p99: Duration,
+}
+
+/// Single-thread read rates measured directly (1,000,000 operations each, after a
+/// warm-up), for the closing summary: incident by id (`Store::get`, 100,000
+/// incidents of ~500 bytes, random order) and who is on call (the directory loaded
+/// from the store), on redb and in memory. Criterion's rows below give the spread.
+fn reads_report(rt: &tokio::runtime::Runtime) -> Vec<(String, f64)> {
+    const N: u64 = 100_000;
+    const OPS: u64 = 1_000_000;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let redb = Arc::new(RedbStore::open(dir.path().join("reads.redb")).expect("open"));
+    let mem = Arc::new(MemoryStore::new());
+    let (users, schedule) = oncall_records();
+    rt.block_on(async {
+        for chunk in 0..(N / 1000) {
+            let mut b = WriteBatch::new();
+            for i in chunk * 1000..(chunk + 1) * 1000 {
+                let key = format!("inc-{i:08}");
+                let v = alert_json(&key);
+                b.put_raw(Table::Incidents, key, v);
+            }
+            if chunk == 0 {
+                for u in &users {
+                    b.put_raw(
+                        Table::Users,
+                        u.id.clone(),
+                        serde_json::to_vec(u).expect("json"),
+                    );
+                }
+                let v = serde_json::to_vec(&schedule).expect("json");
+                b.put_raw(Table::Schedules, schedule.id.clone(), v);
+            }
+            redb.commit(b.clone()).await.expect("commit");
+            mem.commit(b).await.expect("commit");
+        }
+    });
+    let keys: Vec<String> = (0..N)
+        .map(|i| format!("inc-{:08}", (i * 7919) % N))
+        .collect();
+    let from: jiff::Timestamp = "2026-01-01T00:00:00Z".parse().expect("ts");
+    let instants: Vec<jiff::Timestamp> = (0..4096u64)
+        .map(|i| {
+            from + jiff::SignedDuration::from_secs(((i * 2_654_435_761) % (365 * 86_400)) as i64)
+        })
+        .collect();
+    let mut out = Vec::new();
+    for (name, store) in [
+        ("redb", redb as Arc<dyn Store>),
+        ("memory", mem as Arc<dyn Store>),
+    ] {
+        let rate = |f: &mut dyn FnMut(u64)| {
+            for i in 0..OPS / 10 {
+                f(i);
+            }
+            let t = Instant::now();
+            for i in 0..OPS {
+                f(i);
+            }
+            OPS as f64 / t.elapsed().as_secs_f64()
+        };
+        let by_id = rate(&mut |i| {
+            let v = futures_lite_block(store.get(Table::Incidents, &keys[(i % N) as usize]));
+            assert!(v.expect("get").is_some());
+        });
+        out.push((format!("incident by id, {name}, 1 thread"), by_id));
+        let directory = rt.block_on(load_directory(store.as_ref()));
+        let s = directory.schedule("primary").expect("schedule");
+        let oncall = rate(&mut |i| {
+            std::hint::black_box(
+                s.who_is_on_call(instants[(i & 4095) as usize])
+                    .map(|o| o.user.len()),
+            );
+        });
+        out.push((
+            format!("who is on call, directory loaded from {name}, 1 thread"),
+            oncall,
+        ));
+    }
+    out
+}
+
+/// The issue 6 targets against this run's figures.
+fn print_summary(ingest: &[IngestRow], reads: &[(String, f64)]) {
+    println!();
+    println!("== store summary (issue 6 targets) ==");
+    for r in ingest.iter().filter(|r| r.writers == 64) {
+        let met = r.alerts_per_sec >= 100_000.0 && r.p99 < Duration::from_millis(10);
+        println!(
+            "durable ingest, 64 writers x {} alerts/commit: {:.0} alerts/s, p99 {:.2} ms  \
+             (target >= 100,000/s with p99 < 10 ms: {})",
+            r.per,
+            r.alerts_per_sec,
+            r.p99.as_secs_f64() * 1e3,
+            if met { "met" } else { "not met" }
+        );
+    }
+    for r in ingest.iter().filter(|r| r.writers < 64) {
+        println!(
+            "durable ingest, {} writer(s) x {}: {:.0} alerts/s, p99 {:.2} ms",
+            r.writers,
+            r.per,
+            r.alerts_per_sec,
+            r.p99.as_secs_f64() * 1e3
+        );
+    }
+    for (what, rate) in reads {
+        println!(
+            "{what}: {rate:.0}/s  (target >= 500,000/s: {})",
+            if *rate >= 500_000.0 { "met" } else { "not met" }
+        );
+    }
+    println!("(in-memory ingest beside redb: criterion rows store_ingest/memory/*)");
 }
 
 fn bench_ingest(c: &mut Criterion, rt: &tokio::runtime::Runtime) {
     let mut g = c.benchmark_group("store_ingest");
     g.sample_size(10)
         .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(5));
+        .measurement_time(Duration::from_secs(3));
     for (writers, per) in SHAPES {
         // One iteration = every writer commits once (so all `writers` are always
-        // concurrent, whatever iteration count criterion picks).
+        // concurrent, whatever iteration count criterion picks). Each sample writes
+        // into a fresh store (file), so memory and disk stay bounded (at 1.4 M
+        // alerts/s the in-memory rows held ~14 GB when one store took every sample).
         g.throughput(Throughput::Elements((writers * per) as u64));
         let label = format!("{writers}w_x{per}");
         let dir = tempfile::tempdir().expect("tempdir");
-        let redb = Arc::new(RedbStore::open(dir.path().join("ingest.redb")).expect("open"));
-        let seq = Arc::new(AtomicU64::new(0));
+        let mut n = 0u64;
         g.bench_function(BenchmarkId::new("redb_durable", &label), |b| {
             b.iter_custom(|iters| {
-                rt.block_on(ingest(
-                    redb.clone(),
-                    writers,
-                    per,
-                    iters * writers as u64,
-                    seq.clone(),
-                    false,
-                ))
-                .0
+                n += 1;
+                let path = dir.path().join(format!("ingest{n}.redb"));
+                let redb = Arc::new(RedbStore::open(&path).expect("open"));
+                let seq = Arc::new(AtomicU64::new(0));
+                let took = rt
+                    .block_on(ingest(
+                        redb,
+                        writers,
+                        per,
+                        iters * writers as u64,
+                        seq,
+                        false,
+                    ))
+                    .0;
+                let _ = std::fs::remove_file(&path);
+                took
             })
         });
-        let mem = Arc::new(MemoryStore::new());
-        let seq = Arc::new(AtomicU64::new(0));
         g.bench_function(BenchmarkId::new("memory", &label), |b| {
             b.iter_custom(|iters| {
+                let mem = Arc::new(MemoryStore::new());
+                let seq = Arc::new(AtomicU64::new(0));
                 rt.block_on(ingest(
-                    mem.clone(),
+                    mem,
                     writers,
                     per,
                     iters * writers as u64,
-                    seq.clone(),
+                    seq,
                     false,
                 ))
                 .0
@@ -253,7 +395,8 @@ fn bench_reads(c: &mut Criterion, rt: &tokio::runtime::Runtime) {
         .collect();
     let mut g = c.benchmark_group("store_get_incident_by_id");
     g.sample_size(20)
-        .measurement_time(Duration::from_secs(4))
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
         .throughput(Throughput::Elements(1));
     let mut i = 0usize;
     g.bench_function("redb", |b| {
@@ -294,6 +437,117 @@ fn bench_reads(c: &mut Criterion, rt: &tokio::runtime::Runtime) {
                     }
                 });
                 start.elapsed()
+            })
+        });
+    }
+    g.finish();
+}
+
+/// A weekly primary rotation of 8 people with 100 overrides over 2026, and its users.
+fn oncall_records() -> (Vec<User>, Schedule) {
+    let users: Vec<User> = (0..8)
+        .map(|i| User::new(format!("u{i}"), format!("User {i}")))
+        .collect();
+    let from: jiff::Timestamp = "2026-01-01T00:00:00Z".parse().expect("ts");
+    let overrides = (0..100i64)
+        .map(|i| {
+            let start = from + jiff::SignedDuration::from_hours(i * 87);
+            Override {
+                id: Some(format!("o{i}")),
+                user: format!("u{}", i % 8),
+                start,
+                end: start + jiff::SignedDuration::from_hours(6),
+            }
+        })
+        .collect();
+    let schedule = Schedule {
+        id: "primary".into(),
+        name: "Primary".into(),
+        time_zone: "Europe/Berlin".into(),
+        layers: vec![ScheduleLayer {
+            name: "weekly".into(),
+            rotation: Rotation {
+                participants: users.iter().map(|u| u.id.clone()).collect(),
+                shift_length: ShiftLength::Weeks(1),
+                start: "2025-12-29".parse().expect("date"),
+                handoff_time: "09:00".into(),
+            },
+            restrictions: vec![],
+        }],
+        overrides,
+        handoff_notifications: Default::default(),
+    };
+    (users, schedule)
+}
+
+/// The on-call directory as the server builds it at start: every user and schedule
+/// record read from the store.
+async fn load_directory(store: &dyn Store) -> Directory {
+    let mut cfg = DirectoryConfig::default();
+    for (_, v) in store.scan(Table::Users, Scan::all()).await.expect("users") {
+        cfg.users.push(serde_json::from_slice(&v).expect("user"));
+    }
+    for (_, v) in store
+        .scan(Table::Schedules, Scan::all())
+        .await
+        .expect("schedules")
+    {
+        cfg.schedules
+            .push(serde_json::from_slice(&v).expect("schedule"));
+    }
+    Directory::new(cfg).expect("directory")
+}
+
+/// Who is on call at a random instant of 2026, answered from the directory loaded
+/// out of redb and out of the in-memory store (the store is not read per query).
+fn bench_oncall(c: &mut Criterion, rt: &tokio::runtime::Runtime) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let redb = Arc::new(RedbStore::open(dir.path().join("oncall.redb")).expect("open"));
+    let mem = Arc::new(MemoryStore::new());
+    let (users, schedule) = oncall_records();
+    let mut b = WriteBatch::new();
+    for u in &users {
+        b.put_raw(
+            Table::Users,
+            u.id.clone(),
+            serde_json::to_vec(u).expect("json"),
+        );
+    }
+    b.put_raw(
+        Table::Schedules,
+        schedule.id.clone(),
+        serde_json::to_vec(&schedule).expect("json"),
+    );
+    let from: jiff::Timestamp = "2026-01-01T00:00:00Z".parse().expect("ts");
+    let mut x: u64 = 42;
+    let instants: Vec<jiff::Timestamp> = (0..4096)
+        .map(|_| {
+            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            from + jiff::SignedDuration::from_secs(((x >> 33) % (365 * 86_400)) as i64)
+        })
+        .collect();
+    let mut g = c.benchmark_group("store_who_is_on_call");
+    g.sample_size(20)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(2))
+        .throughput(Throughput::Elements(1));
+    for (name, store) in [
+        ("redb", redb as Arc<dyn Store>),
+        ("memory", mem as Arc<dyn Store>),
+    ] {
+        rt.block_on(store.commit(b.clone())).expect("commit");
+        let t = Instant::now();
+        let directory = rt.block_on(load_directory(store.as_ref()));
+        println!(
+            "on-call directory loaded from {name} in {:.2} ms",
+            t.elapsed().as_secs_f64() * 1e3
+        );
+        let mut i = 0usize;
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                i = (i + 1) & 4095;
+                let s = directory.schedule("primary").expect("schedule");
+                std::hint::black_box(s.who_is_on_call(instants[i]).map(|o| o.user.len()))
             })
         });
     }
@@ -438,6 +692,24 @@ fn bulk_report(rt: &tokio::runtime::Runtime) {
             rows.len(),
             t.elapsed().as_secs_f64() * 1e3
         );
+        // What a restart pays to open the file, with and without the page check.
+        drop((rows, store));
+        let mut open_ms = Vec::new();
+        for verify_on_open in [true, false] {
+            let opts = StoreOptions {
+                verify_on_open,
+                ..StoreOptions::default()
+            };
+            let t = Instant::now();
+            drop(RedbStore::open_with(&path, opts).expect("reopen"));
+            open_ms.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+        println!(
+            "reopen | {per} | {:.1} ms with verify_on_open, {:.1} ms without ({:.1} MB file)",
+            open_ms[0],
+            open_ms[1],
+            std::fs::metadata(&path).map_or(0.0, |m| m.len() as f64 / 1e6)
+        );
     }
 }
 
@@ -456,14 +728,23 @@ fn main() {
     if pass_enabled("bulk") {
         bulk_report(&rt);
     }
-    if pass_enabled("latency") {
-        latency_report(&rt);
-    }
+    let ingest = if pass_enabled("latency") {
+        latency_report(&rt)
+    } else {
+        Vec::new()
+    };
+    let reads = if pass_enabled("reads") {
+        reads_report(&rt)
+    } else {
+        Vec::new()
+    };
     match tempfile::tempdir().map(|d| signalcraft_benches::probe::disk_report(d.path())) {
         Ok(Ok(line)) => println!("{line}"),
         _ => println!("disk: fsync probe unavailable"),
     }
     bench_ingest(&mut c, &rt);
     bench_reads(&mut c, &rt);
+    bench_oncall(&mut c, &rt);
     c.final_summary();
+    print_summary(&ingest, &reads);
 }
