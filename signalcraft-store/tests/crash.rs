@@ -9,6 +9,12 @@
 //! * a child runs under a file size limit (RLIMIT_FSIZE via `ulimit -f`, SIGXFSZ
 //!   ignored): commits fail with a clear I/O error, no panic, and after reopening
 //!   without the limit every acknowledged batch is there and the failed one is not.
+//! * a child on a 2 MiB tmpfs in its own user and mount namespace fills the disk:
+//!   `disk full (ENOSPC)`, no panic, and after freeing space and reopening every
+//!   acknowledged batch is there and the failed one is not;
+//! * the real engine (paging planner, escalation policy) in a child killed with
+//!   SIGKILL at random moments, 20 rounds: no group gets a second incident, no
+//!   acknowledged alert or pending escalation job is lost.
 //!
 //! The child is this same test binary re-executed with `CHILD_ENV` set; the test
 //! `child_process_entry` is its entry point and does nothing in a normal run.
@@ -65,6 +71,7 @@ fn child_process_entry() {
             "hold" => child_hold(&path).await,
             "fill" => child_fill(&path).await,
             "engine" => child_engine(&path, round).await,
+            "tmpfs" => child_tmpfs(&path).await,
             other => panic!("unknown child mode {other}"),
         }
     });
@@ -323,6 +330,98 @@ async fn child_fill(path: &Path) {
         }
     }
     println!("NOFAIL");
+}
+
+/// Runs on a tiny tmpfs (mounted by the parent's wrapper): a ballast file takes
+/// 512 KiB, then alerts (each with its timeline entry) are committed until the
+/// disk is full. The failure must be a typed `disk full (ENOSPC)` error and later
+/// writes fail cleanly too. Then the store is closed, the ballast deleted, the store
+/// reopened (the tmpfs vanishes with the child, so it checks itself): every
+/// acknowledged alert is there, the failed batch is wholly absent, and writes work.
+async fn child_tmpfs(path: &Path) {
+    let ballast = path.with_file_name("ballast");
+    if let Err(e) = std::fs::write(&ballast, vec![0u8; 512 * 1024]) {
+        println!("SETUP ballast: {e}");
+        return;
+    }
+    let store = match RedbStore::open(path) {
+        Ok(s) => s,
+        Err(e) => {
+            println!("OPENERR {e}");
+            return;
+        }
+    };
+    let mut acked = Vec::new();
+    let mut failed = None;
+    for i in 0..100_000u32 {
+        let key = format!("full-{i:06}");
+        let mut b = WriteBatch::new();
+        b.put_raw(
+            Table::Alerts,
+            &key,
+            format!(r#"{{"pad":"{}"}}"#, "z".repeat(4000)).into_bytes(),
+        );
+        b.put_raw(Table::Timeline, format!("{key}/0"), b"{}".to_vec());
+        match store.commit(b).await {
+            Ok(()) => acked.push(key),
+            Err(e) => {
+                println!("ERR {e:?} | {e}");
+                failed = Some(key);
+                break;
+            }
+        }
+    }
+    let Some(failed) = failed else {
+        println!("NOFAIL");
+        return;
+    };
+    let mut b = WriteBatch::new();
+    b.put_raw(Table::Alerts, "after-failure", b"{}".to_vec());
+    match store.commit(b).await {
+        Ok(()) => println!("ACK after-failure"),
+        Err(e) => println!("ERR2 {e}"),
+    }
+    drop(store);
+    if let Err(e) = std::fs::remove_file(&ballast) {
+        println!("SETUP remove ballast: {e}");
+        return;
+    }
+    let store = match RedbStore::open(path) {
+        Ok(s) => s,
+        Err(e) => {
+            println!("REOPENERR {e}");
+            return;
+        }
+    };
+    for k in &acked {
+        match store.get(Table::Alerts, k).await {
+            Ok(Some(_)) => {}
+            other => {
+                println!("LOST {k} {other:?}");
+                return;
+            }
+        }
+    }
+    let absent = matches!(store.get(Table::Alerts, &failed).await, Ok(None))
+        && matches!(
+            store.get(Table::Timeline, &format!("{failed}/0")).await,
+            Ok(None)
+        );
+    let whole = match (
+        store.count(Table::Alerts).await,
+        store.count(Table::Timeline).await,
+    ) {
+        // "after-failure" has no timeline entry, if it was acknowledged.
+        (Ok(a), Ok(t)) => a == t || a == t + 1,
+        _ => false,
+    };
+    let mut b = WriteBatch::new();
+    b.put_raw(Table::Alerts, "after-reopen", b"{}".to_vec());
+    let writes = store.commit(b).await.is_ok();
+    println!(
+        "VERIFIED acked={} failed_absent={absent} batches_whole={whole} writes_after={writes}",
+        acked.len()
+    );
 }
 
 // ---------------------------------------------------------------- parent side
@@ -748,6 +847,81 @@ fn a_file_held_by_another_process_is_locked() {
     assert!(e.to_string().contains("held.redb"), "names the file: {e}");
     // Once the holder is gone the file opens.
     RedbStore::open(&path).expect("open after the holder died");
+}
+
+/// A real full disk (ENOSPC): the child runs in its own user and mount namespace
+/// (`unshare -rm`) on a 2 MiB tmpfs and checks itself (see [`child_tmpfs`]).
+/// Skipped where namespaces or tmpfs mounts are not allowed.
+#[test]
+fn a_full_tmpfs_fails_commits_with_enospc_and_loses_nothing_acknowledged() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mnt = dir.path().join("mnt");
+    std::fs::create_dir(&mnt).expect("mkdir");
+    let exe = std::env::current_exe().expect("exe");
+    let script = r#"mount -t tmpfs -o size=2m tmpfs "$0" || exit 97; exec "$@""#;
+    let out = Command::new("unshare")
+        .args(["-rm", "sh", "-c", script])
+        .arg(&mnt)
+        .arg(exe)
+        .args([
+            "--exact",
+            "child_process_entry",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD_ENV, "tmpfs")
+        .env(PATH_ENV, mnt.join("full.redb"))
+        .output();
+    let out = match out {
+        // 97: the mount failed; 1: unshare could not create the namespaces.
+        Ok(o) if matches!(o.status.code(), Some(97) | Some(1)) => {
+            eprintln!(
+                "SKIPPED: no tmpfs in a user namespace here ({}): {}",
+                o.status,
+                String::from_utf8_lossy(&o.stderr)
+            );
+            return;
+        }
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("SKIPPED: unshare not available: {e}");
+            return;
+        }
+    };
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "child exited cleanly (no panic): {}\n{stdout}\n{stderr}",
+        out.status
+    );
+    let err = stdout
+        .lines()
+        .find(|l| l.starts_with("ERR "))
+        .unwrap_or_else(|| panic!("the disk filled up:\n{stdout}"));
+    assert!(
+        err.contains("Io(") && err.contains("disk full (ENOSPC)"),
+        "a clear, typed I/O error: {err}"
+    );
+    let verified = stdout
+        .lines()
+        .find(|l| l.starts_with("VERIFIED "))
+        .unwrap_or_else(|| panic!("the child verified after freeing space:\n{stdout}"));
+    assert!(
+        verified.contains("failed_absent=true")
+            && verified.contains("batches_whole=true")
+            && verified.contains("writes_after=true"),
+        "{verified}"
+    );
+    let acked: usize = verified
+        .split_whitespace()
+        .find_map(|f| f.strip_prefix("acked="))
+        .and_then(|n| n.parse().ok())
+        .expect("acked count");
+    assert!(
+        acked > 10,
+        "some batches were acknowledged first: {verified}"
+    );
 }
 
 #[test]
