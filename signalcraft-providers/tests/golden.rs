@@ -8,6 +8,9 @@
 //! * Requests carry `received_at = 2026-01-01T00:00:00Z`.
 //! * Parsing only (`Verification::Skip`); signatures have their own tests.
 //!
+//! Folders in [`NOT_PROVIDERS`] hold other crates' fixtures and are skipped; any
+//! other folder must be named after a registered provider.
+//!
 //! `UPDATE_GOLDEN=1 cargo test -p signalcraft-providers --test golden` rewrites the
 //! expected files. Review every changed file by eye: they are the contract.
 
@@ -17,6 +20,10 @@ use std::path::{Path, PathBuf};
 use serde_json::{Value, json};
 use signalcraft_core::provider::InboundRequest;
 use signalcraft_providers::sources::{Integration, Registry, Verification};
+
+/// Fixture folders that belong to other crates (`store`: signalcraft-store's
+/// schema-1 database).
+const NOT_PROVIDERS: &[&str] = &["store"];
 
 fn fixtures_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures")
@@ -66,6 +73,7 @@ fn golden_fixtures() {
         .expect("fixtures/ exists")
         .map(|e| e.unwrap().path())
         .filter(|p| p.is_dir())
+        .filter(|p| !NOT_PROVIDERS.iter().any(|n| p.ends_with(n)))
         .collect();
     dirs.sort();
     for dir in dirs {
