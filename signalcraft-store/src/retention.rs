@@ -50,7 +50,8 @@
 //! removes settled notifications last active before the cutoff whose incident no
 //! longer exists, or that have none. Throttle slots (`~throttle/…`, one per contact
 //! method, not per notification) go once their time is before the cutoff (a slot in
-//! the past constrains nothing). Nothing of the notification log is archived.
+//! the past constrains nothing). Channels' thread-root marks (`~email-thread/…`) go once sent
+//! before the cutoff with their incident gone. Nothing of the notification log is archived.
 //!
 //! A notification the pipeline never settled keeps its incident until it is
 //! abandoned: last active longer ago than the age plus
@@ -521,6 +522,8 @@ impl RetentionPolicy {
             report.abandoned_notifications += abandoned;
             let slots = self.remove_stale_throttle_slots(store, cutoff).await?;
             report.add(&slots);
+            let roots = self.remove_old_thread_roots(store, cutoff, guard).await?;
+            report.add(&roots);
         }
         Ok(())
     }
@@ -537,11 +540,11 @@ impl RetentionPolicy {
             silences: 1,
             ..RetentionReport::default()
         };
-        self.remove_judged(store, Table::Silences, "", &one, |bytes| {
-            serde_json::from_slice::<Value>(bytes)
+        self.remove_judged(store, Table::Silences, "", &one, async |bytes| {
+            Ok(serde_json::from_slice::<Value>(bytes)
                 .ok()
                 .and_then(|v| v.get("ends_at").and_then(timestamp))
-                .is_some_and(|t| t < cutoff)
+                .is_some_and(|t| t < cutoff))
         })
         .await
     }
@@ -566,8 +569,48 @@ impl RetentionPolicy {
             Table::NotificationLog,
             THROTTLE_PREFIX,
             &one,
-            |bytes| {
-                serde_json::from_slice::<Timestamp>(bytes).is_ok_and(|next_free| next_free < cutoff)
+            async |bytes| {
+                Ok(serde_json::from_slice::<Timestamp>(bytes)
+                    .is_ok_and(|next_free| next_free < cutoff))
+            },
+        )
+        .await
+    }
+
+    /// The thread-root pass: removes channels' thread-root marks
+    /// ([`log::ThreadRoot`], `~email-thread/…`, one per incident and recipient) sent
+    /// before `cutoff` whose incident no longer exists (or that name none), each only
+    /// while it holds the value judged. A later email of a removed incident cannot
+    /// come, so nothing replies to a forgotten root; a mark without a readable time
+    /// (written before marks carried one) is not judged and stays. Counted as
+    /// notification-log rows.
+    async fn remove_old_thread_roots<S: Store + ?Sized>(
+        &self,
+        store: &S,
+        cutoff: Timestamp,
+        guard: &dyn RetentionGuard,
+    ) -> Result<RetentionReport, Error> {
+        let one = RetentionReport {
+            notification_log: 1,
+            ..RetentionReport::default()
+        };
+        let mut known: HashMap<String, bool> = HashMap::new();
+        self.remove_judged(
+            store,
+            Table::NotificationLog,
+            log::THREAD_ROOT_PREFIX,
+            &one,
+            async |bytes| {
+                let Ok(mark) = serde_json::from_slice::<log::ThreadRoot>(bytes) else {
+                    return Ok(false);
+                };
+                if mark.at >= cutoff {
+                    return Ok(false);
+                }
+                match &mark.incident {
+                    Some(id) => Ok(!self.incident_exists(store, id, guard, &mut known).await?),
+                    None => Ok(true),
+                }
             },
         )
         .await
@@ -583,7 +626,7 @@ impl RetentionPolicy {
         table: Table,
         prefix: &str,
         one: &RetentionReport,
-        goes: impl Fn(&[u8]) -> bool,
+        mut goes: impl AsyncFnMut(&[u8]) -> Result<bool, Error>,
     ) -> Result<RetentionReport, Error> {
         let mut report = RetentionReport::default();
         let mut after: Option<String> = None;
@@ -603,7 +646,7 @@ impl RetentionPolicy {
             after = Some(last.clone());
             let mut parts = Vec::new();
             for (key, bytes) in page {
-                if goes(&bytes) {
+                if goes(&bytes).await? {
                     let mut part = WriteBatch::new();
                     part.delete_if_unchanged(table, key, bytes);
                     parts.push((part, one.clone()));

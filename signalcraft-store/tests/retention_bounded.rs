@@ -28,7 +28,7 @@ use delivery_log::{Via, deliver, notification};
 use eviction_suite::{Rig, StoreFactory};
 use jiff::Timestamp;
 use serde_json::Value;
-use signalcraft_core::delivery::log::NotificationLog;
+use signalcraft_core::delivery::log::{NotificationLog, THREAD_ROOT_PREFIX, ThreadRoot};
 use signalcraft_core::engine::Engine;
 use signalcraft_core::incident::{Actor, Incident, IncidentState};
 use signalcraft_core::memory::MemoryStore;
@@ -517,4 +517,54 @@ async fn stale_throttle_slots_go() {
     );
     // The open incident's trail is untouched.
     assert_eq!(log.trail(&newest.id).await.expect("trail").len(), 2);
+}
+
+/// Email thread-root marks go once sent before the cutoff with their incident gone
+/// (or naming none); a mark of an existing incident, a recent one and one without a
+/// time (written before marks carried one) stay.
+#[tokio::test]
+async fn old_thread_roots_of_gone_incidents_go() {
+    let s: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let open = {
+        let mut n = closed_incident(1, &[]);
+        n.state = IncidentState::Open;
+        n.closed_at = None;
+        n
+    };
+    let mark = |incident: Option<&str>, day: u64| ThreadRoot {
+        incident: incident.map(str::to_owned),
+        at: t(day),
+    };
+    let key = |thread: &str| format!("{THREAD_ROOT_PREFIX}smtp/{thread}");
+    let mut b = WriteBatch::new();
+    b.put(Table::Incidents, open.id.clone(), &open)
+        .expect("put");
+    for (thread, m) in [
+        ("gone/a@x", mark(Some("inc-gone"), 1)),
+        ("open/a@x", mark(Some(&open.id), 1)),
+        ("recent/a@x", mark(Some("inc-gone-too"), 39)),
+        ("group/a@x", mark(None, 1)),
+    ] {
+        b.put(Table::NotificationLog, key(thread), &m).expect("put");
+    }
+    b.put_raw(Table::NotificationLog, key("legacy/a@x"), b"{}".to_vec());
+    s.commit(b).await.expect("seed");
+
+    let report = RetentionPolicy::for_engine(30 * DAY)
+        .run(s.as_ref(), t(40))
+        .await
+        .expect("sweep");
+    assert_eq!(report.notification_log, 2, "{report:?}");
+    let left: Vec<String> = s
+        .scan(Table::NotificationLog, Scan::prefix(THREAD_ROOT_PREFIX))
+        .await
+        .expect("scan")
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(
+        left,
+        [key("legacy/a@x"), key("open/a@x"), key("recent/a@x")],
+        "old marks of gone incidents and without incident went"
+    );
 }

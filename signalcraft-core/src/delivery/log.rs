@@ -21,6 +21,9 @@
 //!   shared watchdog ([`super::watchdog`]) finds interrupted attempts through it;
 //! * `~throttle/{kind}/{address}` — a throttled contact method's next free slot
 //!   (a timestamp), written with the `sent` record that took the slot;
+//! * `~email-thread/{channel}/{thread}` — a channel's mark that it sent a message
+//!   thread's root (the email channel: one per incident and recipient), a
+//!   [`ThreadRoot`]; store retention removes it once old and its incident is gone;
 //! * `~outbox/{notification_id}` — present while a notification the engine recorded
 //!   in its decision batch ([`NotificationLog::record_accepted`], the log serving as
 //!   the engine's outbox) has no state yet; deleted in the batch that writes its
@@ -192,6 +195,20 @@ fn notification_key(notification_id: &str) -> String {
 
 const SENDING_PREFIX: &str = "~sending/";
 const OUTBOX_PREFIX: &str = "~outbox/";
+
+/// Where channels keep [`ThreadRoot`] marks: `{THREAD_ROOT_PREFIX}{channel}/{thread}`.
+pub const THREAD_ROOT_PREFIX: &str = "~email-thread/";
+
+/// A channel's mark that it sent the root message of a thread (so later messages
+/// reply to it instead of starting another). Marks written before this type existed
+/// hold `{}`: without `at` they are never judged old and stay.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ThreadRoot {
+    /// The incident the thread is about (`None`: a group without incident).
+    pub incident: Option<String>,
+    /// When the root was sent (the notification's creation time).
+    pub at: Timestamp,
+}
 
 fn throttle_key(kind: &str, address: &str) -> String {
     keyed(&keyed("~throttle/", kind, "/"), address, "")

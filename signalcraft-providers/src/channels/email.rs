@@ -35,6 +35,7 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use minijinja::Environment;
 use serde::{Deserialize, Serialize};
 use signalcraft_core::channel::{Channel, Delivered, DeliveryError, Notification};
+use signalcraft_core::delivery::log::{THREAD_ROOT_PREFIX, ThreadRoot};
 use signalcraft_core::model::{AlertStatus, Severity};
 use signalcraft_core::store::{Store, StoreExt, Table, WriteBatch};
 
@@ -180,7 +181,7 @@ impl Threads {
     }
 
     fn store_key(channel: &str, key: &str) -> String {
-        format!("~email-thread/{channel}/{key}")
+        format!("{THREAD_ROOT_PREFIX}{channel}/{key}")
     }
 
     /// Whether this email should be the thread's root: no root known (in memory
@@ -226,24 +227,31 @@ struct RootClaim<'a> {
 }
 
 impl RootClaim<'_> {
-    /// The root was accepted by the server: record the thread (memory + store).
-    async fn sent(self, channel: &str) {
+    /// The root was accepted by the server: record the thread (memory + store), with
+    /// the incident and time store retention judges it by.
+    async fn sent(self, channel: &str, n: &Notification) {
         let key = self.key.as_str();
-        {
-            self.threads.remember(key);
-            if let Some(store) = &self.threads.store {
-                let mut b = WriteBatch::new();
-                b.put_raw(
-                    Table::NotificationLog,
-                    Threads::store_key(channel, key),
-                    b"{}".to_vec(),
-                );
-                // Not fatal: the email went out. A lost mark means a later email
-                // may carry the root id again (a duplicate the client drops).
-                if let Err(e) = store.commit(b).await {
-                    tracing::warn!(channel, error = %e, "email: recording the thread root failed");
-                }
-            }
+        self.threads.remember(key);
+        let Some(store) = &self.threads.store else {
+            return;
+        };
+        let mark = ThreadRoot {
+            incident: n.incident.as_ref().map(|i| i.id.clone()),
+            at: n.created_at,
+        };
+        let mut b = WriteBatch::new();
+        if let Err(e) = b.put(
+            Table::NotificationLog,
+            Threads::store_key(channel, key),
+            &mark,
+        ) {
+            tracing::warn!(channel, error = %e, "email: encoding the thread root failed");
+            return;
+        }
+        // Not fatal: the email went out. A lost mark means a later email may carry
+        // the root id again (a duplicate the client drops).
+        if let Err(e) = store.commit(b).await {
+            tracing::warn!(channel, error = %e, "email: recording the thread root failed");
         }
     }
 }
@@ -589,7 +597,7 @@ impl Channel for EmailChannel {
         if let Some(claim) = claim
             && result.is_ok()
         {
-            claim.sent(&self.name).await;
+            claim.sent(&self.name, n).await;
         }
         result?;
         Ok(Delivered {
@@ -630,8 +638,10 @@ impl Drop for EmailChannel {
 mod tests {
     use std::sync::Arc;
 
+    use signalcraft_core::delivery::log::ThreadRoot;
     use signalcraft_core::memory::MemoryStore;
-    use signalcraft_core::store::Store;
+    use signalcraft_core::store::{Store, StoreExt, Table};
+    use signalcraft_core::testing::channel::sample_notification;
 
     use super::{MAX_REMEMBERED_THREADS, Threads};
 
@@ -655,8 +665,21 @@ mod tests {
         drop(first); // the root's send failed
         let again = t.claim_root("smtp", "inc-1/a@x").await.unwrap();
         assert!(again.is_some(), "released: the retry is the root");
-        again.unwrap().sent("smtp").await;
+        let n = sample_notification("n-1", "ops", "a@x");
+        again.unwrap().sent("smtp", &n).await;
         assert!(t.claim_root("smtp", "inc-1/a@x").await.unwrap().is_none());
+        let mark: Option<ThreadRoot> = store
+            .get_json(Table::NotificationLog, "~email-thread/smtp/inc-1/a@x")
+            .await
+            .unwrap();
+        assert_eq!(
+            mark,
+            Some(ThreadRoot {
+                incident: Some("inc-42".into()),
+                at: n.created_at,
+            }),
+            "the mark names the incident and time retention judges it by"
+        );
 
         let restarted = Threads {
             store: Some(store.clone()),
@@ -700,10 +723,11 @@ mod tests {
             store: Some(store),
             ..Default::default()
         };
+        let n = sample_notification("n-1", "ops", "a@x");
         for i in 0..=MAX_REMEMBERED_THREADS {
             let key = format!("inc-{i}/a@x");
             let claim = t.claim_root("smtp", &key).await.unwrap().unwrap();
-            claim.sent("smtp").await;
+            claim.sent("smtp", &n).await;
             assert!(t.known.lock().len() <= MAX_REMEMBERED_THREADS);
         }
         assert!(!t.known.lock().contains("inc-0/a@x"), "the set was emptied");
