@@ -24,7 +24,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use super::config::CompiledConfig;
-use super::effects::{Effect, Record};
+use super::effects::{Effect, PageUser, Record};
 use super::events::EngineEvent;
 use crate::CoreError;
 use crate::channel::{Notification, NotificationKind, Target};
@@ -77,6 +77,16 @@ pub struct AlertEntry {
     pub resolved_at: Option<Timestamp>,
     /// Groups it belongs to (in-memory hashes).
     pub groups: GroupSet,
+}
+
+/// What [`EngineCore::group_for`] tells the alert that joined a group.
+struct Joined {
+    /// The group's in-memory hash.
+    hash: u64,
+    /// The group was flushed before (the alert is pulled into its next flush).
+    joins_flushed: bool,
+    /// The group's incident, if any.
+    incident: Option<String>,
 }
 
 /// The stored form of an alert (`Table::Alerts`, key: fingerprint hex).
@@ -634,29 +644,31 @@ impl EngineCore {
         self.cfg.routes.match_into(&alert.labels, &mut routes);
         let mut groups = GroupSet::default();
         for &ri in &routes {
-            let h = self.group_for(ri, &alert, now, out);
+            let Some(Joined {
+                hash: h,
+                joins_flushed,
+                incident: inc,
+            }) = self.group_for(ri, fp, &alert, now, out)
+            else {
+                groups.push(0);
+                continue;
+            };
             groups.push(h);
-            if let Some(g) = self.groups.get_mut(&h) {
-                g.firing += 1;
-                g.alerts.push(fp);
-                let joins_flushed = g.last_flush.is_some();
-                let inc = g.incident.clone();
-                if joins_flushed {
-                    self.pull_in(h, None, now, out);
-                }
-                if let Some(inc) = inc {
-                    self.timeline_if_active(
-                        &inc,
-                        Actor::integration(&*alert.source.integration),
-                        now,
-                        EntryKind::Ingested {
-                            fingerprint: fp,
-                            status: AlertStatus::Firing,
-                            summary: alert.summary.clone(),
-                        },
-                        out,
-                    );
-                }
+            if joins_flushed {
+                self.pull_in(h, None, now, out);
+            }
+            if let Some(inc) = inc {
+                self.timeline_if_active(
+                    &inc,
+                    Actor::integration(&*alert.source.integration),
+                    now,
+                    EntryKind::Ingested {
+                        fingerprint: fp,
+                        status: AlertStatus::Firing,
+                        summary: alert.summary.clone(),
+                    },
+                    out,
+                );
             }
         }
         self.route_buf = routes;
@@ -735,22 +747,30 @@ impl EngineCore {
         n
     }
 
-    /// Finds or creates the group for an alert under route `ri`; returns its hash.
+    /// Finds or creates the group for a new firing alert `fp` under route `ri` and adds
+    /// the alert to it (one index probe for both). `None` when `ri` is not a route.
     fn group_for(
         &mut self,
         ri: usize,
+        fp: Fingerprint,
         alert: &Alert,
         now: Timestamp,
         out: &mut Vec<Effect>,
-    ) -> u64 {
-        let Some(route) = self.cfg.routes.get(ri) else {
-            return 0;
-        };
+    ) -> Option<Joined> {
+        let route = self.cfg.routes.get(ri)?;
         let probe = GroupProbe::new(route, &alert.labels);
         let mut h = probe.hash();
         loop {
-            match self.groups.get(&h) {
-                Some(g) if probe.matches(g) => return h,
+            match self.groups.get_mut(&h) {
+                Some(g) if probe.matches(g) => {
+                    g.firing += 1;
+                    g.alerts.push(fp);
+                    return Some(Joined {
+                        hash: h,
+                        joins_flushed: g.last_flush.is_some(),
+                        incident: g.incident.clone(),
+                    });
+                }
                 Some(_) => h = h.wrapping_add(1), // hash collision: probe on
                 None => break,
             }
@@ -759,17 +779,25 @@ impl EngineCore {
         let key = group_key(&route.id, &labels);
         let due = add(now, route.group_wait);
         let incident = self.incident_by_key.get(&key).cloned();
-        out.push(Effect::Schedule(flush_job(&key, due)));
+        out.push(Effect::Schedule(Box::new(flush_job(&key, due))));
         out.push(Effect::Persist(Record::Group(h)));
         self.group_by_key.insert(key.clone(), h);
+        // Room for a few members, as a first `push` onto `Vec::new()` would make.
+        let mut alerts = Vec::with_capacity(4);
+        alerts.push(fp);
+        let joined = Joined {
+            hash: h,
+            joins_flushed: false,
+            incident: incident.clone(),
+        };
         self.groups.insert(
             h,
             AggregationGroup {
                 key,
                 route: route.id.clone(),
                 route_index: ri,
-                alerts: Vec::new(),
-                firing: 0,
+                alerts,
+                firing: 1,
                 created_at: now,
                 last_flush: None,
                 next_flush: Some(due),
@@ -780,7 +808,7 @@ impl EngineCore {
             },
             (),
         );
-        h
+        Some(joined)
     }
 
     fn resolve_alert(
@@ -1048,8 +1076,7 @@ impl EngineCore {
                 }));
                 continue;
             }
-            if !self.inhibitor.is_empty() && a.with_labels(|l| self.inhibitor.is_inhibited(*fp, l))
-            {
+            if !self.inhibitor.is_empty() && self.inhibitor.is_inhibited(*fp, &a) {
                 any_muted = true;
                 out.push(Effect::Event(EngineEvent::AlertInhibited {
                     fingerprint: *fp,
@@ -1133,7 +1160,7 @@ impl EngineCore {
             next_tick(now, interval, repeat_at)
         };
         g.next_flush = Some(due);
-        out.push(Effect::Schedule(flush_job(&g.key, due)));
+        out.push(Effect::Schedule(Box::new(flush_job(&g.key, due))));
         // An idle flush changed nothing worth keeping: the stored record (with its older
         // `next_flush`, re-armed at recovery and then re-decided) stays valid.
         if notified {
@@ -1169,7 +1196,7 @@ impl EngineCore {
             out.push(Effect::Cancel(AggregationGroup::job_id(&g.key, old)));
         }
         g.next_flush = Some(due);
-        out.push(Effect::Schedule(flush_job(&g.key, due)));
+        out.push(Effect::Schedule(Box::new(flush_job(&g.key, due))));
         out.push(Effect::Persist(Record::Group(h)));
     }
 
@@ -1777,12 +1804,12 @@ impl EngineCore {
                         });
                     }
                     for u in assignees {
-                        out.push(Effect::PageUser {
+                        out.push(Effect::PageUser(Box::new(PageUser {
                             incident_id: id.into(),
                             user: u,
                             message: None,
                             actor: actor.clone(),
-                        });
+                        })));
                     }
                 }
             }
@@ -1870,12 +1897,12 @@ impl EngineCore {
                     now,
                     out,
                 );
-                out.push(Effect::PageUser {
+                out.push(Effect::PageUser(Box::new(PageUser {
                     incident_id: id.into(),
                     user,
                     message,
                     actor,
-                });
+                })));
             }
             IncidentAction::Record(kind) => {
                 let name = kind.type_name();

@@ -41,8 +41,9 @@ pub enum Effect {
     },
     /// Append an audit entry (`Table::Audit`), boxed for the same reason.
     Audit(Box<AuditEntry>),
-    /// Schedule (or re-arm) a job.
-    Schedule(Job),
+    /// Schedule (or re-arm) a job (boxed: a `Job` is 112 bytes and would set the size of
+    /// every effect; one is pushed per new group, two effects per new alert).
+    Schedule(Box<Job>),
     /// Cancel a pending job.
     Cancel(String),
     /// Cancel every pending job whose id starts with this.
@@ -65,17 +66,36 @@ pub enum Effect {
         /// Why: `acknowledged`, `resolved`, `reassigned`, …
         reason: &'static str,
     },
-    /// Page one user for an incident now (the "page user" action).
-    PageUser {
-        /// Incident id.
-        incident_id: String,
-        /// User id.
-        user: String,
-        /// Message from the person paging.
-        message: Option<String>,
-        /// Who paged.
-        actor: Actor,
-    },
+    /// Page one user for an incident now (the "page user" action); boxed, as `Schedule`.
+    PageUser(Box<PageUser>),
     /// A typed internal event for metrics.
     Event(EngineEvent),
+}
+
+/// The "page user" action's effect ([`Effect::PageUser`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PageUser {
+    /// Incident id.
+    pub incident_id: String,
+    /// User id.
+    pub user: String,
+    /// Message from the person paging.
+    pub message: Option<String>,
+    /// Who paged.
+    pub actor: Actor,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Effect;
+
+    #[test]
+    fn effects_stay_small() {
+        // Two effects per new alert: their size is fresh memory on the ingest path.
+        assert!(
+            std::mem::size_of::<Effect>() <= 80,
+            "{}",
+            std::mem::size_of::<Effect>()
+        );
+    }
 }

@@ -779,12 +779,12 @@ impl Engine {
                 Effect::Schedule(job) if is_flush_id(&job.id) => {
                     earliest = Some(earliest.map_or(job.due, |e| e.min(job.due)));
                     if self.inner.memory_flushes {
-                        self.inner.flushes.schedule(job).await?;
+                        self.inner.flushes.schedule(*job).await?;
                     } else {
-                        run.push(job);
+                        run.push(*job);
                     }
                 }
-                Effect::Schedule(job) => run.push(job),
+                Effect::Schedule(job) => run.push(*job),
                 Effect::Cancel(id) if self.inner.memory_flushes && is_flush_id(&id) => {
                     self.inner.flushes.cancel(&id).await?;
                 }
@@ -870,15 +870,16 @@ impl Engine {
                         .stop(self, &incident_id, &actor, reason)
                         .await
                 }
-                Effect::PageUser {
-                    incident_id,
-                    user,
-                    message,
-                    actor,
-                } => {
+                Effect::PageUser(p) => {
                     self.inner
                         .escalation
-                        .page_user(self, &incident_id, &user, message.as_deref(), &actor)
+                        .page_user(
+                            self,
+                            &p.incident_id,
+                            &p.user,
+                            p.message.as_deref(),
+                            &p.actor,
+                        )
                         .await
                 }
                 _ => Ok(()),

@@ -100,6 +100,13 @@ struct Reader<'a> {
 impl<'a> Reader<'a> {
     #[inline]
     fn next_str(&mut self) -> &'a str {
+        // Written from `&str`s only, so always valid UTF-8; never panic on it anyway.
+        std::str::from_utf8(self.next_bytes()).unwrap_or("")
+    }
+
+    /// The next string's bytes, without the UTF-8 check (for comparing and skipping).
+    #[inline]
+    fn next_bytes(&mut self) -> &'a [u8] {
         let mut n = 0usize;
         let mut shift = 0u32;
         let mut used = 0;
@@ -114,14 +121,13 @@ impl<'a> Reader<'a> {
         let body = self.rest.get(used..).unwrap_or(&[]);
         let (s, rest) = body.split_at(n.min(body.len()));
         self.rest = rest;
-        // Written from `&str`s only, so always valid UTF-8; never panic on it anyway.
-        std::str::from_utf8(s).unwrap_or("")
+        s
     }
 
     #[inline]
     fn skip(&mut self, n: usize) {
         for _ in 0..n {
-            self.next_str();
+            self.next_bytes();
         }
     }
 
@@ -238,6 +244,15 @@ impl CompactAlert {
         (summary, dedup, service, r)
     }
 
+    /// A reader positioned at the label pairs (summary, dedup key, service skipped
+    /// unchecked).
+    #[inline]
+    fn pairs(&self) -> Reader<'_> {
+        let mut r = self.reader();
+        r.skip(1 + usize::from(self.count(3) != 0) + usize::from(self.count(4) != 0));
+        r
+    }
+
     /// When the condition started, if known.
     pub fn starts_at(&self) -> Option<Timestamp> {
         unpack_time(self.secs[0], self.nanos[0])
@@ -267,20 +282,20 @@ impl CompactAlert {
     /// Label pairs in name order.
     #[inline]
     pub fn labels(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
-        let mut r = self.head().3;
+        let mut r = self.pairs();
         (0..self.count(0)).map(move |_| (r.next_str(), r.next_str()))
     }
 
     /// Annotation pairs in name order.
     pub fn annotations(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
-        let mut r = self.head().3;
+        let mut r = self.pairs();
         r.skip(2 * self.count(0));
         (0..self.count(1)).map(move |_| (r.next_str(), r.next_str()))
     }
 
     /// Links in order as `(href, text)`.
     pub fn links(&self) -> impl Iterator<Item = (&str, Option<&str>)> + '_ {
-        let mut r = self.head().3;
+        let mut r = self.pairs();
         r.skip(2 * (self.count(0) + self.count(1)));
         (0..self.count(2)).map(move |_| {
             let href = r.next_str();
@@ -344,9 +359,21 @@ impl CompactAlert {
 }
 
 impl LabelView for CompactAlert {
+    /// Walks the packed pairs comparing bytes (they are in name order, so it stops at
+    /// the first greater name); only the value found is checked as UTF-8.
     #[inline]
     fn label(&self, name: &str) -> Option<&str> {
-        self.labels().find(|(k, _)| *k == name).map(|(_, v)| v)
+        let mut r = self.pairs();
+        let name = name.as_bytes();
+        for _ in 0..self.count(0) {
+            let k = r.next_bytes();
+            match k.cmp(name) {
+                std::cmp::Ordering::Less => r.skip(1),
+                std::cmp::Ordering::Equal => return std::str::from_utf8(r.next_bytes()).ok(),
+                std::cmp::Ordering::Greater => return None,
+            }
+        }
+        None
     }
 }
 
@@ -427,6 +454,32 @@ mod tests {
                 assert_eq!(c.label(k), Some(v.as_str()));
             }
             assert_eq!(c.label("nope"), None);
+        }
+    }
+
+    #[test]
+    fn label_lookup_finds_exactly_the_names_present() {
+        let mut a = rich();
+        a.labels = [("b", "1"), ("bb", "2"), ("d", ""), ("é", "3"), ("zz", "4")]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        for with_head in [true, false] {
+            if !with_head {
+                a.dedup_key = None;
+                a.service = None;
+            }
+            let c = CompactAlert::from_alert(&a);
+            for (k, v) in &a.labels {
+                assert_eq!(c.label(k), Some(v.as_str()), "{k}");
+            }
+            // Before the first, between two (incl. a prefix of one), after the last.
+            for missing in ["a", "", "ba", "c", "bbb", "e", "z", "zzz", "ê"] {
+                assert_eq!(c.label(missing), None, "{missing}");
+            }
+            // The summary / dedup key / service text is never taken for a label.
+            assert_eq!(c.label("disk full ✓"), None);
+            assert_eq!(c.label("k-1"), None);
         }
     }
 
