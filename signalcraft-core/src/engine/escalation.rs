@@ -50,6 +50,15 @@ pub trait EscalationHook: Send + Sync + 'static {
     /// Run an `Escalate`, `NotifyRule` or `Handoff` job.
     async fn run_job(&self, engine: &Engine, job: &Job) -> Result<(), CoreError>;
 
+    /// Called by [`Engine::recover`] after the engine's state was loaded (before it
+    /// serves): resume paging that a crash interrupted between an incident's commit and
+    /// the hook's own durable writes. Must be idempotent (a crash may interrupt it too).
+    /// The default does nothing.
+    async fn recover(&self, engine: &Engine) -> Result<(), CoreError> {
+        let _ = engine;
+        Ok(())
+    }
+
     /// Escalate now, at `actor`'s request: page the incident's next escalation level
     /// immediately and record it (an `escalated` timeline entry by `actor`).
     ///
@@ -143,9 +152,9 @@ impl PlannerEscalation {
         actor: &Actor,
     ) -> Result<(), CoreError> {
         use crate::channel::{NotificationKind, Target};
-        use crate::escalation::{PagingEffect, PagingEvent};
-        use crate::incident::EntryKind;
-        for e in effects {
+        use crate::escalation::PagingEffect;
+        let recorded = self.recorded_before(engine, incident, &effects).await?;
+        for (i, e) in effects.into_iter().enumerate() {
             match e {
                 PagingEffect::Schedule(job) => engine.scheduler().schedule(job).await?,
                 PagingEffect::CancelPrefix(p) => {
@@ -182,34 +191,143 @@ impl PlannerEscalation {
                     engine.send(n).await;
                 }
                 PagingEffect::Event(ev) => {
-                    let kind = match &ev {
-                        PagingEvent::Escalated { level, users, .. } => EntryKind::Escalated {
-                            level: *level,
-                            targets: users.clone(),
-                        },
-                        PagingEvent::Paged { user, message, .. } => EntryKind::Paged {
-                            user: user.clone(),
-                            channel: None,
-                            message: message.clone(),
-                        },
-                        PagingEvent::NotificationRuleStep { user, kind, .. } => EntryKind::Paged {
-                            user: user.clone(),
-                            channel: Some(kind.as_str().to_string()),
-                            message: None,
-                        },
-                        other => EntryKind::Custom {
-                            name: other.audit_action().to_string(),
-                            details: serde_json::to_value(other).unwrap_or_default(),
-                        },
-                    };
+                    if recorded.get(i).copied().unwrap_or(false) {
+                        continue;
+                    }
                     engine
-                        .record_entry(&incident.id, actor.clone(), kind)
+                        .record_entry(&incident.id, actor.clone(), entry_kind(&ev))
                         .await?;
                 }
             }
         }
         Ok(())
     }
+
+    /// Which of `effects`' events an earlier run of the same step recorded already
+    /// (a job re-run after a crash, or a start resumed by `recover`), so a re-run
+    /// records nothing twice.
+    ///
+    /// A policy step is identified within its paging generation (the timeline after
+    /// the last `reopened` / `reassigned` entry) by its ordinal: every step records
+    /// exactly one `escalated` entry, in order, so step (pass `r`, level `l`) of a
+    /// policy of `n` levels owns the `r·n + l − 1`-th one. The step's events are
+    /// recorded one by one in order, so a crash leaves a prefix of them: the events
+    /// found in order after that entry (before the next step's) are skipped, the rest
+    /// recorded. The exhaustion event is recorded once per generation. Other events
+    /// (ad-hoc pages, delayed rule steps) are always recorded. Assumes the policy's
+    /// level count did not change between the runs.
+    async fn recorded_before(
+        &self,
+        engine: &Engine,
+        incident: &crate::incident::Incident,
+        effects: &[crate::escalation::PagingEffect],
+    ) -> Result<Vec<bool>, CoreError> {
+        use crate::escalation::{PagingEffect, PagingEvent};
+        use crate::incident::EntryKind;
+        let mut skip = vec![false; effects.len()];
+        let step = effects.iter().find_map(|e| match e {
+            PagingEffect::Event(PagingEvent::Escalated {
+                policy_id,
+                level,
+                repeat,
+                ..
+            }) => Some((policy_id.as_str(), *level, *repeat)),
+            _ => None,
+        });
+        let is_exhausted = |e: &PagingEffect| {
+            matches!(e, PagingEffect::Event(PagingEvent::PolicyExhausted { .. }))
+        };
+        let exhausts = effects.iter().any(is_exhausted);
+        if step.is_none() && !exhausts {
+            return Ok(skip);
+        }
+        let timeline = engine.timeline(&incident.id).await?;
+        let entries = &timeline[generation_start(&timeline)..];
+        if exhausts && entries.iter().any(|e| is_exhaustion(&e.kind)) {
+            for (i, e) in effects.iter().enumerate() {
+                skip[i] |= is_exhausted(e);
+            }
+        }
+        let Some((policy, level, repeat)) = step else {
+            return Ok(skip);
+        };
+        let levels = self
+            .directory()
+            .policy(policy)
+            .map_or(0, |p| p.levels.len());
+        let ordinal = (repeat as usize)
+            .saturating_mul(levels)
+            .saturating_add(level.saturating_sub(1) as usize);
+        let steps: Vec<usize> = entries
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| matches!(e.kind, EntryKind::Escalated { .. }))
+            .map(|(i, _)| i)
+            .collect();
+        let Some(&at) = steps.get(ordinal) else {
+            return Ok(skip);
+        };
+        let end = steps.get(ordinal + 1).copied().unwrap_or(entries.len());
+        let mut next = at;
+        for (i, e) in effects.iter().enumerate() {
+            let PagingEffect::Event(ev) = e else {
+                continue;
+            };
+            if is_exhausted(e) {
+                continue;
+            }
+            let kind = entry_kind(ev);
+            match entries[next..end].iter().position(|x| x.kind == kind) {
+                Some(off) => {
+                    skip[i] = true;
+                    next += off + 1;
+                }
+                None => break,
+            }
+        }
+        Ok(skip)
+    }
+}
+
+/// The timeline entry recording a paging event.
+fn entry_kind(ev: &crate::escalation::PagingEvent) -> crate::incident::EntryKind {
+    use crate::escalation::PagingEvent;
+    use crate::incident::EntryKind;
+    match ev {
+        PagingEvent::Escalated { level, users, .. } => EntryKind::Escalated {
+            level: *level,
+            targets: users.clone(),
+        },
+        PagingEvent::Paged { user, message, .. } => EntryKind::Paged {
+            user: user.clone(),
+            channel: None,
+            message: message.clone(),
+        },
+        PagingEvent::NotificationRuleStep { user, kind, .. } => EntryKind::Paged {
+            user: user.clone(),
+            channel: Some(kind.as_str().to_string()),
+            message: None,
+        },
+        other => EntryKind::Custom {
+            name: other.audit_action().to_string(),
+            details: serde_json::to_value(other).unwrap_or_default(),
+        },
+    }
+}
+
+/// Where the current paging generation starts in an incident's timeline: after its
+/// last `reopened` / `reassigned` entry (each of them starts a new generation).
+fn generation_start(timeline: &[crate::incident::TimelineEntry]) -> usize {
+    use crate::incident::EntryKind;
+    timeline
+        .iter()
+        .rposition(|e| matches!(e.kind, EntryKind::Reopened | EntryKind::Reassigned { .. }))
+        .map_or(0, |i| i + 1)
+}
+
+/// Whether a timeline entry records that the policy ran out.
+fn is_exhaustion(kind: &crate::incident::EntryKind) -> bool {
+    matches!(kind, crate::incident::EntryKind::Custom { name, .. } if name == "paging.policy_exhausted")
 }
 
 fn view(i: &crate::incident::Incident) -> crate::escalation::IncidentView {
@@ -318,10 +436,93 @@ impl EscalationHook for PlannerEscalation {
             .collect();
         let pending = planner.pending_step(&v, &jobs);
         let effects = planner.escalate_now(&v, pending, engine.now())?;
+        // The step's successor is armed (by `apply`) before the step itself is
+        // removed, so a crash in between never leaves the incident without a pending
+        // escalation step (see `recover`).
+        self.apply(engine, &inc, effects, actor).await?;
         if let Some(job) = pending {
             engine.scheduler().cancel(&job.id).await?;
         }
-        self.apply(engine, &inc, effects, actor).await
+        Ok(())
+    }
+
+    /// Resumes every escalation a crash cut off before its first durable step.
+    ///
+    /// # Crash safety
+    ///
+    /// An incident's commit and its hook's writes (timeline entries, pages, the next
+    /// `Escalate` job) are separate: a crash between them used to leave an open
+    /// incident that never escalated. The invariant this restores: **every open
+    /// incident with a policy it has not run out of has a pending `Escalate` job of its
+    /// current paging generation**. Why it holds after `recover`:
+    ///
+    /// * While a policy runs, each step arms the next `Escalate` job (same
+    ///   generation) *before* its own job is completed, so a running step's job stays
+    ///   pending until its successor is durable; only the exhaustion step arms none
+    ///   (and records `paging.policy_exhausted` first). "Escalate now" removes the
+    ///   pending step only after its successor was armed.
+    /// * So an open incident without such a job either exhausted its policy (a
+    ///   `paging.policy_exhausted` entry after the timeline's last `reopened` /
+    ///   `reassigned` entry, the entries that start a generation: left alone) or its
+    ///   [`start`](EscalationHook::start) was cut short (none of its durable writes, or
+    ///   only some before the `Escalate` job). For those `start` runs again now: level
+    ///   1 is paged again with the *same* notification ids (`page/<kind>/page/<incident>/
+    ///   g<gen>/rule/0.1/<user>/<rule>`, which a notification log delivers once) and its
+    ///   next step is armed under its deterministic job id — re-arming an id replaces
+    ///   the job, so running this twice (a crash during recovery) never schedules two.
+    /// * The timeline entries a re-run records again are skipped (see `apply`).
+    ///
+    /// The resumed escalation is timed from the restart: level 2 comes its delay
+    /// after recovery, not after the original open.
+    async fn recover(&self, engine: &Engine) -> Result<(), CoreError> {
+        use crate::incident::{IncidentFilter, IncidentState};
+        use crate::scheduler::JobKind;
+        let mut filter = IncidentFilter {
+            states: vec![IncidentState::Open],
+            limit: 500,
+            ..Default::default()
+        };
+        let mut open = Vec::new();
+        loop {
+            let page = engine.list_incidents(&filter);
+            open.extend(
+                page.items
+                    .into_iter()
+                    .filter_map(|i| Some((i.escalation_policy.clone()?, i))),
+            );
+            match page.next {
+                Some(n) => filter.before = Some(n),
+                None => break,
+            }
+        }
+        if open.is_empty() {
+            return Ok(());
+        }
+        // `page/<incident>/g<generation>` of every pending escalation step.
+        let armed: std::collections::HashSet<String> = engine
+            .scheduler()
+            .pending()
+            .await?
+            .into_iter()
+            .filter(|j| matches!(j.kind, JobKind::Escalate { .. }))
+            .filter_map(|j| {
+                let (head, _) = j.id.split_once("/esc/")?;
+                Some(head.to_string())
+            })
+            .collect();
+        for (policy, inc) in open {
+            if armed.contains(&format!("page/{}/g{}", inc.id, inc.paging_generation)) {
+                continue;
+            }
+            let timeline = engine.timeline(&inc.id).await?;
+            let exhausted = timeline[generation_start(&timeline)..]
+                .iter()
+                .any(|e| is_exhaustion(&e.kind));
+            if !exhausted {
+                self.start(engine, &inc.id, &policy).await?;
+            }
+        }
+        Ok(())
     }
 
     async fn run_job(&self, engine: &Engine, job: &Job) -> Result<(), CoreError> {

@@ -1415,7 +1415,10 @@ impl Engine {
     }
 
     /// Rebuilds in-memory state from the Store (call once at startup, before serving),
-    /// re-arms every group's flush job and re-sends notifications left in the outbox.
+    /// re-arms every group's flush job, re-sends notifications left in the outbox and
+    /// lets the escalation hook resume paging a crash cut short
+    /// ([`EscalationHook::recover`]: every open incident with a policy it has not run
+    /// out of has a pending escalation step afterwards).
     pub async fn recover(&self) -> Result<(), CoreError> {
         let w = self.inner.write.lock().await;
         let outbox: Vec<(String, Notification)> = self
@@ -1432,6 +1435,7 @@ impl Engine {
             .await;
         let recorded = self.inner.notifier.recorded_pending().await?;
         self.deliver_as(recorded, true).await;
+        self.inner.escalation.recover(self).await?;
         Ok(())
     }
 
