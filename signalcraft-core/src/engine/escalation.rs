@@ -122,7 +122,11 @@ impl EscalationHook for NoEscalation {
 /// * `Handoff` jobs run [`crate::escalation::run_handoff_job`] (arm them with
 ///   [`crate::escalation::arm_handoffs`]).
 /// * Paging events become timeline entries (`escalated`, `paged`, or `custom` named
-///   after the event's audit action) with audit entries.
+///   after the event's audit action) with audit entries; a step job run again
+///   after a crash records only what its first run did not.
+/// * After a restart ([`Engine::recover`]) paging that a crash cut off between an
+///   incident's commit and its first armed step is resumed (see
+///   [`EscalationHook::recover`] on this type for the crash-safety argument).
 pub struct PlannerEscalation {
     dir: parking_lot::RwLock<std::sync::Arc<crate::escalation::Directory>>,
 }
@@ -144,16 +148,44 @@ impl PlannerEscalation {
         self.dir.read().clone()
     }
 
+    /// Pages level 1 of `policy` for an incident and arms its next step (`rerun`:
+    /// resumed after a crash, see [`Self::apply`]).
+    async fn begin(
+        &self,
+        engine: &Engine,
+        incident_id: &str,
+        policy: &str,
+        rerun: bool,
+    ) -> Result<(), CoreError> {
+        let inc = engine.fetch_incident(incident_id).await?;
+        let mut v = view(&inc);
+        v.policy_id = Some(policy.to_string());
+        let dir = self.directory();
+        let effects =
+            crate::escalation::PagingPlanner::new(&dir).on_incident_opened(&v, engine.now());
+        self.apply(engine, &inc, effects, &Actor::System, rerun)
+            .await
+    }
+
+    /// Executes the planner's effects in order. With `rerun` (a job, or a start
+    /// resumed by `recover`, that may have run before), the timeline events an earlier
+    /// run recorded are skipped ([`Self::recorded_before`]: one timeline read); a
+    /// first run (an incident's start, "escalate now") records all without reading.
     async fn apply(
         &self,
         engine: &Engine,
         incident: &crate::incident::Incident,
         effects: Vec<crate::escalation::PagingEffect>,
         actor: &Actor,
+        rerun: bool,
     ) -> Result<(), CoreError> {
         use crate::channel::{NotificationKind, Target};
         use crate::escalation::PagingEffect;
-        let recorded = self.recorded_before(engine, incident, &effects).await?;
+        let recorded = if rerun {
+            self.recorded_before(engine, incident, &effects).await?
+        } else {
+            Vec::new()
+        };
         for (i, e) in effects.into_iter().enumerate() {
             match e {
                 PagingEffect::Schedule(job) => engine.scheduler().schedule(job).await?,
@@ -356,13 +388,7 @@ impl EscalationHook for PlannerEscalation {
         incident_id: &str,
         policy: &str,
     ) -> Result<(), CoreError> {
-        let inc = engine.fetch_incident(incident_id).await?;
-        let mut v = view(&inc);
-        v.policy_id = Some(policy.to_string());
-        let dir = self.directory();
-        let effects =
-            crate::escalation::PagingPlanner::new(&dir).on_incident_opened(&v, engine.now());
-        self.apply(engine, &inc, effects, &Actor::System).await
+        self.begin(engine, incident_id, policy, false).await
     }
 
     async fn stop(
@@ -389,7 +415,8 @@ impl EscalationHook for PlannerEscalation {
                 planner.on_acknowledged(&v, actor.user_id(), channel)
             }
         };
-        self.apply(engine, &inc, effects, &Actor::System).await
+        self.apply(engine, &inc, effects, &Actor::System, false)
+            .await
     }
 
     async fn page_user(
@@ -409,7 +436,8 @@ impl EscalationHook for PlannerEscalation {
             actor.user_id(),
             engine.now(),
         )?;
-        self.apply(engine, &inc, effects, &Actor::System).await
+        self.apply(engine, &inc, effects, &Actor::System, false)
+            .await
     }
 
     /// Finds the incident's pending escalation step (a scan of the pending jobs: fine
@@ -439,7 +467,7 @@ impl EscalationHook for PlannerEscalation {
         // The step's successor is armed (by `apply`) before the step itself is
         // removed, so a crash in between never leaves the incident without a pending
         // escalation step (see `recover`).
-        self.apply(engine, &inc, effects, actor).await?;
+        self.apply(engine, &inc, effects, actor, false).await?;
         if let Some(job) = pending {
             engine.scheduler().cancel(&job.id).await?;
         }
@@ -470,7 +498,8 @@ impl EscalationHook for PlannerEscalation {
     ///   g<gen>/rule/0.1/<user>/<rule>`, which a notification log delivers once) and its
     ///   next step is armed under its deterministic job id — re-arming an id replaces
     ///   the job, so running this twice (a crash during recovery) never schedules two.
-    /// * The timeline entries a re-run records again are skipped (see `apply`).
+    /// * The timeline entries the cut-short run recorded are not recorded again (see
+    ///   `apply`).
     ///
     /// The resumed escalation is timed from the restart: level 2 comes its delay
     /// after recovery, not after the original open.
@@ -519,7 +548,7 @@ impl EscalationHook for PlannerEscalation {
                 .iter()
                 .any(|e| is_exhaustion(&e.kind));
             if !exhausted {
-                self.start(engine, &inc.id, &policy).await?;
+                self.begin(engine, &inc.id, &policy, true).await?;
             }
         }
         Ok(())
@@ -544,7 +573,8 @@ impl EscalationHook for PlannerEscalation {
         let dir = self.directory();
         let effects =
             crate::escalation::PagingPlanner::new(&dir).on_job(job, &view(&inc), engine.now());
-        self.apply(engine, &inc, effects, &Actor::System).await
+        self.apply(engine, &inc, effects, &Actor::System, true)
+            .await
     }
 }
 
