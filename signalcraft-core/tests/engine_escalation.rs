@@ -534,3 +534,39 @@ async fn a_step_job_run_again_after_a_crash_records_nothing_new() {
     lives.advance_to(&engine, 3600).await;
     assert_eq!(steps(&engine, &id).await, [1, 2, 3]);
 }
+
+#[tokio::test]
+async fn a_reassignment_cut_off_by_a_crash_resumes_in_its_new_generation() {
+    let lives = Lives::new();
+    let engine = lives.planner().await;
+    engine.ingest(vec![critical()]).await.unwrap();
+    lives.advance_to(&engine, 3600).await;
+    let id = engine.list_incidents(&IncidentFilter::default()).items[0]
+        .id
+        .clone();
+    assert_eq!(steps(&engine, &id).await, [1, 2, 3], "the policy ran out");
+    drop(engine);
+    // Reassigned to the same policy (paging restarts, generation 1); the process
+    // dies before the hook's start ran.
+    let crashed = lives
+        .engine(Arc::new(CutShort(
+            PlannerEscalation::new(directory()),
+            Cut::BeforeStart,
+        )))
+        .await;
+    crashed
+        .reassign(&id, Actor::user("ann"), Some("db".into()), Vec::new())
+        .await
+        .unwrap();
+    drop(crashed);
+    // The old generation's exhaustion does not count for the new one.
+    let engine = lives.planner().await;
+    assert_eq!(lives.times(&lives.sms), vec![30, 3600]);
+    assert_eq!(
+        lives.escalation_jobs().await,
+        [format!("page/{id}/g1/esc/0/1")]
+    );
+    lives.advance_to(&engine, 3900).await;
+    assert_eq!(lives.times(&lives.email), vec![330, 3900]);
+    assert_eq!(steps(&engine, &id).await, [1, 2, 3, 1, 2]);
+}
