@@ -10,9 +10,9 @@ use signalcraft_core::channel::{
 };
 use signalcraft_core::clock::{Clock, ManualClock};
 use signalcraft_core::engine::{ChannelNotifier, Engine, EngineConfig, PlannerEscalation};
-use signalcraft_core::escalation::{Directory, DirectoryConfig};
 use signalcraft_core::incident::{Actor, EntryKind, IncidentFilter};
 use signalcraft_core::model::{Alert, Event, Labels, Severity, Source};
+use signalcraft_core::testing::fixtures::two_level_directory;
 
 #[derive(Default)]
 struct Rec(Mutex<Vec<(i64, Notification)>>, Option<ManualClock>);
@@ -41,19 +41,6 @@ struct Setup {
 }
 
 fn setup() -> Setup {
-    let dir: DirectoryConfig = serde_json::from_value(serde_json::json!({
-        "users": [
-            {"id": "ann", "name": "Ann", "contact_methods": [{"id": "s", "kind": "sms", "address": "+4915100000001"}],
-             "notification_rules": {"high": [{"delay_minutes": 0, "contact_method": "s"}]}},
-            {"id": "bob", "name": "Bob", "contact_methods": [{"id": "e", "kind": "email", "address": "bob@example.com"}],
-             "notification_rules": {"high": [{"delay_minutes": 0, "contact_method": "e"}]}}
-        ],
-        "escalation_policies": [{"id": "db", "name": "DB", "levels": [
-            {"targets": [{"type": "user", "id": "ann"}], "delay_minutes": 5},
-            {"targets": [{"type": "user", "id": "bob"}], "delay_minutes": 5}
-        ]}]
-    }))
-    .unwrap();
     let cfg: EngineConfig = serde_json::from_value(serde_json::json!({
         "route": {"group_wait": "30s", "escalation_policy": "db",
                   "notify": [{"channel": "chat", "target": "#db"}]}
@@ -70,9 +57,7 @@ fn setup() -> Setup {
     let engine = Engine::builder(cfg)
         .clock(Arc::new(clock.clone()))
         .notifier(Arc::new(notifier))
-        .escalation(Arc::new(PlannerEscalation::new(
-            Directory::new(dir).unwrap(),
-        )))
+        .escalation(Arc::new(PlannerEscalation::new(two_level_directory())))
         .build()
         .unwrap();
     Setup {
@@ -207,23 +192,6 @@ use signalcraft_core::memory::{MemoryScheduler, MemoryStore};
 use signalcraft_core::scheduler::{Job, JobKind, Scheduler};
 use signalcraft_core::store::Store;
 
-fn directory() -> Directory {
-    let dir: DirectoryConfig = serde_json::from_value(serde_json::json!({
-        "users": [
-            {"id": "ann", "name": "Ann", "contact_methods": [{"id": "s", "kind": "sms", "address": "+4915100000001"}],
-             "notification_rules": {"high": [{"delay_minutes": 0, "contact_method": "s"}]}},
-            {"id": "bob", "name": "Bob", "contact_methods": [{"id": "e", "kind": "email", "address": "bob@example.com"}],
-             "notification_rules": {"high": [{"delay_minutes": 0, "contact_method": "e"}]}}
-        ],
-        "escalation_policies": [{"id": "db", "name": "DB", "levels": [
-            {"targets": [{"type": "user", "id": "ann"}], "delay_minutes": 5},
-            {"targets": [{"type": "user", "id": "bob"}], "delay_minutes": 5}
-        ]}]
-    }))
-    .unwrap();
-    Directory::new(dir).unwrap()
-}
-
 /// How far an escalation hook gets before the process "dies".
 #[derive(Clone, Copy)]
 enum Cut {
@@ -320,7 +288,7 @@ impl Lives {
     }
 
     async fn planner(&self) -> Engine {
-        self.engine(Arc::new(PlannerEscalation::new(directory())))
+        self.engine(Arc::new(PlannerEscalation::new(two_level_directory())))
             .await
     }
 
@@ -386,7 +354,10 @@ async fn paged(engine: &Engine, id: &str) -> Vec<(String, Option<String>)> {
 /// Opens the incident in a process whose hook is cut short at `cut`; returns its id.
 async fn open_and_crash(lives: &Lives, cut: Cut) -> String {
     let crashed = lives
-        .engine(Arc::new(CutShort(PlannerEscalation::new(directory()), cut)))
+        .engine(Arc::new(CutShort(
+            PlannerEscalation::new(two_level_directory()),
+            cut,
+        )))
         .await;
     crashed.ingest(vec![critical()]).await.unwrap();
     lives.advance_to(&crashed, 30).await;
@@ -550,7 +521,7 @@ async fn a_reassignment_cut_off_by_a_crash_resumes_in_its_new_generation() {
     // dies before the hook's start ran.
     let crashed = lives
         .engine(Arc::new(CutShort(
-            PlannerEscalation::new(directory()),
+            PlannerEscalation::new(two_level_directory()),
             Cut::BeforeStart,
         )))
         .await;

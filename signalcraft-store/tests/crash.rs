@@ -31,10 +31,10 @@ use rand::Rng;
 use signalcraft_core::channel::{Channel, Delivered, DeliveryError, Notification};
 use signalcraft_core::clock::{Clock, ManualClock};
 use signalcraft_core::engine::{ChannelNotifier, Engine, EngineConfig, PlannerEscalation};
-use signalcraft_core::escalation::{Directory, DirectoryConfig};
 use signalcraft_core::model::{Alert, Event, Labels, Severity, Source};
 use signalcraft_core::scheduler::{Job, JobKind, Scheduler};
 use signalcraft_core::store::{Scan, Store, StoreError, Table, WriteBatch};
+use signalcraft_core::testing::fixtures::two_level_directory;
 use signalcraft_store::RedbStore;
 
 const CHILD_ENV: &str = "SIGNALCRAFT_STORE_TEST_CHILD";
@@ -169,25 +169,6 @@ async fn child_ingest(path: &Path, round: u32) {
     }
 }
 
-/// The paging directory of the engine child: level 1 pages ann by SMS at once,
-/// level 2 pages bob by email 5 minutes later.
-fn directory() -> Directory {
-    let dir: DirectoryConfig = serde_json::from_value(serde_json::json!({
-        "users": [
-            {"id": "ann", "name": "Ann", "contact_methods": [{"id": "s", "kind": "sms", "address": "+4915100000001"}],
-             "notification_rules": {"high": [{"delay_minutes": 0, "contact_method": "s"}]}},
-            {"id": "bob", "name": "Bob", "contact_methods": [{"id": "e", "kind": "email", "address": "bob@example.com"}],
-             "notification_rules": {"high": [{"delay_minutes": 0, "contact_method": "e"}]}}
-        ],
-        "escalation_policies": [{"id": "db", "name": "DB", "levels": [
-            {"targets": [{"type": "user", "id": "ann"}], "delay_minutes": 5},
-            {"targets": [{"type": "user", "id": "bob"}], "delay_minutes": 5}
-        ]}]
-    }))
-    .expect("directory config");
-    Directory::new(dir).expect("directory")
-}
-
 /// A channel that accepts everything (the engine child's pages go nowhere).
 struct Sink(&'static str);
 
@@ -220,7 +201,7 @@ fn engine_over(store: &RedbStore, clock: &ManualClock) -> Engine {
         .scheduler(Arc::new(store.scheduler()))
         .clock(Arc::new(clock.clone()))
         .notifier(Arc::new(notifier))
-        .escalation(Arc::new(PlannerEscalation::new(directory())))
+        .escalation(Arc::new(PlannerEscalation::new(two_level_directory())))
         .build()
         .expect("engine")
 }

@@ -15,31 +15,13 @@ use signalcraft_core::channel::{Channel, NotificationKind};
 use signalcraft_core::clock::{Clock, ManualClock};
 use signalcraft_core::delivery::{DeliveryConfig, DeliveryPipeline};
 use signalcraft_core::engine::{Engine, EngineConfig, PlannerEscalation};
-use signalcraft_core::escalation::{Directory, DirectoryConfig};
 use signalcraft_core::incident::{EntryKind, IncidentFilter};
 use signalcraft_core::model::{Alert, Event, Labels, Severity, Source};
 use signalcraft_core::scheduler::{Job, JobKind, Scheduler};
 use signalcraft_core::store::Store;
 use signalcraft_core::testing::channel::{ScriptedChannel, Step};
+use signalcraft_core::testing::fixtures::two_level_directory;
 use signalcraft_store::RedbStore;
-
-/// Level 1 pages ann by SMS at once; level 2 pages bob by email 5 minutes later.
-fn directory() -> Directory {
-    let dir: DirectoryConfig = serde_json::from_value(serde_json::json!({
-        "users": [
-            {"id": "ann", "name": "Ann", "contact_methods": [{"id": "s", "kind": "sms", "address": "+4915100000001"}],
-             "notification_rules": {"high": [{"delay_minutes": 0, "contact_method": "s"}]}},
-            {"id": "bob", "name": "Bob", "contact_methods": [{"id": "e", "kind": "email", "address": "bob@example.com"}],
-             "notification_rules": {"high": [{"delay_minutes": 0, "contact_method": "e"}]}}
-        ],
-        "escalation_policies": [{"id": "db", "name": "DB", "levels": [
-            {"targets": [{"type": "user", "id": "ann"}], "delay_minutes": 5},
-            {"targets": [{"type": "user", "id": "bob"}], "delay_minutes": 5}
-        ]}]
-    }))
-    .expect("directory config");
-    Directory::new(dir).expect("directory")
-}
 
 fn config() -> EngineConfig {
     serde_json::from_value(serde_json::json!({
@@ -96,7 +78,7 @@ impl Process {
             .scheduler(scheduler)
             .clock(Arc::new(clock.clone()))
             .notifier(Arc::new(pipeline))
-            .escalation(Arc::new(PlannerEscalation::new(directory())))
+            .escalation(Arc::new(PlannerEscalation::new(two_level_directory())))
             .build()
             .expect("engine");
         engine.recover().await.expect("recover");
