@@ -2,7 +2,11 @@
 //! the old layout, and the same answers as the in-memory store for any sequence of
 //! puts, deletes, reopens and scans.
 
-use redb::{ReadableDatabase, TableDefinition, TableHandle};
+#[path = "support/raw_layout.rs"]
+mod raw_layout;
+
+use raw_layout::raw_layout;
+use redb::TableDefinition;
 use signalcraft_core::memory::MemoryStore;
 use signalcraft_core::store::{Scan, Store, StoreError, Table, WriteBatch};
 use signalcraft_store::{RedbStore, SCHEMA_VERSION};
@@ -60,25 +64,6 @@ fn write_schema_1_file(path: &std::path::Path, alerts: &[(String, Vec<u8>)]) {
             .expect("insert");
     }
     txn.commit().expect("commit");
-}
-
-fn table_names(path: &std::path::Path) -> (Vec<String>, u64) {
-    let db = redb::Database::open(path).expect("raw open");
-    let r = db.begin_read().expect("read");
-    let names = r
-        .list_tables()
-        .expect("list")
-        .map(|h| h.name().to_owned())
-        .collect();
-    let schema: TableDefinition<&str, u64> = TableDefinition::new("__schema");
-    let version = r
-        .open_table(schema)
-        .expect("schema")
-        .get("version")
-        .expect("get")
-        .expect("version")
-        .value();
-    (names, version)
 }
 
 #[tokio::test]
@@ -141,7 +126,7 @@ async fn schema_1_alerts_migrate_to_the_indexed_layout() {
     s.commit(b).await.expect("commit");
     drop(s);
 
-    let (names, version) = table_names(&path);
+    let (names, version) = raw_layout(&path);
     assert_eq!(version, u64::from(SCHEMA_VERSION));
     assert_eq!(SCHEMA_VERSION, 2);
     assert!(!names.iter().any(|n| n == "alerts"), "{names:?}");
@@ -201,7 +186,7 @@ async fn a_schema_1_file_without_alerts_migrates_and_a_broken_one_is_refused() {
         matches!(&e, StoreError::Corrupt(m) if m.contains("already holds alerts.index")),
         "{e}"
     );
-    assert_eq!(table_names(&path).1, 1, "still schema 1");
+    assert_eq!(raw_layout(&path).1, 1, "still schema 1");
 }
 
 /// A key from a small pool, so puts hit existing keys and deletes find them; the pool

@@ -10,8 +10,12 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+#[path = "support/raw_layout.rs"]
+mod raw_layout;
+
 use jiff::Timestamp;
-use redb::{ReadableDatabase, TableDefinition, TableHandle};
+use raw_layout::raw_layout;
+use redb::TableDefinition;
 use signalcraft_core::scheduler::{Job, Scheduler};
 use signalcraft_core::store::{Scan, Store, StoreError, Table, WriteBatch};
 use signalcraft_store::{RedbStore, SCHEMA_VERSION, SealKey, StoreOptions};
@@ -64,26 +68,6 @@ fn manifest() -> Manifest {
         }
     }
     m
-}
-
-/// Table names and the stamped schema version, read with redb directly.
-fn raw_layout(path: &Path) -> (Vec<String>, u64) {
-    let db = redb::Database::open(path).expect("raw open");
-    let r = db.begin_read().expect("read");
-    let names = r
-        .list_tables()
-        .expect("list")
-        .map(|h| h.name().to_owned())
-        .collect();
-    let schema: TableDefinition<&str, u64> = TableDefinition::new("__schema");
-    let version = r
-        .open_table(schema)
-        .expect("schema")
-        .get("version")
-        .expect("get")
-        .expect("version")
-        .value();
-    (names, version)
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
