@@ -257,6 +257,20 @@ pub struct NoGuard;
 
 impl RetentionGuard for NoGuard {}
 
+/// What a pass of [`RetentionPolicy::remove_judged`] decides for one record.
+enum Verdict {
+    Keep,
+    Remove,
+    /// Remove it unless incident `.0` exists (in the store, or the guard holds it).
+    RemoveUnlessIncidentExists(String),
+}
+
+impl Verdict {
+    fn remove_if(old: bool) -> Self {
+        if old { Verdict::Remove } else { Verdict::Keep }
+    }
+}
+
 impl RetentionPolicy {
     /// The policy for the records the SignalCraft engine writes
     /// (`signalcraft_core::incident::Incident`, `signalcraft_core::engine::AlertRecord`):
@@ -540,11 +554,13 @@ impl RetentionPolicy {
             silences: 1,
             ..RetentionReport::default()
         };
-        self.remove_judged(store, Table::Silences, "", &one, async |bytes| {
-            Ok(serde_json::from_slice::<Value>(bytes)
-                .ok()
-                .and_then(|v| v.get("ends_at").and_then(timestamp))
-                .is_some_and(|t| t < cutoff))
+        self.remove_judged(store, Table::Silences, "", &one, &NoGuard, |bytes| {
+            Verdict::remove_if(
+                serde_json::from_slice::<Value>(bytes)
+                    .ok()
+                    .and_then(|v| v.get("ends_at").and_then(timestamp))
+                    .is_some_and(|t| t < cutoff),
+            )
         })
         .await
     }
@@ -569,9 +585,12 @@ impl RetentionPolicy {
             Table::NotificationLog,
             THROTTLE_PREFIX,
             &one,
-            async |bytes| {
-                Ok(serde_json::from_slice::<Timestamp>(bytes)
-                    .is_ok_and(|next_free| next_free < cutoff))
+            &NoGuard,
+            |bytes| {
+                Verdict::remove_if(
+                    serde_json::from_slice::<Timestamp>(bytes)
+                        .is_ok_and(|next_free| next_free < cutoff),
+                )
             },
         )
         .await
@@ -594,30 +613,25 @@ impl RetentionPolicy {
             notification_log: 1,
             ..RetentionReport::default()
         };
-        let mut known: HashMap<String, bool> = HashMap::new();
         self.remove_judged(
             store,
             Table::NotificationLog,
             log::THREAD_ROOT_PREFIX,
             &one,
-            async |bytes| {
-                let Ok(mark) = serde_json::from_slice::<log::ThreadRoot>(bytes) else {
-                    return Ok(false);
-                };
-                if mark.at >= cutoff {
-                    return Ok(false);
-                }
-                match &mark.incident {
-                    Some(id) => Ok(!self.incident_exists(store, id, guard, &mut known).await?),
-                    None => Ok(true),
-                }
+            guard,
+            |bytes| match serde_json::from_slice::<log::ThreadRoot>(bytes) {
+                Ok(mark) if mark.at < cutoff => match mark.incident {
+                    Some(id) => Verdict::RemoveUnlessIncidentExists(id),
+                    None => Verdict::Remove,
+                },
+                _ => Verdict::Keep,
             },
         )
         .await
     }
 
-    /// Scans `table` under `prefix` a page at a time and removes every record `goes`
-    /// judges removable, each only while it still holds the bytes judged
+    /// Scans `table` under `prefix` a page at a time and removes every record `judge`
+    /// finds removable (asking the store and `guard` whether an incident exists), each only while it still holds the bytes judged
     /// ([`WriteBatch::delete_if_unchanged`]); one batch per page. Each removal adds
     /// `one` to the report.
     async fn remove_judged<S: Store + ?Sized>(
@@ -626,9 +640,11 @@ impl RetentionPolicy {
         table: Table,
         prefix: &str,
         one: &RetentionReport,
-        mut goes: impl AsyncFnMut(&[u8]) -> Result<bool, Error>,
+        guard: &dyn RetentionGuard,
+        judge: impl Fn(&[u8]) -> Verdict,
     ) -> Result<RetentionReport, Error> {
         let mut report = RetentionReport::default();
+        let mut known: HashMap<String, bool> = HashMap::new();
         let mut after: Option<String> = None;
         loop {
             let page = store
@@ -646,7 +662,14 @@ impl RetentionPolicy {
             after = Some(last.clone());
             let mut parts = Vec::new();
             for (key, bytes) in page {
-                if goes(&bytes).await? {
+                let goes = match judge(&bytes) {
+                    Verdict::Keep => false,
+                    Verdict::Remove => true,
+                    Verdict::RemoveUnlessIncidentExists(id) => {
+                        !self.incident_exists(store, &id, guard, &mut known).await?
+                    }
+                };
+                if goes {
                     let mut part = WriteBatch::new();
                     part.delete_if_unchanged(table, key, bytes);
                     parts.push((part, one.clone()));
