@@ -424,6 +424,17 @@ fn child(mode: &str, path: &Path, round: u32) -> Command {
     c
 }
 
+/// The ids of the store's pending jobs.
+async fn pending_ids(s: &RedbStore) -> BTreeSet<String> {
+    s.scheduler()
+        .pending()
+        .await
+        .expect("pending")
+        .into_iter()
+        .map(|j| j.id)
+        .collect()
+}
+
 /// SIGKILLs the child of `round` once `reader` (from [`collect`]) has its output,
 /// and asserts it had not panicked before the kill.
 fn kill(c: &mut std::process::Child, reader: std::thread::JoinHandle<()>, round: u32) {
@@ -554,14 +565,7 @@ fn sigkill_during_ingest_loses_no_acknowledged_write() {
             );
             // Jobs: every acknowledged schedule is still pending or has run (a job
             // whose `complete` landed just before the kill shows as RUN only).
-            let pending: BTreeSet<String> = s
-                .scheduler()
-                .pending()
-                .await
-                .expect("pending")
-                .into_iter()
-                .map(|j| j.id)
-                .collect();
+            let pending = pending_ids(&s).await;
             for id in &scheduled {
                 assert!(
                     pending.contains(id) || ran.contains(id),
@@ -716,14 +720,7 @@ fn sigkill_during_engine_ingest_duplicates_no_incident_and_every_incident_escala
                     "round {round}: group {g} has incidents {ids:?}"
                 );
             }
-            let pending: BTreeSet<String> = s
-                .scheduler()
-                .pending()
-                .await
-                .expect("pending")
-                .into_iter()
-                .map(|j| j.id)
-                .collect();
+            let pending = pending_ids(&s).await;
             for (id, (incident, level)) in &escalations {
                 assert!(
                     pending.contains(id) || paging_steps(&s, incident).await.contains(&(level + 1)),
