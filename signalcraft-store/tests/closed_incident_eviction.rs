@@ -5,32 +5,12 @@
 
 #[path = "../../signalcraft-core/tests/eviction_suite/mod.rs"]
 mod eviction_suite;
-
-use std::path::PathBuf;
-use std::sync::Arc;
+#[path = "support/redb_factory.rs"]
+mod redb_factory;
 
 use eviction_suite::silences;
 use eviction_suite::*;
-use signalcraft_core::store::Store;
-use signalcraft_store::RedbStore;
-
-/// A redb file in a temporary directory, opened anew by each engine.
-struct Redb {
-    _dir: tempfile::TempDir,
-    path: PathBuf,
-}
-
-impl StoreFactory for Redb {
-    fn open(&self) -> Arc<dyn Store> {
-        Arc::new(RedbStore::open(&self.path).expect("open redb"))
-    }
-}
-
-fn redb() -> Redb {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("signalcraft.redb");
-    Redb { _dir: dir, path }
-}
+use redb_factory::redb;
 
 #[tokio::test]
 async fn eviction_waits_for_the_age_on_the_clock() {

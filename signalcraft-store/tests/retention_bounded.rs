@@ -16,9 +16,10 @@
 mod delivery_log;
 #[path = "../../signalcraft-core/tests/eviction_suite/mod.rs"]
 mod eviction_suite;
+#[path = "support/redb_factory.rs"]
+mod redb_factory;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -27,6 +28,7 @@ use async_trait::async_trait;
 use delivery_log::{Via, deliver, notification};
 use eviction_suite::{Rig, StoreFactory};
 use jiff::Timestamp;
+use redb_factory::redb;
 use serde_json::Value;
 use signalcraft_core::delivery::log::{NotificationLog, THREAD_ROOT_PREFIX, ThreadRoot};
 use signalcraft_core::engine::Engine;
@@ -42,24 +44,6 @@ use signalcraft_store::{RedbStore, RetentionPolicy};
 const DAY: Duration = Duration::from_secs(86_400);
 
 // ----- stores -------------------------------------------------------------------------
-
-/// A redb file in a temporary directory, opened anew by each engine.
-struct Redb {
-    _dir: tempfile::TempDir,
-    path: PathBuf,
-}
-
-impl StoreFactory for Redb {
-    fn open(&self) -> Arc<dyn Store> {
-        Arc::new(RedbStore::open(&self.path).expect("open redb"))
-    }
-}
-
-fn redb() -> Redb {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("signalcraft.redb");
-    Redb { _dir: dir, path }
-}
 
 /// One in-memory store, the same on every open.
 struct Memory(Arc<MemoryStore>);
