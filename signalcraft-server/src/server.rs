@@ -360,6 +360,11 @@ pub async fn start(
         })
         .build()?;
     engine.set_journal_max_lag_bytes(cfg.server.journal_max_lag_bytes);
+    // Before recover, which replays journal records in this format.
+    engine.register_journal_format(
+        crate::api::alertmanager::JOURNAL_FORMAT,
+        Arc::new(crate::api::alertmanager::PostedAlerts),
+    );
     engine.recover().await?;
     // Handoff notifications: each schedule's next handoff is a durable job.
     crate::state::rearm_handoffs(&engine, &oncall.directory()).await?;

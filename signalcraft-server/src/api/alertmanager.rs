@@ -43,6 +43,38 @@ pub fn valid_label_name(n: &str) -> bool {
         && b.all(|c| c.is_ascii_alphanumeric() || c == b'_')
 }
 
+/// Checks postable alerts as [`to_alerts`] does, without converting them: `Ok` exactly
+/// when `to_alerts` would succeed (at any time).
+///
+/// Errors name the offending alert and field, e.g. `[3].labels`.
+pub fn validate(posted: &[PostableAlert]) -> Result<(), ApiError> {
+    posted.iter().enumerate().try_for_each(|(i, p)| check(i, p))
+}
+
+fn check(i: usize, p: &PostableAlert) -> Result<(), ApiError> {
+    if p.labels.is_empty() {
+        return Err(ApiError::invalid(
+            format!("[{i}].labels"),
+            "an alert must have at least one label",
+        ));
+    }
+    if let Some(bad) = p.labels.keys().find(|k| !valid_label_name(k)) {
+        return Err(ApiError::invalid(
+            format!("[{i}].labels.{bad}"),
+            format!("invalid label name {bad:?}"),
+        ));
+    }
+    if let (Some(s), Some(e)) = (p.starts_at, p.ends_at)
+        && e < s
+    {
+        return Err(ApiError::invalid(
+            format!("[{i}].endsAt"),
+            "endsAt must not be before startsAt",
+        ));
+    }
+    Ok(())
+}
+
 /// Validates and converts postable alerts into normalized alerts.
 ///
 /// Errors name the offending alert and field, e.g. `[3].labels`.
@@ -51,36 +83,50 @@ pub fn to_alerts(
     integration: &str,
     now: Timestamp,
 ) -> Result<Vec<Alert>, ApiError> {
-    let mut out = Vec::with_capacity(posted.len());
+    validate(&posted)?;
     // One Source per request: each alert shares it (two Arc clones, no allocation).
     let source = Source {
         provider: "alertmanager".into(),
         integration: integration.into(),
     };
-    for (i, p) in posted.into_iter().enumerate() {
-        if p.labels.is_empty() {
-            return Err(ApiError::invalid(
-                format!("[{i}].labels"),
-                "an alert must have at least one label",
-            ));
-        }
-        if let Some(bad) = p.labels.keys().find(|k| !valid_label_name(k)) {
-            return Err(ApiError::invalid(
-                format!("[{i}].labels.{bad}"),
-                format!("invalid label name {bad:?}"),
-            ));
-        }
-        if let (Some(s), Some(e)) = (p.starts_at, p.ends_at)
-            && e < s
-        {
-            return Err(ApiError::invalid(
-                format!("[{i}].endsAt"),
-                "endsAt must not be before startsAt",
-            ));
-        }
-        out.push(convert(p, &source, now));
+    Ok(posted
+        .into_iter()
+        .map(|p| convert(p, &source, now))
+        .collect())
+}
+
+/// Name of the journal format of `POST /api/v2/alerts` bodies ([`PostedAlerts`]).
+pub const JOURNAL_FORMAT: &str = "alertmanager.v2.postable_alerts";
+
+/// The journal format of `POST /api/v2/alerts`: the request body as it arrived (a
+/// validated JSON array of postable alerts), the integration's name as context. The
+/// handler journals the body instead of encoding the converted alerts, and the
+/// engine's applier converts them at the time the journal accepted them, exactly as
+/// the handler would have (see `signalcraft_core::engine` journaled ingest).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PostedAlerts;
+
+impl signalcraft_core::engine::journaled::RecordFormat for PostedAlerts {
+    fn decode(
+        &self,
+        context: &str,
+        payload: &[u8],
+        at: Timestamp,
+    ) -> Result<Vec<Event>, signalcraft_core::CoreError> {
+        let codec = |m: String| {
+            signalcraft_core::CoreError::from(signalcraft_core::store::StoreError::Codec(m))
+        };
+        let posted: Vec<PostableAlert> =
+            serde_json::from_slice(payload).map_err(|e| codec(format!("postable alerts: {e}")))?;
+        let alerts = to_alerts(posted, context, at).map_err(|e| {
+            codec(format!(
+                "postable alerts: {}: {}",
+                e.field.as_deref().unwrap_or(""),
+                e.detail
+            ))
+        })?;
+        Ok(alerts.into_iter().map(Event::Alert).collect())
     }
-    Ok(out)
 }
 
 fn convert(p: PostableAlert, source: &Source, now: Timestamp) -> Alert {
@@ -265,6 +311,52 @@ mod tests {
         .unwrap_err();
         assert_eq!(e.field.as_deref(), Some("[0].endsAt"));
     }
+    /// The journal format decodes a body into exactly the alerts the handler would
+    /// have built at the acceptance time, and `validate` accepts exactly the bodies
+    /// `to_alerts` converts (so a journaled body always decodes).
+    #[test]
+    fn journaled_bodies_decode_as_the_handler_converts_them() {
+        use signalcraft_core::engine::journaled::RecordFormat;
+        let bodies = [
+            r#"[{"labels":{"alertname":"A","service":"api","severity":"critical"},
+                 "annotations":{"summary":"s","runbook_url":"http://rb"},
+                 "generatorURL":"http://prom/graph","startsAt":"2026-01-01T11:00:00Z"},
+                {"labels":{"alertname":"Old"},"endsAt":"2026-01-01T11:30:00Z"},
+                {"labels":{"alertname":"Later"},"endsAt":"2026-01-01T13:00:00Z","extra":1}]"#,
+            r#"[{"labels":{"a":"b"}},{"labels":{}}]"#,
+            r#"[{"labels":{"1a":"b"}}]"#,
+            r#"[{"labels":{"a":"b"},"startsAt":"2026-01-01T10:00:00Z","endsAt":"2026-01-01T09:00:00Z"}]"#,
+            r#"[]"#,
+        ];
+        for body in bodies {
+            let posted: Vec<PostableAlert> = serde_json::from_str(body).unwrap();
+            let converted = to_alerts(posted.clone(), "am", now());
+            assert_eq!(validate(&posted).is_ok(), converted.is_ok(), "{body}");
+            let decoded = PostedAlerts.decode("am", body.as_bytes(), now());
+            match converted {
+                Ok(alerts) => {
+                    let events: Vec<Event> = alerts.into_iter().map(Event::Alert).collect();
+                    assert_eq!(decoded.unwrap(), events, "{body}");
+                }
+                Err(e) => {
+                    let err = decoded.unwrap_err().to_string();
+                    assert!(err.contains(e.field.as_deref().unwrap_or("?")), "{err}");
+                }
+            }
+        }
+        // The acceptance time decides what is resolved and when an alert started.
+        let body = br#"[{"labels":{"alertname":"X"},"endsAt":"2026-01-01T12:30:00Z"}]"#;
+        let early = PostedAlerts.decode("am", body, now()).unwrap();
+        let late_at: Timestamp = "2026-01-01T13:00:00Z".parse().unwrap();
+        let late = PostedAlerts.decode("am", body, late_at).unwrap();
+        let status = |e: &[Event]| match &e[0] {
+            Event::Alert(a) => (a.status, a.starts_at),
+            other => panic!("not an alert: {other:?}"),
+        };
+        assert_eq!(status(&early), (AlertStatus::Firing, Some(now())));
+        assert_eq!(status(&late), (AlertStatus::Resolved, Some(late_at)));
+        assert!(PostedAlerts.decode("am", b"[{", now()).is_err());
+    }
 }
 
 // ----- handlers ---------------------------------------------------------------------
@@ -387,6 +479,23 @@ async fn post_alerts_inner(s: &AppState, req: Request) -> Result<usize, ApiError
         .integration
         .as_deref()
         .unwrap_or("alertmanager-api");
+    // While the journal is behind, re-sends cannot be settled in memory anyway: journal
+    // the body as it came (validated), so nothing is converted or encoded here and the
+    // applier parses the posted JSON once. Caught up, the alerts are converted so
+    // identical re-sends settle without the journal (Engine::submit).
+    let engine = &s.engine.engine;
+    if s.engine.journaled() && engine.journal_lag().0 > 0 {
+        validate(&posted)?;
+        let n = posted.len();
+        drop(posted);
+        if n == 0 {
+            return Ok(0);
+        }
+        engine
+            .submit_encoded(JOURNAL_FORMAT, integration, &body, n)
+            .await?;
+        return Ok(n);
+    }
     let alerts = to_alerts(posted, integration, s.now())?;
     let n = alerts.len();
     if n == 0 {
