@@ -9,7 +9,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::model::{Alert, AlertStatus, ChangeEvent, Labels, Link, Severity};
+use crate::model::{Alert, AlertStatus, ChangeEvent, CompactAlert, Labels, Link, Severity};
 
 /// What a notification is about.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -84,7 +84,7 @@ pub struct Notification {
     pub incident: Option<IncidentRef>,
     /// The alerts in the group at notification time (firing and resolved).
     #[serde(default)]
-    pub alerts: Vec<Alert>,
+    pub alerts: NotificationAlerts,
     /// The route's group-by labels and their values.
     #[serde(default)]
     pub group_labels: Labels,
@@ -109,6 +109,170 @@ pub struct Notification {
     pub external_url: Option<String>,
     /// When the engine produced it.
     pub created_at: Timestamp,
+}
+
+/// The alerts of a [`Notification`]: derefs to `[Alert]`, and reads and writes as a
+/// plain list of alerts (JSON array, `From<Vec<Alert>>`).
+///
+/// The engine builds a notification's alerts from its packed in-memory alerts
+/// ([`NotificationAlerts::from_packed`]) without unpacking them: the full [`Alert`]s
+/// are built once, on the first use of the slice. A renderer that can work from the
+/// packed form ([`NotificationAlerts::packed`], e.g. the webhook body and the
+/// notification log's row) never builds them, which saves a dozen small allocations
+/// (and frees) per alert on the first-notification path. [`NotificationAlerts::len`]
+/// and [`NotificationAlerts::is_empty`] never build them either.
+#[derive(Default)]
+pub struct NotificationAlerts {
+    /// The packed alerts, when built from them (the source of truth then), and their
+    /// full form once built.
+    packed: Option<(Box<[CompactAlert]>, Unpacked)>,
+    /// The full alerts when not built from packed ones.
+    full: Vec<Alert>,
+}
+
+/// The full form of packed alerts, built on first use.
+type Unpacked = std::sync::OnceLock<Vec<Alert>>;
+
+fn unpack(packed: &[CompactAlert]) -> Vec<Alert> {
+    packed.iter().map(CompactAlert::to_alert).collect()
+}
+
+impl NotificationAlerts {
+    /// Alerts kept packed until the slice is used; each reads back as
+    /// [`CompactAlert::to_alert`] (a null raw payload).
+    pub fn from_packed(packed: Vec<CompactAlert>) -> Self {
+        NotificationAlerts {
+            packed: Some((packed.into_boxed_slice(), std::sync::OnceLock::new())),
+            full: Vec::new(),
+        }
+    }
+
+    /// The packed alerts, when built with [`NotificationAlerts::from_packed`] (and not
+    /// changed since through [`NotificationAlerts::to_mut`]); the slice holds exactly
+    /// their [`CompactAlert::to_alert`]s.
+    pub fn packed(&self) -> Option<&[CompactAlert]> {
+        self.packed.as_ref().map(|(p, _)| &**p)
+    }
+
+    /// Whether the full alerts exist (given, or built from the packed ones).
+    pub fn unpacked(&self) -> bool {
+        self.packed
+            .as_ref()
+            .is_none_or(|(_, full)| full.get().is_some())
+    }
+
+    /// How many alerts (builds nothing).
+    pub fn len(&self) -> usize {
+        self.packed
+            .as_ref()
+            .map_or(self.full.len(), |(p, _)| p.len())
+    }
+
+    /// Whether there are none (builds nothing).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The full alerts (built from the packed ones on first use).
+    pub fn as_slice(&self) -> &[Alert] {
+        match &self.packed {
+            Some((p, full)) => full.get_or_init(|| unpack(p)),
+            None => &self.full,
+        }
+    }
+
+    /// The full alerts for changing (the packed form is dropped).
+    pub fn to_mut(&mut self) -> &mut Vec<Alert> {
+        if let Some((p, full)) = self.packed.take() {
+            self.full = full.into_inner().unwrap_or_else(|| unpack(&p));
+        }
+        &mut self.full
+    }
+
+    /// The full alerts, by value.
+    pub fn into_vec(mut self) -> Vec<Alert> {
+        std::mem::take(self.to_mut())
+    }
+}
+
+impl From<Vec<Alert>> for NotificationAlerts {
+    fn from(alerts: Vec<Alert>) -> Self {
+        NotificationAlerts {
+            packed: None,
+            full: alerts,
+        }
+    }
+}
+
+impl FromIterator<Alert> for NotificationAlerts {
+    fn from_iter<I: IntoIterator<Item = Alert>>(iter: I) -> Self {
+        Vec::from_iter(iter).into()
+    }
+}
+
+impl std::ops::Deref for NotificationAlerts {
+    type Target = [Alert];
+    fn deref(&self) -> &[Alert] {
+        self.as_slice()
+    }
+}
+
+impl std::ops::DerefMut for NotificationAlerts {
+    /// The full alerts for changing in place (the packed form is dropped).
+    fn deref_mut(&mut self) -> &mut [Alert] {
+        self.to_mut()
+    }
+}
+
+impl<'a> IntoIterator for &'a NotificationAlerts {
+    type Item = &'a Alert;
+    type IntoIter = std::slice::Iter<'a, Alert>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.as_slice().iter()
+    }
+}
+
+impl Clone for NotificationAlerts {
+    fn clone(&self) -> Self {
+        match &self.packed {
+            // The copy builds its full alerts when it needs them.
+            Some((p, _)) => NotificationAlerts {
+                packed: Some((p.clone(), std::sync::OnceLock::new())),
+                full: Vec::new(),
+            },
+            None => self.full.clone().into(),
+        }
+    }
+}
+
+impl PartialEq for NotificationAlerts {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_slice() == other.as_slice()
+    }
+}
+
+impl PartialEq<Vec<Alert>> for NotificationAlerts {
+    fn eq(&self, other: &Vec<Alert>) -> bool {
+        self.as_slice() == other.as_slice()
+    }
+}
+
+impl std::fmt::Debug for NotificationAlerts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.as_slice()).finish()
+    }
+}
+
+impl Serialize for NotificationAlerts {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.as_slice().serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for NotificationAlerts {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Vec::<Alert>::deserialize(d).map(Into::into)
+    }
 }
 
 /// A successful delivery.
@@ -235,5 +399,61 @@ pub trait Channel: Send + Sync {
     /// Checks the channel can reach its provider.
     async fn health_check(&self) -> Result<(), DeliveryError> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Source;
+
+    fn alert(n: u32) -> Alert {
+        let mut labels = Labels::new();
+        labels.insert("alertname".into(), "Disk".into());
+        labels.insert("instance".into(), format!("i{n}"));
+        let mut a = Alert::firing(
+            Source {
+                provider: "alertmanager".into(),
+                integration: "prom".into(),
+            },
+            format!("disk full {n}"),
+            labels,
+        );
+        a.annotations.insert("summary".into(), format!("s{n}"));
+        a
+    }
+
+    #[test]
+    fn packed_alerts_read_as_their_unpacked_form_and_unpack_only_when_used() {
+        let full: Vec<Alert> = (0..3).map(alert).collect();
+        let packed =
+            NotificationAlerts::from_packed(full.iter().map(CompactAlert::from_alert).collect());
+        // Counted and copied without unpacking.
+        assert_eq!(packed.len(), 3);
+        assert!(!packed.is_empty());
+        let copy = packed.clone();
+        assert!(!packed.unpacked() && !copy.unpacked());
+        assert_eq!(packed.packed().map(<[_]>::len), Some(3));
+        // The slice is the unpacked alerts (a raw payload is not kept).
+        assert_eq!(&packed[..], &full[..]);
+        assert!(packed.unpacked());
+        assert_eq!(copy, packed);
+        // The JSON is the plain list of alerts, and reads back as one.
+        let json = serde_json::to_string(&copy).unwrap();
+        assert_eq!(json, serde_json::to_string(&full).unwrap());
+        let back: NotificationAlerts = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, full);
+        assert!(back.packed().is_none());
+        // Changing it drops the packed form, so renderers see the change.
+        let mut changed = copy;
+        changed[1].summary = "changed".into();
+        assert!(changed.packed().is_none());
+        assert_eq!(changed[1].summary, "changed");
+        assert_eq!(changed.len(), 3);
+        changed.to_mut().push(alert(9));
+        assert_eq!(changed.into_vec().len(), 4);
+        // Empty either way.
+        assert!(NotificationAlerts::from_packed(Vec::new()).is_empty());
+        assert!(NotificationAlerts::default().is_empty());
     }
 }

@@ -25,7 +25,8 @@ use serde::{Deserialize, Serialize, Serializer};
 
 use crate::channel::{IncidentRef, Notification, NotificationKind, Target};
 use crate::model::{
-    Alert, AlertStatus, ChangeEvent, Image, Labels, Link, RawPayload, Severity, Source,
+    Alert, AlertStatus, ChangeEvent, CompactAlert, Image, LabelView, Labels, Link, RawPayload,
+    Severity, Source,
 };
 
 /// The prefix of every row in this form (the version field first).
@@ -33,7 +34,10 @@ const PREFIX: &[u8] = b"{\"v\":2,";
 
 /// The row of `n` (see the module doc), appended to `out`.
 pub(crate) fn encode(n: &Notification, out: &mut Vec<u8>) -> serde_json::Result<()> {
-    let source = n.alerts.first().map(|a| &a.source);
+    let source = match n.alerts.packed() {
+        Some(p) => p.first().map(|a| &a.source),
+        None => n.alerts.first().map(|a| &a.source),
+    };
     serde_json::to_writer(
         out,
         &RowRef {
@@ -144,6 +148,17 @@ impl Serialize for AlertsRef<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let n = self.n;
         let mut seq = s.serialize_seq(Some(n.alerts.len()))?;
+        if let Some(packed) = n.alerts.packed() {
+            // The same fields from the packed form, without unpacking the alerts.
+            for a in packed {
+                seq.serialize_element(&PackedAlertRef {
+                    a,
+                    n,
+                    source: self.source,
+                })?;
+            }
+            return seq.end();
+        }
         for a in &n.alerts {
             seq.serialize_element(&AlertRef {
                 a,
@@ -204,6 +219,116 @@ impl Serialize for AlertRef<'_> {
             m.serialize_entry("raw", &a.raw)?;
         }
         m.end()
+    }
+}
+
+/// [`AlertRef`] of a packed alert: the same entries (a packed alert has no raw
+/// payload), so the row decodes to the same notification.
+struct PackedAlertRef<'a> {
+    a: &'a CompactAlert,
+    n: &'a Notification,
+    source: Option<&'a Source>,
+}
+
+impl Serialize for PackedAlertRef<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let (a, n) = (self.a, self.n);
+        let mut m = s.serialize_map(None)?;
+        if Some(&a.source) != self.source {
+            m.serialize_entry("src", &a.source)?;
+        }
+        if let Some(k) = a.dedup_key() {
+            m.serialize_entry("dk", k)?;
+        }
+        if a.status != n.status {
+            m.serialize_entry("st", &a.status)?;
+        }
+        m.serialize_entry("sv", &a.severity)?;
+        m.serialize_entry("s", a.summary())?;
+        if !a.details().is_null() {
+            m.serialize_entry("d", a.details())?;
+        }
+        let (labels, annotations, links) = a.counts();
+        own_pairs(
+            &mut m,
+            ("l", "L"),
+            (labels, || a.labels()),
+            |k| a.label(k),
+            &n.common_labels,
+        )?;
+        own_pairs(
+            &mut m,
+            ("a", "A"),
+            (annotations, || a.annotations()),
+            |k| a.annotation(k),
+            &n.common_annotations,
+        )?;
+        if links > 0 {
+            let links: Vec<Link> = a
+                .links()
+                .map(|(href, text)| Link {
+                    href: href.to_string(),
+                    text: text.map(str::to_string),
+                })
+                .collect();
+            m.serialize_entry("lk", &links)?;
+        }
+        if !a.images().is_empty() {
+            m.serialize_entry("im", a.images())?;
+        }
+        if let Some(t) = &a.starts_at() {
+            m.serialize_entry("sa", t)?;
+        }
+        if let Some(t) = &a.ends_at() {
+            m.serialize_entry("ea", t)?;
+        }
+        if let Some(svc) = a.service() {
+            m.serialize_entry("svc", svc)?;
+        }
+        m.end()
+    }
+}
+
+/// [`own_entries`] of a packed map: `len` pairs from `pairs()` (in name order),
+/// looked up by name with `get`.
+fn own_pairs<'p, M, I>(
+    m: &mut M,
+    keys: (&'static str, &'static str),
+    (len, pairs): (usize, impl Fn() -> I),
+    get: impl Fn(&str) -> Option<&'p str>,
+    common: &BTreeMap<String, String>,
+) -> Result<(), M::Error>
+where
+    M: SerializeMap,
+    I: Iterator<Item = (&'p str, &'p str)>,
+{
+    let factored = common.iter().all(|(k, v)| get(k).is_some_and(|x| x == v));
+    if !factored {
+        m.serialize_entry(keys.1, &Pairs(&pairs))
+    } else if len > common.len() {
+        m.serialize_entry(
+            keys.0,
+            &Pairs(|| pairs().filter(|(k, _)| !common.contains_key(*k))),
+        )
+    } else {
+        Ok(())
+    }
+}
+
+/// A map of the pairs its closure yields (in order).
+struct Pairs<F>(F);
+
+impl<'p, F, I> Serialize for Pairs<F>
+where
+    F: Fn() -> I,
+    I: Iterator<Item = (&'p str, &'p str)>,
+{
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(None)?;
+        for (k, v) in (self.0)() {
+            map.serialize_entry(k, v)?;
+        }
+        map.end()
     }
 }
 
@@ -325,6 +450,7 @@ impl AlertRow {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::channel::NotificationAlerts;
 
     fn source(i: &str) -> Source {
         Source {
@@ -383,7 +509,7 @@ mod tests {
                 service: None,
                 url: Some("http://sc/incidents/inc-1".into()),
             }),
-            alerts,
+            alerts: alerts.into(),
             group_labels: labels(&[("alertname", "Disk")]),
             common_labels: labels(&[("alertname", "Disk")]),
             common_annotations: labels(&[("team", "ops")]),
@@ -444,6 +570,62 @@ mod tests {
         n.common_annotations.clear();
         round_trip(&n);
         round_trip(&notification(vec![]));
+    }
+
+    /// The notification with the same alerts packed (raw payloads dropped, as
+    /// packing does).
+    fn packed(n: &Notification) -> Notification {
+        let mut p = n.clone();
+        p.alerts = NotificationAlerts::from_packed(
+            n.alerts.iter().map(CompactAlert::from_alert).collect(),
+        );
+        p
+    }
+
+    #[test]
+    fn packed_alerts_write_the_row_of_their_unpacked_form() {
+        let mut odd = rich(1);
+        odd.labels = labels(&[("instance", "x")]);
+        odd.annotations = labels(&[("team", "dev")]);
+        odd.source = source("other");
+        odd.status = AlertStatus::Resolved;
+        odd.links.push(Link {
+            href: "http://second".into(),
+            text: None,
+        });
+        let mut bare = Alert::firing(source("prom"), "", Default::default());
+        bare.severity = Severity::Info;
+        let mut only_common = rich(2);
+        only_common.labels = labels(&[("alertname", "Disk")]);
+        only_common.annotations = labels(&[("team", "ops")]);
+        let mut cases = vec![
+            notification((0..10).map(rich).collect()),
+            notification(vec![rich(0), odd, bare, only_common]),
+            notification(vec![]),
+        ];
+        let mut no_common = notification(vec![rich(0), rich(1)]);
+        no_common.common_labels.clear();
+        no_common.common_annotations.clear();
+        cases.push(no_common);
+        for n in cases {
+            let p = packed(&n);
+            assert!(p.alerts.packed().is_some());
+            let mut from_packed = Vec::new();
+            encode(&p, &mut from_packed).expect("encode");
+            // Written without unpacking: the full alerts were never built …
+            assert!(!p.alerts.unpacked());
+            let mut unpacked = p.clone();
+            let full = std::mem::take(unpacked.alerts.to_mut());
+            unpacked.alerts = full.into();
+            let mut want = Vec::new();
+            encode(&unpacked, &mut want).expect("encode");
+            // … and byte for byte the row of the unpacked alerts, which reads back whole.
+            assert_eq!(
+                String::from_utf8_lossy(&from_packed),
+                String::from_utf8_lossy(&want)
+            );
+            assert_eq!(decode(&from_packed).expect("decode"), p);
+        }
     }
 
     #[test]

@@ -27,7 +27,7 @@ use super::config::CompiledConfig;
 use super::effects::{Effect, PageUser, Record};
 use super::events::EngineEvent;
 use crate::CoreError;
-use crate::channel::{Notification, NotificationKind, Target};
+use crate::channel::{Notification, NotificationAlerts, NotificationKind, Target};
 use crate::dispatch::group::{GroupProbe, format_labels, group_hash, group_key, group_labels};
 use crate::dispatch::{
     AggregationGroup, FpSlab, GroupSet, IndexBuild, KeySlab, NflogEntry, ProbeKey, UpdateReason,
@@ -1280,13 +1280,31 @@ impl EngineCore {
         let Some(route) = self.cfg.routes.get(g.route_index) else {
             return;
         };
-        let mut alerts: Vec<Alert> = Vec::with_capacity(firing.len() + resolved.len());
-        alerts.extend(
+        let members = || {
             firing
                 .iter()
                 .chain(resolved)
-                .filter_map(|fp| self.alerts.get(fp).map(|e| view(&e.alert).to_alert())),
-        );
+                .filter_map(|fp| self.alerts.get(fp))
+        };
+        // Compacted alerts (the server's case) go out packed: the notification's
+        // full alerts are built only if a channel asks for them (see
+        // `NotificationAlerts`); the webhook body and the notification log's row are
+        // written from the packed form.
+        let all_packed = members().all(|e| matches!(e.alert, StoredAlert::Compact(_)));
+        let (mut alerts, (mut common_labels, mut common_annotations)) = if all_packed {
+            let packed: Vec<CompactAlert> = members()
+                .filter_map(|e| match &e.alert {
+                    StoredAlert::Compact(c) => Some(c.clone()),
+                    StoredAlert::Full(_) => None,
+                })
+                .collect();
+            let shared = common_packed(&packed);
+            (NotificationAlerts::from_packed(packed), shared)
+        } else {
+            let full: Vec<Alert> = members().map(|e| view(&e.alert).to_alert()).collect();
+            let shared = common(&full);
+            (NotificationAlerts::from(full), shared)
+        };
         let status = if firing.is_empty() {
             AlertStatus::Resolved
         } else {
@@ -1311,7 +1329,6 @@ impl EngineCore {
                 self.cfg.external_url.as_deref(),
             )
         });
-        let (mut common_labels, mut common_annotations) = common(&alerts);
         let mut entries = Vec::new();
         let last = route.notify.len().saturating_sub(1);
         for (ti, t) in route.notify.iter().enumerate() {
@@ -2645,6 +2662,23 @@ pub fn flush_job(key: &str, due: Timestamp) -> Job {
     }
 }
 
+/// [`common`] of packed alerts (the same maps, without unpacking the alerts).
+fn common_packed(alerts: &[CompactAlert]) -> (Labels, BTreeMap<String, String>) {
+    let Some(first) = alerts.first() else {
+        return Default::default();
+    };
+    let mut labels = first.to_labels();
+    let mut ann: BTreeMap<String, String> = first
+        .annotations()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    for a in &alerts[1..] {
+        labels.retain(|k, v| a.label(k) == Some(v.as_str()));
+        ann.retain(|k, v| a.annotation(k) == Some(v.as_str()));
+    }
+    (labels, ann)
+}
+
 fn common(alerts: &[Alert]) -> (Labels, BTreeMap<String, String>) {
     let Some(first) = alerts.first() else {
         return Default::default();
@@ -2749,7 +2783,7 @@ mod tests {
             .map(|e| match e {
                 Effect::Notify(n) => {
                     let mut n = n.clone();
-                    for a in &mut n.alerts {
+                    for a in n.alerts.to_mut() {
                         a.raw = crate::model::RawPayload::null();
                     }
                     Effect::Notify(n)

@@ -206,7 +206,7 @@ impl PlannerEscalation {
                         group_key: incident.group_key.clone(),
                         status: crate::model::AlertStatus::Firing,
                         incident: Some(incident.to_ref(None, None)),
-                        alerts: Vec::new(),
+                        alerts: Default::default(),
                         group_labels: incident.group_labels.clone(),
                         common_labels: Default::default(),
                         common_annotations: Default::default(),

@@ -190,7 +190,7 @@ mod tests {
             group_key: "g".into(),
             status: AlertStatus::Firing,
             incident: None,
-            alerts: vec![],
+            alerts: Default::default(),
             group_labels: Default::default(),
             common_labels: Default::default(),
             common_annotations: Default::default(),

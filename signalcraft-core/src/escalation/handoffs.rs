@@ -56,7 +56,7 @@ pub fn handoff_notifications(plan: &HandoffPlan, now: jiff::Timestamp) -> Vec<No
                 group_key: format!("schedule/{}", notice.schedule_id),
                 status: AlertStatus::Firing,
                 incident: None,
-                alerts: Vec::new(),
+                alerts: Default::default(),
                 group_labels: Default::default(),
                 common_labels: Default::default(),
                 common_annotations: Default::default(),

@@ -304,6 +304,35 @@ impl CompactAlert {
         })
     }
 
+    /// The value of annotation `name`, if present.
+    pub fn annotation(&self, name: &str) -> Option<&str> {
+        self.annotations().find(|(k, _)| *k == name).map(|(_, v)| v)
+    }
+
+    /// How many labels, annotations and links it has.
+    pub fn counts(&self) -> (usize, usize, usize) {
+        (self.count(0), self.count(1), self.count(2))
+    }
+
+    /// Free-form details (`null` when none).
+    pub fn details(&self) -> &serde_json::Value {
+        static NULL: serde_json::Value = serde_json::Value::Null;
+        self.extra.as_ref().map_or(&NULL, |e| &e.details)
+    }
+
+    /// Images.
+    pub fn images(&self) -> &[Image] {
+        self.extra.as_ref().map_or(&[], |e| e.images.as_slice())
+    }
+
+    /// Its identity, as [`Alert::fingerprint`] of the unpacked alert.
+    pub fn fingerprint(&self) -> super::Fingerprint {
+        match self.dedup_key() {
+            Some(k) => super::Fingerprint::of_dedup_key(&self.source.integration, k),
+            None => super::Fingerprint::of_label_pairs(self.labels()),
+        }
+    }
+
     /// The labels as a [`Labels`] map (allocates).
     pub fn to_labels(&self) -> Labels {
         self.labels()
@@ -454,6 +483,17 @@ mod tests {
                 assert_eq!(c.label(k), Some(v.as_str()));
             }
             assert_eq!(c.label("nope"), None);
+            assert_eq!(c.fingerprint(), a.fingerprint());
+            assert_eq!(c.details(), &a.details);
+            assert_eq!(c.images(), a.images.as_slice());
+            assert_eq!(
+                c.counts(),
+                (a.labels.len(), a.annotations.len(), a.links.len())
+            );
+            for (k, v) in &a.annotations {
+                assert_eq!(c.annotation(k), Some(v.as_str()));
+            }
+            assert_eq!(c.annotation("nope"), None);
         }
     }
 

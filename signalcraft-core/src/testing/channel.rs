@@ -142,7 +142,7 @@ pub fn sample_notification(id: &str, receiver: &str, address: &str) -> Notificat
             service: Some("checkout".into()),
             url: Some("https://signalcraft.example.com/incidents/42".into()),
         }),
-        alerts: vec![alert],
+        alerts: vec![alert].into(),
         group_labels: BTreeMap::from([("alertname".into(), "HighErrorRate".into())]),
         common_labels: labels,
         common_annotations: BTreeMap::new(),

@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use signalcraft_core::channel::{Channel, Delivered, DeliveryError, Notification};
 use signalcraft_core::clock::{Clock, SystemClock};
-use signalcraft_core::model::AlertStatus;
+use signalcraft_core::model::{AlertStatus, CompactAlert};
 
 use super::error::{CallbackError, ChannelError};
 use super::http;
@@ -241,11 +241,30 @@ impl Serialize for AlertsRef<'_> {
         // time is formatted once, not once per alert.
         let mut starts = TimeText::default();
         let mut ends = TimeText::default();
+        if let Some(packed) = n.alerts.packed() {
+            // The same body from the engine's packed alerts, without unpacking them.
+            for a in packed.iter().take(self.take) {
+                seq.serialize_element(&AlertRef {
+                    status: a.status,
+                    labels: Pairs::Packed(a, false),
+                    annotations: Pairs::Packed(a, true),
+                    starts_at: starts.of(a.starts_at().unwrap_or(n.created_at)),
+                    ends_at: match (a.status, a.ends_at()) {
+                        (AlertStatus::Resolved, Some(t)) => ends.of(t),
+                        (AlertStatus::Resolved, None) => ends.of(n.created_at),
+                        _ => ZERO_TIME,
+                    },
+                    generator_url: a.links().next().map_or("", |(href, _)| href),
+                    fingerprint: a.fingerprint(),
+                })?;
+            }
+            return seq.end();
+        }
         for a in &n.alerts[..self.take] {
             seq.serialize_element(&AlertRef {
                 status: a.status,
-                labels: &a.labels,
-                annotations: &a.annotations,
+                labels: Pairs::Map(&a.labels),
+                annotations: Pairs::Map(&a.annotations),
                 starts_at: starts.of(a.starts_at.unwrap_or(n.created_at)),
                 ends_at: match (a.status, a.ends_at) {
                     (AlertStatus::Resolved, Some(t)) => ends.of(t),
@@ -264,8 +283,8 @@ impl Serialize for AlertsRef<'_> {
 #[serde(rename_all = "camelCase")]
 struct AlertRef<'a> {
     status: AlertStatus,
-    labels: &'a BTreeMap<String, String>,
-    annotations: &'a BTreeMap<String, String>,
+    labels: Pairs<'a>,
+    annotations: Pairs<'a>,
     /// RFC 3339 (the `Display` of the time).
     starts_at: &'a str,
     /// RFC 3339, or Alertmanager's zero time.
@@ -274,6 +293,36 @@ struct AlertRef<'a> {
     generator_url: &'a str,
     #[serde(serialize_with = "display")]
     fingerprint: signalcraft_core::model::Fingerprint,
+}
+
+/// A string map of an alert, full or packed (`true`: its annotations, `false`: its
+/// labels); both in name order, so they serialize alike.
+enum Pairs<'a> {
+    Map(&'a BTreeMap<String, String>),
+    Packed(&'a CompactAlert, bool),
+}
+
+impl Serialize for Pairs<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        match *self {
+            Pairs::Map(m) => m.serialize(s),
+            Pairs::Packed(a, annotations) => {
+                let (labels, notes, _) = a.counts();
+                let mut m = s.serialize_map(Some(if annotations { notes } else { labels }))?;
+                if annotations {
+                    for (k, v) in a.annotations() {
+                        m.serialize_entry(k, v)?;
+                    }
+                } else {
+                    for (k, v) in a.labels() {
+                        m.serialize_entry(k, v)?;
+                    }
+                }
+                m.end()
+            }
+        }
+    }
 }
 
 fn display<T: std::fmt::Display, S: serde::Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
@@ -533,7 +582,8 @@ impl Channel for WebhookChannel {
 
 #[cfg(test)]
 mod tests {
-    use signalcraft_core::model::{AlertStatus, Link};
+    use signalcraft_core::channel::NotificationAlerts;
+    use signalcraft_core::model::{AlertStatus, CompactAlert, Link};
     use signalcraft_core::testing::channel::sample_notification;
 
     use super::{render, render_body};
@@ -624,16 +674,20 @@ mod tests {
             text: None,
         });
         second.labels.insert("pod".into(), "ü\n\"x\"".into());
-        n.alerts.push(second.clone());
+        second.annotations.insert("b".into(), "two".into());
+        second.annotations.insert("a".into(), "one".into());
+        n.alerts.to_mut().push(second.clone());
         second.ends_at = Some(n.created_at);
-        n.alerts.push(second.clone());
+        second.dedup_key = Some("dk-1".into());
+        n.alerts.to_mut().push(second.clone());
+        second.dedup_key = None;
         // Start and end times that change from one alert to the next and back (each
         // distinct time is formatted once).
         for secs in [60, 0, 60] {
             let mut a = second.clone();
             a.starts_at = Some(n.created_at - jiff::SignedDuration::from_secs(secs + 5));
             a.ends_at = Some(n.created_at - jiff::SignedDuration::from_secs(secs));
-            n.alerts.push(a);
+            n.alerts.to_mut().push(a);
         }
         let mut cases = vec![n.clone()];
         n.incident = None;
@@ -641,13 +695,24 @@ mod tests {
         n.status = AlertStatus::Resolved;
         cases.push(n);
         for n in &cases {
+            // The same alerts packed, as the engine hands them over.
+            let mut packed = n.clone();
+            packed.alerts = NotificationAlerts::from_packed(
+                n.alerts.iter().map(CompactAlert::from_alert).collect(),
+            );
             for max in [0, 1, 2, 3, 10] {
                 let want = serde_json::to_vec(&render(n, max)).unwrap();
                 assert_eq!(
                     String::from_utf8(render_body(n, max).unwrap()).unwrap(),
-                    String::from_utf8(want).unwrap(),
+                    String::from_utf8(want.clone()).unwrap(),
                     "max_alerts {max}"
                 );
+                assert_eq!(
+                    String::from_utf8(render_body(&packed, max).unwrap()).unwrap(),
+                    String::from_utf8(want).unwrap(),
+                    "packed, max_alerts {max}"
+                );
+                assert!(!packed.alerts.unpacked(), "rendered without unpacking");
             }
         }
     }
