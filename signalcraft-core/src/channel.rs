@@ -1,7 +1,6 @@
 //! The outbound seam: a [`Channel`] delivers one rendered [`Notification`] to one
 //! target (a Slack channel, an email address, a phone, a webhook URL).
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -93,7 +92,7 @@ pub struct Notification {
     pub common_labels: Labels,
     /// Annotations every alert shares.
     #[serde(default)]
-    pub common_annotations: BTreeMap<String, String>,
+    pub common_annotations: crate::model::Annotations,
     /// Runbook links from the route and the service.
     #[serde(default)]
     pub runbooks: Vec<Link>,

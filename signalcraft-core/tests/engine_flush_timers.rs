@@ -218,7 +218,7 @@ async fn after_a_failed_commit_the_core_is_rebuilt_from_the_store() {
         .0
         .lock()
         .iter()
-        .map(|n| n.group_labels["alertname"].clone())
+        .map(|n| n.group_labels["alertname"].to_owned())
         .collect();
     notified.sort();
     assert_eq!(notified, ["Down", "Up"]);

@@ -632,7 +632,7 @@ async fn group_wait_counts_from_acceptance_when_the_applier_lags() {
     let mut notified: Vec<String> = rec
         .calls()
         .iter()
-        .map(|n| n.group_labels["alertname"].clone())
+        .map(|n| n.group_labels["alertname"].to_owned())
         .collect();
     notified.sort();
     assert_eq!(notified, ["First", "Second", "Third"]);

@@ -192,7 +192,7 @@ proptest! {
         })).unwrap();
         let mut out = Vec::new();
         c.put_silence(&spec, Actor::System, t0(), &mut out).unwrap();
-        let db: Vec<Fingerprint> = events.iter().filter(|(_, a)| a.labels["team"] == "db").map(|(_, a)| a.fingerprint()).collect();
+        let db: Vec<Fingerprint> = events.iter().filter(|(_, a)| &a.labels["team"] == "db").map(|(_, a)| a.fingerprint()).collect();
         for (_, _, firing, _) in simulate(&mut c, &events, 10_000) {
             for f in firing {
                 prop_assert!(!db.contains(&f), "silenced alert {f} notified as firing");
@@ -210,6 +210,7 @@ proptest! {
             ]
         })).unwrap();
         let tree = RouteTree::compile(&cfg, &|_| None).unwrap();
+        let labels = Labels::from(labels);
         let r1 = tree.match_labels(&labels);
         let r2 = tree.match_labels(&labels);
         prop_assert!(!r1.is_empty());

@@ -122,7 +122,7 @@ async fn inhibition_mutes_targets_while_source_fires() {
     let mut got: Vec<String> = s
         .between(0, 30)
         .iter()
-        .map(|x| x.n.group_labels["alertname"].clone())
+        .map(|x| x.n.group_labels["alertname"].to_owned())
         .collect();
     got.sort();
     assert_eq!(
@@ -136,7 +136,7 @@ async fn inhibition_mutes_targets_while_source_fires() {
     let later: Vec<String> = s
         .between(31, 90)
         .iter()
-        .map(|x| x.n.group_labels["alertname"].clone())
+        .map(|x| x.n.group_labels["alertname"].to_owned())
         .collect();
     assert!(later.contains(&"PodSlow".to_string()), "{later:?}");
 }

@@ -398,7 +398,7 @@ fn change_events_carry_service_and_repository() {
         Some("https://github.com/baxterthehacker/public-repo")
     );
     assert_eq!(c.service, c.repository);
-    assert_eq!(c.labels["environment"], "production");
+    assert_eq!(&c.labels["environment"], "production");
     let pd = std::fs::read(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../fixtures/pagerduty/change_event.json"

@@ -17,16 +17,14 @@
 //! written before) and is read as such. [`decode`] gives back exactly the
 //! notification [`encode`] was given.
 
-use std::collections::BTreeMap;
-
 use jiff::Timestamp;
 use serde::ser::{SerializeMap, SerializeSeq};
 use serde::{Deserialize, Serialize, Serializer};
 
 use crate::channel::{IncidentRef, Notification, NotificationKind, Target};
 use crate::model::{
-    Alert, AlertStatus, ChangeEvent, CompactAlert, Image, LabelView, Labels, Link, RawPayload,
-    Severity, Source,
+    Alert, AlertStatus, Annotations, ChangeEvent, CompactAlert, Image, LabelView, Labels, Link,
+    RawPayload, Severity, Source,
 };
 
 /// The prefix of every row in this form (the version field first).
@@ -103,7 +101,7 @@ struct RowRef<'a> {
     incident: Option<&'a IncidentRef>,
     group_labels: &'a Labels,
     common_labels: &'a Labels,
-    common_annotations: &'a BTreeMap<String, String>,
+    common_annotations: &'a Annotations,
     runbooks: &'a [Link],
     recent_changes: &'a [ChangeEvent],
     receiver: &'a str,
@@ -126,7 +124,7 @@ struct Row {
     incident: Option<IncidentRef>,
     group_labels: Labels,
     common_labels: Labels,
-    common_annotations: BTreeMap<String, String>,
+    common_annotations: Annotations,
     runbooks: Vec<Link>,
     recent_changes: Vec<ChangeEvent>,
     receiver: String,
@@ -296,7 +294,7 @@ fn own_pairs<'p, M, I>(
     keys: (&'static str, &'static str),
     (len, pairs): (usize, impl Fn() -> I),
     get: impl Fn(&str) -> Option<&'p str>,
-    common: &BTreeMap<String, String>,
+    common: &Labels,
 ) -> Result<(), M::Error>
 where
     M: SerializeMap,
@@ -339,8 +337,8 @@ where
 fn own_entries<M: SerializeMap>(
     m: &mut M,
     keys: (&'static str, &'static str),
-    all: &BTreeMap<String, String>,
-    common: &BTreeMap<String, String>,
+    all: &Labels,
+    common: &Labels,
 ) -> Result<(), M::Error> {
     let factored = common
         .iter()
@@ -355,7 +353,7 @@ fn own_entries<M: SerializeMap>(
 }
 
 /// The entries of `.0` that `.1` does not have.
-struct Beyond<'a>(&'a BTreeMap<String, String>, &'a BTreeMap<String, String>);
+struct Beyond<'a>(&'a Labels, &'a Labels);
 
 impl Serialize for Beyond<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -388,9 +386,9 @@ struct AlertRow {
     #[serde(default, rename = "L")]
     labels: Option<Labels>,
     #[serde(default)]
-    a: Option<BTreeMap<String, String>>,
+    a: Option<Annotations>,
     #[serde(default, rename = "A")]
-    annotations: Option<BTreeMap<String, String>>,
+    annotations: Option<Annotations>,
     #[serde(default, rename = "lk")]
     links: Vec<Link>,
     #[serde(default, rename = "im")]
@@ -407,16 +405,14 @@ struct AlertRow {
 
 /// A map written by [`own_entries`]: the whole map, or the common entries plus the own ones
 /// (just the common ones when neither key is present).
-fn merged(
-    whole: Option<BTreeMap<String, String>>,
-    own: Option<BTreeMap<String, String>>,
-    common: &BTreeMap<String, String>,
-) -> BTreeMap<String, String> {
+fn merged(whole: Option<Labels>, own: Option<Labels>, common: &Labels) -> Labels {
     if let Some(w) = whole {
         return w;
     }
     let mut m = common.clone();
-    m.extend(own.unwrap_or_default());
+    if let Some(own) = own {
+        m.extend(own.iter());
+    }
     m
 }
 
@@ -459,11 +455,8 @@ mod tests {
         }
     }
 
-    fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+    fn labels(pairs: &[(&str, &str)]) -> Labels {
+        pairs.iter().copied().collect()
     }
 
     /// Every field of an alert set (a struct literal: a field added to `Alert`

@@ -261,7 +261,7 @@ fn write_labels(s: &mut String, labels: &Labels) {
         }
         s.push_str(k);
         s.push_str("=\"");
-        let mut rest = v.as_str();
+        let mut rest = v;
         while let Some(at) = rest.find(['\\', '"']) {
             let (plain, tail) = rest.split_at(at);
             s.push_str(plain);
@@ -370,7 +370,7 @@ impl<'a> GroupProbe<'a> {
                         mix(&mut h, n.as_bytes());
                         mix(&mut h, v.as_bytes());
                         if let Some(slot) = p.pairs.get_mut(p.len) {
-                            *slot = (n.as_str(), v.as_str());
+                            *slot = (n.as_str(), v);
                             p.len += 1;
                         }
                     }
@@ -408,7 +408,7 @@ pub fn group_labels(route: &Route, labels: &Labels) -> Labels {
         GroupBy::All => labels.clone(),
         GroupBy::Labels(names) => names
             .iter()
-            .filter_map(|n| labels.get(n).map(|v| (n.clone(), v.clone())))
+            .filter_map(|n| labels.get(n).map(|v| (n.as_str(), v)))
             .collect(),
     }
 }

@@ -41,8 +41,8 @@ use crate::incident::{
 };
 use crate::inhibit::Inhibitor;
 use crate::model::{
-    ActionEvent, ActionKind, Alert, AlertStatus, ChangeEvent, CompactAlert, Event, Fingerprint,
-    LabelView, Labels, Link, Severity,
+    ActionEvent, ActionKind, Alert, AlertStatus, Annotations, ChangeEvent, CompactAlert, Event,
+    Fingerprint, LabelView, Labels, Link, Severity,
 };
 use crate::scheduler::{Job, JobKind};
 use crate::service::Service;
@@ -232,10 +232,7 @@ impl AlertRef<'_> {
             AlertRef::Compact(c) => {
                 c.summary() != new.summary
                     || c.severity != new.severity
-                    || !c.annotations().eq(new
-                        .annotations
-                        .iter()
-                        .map(|(k, v)| (k.as_str(), v.as_str())))
+                    || !c.annotations().eq(new.annotations.iter())
                     || !c.links().eq(new
                         .links
                         .iter()
@@ -2663,23 +2660,20 @@ pub fn flush_job(key: &str, due: Timestamp) -> Job {
 }
 
 /// [`common`] of packed alerts (the same maps, without unpacking the alerts).
-fn common_packed(alerts: &[CompactAlert]) -> (Labels, BTreeMap<String, String>) {
+fn common_packed(alerts: &[CompactAlert]) -> (Labels, Annotations) {
     let Some(first) = alerts.first() else {
         return Default::default();
     };
     let mut labels = first.to_labels();
-    let mut ann: BTreeMap<String, String> = first
-        .annotations()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
+    let mut ann: Annotations = first.annotations().collect();
     for a in &alerts[1..] {
-        labels.retain(|k, v| a.label(k) == Some(v.as_str()));
-        ann.retain(|k, v| a.annotation(k) == Some(v.as_str()));
+        labels.retain(|k, v| a.label(k) == Some(v));
+        ann.retain(|k, v| a.annotation(k) == Some(v));
     }
     (labels, ann)
 }
 
-fn common(alerts: &[Alert]) -> (Labels, BTreeMap<String, String>) {
+fn common(alerts: &[Alert]) -> (Labels, Annotations) {
     let Some(first) = alerts.first() else {
         return Default::default();
     };
@@ -3080,9 +3074,7 @@ mod tests {
             b.link(&l.href, l.text.as_deref());
         }
         b.finish(
-            crate::model::Fingerprint::of_label_pairs(
-                a.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-            ),
+            crate::model::Fingerprint::of_label_pairs(a.labels.iter()),
             a.status,
         )
     }

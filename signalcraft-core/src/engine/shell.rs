@@ -2312,7 +2312,11 @@ mod tests {
             .lock()
             .iter()
             .map(|n| {
-                let name = n.group_labels.get("alertname").cloned().unwrap_or_default();
+                let name = n
+                    .group_labels
+                    .get("alertname")
+                    .unwrap_or_default()
+                    .to_owned();
                 (name, n.alerts.len())
             })
             .collect()

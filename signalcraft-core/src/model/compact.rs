@@ -15,8 +15,6 @@
 //! name/value pairs (in name order), annotation name/value pairs (in name order), and
 //! per link its href plus its text prefixed by one presence byte.
 
-use std::collections::BTreeMap;
-
 use jiff::Timestamp;
 
 use super::event::{Alert, AlertStatus, Image, Link, RawPayload, Severity, Source};
@@ -335,9 +333,7 @@ impl CompactAlert {
 
     /// The labels as a [`Labels`] map (allocates).
     pub fn to_labels(&self) -> Labels {
-        self.labels()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        self.labels().collect()
     }
 
     /// The alert again, with a null raw payload (allocates).
@@ -354,10 +350,7 @@ impl CompactAlert {
                 .as_ref()
                 .map_or(serde_json::Value::Null, |e| e.details.clone()),
             labels: self.to_labels(),
-            annotations: self
-                .annotations()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect::<BTreeMap<_, _>>(),
+            annotations: self.annotations().collect(),
             links: self
                 .links()
                 .map(|(href, text)| Link {
@@ -480,7 +473,7 @@ mod tests {
             assert_eq!(c.service(), a.service.as_deref());
             assert_eq!(c.to_labels(), a.labels);
             for (k, v) in &a.labels {
-                assert_eq!(c.label(k), Some(v.as_str()));
+                assert_eq!(c.label(k), Some(v));
             }
             assert_eq!(c.label("nope"), None);
             assert_eq!(c.fingerprint(), a.fingerprint());
@@ -491,7 +484,7 @@ mod tests {
                 (a.labels.len(), a.annotations.len(), a.links.len())
             );
             for (k, v) in &a.annotations {
-                assert_eq!(c.annotation(k), Some(v.as_str()));
+                assert_eq!(c.annotation(k), Some(v));
             }
             assert_eq!(c.annotation("nope"), None);
         }
@@ -511,7 +504,7 @@ mod tests {
             }
             let c = CompactAlert::from_alert(&a);
             for (k, v) in &a.labels {
-                assert_eq!(c.label(k), Some(v.as_str()), "{k}");
+                assert_eq!(c.label(k), Some(v), "{k}");
             }
             // Before the first, between two (incl. a prefix of one), after the last.
             for missing in ["a", "", "ba", "c", "bbb", "e", "z", "zzz", "ê"] {

@@ -5,13 +5,12 @@
 //! compare against it, so field names and enum spellings here must not change
 //! without a new schema version.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use super::labels::{Fingerprint, Labels};
+use super::labels::{Annotations, Fingerprint, Labels};
 pub use super::raw_payload::RawPayload;
 
 /// The schema identifier written in every serialized event.
@@ -178,8 +177,8 @@ pub struct Alert {
     #[serde(default)]
     pub labels: Labels,
     /// Non-identifying annotations.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub annotations: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Annotations::is_empty")]
+    pub annotations: Annotations,
     /// Links (dashboards, runbooks, source).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub links: Vec<Link>,
@@ -219,7 +218,7 @@ impl Alert {
             summary: summary.into(),
             details: serde_json::Value::Null,
             labels,
-            annotations: BTreeMap::new(),
+            annotations: Annotations::new(),
             links: Vec::new(),
             images: Vec::new(),
             starts_at: None,

@@ -10,4 +10,4 @@ pub use event::{
     ActionEvent, ActionKind, Alert, AlertStatus, ChangeEvent, EVENT_SCHEMA, Event, Image, Link,
     RawPayload, Severity, Source,
 };
-pub use labels::{Fingerprint, LabelView, Labels};
+pub use labels::{Annotations, Fingerprint, LabelView, Labels, LabelsBuilder};

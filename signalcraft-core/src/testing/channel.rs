@@ -12,7 +12,7 @@
 //! * idempotent re-send: through a [`DeliveryPipeline`], the same notification
 //!   accepted twice and its stale job re-run reach the vendor exactly once.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -143,9 +143,9 @@ pub fn sample_notification(id: &str, receiver: &str, address: &str) -> Notificat
             url: Some("https://signalcraft.example.com/incidents/42".into()),
         }),
         alerts: vec![alert].into(),
-        group_labels: BTreeMap::from([("alertname".into(), "HighErrorRate".into())]),
+        group_labels: Labels::from([("alertname", "HighErrorRate")]),
         common_labels: labels,
-        common_annotations: BTreeMap::new(),
+        common_annotations: Default::default(),
         runbooks: vec![Link {
             href: "https://runbooks.example.com/checkout-5xx".into(),
             text: Some("Checkout 5xx runbook".into()),

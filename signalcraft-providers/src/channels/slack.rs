@@ -215,7 +215,7 @@ pub fn render(n: &Notification) -> Value {
         .as_ref()
         .and_then(|i| i.service.clone())
         .or_else(|| n.alerts.iter().find_map(|a| a.service.clone()))
-        .or_else(|| n.common_labels.get("service").cloned())
+        .or_else(|| n.common_labels.get("service").map(str::to_owned))
         .unwrap_or_else(|| "—".into());
     let state = n
         .incident

@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use signalcraft_core::channel::{Channel, Delivered, DeliveryError, Notification};
 use signalcraft_core::clock::{Clock, SystemClock};
-use signalcraft_core::model::{AlertStatus, CompactAlert};
+use signalcraft_core::model::{AlertStatus, CompactAlert, Labels};
 
 use super::error::{CallbackError, ChannelError};
 use super::http;
@@ -92,11 +92,11 @@ pub struct WebhookPayload {
     /// Receiver name.
     pub receiver: String,
     /// Group-by labels.
-    pub group_labels: BTreeMap<String, String>,
+    pub group_labels: Labels,
     /// Labels shared by every alert.
-    pub common_labels: BTreeMap<String, String>,
+    pub common_labels: Labels,
     /// Annotations shared by every alert.
-    pub common_annotations: BTreeMap<String, String>,
+    pub common_annotations: Labels,
     /// The server's external URL.
     #[serde(rename = "externalURL")]
     pub external_url: String,
@@ -113,9 +113,9 @@ pub struct WebhookAlert {
     /// `firing` or `resolved`.
     pub status: AlertStatus,
     /// Labels.
-    pub labels: BTreeMap<String, String>,
+    pub labels: Labels,
     /// Annotations.
-    pub annotations: BTreeMap<String, String>,
+    pub annotations: Labels,
     /// RFC 3339 start.
     pub starts_at: String,
     /// RFC 3339 end, `0001-01-01T00:00:00Z` while firing (Alertmanager's zero time).
@@ -218,9 +218,9 @@ struct PayloadRef<'a> {
     truncated_alerts: usize,
     status: AlertStatus,
     receiver: &'a str,
-    group_labels: &'a BTreeMap<String, String>,
-    common_labels: &'a BTreeMap<String, String>,
-    common_annotations: &'a BTreeMap<String, String>,
+    group_labels: &'a Labels,
+    common_labels: &'a Labels,
+    common_annotations: &'a Labels,
     #[serde(rename = "externalURL")]
     external_url: &'a str,
     alerts: AlertsRef<'a>,
@@ -298,7 +298,7 @@ struct AlertRef<'a> {
 /// A string map of an alert, full or packed (`true`: its annotations, `false`: its
 /// labels); both in name order, so they serialize alike.
 enum Pairs<'a> {
-    Map(&'a BTreeMap<String, String>),
+    Map(&'a Labels),
     Packed(&'a CompactAlert, bool),
 }
 

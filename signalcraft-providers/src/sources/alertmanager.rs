@@ -9,12 +9,13 @@
 //! (`authorization` / `basic_auth`) and the matching [`TokenAuth`] secret here.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
 
 use jiff::Timestamp;
 use serde::Deserialize;
 use serde_json::value::RawValue;
-use signalcraft_core::model::{Alert, AlertStatus, Event, Labels, Link, RawPayload, Severity};
+use signalcraft_core::model::{
+    Alert, AlertStatus, Annotations, Event, Labels, Link, RawPayload, Severity,
+};
 use signalcraft_core::provider::{InboundRequest, Provider, ProviderError};
 
 use super::decode::{Common, parse_timestamp, severity_of};
@@ -73,7 +74,7 @@ pub(crate) struct AmAlert<'a> {
     pub status: AmStatus,
     pub labels: Labels,
     #[serde(default)]
-    pub annotations: BTreeMap<String, String>,
+    pub annotations: Annotations,
     #[serde(default, borrow, deserialize_with = "super::decode::opt_str")]
     pub starts_at: Option<Cow<'a, str>>,
     #[serde(default, borrow, deserialize_with = "super::decode::opt_str")]
@@ -102,7 +103,7 @@ impl From<AmStatus> for AlertStatus {
 
 /// The summary Alertmanager users expect: `summary`, then `description`, then
 /// `message` annotations, then `alertname`.
-pub(crate) fn summary_of(labels: &Labels, annotations: &BTreeMap<String, String>) -> String {
+pub(crate) fn summary_of(labels: &Labels, annotations: &Annotations) -> String {
     ["summary", "description", "message"]
         .iter()
         .find_map(|k| annotations.get(*k).filter(|v| !v.is_empty()))
@@ -116,10 +117,10 @@ pub(crate) fn ts(s: Option<&str>) -> Option<Timestamp> {
 }
 
 /// Runbook links from the conventional `runbook_url` annotation.
-pub(crate) fn runbook_link(annotations: &BTreeMap<String, String>, links: &mut Vec<Link>) {
+pub(crate) fn runbook_link(annotations: &Annotations, links: &mut Vec<Link>) {
     if let Some(u) = annotations.get("runbook_url").filter(|u| !u.is_empty()) {
         links.push(Link {
-            href: u.clone(),
+            href: u.to_owned(),
             text: Some("Runbook".into()),
         });
     }
@@ -253,7 +254,7 @@ impl<'a> AmAlert<'a> {
         let mut a = AmAlert {
             status: AmStatus::Firing,
             labels: Labels::new(),
-            annotations: BTreeMap::new(),
+            annotations: Annotations::new(),
             starts_at: None,
             ends_at: None,
             generator_url: None,
@@ -287,15 +288,17 @@ impl<'a> AmAlert<'a> {
     }
 }
 
-/// An object of strings as serde reads it into a map (a repeated key keeps the last).
-pub(crate) fn string_map(r: &mut Plain<'_>) -> Option<BTreeMap<String, String>> {
-    let mut map = BTreeMap::new();
+/// An object of strings as serde reads it into a map (a repeated key keeps the last):
+/// the pairs are borrowed from the body where they have no escapes and the set is
+/// written in one allocation.
+pub(crate) fn string_map(r: &mut Plain<'_>) -> Option<Labels> {
+    let mut pairs: Vec<(Cow<'_, str>, Cow<'_, str>)> = Vec::with_capacity(8);
     r.object(|r, key| {
         let value = r.string()?;
-        map.insert(key.into_owned(), value.into_owned());
+        pairs.push((key, value));
         Some(())
     })?;
-    Some(map)
+    Some(Labels::from_slice_mut(&mut pairs))
 }
 
 /// What every alert of a request shares.
@@ -341,7 +344,7 @@ impl AlertmanagerProvider {
             .config
             .service_labels
             .iter()
-            .find_map(|l| a.labels.get(l).filter(|v| !v.is_empty()).cloned());
+            .find_map(|l| a.labels.get(l).filter(|v| !v.is_empty()).map(str::to_owned));
         let mut links = Vec::new();
         if let Some(g) = a.generator_url.filter(|u| !u.is_empty()) {
             links.push(Link {

@@ -21,10 +21,12 @@ use std::collections::BTreeMap;
 
 use jiff::{SignedDuration, Timestamp};
 use serde::Deserialize;
-use signalcraft_core::model::{Alert, AlertStatus, Event, Labels, Link, RawPayload, Severity};
+use signalcraft_core::model::{
+    Alert, AlertStatus, Annotations, Event, LabelsBuilder, Link, RawPayload, Severity,
+};
 use signalcraft_core::provider::{InboundRequest, Provider, ProviderError};
 
-use super::decode::{Common, first_line_of, parse_timestamp, put_label};
+use super::decode::{Common, first_line_of, parse_timestamp, push_label};
 use super::fast_json::{Nested, Plain, Seen};
 use super::integration::Integration;
 use super::registry::{SourceType, Verification};
@@ -494,27 +496,27 @@ impl CloudWatchProvider {
                 ));
             }
         };
-        let mut labels = Labels::new();
-        put_label(&mut labels, "alarm_name", &alarm.alarm_name);
+        let mut labels = LabelsBuilder::with_capacity(8);
+        push_label(&mut labels, "alarm_name", &alarm.alarm_name);
         let region_code = alarm
             .alarm_arn
             .as_deref()
             .and_then(arn_region)
             .unwrap_or("");
-        put_label(&mut labels, "region", region_code);
-        put_label(
+        push_label(&mut labels, "region", region_code);
+        push_label(
             &mut labels,
             "aws_account_id",
             alarm.aws_account_id.as_deref().unwrap_or(""),
         );
         let mut service = None;
         if let Some(t) = &alarm.trigger {
-            put_label(
+            push_label(
                 &mut labels,
                 "namespace",
                 t.namespace.as_deref().unwrap_or(""),
             );
-            put_label(
+            push_label(
                 &mut labels,
                 "metric_name",
                 t.metric_name.as_deref().unwrap_or(""),
@@ -526,7 +528,7 @@ impl CloudWatchProvider {
                 let mut name = String::with_capacity("dimension_".len() + d.name.len());
                 name.push_str("dimension_");
                 name.push_str(&d.name);
-                labels.insert(name, d.value.to_string());
+                labels.push(name, &*d.value);
                 if d.name == "ServiceName" {
                     service = Some(d.value.to_string());
                 }
@@ -537,13 +539,12 @@ impl CloudWatchProvider {
             .filter(|s| !s.is_empty())
             .map(|s| first_line_of(s, 512))
             .unwrap_or_else(|| format!("{}: {}", alarm.new_state_value, alarm.alarm_name));
-        let mut annotations = BTreeMap::new();
-        if let Some(d) = alarm.alarm_description.filter(|d| !d.is_empty()) {
-            annotations.insert("description".to_string(), d);
-        }
-        if let Some(r) = alarm.new_state_reason.filter(|r| !r.is_empty()) {
-            annotations.insert("reason".to_string(), r);
-        }
+        let description = alarm.alarm_description.filter(|d| !d.is_empty());
+        let reason = alarm.new_state_reason.filter(|r| !r.is_empty());
+        let annotations: Annotations = [("description", description), ("reason", reason)]
+            .into_iter()
+            .filter_map(|(k, v)| Some((k, v?)))
+            .collect();
         let mut links = Vec::new();
         if !region_code.is_empty() {
             const CONSOLE: &str = "https://console.aws.amazon.com/cloudwatch/home?region=";
@@ -597,7 +598,7 @@ impl CloudWatchProvider {
                 d.insert("Region".into(), opt(alarm.region.as_deref()));
                 serde_json::Value::Object(d)
             },
-            labels,
+            labels: labels.build(),
             annotations,
             links,
             images: Vec::new(),

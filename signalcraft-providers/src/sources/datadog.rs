@@ -25,12 +25,12 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Number, Value};
 use signalcraft_core::model::{
-    Alert, AlertStatus, Event, Image, Labels, Link, RawPayload, Severity,
+    Alert, AlertStatus, Event, Image, Labels, LabelsBuilder, Link, RawPayload, Severity,
 };
 use signalcraft_core::provider::{InboundRequest, Provider, ProviderError};
 
 use super::decode::{
-    Common, contains_ignore_ascii_case, first_line, parse_timestamp, put_label, severity_of,
+    Common, contains_ignore_ascii_case, first_line, parse_timestamp, push_label, severity_of,
 };
 use super::fast_json::{Plain, Seen};
 use super::integration::Integration;
@@ -497,14 +497,18 @@ impl DatadogProvider {
                     _ => self.config.default_severity,
                 }
             };
-        let mut labels = Labels::new();
+        let mut labels = LabelsBuilder::with_capacity(8);
         // Tags: a comma-separated string or an array of them (each element may itself
         // hold several comma-separated tags).
         let mut service = None;
         let mut add_tags = |text: &str| {
             for tag in text.split(',').map(str::trim).filter(|t| !t.is_empty()) {
                 let (k, v) = tag.split_once(':').unwrap_or((tag, ""));
-                put_label(&mut labels, k, if v.is_empty() { "true" } else { v });
+                // Owned: `text` lives only for this call.
+                labels.push(
+                    k.to_owned(),
+                    (if v.is_empty() { "true" } else { v }).to_owned(),
+                );
                 if k == self.config.service_tag && !v.is_empty() {
                     service = Some(v.to_string());
                 }
@@ -523,14 +527,14 @@ impl DatadogProvider {
             Some(Tags::One(s)) => add_scalar(s),
             None => {}
         }
-        put_label(&mut labels, "hostname", nonempty(&p.hostname).unwrap_or(""));
-        put_label(
+        push_label(&mut labels, "hostname", nonempty(&p.hostname).unwrap_or(""));
+        push_label(
             &mut labels,
             "alert_metric",
             nonempty(&p.alert_metric).unwrap_or(""),
         );
         if let Some(name) = p.org.as_ref().and_then(|o| o.name.as_deref()) {
-            put_label(&mut labels, "org", name);
+            push_label(&mut labels, "org", name);
         }
         let alert_id = p
             .alert_id
@@ -547,13 +551,12 @@ impl DatadogProvider {
         let summary = nonempty(&p.alert_title)
             .map(str::to_string)
             .unwrap_or_else(|| first_line(bare_title, 512));
-        let mut annotations = std::collections::BTreeMap::new();
-        if let Some(b) = p.body.filter(|b| !b.trim().is_empty()) {
-            annotations.insert("body".to_string(), b.into_owned());
-        }
-        if let Some(q) = nonempty(&p.alert_query) {
-            annotations.insert("query".to_string(), q.to_string());
-        }
+        let body = p.body.filter(|b| !b.trim().is_empty());
+        let query = nonempty(&p.alert_query);
+        let annotations: Labels = [("body", body.as_deref()), ("query", query)]
+            .into_iter()
+            .filter_map(|(k, v)| Some((k, v?)))
+            .collect();
         let at = p
             .last_updated
             .as_ref()
@@ -606,7 +609,7 @@ impl DatadogProvider {
             severity,
             summary,
             details: Value::Object(details),
-            labels,
+            labels: labels.build(),
             annotations,
             links,
             images,
@@ -702,7 +705,7 @@ mod tests {
                 "tags": ["env:prod,service:web", 7, true, ["nested:x"], {"o": 1}, null,
                          "te\u0061m:core"]}"#,
         );
-        let l = |k: &str| a.labels.get(k).map(String::as_str);
+        let l = |k: &str| a.labels.get(k);
         assert_eq!(l("env"), Some("prod"));
         assert_eq!(l("service"), Some("web"));
         assert_eq!(l("7"), Some("true"));
@@ -792,7 +795,7 @@ mod tests {
     #[test]
     fn tags_as_a_number_and_ids_as_objects() {
         let a = parse(r#"{"title": "x", "tags": 5, "alert_id": {"a": 1}, "id": [1]}"#);
-        assert_eq!(a.labels.get("5").map(String::as_str), Some("true"));
+        assert_eq!(a.labels.get("5"), Some("true"));
         assert_eq!(a.details["alert_id"], Value::Null);
         assert_eq!(a.details["event_id"], Value::Null);
         assert_eq!(a.dedup_key.as_deref(), Some("title:x"));

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, Visitor};
 use serde_json::Value;
 use serde_json::value::RawValue;
-use signalcraft_core::model::{Labels, RawPayload, Severity, Source};
+use signalcraft_core::model::{Labels, LabelsBuilder, RawPayload, Severity, Source};
 use signalcraft_core::provider::ProviderError;
 
 use super::integration::Integration;
@@ -485,10 +485,19 @@ pub fn contains_ignore_ascii_case(haystack: &str, needle: &str) -> bool {
     n.is_empty() || h.windows(n.len()).any(|w| w.eq_ignore_ascii_case(n))
 }
 
-/// Inserts `name=value` unless the value is empty.
+/// Inserts `name=value` unless the value is empty (rebuilds the set: for the few labels
+/// of change events; alert providers gather theirs with [`push_label`]).
 pub fn put_label(labels: &mut Labels, name: &str, value: &str) {
     if !value.is_empty() {
-        labels.insert(name.to_string(), value.to_string());
+        labels.set(name, value);
+    }
+}
+
+/// Adds `name=value` to a builder unless the value is empty (borrowed: the set is
+/// written once, at [`LabelsBuilder::build`]).
+pub fn push_label<'a>(labels: &mut LabelsBuilder<'a>, name: &'a str, value: &'a str) {
+    if !value.is_empty() {
+        labels.push(name, value);
     }
 }
 

@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use jiff::Timestamp;
 use serde::Deserialize;
 use serde_json::Value;
-use signalcraft_core::model::{Alert, AlertStatus, Event, Labels, Link, Severity};
+use signalcraft_core::model::{Alert, AlertStatus, Event, LabelsBuilder, Link, Severity};
 use signalcraft_core::provider::{InboundRequest, Provider, ProviderError};
 
 use super::decode::{Common, first_line, parse_timestamp, scalar_text};
@@ -150,16 +150,16 @@ impl GenericProvider {
                     .or_else(|| Severity::parse_lenient(&s))
             })
             .unwrap_or(c.default_severity);
-        let mut labels = Labels::new();
+        let mut labels = LabelsBuilder::with_capacity(c.labels.len());
         for (name, p) in &c.labels {
             if let Some(t) = v.pointer(p).and_then(scalar_text).filter(|t| !t.is_empty()) {
-                labels.insert(name.clone(), t);
+                labels.push(name.as_str(), t);
             }
         }
         let mut a = Alert::firing(
             self.common.source.clone(),
             first_line(&summary, 1024),
-            labels,
+            labels.build(),
         );
         a.status = status;
         a.severity = severity;

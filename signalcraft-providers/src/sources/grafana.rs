@@ -12,12 +12,13 @@
 //! in which case the timestamp must lie within `replay_window_secs` of now.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
 
 use jiff::{SignedDuration, Timestamp};
 use serde::Deserialize;
 use serde_json::value::RawValue;
-use signalcraft_core::model::{Alert, Event, Image, Labels, Link, RawPayload, Severity};
+use signalcraft_core::model::{
+    Alert, Annotations, Event, Image, Labels, Link, RawPayload, Severity,
+};
 use signalcraft_core::provider::{InboundRequest, Provider, ProviderError};
 
 use super::alertmanager::{AmStatus, runbook_link, string_map, summary_of, ts};
@@ -89,7 +90,7 @@ struct GrafanaAlert<'a> {
     status: AmStatus,
     labels: Labels,
     #[serde(default)]
-    annotations: BTreeMap<String, String>,
+    annotations: Annotations,
     #[serde(default, borrow, deserialize_with = "super::decode::opt_str")]
     starts_at: Option<Cow<'a, str>>,
     #[serde(default, borrow, deserialize_with = "super::decode::opt_str")]
@@ -172,7 +173,7 @@ impl<'a> GrafanaAlert<'a> {
         let mut a = GrafanaAlert {
             status: AmStatus::Firing,
             labels: Labels::new(),
-            annotations: BTreeMap::new(),
+            annotations: Annotations::new(),
             starts_at: None,
             ends_at: None,
             generator_url: None,
@@ -336,7 +337,7 @@ impl GrafanaProvider {
             .config
             .service_labels
             .iter()
-            .find_map(|l| a.labels.get(l).filter(|v| !v.is_empty()).cloned());
+            .find_map(|l| a.labels.get(l).filter(|v| !v.is_empty()).map(str::to_owned));
         let mut links = Vec::new();
         push_link(&mut links, a.generator_url, "Alert rule");
         push_link(&mut links, a.dashboard_url.clone(), "Dashboard");
@@ -349,7 +350,7 @@ impl GrafanaProvider {
             .map(|src| Image {
                 src,
                 href: a.panel_url.or(a.dashboard_url).filter(|u| !u.is_empty()),
-                alt: a.labels.get("alertname").cloned(),
+                alt: a.labels.get("alertname").map(str::to_owned),
             })
             .into_iter()
             .collect();

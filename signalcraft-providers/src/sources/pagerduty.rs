@@ -28,12 +28,12 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 use signalcraft_core::model::{
-    ActionEvent, ActionKind, Alert, AlertStatus, ChangeEvent, Event, Image, Labels, Link,
+    ActionEvent, ActionKind, Alert, AlertStatus, ChangeEvent, Event, Image, LabelsBuilder, Link,
     RawPayload, Severity,
 };
 use signalcraft_core::provider::{InboundRequest, Provider, ProviderError};
 
-use super::decode::{Common, first_line, parse_timestamp, put_label};
+use super::decode::{Common, first_line, parse_timestamp, push_label};
 use super::fast_json::{Plain, Seen};
 use super::integration::Integration;
 use super::registry::{SourceType, Verification};
@@ -287,15 +287,15 @@ impl PagerDutyProvider {
             Some(k) => k.to_string(),
             None => generated_dedup_key(body),
         };
-        let mut labels = Labels::new();
-        put_label(&mut labels, "source", source);
-        put_label(
+        let mut labels = LabelsBuilder::with_capacity(8);
+        push_label(&mut labels, "source", source);
+        push_label(
             &mut labels,
             "component",
             p.component.as_deref().unwrap_or(""),
         );
-        put_label(&mut labels, "group", p.group.as_deref().unwrap_or(""));
-        put_label(&mut labels, "class", p.class.as_deref().unwrap_or(""));
+        push_label(&mut labels, "group", p.group.as_deref().unwrap_or(""));
+        push_label(&mut labels, "class", p.class.as_deref().unwrap_or(""));
         let mut links: Vec<Link> = e
             .links
             .into_iter()
@@ -317,7 +317,7 @@ impl PagerDutyProvider {
             severity,
             summary: first_line(summary, 1024),
             details: p.custom_details.take().unwrap_or(Value::Null),
-            labels,
+            labels: labels.build(),
             annotations: Default::default(),
             links,
             images: e
@@ -363,9 +363,10 @@ impl PagerDutyProvider {
             .find_map(|k| details.get(*k).and_then(Value::as_str))
             .filter(|r| r.starts_with("http"))
             .map(str::to_string);
-        let mut labels = Labels::new();
-        put_label(&mut labels, "source", p.source.as_deref().unwrap_or(""));
-        put_label(&mut labels, "change_type", "pagerduty_change");
+        let mut labels = LabelsBuilder::with_capacity(8);
+        push_label(&mut labels, "source", p.source.as_deref().unwrap_or(""));
+        push_label(&mut labels, "change_type", "pagerduty_change");
+        let labels = labels.build();
         Ok(Event::Change(ChangeEvent {
             source: self.common.source.clone(),
             summary: first_line(summary, 1024),

@@ -6,11 +6,9 @@
 //! alert whose `endsAt` is in the past is resolved, and an alert without labels is
 //! rejected (the whole request, so a rejected request changes nothing).
 
-use std::collections::BTreeMap;
-
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
-use signalcraft_core::model::{Alert, AlertStatus, Labels, Link, Severity, Source};
+use signalcraft_core::model::{Alert, AlertStatus, Annotations, Labels, Link, Severity, Source};
 
 use crate::error::ApiError;
 
@@ -19,10 +17,12 @@ use crate::error::ApiError;
 #[serde(rename_all = "camelCase")]
 pub struct PostableAlert {
     /// Identifying labels; must not be empty.
-    pub labels: BTreeMap<String, String>,
+    #[schema(value_type = std::collections::BTreeMap<String, String>)]
+    pub labels: Labels,
     /// Annotations (`summary`, `description`, `runbook_url`, …).
     #[serde(default)]
-    pub annotations: BTreeMap<String, String>,
+    #[schema(value_type = std::collections::BTreeMap<String, String>)]
+    pub annotations: Annotations,
     /// When the alert started (RFC 3339); default: now.
     #[serde(default)]
     #[schema(value_type = Option<String>, format = DateTime)]
@@ -144,7 +144,7 @@ fn convert(p: PostableAlert, source: &Source, now: Timestamp) -> Alert {
         .get("summary")
         .or_else(|| p.annotations.get("description"))
         .or_else(|| labels.get("alertname"))
-        .cloned()
+        .map(str::to_owned)
         .unwrap_or_else(|| {
             labels
                 .iter()
@@ -161,11 +161,14 @@ fn convert(p: PostableAlert, source: &Source, now: Timestamp) -> Alert {
     }
     if let Some(r) = p.annotations.get("runbook_url") {
         links.push(Link {
-            href: r.clone(),
+            href: r.to_owned(),
             text: Some("Runbook".into()),
         });
     }
-    let service = labels.get("service").or_else(|| labels.get("job")).cloned();
+    let service = labels
+        .get("service")
+        .or_else(|| labels.get("job"))
+        .map(str::to_owned);
     Alert {
         source: source.clone(),
         dedup_key: None,
@@ -189,9 +192,11 @@ fn convert(p: PostableAlert, source: &Source, now: Timestamp) -> Alert {
 #[serde(rename_all = "camelCase")]
 pub struct GettableAlert {
     /// Labels.
-    pub labels: BTreeMap<String, String>,
+    #[schema(value_type = std::collections::BTreeMap<String, String>)]
+    pub labels: Labels,
     /// Annotations.
-    pub annotations: BTreeMap<String, String>,
+    #[schema(value_type = std::collections::BTreeMap<String, String>)]
+    pub annotations: Annotations,
     /// Start.
     pub starts_at: String,
     /// End (zero time when unknown, as Alertmanager prints it).
