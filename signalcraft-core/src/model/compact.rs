@@ -1,10 +1,10 @@
 //! [`CompactAlert`]: an [`Alert`] without its audit-only parts, packed for memory.
 //!
 //! The engine keeps every active alert in memory for its whole life (grouping,
-//! silences, notifications). A provider-built [`Alert`] owns two `BTreeMap` nodes and a
-//! dozen or more small strings (≈1.5 KB of heap for an Alertmanager alert) plus the raw
-//! payload, which only the audit record needs and which is persisted when the alert is
-//! received. A `CompactAlert` keeps what decisions and notifications use (source,
+//! silences, notifications). A provider-built [`Alert`] owns its packed label and
+//! annotation sets, a few small strings (summary, links; ≈450 B of heap for an
+//! Alertmanager alert) plus the raw payload, which only the audit record needs and
+//! which is persisted when the alert is received. A `CompactAlert` keeps what decisions and notifications use (source,
 //! status, severity, summary, dedup key, service, labels, annotations, links,
 //! start/end, and details and images when present) with every string in one
 //! allocation, and drops the raw payload.
