@@ -306,7 +306,7 @@ where
     } else if len > common.len() {
         m.serialize_entry(
             keys.0,
-            &Pairs(|| pairs().filter(|(k, _)| !common.contains_key(*k))),
+            &Pairs(|| pairs().filter(|(k, _)| !common.contains_key(k))),
         )
     } else {
         Ok(())

@@ -106,7 +106,7 @@ impl From<AmStatus> for AlertStatus {
 pub(crate) fn summary_of(labels: &Labels, annotations: &Annotations) -> String {
     ["summary", "description", "message"]
         .iter()
-        .find_map(|k| annotations.get(*k).filter(|v| !v.is_empty()))
+        .find_map(|k| annotations.get(k).filter(|v| !v.is_empty()))
         .or_else(|| labels.get("alertname"))
         .map(|s| super::decode::first_line(s, 512))
         .unwrap_or_else(|| "alert".to_string())
@@ -338,7 +338,7 @@ impl AlertmanagerProvider {
         let severity = a
             .labels
             .get("severity")
-            .and_then(|s| severity_of(s))
+            .and_then(severity_of)
             .unwrap_or(self.config.default_severity);
         let service = self
             .config

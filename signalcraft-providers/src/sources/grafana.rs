@@ -331,7 +331,7 @@ impl GrafanaProvider {
         let severity = a
             .labels
             .get("severity")
-            .and_then(|s| severity_of(s))
+            .and_then(severity_of)
             .unwrap_or(self.config.default_severity);
         let service = self
             .config

@@ -137,7 +137,7 @@ fn convert(p: PostableAlert, source: &Source, now: Timestamp) -> Alert {
     let labels: Labels = p.labels;
     let severity = labels
         .get("severity")
-        .and_then(|s| Severity::parse_lenient(s))
+        .and_then(Severity::parse_lenient)
         .unwrap_or(Severity::Error);
     let summary = p
         .annotations
