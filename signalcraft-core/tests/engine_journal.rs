@@ -31,6 +31,20 @@ struct TestJournal {
     released: Mutex<JournalSeq>,
 }
 
+impl TestJournal {
+    /// Puts every record ever appended back up for replay (numbered from 1, as
+    /// appended), as if the released records were still on disk.
+    fn restore_appended(&self) {
+        self.records.lock().extend(
+            self.appended
+                .lock()
+                .iter()
+                .enumerate()
+                .map(|(i, r)| (i as JournalSeq + 1, r.clone())),
+        );
+    }
+}
+
 #[async_trait]
 impl Journal for TestJournal {
     async fn append(&self, record: Vec<u8>) -> Result<JournalSeq, StoreError> {
@@ -322,14 +336,7 @@ async fn alerts_with_raw_payloads_are_applied_and_replayed() {
     let replayed = Arc::new(FlakyStore::default());
     let clock = ManualClock::new(at(0));
     let second = engine(replayed.clone(), journal.clone(), &clock, rec());
-    journal.records.lock().extend(
-        journal
-            .appended
-            .lock()
-            .iter()
-            .enumerate()
-            .map(|(i, r)| (i as JournalSeq + 1, r.clone())),
-    );
+    journal.restore_appended();
     second.recover().await.expect("the records decode");
     assert_eq!(alert_count(replayed.as_ref()).await, 2);
 }
@@ -708,14 +715,7 @@ async fn requests_journaled_in_a_registered_format_are_applied_and_replayed() {
     let clock = ManualClock::new(at(0));
     let second = engine(replayed.clone(), journal.clone(), &clock, rec());
     second.register_journal_format("pairs", pairs.clone());
-    journal.records.lock().extend(
-        journal
-            .appended
-            .lock()
-            .iter()
-            .enumerate()
-            .map(|(i, r)| (i as JournalSeq + 1, r.clone())),
-    );
+    journal.restore_appended();
     second.recover().await.expect("the records decode");
     assert_eq!(alert_count(replayed.as_ref()).await, 4);
     assert_eq!(pairs.decoded.load(Ordering::SeqCst), 2);
@@ -728,14 +728,7 @@ async fn requests_journaled_in_a_registered_format_are_applied_and_replayed() {
         &clock,
         rec(),
     );
-    journal.records.lock().extend(
-        journal
-            .appended
-            .lock()
-            .iter()
-            .enumerate()
-            .map(|(i, r)| (i as JournalSeq + 1, r.clone())),
-    );
+    journal.restore_appended();
     let err = third.recover().await.expect_err("cannot decode");
     assert!(err.to_string().contains("no decoder"), "{err}");
 }
