@@ -7,7 +7,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use super::nflog::NflogEntry;
-use crate::model::{Fingerprint, Labels};
+use crate::model::{Fingerprint, Labels, eq_short};
 
 use crate::routing::{GroupBy, Route};
 
@@ -127,7 +127,7 @@ impl ProbeKey {
         for (n, v) in pairs {
             for part in [n.as_bytes(), v.as_bytes()] {
                 let l = part.len();
-                if b.len() <= l || b[..l] != *part || b[l] != 0xff {
+                if b.len() <= l || !eq_short(&b[..l], part) || b[l] != 0xff {
                     return false;
                 }
                 b = &b[l + 1..];

@@ -58,6 +58,37 @@ fn read_u32(buf: &[u8], at: usize) -> usize {
     u32::from_le_bytes(b) as usize
 }
 
+/// Longest string [`cmp_short`] and [`eq_short`] compare in an inline loop.
+const SHORT: usize = 24;
+
+/// `a.cmp(b)` for the short strings label names mostly are: a byte loop the compiler
+/// inlines, where the slice comparison calls `memcmp` (whose call costs more than the
+/// comparison of a few bytes). Longer strings take the slice comparison.
+#[inline]
+fn cmp_short(a: &[u8], b: &[u8]) -> Ordering {
+    if a.len() > SHORT || b.len() > SHORT {
+        return a.cmp(b);
+    }
+    for (x, y) in a.iter().zip(b) {
+        if x != y {
+            return x.cmp(y);
+        }
+    }
+    a.len().cmp(&b.len())
+}
+
+/// `a == b` with [`cmp_short`]'s inline loop for short strings.
+#[inline]
+pub(crate) fn eq_short(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    if a.len() > SHORT {
+        return a == b;
+    }
+    a.iter().zip(b).all(|(x, y)| x == y)
+}
+
 /// Converts a length to the buffer's `u32` offsets.
 ///
 /// # Panics
@@ -188,7 +219,7 @@ impl Labels {
         let (mut lo, mut hi) = (0usize, self.len());
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
-            match self.str_at(text, 2 * mid).cmp(name) {
+            match cmp_short(self.str_at(text, 2 * mid).as_bytes(), name.as_bytes()) {
                 Ordering::Less => lo = mid + 1,
                 Ordering::Greater => hi = mid,
                 Ordering::Equal => return Ok(mid),
@@ -786,6 +817,16 @@ mod tests {
 
     fn pairs_strategy() -> impl proptest::strategy::Strategy<Value = Vec<(String, String)>> {
         proptest::collection::vec(("[a-dé]{0,3}", "[x-zü\"\\\\]{0,4}"), 0..8)
+    }
+
+    proptest::proptest! {
+        /// The inline comparisons agree with the standard ones on both sides of `SHORT`.
+        #[test]
+        fn short_comparisons_agree_with_std(a in "[ab]{0,30}", b in "[ab]{0,30}") {
+            proptest::prop_assert_eq!(cmp_short(a.as_bytes(), b.as_bytes()), a.cmp(&b));
+            proptest::prop_assert_eq!(eq_short(a.as_bytes(), b.as_bytes()), a == b);
+            proptest::prop_assert!(eq_short(a.as_bytes(), a.as_bytes()));
+        }
     }
 
     proptest::proptest! {

@@ -10,4 +10,5 @@ pub use event::{
     ActionEvent, ActionKind, Alert, AlertStatus, ChangeEvent, EVENT_SCHEMA, Event, Image, Link,
     RawPayload, Severity, Source,
 };
+pub(crate) use labels::eq_short;
 pub use labels::{Annotations, Fingerprint, LabelView, Labels, LabelsBuilder};

@@ -16,7 +16,7 @@ use std::fmt;
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 
-use crate::model::LabelView;
+use crate::model::{LabelView, eq_short};
 
 /// A matcher operator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -204,8 +204,8 @@ impl Matcher {
             return f.is_match(v) != (self.op == MatchOp::NotRe);
         }
         match (&self.op, &self.re) {
-            (MatchOp::Eq, _) => v == self.value,
-            (MatchOp::NotEq, _) => v != self.value,
+            (MatchOp::Eq, _) => eq_short(v.as_bytes(), self.value.as_bytes()),
+            (MatchOp::NotEq, _) => !eq_short(v.as_bytes(), self.value.as_bytes()),
             (MatchOp::Re, Some(re)) => re.is_match(v),
             (MatchOp::NotRe, Some(re)) => !re.is_match(v),
             // Unreachable by construction (regex ops always carry a regex); treat as no match.
