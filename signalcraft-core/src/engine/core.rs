@@ -135,9 +135,9 @@ impl AlertRecord {
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum StoredAlert {
-    /// As received (with its raw payload) until [`EngineCore::compact_alerts`]. Inline,
-    /// not boxed: receiving an alert moves it into its entry without an allocation.
-    Full(Alert),
+    /// As received (with its raw payload) until [`EngineCore::compact_alerts`]. Boxed:
+    /// inline, every slab slot would stay as large as a full `Alert` after compaction.
+    Full(Box<Alert>),
     /// Packed, raw payload released.
     Compact(CompactAlert),
 }
@@ -673,7 +673,7 @@ impl EngineCore {
         self.alerts.insert(
             fp,
             AlertEntry {
-                alert: StoredAlert::Full(alert),
+                alert: StoredAlert::Full(Box::new(alert)),
                 raw_elided: false,
                 fingerprint: fp,
                 first_seen: now,
@@ -690,7 +690,7 @@ impl EngineCore {
     /// Makes `alert` the latest version of the known alert `fp`, held in full.
     fn set_full(&mut self, fp: Fingerprint, alert: Alert) {
         if let Some(e) = self.alerts.get_mut(&fp) {
-            e.alert = StoredAlert::Full(alert);
+            e.alert = StoredAlert::Full(Box::new(alert));
             e.raw_elided = false;
             self.note_full(fp);
         }
@@ -1227,7 +1227,7 @@ impl EngineCore {
                         fingerprint: *fp,
                         payload_elided: e.raw_elided,
                         alert: match e.alert {
-                            StoredAlert::Full(a) => a,
+                            StoredAlert::Full(a) => *a,
                             StoredAlert::Compact(c) => c.to_alert(),
                         },
                         first_seen: e.first_seen,
