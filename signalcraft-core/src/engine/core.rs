@@ -326,6 +326,14 @@ fn fp_key(fp: Fingerprint) -> String {
     fp.to_string()
 }
 
+/// A record's JSON, written into a buffer sized for a typical alert, group or incident
+/// record (serde_json's own starts at 128 bytes and grows by doubling).
+fn record_json<T: Serialize + ?Sized>(value: &T) -> serde_json::Result<Vec<u8>> {
+    let mut buf = Vec::with_capacity(768);
+    serde_json::to_writer(&mut buf, value)?;
+    Ok(buf)
+}
+
 impl EngineCore {
     /// A core with no state.
     pub fn new(cfg: CompiledConfig) -> Self {
@@ -1289,12 +1297,11 @@ impl EngineCore {
         // written from the packed form.
         let all_packed = members().all(|e| matches!(e.alert, StoredAlert::Compact(_)));
         let (mut alerts, (mut common_labels, mut common_annotations)) = if all_packed {
-            let packed: Vec<CompactAlert> = members()
-                .filter_map(|e| match &e.alert {
-                    StoredAlert::Compact(c) => Some(c.clone()),
-                    StoredAlert::Full(_) => None,
-                })
-                .collect();
+            let mut packed: Vec<CompactAlert> = Vec::with_capacity(firing.len() + resolved.len());
+            packed.extend(members().filter_map(|e| match &e.alert {
+                StoredAlert::Compact(c) => Some(c.clone()),
+                StoredAlert::Full(_) => None,
+            }));
             let shared = common_packed(&packed);
             (NotificationAlerts::from_packed(packed), shared)
         } else {
@@ -1326,7 +1333,7 @@ impl EngineCore {
                 self.cfg.external_url.as_deref(),
             )
         });
-        let mut entries = Vec::new();
+        let mut entries = Vec::with_capacity(route.notify.len());
         let last = route.notify.len().saturating_sub(1);
         for (ti, t) in route.notify.iter().enumerate() {
             let id = format!("incident/{}/{ti}-{h:016x}-{}", t.channel, time_key(now));
@@ -2260,11 +2267,11 @@ impl EngineCore {
             Record::Alert(fp) => (
                 Table::Alerts,
                 fp_key(*fp),
-                self.alert_record(*fp).map(|a| serde_json::to_vec(&a)),
+                self.alert_record(*fp).map(|a| record_json(&a)),
             ),
             Record::Group(h) => {
                 let g = self.groups.get(h)?;
-                (Table::Groups, g.key.clone(), Some(serde_json::to_vec(g)))
+                (Table::Groups, g.key.clone(), Some(record_json(g)))
             }
             // Incidents are never deleted by the engine: one no longer in memory was
             // evicted after closing ([`EngineCore::evict_closed_incidents`]) and its
@@ -2272,7 +2279,7 @@ impl EngineCore {
             Record::Incident(id) => (
                 Table::Incidents,
                 id.clone(),
-                Some(serde_json::to_vec(self.incidents.get(id)?)),
+                Some(record_json(self.incidents.get(id)?)),
             ),
             Record::Silence(id) => (
                 Table::Silences,

@@ -642,9 +642,24 @@ impl Fingerprint {
     }
 }
 
+impl Fingerprint {
+    /// The 16 lower-case hex digits of the fingerprint, most significant first
+    /// (without the formatting machinery: records and keys write many of them).
+    fn hex_digits(self) -> [u8; 16] {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut out = [0u8; 16];
+        for (i, d) in out.iter_mut().enumerate() {
+            *d = DIGITS[((self.0 >> (60 - 4 * i)) & 0xf) as usize];
+        }
+        out
+    }
+}
+
 impl fmt::Display for Fingerprint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:016x}", self.0)
+        let digits = self.hex_digits();
+        // ASCII by construction, so the conversion cannot fail.
+        f.pad(std::str::from_utf8(&digits).unwrap_or_default())
     }
 }
 
@@ -656,7 +671,8 @@ impl fmt::Debug for Fingerprint {
 
 impl Serialize for Fingerprint {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
+        let digits = self.hex_digits();
+        s.serialize_str(std::str::from_utf8(&digits).unwrap_or_default())
     }
 }
 
@@ -817,6 +833,17 @@ mod tests {
 
     fn pairs_strategy() -> impl proptest::strategy::Strategy<Value = Vec<(String, String)>> {
         proptest::collection::vec(("[a-dé]{0,3}", "[x-zü\"\\\\]{0,4}"), 0..8)
+    }
+
+    proptest::proptest! {
+        /// The hex form is `{:016x}` of the value and parses back.
+        #[test]
+        fn fingerprint_hex_round_trips(v in proptest::num::u64::ANY) {
+            let fp = Fingerprint(v);
+            proptest::prop_assert_eq!(fp.to_string(), format!("{v:016x}"));
+            proptest::prop_assert_eq!(serde_json::to_string(&fp).unwrap(), format!("\"{v:016x}\""));
+            proptest::prop_assert_eq!(Fingerprint::parse(&fp.to_string()), Some(fp));
+        }
     }
 
     proptest::proptest! {
