@@ -15,6 +15,8 @@
 //! name/value pairs (in name order), annotation name/value pairs (in name order), and
 //! per link its href plus its text prefixed by one presence byte.
 
+use std::sync::Arc;
+
 use jiff::Timestamp;
 
 use super::event::{Alert, AlertStatus, Image, Link, RawPayload, Severity, Source};
@@ -33,9 +35,11 @@ pub struct CompactAlert {
     secs: [i64; 2],
     /// … and their nanoseconds (two `Option<Timestamp>`s would take 48 bytes).
     nanos: [i32; 2],
-    text: Box<[u8]>,
+    /// Shared, not copied, when the alert is cloned (every notification of a group
+    /// carries its alerts packed).
+    text: Arc<[u8]>,
     /// Details (when not null) and images (when any): rare, kept apart.
-    extra: Option<Box<Extra>>,
+    extra: Option<Arc<Extra>>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -201,7 +205,7 @@ impl CompactAlert {
             }
         }
         let extra = (!a.details.is_null() || !a.images.is_empty()).then(|| {
-            Box::new(Extra {
+            Arc::new(Extra {
                 details: a.details.clone(),
                 images: a.images.clone(),
             })
@@ -214,7 +218,7 @@ impl CompactAlert {
             severity: a.severity,
             secs: [s0, s1],
             nanos: [n0, n1],
-            text: t.into_boxed_slice(),
+            text: Arc::from(t),
             extra,
         }
     }
