@@ -156,6 +156,17 @@ pub struct WriteBatch {
     pub ops: Vec<WriteOp>,
 }
 
+/// `value`'s JSON, written into a buffer of `capacity` bytes to start with (for
+/// records whose usual size is known: fewer reallocations than growing from empty).
+pub(crate) fn json_sized<T: Serialize + ?Sized>(
+    value: &T,
+    capacity: usize,
+) -> serde_json::Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(capacity);
+    serde_json::to_writer(&mut out, value)?;
+    Ok(out)
+}
+
 impl WriteBatch {
     /// An empty batch.
     pub fn new() -> Self {

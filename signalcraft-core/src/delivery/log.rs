@@ -218,8 +218,8 @@ fn throttle_key(kind: &str, address: &str) -> String {
 /// growing from empty would reallocate several times per write), with a large
 /// slack given back.
 fn json<T: Serialize + ?Sized>(v: &T, capacity: usize) -> Result<Vec<u8>, StoreError> {
-    let mut out = Vec::with_capacity(capacity);
-    serde_json::to_writer(&mut out, v).map_err(|e| StoreError::Codec(e.to_string()))?;
+    let mut out =
+        crate::store::json_sized(v, capacity).map_err(|e| StoreError::Codec(e.to_string()))?;
     // An in-memory store keeps the buffer as is: give a large slack back (an
     // in-place shrink in the allocator, not a copy).
     if out.capacity() - out.len() > out.len() / 4 {

@@ -640,9 +640,7 @@ impl Fingerprint {
         }
         u64::from_str_radix(s, 16).ok().map(Fingerprint)
     }
-}
 
-impl Fingerprint {
     /// The 16 lower-case hex digits of the fingerprint, most significant first
     /// (without the formatting machinery: records and keys write many of them).
     fn hex_digits(self) -> [u8; 16] {
